@@ -1,0 +1,180 @@
+//! Every message the actors exchange, with what it asks for.
+
+use actix::{Addr, Message};
+use bytes::Bytes;
+
+use super::{
+    connection::Outlet, invitation::InvitationActor, participant::ParticipantActor,
+    protocol::{ClientFrame, ParticipantView},
+};
+use crate::domain::{
+    ids::{InvitationId, ParticipantId, PolicyId, SessionId, UserId},
+    invitation::Refusal,
+    permissions::PermissionSet,
+    session::{Channel, LeaveReason},
+};
+
+/// Who is joining a session.
+#[derive(Debug, Clone)]
+pub enum Joiner {
+    /// A user of the session's account (or acting inside it).
+    Technician { user_id: UserId, name: String },
+    /// The customer side, through the session's customer key.
+    Customer,
+    /// An external technician who redeemed an invitation.
+    Guest { invitation_id: InvitationId, inviter: ParticipantId, name: String, permissions: PermissionSet },
+}
+
+/// Why a session refused a join after the upgrade (answered by closing the socket).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JoinRefusal {
+    /// The session ended meanwhile (close 4002).
+    SessionEnded,
+    /// The guest's inviter left meanwhile (close 4001).
+    InviterLeft,
+}
+
+/// A new connection asks to join; the session answers with the participant id it gets (a
+/// technician back within the reconnect grace gets its old one) and sends `welcome` itself.
+#[derive(Message)]
+#[rtype(result = "Result<ParticipantId, JoinRefusal>")]
+pub struct Join {
+    /// Who joins.
+    pub joiner: Joiner,
+    /// Where the session sends this participant's frames.
+    pub outlet: Outlet,
+    /// The connection's actor, told when the session drops it.
+    pub addr: Addr<ParticipantActor>,
+}
+
+/// A parsed text frame from a participant.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct FromClient {
+    /// Who sent it.
+    pub participant: ParticipantId,
+    /// What it says.
+    pub frame: ClientFrame,
+}
+
+/// A binary stream frame from a participant (the first byte is the channel; kept in `data`).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct StreamFrame {
+    /// Who sent it.
+    pub participant: ParticipantId,
+    /// The channel of its first byte.
+    pub channel: Channel,
+    /// The whole frame, relayed unchanged.
+    pub data: Bytes,
+}
+
+/// A participant's connection ended (or it sent `leave`).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Departed {
+    /// Who left.
+    pub participant: ParticipantId,
+    /// Why, as it goes into the report.
+    pub reason: LeaveReason,
+}
+
+/// The session dropped this participant (and already queued its close frame).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Evicted;
+
+/// Which participant of `user_id` is connected to the session now, if any (for inviting).
+#[derive(Message)]
+#[rtype(result = "Option<ParticipantId>")]
+pub struct ConnectedTechnician {
+    /// The user asking to invite.
+    pub user_id: UserId,
+}
+
+/// A new pending invitation by `inviter`; `false` when the inviter is gone already.
+#[derive(Message)]
+#[rtype(result = "bool")]
+pub struct TrackInvitation {
+    /// The invitation.
+    pub invitation_id: InvitationId,
+    /// The participant who created it.
+    pub inviter: ParticipantId,
+    /// Its actor, told to revoke when the inviter leaves or the session ends.
+    pub addr: Addr<InvitationActor>,
+}
+
+/// An invitation is no longer pending (redeemed, expired or revoked).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct InvitationClosed {
+    /// The invitation.
+    pub invitation_id: InvitationId,
+}
+
+/// The participants connected now, for `GET /sessions/{id}`.
+#[derive(Message)]
+#[rtype(result = "SessionSnapshot")]
+pub struct Snapshot;
+
+/// What `Snapshot` answers.
+#[derive(Debug, Clone)]
+pub struct SessionSnapshot {
+    /// Connected participants (and technicians within their reconnect grace).
+    pub participants: Vec<ParticipantView>,
+    /// The user owning the session.
+    pub owner_user_id: UserId,
+}
+
+/// The broker is shutting down: end with reason `shutdown` and close every socket with 1001.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Shutdown;
+
+/// Uses an invitation up, once.
+#[derive(Message)]
+#[rtype(result = "Result<RedeemGrant, RedeemError>")]
+pub struct Redeem;
+
+/// What a redemption grants.
+#[derive(Debug, Clone)]
+pub struct RedeemGrant {
+    /// The session to join.
+    pub session_id: SessionId,
+    /// The participant who invited.
+    pub inviter: ParticipantId,
+    /// The guest's display name.
+    pub guest_name: String,
+    /// The policy's permissions.
+    pub permissions: PermissionSet,
+    /// The policy.
+    pub policy_id: PolicyId,
+}
+
+/// Why a redemption failed.
+#[derive(Debug)]
+pub enum RedeemError {
+    /// The invitation cannot be used.
+    Refused(Refusal),
+    /// The store failed.
+    Store(sqlx::Error),
+}
+
+/// Why an invitation is withdrawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RevokeCause {
+    /// `DELETE /invitations/{id}`.
+    Deleted,
+    /// Its inviter left the session.
+    InviterLeft,
+    /// The session ended.
+    SessionEnded,
+}
+
+/// Withdraws a pending invitation; answers `false` when it was no longer pending.
+#[derive(Message)]
+#[rtype(result = "bool")]
+pub struct Revoke {
+    /// Why.
+    pub cause: RevokeCause,
+}

@@ -1,0 +1,10 @@
+//! The live part of the broker: one actor per session, per connected participant and per
+//! pending invitation, and the registry that finds them.
+
+pub mod connection;
+pub mod invitation;
+pub mod messages;
+pub mod participant;
+pub mod protocol;
+pub mod registry;
+pub mod session;

@@ -1,0 +1,235 @@
+//! `ParticipantActor`: one per WebSocket connection. It reads and checks the client's frames,
+//! keeps the heartbeat, enforces size and error limits, and reports its departure. It talks
+//! only to its session actor; the session writes to the socket through the connection's outlet.
+
+use std::{
+    collections::VecDeque,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use actix::prelude::*;
+use actix_ws::{AggregatedMessage, ProtocolError};
+
+use super::{
+    connection::{Outbound, Outlet},
+    messages::{Departed, Evicted, FromClient, Join, JoinRefusal, Joiner, StreamFrame},
+    protocol::{ClientFrame, FrameError, ServerFrame, parse_client_frame},
+    session::SessionActor,
+};
+use crate::{
+    config::WsSettings,
+    domain::{
+        ids::ParticipantId,
+        session::{Channel, LeaveReason, close_code},
+    },
+};
+
+/// The per-connection limits, from `[ws]` in the config.
+#[derive(Debug, Clone)]
+pub struct WsLimits {
+    pub ping_interval: Duration,
+    pub client_timeout: Duration,
+    pub max_text_bytes: usize,
+    pub max_binary_bytes: usize,
+    pub max_errors_per_minute: usize,
+    pub max_chat_chars: usize,
+    pub outbound_queue: usize,
+}
+
+impl From<&WsSettings> for WsLimits {
+    fn from(s: &WsSettings) -> Self {
+        Self {
+            ping_interval: Duration::from_secs(s.ping_interval_secs.max(1)),
+            client_timeout: Duration::from_secs(s.client_timeout_secs.max(1)),
+            max_text_bytes: s.max_text_bytes,
+            max_binary_bytes: s.max_binary_bytes,
+            max_errors_per_minute: s.max_errors_per_minute as usize,
+            max_chat_chars: s.max_chat_chars,
+            outbound_queue: s.outbound_queue,
+        }
+    }
+}
+
+pub struct ParticipantActor {
+    session: Addr<SessionActor>,
+    joiner: Option<Joiner>,
+    outlet: Outlet,
+    limits: Arc<WsLimits>,
+    participant: Option<ParticipantId>,
+    last_heard: Instant,
+    errors: VecDeque<Instant>,
+    /// Set once the session knows this participant is gone (no second `Departed`).
+    done: bool,
+}
+
+impl ParticipantActor {
+    pub fn new(session: Addr<SessionActor>, joiner: Joiner, outlet: Outlet, limits: Arc<WsLimits>) -> Self {
+        Self {
+            session,
+            joiner: Some(joiner),
+            outlet,
+            limits,
+            participant: None,
+            last_heard: Instant::now(),
+            errors: VecDeque::new(),
+            done: false,
+        }
+    }
+
+    /// Tells the session this participant is gone (once) and stops.
+    fn depart(&mut self, reason: LeaveReason, ctx: &mut Context<Self>) {
+        if !self.done {
+            self.done = true;
+            if let Some(pid) = self.participant {
+                self.session.do_send(Departed { participant: pid, reason });
+            }
+        }
+        ctx.stop();
+    }
+
+    /// Closes the socket with a protocol error code and departs.
+    fn close_with(&mut self, code: u16, reason: &'static str, ctx: &mut Context<Self>) {
+        tracing::info!(participant = ?self.participant, code, reason, "closing connection");
+        self.outlet.close(code, reason);
+        self.depart(LeaveReason::Disconnected, ctx);
+    }
+
+    /// Answers a malformed frame with an `error` frame; too many within a minute close the
+    /// connection with 1008.
+    fn refuse(&mut self, err: FrameError, ctx: &mut Context<Self>) {
+        let now = Instant::now();
+        while self.errors.front().is_some_and(|t| now.duration_since(*t) > Duration::from_secs(60)) {
+            self.errors.pop_front();
+        }
+        self.errors.push_back(now);
+        if self.errors.len() > self.limits.max_errors_per_minute {
+            self.close_with(close_code::POLICY_VIOLATION, "too_many_invalid_frames", ctx);
+            return;
+        }
+        let text = ServerFrame::Error { code: err.code(), message: &err.message() }.encode();
+        let _ = self.outlet.text(text);
+    }
+
+    fn on_text(&mut self, text: &str, ctx: &mut Context<Self>) {
+        if text.len() > self.limits.max_text_bytes {
+            self.close_with(close_code::TOO_BIG, "message_too_big", ctx);
+            return;
+        }
+        let Some(pid) = self.participant else { return };
+        match parse_client_frame(text) {
+            Ok(ClientFrame::Chat { text }) if text.trim().is_empty() => {
+                self.refuse(FrameError::Invalid("chat text is empty".into()), ctx)
+            }
+            Ok(ClientFrame::Chat { text }) if text.chars().count() > self.limits.max_chat_chars => self.refuse(
+                FrameError::Invalid(format!("chat text is longer than {} characters", self.limits.max_chat_chars)),
+                ctx,
+            ),
+            Ok(frame) => self.session.do_send(FromClient { participant: pid, frame }),
+            Err(err) => self.refuse(err, ctx),
+        }
+    }
+
+    fn on_binary(&mut self, data: bytes::Bytes, ctx: &mut Context<Self>) {
+        if data.len() > self.limits.max_binary_bytes {
+            self.close_with(close_code::TOO_BIG, "message_too_big", ctx);
+            return;
+        }
+        let Some(pid) = self.participant else { return };
+        match data.first().copied().and_then(Channel::from_byte) {
+            Some(channel) => self.session.do_send(StreamFrame { participant: pid, channel, data }),
+            None => self.refuse(
+                FrameError::Invalid("a binary frame starts with its channel: 1 screen, 2 input, 3 file".into()),
+                ctx,
+            ),
+        }
+    }
+}
+
+impl Actor for ParticipantActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        let Some(joiner) = self.joiner.take() else { return };
+        let join = Join { joiner, outlet: self.outlet.clone(), addr: ctx.address() };
+        // Nothing from the client is processed before the session has admitted it.
+        ctx.wait(self.session.send(join).into_actor(self).map(|res, act, ctx| match res {
+            Ok(Ok(pid)) => act.participant = Some(pid),
+            Ok(Err(JoinRefusal::SessionEnded)) => {
+                let _ = act.outlet.text(ServerFrame::SessionEnded { reason: "ended" }.encode());
+                act.outlet.close(close_code::SESSION_ENDED, "session_ended");
+                act.done = true;
+                ctx.stop();
+            }
+            Ok(Err(JoinRefusal::InviterLeft)) => {
+                act.outlet.close(close_code::INVITER_LEFT, "inviter_left");
+                act.done = true;
+                ctx.stop();
+            }
+            Err(_) => {
+                act.outlet.close(close_code::INTERNAL_ERROR, "session_failed");
+                act.done = true;
+                ctx.stop();
+            }
+        }));
+        ctx.run_interval(self.limits.ping_interval, |act, ctx| {
+            if act.last_heard.elapsed() > act.limits.client_timeout {
+                tracing::info!(participant = ?act.participant, "client silent too long; dropping");
+                act.outlet.force_close(close_code::GOING_AWAY);
+                act.depart(LeaveReason::Disconnected, ctx);
+            } else if act.outlet.send(Outbound::Ping).is_err() && act.outlet.is_closed() {
+                act.depart(LeaveReason::Disconnected, ctx);
+            }
+        });
+    }
+
+    fn stopped(&mut self, _: &mut Self::Context) {
+        if !self.done
+            && let Some(pid) = self.participant
+        {
+            self.session.do_send(Departed { participant: pid, reason: LeaveReason::Disconnected });
+        }
+    }
+}
+
+impl StreamHandler<Result<AggregatedMessage, ProtocolError>> for ParticipantActor {
+    fn handle(&mut self, item: Result<AggregatedMessage, ProtocolError>, ctx: &mut Self::Context) {
+        self.last_heard = Instant::now();
+        match item {
+            Ok(AggregatedMessage::Text(text)) => self.on_text(&text, ctx),
+            Ok(AggregatedMessage::Binary(data)) => self.on_binary(data, ctx),
+            Ok(AggregatedMessage::Ping(data)) => {
+                let _ = self.outlet.send(Outbound::Pong(data));
+            }
+            Ok(AggregatedMessage::Pong(_)) => {}
+            Ok(AggregatedMessage::Close(_)) => {
+                self.outlet.close(close_code::NORMAL, "bye");
+                self.depart(LeaveReason::Disconnected, ctx);
+            }
+            Err(ProtocolError::Overflow) => self.close_with(close_code::TOO_BIG, "message_too_big", ctx),
+            Err(ProtocolError::Io(err)) if err.kind() == std::io::ErrorKind::InvalidData => {
+                self.close_with(close_code::INVALID_PAYLOAD, "invalid_utf8", ctx)
+            }
+            Err(ProtocolError::Io(err)) if err.to_string().contains("continuation size") => {
+                self.close_with(close_code::TOO_BIG, "message_too_big", ctx)
+            }
+            Err(err) => {
+                tracing::debug!(participant = ?self.participant, error = %err, "websocket protocol error");
+                self.close_with(close_code::POLICY_VIOLATION, "protocol_error", ctx);
+            }
+        }
+    }
+
+    fn finished(&mut self, ctx: &mut Self::Context) {
+        self.depart(LeaveReason::Disconnected, ctx);
+    }
+}
+
+impl Handler<Evicted> for ParticipantActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Evicted, ctx: &mut Self::Context) {
+        self.done = true;
+        ctx.stop();
+    }
+}

@@ -1,0 +1,166 @@
+//! The WebSocket frames of the session protocol (see docs/protocol.md).
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::domain::{permissions::PermissionSet, session::Role};
+
+/// A text frame from a client.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientFrame {
+    Chat { text: String },
+    TransferOwnership { to: Uuid },
+    EndSession,
+    Leave,
+}
+
+const CLIENT_TYPES: [&str; 4] = ["chat", "transfer_ownership", "end_session", "leave"];
+
+/// Why a text frame was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FrameError {
+    /// Not JSON, not an object, or a field missing or of the wrong type.
+    Invalid(String),
+    /// A well-formed frame of a type this server does not know.
+    UnknownType(String),
+}
+
+impl FrameError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Invalid(_) => "invalid_frame",
+            Self::UnknownType(_) => "unknown_type",
+        }
+    }
+
+    pub fn message(&self) -> String {
+        match self {
+            Self::Invalid(why) => format!("malformed frame: {why}"),
+            Self::UnknownType(t) => format!("unknown frame type {t:?}"),
+        }
+    }
+}
+
+/// Parses a client text frame.
+pub fn parse_client_frame(text: &str) -> Result<ClientFrame, FrameError> {
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| FrameError::Invalid(e.to_string()))?;
+    let Some(kind) = value.get("type").and_then(|t| t.as_str()) else {
+        return Err(FrameError::Invalid("a frame is an object with a string \"type\"".into()));
+    };
+    if !CLIENT_TYPES.contains(&kind) {
+        let mut shown: String = kind.chars().take(64).collect();
+        if shown.len() < kind.len() {
+            shown.push('…');
+        }
+        return Err(FrameError::UnknownType(shown));
+    }
+    serde_json::from_value(value).map_err(|e| FrameError::Invalid(e.to_string()))
+}
+
+/// A participant as clients see it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ParticipantView {
+    pub id: Uuid,
+    pub user_id: Option<Uuid>,
+    pub name: String,
+    pub role: Role,
+}
+
+/// The author of a chat message.
+#[derive(Debug, Clone, Serialize)]
+pub struct Speaker<'a> {
+    pub id: Uuid,
+    pub name: &'a str,
+    pub role: Role,
+}
+
+/// A text frame from the server.
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerFrame<'a> {
+    Welcome {
+        participant_id: Uuid,
+        session_id: Uuid,
+        role: Role,
+        permissions: PermissionSet,
+        owner_id: Option<Uuid>,
+        participants: Vec<ParticipantView>,
+    },
+    ParticipantJoined {
+        participant: &'a ParticipantView,
+    },
+    ParticipantLeft {
+        participant_id: Uuid,
+        reason: &'a str,
+    },
+    /// A technician's connection dropped; it keeps its place for the reconnect grace.
+    ParticipantAway {
+        participant_id: Uuid,
+    },
+    /// A technician came back within the grace.
+    ParticipantBack {
+        participant_id: Uuid,
+    },
+    Chat {
+        id: Uuid,
+        from: Speaker<'a>,
+        text: &'a str,
+        at: DateTime<Utc>,
+    },
+    OwnerChanged {
+        owner_id: Option<Uuid>,
+    },
+    Error {
+        code: &'a str,
+        message: &'a str,
+    },
+    SessionEnded {
+        reason: &'a str,
+    },
+}
+
+impl ServerFrame<'_> {
+    /// The frame as JSON text, ready to share between receivers.
+    pub fn encode(&self) -> bytestring::ByteString {
+        // Serializing these plain structs cannot fail; fall back to an error frame anyway.
+        serde_json::to_string(self)
+            .unwrap_or_else(|_| r#"{"type":"error","code":"internal","message":"encoding failed"}"#.into())
+            .into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_parse_by_type() {
+        assert_eq!(
+            parse_client_frame(r#"{"type":"chat","text":"hi"}"#),
+            Ok(ClientFrame::Chat { text: "hi".into() })
+        );
+        assert_eq!(parse_client_frame(r#"{"type":"leave"}"#), Ok(ClientFrame::Leave));
+    }
+
+    #[test]
+    fn malformed_frames_are_invalid_and_unknown_types_are_named() {
+        assert_eq!(parse_client_frame("{nope").unwrap_err().code(), "invalid_frame");
+        assert_eq!(parse_client_frame(r#"{"type":"chat"}"#).unwrap_err().code(), "invalid_frame");
+        assert_eq!(parse_client_frame(r#"[1,2]"#).unwrap_err().code(), "invalid_frame");
+        assert_eq!(
+            parse_client_frame(r#"{"type":"dance"}"#),
+            Err(FrameError::UnknownType("dance".into()))
+        );
+    }
+
+    #[test]
+    fn server_frames_use_the_contract_names() {
+        let text = ServerFrame::SessionEnded { reason: "shutdown" }.encode();
+        assert_eq!(&*text, r#"{"type":"session_ended","reason":"shutdown"}"#);
+        let text = ServerFrame::OwnerChanged { owner_id: None }.encode();
+        assert_eq!(&*text, r#"{"type":"owner_changed","owner_id":null}"#);
+    }
+}

@@ -1,0 +1,57 @@
+//! Finds the live actors: session id → session actor, invitation id → invitation actor.
+//! Read-mostly indexes; the state of a session lives only inside its actor.
+
+use std::sync::Arc;
+
+use actix::Addr;
+use dashmap::DashMap;
+
+use super::{invitation::InvitationActor, session::SessionActor};
+use crate::domain::ids::{InvitationId, SessionId};
+
+#[derive(Default)]
+pub struct Registry {
+    sessions: DashMap<SessionId, Addr<SessionActor>>,
+    invitations: DashMap<InvitationId, Addr<InvitationActor>>,
+}
+
+impl Registry {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    pub fn session(&self, id: SessionId) -> Option<Addr<SessionActor>> {
+        self.sessions.get(&id).map(|a| a.clone()).filter(|a| a.connected())
+    }
+
+    pub fn insert_session(&self, id: SessionId, addr: Addr<SessionActor>) {
+        self.sessions.insert(id, addr);
+        metrics::gauge!("broker_live_sessions").set(self.sessions.len() as f64);
+    }
+
+    pub fn remove_session(&self, id: SessionId) {
+        self.sessions.remove(&id);
+        metrics::gauge!("broker_live_sessions").set(self.sessions.len() as f64);
+    }
+
+    /// Every live session actor (for shutdown).
+    pub fn all_sessions(&self) -> Vec<Addr<SessionActor>> {
+        self.sessions.iter().map(|e| e.value().clone()).collect()
+    }
+
+    pub fn live_sessions(&self) -> usize {
+        self.sessions.len()
+    }
+
+    pub fn invitation(&self, id: InvitationId) -> Option<Addr<InvitationActor>> {
+        self.invitations.get(&id).map(|a| a.clone()).filter(|a| a.connected())
+    }
+
+    pub fn insert_invitation(&self, id: InvitationId, addr: Addr<InvitationActor>) {
+        self.invitations.insert(id, addr);
+    }
+
+    pub fn remove_invitation(&self, id: InvitationId) {
+        self.invitations.remove(&id);
+    }
+}

@@ -1,0 +1,653 @@
+//! `SessionActor`: one per live session and the one place where its rules hold: who owns it,
+//! who may send what to whom, who goes when an inviter leaves, and when it ends.
+
+use std::{collections::HashMap, sync::Arc, time::Duration};
+
+use actix::prelude::*;
+use bytestring::ByteString;
+use chrono::Utc;
+use metrics::{Counter, Gauge};
+
+use super::{
+    connection::{Outbound, Outlet, SendError},
+    invitation::InvitationActor,
+    messages::*,
+    participant::ParticipantActor,
+    protocol::{ClientFrame, ParticipantView, ServerFrame, Speaker},
+    registry::Registry,
+};
+use crate::{
+    domain::{
+        ids::{InvitationId, MessageId, ParticipantId, SessionId, UserId},
+        permissions::{Permission, PermissionSet},
+        session::{
+            self, EndReason, Kind, LeaveReason, Role, Route, check_transfer, close_code, permissions_of,
+            receives,
+        },
+    },
+    report::ReportSink,
+    store::ReportEvent,
+};
+
+/// What every session actor shares: where reports go, the registry, timings and metrics.
+pub struct SessionDeps {
+    pub reports: ReportSink,
+    pub registry: Arc<Registry>,
+    pub reconnect_grace: Duration,
+    pub metrics: RelayMetrics,
+}
+
+/// Metric handles resolved once, so the relay path does no lookups.
+pub struct RelayMetrics {
+    pub chat: Counter,
+    pub screen: Counter,
+    pub input: Counter,
+    pub file: Counter,
+    pub dropped_forbidden: Counter,
+    pub dropped_too_slow: Counter,
+    pub technicians: Gauge,
+    pub guests: Gauge,
+    pub customers: Gauge,
+}
+
+impl RelayMetrics {
+    pub fn register() -> Self {
+        let relayed = |kind: &'static str| metrics::counter!("broker_frames_relayed_total", "kind" => kind);
+        let dropped = |reason: &'static str| metrics::counter!("broker_frames_dropped_total", "reason" => reason);
+        let role = |role: &'static str| metrics::gauge!("broker_participants", "role" => role);
+        Self {
+            chat: relayed("chat"),
+            screen: relayed("screen"),
+            input: relayed("input"),
+            file: relayed("file"),
+            dropped_forbidden: dropped("forbidden"),
+            dropped_too_slow: dropped("too_slow"),
+            technicians: role("technician"),
+            guests: role("guest"),
+            customers: role("customer"),
+        }
+    }
+
+    fn gauge(&self, kind: Kind) -> &Gauge {
+        match kind {
+            Kind::Technician => &self.technicians,
+            Kind::Guest => &self.guests,
+            Kind::Customer => &self.customers,
+        }
+    }
+}
+
+struct Conn {
+    outlet: Outlet,
+    addr: Addr<ParticipantActor>,
+}
+
+struct Member {
+    id: ParticipantId,
+    user_id: Option<UserId>,
+    name: String,
+    kind: Kind,
+    perms: PermissionSet,
+    invited_by: Option<ParticipantId>,
+    /// Join order: the technician with the lowest is the one present longest.
+    seq: u64,
+    /// `None` while a technician is away within its reconnect grace.
+    conn: Option<Conn>,
+    grace: Option<SpawnHandle>,
+}
+
+pub struct SessionActor {
+    id: SessionId,
+    owner_user: UserId,
+    owner: Option<ParticipantId>,
+    members: HashMap<ParticipantId, Member>,
+    next_seq: u64,
+    chat_seq: i64,
+    ownership_seq: i64,
+    invitations: HashMap<InvitationId, (ParticipantId, Addr<InvitationActor>)>,
+    /// Participants whose queue overflowed while relaying; dropped once the handler is done.
+    too_slow: Vec<ParticipantId>,
+    ended: bool,
+    deps: Arc<SessionDeps>,
+}
+
+impl SessionActor {
+    /// Starts the actor for a session just created and registers it at once.
+    pub fn spawn(id: SessionId, owner_user: UserId, deps: Arc<SessionDeps>) -> Addr<Self> {
+        let registry = deps.registry.clone();
+        let addr = SessionActor {
+            id,
+            owner_user,
+            owner: None,
+            members: HashMap::new(),
+            next_seq: 0,
+            chat_seq: 0,
+            ownership_seq: 0,
+            invitations: HashMap::new(),
+            too_slow: Vec::new(),
+            ended: false,
+            deps,
+        }
+        .start();
+        registry.insert_session(id, addr.clone());
+        addr
+    }
+
+    fn role_of(&self, m: &Member) -> Role {
+        Role::of(m.kind, self.owner == Some(m.id))
+    }
+
+    fn view(&self, m: &Member) -> ParticipantView {
+        ParticipantView { id: m.id.0, user_id: m.user_id.map(|u| u.0), name: m.name.clone(), role: self.role_of(m) }
+    }
+
+    /// The owner's participant id while it is connected.
+    fn connected_owner(&self) -> Option<ParticipantId> {
+        self.owner.filter(|o| self.members.get(o).is_some_and(|m| m.conn.is_some()))
+    }
+
+    /// Queues a frame for one participant; an overflowing queue marks it too slow.
+    fn send_to(&mut self, pid: ParticipantId, frame: Outbound) {
+        let Some(conn) = self.members.get(&pid).and_then(|m| m.conn.as_ref()) else { return };
+        if conn.outlet.send(frame) == Err(SendError::Full) {
+            self.too_slow.push(pid);
+        }
+    }
+
+    fn send_error(&mut self, pid: ParticipantId, code: &str, message: &str) {
+        let text = ServerFrame::Error { code, message }.encode();
+        self.send_to(pid, Outbound::Text(text));
+    }
+
+    /// Sends a text frame to every connected participant but `except`.
+    fn broadcast(&mut self, text: &ByteString, except: Option<ParticipantId>) {
+        for m in self.members.values() {
+            if Some(m.id) == except {
+                continue;
+            }
+            if let Some(conn) = &m.conn
+                && conn.outlet.send(Outbound::Text(text.clone())) == Err(SendError::Full)
+            {
+                self.too_slow.push(m.id);
+            }
+        }
+    }
+
+    /// Drops every participant found too slow during the last handler (close 4008).
+    fn settle(&mut self, ctx: &mut Context<Self>) {
+        while let Some(pid) = self.too_slow.pop() {
+            if let Some(conn) = self.members.get(&pid).and_then(|m| m.conn.as_ref()) {
+                tracing::info!(session = %self.id, participant = %pid, "client too slow; closing with 4008");
+                self.deps.metrics.dropped_too_slow.increment(1);
+                conn.outlet.force_close(close_code::TOO_SLOW);
+                conn.addr.do_send(Evicted);
+                self.remove_member(pid, LeaveReason::TooSlow, ctx);
+            }
+        }
+    }
+
+    fn record(&self, event: ReportEvent) {
+        self.deps.reports.record(event);
+    }
+
+    fn welcome(&mut self, pid: ParticipantId) {
+        let Some(m) = self.members.get(&pid) else { return };
+        let mut participants: Vec<(u64, ParticipantView)> =
+            self.members.values().map(|p| (p.seq, self.view(p))).collect();
+        participants.sort_by_key(|(seq, _)| *seq);
+        let text = ServerFrame::Welcome {
+            participant_id: pid.0,
+            session_id: self.id.0,
+            role: self.role_of(m),
+            permissions: m.perms,
+            owner_id: self.connected_owner().map(|o| o.0),
+            participants: participants.into_iter().map(|(_, v)| v).collect(),
+        }
+        .encode();
+        self.send_to(pid, Outbound::Text(text));
+    }
+
+    /// Closes one participant's socket with `code` and tells its actor; the caller removes it.
+    fn evict(&self, pid: ParticipantId, code: u16, reason: &'static str) {
+        if let Some(conn) = self.members.get(&pid).and_then(|m| m.conn.as_ref()) {
+            conn.outlet.close(code, reason);
+            conn.addr.do_send(Evicted);
+        }
+    }
+
+    /// Takes a participant out of the session and applies what follows from it: its guests go
+    /// (4001), its pending invitations are revoked, ownership passes on, and with no
+    /// technician left the session ends.
+    fn remove_member(&mut self, pid: ParticipantId, reason: LeaveReason, ctx: &mut Context<Self>) {
+        let Some(m) = self.members.remove(&pid) else { return };
+        if let Some(handle) = m.grace {
+            ctx.cancel_future(handle);
+        }
+        self.deps.metrics.gauge(m.kind).decrement(1.0);
+        self.record(ReportEvent::Left { participant: pid, reason: reason.as_str(), at: Utc::now() });
+        let text = ServerFrame::ParticipantLeft { participant_id: pid.0, reason: reason.as_str() }.encode();
+        self.broadcast(&text, None);
+        if m.kind != Kind::Technician || self.ended {
+            return;
+        }
+
+        let guests: Vec<ParticipantId> =
+            self.members.values().filter(|g| g.invited_by == Some(pid)).map(|g| g.id).collect();
+        for guest in guests {
+            self.evict(guest, close_code::INVITER_LEFT, "inviter_left");
+            self.remove_member(guest, LeaveReason::InviterLeft, ctx);
+        }
+        let pending: Vec<InvitationId> =
+            self.invitations.iter().filter(|(_, (inviter, _))| *inviter == pid).map(|(id, _)| *id).collect();
+        for id in pending {
+            if let Some((_, addr)) = self.invitations.remove(&id) {
+                addr.do_send(Revoke { cause: RevokeCause::InviterLeft });
+            }
+        }
+
+        let technicians = self.members.values().filter(|t| t.kind == Kind::Technician);
+        let next = session::successor(technicians.map(|t| (t.id, t.seq)));
+        match next {
+            None => self.end(EndReason::NoTechnician, ctx),
+            Some(next) if self.owner == Some(pid) => self.set_owner(Some(pid), next),
+            Some(_) => {}
+        }
+    }
+
+    fn set_owner(&mut self, from: Option<ParticipantId>, to: ParticipantId) {
+        let Some(user) = self.members.get(&to).and_then(|m| m.user_id) else { return };
+        self.owner = Some(to);
+        self.owner_user = user;
+        self.ownership_seq += 1;
+        let at = Utc::now();
+        self.record(ReportEvent::OwnerChanged {
+            session: self.id,
+            seq: self.ownership_seq,
+            from,
+            to,
+            owner_user_id: user,
+            at,
+        });
+        if let Some(from) = from.filter(|f| self.members.contains_key(f)) {
+            self.record(ReportEvent::RoleChanged { participant: from, role: Role::Technician.as_str() });
+        }
+        self.record(ReportEvent::RoleChanged { participant: to, role: Role::Owner.as_str() });
+        let text = ServerFrame::OwnerChanged { owner_id: self.connected_owner().map(|o| o.0) }.encode();
+        self.broadcast(&text, None);
+    }
+
+    /// Ends the session for everyone: `session_ended`, then close (1001 on shutdown, else 4002).
+    fn end(&mut self, reason: EndReason, ctx: &mut Context<Self>) {
+        if self.ended {
+            return;
+        }
+        self.ended = true;
+        tracing::info!(session = %self.id, reason = reason.as_str(), "session ended");
+        let text = ServerFrame::SessionEnded { reason: reason.as_str() }.encode();
+        let (code, leave) = match reason {
+            EndReason::Shutdown => (close_code::GOING_AWAY, LeaveReason::Shutdown),
+            _ => (close_code::SESSION_ENDED, LeaveReason::SessionEnded),
+        };
+        let at = Utc::now();
+        let mut members: Vec<Member> = self.members.drain().map(|(_, m)| m).collect();
+        members.sort_by_key(|m| m.seq);
+        for m in members {
+            if let Some(conn) = &m.conn {
+                let _ = conn.outlet.text(text.clone());
+                conn.outlet.close(code, reason.as_str());
+                conn.addr.do_send(Evicted);
+            }
+            self.deps.metrics.gauge(m.kind).decrement(1.0);
+            self.record(ReportEvent::Left { participant: m.id, reason: leave.as_str(), at });
+        }
+        for (_, (_, addr)) in self.invitations.drain() {
+            addr.do_send(Revoke { cause: RevokeCause::SessionEnded });
+        }
+        self.record(ReportEvent::Ended { session: self.id, reason: reason.as_str(), at });
+        self.deps.registry.remove_session(self.id);
+        ctx.stop();
+    }
+
+    fn on_chat(&mut self, pid: ParticipantId, text: String) {
+        let Some(m) = self.members.get(&pid) else { return };
+        if !m.perms.contains(Permission::Chat) {
+            self.deps.metrics.dropped_forbidden.increment(1);
+            self.send_error(pid, "forbidden", "your policy does not allow chat");
+            return;
+        }
+        #[cfg(feature = "test-hooks")]
+        if text == crate::TEST_PANIC_TEXT {
+            panic!("session actor panic requested by a test");
+        }
+        let id = MessageId::new();
+        let at = Utc::now();
+        let role = self.role_of(m);
+        let frame = ServerFrame::Chat { id: id.0, from: Speaker { id: pid.0, name: &m.name, role }, text: &text, at }.encode();
+        let name = m.name.clone();
+        self.chat_seq += 1;
+        self.record(ReportEvent::Chat {
+            session: self.id,
+            id,
+            seq: self.chat_seq,
+            participant: pid,
+            name,
+            role: role.as_str(),
+            text,
+            at,
+        });
+        let receivers = self.members.values().filter(|m| m.conn.is_some()).count();
+        self.deps.metrics.chat.increment(receivers as u64);
+        self.broadcast(&frame, None);
+    }
+
+    fn on_transfer(&mut self, pid: ParticipantId, to: uuid::Uuid) {
+        let to = ParticipantId(to);
+        let target = self.members.get(&to).filter(|m| m.conn.is_some()).map(|m| m.kind);
+        match check_transfer(self.owner == Some(pid), pid == to, target) {
+            Ok(()) => self.set_owner(Some(pid), to),
+            Err(refusal) => {
+                let message = match refusal {
+                    session::TransferRefusal::NotOwner => "only the owner can hand over the session",
+                    session::TransferRefusal::GuestCannotOwn => "a guest cannot own the session",
+                    session::TransferRefusal::CustomerCannotOwn => "the customer cannot own the session",
+                    session::TransferRefusal::UnknownParticipant => "no such participant is connected",
+                    session::TransferRefusal::AlreadyOwner => "you own the session already",
+                };
+                self.send_error(pid, refusal.code(), message);
+            }
+        }
+    }
+}
+
+impl Actor for SessionActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, _: &mut Self::Context) {
+        tracing::info!(session = %self.id, "session actor started");
+    }
+}
+
+/// The drop guard: a session actor that dies without ending (a panic) closes its sockets with
+/// 1011, leaves the registry and records the failure, while other sessions run on.
+impl Drop for SessionActor {
+    fn drop(&mut self) {
+        if self.ended {
+            return;
+        }
+        tracing::error!(session = %self.id, "session actor died; closing its connections with 1011");
+        let at = Utc::now();
+        for m in self.members.values() {
+            if let Some(conn) = &m.conn {
+                conn.outlet.close(close_code::INTERNAL_ERROR, "session_failed");
+                conn.addr.do_send(Evicted);
+            }
+            self.deps.metrics.gauge(m.kind).decrement(1.0);
+            self.deps.reports.record(ReportEvent::Left {
+                participant: m.id,
+                reason: LeaveReason::SessionEnded.as_str(),
+                at,
+            });
+        }
+        for (_, (_, addr)) in self.invitations.drain() {
+            addr.do_send(Revoke { cause: RevokeCause::SessionEnded });
+        }
+        self.deps.reports.record(ReportEvent::Ended { session: self.id, reason: EndReason::Failed.as_str(), at });
+        self.deps.registry.remove_session(self.id);
+    }
+}
+
+impl Handler<Join> for SessionActor {
+    type Result = Result<ParticipantId, JoinRefusal>;
+
+    fn handle(&mut self, msg: Join, ctx: &mut Self::Context) -> Self::Result {
+        if self.ended {
+            return Err(JoinRefusal::SessionEnded);
+        }
+        let conn = Conn { outlet: msg.outlet, addr: msg.addr };
+        let (user_id, name, kind, perms, invited_by) = match msg.joiner {
+            Joiner::Technician { user_id, name } => {
+                // Back within the reconnect grace: same place, ownership and guests.
+                let away = self
+                    .members
+                    .values_mut()
+                    .find(|m| m.kind == Kind::Technician && m.user_id == Some(user_id) && m.conn.is_none());
+                if let Some(m) = away {
+                    let pid = m.id;
+                    m.conn = Some(conn);
+                    if let Some(handle) = m.grace.take() {
+                        ctx.cancel_future(handle);
+                    }
+                    tracing::info!(session = %self.id, participant = %pid, "technician reconnected within grace");
+                    self.welcome(pid);
+                    let text = ServerFrame::ParticipantBack { participant_id: pid.0 }.encode();
+                    self.broadcast(&text, Some(pid));
+                    if self.owner == Some(pid) {
+                        let text = ServerFrame::OwnerChanged { owner_id: Some(pid.0) }.encode();
+                        self.broadcast(&text, Some(pid));
+                    }
+                    self.settle(ctx);
+                    return Ok(pid);
+                }
+                (Some(user_id), name, Kind::Technician, PermissionSet::ALL, None)
+            }
+            Joiner::Customer => {
+                let previous: Vec<ParticipantId> =
+                    self.members.values().filter(|m| m.kind == Kind::Customer).map(|m| m.id).collect();
+                for old in previous {
+                    self.evict(old, close_code::NORMAL, "replaced");
+                    self.remove_member(old, LeaveReason::Replaced, ctx);
+                }
+                (None, "Customer".to_string(), Kind::Customer, permissions_of(Kind::Customer, PermissionSet::NONE), None)
+            }
+            Joiner::Guest { invitation_id, inviter, name, permissions } => {
+                if !self.members.contains_key(&inviter) {
+                    return Err(JoinRefusal::InviterLeft);
+                }
+                self.invitations.remove(&invitation_id);
+                let pid = ParticipantId::new();
+                self.record(ReportEvent::InvitationRedeemed { invitation: invitation_id, guest: pid });
+                return Ok(self.admit(pid, None, name, Kind::Guest, permissions, Some(inviter), conn, ctx));
+            }
+        };
+        let pid = ParticipantId::new();
+        Ok(self.admit(pid, user_id, name, kind, perms, invited_by, conn, ctx))
+    }
+}
+
+impl SessionActor {
+    #[allow(clippy::too_many_arguments)]
+    fn admit(
+        &mut self,
+        pid: ParticipantId,
+        user_id: Option<UserId>,
+        name: String,
+        kind: Kind,
+        perms: PermissionSet,
+        invited_by: Option<ParticipantId>,
+        conn: Conn,
+        ctx: &mut Context<Self>,
+    ) -> ParticipantId {
+        self.next_seq += 1;
+        if kind == Kind::Technician && self.owner.is_none() && user_id == Some(self.owner_user) {
+            self.owner = Some(pid);
+        }
+        let member = Member { id: pid, user_id, name, kind, perms, invited_by, seq: self.next_seq, conn: Some(conn), grace: None };
+        let view = self.view(&member);
+        self.members.insert(pid, member);
+        self.deps.metrics.gauge(kind).increment(1.0);
+        self.record(ReportEvent::Joined {
+            session: self.id,
+            participant: pid,
+            user_id,
+            name: view.name.clone(),
+            role: view.role.as_str(),
+            at: Utc::now(),
+        });
+        tracing::info!(session = %self.id, participant = %pid, role = view.role.as_str(), "participant joined");
+        self.welcome(pid);
+        let text = ServerFrame::ParticipantJoined { participant: &view }.encode();
+        self.broadcast(&text, Some(pid));
+        if self.owner == Some(pid) {
+            let text = ServerFrame::OwnerChanged { owner_id: Some(pid.0) }.encode();
+            self.broadcast(&text, Some(pid));
+        }
+        self.settle(ctx);
+        pid
+    }
+}
+
+impl Handler<FromClient> for SessionActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: FromClient, ctx: &mut Self::Context) {
+        let pid = msg.participant;
+        if !self.members.contains_key(&pid) {
+            return;
+        }
+        match msg.frame {
+            ClientFrame::Chat { text } => self.on_chat(pid, text),
+            ClientFrame::TransferOwnership { to } => self.on_transfer(pid, to),
+            ClientFrame::EndSession => {
+                if self.owner == Some(pid) {
+                    self.end(EndReason::EndedByOwner, ctx);
+                } else {
+                    self.send_error(pid, "not_owner", "only the owner can end the session");
+                }
+            }
+            ClientFrame::Leave => {
+                self.evict(pid, close_code::NORMAL, "left");
+                self.remove_member(pid, LeaveReason::Left, ctx);
+            }
+        }
+        self.settle(ctx);
+    }
+}
+
+impl Handler<StreamFrame> for SessionActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: StreamFrame, ctx: &mut Self::Context) {
+        let Some(sender) = self.members.get(&msg.participant) else { return };
+        let route = session::route(sender.kind, sender.perms, msg.channel);
+        let counter = match msg.channel {
+            session::Channel::Screen => &self.deps.metrics.screen,
+            session::Channel::Input => &self.deps.metrics.input,
+            session::Channel::File => &self.deps.metrics.file,
+        };
+        let mut delivered = 0u64;
+        match route {
+            Route::Forbidden => {
+                self.deps.metrics.dropped_forbidden.increment(1);
+                self.send_error(msg.participant, "forbidden", "you may not send on this channel");
+                return;
+            }
+            Route::ToHolders(needed) => {
+                for m in self.members.values() {
+                    if m.id == msg.participant || !receives(m.kind, m.perms, needed) {
+                        continue;
+                    }
+                    if let Some(conn) = &m.conn {
+                        match conn.outlet.send(Outbound::Binary(msg.data.clone())) {
+                            Ok(()) => delivered += 1,
+                            Err(SendError::Full) => self.too_slow.push(m.id),
+                            Err(SendError::Closed) => {}
+                        }
+                    }
+                }
+            }
+            Route::ToCustomer => {
+                for m in self.members.values().filter(|m| m.kind == Kind::Customer) {
+                    if let Some(conn) = &m.conn {
+                        match conn.outlet.send(Outbound::Binary(msg.data.clone())) {
+                            Ok(()) => delivered += 1,
+                            Err(SendError::Full) => self.too_slow.push(m.id),
+                            Err(SendError::Closed) => {}
+                        }
+                    }
+                }
+            }
+        }
+        counter.increment(delivered);
+        self.settle(ctx);
+    }
+}
+
+impl Handler<Departed> for SessionActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Departed, ctx: &mut Self::Context) {
+        let pid = msg.participant;
+        let grace = self.deps.reconnect_grace;
+        let Some(m) = self.members.get_mut(&pid) else { return };
+        if m.kind == Kind::Technician && msg.reason == LeaveReason::Disconnected && !grace.is_zero() {
+            // Keep its place for the grace; it comes back with the same participant id.
+            m.conn = None;
+            let handle = ctx.run_later(grace, move |act, ctx| {
+                if act.members.get(&pid).is_some_and(|m| m.conn.is_none()) {
+                    tracing::info!(session = %act.id, participant = %pid, "reconnect grace over");
+                    act.remove_member(pid, LeaveReason::Disconnected, ctx);
+                    act.settle(ctx);
+                }
+            });
+            m.grace = Some(handle);
+            let text = ServerFrame::ParticipantAway { participant_id: pid.0 }.encode();
+            self.broadcast(&text, Some(pid));
+        } else {
+            self.remove_member(pid, msg.reason, ctx);
+        }
+        self.settle(ctx);
+    }
+}
+
+impl Handler<ConnectedTechnician> for SessionActor {
+    type Result = Option<ParticipantId>;
+
+    fn handle(&mut self, msg: ConnectedTechnician, _: &mut Self::Context) -> Self::Result {
+        self.members
+            .values()
+            .filter(|m| m.kind == Kind::Technician && m.user_id == Some(msg.user_id) && m.conn.is_some())
+            .max_by_key(|m| m.seq)
+            .map(|m| m.id)
+    }
+}
+
+impl Handler<TrackInvitation> for SessionActor {
+    type Result = bool;
+
+    fn handle(&mut self, msg: TrackInvitation, _: &mut Self::Context) -> bool {
+        if self.ended || !self.members.contains_key(&msg.inviter) {
+            return false;
+        }
+        self.invitations.insert(msg.invitation_id, (msg.inviter, msg.addr));
+        true
+    }
+}
+
+impl Handler<InvitationClosed> for SessionActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: InvitationClosed, _: &mut Self::Context) {
+        self.invitations.remove(&msg.invitation_id);
+    }
+}
+
+impl Handler<Snapshot> for SessionActor {
+    type Result = MessageResult<Snapshot>;
+
+    fn handle(&mut self, _: Snapshot, _: &mut Self::Context) -> Self::Result {
+        let mut members: Vec<&Member> = self.members.values().collect();
+        members.sort_by_key(|m| m.seq);
+        MessageResult(SessionSnapshot {
+            participants: members.into_iter().map(|m| self.view(m)).collect(),
+            owner_user_id: self.owner_user,
+        })
+    }
+}
+
+impl Handler<Shutdown> for SessionActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Shutdown, ctx: &mut Self::Context) {
+        self.end(EndReason::Shutdown, ctx);
+    }
+}

@@ -1,0 +1,120 @@
+//! The request principal: who calls, with which rights, through which access. Handlers take a
+//! `Principal` argument, so no handler can forget authentication; the area checks sit on it.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
+use chrono::Utc;
+
+use crate::{
+    auth::token,
+    domain::{
+        ids::AccountId,
+        rights::{Area, PlatformRight, Rights, Write},
+    },
+    error::AppError,
+    http::state::AppState,
+    store::UserRecord,
+};
+
+/// An authenticated caller.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub user: UserRecord,
+    /// How the credential was obtained: `login` (own login) for now; API keys, partner and
+    /// vendor support logins add their own.
+    pub via: String,
+    /// The hash of the bearer token (to end it on logout).
+    pub token_hash: String,
+}
+
+impl Principal {
+    pub fn account(&self) -> AccountId {
+        self.user.account_id
+    }
+
+    pub fn rights(&self) -> &Rights {
+        &self.user.rights
+    }
+
+    pub fn has_platform(&self, right: PlatformRight) -> bool {
+        self.user.platform_rights.contains(&right)
+    }
+
+    /// 403 unless the caller holds `area`.
+    pub fn require_area(&self, area: Area) -> Result<(), AppError> {
+        if self.rights().can_read(area) {
+            Ok(())
+        } else {
+            Err(AppError::forbidden("missing_right", format!("this needs the {area:?} area").to_lowercase()))
+        }
+    }
+
+    /// 403 unless the caller holds `area` and the object right for `write`.
+    pub fn require_write(&self, area: Area, write: Write) -> Result<(), AppError> {
+        if self.rights().can_write(area, write) {
+            Ok(())
+        } else {
+            Err(AppError::forbidden(
+                "missing_right",
+                format!("this needs the {area:?} area with the {write:?} object right").to_lowercase(),
+            ))
+        }
+    }
+
+    /// 403 unless the caller is platform staff with `right`.
+    pub fn require_platform(&self, right: PlatformRight) -> Result<(), AppError> {
+        if self.has_platform(right) {
+            Ok(())
+        } else {
+            Err(AppError::forbidden("platform_only", "only platform staff may do this"))
+        }
+    }
+
+    /// 404 for objects of another account: their existence is never revealed.
+    pub fn require_own_account(&self, account: AccountId, what: &'static str) -> Result<(), AppError> {
+        if account == self.account() {
+            Ok(())
+        } else {
+            Err(AppError::not_found(what, "not found"))
+        }
+    }
+
+    /// Display name for audit entries.
+    pub fn actor_name(&self) -> String {
+        self.user.username.clone()
+    }
+}
+
+/// The bearer token of a request, if any.
+pub fn bearer(req: &HttpRequest) -> Option<&str> {
+    let value = req.headers().get(actix_web::http::header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
+}
+
+/// Resolves a bearer token to its principal.
+pub async fn principal_from_token(state: &AppState, token: &str) -> Result<Principal, AppError> {
+    let hash = token::hash(token);
+    let found = state.store.token_principal(&hash).await?;
+    match found {
+        Some(p) if p.expires_at > Utc::now() => Ok(Principal { user: p.user, via: p.via, token_hash: hash }),
+        _ => Err(AppError::unauthorized()),
+    }
+}
+
+impl FromRequest for Principal {
+    type Error = AppError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let token = bearer(req).map(str::to_string);
+        Box::pin(async move {
+            let state = state.ok_or_else(|| AppError::internal(anyhow::anyhow!("app state missing")))?;
+            let token = token.ok_or_else(AppError::unauthorized)?;
+            principal_from_token(&state, &token).await
+        })
+    }
+}

@@ -1,0 +1,5 @@
+//! Credentials: password hashing, random tokens and their hashes, and the request principal.
+
+pub mod extract;
+pub mod password;
+pub mod token;

@@ -1,0 +1,234 @@
+//! Typed settings: built-in defaults, an optional file, then `BROKER_` environment overrides.
+
+use std::{fmt, net::SocketAddr, path::PathBuf};
+
+use serde::Deserialize;
+
+/// The compiled-in defaults; the same text as `config/default.toml`.
+const DEFAULTS: &str = include_str!("../config/default.toml");
+
+/// A string that never shows up in `Debug` output or logs.
+#[derive(Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            f.write_str("Secret(<empty>)")
+        } else {
+            f.write_str("Secret(<redacted>)")
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    #[serde(default)]
+    pub admin_password: Option<Secret>,
+    pub http: HttpSettings,
+    pub storage: StorageSettings,
+    pub log: LogSettings,
+    pub sessions: SessionSettings,
+    pub ws: WsSettings,
+    pub auth: AuthSettings,
+    pub mail: MailSettings,
+    pub sms: SmsSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSettings {
+    pub bind: SocketAddr,
+    pub public_url: String,
+    pub workers: usize,
+    pub shutdown_timeout_secs: u64,
+    pub tls: TlsSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSettings {
+    pub cert_file: String,
+    pub key_file: String,
+}
+
+impl TlsSettings {
+    pub fn enabled(&self) -> bool {
+        !self.cert_file.is_empty() && !self.key_file.is_empty()
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageSettings {
+    pub data_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    pub filter: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionSettings {
+    pub invitation_ttl_secs: u64,
+    pub reconnect_grace_secs: u64,
+    pub ws_ticket_ttl_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WsSettings {
+    pub ping_interval_secs: u64,
+    pub client_timeout_secs: u64,
+    pub outbound_queue: usize,
+    pub max_text_bytes: usize,
+    pub max_binary_bytes: usize,
+    pub max_errors_per_minute: u32,
+    pub max_chat_chars: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSettings {
+    pub token_ttl_secs: u64,
+    pub code_ttl_secs: u64,
+    pub code_sends_per_10min: u32,
+    pub max_parallel_hashes: usize,
+    pub login_attempts_per_minute: u32,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum MailTransportKind {
+    File,
+    Smtp,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailSettings {
+    pub transport: MailTransportKind,
+    pub from: String,
+    pub smtp: SmtpSettings,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpSecurity {
+    None,
+    Starttls,
+    Tls,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpSettings {
+    pub host: String,
+    pub port: u16,
+    pub security: SmtpSecurity,
+    pub username: String,
+    pub password: Secret,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SmsTransportKind {
+    File,
+    Http,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmsSettings {
+    pub transport: SmsTransportKind,
+    pub http: SmsHttpSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmsHttpSettings {
+    pub url: String,
+}
+
+/// Where settings come from besides the defaults.
+#[derive(Debug, Default, Clone)]
+pub struct Sources {
+    /// A TOML file layered over the defaults.
+    pub file: Option<PathBuf>,
+    /// Read `BROKER_*` environment variables.
+    pub env: bool,
+}
+
+impl Settings {
+    /// Defaults, then `sources.file`, then the environment.
+    pub fn load(sources: &Sources) -> Result<Self, config::ConfigError> {
+        let mut builder = config::Config::builder().add_source(config::File::from_str(
+            DEFAULTS,
+            config::FileFormat::Toml,
+        ));
+        if let Some(file) = &sources.file {
+            builder = builder.add_source(config::File::from(file.as_path()).required(true));
+        }
+        if sources.env {
+            builder = builder.add_source(
+                config::Environment::with_prefix("BROKER")
+                    .prefix_separator("_")
+                    .separator("__")
+                    .try_parsing(true),
+            );
+        }
+        builder.build()?.try_deserialize()
+    }
+
+    /// The built-in defaults alone (tests start from here).
+    pub fn defaults() -> Result<Self, config::ConfigError> {
+        Self::load(&Sources::default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_contract() {
+        let s = Settings::defaults().expect("defaults parse");
+        assert_eq!(s.http.bind.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.sessions.invitation_ttl_secs, 7200);
+        assert_eq!(s.sessions.reconnect_grace_secs, 15);
+        assert_eq!(s.auth.code_ttl_secs, 300);
+        assert_eq!(s.auth.code_sends_per_10min, 3);
+        assert_eq!(s.storage.data_dir, PathBuf::from("./data"));
+    }
+
+    #[test]
+    fn secrets_are_redacted_in_debug_output() {
+        let s = Secret::new("hunter2");
+        assert_eq!(format!("{s:?}"), "Secret(<redacted>)");
+    }
+}

@@ -1,0 +1,8 @@
+//! Plain types and rules of the product: no actix, no sqlx, no HTTP.
+
+pub mod ids;
+pub mod invitation;
+pub mod permissions;
+pub mod rights;
+pub mod session;
+pub mod validate;

@@ -1,0 +1,176 @@
+//! A user's rights inside its account (admin areas, object rights, device groups) and the
+//! platform rights of the vendor's own staff.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// An admin area of the console.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Area {
+    Users,
+    Devices,
+    Sessions,
+    Policies,
+    Access,
+    Settings,
+    Reports,
+}
+
+impl Area {
+    pub const ALL: [Area; 7] = [
+        Area::Users,
+        Area::Devices,
+        Area::Sessions,
+        Area::Policies,
+        Area::Access,
+        Area::Settings,
+        Area::Reports,
+    ];
+}
+
+/// What a user may do to objects in the areas it holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObjectRights {
+    pub create: bool,
+    pub edit: bool,
+    pub delete: bool,
+}
+
+/// One kind of write on an object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Write {
+    Create,
+    Edit,
+    Delete,
+}
+
+/// Which device groups a user sees.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Groups {
+    All(AllGroups),
+    Some(Vec<Uuid>),
+}
+
+/// The literal `"all"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AllGroups {
+    All,
+}
+
+impl Default for Groups {
+    fn default() -> Self {
+        Groups::Some(Vec::new())
+    }
+}
+
+/// The rights of one user, in the shape of `PUT /users/{id}/rights`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rights {
+    pub areas: BTreeSet<Area>,
+    pub objects: ObjectRights,
+    #[serde(default)]
+    pub groups: Groups,
+    #[serde(default)]
+    pub edit_group_settings: bool,
+    #[serde(default)]
+    pub support_access: bool,
+    #[serde(default)]
+    pub roles: Vec<String>,
+}
+
+impl Rights {
+    /// Everything an account's first admin holds.
+    pub fn account_admin() -> Self {
+        Rights {
+            areas: Area::ALL.into_iter().collect(),
+            objects: ObjectRights { create: true, edit: true, delete: true },
+            groups: Groups::All(AllGroups::All),
+            edit_group_settings: true,
+            support_access: true,
+            roles: Vec::new(),
+        }
+    }
+
+    /// No area at all (a new user until an admin grants rights).
+    pub fn none() -> Self {
+        Self::default()
+    }
+
+    pub fn has_area(&self, area: Area) -> bool {
+        self.areas.contains(&area)
+    }
+
+    /// Reading in an area needs the area.
+    pub fn can_read(&self, area: Area) -> bool {
+        self.has_area(area)
+    }
+
+    /// Writing in an area needs the area and the matching object right.
+    pub fn can_write(&self, area: Area, write: Write) -> bool {
+        self.has_area(area)
+            && match write {
+                Write::Create => self.objects.create,
+                Write::Edit => self.objects.edit,
+                Write::Delete => self.objects.delete,
+            }
+    }
+
+    /// Narrows these rights to the areas a partner's support login may use.
+    pub fn limited_to(&self, allowed: &[Area]) -> Self {
+        let mut out = self.clone();
+        out.areas.retain(|a| allowed.contains(a));
+        out
+    }
+}
+
+/// A right of the vendor's own staff, valid across all accounts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PlatformRight {
+    PlatformAdmin,
+    PlatformSupport,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writing_needs_area_and_object_right() {
+        let mut r = Rights::none();
+        r.areas.insert(Area::Policies);
+        assert!(r.can_read(Area::Policies));
+        assert!(!r.can_write(Area::Policies, Write::Create));
+        r.objects.create = true;
+        assert!(r.can_write(Area::Policies, Write::Create));
+        assert!(!r.can_write(Area::Users, Write::Create));
+    }
+
+    #[test]
+    fn rights_round_trip_in_the_contract_shape() {
+        let json = serde_json::json!({
+            "areas": ["sessions", "policies"],
+            "objects": {"create": true, "edit": false, "delete": false},
+            "groups": "all",
+            "edit_group_settings": false,
+            "support_access": true,
+            "roles": ["self-service-read"]
+        });
+        let r: Rights = serde_json::from_value(json.clone()).unwrap();
+        assert_eq!(r.groups, Groups::All(AllGroups::All));
+        assert_eq!(serde_json::to_value(&r).unwrap(), json);
+    }
+
+    #[test]
+    fn unknown_areas_are_refused() {
+        let json = serde_json::json!({"areas": ["root"], "objects": {"create": true, "edit": true, "delete": true}});
+        assert!(serde_json::from_value::<Rights>(json).is_err());
+    }
+}

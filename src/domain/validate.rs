@@ -1,0 +1,94 @@
+//! Parsing of user-supplied names and addresses: parse, don't validate.
+
+/// Trims and bounds a free-text field; `None` when empty or too long.
+pub fn bounded_text(value: &str, max_chars: usize) -> Option<String> {
+    let trimmed = value.trim();
+    if trimmed.is_empty() || trimmed.chars().count() > max_chars || has_control(trimmed) {
+        None
+    } else {
+        Some(trimmed.to_string())
+    }
+}
+
+/// Like [`bounded_text`] but an empty value is fine.
+pub fn optional_text(value: &str, max_chars: usize) -> Option<String> {
+    if value.chars().count() > max_chars {
+        None
+    } else {
+        Some(value.trim().to_string())
+    }
+}
+
+fn has_control(s: &str) -> bool {
+    s.chars().any(|c| c.is_control())
+}
+
+/// A login name: 1..=64 of letters, digits, `.`, `_`, `-`, `@`; compared lower-cased.
+pub fn parse_username(value: &str) -> Option<String> {
+    let v = value.trim();
+    let ok = !v.is_empty()
+        && v.chars().count() <= 64
+        && v.chars().all(|c| c.is_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'));
+    ok.then(|| v.to_string())
+}
+
+/// A mail address of plausible syntax (one `@`, a dot in the domain, no spaces), ≤ 254 bytes.
+pub fn parse_email(value: &str) -> Option<String> {
+    let v = value.trim();
+    if v.len() > 254 || v.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return None;
+    }
+    let (local, domain) = v.split_once('@')?;
+    let ok = !local.is_empty()
+        && local.len() <= 64
+        && !domain.contains('@')
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !domain.contains("..");
+    ok.then(|| v.to_string())
+}
+
+/// A phone number in E.164: `+` and 8 to 15 digits.
+pub fn parse_phone(value: &str) -> Option<String> {
+    let v = value.trim();
+    let digits = v.strip_prefix('+')?;
+    let ok = (8..=15).contains(&digits.len())
+        && digits.chars().all(|c| c.is_ascii_digit())
+        && !digits.starts_with('0');
+    ok.then(|| v.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails() {
+        assert!(parse_email("a.b@example.com").is_some());
+        assert!(parse_email("no-at.example.com").is_none());
+        assert!(parse_email("a@b@c.de").is_none());
+        assert!(parse_email("a@localhost").is_none());
+        assert!(parse_email("a b@c.de").is_none());
+    }
+
+    #[test]
+    fn phones_are_e164() {
+        assert!(parse_phone("+4930123456").is_some());
+        assert!(parse_phone("030123456").is_none());
+        assert!(parse_phone("+49 30 123").is_none());
+    }
+
+    #[test]
+    fn usernames() {
+        assert_eq!(parse_username(" jane.doe "), Some("jane.doe".into()));
+        assert!(parse_username("jane doe").is_none());
+        assert!(parse_username("").is_none());
+    }
+
+    #[test]
+    fn bounded_text_refuses_control_characters() {
+        assert!(bounded_text("hi\u{0}", 10).is_none());
+        assert_eq!(bounded_text(" hi ", 10), Some("hi".into()));
+    }
+}

@@ -1,0 +1,257 @@
+//! Accounts, users and rights: the part the live sessions need (the full user management
+//! grows here).
+
+use actix_web::{HttpResponse, web};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{state::AppState, views::UserView};
+use crate::{
+    auth::extract::Principal,
+    config::Secret,
+    domain::{
+        ids::{AccountId, UserId},
+        rights::{Area, PlatformRight, Rights, Write},
+        validate,
+    },
+    error::{AppError, AppResult},
+    store::{AuditEntry, NewAccount, NewUser, is_unique_violation},
+};
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewUserBody {
+    pub username: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub email: String,
+    #[serde(default)]
+    pub phone: Option<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub password: Option<Secret>,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewAccountBody {
+    pub name: String,
+    pub kind: String,
+    #[serde(default)]
+    pub certified: bool,
+    pub admin: NewUserBody,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AccountCreated {
+    pub id: Uuid,
+    pub name: String,
+    pub kind: String,
+    pub certified: bool,
+    pub admin_user_id: Uuid,
+    pub service_user_id: Uuid,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct MeView {
+    pub user: UserView,
+    #[schema(value_type = Object)]
+    pub rights: Rights,
+    #[schema(value_type = Vec<String>)]
+    pub platform: Vec<PlatformRight>,
+}
+
+/// Checks a new user's fields and hashes its password.
+async fn build_user(
+    state: &AppState,
+    body: &NewUserBody,
+    kind: &'static str,
+    rights: Rights,
+) -> AppResult<NewUser> {
+    let username = validate::parse_username(&body.username).ok_or_else(|| {
+        AppError::unprocessable("invalid_username", "username: 1 to 64 letters, digits, '.', '_', '-', '@'")
+    })?;
+    let first_name = validate::bounded_text(&body.first_name, 100)
+        .ok_or_else(|| AppError::unprocessable("invalid_first_name", "first_name: 1 to 100 characters"))?;
+    let last_name = validate::bounded_text(&body.last_name, 100)
+        .ok_or_else(|| AppError::unprocessable("invalid_last_name", "last_name: 1 to 100 characters"))?;
+    let email = validate::parse_email(&body.email)
+        .ok_or_else(|| AppError::unprocessable("invalid_email", "email is not a valid address"))?;
+    let phone = match body.phone.as_deref().filter(|p| !p.trim().is_empty()) {
+        Some(p) => Some(
+            validate::parse_phone(p)
+                .ok_or_else(|| AppError::unprocessable("invalid_phone", "phone must be in E.164 form, e.g. +4930123456"))?,
+        ),
+        None => None,
+    };
+    let password_hash = match &body.password {
+        Some(pw) if !crate::auth::password::acceptable(pw.expose()) => {
+            return Err(AppError::unprocessable("weak_password", "password: 8 to 256 characters"));
+        }
+        Some(pw) => Some(state.passwords.hash(pw).await.map_err(AppError::internal)?),
+        None => None,
+    };
+    if state.store.username_taken(&username).await? {
+        return Err(AppError::conflict("username_taken", "this username is taken"));
+    }
+    if state.store.email_taken(&email).await? {
+        return Err(AppError::conflict("email_taken", "this email address is taken"));
+    }
+    Ok(NewUser {
+        id: UserId::new(),
+        kind,
+        username,
+        first_name,
+        last_name,
+        email: Some(email),
+        phone,
+        password_hash,
+        rights,
+        platform_rights: Vec::new(),
+    })
+}
+
+/// Maps a unique violation that slipped past the checks (a concurrent insert) to 409.
+fn duplicate(err: sqlx::Error) -> AppError {
+    if is_unique_violation(&err) {
+        let text = err.to_string();
+        if text.contains("email") {
+            AppError::conflict("email_taken", "this email address is taken")
+        } else {
+            AppError::conflict("username_taken", "this username is taken")
+        }
+    } else {
+        err.into()
+    }
+}
+
+pub async fn audit(state: &AppState, who: &Principal, account: AccountId, action: &'static str, target: Option<String>, details: serde_json::Value) {
+    let entry = AuditEntry {
+        account_id: account,
+        actor_user_id: Some(who.user.id),
+        actor_name: who.actor_name(),
+        via: who.via.clone(),
+        action,
+        target,
+        details,
+    };
+    if let Err(err) = state.store.audit(&entry).await {
+        tracing::error!(error = %err, action, "audit entry not written");
+    }
+}
+
+#[utoipa::path(post, path = "/api/v1/accounts", tag = "accounts", request_body = NewAccountBody,
+    responses((status = 201, body = AccountCreated), (status = 403, description = "not platform admin"),
+              (status = 409, description = "username_taken / email_taken"), (status = 422, description = "invalid field")))]
+pub async fn create_account(
+    state: web::Data<AppState>,
+    who: Principal,
+    body: web::Json<NewAccountBody>,
+) -> AppResult<HttpResponse> {
+    who.require_platform(PlatformRight::PlatformAdmin)?;
+    let kind: &'static str = match body.kind.as_str() {
+        "customer" => "customer",
+        "partner" => "partner",
+        _ => return Err(AppError::unprocessable("invalid_kind", "kind is \"customer\" or \"partner\"")),
+    };
+    let name = validate::bounded_text(&body.name, 200)
+        .ok_or_else(|| AppError::unprocessable("invalid_name", "name: 1 to 200 characters"))?;
+    let id = AccountId::new();
+    let admin = build_user(&state, &body.admin, "user", Rights::account_admin()).await?;
+    let service = NewUser {
+        id: UserId::new(),
+        kind: "service",
+        username: format!("service-{id}"),
+        first_name: "Vendor".into(),
+        last_name: "Support".into(),
+        email: None,
+        phone: None,
+        password_hash: None,
+        rights: Rights::account_admin(),
+        platform_rights: Vec::new(),
+    };
+    let (admin_id, service_id) = (admin.id, service.id);
+    let certified = kind == "partner" && body.certified;
+    let account = NewAccount { id, name: name.clone(), kind, certified, users: vec![admin, service] };
+    state.store.create_account(&account).await.map_err(duplicate)?;
+    audit(&state, &who, id, "account.created", Some(id.to_string()), serde_json::json!({"name": name, "kind": kind})).await;
+    Ok(HttpResponse::Created().json(AccountCreated {
+        id: id.0,
+        name,
+        kind: kind.to_string(),
+        certified,
+        admin_user_id: admin_id.0,
+        service_user_id: service_id.0,
+    }))
+}
+
+#[utoipa::path(get, path = "/api/v1/me", tag = "accounts", responses((status = 200, body = MeView), (status = 401)))]
+pub async fn me(who: Principal) -> AppResult<HttpResponse> {
+    Ok(HttpResponse::Ok().json(MeView {
+        user: UserView::from(&who.user),
+        rights: who.user.rights.clone(),
+        platform: who.user.platform_rights.clone(),
+    }))
+}
+
+#[utoipa::path(get, path = "/api/v1/accounts/{aid}/users", tag = "accounts",
+    responses((status = 200, body = Vec<UserView>), (status = 403), (status = 404)))]
+pub async fn list_users(state: web::Data<AppState>, who: Principal, path: web::Path<AccountId>) -> AppResult<HttpResponse> {
+    let aid = path.into_inner();
+    who.require_own_account(aid, "account_not_found")?;
+    who.require_area(Area::Users)?;
+    let users = state.store.users_of(aid).await?;
+    Ok(HttpResponse::Ok().json(users.iter().map(UserView::from).collect::<Vec<_>>()))
+}
+
+#[utoipa::path(post, path = "/api/v1/accounts/{aid}/users", tag = "accounts", request_body = NewUserBody,
+    responses((status = 201, body = UserView), (status = 403), (status = 404), (status = 409), (status = 422)))]
+pub async fn create_user(
+    state: web::Data<AppState>,
+    who: Principal,
+    path: web::Path<AccountId>,
+    body: web::Json<NewUserBody>,
+) -> AppResult<HttpResponse> {
+    let aid = path.into_inner();
+    who.require_own_account(aid, "account_not_found")?;
+    who.require_write(Area::Users, Write::Create)?;
+    let user = build_user(&state, &body, "user", Rights::none()).await?;
+    state.store.create_user(aid, &user).await.map_err(duplicate)?;
+    audit(&state, &who, aid, "user.created", Some(user.id.to_string()), serde_json::json!({"username": user.username})).await;
+    let record = state
+        .store
+        .user(user.id)
+        .await?
+        .ok_or_else(|| AppError::internal(anyhow::anyhow!("user vanished after insert")))?;
+    Ok(HttpResponse::Created().json(UserView::from(&record)))
+}
+
+#[utoipa::path(put, path = "/api/v1/users/{id}/rights", tag = "accounts", request_body = Object,
+    responses((status = 200, body = Object), (status = 403), (status = 404)))]
+pub async fn put_rights(
+    state: web::Data<AppState>,
+    who: Principal,
+    path: web::Path<UserId>,
+    body: web::Json<Rights>,
+) -> AppResult<HttpResponse> {
+    let target = state.store.user(path.into_inner()).await?.filter(|u| !u.deleted);
+    let target = target.ok_or_else(|| AppError::not_found("user_not_found", "no such user"))?;
+    who.require_own_account(target.account_id, "user_not_found")?;
+    who.require_write(Area::Users, Write::Edit)?;
+    if target.kind == "service" {
+        return Err(AppError::unprocessable("service_user", "the service user's rights are fixed"));
+    }
+    let rights = body.into_inner();
+    state.store.set_rights(target.id, &rights).await?;
+    audit(&state, &who, target.account_id, "user.rights_changed", Some(target.id.to_string()), serde_json::to_value(&rights).unwrap_or_default()).await;
+    Ok(HttpResponse::Ok().json(rights))
+}
+
+#[utoipa::path(get, path = "/api/v1/accounts/{aid}/audit", tag = "accounts",
+    responses((status = 200, body = Vec<crate::store::AuditRecord>), (status = 403), (status = 404)))]
+pub async fn audit_log(state: web::Data<AppState>, who: Principal, path: web::Path<AccountId>) -> AppResult<HttpResponse> {
+    let aid = path.into_inner();
+    who.require_own_account(aid, "account_not_found")?;
+    who.require_area(Area::Reports)?;
+    Ok(HttpResponse::Ok().json(state.store.audit_log(aid, 500).await?))
+}

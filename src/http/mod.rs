@@ -1,0 +1,79 @@
+//! The HTTP API: routes, extractor error shapes, and the request log/metrics middleware.
+
+pub mod accounts;
+pub mod login;
+pub mod middleware;
+pub mod openapi;
+pub mod ops;
+pub mod policies;
+pub mod sessions;
+pub mod state;
+pub mod views;
+pub mod ws;
+
+use actix_web::{HttpResponse, web};
+
+use crate::error::AppError;
+
+/// Largest JSON body accepted.
+const JSON_LIMIT: usize = 64 * 1024;
+
+/// Registers every route.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(
+        web::JsonConfig::default()
+            .limit(JSON_LIMIT)
+            .error_handler(|err, _| AppError::bad_request("invalid_json", err.to_string()).into()),
+    )
+    .app_data(
+        web::PathConfig::default()
+            .error_handler(|err, _| AppError::bad_request("invalid_path", err.to_string()).into()),
+    )
+    .app_data(
+        web::QueryConfig::default()
+            .error_handler(|err, _| AppError::bad_request("invalid_query", err.to_string()).into()),
+    )
+    .route("/healthz", web::get().to(ops::healthz))
+    .route("/readyz", web::get().to(ops::readyz))
+    .route("/metrics", web::get().to(ops::metrics))
+    .route("/api/openapi.json", web::get().to(openapi::document))
+    .route("/join/{token}", web::get().to(sessions::join_info))
+    .route("/ws/sessions/{id}", web::get().to(ws::technician))
+    .route("/ws/customer/{key}", web::get().to(ws::customer))
+    .route("/ws/guest/{token}", web::get().to(ws::guest))
+    .service(
+        web::scope("/api/v1")
+            .route("/auth/login", web::post().to(login::login))
+            .route("/auth/logout", web::post().to(login::logout))
+            .route("/me", web::get().to(accounts::me))
+            .route("/accounts", web::post().to(accounts::create_account))
+            .route("/accounts/{aid}/users", web::get().to(accounts::list_users))
+            .route("/accounts/{aid}/users", web::post().to(accounts::create_user))
+            .route("/accounts/{aid}/audit", web::get().to(accounts::audit_log))
+            .route("/users/{id}/rights", web::put().to(accounts::put_rights))
+            .route("/accounts/{aid}/policies", web::get().to(policies::list))
+            .route("/accounts/{aid}/policies", web::post().to(policies::create))
+            .route("/policies/{id}", web::patch().to(policies::update))
+            .route("/policies/{id}", web::delete().to(policies::delete))
+            .route("/sessions", web::post().to(sessions::create))
+            .route("/sessions", web::get().to(sessions::list))
+            .route("/sessions/{id}", web::get().to(sessions::get))
+            .route("/sessions/{id}/report", web::get().to(sessions::report))
+            .route("/sessions/{id}/invitations", web::post().to(sessions::invite))
+            .route("/invitations/{id}", web::delete().to(sessions::revoke_invitation))
+            .route("/ws-tickets", web::post().to(sessions::ws_ticket))
+            .default_service(web::to(not_found)),
+    )
+    .default_service(web::to(not_found));
+}
+
+async fn not_found() -> HttpResponse {
+    actix_web::ResponseError::error_response(&AppError::not_found("not_found", "no such endpoint"))
+}
+
+/// Headers for responses that carry or take a secret: not cached, not leaked by Referer.
+pub fn secret_headers(builder: &mut actix_web::HttpResponseBuilder) -> &mut actix_web::HttpResponseBuilder {
+    builder
+        .insert_header(("Cache-Control", "no-store"))
+        .insert_header(("Referrer-Policy", "no-referrer"))
+}

@@ -1,0 +1,129 @@
+//! Security policies: what an invited external technician may do.
+
+use actix_web::{HttpResponse, web};
+use chrono::Utc;
+use serde::Deserialize;
+
+use super::{accounts::audit, state::AppState, views::PolicyView};
+use crate::{
+    auth::extract::Principal,
+    domain::{
+        ids::{AccountId, PolicyId},
+        permissions::{PolicyError, parse_permissions, parse_policy_description, parse_policy_name},
+        rights::{Area, Write},
+    },
+    error::{AppError, AppResult},
+    store::{PolicyRecord, is_unique_violation},
+};
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyBody {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    pub permissions: Vec<String>,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyPatch {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub permissions: Option<Vec<String>>,
+}
+
+fn invalid(err: PolicyError) -> AppError {
+    let code = match err {
+        PolicyError::EmptyName | PolicyError::NameTooLong => "invalid_name",
+        PolicyError::DescriptionTooLong => "invalid_description",
+        PolicyError::UnknownPermission(_) | PolicyError::DuplicatePermission(_) => "invalid_permissions",
+    };
+    AppError::unprocessable(code, err.to_string())
+}
+
+fn name_taken(err: sqlx::Error) -> AppError {
+    if is_unique_violation(&err) {
+        AppError::conflict("policy_name_taken", "a policy of this name exists")
+    } else {
+        err.into()
+    }
+}
+
+/// A policy of the caller's account, else 404.
+async fn own_policy(state: &AppState, who: &Principal, id: PolicyId) -> AppResult<PolicyRecord> {
+    let policy = state.store.policy(id).await?.ok_or_else(|| AppError::not_found("policy_not_found", "no such policy"))?;
+    who.require_own_account(policy.account_id, "policy_not_found")?;
+    Ok(policy)
+}
+
+#[utoipa::path(get, path = "/api/v1/accounts/{aid}/policies", tag = "policies",
+    responses((status = 200, body = Vec<PolicyView>), (status = 403), (status = 404)))]
+pub async fn list(state: web::Data<AppState>, who: Principal, path: web::Path<AccountId>) -> AppResult<HttpResponse> {
+    let aid = path.into_inner();
+    who.require_own_account(aid, "account_not_found")?;
+    who.require_area(Area::Policies)?;
+    let policies = state.store.policies_of(aid).await?;
+    Ok(HttpResponse::Ok().json(policies.iter().map(PolicyView::from).collect::<Vec<_>>()))
+}
+
+#[utoipa::path(post, path = "/api/v1/accounts/{aid}/policies", tag = "policies", request_body = PolicyBody,
+    responses((status = 201, body = PolicyView), (status = 403), (status = 404), (status = 409), (status = 422)))]
+pub async fn create(
+    state: web::Data<AppState>,
+    who: Principal,
+    path: web::Path<AccountId>,
+    body: web::Json<PolicyBody>,
+) -> AppResult<HttpResponse> {
+    let aid = path.into_inner();
+    who.require_own_account(aid, "account_not_found")?;
+    who.require_write(Area::Policies, Write::Create)?;
+    let now = Utc::now();
+    let policy = PolicyRecord {
+        id: PolicyId::new(),
+        account_id: aid,
+        name: parse_policy_name(&body.name).map_err(invalid)?,
+        description: parse_policy_description(&body.description).map_err(invalid)?,
+        permissions: parse_permissions(&body.permissions).map_err(invalid)?,
+        created_at: now,
+        updated_at: now,
+    };
+    state.store.insert_policy(&policy).await.map_err(name_taken)?;
+    audit(&state, &who, aid, "policy.created", Some(policy.id.to_string()), serde_json::json!({"name": policy.name})).await;
+    Ok(HttpResponse::Created().json(PolicyView::from(&policy)))
+}
+
+#[utoipa::path(patch, path = "/api/v1/policies/{id}", tag = "policies", request_body = PolicyPatch,
+    responses((status = 200, body = PolicyView), (status = 403), (status = 404), (status = 409), (status = 422)))]
+pub async fn update(
+    state: web::Data<AppState>,
+    who: Principal,
+    path: web::Path<PolicyId>,
+    body: web::Json<PolicyPatch>,
+) -> AppResult<HttpResponse> {
+    let mut policy = own_policy(&state, &who, path.into_inner()).await?;
+    who.require_write(Area::Policies, Write::Edit)?;
+    if let Some(name) = &body.name {
+        policy.name = parse_policy_name(name).map_err(invalid)?;
+    }
+    if let Some(description) = &body.description {
+        policy.description = parse_policy_description(description).map_err(invalid)?;
+    }
+    if let Some(perms) = &body.permissions {
+        policy.permissions = parse_permissions(perms).map_err(invalid)?;
+    }
+    policy.updated_at = Utc::now();
+    state.store.update_policy(&policy).await.map_err(name_taken)?;
+    audit(&state, &who, policy.account_id, "policy.changed", Some(policy.id.to_string()), serde_json::json!({"name": policy.name})).await;
+    Ok(HttpResponse::Ok().json(PolicyView::from(&policy)))
+}
+
+#[utoipa::path(delete, path = "/api/v1/policies/{id}", tag = "policies",
+    responses((status = 204), (status = 403), (status = 404)))]
+pub async fn delete(state: web::Data<AppState>, who: Principal, path: web::Path<PolicyId>) -> AppResult<HttpResponse> {
+    let policy = own_policy(&state, &who, path.into_inner()).await?;
+    who.require_write(Area::Policies, Write::Delete)?;
+    state.store.delete_policy(policy.id).await?;
+    audit(&state, &who, policy.account_id, "policy.deleted", Some(policy.id.to_string()), serde_json::json!({"name": policy.name})).await;
+    Ok(HttpResponse::NoContent().finish())
+}

@@ -1,0 +1,444 @@
+//! Sessions, invitations, the join page and WebSocket tickets over HTTP.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{accounts::audit, secret_headers, state::AppState};
+use crate::{
+    actors::{
+        invitation::InvitationActor,
+        messages::{ConnectedTechnician, Revoke, RevokeCause, Snapshot, TrackInvitation},
+        protocol::ParticipantView,
+        session::SessionActor,
+    },
+    auth::{extract::Principal, token},
+    domain::{
+        ids::{InvitationId, PolicyId, SessionId},
+        invitation::{Invitation, Outcome, Refusal},
+        rights::{Area, Write},
+        validate,
+    },
+    error::{AppError, AppResult},
+    store::{InvitationRecord, NewInvitation, SessionRecord},
+};
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateSession {
+    pub subject: String,
+    #[serde(default)]
+    pub device_id: Option<Uuid>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SessionCreated {
+    pub id: Uuid,
+    pub subject: String,
+    pub state: &'static str,
+    pub owner_user_id: Uuid,
+    pub customer_key: String,
+    pub customer_url: String,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SessionView {
+    pub id: Uuid,
+    pub subject: String,
+    pub state: &'static str,
+    pub owner_user_id: Uuid,
+    pub started_at: DateTime<Utc>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub end_reason: Option<String>,
+    #[schema(value_type = Vec<Object>)]
+    pub participants: Vec<ParticipantView>,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InviteBody {
+    pub policy_id: Uuid,
+    pub guest_name: String,
+    #[serde(default)]
+    pub comment: String,
+    #[serde(default)]
+    pub email: Option<String>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct InvitationCreated {
+    pub id: Uuid,
+    pub url: String,
+    pub expires_at: DateTime<Utc>,
+    pub policy_id: Uuid,
+    pub guest_name: String,
+    pub mailto: String,
+    /// With `email`: whether the server's mail went out (`null` without `email`).
+    pub mailed: Option<bool>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct JoinInfo {
+    pub session_subject: String,
+    pub guest_name: String,
+    pub policy: JoinPolicy,
+    pub ws_url: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct JoinPolicy {
+    pub id: Uuid,
+    pub name: String,
+    #[schema(value_type = Vec<String>)]
+    pub permissions: Vec<crate::domain::permissions::Permission>,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TicketBody {
+    pub session_id: Uuid,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TicketAnswer {
+    pub ticket: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A session of the caller's account that the caller may see (area `sessions`), else 404/403.
+pub async fn visible_session(state: &AppState, who: &Principal, id: SessionId) -> AppResult<SessionRecord> {
+    let session = state.store.session(id).await?.ok_or_else(|| AppError::not_found("session_not_found", "no such session"))?;
+    who.require_own_account(session.account_id, "session_not_found")?;
+    who.require_area(Area::Sessions)?;
+    Ok(session)
+}
+
+fn session_ended() -> AppError {
+    AppError::gone("session_ended", "this session has ended")
+}
+
+#[utoipa::path(post, path = "/api/v1/sessions", tag = "sessions", request_body = CreateSession,
+    responses((status = 201, body = SessionCreated), (status = 403), (status = 404, description = "device_not_found"), (status = 422)))]
+pub async fn create(state: web::Data<AppState>, who: Principal, body: web::Json<CreateSession>) -> AppResult<HttpResponse> {
+    state.refuse_if_draining()?;
+    who.require_write(Area::Sessions, Write::Create)?;
+    let subject = validate::bounded_text(&body.subject, 200)
+        .ok_or_else(|| AppError::unprocessable("invalid_subject", "subject: 1 to 200 characters"))?;
+    if body.device_id.is_some() {
+        // Devices arrive with the devices issue; until then no device id is known.
+        return Err(AppError::not_found("device_not_found", "no such device"));
+    }
+    let customer_key = token::generate(token::prefix::CUSTOMER).map_err(AppError::internal)?;
+    let record = SessionRecord {
+        id: SessionId::new(),
+        account_id: who.account(),
+        subject,
+        device_id: None,
+        owner_user_id: who.user.id,
+        open: true,
+        started_at: Utc::now(),
+        ended_at: None,
+        end_reason: None,
+    };
+    state.store.insert_session(&record, &token::hash(&customer_key)).await?;
+    SessionActor::spawn(record.id, who.user.id, state.session_deps.clone());
+    audit(&state, &who, record.account_id, "session.created", Some(record.id.to_string()), serde_json::json!({"subject": record.subject})).await;
+    let customer_url = format!("{}/ws/customer/{customer_key}", state.public_ws_url());
+    let mut res = HttpResponse::Created();
+    secret_headers(&mut res);
+    Ok(res.json(SessionCreated {
+        id: record.id.0,
+        subject: record.subject,
+        state: "open",
+        owner_user_id: who.user.id.0,
+        customer_key,
+        customer_url,
+    }))
+}
+
+async fn view_of(state: &AppState, s: SessionRecord) -> SessionView {
+    let live = if s.open { state.registry.session(s.id) } else { None };
+    let snapshot = match live {
+        Some(addr) => addr.send(Snapshot).await.ok(),
+        None => None,
+    };
+    let open = snapshot.is_some();
+    SessionView {
+        id: s.id.0,
+        subject: s.subject,
+        state: if open { "open" } else { "ended" },
+        owner_user_id: snapshot.as_ref().map_or(s.owner_user_id.0, |snap| snap.owner_user_id.0),
+        started_at: s.started_at,
+        ended_at: s.ended_at,
+        end_reason: s.end_reason,
+        participants: snapshot.map(|snap| snap.participants).unwrap_or_default(),
+    }
+}
+
+#[utoipa::path(get, path = "/api/v1/sessions", tag = "sessions", responses((status = 200, body = Vec<SessionView>), (status = 403)))]
+pub async fn list(state: web::Data<AppState>, who: Principal) -> AppResult<HttpResponse> {
+    who.require_area(Area::Sessions)?;
+    let mut out = Vec::new();
+    for s in state.store.open_sessions_of(who.account()).await? {
+        let view = view_of(&state, s).await;
+        if view.state == "open" {
+            out.push(view);
+        }
+    }
+    Ok(HttpResponse::Ok().json(out))
+}
+
+#[utoipa::path(get, path = "/api/v1/sessions/{id}", tag = "sessions", responses((status = 200, body = SessionView), (status = 403), (status = 404)))]
+pub async fn get(state: web::Data<AppState>, who: Principal, path: web::Path<SessionId>) -> AppResult<HttpResponse> {
+    let session = visible_session(&state, &who, path.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(view_of(&state, session).await))
+}
+
+#[utoipa::path(get, path = "/api/v1/sessions/{id}/report", tag = "sessions",
+    responses((status = 200, body = crate::store::SessionReport), (status = 403), (status = 404)))]
+pub async fn report(state: web::Data<AppState>, who: Principal, path: web::Path<SessionId>) -> AppResult<HttpResponse> {
+    let id = path.into_inner();
+    let session = state.store.session(id).await?.ok_or_else(|| AppError::not_found("session_not_found", "no such session"))?;
+    who.require_own_account(session.account_id, "session_not_found")?;
+    if !who.rights().can_read(Area::Sessions) && !who.rights().can_read(Area::Reports) {
+        return Err(AppError::forbidden("missing_right", "this needs the sessions or reports area"));
+    }
+    // Everything that happened before this request is in the report.
+    state.reports.flush().await;
+    let report = state.store.session_report(id).await?.ok_or_else(|| AppError::not_found("session_not_found", "no such session"))?;
+    Ok(HttpResponse::Ok().json(report))
+}
+
+fn mailto(email: Option<&str>, subject: &str, url: &str, guest: &str) -> String {
+    let mail_subject = format!("Invitation to a support session: {subject}");
+    let body = format!("Hello {guest},\n\nplease join the support session \"{subject}\" with this one-time link:\n{url}\n");
+    format!(
+        "mailto:{}?subject={}&body={}",
+        email.map(urlencoding::encode).unwrap_or_default(),
+        urlencoding::encode(&mail_subject),
+        urlencoding::encode(&body)
+    )
+}
+
+#[utoipa::path(post, path = "/api/v1/sessions/{id}/invitations", tag = "sessions", request_body = InviteBody,
+    responses((status = 201, body = InvitationCreated), (status = 403, description = "not_in_session"), (status = 404), (status = 410), (status = 422)))]
+pub async fn invite(
+    state: web::Data<AppState>,
+    who: Principal,
+    path: web::Path<SessionId>,
+    body: web::Json<InviteBody>,
+) -> AppResult<HttpResponse> {
+    state.refuse_if_draining()?;
+    let session = visible_session(&state, &who, path.into_inner()).await?;
+    let policy = state.store.policy(PolicyId(body.policy_id)).await?.filter(|p| p.account_id == session.account_id);
+    let policy = policy.ok_or_else(|| AppError::not_found("policy_not_found", "no such policy"))?;
+    let guest_name = validate::bounded_text(&body.guest_name, 100)
+        .ok_or_else(|| AppError::unprocessable("invalid_guest_name", "guest_name: 1 to 100 characters"))?;
+    let comment = validate::optional_text(&body.comment, 1000)
+        .ok_or_else(|| AppError::unprocessable("invalid_comment", "comment: at most 1000 characters"))?;
+    let email = match body.email.as_deref().filter(|e| !e.trim().is_empty()) {
+        Some(e) => Some(validate::parse_email(e).ok_or_else(|| AppError::unprocessable("invalid_email", "email is not a valid address"))?),
+        None => None,
+    };
+    let addr = state.registry.session(session.id).filter(|_| session.open).ok_or_else(session_ended)?;
+    let inviter = addr
+        .send(ConnectedTechnician { user_id: who.user.id })
+        .await
+        .map_err(|_| session_ended())?
+        .ok_or_else(|| AppError::forbidden("not_in_session", "connect to the session before inviting"))?;
+
+    let secret = token::generate(token::prefix::INVITATION).map_err(AppError::internal)?;
+    let now = Utc::now();
+    let expires_at = now + Duration::seconds(state.settings.sessions.invitation_ttl_secs as i64);
+    let invitation = NewInvitation {
+        id: InvitationId::new(),
+        session_id: session.id,
+        inviter_participant_id: inviter,
+        inviter_user_id: who.user.id,
+        token_hash: token::hash(&secret),
+        policy_id: policy.id,
+        policy_name: policy.name.clone(),
+        permissions: policy.permissions,
+        guest_name: guest_name.clone(),
+        comment: comment.clone(),
+        email: email.clone(),
+        created_at: now,
+        expires_at,
+    };
+    state.store.insert_invitation(&invitation).await?;
+    let actor = InvitationActor {
+        id: invitation.id,
+        session_id: session.id,
+        inviter,
+        guest_name: guest_name.clone(),
+        permissions: policy.permissions,
+        policy_id: policy.id,
+        state: Invitation::new(expires_at),
+        store: state.store.clone(),
+        registry: state.registry.clone(),
+        session: addr.clone(),
+    }
+    .spawn();
+    let tracked = addr
+        .send(TrackInvitation { invitation_id: invitation.id, inviter, addr: actor.clone() })
+        .await
+        .unwrap_or(false);
+    if !tracked {
+        // The inviter left (or the session ended) in the meantime: the link must not work.
+        let _ = actor.send(Revoke { cause: RevokeCause::InviterLeft }).await;
+        return Err(AppError::forbidden("not_in_session", "you are no longer in the session"));
+    }
+    tracing::info!(session = %session.id, invitation = %invitation.id, token = %token::log_tag(&secret), "invitation created");
+    audit(&state, &who, session.account_id, "invitation.created", Some(invitation.id.to_string()),
+        serde_json::json!({"session_id": session.id, "guest_name": guest_name, "policy": policy.name})).await;
+
+    let url = format!("{}/join/{secret}", state.public_url);
+    let mailed = match &email {
+        Some(to) => {
+            let text = format!(
+                "Hello {guest_name},\n\n{} invites you to the support session \"{}\".\n\nJoin with this one-time link (valid until {}):\n{url}\n\n{comment}\n",
+                who.user.display_name(),
+                session.subject,
+                expires_at.format("%Y-%m-%d %H:%M UTC"),
+            );
+            match state.mailer.send(to, &format!("Invitation to a support session: {}", session.subject), text).await {
+                Ok(()) => Some(true),
+                Err(err) => {
+                    tracing::warn!(invitation = %invitation.id, error = %err, "invitation mail failed");
+                    Some(false)
+                }
+            }
+        }
+        None => None,
+    };
+    let mut res = HttpResponse::Created();
+    secret_headers(&mut res);
+    Ok(res.json(InvitationCreated {
+        id: invitation.id.0,
+        mailto: mailto(email.as_deref(), &session.subject, &url, &guest_name),
+        url,
+        expires_at,
+        policy_id: policy.id.0,
+        guest_name,
+        mailed,
+    }))
+}
+
+fn refusal(r: Refusal) -> AppError {
+    AppError::gone(r.code(), r.message())
+}
+
+/// The refusal that a finished invitation answers with.
+pub fn refusal_of(inv: &InvitationRecord) -> Option<Refusal> {
+    Invitation { outcome: inv.outcome, expires_at: inv.expires_at }.usable(Utc::now()).err()
+}
+
+#[utoipa::path(delete, path = "/api/v1/invitations/{id}", tag = "sessions",
+    responses((status = 204), (status = 403), (status = 404), (status = 410)))]
+pub async fn revoke_invitation(state: web::Data<AppState>, who: Principal, path: web::Path<InvitationId>) -> AppResult<HttpResponse> {
+    let inv = state.store.invitation(path.into_inner()).await?;
+    let inv = inv.ok_or_else(|| AppError::not_found("invitation_not_found", "no such invitation"))?;
+    who.require_own_account(inv.account_id, "invitation_not_found")?;
+    who.require_area(Area::Sessions)?;
+    if let Some(addr) = state.registry.invitation(inv.id)
+        && addr.send(Revoke { cause: RevokeCause::Deleted }).await.unwrap_or(false)
+    {
+        audit(&state, &who, inv.account_id, "invitation.revoked", Some(inv.id.to_string()), serde_json::json!({})).await;
+        return Ok(HttpResponse::NoContent().finish());
+    }
+    // No live actor: answer with what became of it.
+    let now = state.store.invitation(inv.id).await?.unwrap_or(inv);
+    match refusal_of(&now) {
+        Some(r) => Err(refusal(r)),
+        None => {
+            state.store.finish_invitation(now.id, Outcome::Revoked, Utc::now()).await?;
+            Ok(HttpResponse::NoContent().finish())
+        }
+    }
+}
+
+/// Looks an invitation token up: 404 unknown, 410 used/expired/revoked.
+pub async fn usable_invitation(state: &AppState, secret: &str) -> AppResult<InvitationRecord> {
+    let inv = state.store.invitation_by_token_hash(&token::hash(secret)).await?;
+    let inv = inv.ok_or_else(|| AppError::not_found("invitation_not_found", "no such invitation"))?;
+    if let Some(r) = refusal_of(&inv) {
+        return Err(refusal(r));
+    }
+    Ok(inv)
+}
+
+#[utoipa::path(get, path = "/join/{token}", tag = "sessions",
+    responses((status = 200, body = JoinInfo), (status = 404), (status = 410, description = "invitation_used / invitation_expired / invitation_revoked")))]
+pub async fn join_info(state: web::Data<AppState>, req: HttpRequest, path: web::Path<String>) -> HttpResponse {
+    let secret = path.into_inner();
+    let wants_json = req
+        .headers()
+        .get(actix_web::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("application/json"));
+    let result = usable_invitation(&state, &secret).await;
+    let mut res = match (&result, wants_json) {
+        (Ok(inv), true) => HttpResponse::Ok().json(JoinInfo {
+            session_subject: inv.session_subject.clone(),
+            guest_name: inv.guest_name.clone(),
+            policy: JoinPolicy { id: inv.policy_id.0, name: inv.policy_name.clone(), permissions: inv.permissions.to_vec() },
+            ws_url: format!("{}/ws/guest/{secret}", state.public_ws_url()),
+            expires_at: inv.expires_at,
+        }),
+        (Ok(inv), false) => HttpResponse::Ok().content_type("text/html; charset=utf-8").body(join_page(inv)),
+        (Err(err), true) => actix_web::ResponseError::error_response(err),
+        (Err(err), false) => {
+            let status = actix_web::ResponseError::status_code(err);
+            HttpResponse::build(status).content_type("text/html; charset=utf-8").body(error_page(&err.to_string()))
+        }
+    };
+    for (name, value) in [("cache-control", "no-store"), ("referrer-policy", "no-referrer")] {
+        res.headers_mut().insert(
+            actix_web::http::header::HeaderName::from_static(name),
+            actix_web::http::header::HeaderValue::from_static(value),
+        );
+    }
+    res
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
+}
+
+fn join_page(inv: &InvitationRecord) -> String {
+    let perms: Vec<&str> = inv.permissions.to_vec().into_iter().map(|p| p.as_str()).collect();
+    format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"referrer\" content=\"no-referrer\">\
+         <title>Support session invitation</title></head><body><main><h1>Support session: {}</h1>\
+         <p>Hello {}, you are invited to join as an external technician.</p>\
+         <p>The security policy <strong>{}</strong> allows: {}.</p>\
+         <p>This link works once and expires at {}.</p></main></body></html>",
+        escape(&inv.session_subject),
+        escape(&inv.guest_name),
+        escape(&inv.policy_name),
+        escape(&perms.join(", ")),
+        inv.expires_at.format("%Y-%m-%d %H:%M UTC"),
+    )
+}
+
+fn error_page(message: &str) -> String {
+    format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Invitation</title></head>\
+         <body><main><h1>This invitation cannot be used</h1><p>{}</p></main></body></html>",
+        escape(message)
+    )
+}
+
+#[utoipa::path(post, path = "/api/v1/ws-tickets", tag = "sessions", request_body = TicketBody,
+    responses((status = 200, body = TicketAnswer), (status = 401), (status = 403), (status = 404)))]
+pub async fn ws_ticket(state: web::Data<AppState>, who: Principal, body: web::Json<TicketBody>) -> AppResult<HttpResponse> {
+    let session = visible_session(&state, &who, SessionId(body.session_id)).await?;
+    let secret = token::generate(token::prefix::WS_TICKET).map_err(AppError::internal)?;
+    let expires_at = Utc::now() + Duration::seconds(state.settings.sessions.ws_ticket_ttl_secs as i64);
+    state.store.insert_ws_ticket(&token::hash(&secret), who.user.id, session.id, &who.via, expires_at).await?;
+    let mut res = HttpResponse::Ok();
+    secret_headers(&mut res);
+    Ok(res.json(TicketAnswer { ticket: secret, expires_at }))
+}

@@ -1,0 +1,106 @@
+//! The state every handler shares: cheap clones of handles, built once before the server.
+
+use std::{
+    num::NonZeroU32,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+};
+
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter, clock::Clock};
+use metrics_exporter_prometheus::PrometheusHandle;
+
+use crate::{
+    actors::{connection::LiveConnections, participant::WsLimits, registry::Registry, session::SessionDeps},
+    auth::password::PasswordHasherPool,
+    config::Settings,
+    error::AppError,
+    mail::Mailer,
+    report::ReportSink,
+    store::Store,
+};
+
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub store: Store,
+    pub registry: Arc<Registry>,
+    pub reports: ReportSink,
+    pub session_deps: Arc<SessionDeps>,
+    pub ws_limits: Arc<WsLimits>,
+    pub passwords: PasswordHasherPool,
+    pub mailer: Mailer,
+    /// Base of the links the broker hands out, without a trailing slash.
+    pub public_url: String,
+    pub metrics: PrometheusHandle,
+    /// Open WebSocket connections (shutdown waits for them to close).
+    pub connections: LiveConnections,
+    draining: AtomicBool,
+    login_limiter: DefaultKeyedRateLimiter<String>,
+}
+
+impl AppState {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        settings: Arc<Settings>,
+        store: Store,
+        registry: Arc<Registry>,
+        reports: ReportSink,
+        session_deps: Arc<SessionDeps>,
+        passwords: PasswordHasherPool,
+        mailer: Mailer,
+        public_url: String,
+        metrics: PrometheusHandle,
+    ) -> Self {
+        let per_minute = NonZeroU32::new(settings.auth.login_attempts_per_minute.max(1)).unwrap_or(NonZeroU32::MIN);
+        Self {
+            ws_limits: Arc::new(WsLimits::from(&settings.ws)),
+            settings,
+            store,
+            registry,
+            reports,
+            session_deps,
+            passwords,
+            mailer,
+            public_url,
+            metrics,
+            connections: LiveConnections::default(),
+            draining: AtomicBool::new(false),
+            login_limiter: RateLimiter::keyed(Quota::per_minute(per_minute)),
+        }
+    }
+
+    /// Whether a graceful shutdown has begun (new upgrades refused, readiness 503).
+    pub fn draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
+    }
+
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+    }
+
+    /// 503 once draining.
+    pub fn refuse_if_draining(&self) -> Result<(), AppError> {
+        if self.draining() { Err(AppError::Unavailable) } else { Ok(()) }
+    }
+
+    /// Counts a login attempt for `username`; 429 with Retry-After when over the limit.
+    pub fn check_login_rate(&self, username: &str) -> Result<(), AppError> {
+        let key = username.trim().to_lowercase();
+        self.login_limiter.check_key(&key).map_err(|not_until| {
+            let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
+            AppError::too_many("too_many_attempts", "too many login attempts; try again later", wait.as_secs() + 1)
+        })
+    }
+
+    /// The WebSocket form of the public URL.
+    pub fn public_ws_url(&self) -> String {
+        if let Some(rest) = self.public_url.strip_prefix("https://") {
+            format!("wss://{rest}")
+        } else if let Some(rest) = self.public_url.strip_prefix("http://") {
+            format!("ws://{rest}")
+        } else {
+            self.public_url.clone()
+        }
+    }
+}

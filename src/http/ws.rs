@@ -1,0 +1,129 @@
+//! WebSocket upgrades. Every refusal happens before the upgrade, as an HTTP answer; after it,
+//! one `ParticipantActor` per connection takes over.
+
+use actix::{Actor, Addr, AsyncContext};
+use actix_web::{HttpRequest, HttpResponse, web};
+use chrono::Utc;
+use serde::Deserialize;
+
+use super::{
+    sessions::{usable_invitation, visible_session},
+    state::AppState,
+};
+use crate::{
+    actors::{
+        connection,
+        messages::{Joiner, Redeem, RedeemError},
+        participant::ParticipantActor,
+        session::SessionActor,
+    },
+    auth::{
+        extract::{Principal, bearer, principal_from_token},
+        token,
+    },
+    domain::ids::SessionId,
+    error::{AppError, AppResult},
+};
+
+#[derive(Debug, Deserialize)]
+pub struct TicketQuery {
+    pub ticket: Option<String>,
+}
+
+fn session_ended() -> AppError {
+    AppError::gone("session_ended", "this session has ended")
+}
+
+/// Upgrades and starts the participant's actor and writer.
+fn start(state: &AppState, req: &HttpRequest, body: web::Payload, session: Addr<SessionActor>, joiner: Joiner) -> AppResult<HttpResponse> {
+    let (response, ws, stream) = actix_ws::handle(req, body)
+        .map_err(|e| AppError::bad_request("not_websocket", format!("expected a WebSocket upgrade: {e}")))?;
+    let limits = state.ws_limits.clone();
+    let outlet = connection::open(ws, limits.outbound_queue, &state.connections);
+    let stream = stream
+        .max_frame_size(limits.max_binary_bytes.max(limits.max_text_bytes))
+        .aggregate_continuations()
+        .max_continuation_size(limits.max_binary_bytes.max(limits.max_text_bytes));
+    ParticipantActor::create(move |ctx| {
+        ctx.add_stream(stream);
+        ParticipantActor::new(session, joiner, outlet, limits)
+    });
+    Ok(response)
+}
+
+/// Only a WebSocket handshake may use up a one-time credential.
+fn require_handshake(req: &HttpRequest) -> AppResult<()> {
+    let upgrade = req
+        .headers()
+        .get(actix_web::http::header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    if upgrade { Ok(()) } else { Err(AppError::bad_request("not_websocket", "expected a WebSocket upgrade")) }
+}
+
+/// `GET /ws/sessions/{id}`: a technician of the account, by Bearer header or `?ticket=`.
+pub async fn technician(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Payload,
+    path: web::Path<SessionId>,
+    query: web::Query<TicketQuery>,
+) -> AppResult<HttpResponse> {
+    state.refuse_if_draining()?;
+    let session_id = path.into_inner();
+    let who: Principal = match (bearer(&req), &query.ticket) {
+        (Some(token), _) => principal_from_token(&state, token).await?,
+        (None, Some(ticket)) => {
+            require_handshake(&req)?;
+            let used = state.store.consume_ws_ticket(&token::hash(ticket)).await?;
+            let (user_id, ticket_session, via, expires_at) = used.ok_or_else(AppError::unauthorized)?;
+            if expires_at <= Utc::now() || ticket_session != session_id {
+                return Err(AppError::unauthorized());
+            }
+            let user = state.store.user(user_id).await?.filter(|u| !u.deleted).ok_or_else(AppError::unauthorized)?;
+            Principal { user, via, token_hash: String::new() }
+        }
+        (None, None) => return Err(AppError::unauthorized()),
+    };
+    let session = visible_session(&state, &who, session_id).await?;
+    let addr = state.registry.session(session.id).filter(|_| session.open).ok_or_else(session_ended)?;
+    let joiner = Joiner::Technician { user_id: who.user.id, name: who.user.display_name() };
+    start(&state, &req, body, addr, joiner)
+}
+
+/// `GET /ws/customer/{key}`: the customer side of a session.
+pub async fn customer(state: web::Data<AppState>, req: HttpRequest, body: web::Payload, path: web::Path<String>) -> AppResult<HttpResponse> {
+    state.refuse_if_draining()?;
+    let key = path.into_inner();
+    let session = state.store.session_by_customer_key(&token::hash(&key)).await?;
+    let session = session.ok_or_else(|| AppError::not_found("session_not_found", "no such session"))?;
+    let addr = state.registry.session(session.id).filter(|_| session.open).ok_or_else(session_ended)?;
+    start(&state, &req, body, addr, Joiner::Customer)
+}
+
+/// `GET /ws/guest/{token}`: an invited external technician; this uses the invitation up.
+pub async fn guest(state: web::Data<AppState>, req: HttpRequest, body: web::Payload, path: web::Path<String>) -> AppResult<HttpResponse> {
+    state.refuse_if_draining()?;
+    let secret = path.into_inner();
+    let inv = usable_invitation(&state, &secret).await?;
+    require_handshake(&req)?;
+    let session = state.registry.session(inv.session_id).ok_or_else(session_ended)?;
+    let actor = state.registry.invitation(inv.id).ok_or_else(|| {
+        // A pending invitation without its actor was finished a moment ago.
+        AppError::gone("invitation_used", "this invitation link has already been used")
+    })?;
+    let grant = match actor.send(Redeem).await {
+        Ok(Ok(grant)) => grant,
+        Ok(Err(RedeemError::Refused(r))) => return Err(AppError::gone(r.code(), r.message())),
+        Ok(Err(RedeemError::Store(e))) => return Err(e.into()),
+        Err(_) => return Err(AppError::gone("invitation_used", "this invitation link has already been used")),
+    };
+    tracing::info!(invitation = %inv.id, token = %token::log_tag(&secret), "invitation redeemed");
+    let joiner = Joiner::Guest {
+        invitation_id: inv.id,
+        inviter: grant.inviter,
+        name: grant.guest_name,
+        permissions: grant.permissions,
+    };
+    start(&state, &req, body, session, joiner)
+}

@@ -1,0 +1,18 @@
+//! support-broker: a self-hosted, real-time support session broker.
+
+pub mod actors;
+pub mod auth;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod http;
+pub mod mail;
+pub mod report;
+pub mod startup;
+pub mod store;
+pub mod telemetry;
+
+/// With the `test-hooks` feature, a chat message of exactly this text makes its session actor
+/// panic, so tests can check that a dying session is contained.
+#[cfg(feature = "test-hooks")]
+pub const TEST_PANIC_TEXT: &str = "__support_broker_test_panic__";

@@ -1,0 +1,237 @@
+//! `Application`: builds the whole broker (store, writer, state, HTTP server) and runs it until
+//! a signal or a shutdown handle asks it to drain. Used by `main` and by the tests alike.
+
+use std::{net::TcpListener, sync::Arc, time::Duration};
+
+use actix_web::{App, HttpServer, dev::ServerHandle, middleware::from_fn, web};
+use tokio::sync::watch;
+
+use crate::{
+    actors::{
+        messages::Shutdown,
+        registry::Registry,
+        session::{RelayMetrics, SessionDeps},
+    },
+    auth::{password::PasswordHasherPool, token},
+    config::{Secret, Settings},
+    domain::{
+        ids::{AccountId, UserId},
+        rights::{PlatformRight, Rights},
+    },
+    http::{self, state::AppState},
+    mail::Mailer,
+    report::ReportSink,
+    store::{NewAccount, NewUser, Store},
+    telemetry,
+};
+
+/// Asks a running application to shut down gracefully.
+#[derive(Clone)]
+pub struct ShutdownHandle(watch::Sender<bool>);
+
+impl ShutdownHandle {
+    pub fn shutdown(&self) {
+        let _ = self.0.send(true);
+    }
+}
+
+pub struct Application {
+    server: actix_web::dev::Server,
+    addr: std::net::SocketAddr,
+    state: web::Data<AppState>,
+    report_task: tokio::task::JoinHandle<()>,
+    shutdown_tx: watch::Sender<bool>,
+    shutdown_rx: watch::Receiver<bool>,
+}
+
+impl Application {
+    /// Opens the store (migrating it), bootstraps the platform admin on first start, binds.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let settings = Arc::new(settings);
+        let data_dir = settings.storage.data_dir.clone();
+        let store = Store::open(&data_dir).await?;
+        let orphaned = store.fail_orphaned_sessions().await?;
+        if orphaned > 0 {
+            tracing::warn!(sessions = orphaned, "sessions left open by an unclean stop were ended as failed");
+        }
+        let passwords = PasswordHasherPool::new(settings.auth.max_parallel_hashes)?;
+        bootstrap(&store, &passwords, settings.admin_password.as_ref()).await?;
+
+        let listener = TcpListener::bind(settings.http.bind)?;
+        let addr = listener.local_addr()?;
+        let tls = settings.http.tls.enabled();
+        let public_url = if settings.http.public_url.trim().is_empty() {
+            format!("{}://{addr}", if tls { "https" } else { "http" })
+        } else {
+            settings.http.public_url.trim().trim_end_matches('/').to_string()
+        };
+
+        let (reports, report_task) = ReportSink::start(store.clone());
+        let registry = Registry::new();
+        let session_deps = Arc::new(SessionDeps {
+            reports: reports.clone(),
+            registry: registry.clone(),
+            reconnect_grace: Duration::from_secs(settings.sessions.reconnect_grace_secs),
+            metrics: RelayMetrics::register(),
+        });
+        let mailer = Mailer::new(&settings.mail, data_dir.join("outbox"))?;
+        let state = web::Data::new(AppState::new(
+            settings.clone(),
+            store,
+            registry,
+            reports,
+            session_deps,
+            passwords,
+            mailer,
+            public_url,
+            telemetry::metrics_handle()?,
+        ));
+
+        let app_state = state.clone();
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .app_data(app_state.clone())
+                .wrap(from_fn(http::middleware::observe))
+                .configure(http::configure)
+        })
+        .disable_signals()
+        .shutdown_timeout(settings.http.shutdown_timeout_secs);
+        if settings.http.workers > 0 {
+            server = server.workers(settings.http.workers);
+        }
+        let server = if tls {
+            server.listen_rustls_0_23(listener, tls_config(&settings)?)?
+        } else {
+            server.listen(listener)?
+        }
+        .run();
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        Ok(Self { server, addr, state, report_task, shutdown_tx, shutdown_rx })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// The address actually bound.
+    pub fn local_addr(&self) -> std::net::SocketAddr {
+        self.addr
+    }
+
+    pub fn public_url(&self) -> &str {
+        &self.state.public_url
+    }
+
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        ShutdownHandle(self.shutdown_tx.clone())
+    }
+
+    /// Serves until SIGINT/SIGTERM or the shutdown handle, then drains gracefully: new
+    /// upgrades refused, sessions ended with `shutdown` and sockets closed with 1001, reports
+    /// flushed, the server stopped.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let Self { server, state, report_task, mut shutdown_rx, shutdown_tx, .. } = self;
+        let handle = server.handle();
+        let mut server = tokio::spawn(server);
+        tokio::select! {
+            res = &mut server => { res??; return Ok(()); }
+            _ = wait_for_signal() => tracing::info!("signal received; shutting down"),
+            _ = shutdown_rx.wait_for(|stop| *stop) => tracing::info!("shutdown requested"),
+        }
+        drop(shutdown_tx);
+        drain(&state, &handle).await;
+        server.await??;
+        drop(state);
+        let _ = tokio::time::timeout(Duration::from_secs(2), report_task).await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+async fn drain(state: &AppState, handle: &ServerHandle) {
+    state.start_draining();
+    let sessions = state.registry.all_sessions();
+    tracing::info!(sessions = sessions.len(), "ending live sessions");
+    for addr in sessions {
+        let _ = tokio::time::timeout(Duration::from_secs(2), addr.send(Shutdown)).await;
+    }
+    // Give every writer the moment it needs to put its Close 1001 on the wire.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    while state.connections.count() > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    state.reports.flush().await;
+    handle.stop(true).await;
+    state.store.close().await;
+}
+
+#[cfg(unix)]
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+        }
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+#[cfg(not(unix))]
+async fn wait_for_signal() {
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+fn tls_config(settings: &Settings) -> anyhow::Result<rustls::ServerConfig> {
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
+    let certs = CertificateDer::pem_file_iter(&settings.http.tls.cert_file)?.collect::<Result<Vec<_>, _>>()?;
+    let key = PrivateKeyDer::from_pem_file(&settings.http.tls.key_file)?;
+    Ok(rustls::ServerConfig::builder().with_no_client_auth().with_single_cert(certs, key)?)
+}
+
+/// First start on an empty database: the platform account and its admin `admin`.
+async fn bootstrap(store: &Store, passwords: &PasswordHasherPool, password: Option<&Secret>) -> anyhow::Result<()> {
+    if store.platform_account_exists().await? {
+        return Ok(());
+    }
+    let (password, generated) = match password.filter(|p| !p.is_empty()) {
+        Some(p) => (p.clone(), false),
+        None => (Secret::new(token::generate("")?), true),
+    };
+    let id = AccountId::new();
+    let admin = NewUser {
+        id: UserId::new(),
+        kind: "user",
+        username: "admin".into(),
+        first_name: "Platform".into(),
+        last_name: "Admin".into(),
+        email: None,
+        phone: None,
+        password_hash: Some(passwords.hash(&password).await?),
+        rights: Rights::account_admin(),
+        platform_rights: vec![PlatformRight::PlatformAdmin, PlatformRight::PlatformSupport],
+    };
+    let service = NewUser {
+        id: UserId::new(),
+        kind: "service",
+        username: format!("service-{id}"),
+        first_name: "Vendor".into(),
+        last_name: "Support".into(),
+        email: None,
+        phone: None,
+        password_hash: None,
+        rights: Rights::account_admin(),
+        platform_rights: Vec::new(),
+    };
+    store
+        .create_account(&NewAccount { id, name: "Platform".into(), kind: "platform", certified: false, users: vec![admin, service] })
+        .await?;
+    if generated {
+        // Printed once, on purpose, to stdout (never to the log).
+        println!("bootstrap: platform admin 'admin' created with password {}", password.expose());
+    } else {
+        tracing::info!("bootstrap: platform admin 'admin' created with the configured password");
+    }
+    Ok(())
+}

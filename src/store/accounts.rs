@@ -1,0 +1,153 @@
+//! Accounts and the users created with them.
+
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+use uuid::Uuid;
+
+use super::{Store, StoreResult, get_uuid, to_json};
+use crate::domain::{
+    ids::{AccountId, UserId},
+    rights::{PlatformRight, Rights},
+};
+
+#[derive(Debug, Clone)]
+pub struct AccountRecord {
+    pub id: AccountId,
+    pub name: String,
+    pub kind: String,
+    pub certified: bool,
+    pub support_access: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A user to insert (its normalised keys are computed by the store).
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub id: UserId,
+    pub kind: &'static str,
+    pub username: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub password_hash: Option<String>,
+    pub rights: Rights,
+    pub platform_rights: Vec<PlatformRight>,
+}
+
+/// An account with its first users, written in one transaction.
+#[derive(Debug, Clone)]
+pub struct NewAccount {
+    pub id: AccountId,
+    pub name: String,
+    pub kind: &'static str,
+    pub certified: bool,
+    pub users: Vec<NewUser>,
+}
+
+/// The form under which a username is unique: trimmed and lower-cased.
+pub fn username_key(username: &str) -> String {
+    username.trim().to_lowercase()
+}
+
+/// The form under which an email is unique: trimmed and lower-cased.
+pub fn email_key(email: &str) -> String {
+    email.trim().to_lowercase()
+}
+
+impl Store {
+    /// Inserts an account and its users; a taken username or email fails the whole write.
+    pub async fn create_account(&self, account: &NewAccount) -> StoreResult<()> {
+        let now = Utc::now();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO accounts (id, name, kind, certified, support_access, created_at)
+             VALUES (?, ?, ?, ?, TRUE, ?)",
+        )
+        .bind(account.id.to_string())
+        .bind(&account.name)
+        .bind(account.kind)
+        .bind(account.certified)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        for user in &account.users {
+            insert_user(&mut tx, account.id, user, now).await?;
+        }
+        tx.commit().await
+    }
+
+    /// Inserts one user into an existing account.
+    pub async fn create_user(&self, account: AccountId, user: &NewUser) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        insert_user(&mut tx, account, user, Utc::now()).await?;
+        tx.commit().await
+    }
+
+    pub async fn account(&self, id: AccountId) -> StoreResult<Option<AccountRecord>> {
+        let row = sqlx::query("SELECT * FROM accounts WHERE id = ?")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|row| {
+            Ok(AccountRecord {
+                id: AccountId(get_uuid(&row, "id")?),
+                name: row.try_get("name")?,
+                kind: row.try_get("kind")?,
+                certified: row.try_get("certified")?,
+                support_access: row.try_get("support_access")?,
+                created_at: row.try_get("created_at")?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Whether the platform account exists (i.e. the installation is bootstrapped).
+    pub async fn platform_account_exists(&self) -> StoreResult<bool> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM accounts WHERE kind = 'platform'")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n > 0)
+    }
+
+    /// The id of the service user of an account.
+    pub async fn service_user_of(&self, account: AccountId) -> StoreResult<Option<UserId>> {
+        let id: Option<String> = sqlx::query_scalar(
+            "SELECT id FROM users WHERE account_id = ? AND kind = 'service'",
+        )
+        .bind(account.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(id.and_then(|s| Uuid::parse_str(&s).ok()).map(UserId))
+    }
+}
+
+async fn insert_user(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    account: AccountId,
+    user: &NewUser,
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO users (id, account_id, kind, username, username_key, email, email_key,
+            first_name, last_name, phone, password_hash, rights, platform_rights, created_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(user.id.to_string())
+    .bind(account.to_string())
+    .bind(user.kind)
+    .bind(&user.username)
+    .bind(username_key(&user.username))
+    .bind(&user.email)
+    .bind(user.email.as_deref().map(email_key))
+    .bind(&user.first_name)
+    .bind(&user.last_name)
+    .bind(&user.phone)
+    .bind(&user.password_hash)
+    .bind(to_json(&user.rights)?)
+    .bind(to_json(&user.platform_rights)?)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,91 @@
+//! All SQL of the broker. One `Store` type over the embedded SQLite database; the queries are
+//! written in SQL that PostgreSQL runs too (text ids, RFC 3339 times), so a PostgreSQL backend
+//! can sit behind the same type next.
+
+mod accounts;
+mod audit;
+mod policies;
+mod reports;
+mod sessions;
+mod users;
+
+use std::{path::Path, str::FromStr, time::Duration};
+
+use sqlx::{
+    Row,
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous},
+};
+use uuid::Uuid;
+
+pub use accounts::{AccountRecord, NewAccount, NewUser};
+pub use audit::{AuditEntry, AuditRecord};
+pub use policies::PolicyRecord;
+pub use reports::{ReportEvent, SessionReport};
+pub use sessions::{InvitationRecord, NewInvitation, SessionRecord};
+pub use users::{TokenPrincipal, UserRecord};
+
+/// Handle to the database; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+/// Result of store calls.
+pub type StoreResult<T> = Result<T, sqlx::Error>;
+
+impl Store {
+    /// Opens (creating if needed) `<data_dir>/broker.db` and runs the embedded migrations.
+    pub async fn open(data_dir: &Path) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(data_dir)?;
+        let options = SqliteConnectOptions::new()
+            .filename(data_dir.join("broker.db"))
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(5))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Reads a UUID stored as text.
+fn get_uuid(row: &SqliteRow, col: &str) -> StoreResult<Uuid> {
+    let s: String = row.try_get(col)?;
+    Uuid::from_str(&s).map_err(|e| sqlx::Error::Decode(Box::new(e)))
+}
+
+/// Reads an optional UUID stored as text.
+fn get_opt_uuid(row: &SqliteRow, col: &str) -> StoreResult<Option<Uuid>> {
+    let s: Option<String> = row.try_get(col)?;
+    s.map(|s| Uuid::from_str(&s).map_err(|e| sqlx::Error::Decode(Box::new(e))))
+        .transpose()
+}
+
+/// Reads a JSON document stored as text.
+fn get_json<T: serde::de::DeserializeOwned>(row: &SqliteRow, col: &str) -> StoreResult<T> {
+    let s: String = row.try_get(col)?;
+    serde_json::from_str(&s).map_err(|e| sqlx::Error::Decode(Box::new(e)))
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> StoreResult<String> {
+    serde_json::to_string(value).map_err(|e| sqlx::Error::Encode(Box::new(e)))
+}
+
+/// Whether an error is a unique-constraint violation (a duplicate).
+pub fn is_unique_violation(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
+}

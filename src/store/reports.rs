@@ -1,0 +1,348 @@
+//! Session report events (written in batches by the report writer) and the report read back.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::Row;
+use uuid::Uuid;
+
+use super::{Store, StoreResult, get_opt_uuid, get_uuid, sessions::invitation_from_row};
+use crate::domain::ids::{InvitationId, MessageId, ParticipantId, SessionId, UserId};
+
+/// One thing that happened in a live session, to be persisted in order.
+#[derive(Debug, Clone)]
+pub enum ReportEvent {
+    Joined {
+        session: SessionId,
+        participant: ParticipantId,
+        user_id: Option<UserId>,
+        name: String,
+        role: &'static str,
+        at: DateTime<Utc>,
+    },
+    Left {
+        participant: ParticipantId,
+        reason: &'static str,
+        at: DateTime<Utc>,
+    },
+    RoleChanged {
+        participant: ParticipantId,
+        role: &'static str,
+    },
+    Chat {
+        session: SessionId,
+        id: MessageId,
+        seq: i64,
+        participant: ParticipantId,
+        name: String,
+        role: &'static str,
+        text: String,
+        at: DateTime<Utc>,
+    },
+    OwnerChanged {
+        session: SessionId,
+        seq: i64,
+        from: Option<ParticipantId>,
+        to: ParticipantId,
+        owner_user_id: UserId,
+        at: DateTime<Utc>,
+    },
+    InvitationRedeemed {
+        invitation: InvitationId,
+        guest: ParticipantId,
+    },
+    Ended {
+        session: SessionId,
+        reason: &'static str,
+        at: DateTime<Utc>,
+    },
+}
+
+impl Store {
+    /// Writes a batch of events in one transaction, in order.
+    pub async fn apply_report_events(&self, events: &[ReportEvent]) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        for event in events {
+            apply(&mut tx, event).await?;
+        }
+        tx.commit().await
+    }
+
+    /// The report of a session (live or ended).
+    pub async fn session_report(&self, id: SessionId) -> StoreResult<Option<SessionReport>> {
+        let Some(session) = self.session(id).await? else {
+            return Ok(None);
+        };
+        let sid = id.to_string();
+        let participants = sqlx::query(
+            "SELECT * FROM session_participants WHERE session_id = ? ORDER BY joined_at, id",
+        )
+        .bind(&sid)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(ReportParticipant {
+                id: get_uuid(row, "id")?,
+                user_id: get_opt_uuid(row, "user_id")?,
+                name: row.try_get("name")?,
+                role: row.try_get("role")?,
+                joined_at: row.try_get("joined_at")?,
+                left_at: row.try_get("left_at")?,
+                leave_reason: row.try_get("leave_reason")?,
+            })
+        })
+        .collect::<StoreResult<Vec<_>>>()?;
+
+        let invitations = sqlx::query(
+            "SELECT i.id, i.session_id, s.account_id, s.subject AS session_subject,
+                i.inviter_participant_id, i.inviter_user_id, i.policy_id, i.policy_name,
+                i.permissions, i.guest_name, i.comment, i.created_at, i.expires_at, i.outcome
+             FROM invitations i JOIN sessions s ON s.id = i.session_id
+             WHERE i.session_id = ? ORDER BY i.created_at, i.id",
+        )
+        .bind(&sid)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|row| {
+            let inv = invitation_from_row(row)?;
+            Ok(ReportInvitation {
+                id: inv.id.0,
+                inviter_id: inv.inviter_participant_id.0,
+                guest_name: inv.guest_name,
+                policy: PolicyRef { id: inv.policy_id.0, name: inv.policy_name },
+                comment: inv.comment,
+                created_at: inv.created_at,
+                outcome: inv.outcome.as_str(),
+            })
+        })
+        .collect::<StoreResult<Vec<_>>>()?;
+
+        let chat = sqlx::query("SELECT * FROM chat_messages WHERE session_id = ? ORDER BY seq")
+            .bind(&sid)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|row| {
+                Ok(ReportChat {
+                    id: get_uuid(row, "id")?,
+                    from: ReportSpeaker {
+                        id: get_uuid(row, "participant_id")?,
+                        name: row.try_get("name")?,
+                        role: row.try_get("role")?,
+                    },
+                    text: row.try_get("text")?,
+                    at: row.try_get("sent_at")?,
+                })
+            })
+            .collect::<StoreResult<Vec<_>>>()?;
+
+        let ownership = sqlx::query("SELECT * FROM ownership_changes WHERE session_id = ? ORDER BY seq")
+            .bind(&sid)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|row| {
+                Ok(ReportOwnership {
+                    from: get_opt_uuid(row, "from_participant_id")?,
+                    to: get_uuid(row, "to_participant_id")?,
+                    at: row.try_get("changed_at")?,
+                })
+            })
+            .collect::<StoreResult<Vec<_>>>()?;
+
+        Ok(Some(SessionReport {
+            session: ReportSession {
+                id: session.id.0,
+                subject: session.subject,
+                state: if session.open { "open" } else { "ended" },
+                started_at: session.started_at,
+                ended_at: session.ended_at,
+                end_reason: session.end_reason,
+            },
+            participants,
+            invitations,
+            chat,
+            ownership,
+        }))
+    }
+}
+
+async fn apply(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    event: &ReportEvent,
+) -> StoreResult<()> {
+    match event {
+        ReportEvent::Joined { session, participant, user_id, name, role, at } => {
+            // A technician who reconnects within the grace keeps its row: only clear the leave.
+            sqlx::query(
+                "INSERT INTO session_participants (id, session_id, user_id, name, role, joined_at)
+                 VALUES (?, ?, ?, ?, ?, ?)
+                 ON CONFLICT (id) DO UPDATE SET left_at = NULL, leave_reason = NULL",
+            )
+            .bind(participant.to_string())
+            .bind(session.to_string())
+            .bind(user_id.map(|u| u.to_string()))
+            .bind(name)
+            .bind(role)
+            .bind(at)
+            .execute(&mut **tx)
+            .await?;
+        }
+        ReportEvent::Left { participant, reason, at } => {
+            sqlx::query(
+                "UPDATE session_participants SET left_at = ?, leave_reason = ? WHERE id = ? AND left_at IS NULL",
+            )
+            .bind(at)
+            .bind(reason)
+            .bind(participant.to_string())
+            .execute(&mut **tx)
+            .await?;
+        }
+        ReportEvent::RoleChanged { participant, role } => {
+            sqlx::query("UPDATE session_participants SET role = ? WHERE id = ?")
+                .bind(role)
+                .bind(participant.to_string())
+                .execute(&mut **tx)
+                .await?;
+        }
+        ReportEvent::Chat { session, id, seq, participant, name, role, text, at } => {
+            sqlx::query(
+                "INSERT INTO chat_messages (id, session_id, seq, participant_id, name, role, text, sent_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(id.to_string())
+            .bind(session.to_string())
+            .bind(seq)
+            .bind(participant.to_string())
+            .bind(name)
+            .bind(role)
+            .bind(text)
+            .bind(at)
+            .execute(&mut **tx)
+            .await?;
+        }
+        ReportEvent::OwnerChanged { session, seq, from, to, owner_user_id, at } => {
+            sqlx::query(
+                "INSERT INTO ownership_changes (session_id, seq, from_participant_id, to_participant_id, changed_at)
+                 VALUES (?, ?, ?, ?, ?)",
+            )
+            .bind(session.to_string())
+            .bind(seq)
+            .bind(from.map(|f| f.to_string()))
+            .bind(to.to_string())
+            .bind(at)
+            .execute(&mut **tx)
+            .await?;
+            sqlx::query("UPDATE sessions SET owner_user_id = ? WHERE id = ?")
+                .bind(owner_user_id.to_string())
+                .bind(session.to_string())
+                .execute(&mut **tx)
+                .await?;
+        }
+        ReportEvent::InvitationRedeemed { invitation, guest } => {
+            sqlx::query("UPDATE invitations SET guest_participant_id = ? WHERE id = ?")
+                .bind(guest.to_string())
+                .bind(invitation.to_string())
+                .execute(&mut **tx)
+                .await?;
+        }
+        ReportEvent::Ended { session, reason, at } => {
+            sqlx::query(
+                "UPDATE invitations SET outcome = 'revoked', outcome_at = ?
+                 WHERE session_id = ? AND outcome = 'pending'",
+            )
+            .bind(at)
+            .bind(session.to_string())
+            .execute(&mut **tx)
+            .await?;
+            sqlx::query(
+                "UPDATE session_participants SET left_at = ?, leave_reason = 'session_ended'
+                 WHERE session_id = ? AND left_at IS NULL",
+            )
+            .bind(at)
+            .bind(session.to_string())
+            .execute(&mut **tx)
+            .await?;
+            sqlx::query(
+                "UPDATE sessions SET state = 'ended', ended_at = ?, end_reason = ? WHERE id = ? AND state = 'open'",
+            )
+            .bind(at)
+            .bind(reason)
+            .bind(session.to_string())
+            .execute(&mut **tx)
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// The report in the contract's shape.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SessionReport {
+    pub session: ReportSession,
+    pub participants: Vec<ReportParticipant>,
+    pub invitations: Vec<ReportInvitation>,
+    pub chat: Vec<ReportChat>,
+    pub ownership: Vec<ReportOwnership>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ReportSession {
+    pub id: Uuid,
+    pub subject: String,
+    pub state: &'static str,
+    pub started_at: DateTime<Utc>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub end_reason: Option<String>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ReportParticipant {
+    pub id: Uuid,
+    pub user_id: Option<Uuid>,
+    pub name: String,
+    pub role: String,
+    pub joined_at: DateTime<Utc>,
+    pub left_at: Option<DateTime<Utc>>,
+    pub leave_reason: Option<String>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ReportInvitation {
+    pub id: Uuid,
+    pub inviter_id: Uuid,
+    pub guest_name: String,
+    pub policy: PolicyRef,
+    pub comment: String,
+    pub created_at: DateTime<Utc>,
+    pub outcome: &'static str,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PolicyRef {
+    pub id: Uuid,
+    pub name: String,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ReportChat {
+    pub id: Uuid,
+    pub from: ReportSpeaker,
+    pub text: String,
+    pub at: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ReportSpeaker {
+    pub id: Uuid,
+    pub name: String,
+    pub role: String,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ReportOwnership {
+    pub from: Option<Uuid>,
+    pub to: Uuid,
+    pub at: DateTime<Utc>,
+}

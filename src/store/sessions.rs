@@ -1,0 +1,240 @@
+//! Sessions and invitations.
+
+use chrono::{DateTime, Utc};
+use sqlx::{Row, sqlite::SqliteRow};
+
+use super::{Store, StoreResult, get_json, get_opt_uuid, get_uuid, to_json};
+use crate::domain::{
+    ids::{AccountId, InvitationId, ParticipantId, PolicyId, SessionId, UserId},
+    invitation::Outcome,
+    permissions::{Permission, PermissionSet},
+};
+
+#[derive(Debug, Clone)]
+pub struct SessionRecord {
+    pub id: SessionId,
+    pub account_id: AccountId,
+    pub subject: String,
+    pub device_id: Option<uuid::Uuid>,
+    pub owner_user_id: UserId,
+    pub open: bool,
+    pub started_at: DateTime<Utc>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub end_reason: Option<String>,
+}
+
+fn session_from_row(row: &SqliteRow) -> StoreResult<SessionRecord> {
+    let state: String = row.try_get("state")?;
+    Ok(SessionRecord {
+        id: SessionId(get_uuid(row, "id")?),
+        account_id: AccountId(get_uuid(row, "account_id")?),
+        subject: row.try_get("subject")?,
+        device_id: get_opt_uuid(row, "device_id")?,
+        owner_user_id: UserId(get_uuid(row, "owner_user_id")?),
+        open: state == "open",
+        started_at: row.try_get("started_at")?,
+        ended_at: row.try_get("ended_at")?,
+        end_reason: row.try_get("end_reason")?,
+    })
+}
+
+#[derive(Debug, Clone)]
+pub struct NewInvitation {
+    pub id: InvitationId,
+    pub session_id: SessionId,
+    pub inviter_participant_id: ParticipantId,
+    pub inviter_user_id: UserId,
+    pub token_hash: String,
+    pub policy_id: PolicyId,
+    pub policy_name: String,
+    pub permissions: PermissionSet,
+    pub guest_name: String,
+    pub comment: String,
+    pub email: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub struct InvitationRecord {
+    pub id: InvitationId,
+    pub session_id: SessionId,
+    pub account_id: AccountId,
+    pub session_subject: String,
+    pub inviter_participant_id: ParticipantId,
+    pub inviter_user_id: UserId,
+    pub policy_id: PolicyId,
+    pub policy_name: String,
+    pub permissions: PermissionSet,
+    pub guest_name: String,
+    pub comment: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub outcome: Outcome,
+}
+
+const INVITATION_COLUMNS: &str = "i.id, i.session_id, s.account_id, s.subject AS session_subject,
+    i.inviter_participant_id, i.inviter_user_id, i.policy_id, i.policy_name, i.permissions,
+    i.guest_name, i.comment, i.created_at, i.expires_at, i.outcome";
+
+pub(super) fn invitation_from_row(row: &SqliteRow) -> StoreResult<InvitationRecord> {
+    let perms: Vec<Permission> = get_json(row, "permissions")?;
+    let outcome: String = row.try_get("outcome")?;
+    Ok(InvitationRecord {
+        id: InvitationId(get_uuid(row, "id")?),
+        session_id: SessionId(get_uuid(row, "session_id")?),
+        account_id: AccountId(get_uuid(row, "account_id")?),
+        session_subject: row.try_get("session_subject")?,
+        inviter_participant_id: ParticipantId(get_uuid(row, "inviter_participant_id")?),
+        inviter_user_id: UserId(get_uuid(row, "inviter_user_id")?),
+        policy_id: PolicyId(get_uuid(row, "policy_id")?),
+        policy_name: row.try_get("policy_name")?,
+        permissions: perms.into_iter().collect(),
+        guest_name: row.try_get("guest_name")?,
+        comment: row.try_get("comment")?,
+        created_at: row.try_get("created_at")?,
+        expires_at: row.try_get("expires_at")?,
+        outcome: Outcome::parse(&outcome)
+            .ok_or_else(|| sqlx::Error::Decode(format!("bad outcome {outcome}").into()))?,
+    })
+}
+
+impl Store {
+    pub async fn insert_session(&self, s: &SessionRecord, customer_key_hash: &str) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO sessions (id, account_id, subject, device_id, owner_user_id,
+                customer_key_hash, state, started_at)
+             VALUES (?, ?, ?, ?, ?, ?, 'open', ?)",
+        )
+        .bind(s.id.to_string())
+        .bind(s.account_id.to_string())
+        .bind(&s.subject)
+        .bind(s.device_id.map(|d| d.to_string()))
+        .bind(s.owner_user_id.to_string())
+        .bind(customer_key_hash)
+        .bind(s.started_at)
+        .execute(&self.pool)
+        .await
+        .map(|_| ())
+    }
+
+    pub async fn session(&self, id: SessionId) -> StoreResult<Option<SessionRecord>> {
+        let row = sqlx::query("SELECT * FROM sessions WHERE id = ?")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(session_from_row).transpose()
+    }
+
+    pub async fn session_by_customer_key(&self, key_hash: &str) -> StoreResult<Option<SessionRecord>> {
+        let row = sqlx::query("SELECT * FROM sessions WHERE customer_key_hash = ?")
+            .bind(key_hash)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(session_from_row).transpose()
+    }
+
+    /// The open sessions of an account, newest first.
+    pub async fn open_sessions_of(&self, account: AccountId) -> StoreResult<Vec<SessionRecord>> {
+        let rows = sqlx::query(
+            "SELECT * FROM sessions WHERE account_id = ? AND state = 'open' ORDER BY started_at DESC",
+        )
+        .bind(account.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(session_from_row).collect()
+    }
+
+    /// Ends every session left open by a broker that stopped without a clean shutdown, and
+    /// revokes their pending invitations. Returns how many sessions it closed.
+    pub async fn fail_orphaned_sessions(&self) -> StoreResult<u64> {
+        let now = Utc::now();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "UPDATE invitations SET outcome = 'revoked', outcome_at = ?
+             WHERE outcome = 'pending' AND session_id IN (SELECT id FROM sessions WHERE state = 'open')",
+        )
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE session_participants SET left_at = ?, leave_reason = 'disconnected'
+             WHERE left_at IS NULL AND session_id IN (SELECT id FROM sessions WHERE state = 'open')",
+        )
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let done = sqlx::query(
+            "UPDATE sessions SET state = 'ended', ended_at = ?, end_reason = 'failed' WHERE state = 'open'",
+        )
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected())
+    }
+
+    pub async fn insert_invitation(&self, i: &NewInvitation) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO invitations (id, session_id, inviter_participant_id, inviter_user_id,
+                token_hash, policy_id, policy_name, permissions, guest_name, comment, email,
+                created_at, expires_at, outcome)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending')",
+        )
+        .bind(i.id.to_string())
+        .bind(i.session_id.to_string())
+        .bind(i.inviter_participant_id.to_string())
+        .bind(i.inviter_user_id.to_string())
+        .bind(&i.token_hash)
+        .bind(i.policy_id.to_string())
+        .bind(&i.policy_name)
+        .bind(to_json(&i.permissions.to_vec())?)
+        .bind(&i.guest_name)
+        .bind(&i.comment)
+        .bind(&i.email)
+        .bind(i.created_at)
+        .bind(i.expires_at)
+        .execute(&self.pool)
+        .await
+        .map(|_| ())
+    }
+
+    pub async fn invitation_by_token_hash(&self, hash: &str) -> StoreResult<Option<InvitationRecord>> {
+        let sql = format!(
+            "SELECT {INVITATION_COLUMNS} FROM invitations i JOIN sessions s ON s.id = i.session_id
+             WHERE i.token_hash = ?"
+        );
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(hash).fetch_optional(&self.pool).await?;
+        row.as_ref().map(invitation_from_row).transpose()
+    }
+
+    pub async fn invitation(&self, id: InvitationId) -> StoreResult<Option<InvitationRecord>> {
+        let sql = format!(
+            "SELECT {INVITATION_COLUMNS} FROM invitations i JOIN sessions s ON s.id = i.session_id
+             WHERE i.id = ?"
+        );
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(invitation_from_row).transpose()
+    }
+
+    /// Moves a pending invitation to `outcome`; `false` when it was no longer pending.
+    pub async fn finish_invitation(
+        &self,
+        id: InvitationId,
+        outcome: Outcome,
+        at: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE invitations SET outcome = ?, outcome_at = ? WHERE id = ? AND outcome = 'pending'",
+        )
+        .bind(outcome.as_str())
+        .bind(at)
+        .bind(id.to_string())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+}

@@ -1,0 +1,251 @@
+//! Users, login tokens and WebSocket tickets.
+
+use chrono::{DateTime, Utc};
+use sqlx::{Row, sqlite::SqliteRow};
+
+use super::{
+    Store, StoreResult,
+    accounts::{email_key, username_key},
+    get_json, get_uuid, to_json,
+};
+use crate::domain::{
+    ids::{AccountId, SessionId, UserId},
+    rights::{PlatformRight, Rights},
+};
+
+#[derive(Debug, Clone)]
+pub struct UserRecord {
+    pub id: UserId,
+    pub account_id: AccountId,
+    pub account_kind: String,
+    pub kind: String,
+    pub username: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub password_hash: Option<String>,
+    pub rights: Rights,
+    pub platform_rights: Vec<PlatformRight>,
+    pub last_login_at: Option<DateTime<Utc>>,
+    pub deleted: bool,
+}
+
+impl UserRecord {
+    /// The name shown to other participants.
+    pub fn display_name(&self) -> String {
+        let full = format!("{} {}", self.first_name, self.last_name);
+        let full = full.trim();
+        if full.is_empty() { self.username.clone() } else { full.to_string() }
+    }
+}
+
+/// A login token's user and how the token was obtained.
+#[derive(Debug, Clone)]
+pub struct TokenPrincipal {
+    pub user: UserRecord,
+    pub via: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+const USER_COLUMNS: &str = "u.id, u.account_id, a.kind AS account_kind, u.kind, u.username,
+    u.first_name, u.last_name, u.email, u.phone, u.password_hash, u.rights, u.platform_rights,
+    u.last_login_at, u.deleted_at";
+
+fn user_from_row(row: &SqliteRow) -> StoreResult<UserRecord> {
+    let deleted_at: Option<DateTime<Utc>> = row.try_get("deleted_at")?;
+    Ok(UserRecord {
+        id: UserId(get_uuid(row, "id")?),
+        account_id: AccountId(get_uuid(row, "account_id")?),
+        account_kind: row.try_get("account_kind")?,
+        kind: row.try_get("kind")?,
+        username: row.try_get("username")?,
+        first_name: row.try_get("first_name")?,
+        last_name: row.try_get("last_name")?,
+        email: row.try_get("email")?,
+        phone: row.try_get("phone")?,
+        password_hash: row.try_get("password_hash")?,
+        rights: get_json(row, "rights")?,
+        platform_rights: get_json(row, "platform_rights")?,
+        last_login_at: row.try_get("last_login_at")?,
+        deleted: deleted_at.is_some(),
+    })
+}
+
+impl Store {
+    /// A user by login name (deleted ones included; the caller decides).
+    pub async fn user_by_username(&self, username: &str) -> StoreResult<Option<UserRecord>> {
+        let sql = format!(
+            "SELECT {USER_COLUMNS} FROM users u JOIN accounts a ON a.id = u.account_id
+             WHERE u.username_key = ?"
+        );
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(username_key(username))
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    pub async fn user(&self, id: UserId) -> StoreResult<Option<UserRecord>> {
+        let sql = format!(
+            "SELECT {USER_COLUMNS} FROM users u JOIN accounts a ON a.id = u.account_id WHERE u.id = ?"
+        );
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    /// The account's users that are not deleted, by username.
+    pub async fn users_of(&self, account: AccountId) -> StoreResult<Vec<UserRecord>> {
+        let sql = format!(
+            "SELECT {USER_COLUMNS} FROM users u JOIN accounts a ON a.id = u.account_id
+             WHERE u.account_id = ? AND u.deleted_at IS NULL ORDER BY u.username_key"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(account.to_string())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(user_from_row).collect()
+    }
+
+    pub async fn username_taken(&self, username: &str) -> StoreResult<bool> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE username_key = ?")
+            .bind(username_key(username))
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n > 0)
+    }
+
+    pub async fn email_taken(&self, email: &str) -> StoreResult<bool> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE email_key = ?")
+            .bind(email_key(email))
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n > 0)
+    }
+
+    pub async fn set_rights(&self, user: UserId, rights: &Rights) -> StoreResult<()> {
+        sqlx::query("UPDATE users SET rights = ? WHERE id = ?")
+            .bind(to_json(rights)?)
+            .bind(user.to_string())
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+    }
+
+    pub async fn touch_last_login(&self, user: UserId, at: DateTime<Utc>) -> StoreResult<()> {
+        sqlx::query("UPDATE users SET last_login_at = ? WHERE id = ?")
+            .bind(at)
+            .bind(user.to_string())
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+    }
+
+    /// Stores a login token under its hash.
+    pub async fn insert_token(
+        &self,
+        token_hash: &str,
+        user: UserId,
+        via: &str,
+        expires_at: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO auth_tokens (token_hash, user_id, via, created_at, expires_at)
+             VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(token_hash)
+        .bind(user.to_string())
+        .bind(via)
+        .bind(Utc::now())
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await
+        .map(|_| ())
+    }
+
+    /// The user behind a token that is not revoked and whose user is not deleted. The caller
+    /// checks `expires_at`.
+    pub async fn token_principal(&self, token_hash: &str) -> StoreResult<Option<TokenPrincipal>> {
+        let sql = format!(
+            "SELECT {USER_COLUMNS}, t.via AS token_via, t.expires_at AS token_expires_at
+             FROM auth_tokens t JOIN users u ON u.id = t.user_id JOIN accounts a ON a.id = u.account_id
+             WHERE t.token_hash = ? AND t.revoked_at IS NULL AND u.deleted_at IS NULL"
+        );
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(token_hash)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|row| {
+            Ok(TokenPrincipal {
+                user: user_from_row(&row)?,
+                via: row.try_get("token_via")?,
+                expires_at: row.try_get("token_expires_at")?,
+            })
+        })
+        .transpose()
+    }
+
+    pub async fn revoke_token(&self, token_hash: &str) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE auth_tokens SET revoked_at = ? WHERE token_hash = ? AND revoked_at IS NULL",
+        )
+        .bind(Utc::now())
+        .bind(token_hash)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Stores a single-use WebSocket ticket under its hash.
+    pub async fn insert_ws_ticket(
+        &self,
+        ticket_hash: &str,
+        user: UserId,
+        session: SessionId,
+        via: &str,
+        expires_at: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO ws_tickets (ticket_hash, user_id, session_id, via, created_at, expires_at)
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(ticket_hash)
+        .bind(user.to_string())
+        .bind(session.to_string())
+        .bind(via)
+        .bind(Utc::now())
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await
+        .map(|_| ())
+    }
+
+    /// Uses a ticket up atomically: of two concurrent uses exactly one gets it. Returns the
+    /// ticket's user, session, via and expiry (the caller checks the expiry).
+    pub async fn consume_ws_ticket(
+        &self,
+        ticket_hash: &str,
+    ) -> StoreResult<Option<(UserId, SessionId, String, DateTime<Utc>)>> {
+        let row = sqlx::query(
+            "UPDATE ws_tickets SET used_at = ? WHERE ticket_hash = ? AND used_at IS NULL
+             RETURNING user_id, session_id, via, expires_at",
+        )
+        .bind(Utc::now())
+        .bind(ticket_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| {
+            Ok((
+                UserId(get_uuid(&row, "user_id")?),
+                SessionId(get_uuid(&row, "session_id")?),
+                row.try_get("via")?,
+                row.try_get("expires_at")?,
+            ))
+        })
+        .transpose()
+    }
+
+}
