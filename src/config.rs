@@ -187,10 +187,8 @@ pub struct Sources {
 impl Settings {
     /// Defaults, then `sources.file`, then the environment.
     pub fn load(sources: &Sources) -> Result<Self, config::ConfigError> {
-        let mut builder = config::Config::builder().add_source(config::File::from_str(
-            DEFAULTS,
-            config::FileFormat::Toml,
-        ));
+        let mut builder = config::Config::builder()
+            .add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml));
         if let Some(file) = &sources.file {
             builder = builder.add_source(config::File::from(file.as_path()).required(true));
         }

@@ -21,7 +21,11 @@ pub enum AppError {
     #[error("{message}")]
     Unprocessable { code: &'static str, message: String },
     #[error("{message}")]
-    TooManyRequests { code: &'static str, message: String, retry_after_secs: u64 },
+    TooManyRequests {
+        code: &'static str,
+        message: String,
+        retry_after_secs: u64,
+    },
     #[error("the broker is shutting down")]
     Unavailable,
     /// Anything unexpected: logged once with its cause chain, answered as an opaque 500.
@@ -31,7 +35,10 @@ pub enum AppError {
 
 impl AppError {
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
-        Self::BadRequest { code, message: message.into() }
+        Self::BadRequest {
+            code,
+            message: message.into(),
+        }
     }
     pub fn unauthorized() -> Self {
         Self::Unauthorized {
@@ -40,22 +47,41 @@ impl AppError {
         }
     }
     pub fn forbidden(code: &'static str, message: impl Into<String>) -> Self {
-        Self::Forbidden { code, message: message.into() }
+        Self::Forbidden {
+            code,
+            message: message.into(),
+        }
     }
     pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
-        Self::NotFound { code, message: message.into() }
+        Self::NotFound {
+            code,
+            message: message.into(),
+        }
     }
     pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
-        Self::Conflict { code, message: message.into() }
+        Self::Conflict {
+            code,
+            message: message.into(),
+        }
     }
     pub fn gone(code: &'static str, message: impl Into<String>) -> Self {
-        Self::Gone { code, message: message.into() }
+        Self::Gone {
+            code,
+            message: message.into(),
+        }
     }
     pub fn unprocessable(code: &'static str, message: impl Into<String>) -> Self {
-        Self::Unprocessable { code, message: message.into() }
+        Self::Unprocessable {
+            code,
+            message: message.into(),
+        }
     }
     pub fn too_many(code: &'static str, message: impl Into<String>, retry_after_secs: u64) -> Self {
-        Self::TooManyRequests { code, message: message.into(), retry_after_secs }
+        Self::TooManyRequests {
+            code,
+            message: message.into(),
+            retry_after_secs,
+        }
     }
     pub fn internal(err: impl Into<anyhow::Error>) -> Self {
         Self::Internal(err.into())
@@ -120,13 +146,21 @@ impl ResponseError for AppError {
             other => other.to_string(),
         };
         let mut builder = HttpResponse::build(self.status_code());
-        if let Self::TooManyRequests { retry_after_secs, .. } = self {
+        if let Self::TooManyRequests {
+            retry_after_secs, ..
+        } = self
+        {
             builder.insert_header(("Retry-After", retry_after_secs.max(&1).to_string()));
         }
         if let Self::Unavailable = self {
             builder.insert_header(("Retry-After", "5"));
         }
-        builder.json(ErrorBody { error: ErrorDetail { code: self.code(), message } })
+        builder.json(ErrorBody {
+            error: ErrorDetail {
+                code: self.code(),
+                message,
+            },
+        })
     }
 }
 

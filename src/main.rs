@@ -10,7 +10,11 @@ use support_broker::{
 };
 
 #[derive(Parser)]
-#[command(name = "support-broker", version, about = "Real-time support session broker")]
+#[command(
+    name = "support-broker",
+    version,
+    about = "Real-time support session broker"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -37,7 +41,11 @@ async fn main() -> anyhow::Result<()> {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve { config, bind, data_dir } => {
+        Command::Serve {
+            config,
+            bind,
+            data_dir,
+        } => {
             let file = config.or_else(|| {
                 let default = PathBuf::from("config/default.toml");
                 default.exists().then_some(default)
@@ -51,7 +59,15 @@ async fn main() -> anyhow::Result<()> {
             }
             telemetry::init_logs(&settings.log);
             let app = Application::build(settings).await?;
-            println!("listening on {}://{}", if app.public_url().starts_with("https") { "https" } else { "http" }, app.local_addr());
+            println!(
+                "listening on {}://{}",
+                if app.public_url().starts_with("https") {
+                    "https"
+                } else {
+                    "http"
+                },
+                app.local_addr()
+            );
             app.run_until_stopped().await
         }
     }

@@ -47,12 +47,17 @@ pub struct Application {
 impl Application {
     /// Opens the store (migrating it), bootstraps the platform admin on first start, binds.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        // The recorder goes first: metric handles taken before it exists would be no-ops.
+        let metrics = telemetry::metrics_handle()?;
         let settings = Arc::new(settings);
         let data_dir = settings.storage.data_dir.clone();
         let store = Store::open(&data_dir).await?;
         let orphaned = store.fail_orphaned_sessions().await?;
         if orphaned > 0 {
-            tracing::warn!(sessions = orphaned, "sessions left open by an unclean stop were ended as failed");
+            tracing::warn!(
+                sessions = orphaned,
+                "sessions left open by an unclean stop were ended as failed"
+            );
         }
         let passwords = PasswordHasherPool::new(settings.auth.max_parallel_hashes)?;
         bootstrap(&store, &passwords, settings.admin_password.as_ref()).await?;
@@ -63,7 +68,12 @@ impl Application {
         let public_url = if settings.http.public_url.trim().is_empty() {
             format!("{}://{addr}", if tls { "https" } else { "http" })
         } else {
-            settings.http.public_url.trim().trim_end_matches('/').to_string()
+            settings
+                .http
+                .public_url
+                .trim()
+                .trim_end_matches('/')
+                .to_string()
         };
 
         let (reports, report_task) = ReportSink::start(store.clone());
@@ -84,7 +94,7 @@ impl Application {
             passwords,
             mailer,
             public_url,
-            telemetry::metrics_handle()?,
+            metrics,
         ));
 
         let app_state = state.clone();
@@ -106,7 +116,14 @@ impl Application {
         }
         .run();
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
-        Ok(Self { server, addr, state, report_task, shutdown_tx, shutdown_rx })
+        Ok(Self {
+            server,
+            addr,
+            state,
+            report_task,
+            shutdown_tx,
+            shutdown_rx,
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -130,7 +147,14 @@ impl Application {
     /// upgrades refused, sessions ended with `shutdown` and sockets closed with 1001, reports
     /// flushed, the server stopped.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let Self { server, state, report_task, mut shutdown_rx, shutdown_tx, .. } = self;
+        let Self {
+            server,
+            state,
+            report_task,
+            mut shutdown_rx,
+            shutdown_tx,
+            ..
+        } = self;
         let handle = server.handle();
         let mut server = tokio::spawn(server);
         tokio::select! {
@@ -168,7 +192,10 @@ async fn drain(state: &AppState, handle: &ServerHandle) {
 #[cfg(unix)]
 async fn wait_for_signal() {
     use tokio::signal::unix::{SignalKind, signal};
-    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
         (Ok(mut term), Ok(mut int)) => {
             tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
         }
@@ -185,13 +212,20 @@ async fn wait_for_signal() {
 
 fn tls_config(settings: &Settings) -> anyhow::Result<rustls::ServerConfig> {
     use rustls_pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
-    let certs = CertificateDer::pem_file_iter(&settings.http.tls.cert_file)?.collect::<Result<Vec<_>, _>>()?;
+    let certs = CertificateDer::pem_file_iter(&settings.http.tls.cert_file)?
+        .collect::<Result<Vec<_>, _>>()?;
     let key = PrivateKeyDer::from_pem_file(&settings.http.tls.key_file)?;
-    Ok(rustls::ServerConfig::builder().with_no_client_auth().with_single_cert(certs, key)?)
+    Ok(rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)?)
 }
 
 /// First start on an empty database: the platform account and its admin `admin`.
-async fn bootstrap(store: &Store, passwords: &PasswordHasherPool, password: Option<&Secret>) -> anyhow::Result<()> {
+async fn bootstrap(
+    store: &Store,
+    passwords: &PasswordHasherPool,
+    password: Option<&Secret>,
+) -> anyhow::Result<()> {
     if store.platform_account_exists().await? {
         return Ok(());
     }
@@ -225,11 +259,20 @@ async fn bootstrap(store: &Store, passwords: &PasswordHasherPool, password: Opti
         platform_rights: Vec::new(),
     };
     store
-        .create_account(&NewAccount { id, name: "Platform".into(), kind: "platform", certified: false, users: vec![admin, service] })
+        .create_account(&NewAccount {
+            id,
+            name: "Platform".into(),
+            kind: "platform",
+            certified: false,
+            users: vec![admin, service],
+        })
         .await?;
     if generated {
         // Printed once, on purpose, to stdout (never to the log).
-        println!("bootstrap: platform admin 'admin' created with password {}", password.expose());
+        println!(
+            "bootstrap: platform admin 'admin' created with password {}",
+            password.expose()
+        );
     } else {
         tracing::info!("bootstrap: platform admin 'admin' created with the configured password");
     }

@@ -101,7 +101,10 @@ impl Drop for LiveGuard {
 /// Creates the outlet of a new connection and spawns its writer task on the current runtime.
 pub fn open(ws: actix_ws::Session, capacity: usize, live: &LiveConnections) -> Outlet {
     let (tx, rx) = mpsc::channel(capacity.max(1));
-    let kill = Arc::new(Kill { token: CancellationToken::new(), code: AtomicU16::new(1000) });
+    let kill = Arc::new(Kill {
+        token: CancellationToken::new(),
+        code: AtomicU16::new(1000),
+    });
     live.0.fetch_add(1, Ordering::SeqCst);
     let guard = LiveGuard(live.clone());
     let writer_kill = kill.clone();
@@ -117,7 +120,10 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
 async fn write_loop(mut ws: actix_ws::Session, mut rx: mpsc::Receiver<Outbound>, kill: Arc<Kill>) {
     let close_with = |code: u16, description: Option<&'static str>| {
-        Some(CloseReason { code: CloseCode::from(code), description: description.map(str::to_string) })
+        Some(CloseReason {
+            code: CloseCode::from(code),
+            description: description.map(str::to_string),
+        })
     };
     loop {
         let next = tokio::select! {

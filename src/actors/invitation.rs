@@ -47,7 +47,9 @@ impl InvitationActor {
     /// Persists a final outcome, tells the session, and stops.
     fn finish(&mut self, outcome: Outcome) -> ResponseActFuture<Self, bool> {
         metrics::counter!("broker_invitations_total", "outcome" => outcome.as_str()).increment(1);
-        self.session.do_send(InvitationClosed { invitation_id: self.id });
+        self.session.do_send(InvitationClosed {
+            invitation_id: self.id,
+        });
         self.registry.remove_invitation(self.id);
         let store = self.store.clone();
         let id = self.id;
@@ -75,7 +77,9 @@ impl Actor for InvitationActor {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         metrics::counter!("broker_invitations_total", "outcome" => "created").increment(1);
-        let left = (self.state.expires_at - Utc::now()).to_std().unwrap_or_default();
+        let left = (self.state.expires_at - Utc::now())
+            .to_std()
+            .unwrap_or_default();
         ctx.run_later(left, |act, ctx| {
             if act.state.expire() {
                 tracing::info!(invitation = %act.id, "invitation expired");
@@ -110,7 +114,9 @@ impl Handler<Redeem> for InvitationActor {
             } else {
                 // Someone else finished it in the database first (cannot happen while this
                 // actor is the only writer, but never hand out a second grant).
-                Err(RedeemError::Refused(crate::domain::invitation::Refusal::Used))
+                Err(RedeemError::Refused(
+                    crate::domain::invitation::Refusal::Used,
+                ))
             }
         }))
     }

@@ -4,7 +4,9 @@ use actix::{Addr, Message};
 use bytes::Bytes;
 
 use super::{
-    connection::Outlet, invitation::InvitationActor, participant::ParticipantActor,
+    connection::Outlet,
+    invitation::InvitationActor,
+    participant::ParticipantActor,
     protocol::{ClientFrame, ParticipantView},
 };
 use crate::domain::{
@@ -22,7 +24,12 @@ pub enum Joiner {
     /// The customer side, through the session's customer key.
     Customer,
     /// An external technician who redeemed an invitation.
-    Guest { invitation_id: InvitationId, inviter: ParticipantId, name: String, permissions: PermissionSet },
+    Guest {
+        invitation_id: InvitationId,
+        inviter: ParticipantId,
+        name: String,
+        permissions: PermissionSet,
+    },
 }
 
 /// Why a session refused a join after the upgrade (answered by closing the socket).

@@ -64,7 +64,12 @@ pub struct ParticipantActor {
 }
 
 impl ParticipantActor {
-    pub fn new(session: Addr<SessionActor>, joiner: Joiner, outlet: Outlet, limits: Arc<WsLimits>) -> Self {
+    pub fn new(
+        session: Addr<SessionActor>,
+        joiner: Joiner,
+        outlet: Outlet,
+        limits: Arc<WsLimits>,
+    ) -> Self {
         Self {
             session,
             joiner: Some(joiner),
@@ -82,7 +87,10 @@ impl ParticipantActor {
         if !self.done {
             self.done = true;
             if let Some(pid) = self.participant {
-                self.session.do_send(Departed { participant: pid, reason });
+                self.session.do_send(Departed {
+                    participant: pid,
+                    reason,
+                });
             }
         }
         ctx.stop();
@@ -99,7 +107,11 @@ impl ParticipantActor {
     /// connection with 1008.
     fn refuse(&mut self, err: FrameError, ctx: &mut Context<Self>) {
         let now = Instant::now();
-        while self.errors.front().is_some_and(|t| now.duration_since(*t) > Duration::from_secs(60)) {
+        while self
+            .errors
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > Duration::from_secs(60))
+        {
             self.errors.pop_front();
         }
         self.errors.push_back(now);
@@ -107,7 +119,11 @@ impl ParticipantActor {
             self.close_with(close_code::POLICY_VIOLATION, "too_many_invalid_frames", ctx);
             return;
         }
-        let text = ServerFrame::Error { code: err.code(), message: &err.message() }.encode();
+        let text = ServerFrame::Error {
+            code: err.code(),
+            message: &err.message(),
+        }
+        .encode();
         let _ = self.outlet.text(text);
     }
 
@@ -121,11 +137,19 @@ impl ParticipantActor {
             Ok(ClientFrame::Chat { text }) if text.trim().is_empty() => {
                 self.refuse(FrameError::Invalid("chat text is empty".into()), ctx)
             }
-            Ok(ClientFrame::Chat { text }) if text.chars().count() > self.limits.max_chat_chars => self.refuse(
-                FrameError::Invalid(format!("chat text is longer than {} characters", self.limits.max_chat_chars)),
-                ctx,
-            ),
-            Ok(frame) => self.session.do_send(FromClient { participant: pid, frame }),
+            Ok(ClientFrame::Chat { text }) if text.chars().count() > self.limits.max_chat_chars => {
+                self.refuse(
+                    FrameError::Invalid(format!(
+                        "chat text is longer than {} characters",
+                        self.limits.max_chat_chars
+                    )),
+                    ctx,
+                )
+            }
+            Ok(frame) => self.session.do_send(FromClient {
+                participant: pid,
+                frame,
+            }),
             Err(err) => self.refuse(err, ctx),
         }
     }
@@ -137,9 +161,15 @@ impl ParticipantActor {
         }
         let Some(pid) = self.participant else { return };
         match data.first().copied().and_then(Channel::from_byte) {
-            Some(channel) => self.session.do_send(StreamFrame { participant: pid, channel, data }),
+            Some(channel) => self.session.do_send(StreamFrame {
+                participant: pid,
+                channel,
+                data,
+            }),
             None => self.refuse(
-                FrameError::Invalid("a binary frame starts with its channel: 1 screen, 2 input, 3 file".into()),
+                FrameError::Invalid(
+                    "a binary frame starts with its channel: 1 screen, 2 input, 3 file".into(),
+                ),
                 ctx,
             ),
         }
@@ -150,28 +180,42 @@ impl Actor for ParticipantActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        let Some(joiner) = self.joiner.take() else { return };
-        let join = Join { joiner, outlet: self.outlet.clone(), addr: ctx.address() };
+        let Some(joiner) = self.joiner.take() else {
+            return;
+        };
+        let join = Join {
+            joiner,
+            outlet: self.outlet.clone(),
+            addr: ctx.address(),
+        };
         // Nothing from the client is processed before the session has admitted it.
-        ctx.wait(self.session.send(join).into_actor(self).map(|res, act, ctx| match res {
-            Ok(Ok(pid)) => act.participant = Some(pid),
-            Ok(Err(JoinRefusal::SessionEnded)) => {
-                let _ = act.outlet.text(ServerFrame::SessionEnded { reason: "ended" }.encode());
-                act.outlet.close(close_code::SESSION_ENDED, "session_ended");
-                act.done = true;
-                ctx.stop();
-            }
-            Ok(Err(JoinRefusal::InviterLeft)) => {
-                act.outlet.close(close_code::INVITER_LEFT, "inviter_left");
-                act.done = true;
-                ctx.stop();
-            }
-            Err(_) => {
-                act.outlet.close(close_code::INTERNAL_ERROR, "session_failed");
-                act.done = true;
-                ctx.stop();
-            }
-        }));
+        ctx.wait(
+            self.session
+                .send(join)
+                .into_actor(self)
+                .map(|res, act, ctx| match res {
+                    Ok(Ok(pid)) => act.participant = Some(pid),
+                    Ok(Err(JoinRefusal::SessionEnded)) => {
+                        let _ = act
+                            .outlet
+                            .text(ServerFrame::SessionEnded { reason: "ended" }.encode());
+                        act.outlet.close(close_code::SESSION_ENDED, "session_ended");
+                        act.done = true;
+                        ctx.stop();
+                    }
+                    Ok(Err(JoinRefusal::InviterLeft)) => {
+                        act.outlet.close(close_code::INVITER_LEFT, "inviter_left");
+                        act.done = true;
+                        ctx.stop();
+                    }
+                    Err(_) => {
+                        act.outlet
+                            .close(close_code::INTERNAL_ERROR, "session_failed");
+                        act.done = true;
+                        ctx.stop();
+                    }
+                }),
+        );
         ctx.run_interval(self.limits.ping_interval, |act, ctx| {
             if act.last_heard.elapsed() > act.limits.client_timeout {
                 tracing::info!(participant = ?act.participant, "client silent too long; dropping");
@@ -187,7 +231,10 @@ impl Actor for ParticipantActor {
         if !self.done
             && let Some(pid) = self.participant
         {
-            self.session.do_send(Departed { participant: pid, reason: LeaveReason::Disconnected });
+            self.session.do_send(Departed {
+                participant: pid,
+                reason: LeaveReason::Disconnected,
+            });
         }
     }
 }
@@ -206,7 +253,9 @@ impl StreamHandler<Result<AggregatedMessage, ProtocolError>> for ParticipantActo
                 self.outlet.close(close_code::NORMAL, "bye");
                 self.depart(LeaveReason::Disconnected, ctx);
             }
-            Err(ProtocolError::Overflow) => self.close_with(close_code::TOO_BIG, "message_too_big", ctx),
+            Err(ProtocolError::Overflow) => {
+                self.close_with(close_code::TOO_BIG, "message_too_big", ctx)
+            }
             Err(ProtocolError::Io(err)) if err.kind() == std::io::ErrorKind::InvalidData => {
                 self.close_with(close_code::INVALID_PAYLOAD, "invalid_utf8", ctx)
             }

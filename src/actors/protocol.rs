@@ -48,7 +48,9 @@ pub fn parse_client_frame(text: &str) -> Result<ClientFrame, FrameError> {
     let value: serde_json::Value =
         serde_json::from_str(text).map_err(|e| FrameError::Invalid(e.to_string()))?;
     let Some(kind) = value.get("type").and_then(|t| t.as_str()) else {
-        return Err(FrameError::Invalid("a frame is an object with a string \"type\"".into()));
+        return Err(FrameError::Invalid(
+            "a frame is an object with a string \"type\"".into(),
+        ));
     };
     if !CLIENT_TYPES.contains(&kind) {
         let mut shown: String = kind.chars().take(64).collect();
@@ -127,7 +129,9 @@ impl ServerFrame<'_> {
     pub fn encode(&self) -> bytestring::ByteString {
         // Serializing these plain structs cannot fail; fall back to an error frame anyway.
         serde_json::to_string(self)
-            .unwrap_or_else(|_| r#"{"type":"error","code":"internal","message":"encoding failed"}"#.into())
+            .unwrap_or_else(|_| {
+                r#"{"type":"error","code":"internal","message":"encoding failed"}"#.into()
+            })
             .into()
     }
 }
@@ -142,14 +146,26 @@ mod tests {
             parse_client_frame(r#"{"type":"chat","text":"hi"}"#),
             Ok(ClientFrame::Chat { text: "hi".into() })
         );
-        assert_eq!(parse_client_frame(r#"{"type":"leave"}"#), Ok(ClientFrame::Leave));
+        assert_eq!(
+            parse_client_frame(r#"{"type":"leave"}"#),
+            Ok(ClientFrame::Leave)
+        );
     }
 
     #[test]
     fn malformed_frames_are_invalid_and_unknown_types_are_named() {
-        assert_eq!(parse_client_frame("{nope").unwrap_err().code(), "invalid_frame");
-        assert_eq!(parse_client_frame(r#"{"type":"chat"}"#).unwrap_err().code(), "invalid_frame");
-        assert_eq!(parse_client_frame(r#"[1,2]"#).unwrap_err().code(), "invalid_frame");
+        assert_eq!(
+            parse_client_frame("{nope").unwrap_err().code(),
+            "invalid_frame"
+        );
+        assert_eq!(
+            parse_client_frame(r#"{"type":"chat"}"#).unwrap_err().code(),
+            "invalid_frame"
+        );
+        assert_eq!(
+            parse_client_frame(r#"[1,2]"#).unwrap_err().code(),
+            "invalid_frame"
+        );
         assert_eq!(
             parse_client_frame(r#"{"type":"dance"}"#),
             Err(FrameError::UnknownType("dance".into()))

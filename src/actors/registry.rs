@@ -21,7 +21,10 @@ impl Registry {
     }
 
     pub fn session(&self, id: SessionId) -> Option<Addr<SessionActor>> {
-        self.sessions.get(&id).map(|a| a.clone()).filter(|a| a.connected())
+        self.sessions
+            .get(&id)
+            .map(|a| a.clone())
+            .filter(|a| a.connected())
     }
 
     pub fn insert_session(&self, id: SessionId, addr: Addr<SessionActor>) {
@@ -44,7 +47,10 @@ impl Registry {
     }
 
     pub fn invitation(&self, id: InvitationId) -> Option<Addr<InvitationActor>> {
-        self.invitations.get(&id).map(|a| a.clone()).filter(|a| a.connected())
+        self.invitations
+            .get(&id)
+            .map(|a| a.clone())
+            .filter(|a| a.connected())
     }
 
     pub fn insert_invitation(&self, id: InvitationId, addr: Addr<InvitationActor>) {

@@ -21,8 +21,8 @@ use crate::{
         ids::{InvitationId, MessageId, ParticipantId, SessionId, UserId},
         permissions::{Permission, PermissionSet},
         session::{
-            self, EndReason, Kind, LeaveReason, Role, Route, check_transfer, close_code, permissions_of,
-            receives,
+            self, EndReason, Kind, LeaveReason, Role, Route, check_transfer, close_code,
+            permissions_of, receives,
         },
     },
     report::ReportSink,
@@ -52,7 +52,8 @@ pub struct RelayMetrics {
 
 impl RelayMetrics {
     pub fn register() -> Self {
-        let relayed = |kind: &'static str| metrics::counter!("broker_frames_relayed_total", "kind" => kind);
+        let relayed =
+            |kind: &'static str| metrics::counter!("broker_frames_relayed_total", "kind" => kind);
         let dropped = |reason: &'static str| metrics::counter!("broker_frames_dropped_total", "reason" => reason);
         let role = |role: &'static str| metrics::gauge!("broker_participants", "role" => role);
         Self {
@@ -138,17 +139,25 @@ impl SessionActor {
     }
 
     fn view(&self, m: &Member) -> ParticipantView {
-        ParticipantView { id: m.id.0, user_id: m.user_id.map(|u| u.0), name: m.name.clone(), role: self.role_of(m) }
+        ParticipantView {
+            id: m.id.0,
+            user_id: m.user_id.map(|u| u.0),
+            name: m.name.clone(),
+            role: self.role_of(m),
+        }
     }
 
     /// The owner's participant id while it is connected.
     fn connected_owner(&self) -> Option<ParticipantId> {
-        self.owner.filter(|o| self.members.get(o).is_some_and(|m| m.conn.is_some()))
+        self.owner
+            .filter(|o| self.members.get(o).is_some_and(|m| m.conn.is_some()))
     }
 
     /// Queues a frame for one participant; an overflowing queue marks it too slow.
     fn send_to(&mut self, pid: ParticipantId, frame: Outbound) {
-        let Some(conn) = self.members.get(&pid).and_then(|m| m.conn.as_ref()) else { return };
+        let Some(conn) = self.members.get(&pid).and_then(|m| m.conn.as_ref()) else {
+            return;
+        };
         if conn.outlet.send(frame) == Err(SendError::Full) {
             self.too_slow.push(pid);
         }
@@ -191,9 +200,14 @@ impl SessionActor {
     }
 
     fn welcome(&mut self, pid: ParticipantId) {
-        let Some(m) = self.members.get(&pid) else { return };
-        let mut participants: Vec<(u64, ParticipantView)> =
-            self.members.values().map(|p| (p.seq, self.view(p))).collect();
+        let Some(m) = self.members.get(&pid) else {
+            return;
+        };
+        let mut participants: Vec<(u64, ParticipantView)> = self
+            .members
+            .values()
+            .map(|p| (p.seq, self.view(p)))
+            .collect();
         participants.sort_by_key(|(seq, _)| *seq);
         let text = ServerFrame::Welcome {
             participant_id: pid.0,
@@ -219,29 +233,49 @@ impl SessionActor {
     /// (4001), its pending invitations are revoked, ownership passes on, and with no
     /// technician left the session ends.
     fn remove_member(&mut self, pid: ParticipantId, reason: LeaveReason, ctx: &mut Context<Self>) {
-        let Some(m) = self.members.remove(&pid) else { return };
+        let Some(m) = self.members.remove(&pid) else {
+            return;
+        };
         if let Some(handle) = m.grace {
             ctx.cancel_future(handle);
         }
         self.deps.metrics.gauge(m.kind).decrement(1.0);
-        self.record(ReportEvent::Left { participant: pid, reason: reason.as_str(), at: Utc::now() });
-        let text = ServerFrame::ParticipantLeft { participant_id: pid.0, reason: reason.as_str() }.encode();
+        self.record(ReportEvent::Left {
+            participant: pid,
+            reason: reason.as_str(),
+            at: Utc::now(),
+        });
+        let text = ServerFrame::ParticipantLeft {
+            participant_id: pid.0,
+            reason: reason.as_str(),
+        }
+        .encode();
         self.broadcast(&text, None);
         if m.kind != Kind::Technician || self.ended {
             return;
         }
 
-        let guests: Vec<ParticipantId> =
-            self.members.values().filter(|g| g.invited_by == Some(pid)).map(|g| g.id).collect();
+        let guests: Vec<ParticipantId> = self
+            .members
+            .values()
+            .filter(|g| g.invited_by == Some(pid))
+            .map(|g| g.id)
+            .collect();
         for guest in guests {
             self.evict(guest, close_code::INVITER_LEFT, "inviter_left");
             self.remove_member(guest, LeaveReason::InviterLeft, ctx);
         }
-        let pending: Vec<InvitationId> =
-            self.invitations.iter().filter(|(_, (inviter, _))| *inviter == pid).map(|(id, _)| *id).collect();
+        let pending: Vec<InvitationId> = self
+            .invitations
+            .iter()
+            .filter(|(_, (inviter, _))| *inviter == pid)
+            .map(|(id, _)| *id)
+            .collect();
         for id in pending {
             if let Some((_, addr)) = self.invitations.remove(&id) {
-                addr.do_send(Revoke { cause: RevokeCause::InviterLeft });
+                addr.do_send(Revoke {
+                    cause: RevokeCause::InviterLeft,
+                });
             }
         }
 
@@ -255,7 +289,9 @@ impl SessionActor {
     }
 
     fn set_owner(&mut self, from: Option<ParticipantId>, to: ParticipantId) {
-        let Some(user) = self.members.get(&to).and_then(|m| m.user_id) else { return };
+        let Some(user) = self.members.get(&to).and_then(|m| m.user_id) else {
+            return;
+        };
         self.owner = Some(to);
         self.owner_user = user;
         self.ownership_seq += 1;
@@ -269,10 +305,19 @@ impl SessionActor {
             at,
         });
         if let Some(from) = from.filter(|f| self.members.contains_key(f)) {
-            self.record(ReportEvent::RoleChanged { participant: from, role: Role::Technician.as_str() });
+            self.record(ReportEvent::RoleChanged {
+                participant: from,
+                role: Role::Technician.as_str(),
+            });
         }
-        self.record(ReportEvent::RoleChanged { participant: to, role: Role::Owner.as_str() });
-        let text = ServerFrame::OwnerChanged { owner_id: self.connected_owner().map(|o| o.0) }.encode();
+        self.record(ReportEvent::RoleChanged {
+            participant: to,
+            role: Role::Owner.as_str(),
+        });
+        let text = ServerFrame::OwnerChanged {
+            owner_id: self.connected_owner().map(|o| o.0),
+        }
+        .encode();
         self.broadcast(&text, None);
     }
 
@@ -283,7 +328,10 @@ impl SessionActor {
         }
         self.ended = true;
         tracing::info!(session = %self.id, reason = reason.as_str(), "session ended");
-        let text = ServerFrame::SessionEnded { reason: reason.as_str() }.encode();
+        let text = ServerFrame::SessionEnded {
+            reason: reason.as_str(),
+        }
+        .encode();
         let (code, leave) = match reason {
             EndReason::Shutdown => (close_code::GOING_AWAY, LeaveReason::Shutdown),
             _ => (close_code::SESSION_ENDED, LeaveReason::SessionEnded),
@@ -298,18 +346,30 @@ impl SessionActor {
                 conn.addr.do_send(Evicted);
             }
             self.deps.metrics.gauge(m.kind).decrement(1.0);
-            self.record(ReportEvent::Left { participant: m.id, reason: leave.as_str(), at });
+            self.record(ReportEvent::Left {
+                participant: m.id,
+                reason: leave.as_str(),
+                at,
+            });
         }
         for (_, (_, addr)) in self.invitations.drain() {
-            addr.do_send(Revoke { cause: RevokeCause::SessionEnded });
+            addr.do_send(Revoke {
+                cause: RevokeCause::SessionEnded,
+            });
         }
-        self.record(ReportEvent::Ended { session: self.id, reason: reason.as_str(), at });
+        self.record(ReportEvent::Ended {
+            session: self.id,
+            reason: reason.as_str(),
+            at,
+        });
         self.deps.registry.remove_session(self.id);
         ctx.stop();
     }
 
     fn on_chat(&mut self, pid: ParticipantId, text: String) {
-        let Some(m) = self.members.get(&pid) else { return };
+        let Some(m) = self.members.get(&pid) else {
+            return;
+        };
         if !m.perms.contains(Permission::Chat) {
             self.deps.metrics.dropped_forbidden.increment(1);
             self.send_error(pid, "forbidden", "your policy does not allow chat");
@@ -322,7 +382,17 @@ impl SessionActor {
         let id = MessageId::new();
         let at = Utc::now();
         let role = self.role_of(m);
-        let frame = ServerFrame::Chat { id: id.0, from: Speaker { id: pid.0, name: &m.name, role }, text: &text, at }.encode();
+        let frame = ServerFrame::Chat {
+            id: id.0,
+            from: Speaker {
+                id: pid.0,
+                name: &m.name,
+                role,
+            },
+            text: &text,
+            at,
+        }
+        .encode();
         let name = m.name.clone();
         self.chat_seq += 1;
         self.record(ReportEvent::Chat {
@@ -342,15 +412,25 @@ impl SessionActor {
 
     fn on_transfer(&mut self, pid: ParticipantId, to: uuid::Uuid) {
         let to = ParticipantId(to);
-        let target = self.members.get(&to).filter(|m| m.conn.is_some()).map(|m| m.kind);
+        let target = self
+            .members
+            .get(&to)
+            .filter(|m| m.conn.is_some())
+            .map(|m| m.kind);
         match check_transfer(self.owner == Some(pid), pid == to, target) {
             Ok(()) => self.set_owner(Some(pid), to),
             Err(refusal) => {
                 let message = match refusal {
-                    session::TransferRefusal::NotOwner => "only the owner can hand over the session",
+                    session::TransferRefusal::NotOwner => {
+                        "only the owner can hand over the session"
+                    }
                     session::TransferRefusal::GuestCannotOwn => "a guest cannot own the session",
-                    session::TransferRefusal::CustomerCannotOwn => "the customer cannot own the session",
-                    session::TransferRefusal::UnknownParticipant => "no such participant is connected",
+                    session::TransferRefusal::CustomerCannotOwn => {
+                        "the customer cannot own the session"
+                    }
+                    session::TransferRefusal::UnknownParticipant => {
+                        "no such participant is connected"
+                    }
                     session::TransferRefusal::AlreadyOwner => "you own the session already",
                 };
                 self.send_error(pid, refusal.code(), message);
@@ -378,7 +458,8 @@ impl Drop for SessionActor {
         let at = Utc::now();
         for m in self.members.values() {
             if let Some(conn) = &m.conn {
-                conn.outlet.close(close_code::INTERNAL_ERROR, "session_failed");
+                conn.outlet
+                    .close(close_code::INTERNAL_ERROR, "session_failed");
                 conn.addr.do_send(Evicted);
             }
             self.deps.metrics.gauge(m.kind).decrement(1.0);
@@ -389,9 +470,15 @@ impl Drop for SessionActor {
             });
         }
         for (_, (_, addr)) in self.invitations.drain() {
-            addr.do_send(Revoke { cause: RevokeCause::SessionEnded });
+            addr.do_send(Revoke {
+                cause: RevokeCause::SessionEnded,
+            });
         }
-        self.deps.reports.record(ReportEvent::Ended { session: self.id, reason: EndReason::Failed.as_str(), at });
+        self.deps.reports.record(ReportEvent::Ended {
+            session: self.id,
+            reason: EndReason::Failed.as_str(),
+            at,
+        });
         self.deps.registry.remove_session(self.id);
     }
 }
@@ -403,14 +490,16 @@ impl Handler<Join> for SessionActor {
         if self.ended {
             return Err(JoinRefusal::SessionEnded);
         }
-        let conn = Conn { outlet: msg.outlet, addr: msg.addr };
+        let conn = Conn {
+            outlet: msg.outlet,
+            addr: msg.addr,
+        };
         let (user_id, name, kind, perms, invited_by) = match msg.joiner {
             Joiner::Technician { user_id, name } => {
                 // Back within the reconnect grace: same place, ownership and guests.
-                let away = self
-                    .members
-                    .values_mut()
-                    .find(|m| m.kind == Kind::Technician && m.user_id == Some(user_id) && m.conn.is_none());
+                let away = self.members.values_mut().find(|m| {
+                    m.kind == Kind::Technician && m.user_id == Some(user_id) && m.conn.is_none()
+                });
                 if let Some(m) = away {
                     let pid = m.id;
                     m.conn = Some(conn);
@@ -419,34 +508,73 @@ impl Handler<Join> for SessionActor {
                     }
                     tracing::info!(session = %self.id, participant = %pid, "technician reconnected within grace");
                     self.welcome(pid);
-                    let text = ServerFrame::ParticipantBack { participant_id: pid.0 }.encode();
+                    let text = ServerFrame::ParticipantBack {
+                        participant_id: pid.0,
+                    }
+                    .encode();
                     self.broadcast(&text, Some(pid));
                     if self.owner == Some(pid) {
-                        let text = ServerFrame::OwnerChanged { owner_id: Some(pid.0) }.encode();
+                        let text = ServerFrame::OwnerChanged {
+                            owner_id: Some(pid.0),
+                        }
+                        .encode();
                         self.broadcast(&text, Some(pid));
                     }
                     self.settle(ctx);
                     return Ok(pid);
                 }
-                (Some(user_id), name, Kind::Technician, PermissionSet::ALL, None)
+                (
+                    Some(user_id),
+                    name,
+                    Kind::Technician,
+                    PermissionSet::ALL,
+                    None,
+                )
             }
             Joiner::Customer => {
-                let previous: Vec<ParticipantId> =
-                    self.members.values().filter(|m| m.kind == Kind::Customer).map(|m| m.id).collect();
+                let previous: Vec<ParticipantId> = self
+                    .members
+                    .values()
+                    .filter(|m| m.kind == Kind::Customer)
+                    .map(|m| m.id)
+                    .collect();
                 for old in previous {
                     self.evict(old, close_code::NORMAL, "replaced");
                     self.remove_member(old, LeaveReason::Replaced, ctx);
                 }
-                (None, "Customer".to_string(), Kind::Customer, permissions_of(Kind::Customer, PermissionSet::NONE), None)
+                (
+                    None,
+                    "Customer".to_string(),
+                    Kind::Customer,
+                    permissions_of(Kind::Customer, PermissionSet::NONE),
+                    None,
+                )
             }
-            Joiner::Guest { invitation_id, inviter, name, permissions } => {
+            Joiner::Guest {
+                invitation_id,
+                inviter,
+                name,
+                permissions,
+            } => {
                 if !self.members.contains_key(&inviter) {
                     return Err(JoinRefusal::InviterLeft);
                 }
                 self.invitations.remove(&invitation_id);
                 let pid = ParticipantId::new();
-                self.record(ReportEvent::InvitationRedeemed { invitation: invitation_id, guest: pid });
-                return Ok(self.admit(pid, None, name, Kind::Guest, permissions, Some(inviter), conn, ctx));
+                self.record(ReportEvent::InvitationRedeemed {
+                    invitation: invitation_id,
+                    guest: pid,
+                });
+                return Ok(self.admit(
+                    pid,
+                    None,
+                    name,
+                    Kind::Guest,
+                    permissions,
+                    Some(inviter),
+                    conn,
+                    ctx,
+                ));
             }
         };
         let pid = ParticipantId::new();
@@ -471,7 +599,17 @@ impl SessionActor {
         if kind == Kind::Technician && self.owner.is_none() && user_id == Some(self.owner_user) {
             self.owner = Some(pid);
         }
-        let member = Member { id: pid, user_id, name, kind, perms, invited_by, seq: self.next_seq, conn: Some(conn), grace: None };
+        let member = Member {
+            id: pid,
+            user_id,
+            name,
+            kind,
+            perms,
+            invited_by,
+            seq: self.next_seq,
+            conn: Some(conn),
+            grace: None,
+        };
         let view = self.view(&member);
         self.members.insert(pid, member);
         self.deps.metrics.gauge(kind).increment(1.0);
@@ -488,7 +626,10 @@ impl SessionActor {
         let text = ServerFrame::ParticipantJoined { participant: &view }.encode();
         self.broadcast(&text, Some(pid));
         if self.owner == Some(pid) {
-            let text = ServerFrame::OwnerChanged { owner_id: Some(pid.0) }.encode();
+            let text = ServerFrame::OwnerChanged {
+                owner_id: Some(pid.0),
+            }
+            .encode();
             self.broadcast(&text, Some(pid));
         }
         self.settle(ctx);
@@ -527,7 +668,9 @@ impl Handler<StreamFrame> for SessionActor {
     type Result = ();
 
     fn handle(&mut self, msg: StreamFrame, ctx: &mut Self::Context) {
-        let Some(sender) = self.members.get(&msg.participant) else { return };
+        let Some(sender) = self.members.get(&msg.participant) else {
+            return;
+        };
         let route = session::route(sender.kind, sender.perms, msg.channel);
         let counter = match msg.channel {
             session::Channel::Screen => &self.deps.metrics.screen,
@@ -538,7 +681,11 @@ impl Handler<StreamFrame> for SessionActor {
         match route {
             Route::Forbidden => {
                 self.deps.metrics.dropped_forbidden.increment(1);
-                self.send_error(msg.participant, "forbidden", "you may not send on this channel");
+                self.send_error(
+                    msg.participant,
+                    "forbidden",
+                    "you may not send on this channel",
+                );
                 return;
             }
             Route::ToHolders(needed) => {
@@ -578,8 +725,11 @@ impl Handler<Departed> for SessionActor {
     fn handle(&mut self, msg: Departed, ctx: &mut Self::Context) {
         let pid = msg.participant;
         let grace = self.deps.reconnect_grace;
-        let Some(m) = self.members.get_mut(&pid) else { return };
-        if m.kind == Kind::Technician && msg.reason == LeaveReason::Disconnected && !grace.is_zero() {
+        let Some(m) = self.members.get_mut(&pid) else {
+            return;
+        };
+        if m.kind == Kind::Technician && msg.reason == LeaveReason::Disconnected && !grace.is_zero()
+        {
             // Keep its place for the grace; it comes back with the same participant id.
             m.conn = None;
             let handle = ctx.run_later(grace, move |act, ctx| {
@@ -590,7 +740,10 @@ impl Handler<Departed> for SessionActor {
                 }
             });
             m.grace = Some(handle);
-            let text = ServerFrame::ParticipantAway { participant_id: pid.0 }.encode();
+            let text = ServerFrame::ParticipantAway {
+                participant_id: pid.0,
+            }
+            .encode();
             self.broadcast(&text, Some(pid));
         } else {
             self.remove_member(pid, msg.reason, ctx);
@@ -605,7 +758,9 @@ impl Handler<ConnectedTechnician> for SessionActor {
     fn handle(&mut self, msg: ConnectedTechnician, _: &mut Self::Context) -> Self::Result {
         self.members
             .values()
-            .filter(|m| m.kind == Kind::Technician && m.user_id == Some(msg.user_id) && m.conn.is_some())
+            .filter(|m| {
+                m.kind == Kind::Technician && m.user_id == Some(msg.user_id) && m.conn.is_some()
+            })
             .max_by_key(|m| m.seq)
             .map(|m| m.id)
     }
@@ -618,7 +773,8 @@ impl Handler<TrackInvitation> for SessionActor {
         if self.ended || !self.members.contains_key(&msg.inviter) {
             return false;
         }
-        self.invitations.insert(msg.invitation_id, (msg.inviter, msg.addr));
+        self.invitations
+            .insert(msg.invitation_id, (msg.inviter, msg.addr));
         true
     }
 }

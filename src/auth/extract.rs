@@ -47,7 +47,10 @@ impl Principal {
         if self.rights().can_read(area) {
             Ok(())
         } else {
-            Err(AppError::forbidden("missing_right", format!("this needs the {area:?} area").to_lowercase()))
+            Err(AppError::forbidden(
+                "missing_right",
+                format!("this needs the {area:?} area").to_lowercase(),
+            ))
         }
     }
 
@@ -58,7 +61,8 @@ impl Principal {
         } else {
             Err(AppError::forbidden(
                 "missing_right",
-                format!("this needs the {area:?} area with the {write:?} object right").to_lowercase(),
+                format!("this needs the {area:?} area with the {write:?} object right")
+                    .to_lowercase(),
             ))
         }
     }
@@ -68,12 +72,19 @@ impl Principal {
         if self.has_platform(right) {
             Ok(())
         } else {
-            Err(AppError::forbidden("platform_only", "only platform staff may do this"))
+            Err(AppError::forbidden(
+                "platform_only",
+                "only platform staff may do this",
+            ))
         }
     }
 
     /// 404 for objects of another account: their existence is never revealed.
-    pub fn require_own_account(&self, account: AccountId, what: &'static str) -> Result<(), AppError> {
+    pub fn require_own_account(
+        &self,
+        account: AccountId,
+        what: &'static str,
+    ) -> Result<(), AppError> {
         if account == self.account() {
             Ok(())
         } else {
@@ -89,9 +100,16 @@ impl Principal {
 
 /// The bearer token of a request, if any.
 pub fn bearer(req: &HttpRequest) -> Option<&str> {
-    let value = req.headers().get(actix_web::http::header::AUTHORIZATION)?.to_str().ok()?;
+    let value = req
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
     let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
 }
 
 /// Resolves a bearer token to its principal.
@@ -99,7 +117,11 @@ pub async fn principal_from_token(state: &AppState, token: &str) -> Result<Princ
     let hash = token::hash(token);
     let found = state.store.token_principal(&hash).await?;
     match found {
-        Some(p) if p.expires_at > Utc::now() => Ok(Principal { user: p.user, via: p.via, token_hash: hash }),
+        Some(p) if p.expires_at > Utc::now() => Ok(Principal {
+            user: p.user,
+            via: p.via,
+            token_hash: hash,
+        }),
         _ => Err(AppError::unauthorized()),
     }
 }
@@ -112,7 +134,8 @@ impl FromRequest for Principal {
         let state = req.app_data::<web::Data<AppState>>().cloned();
         let token = bearer(req).map(str::to_string);
         Box::pin(async move {
-            let state = state.ok_or_else(|| AppError::internal(anyhow::anyhow!("app state missing")))?;
+            let state =
+                state.ok_or_else(|| AppError::internal(anyhow::anyhow!("app state missing")))?;
             let token = token.ok_or_else(AppError::unauthorized)?;
             principal_from_token(&state, &token).await
         })

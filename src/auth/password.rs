@@ -55,7 +55,8 @@ fn hash_now(password: &[u8]) -> anyhow::Result<String> {
 }
 
 fn verify_now(password: &[u8], phc: &str) -> anyhow::Result<bool> {
-    let parsed = PasswordHash::new(phc).map_err(|e| anyhow::anyhow!("stored hash unreadable: {e}"))?;
+    let parsed =
+        PasswordHash::new(phc).map_err(|e| anyhow::anyhow!("stored hash unreadable: {e}"))?;
     Ok(Argon2::default().verify_password(password, &parsed).is_ok())
 }
 
@@ -73,8 +74,22 @@ mod tests {
         let pool = PasswordHasherPool::new(2).unwrap();
         let hash = pool.hash(&Secret::new("correct horse")).await.unwrap();
         assert!(hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
-        assert!(pool.verify(&Secret::new("correct horse"), Some(&hash)).await.unwrap());
-        assert!(!pool.verify(&Secret::new("wrong horse"), Some(&hash)).await.unwrap());
-        assert!(!pool.verify(&Secret::new("correct horse"), None).await.unwrap());
+        assert!(
+            pool.verify(&Secret::new("correct horse"), Some(&hash))
+                .await
+                .unwrap()
+        );
+        assert!(
+            !pool
+                .verify(&Secret::new("wrong horse"), Some(&hash))
+                .await
+                .unwrap()
+        );
+        assert!(
+            !pool
+                .verify(&Secret::new("correct horse"), None)
+                .await
+                .unwrap()
+        );
     }
 }

@@ -65,7 +65,10 @@ pub struct Invitation {
 
 impl Invitation {
     pub fn new(expires_at: DateTime<Utc>) -> Self {
-        Self { outcome: Outcome::Pending, expires_at }
+        Self {
+            outcome: Outcome::Pending,
+            expires_at,
+        }
     }
 
     /// Whether it may be used at `now`; an unused invitation past its expiry counts as expired.

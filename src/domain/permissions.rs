@@ -15,8 +15,12 @@ pub enum Permission {
 }
 
 impl Permission {
-    pub const ALL: [Permission; 4] =
-        [Permission::Chat, Permission::View, Permission::Control, Permission::Files];
+    pub const ALL: [Permission; 4] = [
+        Permission::Chat,
+        Permission::View,
+        Permission::Control,
+        Permission::Files,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -69,7 +73,10 @@ impl PermissionSet {
 
     /// The permissions in their canonical order.
     pub fn to_vec(self) -> Vec<Permission> {
-        Permission::ALL.into_iter().filter(|p| self.contains(*p)).collect()
+        Permission::ALL
+            .into_iter()
+            .filter(|p| self.contains(*p))
+            .collect()
     }
 }
 
@@ -133,7 +140,8 @@ pub fn parse_policy_description(description: &str) -> Result<String, PolicyError
 pub fn parse_permissions(list: &[String]) -> Result<PermissionSet, PolicyError> {
     let mut set = PermissionSet::NONE;
     for raw in list {
-        let p = Permission::parse(raw).ok_or_else(|| PolicyError::UnknownPermission(raw.clone()))?;
+        let p =
+            Permission::parse(raw).ok_or_else(|| PolicyError::UnknownPermission(raw.clone()))?;
         if set.contains(p) {
             return Err(PolicyError::DuplicatePermission(raw.clone()));
         }
@@ -169,6 +177,9 @@ mod tests {
     fn policy_names_are_trimmed_and_bounded() {
         assert_eq!(parse_policy_name("  Read only "), Ok("Read only".into()));
         assert_eq!(parse_policy_name("   "), Err(PolicyError::EmptyName));
-        assert_eq!(parse_policy_name(&"x".repeat(101)), Err(PolicyError::NameTooLong));
+        assert_eq!(
+            parse_policy_name(&"x".repeat(101)),
+            Err(PolicyError::NameTooLong)
+        );
     }
 }

@@ -90,7 +90,11 @@ impl Rights {
     pub fn account_admin() -> Self {
         Rights {
             areas: Area::ALL.into_iter().collect(),
-            objects: ObjectRights { create: true, edit: true, delete: true },
+            objects: ObjectRights {
+                create: true,
+                edit: true,
+                delete: true,
+            },
             groups: Groups::All(AllGroups::All),
             edit_group_settings: true,
             support_access: true,

@@ -151,7 +151,10 @@ pub fn check_transfer(
 /// The successor of a departing owner: the technician present longest, i.e. with the lowest
 /// join sequence number.
 pub fn successor<P: Copy>(technicians: impl IntoIterator<Item = (P, u64)>) -> Option<P> {
-    technicians.into_iter().min_by_key(|(_, seq)| *seq).map(|(p, _)| p)
+    technicians
+        .into_iter()
+        .min_by_key(|(_, seq)| *seq)
+        .map(|(p, _)| p)
 }
 
 /// Why a session ended.
@@ -227,23 +230,47 @@ mod tests {
     #[test]
     fn screen_goes_from_the_customer_to_viewers_only() {
         let p = permissions_of(Kind::Customer, PermissionSet::NONE);
-        assert_eq!(route(Kind::Customer, p, Channel::Screen), Route::ToHolders(View));
-        assert_eq!(route(Kind::Technician, PermissionSet::ALL, Channel::Screen), Route::Forbidden);
+        assert_eq!(
+            route(Kind::Customer, p, Channel::Screen),
+            Route::ToHolders(View)
+        );
+        assert_eq!(
+            route(Kind::Technician, PermissionSet::ALL, Channel::Screen),
+            Route::Forbidden
+        );
     }
 
     #[test]
     fn input_needs_control_and_goes_to_the_customer() {
         let chat_only = PermissionSet::only(Chat);
-        assert_eq!(route(Kind::Guest, chat_only, Channel::Input), Route::Forbidden);
-        assert_eq!(route(Kind::Guest, chat_only.with(Control), Channel::Input), Route::ToCustomer);
-        assert_eq!(route(Kind::Customer, PermissionSet::ALL, Channel::Input), Route::Forbidden);
+        assert_eq!(
+            route(Kind::Guest, chat_only, Channel::Input),
+            Route::Forbidden
+        );
+        assert_eq!(
+            route(Kind::Guest, chat_only.with(Control), Channel::Input),
+            Route::ToCustomer
+        );
+        assert_eq!(
+            route(Kind::Customer, PermissionSet::ALL, Channel::Input),
+            Route::Forbidden
+        );
     }
 
     #[test]
     fn files_flow_both_ways_between_file_holders_and_the_customer() {
-        assert_eq!(route(Kind::Customer, PermissionSet::NONE, Channel::File), Route::ToHolders(Files));
-        assert_eq!(route(Kind::Guest, PermissionSet::only(Files), Channel::File), Route::ToCustomer);
-        assert_eq!(route(Kind::Guest, PermissionSet::only(View), Channel::File), Route::Forbidden);
+        assert_eq!(
+            route(Kind::Customer, PermissionSet::NONE, Channel::File),
+            Route::ToHolders(Files)
+        );
+        assert_eq!(
+            route(Kind::Guest, PermissionSet::only(Files), Channel::File),
+            Route::ToCustomer
+        );
+        assert_eq!(
+            route(Kind::Guest, PermissionSet::only(View), Channel::File),
+            Route::Forbidden
+        );
     }
 
     #[test]
@@ -256,9 +283,18 @@ mod tests {
     #[test]
     fn ownership_goes_only_to_technicians() {
         assert_eq!(check_transfer(true, false, Some(Kind::Technician)), Ok(()));
-        assert_eq!(check_transfer(true, false, Some(Kind::Guest)), Err(TransferRefusal::GuestCannotOwn));
-        assert_eq!(check_transfer(false, false, Some(Kind::Technician)), Err(TransferRefusal::NotOwner));
-        assert_eq!(check_transfer(true, false, None), Err(TransferRefusal::UnknownParticipant));
+        assert_eq!(
+            check_transfer(true, false, Some(Kind::Guest)),
+            Err(TransferRefusal::GuestCannotOwn)
+        );
+        assert_eq!(
+            check_transfer(false, false, Some(Kind::Technician)),
+            Err(TransferRefusal::NotOwner)
+        );
+        assert_eq!(
+            check_transfer(true, false, None),
+            Err(TransferRefusal::UnknownParticipant)
+        );
     }
 
     #[test]

@@ -28,7 +28,8 @@ pub fn parse_username(value: &str) -> Option<String> {
     let v = value.trim();
     let ok = !v.is_empty()
         && v.chars().count() <= 64
-        && v.chars().all(|c| c.is_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'));
+        && v.chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'));
     ok.then(|| v.to_string())
 }
 

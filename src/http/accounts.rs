@@ -69,33 +69,49 @@ async fn build_user(
     rights: Rights,
 ) -> AppResult<NewUser> {
     let username = validate::parse_username(&body.username).ok_or_else(|| {
-        AppError::unprocessable("invalid_username", "username: 1 to 64 letters, digits, '.', '_', '-', '@'")
+        AppError::unprocessable(
+            "invalid_username",
+            "username: 1 to 64 letters, digits, '.', '_', '-', '@'",
+        )
     })?;
-    let first_name = validate::bounded_text(&body.first_name, 100)
-        .ok_or_else(|| AppError::unprocessable("invalid_first_name", "first_name: 1 to 100 characters"))?;
-    let last_name = validate::bounded_text(&body.last_name, 100)
-        .ok_or_else(|| AppError::unprocessable("invalid_last_name", "last_name: 1 to 100 characters"))?;
+    let first_name = validate::bounded_text(&body.first_name, 100).ok_or_else(|| {
+        AppError::unprocessable("invalid_first_name", "first_name: 1 to 100 characters")
+    })?;
+    let last_name = validate::bounded_text(&body.last_name, 100).ok_or_else(|| {
+        AppError::unprocessable("invalid_last_name", "last_name: 1 to 100 characters")
+    })?;
     let email = validate::parse_email(&body.email)
         .ok_or_else(|| AppError::unprocessable("invalid_email", "email is not a valid address"))?;
     let phone = match body.phone.as_deref().filter(|p| !p.trim().is_empty()) {
-        Some(p) => Some(
-            validate::parse_phone(p)
-                .ok_or_else(|| AppError::unprocessable("invalid_phone", "phone must be in E.164 form, e.g. +4930123456"))?,
-        ),
+        Some(p) => Some(validate::parse_phone(p).ok_or_else(|| {
+            AppError::unprocessable(
+                "invalid_phone",
+                "phone must be in E.164 form, e.g. +4930123456",
+            )
+        })?),
         None => None,
     };
     let password_hash = match &body.password {
         Some(pw) if !crate::auth::password::acceptable(pw.expose()) => {
-            return Err(AppError::unprocessable("weak_password", "password: 8 to 256 characters"));
+            return Err(AppError::unprocessable(
+                "weak_password",
+                "password: 8 to 256 characters",
+            ));
         }
         Some(pw) => Some(state.passwords.hash(pw).await.map_err(AppError::internal)?),
         None => None,
     };
     if state.store.username_taken(&username).await? {
-        return Err(AppError::conflict("username_taken", "this username is taken"));
+        return Err(AppError::conflict(
+            "username_taken",
+            "this username is taken",
+        ));
     }
     if state.store.email_taken(&email).await? {
-        return Err(AppError::conflict("email_taken", "this email address is taken"));
+        return Err(AppError::conflict(
+            "email_taken",
+            "this email address is taken",
+        ));
     }
     Ok(NewUser {
         id: UserId::new(),
@@ -125,7 +141,14 @@ fn duplicate(err: sqlx::Error) -> AppError {
     }
 }
 
-pub async fn audit(state: &AppState, who: &Principal, account: AccountId, action: &'static str, target: Option<String>, details: serde_json::Value) {
+pub async fn audit(
+    state: &AppState,
+    who: &Principal,
+    account: AccountId,
+    action: &'static str,
+    target: Option<String>,
+    details: serde_json::Value,
+) {
     let entry = AuditEntry {
         account_id: account,
         actor_user_id: Some(who.user.id),
@@ -152,7 +175,12 @@ pub async fn create_account(
     let kind: &'static str = match body.kind.as_str() {
         "customer" => "customer",
         "partner" => "partner",
-        _ => return Err(AppError::unprocessable("invalid_kind", "kind is \"customer\" or \"partner\"")),
+        _ => {
+            return Err(AppError::unprocessable(
+                "invalid_kind",
+                "kind is \"customer\" or \"partner\"",
+            ));
+        }
     };
     let name = validate::bounded_text(&body.name, 200)
         .ok_or_else(|| AppError::unprocessable("invalid_name", "name: 1 to 200 characters"))?;
@@ -172,9 +200,27 @@ pub async fn create_account(
     };
     let (admin_id, service_id) = (admin.id, service.id);
     let certified = kind == "partner" && body.certified;
-    let account = NewAccount { id, name: name.clone(), kind, certified, users: vec![admin, service] };
-    state.store.create_account(&account).await.map_err(duplicate)?;
-    audit(&state, &who, id, "account.created", Some(id.to_string()), serde_json::json!({"name": name, "kind": kind})).await;
+    let account = NewAccount {
+        id,
+        name: name.clone(),
+        kind,
+        certified,
+        users: vec![admin, service],
+    };
+    state
+        .store
+        .create_account(&account)
+        .await
+        .map_err(duplicate)?;
+    audit(
+        &state,
+        &who,
+        id,
+        "account.created",
+        Some(id.to_string()),
+        serde_json::json!({"name": name, "kind": kind}),
+    )
+    .await;
     Ok(HttpResponse::Created().json(AccountCreated {
         id: id.0,
         name,
@@ -196,7 +242,11 @@ pub async fn me(who: Principal) -> AppResult<HttpResponse> {
 
 #[utoipa::path(get, path = "/api/v1/accounts/{aid}/users", tag = "accounts",
     responses((status = 200, body = Vec<UserView>), (status = 403), (status = 404)))]
-pub async fn list_users(state: web::Data<AppState>, who: Principal, path: web::Path<AccountId>) -> AppResult<HttpResponse> {
+pub async fn list_users(
+    state: web::Data<AppState>,
+    who: Principal,
+    path: web::Path<AccountId>,
+) -> AppResult<HttpResponse> {
     let aid = path.into_inner();
     who.require_own_account(aid, "account_not_found")?;
     who.require_area(Area::Users)?;
@@ -216,8 +266,20 @@ pub async fn create_user(
     who.require_own_account(aid, "account_not_found")?;
     who.require_write(Area::Users, Write::Create)?;
     let user = build_user(&state, &body, "user", Rights::none()).await?;
-    state.store.create_user(aid, &user).await.map_err(duplicate)?;
-    audit(&state, &who, aid, "user.created", Some(user.id.to_string()), serde_json::json!({"username": user.username})).await;
+    state
+        .store
+        .create_user(aid, &user)
+        .await
+        .map_err(duplicate)?;
+    audit(
+        &state,
+        &who,
+        aid,
+        "user.created",
+        Some(user.id.to_string()),
+        serde_json::json!({"username": user.username}),
+    )
+    .await;
     let record = state
         .store
         .user(user.id)
@@ -234,22 +296,41 @@ pub async fn put_rights(
     path: web::Path<UserId>,
     body: web::Json<Rights>,
 ) -> AppResult<HttpResponse> {
-    let target = state.store.user(path.into_inner()).await?.filter(|u| !u.deleted);
+    let target = state
+        .store
+        .user(path.into_inner())
+        .await?
+        .filter(|u| !u.deleted);
     let target = target.ok_or_else(|| AppError::not_found("user_not_found", "no such user"))?;
     who.require_own_account(target.account_id, "user_not_found")?;
     who.require_write(Area::Users, Write::Edit)?;
     if target.kind == "service" {
-        return Err(AppError::unprocessable("service_user", "the service user's rights are fixed"));
+        return Err(AppError::unprocessable(
+            "service_user",
+            "the service user's rights are fixed",
+        ));
     }
     let rights = body.into_inner();
     state.store.set_rights(target.id, &rights).await?;
-    audit(&state, &who, target.account_id, "user.rights_changed", Some(target.id.to_string()), serde_json::to_value(&rights).unwrap_or_default()).await;
+    audit(
+        &state,
+        &who,
+        target.account_id,
+        "user.rights_changed",
+        Some(target.id.to_string()),
+        serde_json::to_value(&rights).unwrap_or_default(),
+    )
+    .await;
     Ok(HttpResponse::Ok().json(rights))
 }
 
 #[utoipa::path(get, path = "/api/v1/accounts/{aid}/audit", tag = "accounts",
     responses((status = 200, body = Vec<crate::store::AuditRecord>), (status = 403), (status = 404)))]
-pub async fn audit_log(state: web::Data<AppState>, who: Principal, path: web::Path<AccountId>) -> AppResult<HttpResponse> {
+pub async fn audit_log(
+    state: web::Data<AppState>,
+    who: Principal,
+    path: web::Path<AccountId>,
+) -> AppResult<HttpResponse> {
     let aid = path.into_inner();
     who.require_own_account(aid, "account_not_found")?;
     who.require_area(Area::Reports)?;

@@ -16,7 +16,9 @@ pub async fn observe(
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
     let started = Instant::now();
     let method = req.method().to_string();
-    let route = req.match_pattern().unwrap_or_else(|| "unmatched".to_string());
+    let route = req
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_string());
     let res = next.call(req).await?;
     let status = res.status().as_u16();
     let elapsed = started.elapsed();

@@ -48,7 +48,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/me", web::get().to(accounts::me))
             .route("/accounts", web::post().to(accounts::create_account))
             .route("/accounts/{aid}/users", web::get().to(accounts::list_users))
-            .route("/accounts/{aid}/users", web::post().to(accounts::create_user))
+            .route(
+                "/accounts/{aid}/users",
+                web::post().to(accounts::create_user),
+            )
             .route("/accounts/{aid}/audit", web::get().to(accounts::audit_log))
             .route("/users/{id}/rights", web::put().to(accounts::put_rights))
             .route("/accounts/{aid}/policies", web::get().to(policies::list))
@@ -59,8 +62,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/sessions", web::get().to(sessions::list))
             .route("/sessions/{id}", web::get().to(sessions::get))
             .route("/sessions/{id}/report", web::get().to(sessions::report))
-            .route("/sessions/{id}/invitations", web::post().to(sessions::invite))
-            .route("/invitations/{id}", web::delete().to(sessions::revoke_invitation))
+            .route(
+                "/sessions/{id}/invitations",
+                web::post().to(sessions::invite),
+            )
+            .route(
+                "/invitations/{id}",
+                web::delete().to(sessions::revoke_invitation),
+            )
             .route("/ws-tickets", web::post().to(sessions::ws_ticket))
             .default_service(web::to(not_found)),
     )
@@ -72,7 +81,9 @@ async fn not_found() -> HttpResponse {
 }
 
 /// Headers for responses that carry or take a secret: not cached, not leaked by Referer.
-pub fn secret_headers(builder: &mut actix_web::HttpResponseBuilder) -> &mut actix_web::HttpResponseBuilder {
+pub fn secret_headers(
+    builder: &mut actix_web::HttpResponseBuilder,
+) -> &mut actix_web::HttpResponseBuilder {
     builder
         .insert_header(("Cache-Control", "no-store"))
         .insert_header(("Referrer-Policy", "no-referrer"))

@@ -7,21 +7,42 @@ use super::{accounts, login, policies, sessions};
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "support-broker", description = "Real-time support session broker. WebSocket protocol: docs/protocol.md."),
+    info(
+        title = "support-broker",
+        description = "Real-time support session broker. WebSocket protocol: docs/protocol.md."
+    ),
     paths(
-        login::login, login::logout,
-        accounts::create_account, accounts::me, accounts::list_users, accounts::create_user,
-        accounts::put_rights, accounts::audit_log,
-        policies::list, policies::create, policies::update, policies::delete,
-        sessions::create, sessions::list, sessions::get, sessions::report, sessions::invite,
-        sessions::revoke_invitation, sessions::join_info, sessions::ws_ticket,
+        login::login,
+        login::logout,
+        accounts::create_account,
+        accounts::me,
+        accounts::list_users,
+        accounts::create_user,
+        accounts::put_rights,
+        accounts::audit_log,
+        policies::list,
+        policies::create,
+        policies::update,
+        policies::delete,
+        sessions::create,
+        sessions::list,
+        sessions::get,
+        sessions::report,
+        sessions::invite,
+        sessions::revoke_invitation,
+        sessions::join_info,
+        sessions::ws_ticket,
     )
 )]
 pub struct ApiDoc;
 
 pub async fn document() -> HttpResponse {
     match ApiDoc::openapi().to_json() {
-        Ok(json) => HttpResponse::Ok().content_type("application/json").body(json),
-        Err(err) => actix_web::ResponseError::error_response(&crate::error::AppError::internal(err)),
+        Ok(json) => HttpResponse::Ok()
+            .content_type("application/json")
+            .body(json),
+        Err(err) => {
+            actix_web::ResponseError::error_response(&crate::error::AppError::internal(err))
+        }
     }
 }

@@ -17,7 +17,8 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         Ok(()) => HttpResponse::Ok().json(serde_json::json!({"status": "ready"})),
         Err(err) => {
             tracing::warn!(error = %err, "readiness: store unreachable");
-            HttpResponse::ServiceUnavailable().json(serde_json::json!({"status": "store_unreachable"}))
+            HttpResponse::ServiceUnavailable()
+                .json(serde_json::json!({"status": "store_unreachable"}))
         }
     }
 }

@@ -9,7 +9,9 @@ use crate::{
     auth::extract::Principal,
     domain::{
         ids::{AccountId, PolicyId},
-        permissions::{PolicyError, parse_permissions, parse_policy_description, parse_policy_name},
+        permissions::{
+            PolicyError, parse_permissions, parse_policy_description, parse_policy_name,
+        },
         rights::{Area, Write},
     },
     error::{AppError, AppResult},
@@ -37,7 +39,9 @@ fn invalid(err: PolicyError) -> AppError {
     let code = match err {
         PolicyError::EmptyName | PolicyError::NameTooLong => "invalid_name",
         PolicyError::DescriptionTooLong => "invalid_description",
-        PolicyError::UnknownPermission(_) | PolicyError::DuplicatePermission(_) => "invalid_permissions",
+        PolicyError::UnknownPermission(_) | PolicyError::DuplicatePermission(_) => {
+            "invalid_permissions"
+        }
     };
     AppError::unprocessable(code, err.to_string())
 }
@@ -52,14 +56,22 @@ fn name_taken(err: sqlx::Error) -> AppError {
 
 /// A policy of the caller's account, else 404.
 async fn own_policy(state: &AppState, who: &Principal, id: PolicyId) -> AppResult<PolicyRecord> {
-    let policy = state.store.policy(id).await?.ok_or_else(|| AppError::not_found("policy_not_found", "no such policy"))?;
+    let policy = state
+        .store
+        .policy(id)
+        .await?
+        .ok_or_else(|| AppError::not_found("policy_not_found", "no such policy"))?;
     who.require_own_account(policy.account_id, "policy_not_found")?;
     Ok(policy)
 }
 
 #[utoipa::path(get, path = "/api/v1/accounts/{aid}/policies", tag = "policies",
     responses((status = 200, body = Vec<PolicyView>), (status = 403), (status = 404)))]
-pub async fn list(state: web::Data<AppState>, who: Principal, path: web::Path<AccountId>) -> AppResult<HttpResponse> {
+pub async fn list(
+    state: web::Data<AppState>,
+    who: Principal,
+    path: web::Path<AccountId>,
+) -> AppResult<HttpResponse> {
     let aid = path.into_inner();
     who.require_own_account(aid, "account_not_found")?;
     who.require_area(Area::Policies)?;
@@ -88,8 +100,20 @@ pub async fn create(
         created_at: now,
         updated_at: now,
     };
-    state.store.insert_policy(&policy).await.map_err(name_taken)?;
-    audit(&state, &who, aid, "policy.created", Some(policy.id.to_string()), serde_json::json!({"name": policy.name})).await;
+    state
+        .store
+        .insert_policy(&policy)
+        .await
+        .map_err(name_taken)?;
+    audit(
+        &state,
+        &who,
+        aid,
+        "policy.created",
+        Some(policy.id.to_string()),
+        serde_json::json!({"name": policy.name}),
+    )
+    .await;
     Ok(HttpResponse::Created().json(PolicyView::from(&policy)))
 }
 
@@ -113,17 +137,41 @@ pub async fn update(
         policy.permissions = parse_permissions(perms).map_err(invalid)?;
     }
     policy.updated_at = Utc::now();
-    state.store.update_policy(&policy).await.map_err(name_taken)?;
-    audit(&state, &who, policy.account_id, "policy.changed", Some(policy.id.to_string()), serde_json::json!({"name": policy.name})).await;
+    state
+        .store
+        .update_policy(&policy)
+        .await
+        .map_err(name_taken)?;
+    audit(
+        &state,
+        &who,
+        policy.account_id,
+        "policy.changed",
+        Some(policy.id.to_string()),
+        serde_json::json!({"name": policy.name}),
+    )
+    .await;
     Ok(HttpResponse::Ok().json(PolicyView::from(&policy)))
 }
 
 #[utoipa::path(delete, path = "/api/v1/policies/{id}", tag = "policies",
     responses((status = 204), (status = 403), (status = 404)))]
-pub async fn delete(state: web::Data<AppState>, who: Principal, path: web::Path<PolicyId>) -> AppResult<HttpResponse> {
+pub async fn delete(
+    state: web::Data<AppState>,
+    who: Principal,
+    path: web::Path<PolicyId>,
+) -> AppResult<HttpResponse> {
     let policy = own_policy(&state, &who, path.into_inner()).await?;
     who.require_write(Area::Policies, Write::Delete)?;
     state.store.delete_policy(policy.id).await?;
-    audit(&state, &who, policy.account_id, "policy.deleted", Some(policy.id.to_string()), serde_json::json!({"name": policy.name})).await;
+    audit(
+        &state,
+        &who,
+        policy.account_id,
+        "policy.deleted",
+        Some(policy.id.to_string()),
+        serde_json::json!({"name": policy.name}),
+    )
+    .await;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -108,8 +108,16 @@ pub struct TicketAnswer {
 }
 
 /// A session of the caller's account that the caller may see (area `sessions`), else 404/403.
-pub async fn visible_session(state: &AppState, who: &Principal, id: SessionId) -> AppResult<SessionRecord> {
-    let session = state.store.session(id).await?.ok_or_else(|| AppError::not_found("session_not_found", "no such session"))?;
+pub async fn visible_session(
+    state: &AppState,
+    who: &Principal,
+    id: SessionId,
+) -> AppResult<SessionRecord> {
+    let session = state
+        .store
+        .session(id)
+        .await?
+        .ok_or_else(|| AppError::not_found("session_not_found", "no such session"))?;
     who.require_own_account(session.account_id, "session_not_found")?;
     who.require_area(Area::Sessions)?;
     Ok(session)
@@ -121,11 +129,16 @@ fn session_ended() -> AppError {
 
 #[utoipa::path(post, path = "/api/v1/sessions", tag = "sessions", request_body = CreateSession,
     responses((status = 201, body = SessionCreated), (status = 403), (status = 404, description = "device_not_found"), (status = 422)))]
-pub async fn create(state: web::Data<AppState>, who: Principal, body: web::Json<CreateSession>) -> AppResult<HttpResponse> {
+pub async fn create(
+    state: web::Data<AppState>,
+    who: Principal,
+    body: web::Json<CreateSession>,
+) -> AppResult<HttpResponse> {
     state.refuse_if_draining()?;
     who.require_write(Area::Sessions, Write::Create)?;
-    let subject = validate::bounded_text(&body.subject, 200)
-        .ok_or_else(|| AppError::unprocessable("invalid_subject", "subject: 1 to 200 characters"))?;
+    let subject = validate::bounded_text(&body.subject, 200).ok_or_else(|| {
+        AppError::unprocessable("invalid_subject", "subject: 1 to 200 characters")
+    })?;
     if body.device_id.is_some() {
         // Devices arrive with the devices issue; until then no device id is known.
         return Err(AppError::not_found("device_not_found", "no such device"));
@@ -142,9 +155,20 @@ pub async fn create(state: web::Data<AppState>, who: Principal, body: web::Json<
         ended_at: None,
         end_reason: None,
     };
-    state.store.insert_session(&record, &token::hash(&customer_key)).await?;
+    state
+        .store
+        .insert_session(&record, &token::hash(&customer_key))
+        .await?;
     SessionActor::spawn(record.id, who.user.id, state.session_deps.clone());
-    audit(&state, &who, record.account_id, "session.created", Some(record.id.to_string()), serde_json::json!({"subject": record.subject})).await;
+    audit(
+        &state,
+        &who,
+        record.account_id,
+        "session.created",
+        Some(record.id.to_string()),
+        serde_json::json!({"subject": record.subject}),
+    )
+    .await;
     let customer_url = format!("{}/ws/customer/{customer_key}", state.public_ws_url());
     let mut res = HttpResponse::Created();
     secret_headers(&mut res);
@@ -159,7 +183,11 @@ pub async fn create(state: web::Data<AppState>, who: Principal, body: web::Json<
 }
 
 async fn view_of(state: &AppState, s: SessionRecord) -> SessionView {
-    let live = if s.open { state.registry.session(s.id) } else { None };
+    let live = if s.open {
+        state.registry.session(s.id)
+    } else {
+        None
+    };
     let snapshot = match live {
         Some(addr) => addr.send(Snapshot).await.ok(),
         None => None,
@@ -169,7 +197,9 @@ async fn view_of(state: &AppState, s: SessionRecord) -> SessionView {
         id: s.id.0,
         subject: s.subject,
         state: if open { "open" } else { "ended" },
-        owner_user_id: snapshot.as_ref().map_or(s.owner_user_id.0, |snap| snap.owner_user_id.0),
+        owner_user_id: snapshot
+            .as_ref()
+            .map_or(s.owner_user_id.0, |snap| snap.owner_user_id.0),
         started_at: s.started_at,
         ended_at: s.ended_at,
         end_reason: s.end_reason,
@@ -191,29 +221,50 @@ pub async fn list(state: web::Data<AppState>, who: Principal) -> AppResult<HttpR
 }
 
 #[utoipa::path(get, path = "/api/v1/sessions/{id}", tag = "sessions", responses((status = 200, body = SessionView), (status = 403), (status = 404)))]
-pub async fn get(state: web::Data<AppState>, who: Principal, path: web::Path<SessionId>) -> AppResult<HttpResponse> {
+pub async fn get(
+    state: web::Data<AppState>,
+    who: Principal,
+    path: web::Path<SessionId>,
+) -> AppResult<HttpResponse> {
     let session = visible_session(&state, &who, path.into_inner()).await?;
     Ok(HttpResponse::Ok().json(view_of(&state, session).await))
 }
 
 #[utoipa::path(get, path = "/api/v1/sessions/{id}/report", tag = "sessions",
     responses((status = 200, body = crate::store::SessionReport), (status = 403), (status = 404)))]
-pub async fn report(state: web::Data<AppState>, who: Principal, path: web::Path<SessionId>) -> AppResult<HttpResponse> {
+pub async fn report(
+    state: web::Data<AppState>,
+    who: Principal,
+    path: web::Path<SessionId>,
+) -> AppResult<HttpResponse> {
     let id = path.into_inner();
-    let session = state.store.session(id).await?.ok_or_else(|| AppError::not_found("session_not_found", "no such session"))?;
+    let session = state
+        .store
+        .session(id)
+        .await?
+        .ok_or_else(|| AppError::not_found("session_not_found", "no such session"))?;
     who.require_own_account(session.account_id, "session_not_found")?;
     if !who.rights().can_read(Area::Sessions) && !who.rights().can_read(Area::Reports) {
-        return Err(AppError::forbidden("missing_right", "this needs the sessions or reports area"));
+        return Err(AppError::forbidden(
+            "missing_right",
+            "this needs the sessions or reports area",
+        ));
     }
     // Everything that happened before this request is in the report.
     state.reports.flush().await;
-    let report = state.store.session_report(id).await?.ok_or_else(|| AppError::not_found("session_not_found", "no such session"))?;
+    let report = state
+        .store
+        .session_report(id)
+        .await?
+        .ok_or_else(|| AppError::not_found("session_not_found", "no such session"))?;
     Ok(HttpResponse::Ok().json(report))
 }
 
 fn mailto(email: Option<&str>, subject: &str, url: &str, guest: &str) -> String {
     let mail_subject = format!("Invitation to a support session: {subject}");
-    let body = format!("Hello {guest},\n\nplease join the support session \"{subject}\" with this one-time link:\n{url}\n");
+    let body = format!(
+        "Hello {guest},\n\nplease join the support session \"{subject}\" with this one-time link:\n{url}\n"
+    );
     format!(
         "mailto:{}?subject={}&body={}",
         email.map(urlencoding::encode).unwrap_or_default(),
@@ -232,22 +283,38 @@ pub async fn invite(
 ) -> AppResult<HttpResponse> {
     state.refuse_if_draining()?;
     let session = visible_session(&state, &who, path.into_inner()).await?;
-    let policy = state.store.policy(PolicyId(body.policy_id)).await?.filter(|p| p.account_id == session.account_id);
+    let policy = state
+        .store
+        .policy(PolicyId(body.policy_id))
+        .await?
+        .filter(|p| p.account_id == session.account_id);
     let policy = policy.ok_or_else(|| AppError::not_found("policy_not_found", "no such policy"))?;
-    let guest_name = validate::bounded_text(&body.guest_name, 100)
-        .ok_or_else(|| AppError::unprocessable("invalid_guest_name", "guest_name: 1 to 100 characters"))?;
-    let comment = validate::optional_text(&body.comment, 1000)
-        .ok_or_else(|| AppError::unprocessable("invalid_comment", "comment: at most 1000 characters"))?;
+    let guest_name = validate::bounded_text(&body.guest_name, 100).ok_or_else(|| {
+        AppError::unprocessable("invalid_guest_name", "guest_name: 1 to 100 characters")
+    })?;
+    let comment = validate::optional_text(&body.comment, 1000).ok_or_else(|| {
+        AppError::unprocessable("invalid_comment", "comment: at most 1000 characters")
+    })?;
     let email = match body.email.as_deref().filter(|e| !e.trim().is_empty()) {
-        Some(e) => Some(validate::parse_email(e).ok_or_else(|| AppError::unprocessable("invalid_email", "email is not a valid address"))?),
+        Some(e) => Some(validate::parse_email(e).ok_or_else(|| {
+            AppError::unprocessable("invalid_email", "email is not a valid address")
+        })?),
         None => None,
     };
-    let addr = state.registry.session(session.id).filter(|_| session.open).ok_or_else(session_ended)?;
+    let addr = state
+        .registry
+        .session(session.id)
+        .filter(|_| session.open)
+        .ok_or_else(session_ended)?;
     let inviter = addr
-        .send(ConnectedTechnician { user_id: who.user.id })
+        .send(ConnectedTechnician {
+            user_id: who.user.id,
+        })
         .await
         .map_err(|_| session_ended())?
-        .ok_or_else(|| AppError::forbidden("not_in_session", "connect to the session before inviting"))?;
+        .ok_or_else(|| {
+            AppError::forbidden("not_in_session", "connect to the session before inviting")
+        })?;
 
     let secret = token::generate(token::prefix::INVITATION).map_err(AppError::internal)?;
     let now = Utc::now();
@@ -282,13 +349,24 @@ pub async fn invite(
     }
     .spawn();
     let tracked = addr
-        .send(TrackInvitation { invitation_id: invitation.id, inviter, addr: actor.clone() })
+        .send(TrackInvitation {
+            invitation_id: invitation.id,
+            inviter,
+            addr: actor.clone(),
+        })
         .await
         .unwrap_or(false);
     if !tracked {
         // The inviter left (or the session ended) in the meantime: the link must not work.
-        let _ = actor.send(Revoke { cause: RevokeCause::InviterLeft }).await;
-        return Err(AppError::forbidden("not_in_session", "you are no longer in the session"));
+        let _ = actor
+            .send(Revoke {
+                cause: RevokeCause::InviterLeft,
+            })
+            .await;
+        return Err(AppError::forbidden(
+            "not_in_session",
+            "you are no longer in the session",
+        ));
     }
     tracing::info!(session = %session.id, invitation = %invitation.id, token = %token::log_tag(&secret), "invitation created");
     audit(&state, &who, session.account_id, "invitation.created", Some(invitation.id.to_string()),
@@ -303,7 +381,15 @@ pub async fn invite(
                 session.subject,
                 expires_at.format("%Y-%m-%d %H:%M UTC"),
             );
-            match state.mailer.send(to, &format!("Invitation to a support session: {}", session.subject), text).await {
+            match state
+                .mailer
+                .send(
+                    to,
+                    &format!("Invitation to a support session: {}", session.subject),
+                    text,
+                )
+                .await
+            {
                 Ok(()) => Some(true),
                 Err(err) => {
                     tracing::warn!(invitation = %invitation.id, error = %err, "invitation mail failed");
@@ -332,20 +418,43 @@ fn refusal(r: Refusal) -> AppError {
 
 /// The refusal that a finished invitation answers with.
 pub fn refusal_of(inv: &InvitationRecord) -> Option<Refusal> {
-    Invitation { outcome: inv.outcome, expires_at: inv.expires_at }.usable(Utc::now()).err()
+    Invitation {
+        outcome: inv.outcome,
+        expires_at: inv.expires_at,
+    }
+    .usable(Utc::now())
+    .err()
 }
 
 #[utoipa::path(delete, path = "/api/v1/invitations/{id}", tag = "sessions",
     responses((status = 204), (status = 403), (status = 404), (status = 410)))]
-pub async fn revoke_invitation(state: web::Data<AppState>, who: Principal, path: web::Path<InvitationId>) -> AppResult<HttpResponse> {
+pub async fn revoke_invitation(
+    state: web::Data<AppState>,
+    who: Principal,
+    path: web::Path<InvitationId>,
+) -> AppResult<HttpResponse> {
     let inv = state.store.invitation(path.into_inner()).await?;
-    let inv = inv.ok_or_else(|| AppError::not_found("invitation_not_found", "no such invitation"))?;
+    let inv =
+        inv.ok_or_else(|| AppError::not_found("invitation_not_found", "no such invitation"))?;
     who.require_own_account(inv.account_id, "invitation_not_found")?;
     who.require_area(Area::Sessions)?;
     if let Some(addr) = state.registry.invitation(inv.id)
-        && addr.send(Revoke { cause: RevokeCause::Deleted }).await.unwrap_or(false)
+        && addr
+            .send(Revoke {
+                cause: RevokeCause::Deleted,
+            })
+            .await
+            .unwrap_or(false)
     {
-        audit(&state, &who, inv.account_id, "invitation.revoked", Some(inv.id.to_string()), serde_json::json!({})).await;
+        audit(
+            &state,
+            &who,
+            inv.account_id,
+            "invitation.revoked",
+            Some(inv.id.to_string()),
+            serde_json::json!({}),
+        )
+        .await;
         return Ok(HttpResponse::NoContent().finish());
     }
     // No live actor: answer with what became of it.
@@ -353,7 +462,10 @@ pub async fn revoke_invitation(state: web::Data<AppState>, who: Principal, path:
     match refusal_of(&now) {
         Some(r) => Err(refusal(r)),
         None => {
-            state.store.finish_invitation(now.id, Outcome::Revoked, Utc::now()).await?;
+            state
+                .store
+                .finish_invitation(now.id, Outcome::Revoked, Utc::now())
+                .await?;
             Ok(HttpResponse::NoContent().finish())
         }
     }
@@ -361,8 +473,12 @@ pub async fn revoke_invitation(state: web::Data<AppState>, who: Principal, path:
 
 /// Looks an invitation token up: 404 unknown, 410 used/expired/revoked.
 pub async fn usable_invitation(state: &AppState, secret: &str) -> AppResult<InvitationRecord> {
-    let inv = state.store.invitation_by_token_hash(&token::hash(secret)).await?;
-    let inv = inv.ok_or_else(|| AppError::not_found("invitation_not_found", "no such invitation"))?;
+    let inv = state
+        .store
+        .invitation_by_token_hash(&token::hash(secret))
+        .await?;
+    let inv =
+        inv.ok_or_else(|| AppError::not_found("invitation_not_found", "no such invitation"))?;
     if let Some(r) = refusal_of(&inv) {
         return Err(refusal(r));
     }
@@ -371,7 +487,11 @@ pub async fn usable_invitation(state: &AppState, secret: &str) -> AppResult<Invi
 
 #[utoipa::path(get, path = "/join/{token}", tag = "sessions",
     responses((status = 200, body = JoinInfo), (status = 404), (status = 410, description = "invitation_used / invitation_expired / invitation_revoked")))]
-pub async fn join_info(state: web::Data<AppState>, req: HttpRequest, path: web::Path<String>) -> HttpResponse {
+pub async fn join_info(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> HttpResponse {
     let secret = path.into_inner();
     let wants_json = req
         .headers()
@@ -383,18 +503,29 @@ pub async fn join_info(state: web::Data<AppState>, req: HttpRequest, path: web::
         (Ok(inv), true) => HttpResponse::Ok().json(JoinInfo {
             session_subject: inv.session_subject.clone(),
             guest_name: inv.guest_name.clone(),
-            policy: JoinPolicy { id: inv.policy_id.0, name: inv.policy_name.clone(), permissions: inv.permissions.to_vec() },
+            policy: JoinPolicy {
+                id: inv.policy_id.0,
+                name: inv.policy_name.clone(),
+                permissions: inv.permissions.to_vec(),
+            },
             ws_url: format!("{}/ws/guest/{secret}", state.public_ws_url()),
             expires_at: inv.expires_at,
         }),
-        (Ok(inv), false) => HttpResponse::Ok().content_type("text/html; charset=utf-8").body(join_page(inv)),
+        (Ok(inv), false) => HttpResponse::Ok()
+            .content_type("text/html; charset=utf-8")
+            .body(join_page(inv)),
         (Err(err), true) => actix_web::ResponseError::error_response(err),
         (Err(err), false) => {
             let status = actix_web::ResponseError::status_code(err);
-            HttpResponse::build(status).content_type("text/html; charset=utf-8").body(error_page(&err.to_string()))
+            HttpResponse::build(status)
+                .content_type("text/html; charset=utf-8")
+                .body(error_page(&err.to_string()))
         }
     };
-    for (name, value) in [("cache-control", "no-store"), ("referrer-policy", "no-referrer")] {
+    for (name, value) in [
+        ("cache-control", "no-store"),
+        ("referrer-policy", "no-referrer"),
+    ] {
         res.headers_mut().insert(
             actix_web::http::header::HeaderName::from_static(name),
             actix_web::http::header::HeaderValue::from_static(value),
@@ -404,11 +535,20 @@ pub async fn join_info(state: web::Data<AppState>, req: HttpRequest, path: web::
 }
 
 fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
 }
 
 fn join_page(inv: &InvitationRecord) -> String {
-    let perms: Vec<&str> = inv.permissions.to_vec().into_iter().map(|p| p.as_str()).collect();
+    let perms: Vec<&str> = inv
+        .permissions
+        .to_vec()
+        .into_iter()
+        .map(|p| p.as_str())
+        .collect();
     format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"referrer\" content=\"no-referrer\">\
          <title>Support session invitation</title></head><body><main><h1>Support session: {}</h1>\
@@ -433,12 +573,29 @@ fn error_page(message: &str) -> String {
 
 #[utoipa::path(post, path = "/api/v1/ws-tickets", tag = "sessions", request_body = TicketBody,
     responses((status = 200, body = TicketAnswer), (status = 401), (status = 403), (status = 404)))]
-pub async fn ws_ticket(state: web::Data<AppState>, who: Principal, body: web::Json<TicketBody>) -> AppResult<HttpResponse> {
+pub async fn ws_ticket(
+    state: web::Data<AppState>,
+    who: Principal,
+    body: web::Json<TicketBody>,
+) -> AppResult<HttpResponse> {
     let session = visible_session(&state, &who, SessionId(body.session_id)).await?;
     let secret = token::generate(token::prefix::WS_TICKET).map_err(AppError::internal)?;
-    let expires_at = Utc::now() + Duration::seconds(state.settings.sessions.ws_ticket_ttl_secs as i64);
-    state.store.insert_ws_ticket(&token::hash(&secret), who.user.id, session.id, &who.via, expires_at).await?;
+    let expires_at =
+        Utc::now() + Duration::seconds(state.settings.sessions.ws_ticket_ttl_secs as i64);
+    state
+        .store
+        .insert_ws_ticket(
+            &token::hash(&secret),
+            who.user.id,
+            session.id,
+            &who.via,
+            expires_at,
+        )
+        .await?;
     let mut res = HttpResponse::Ok();
     secret_headers(&mut res);
-    Ok(res.json(TicketAnswer { ticket: secret, expires_at }))
+    Ok(res.json(TicketAnswer {
+        ticket: secret,
+        expires_at,
+    }))
 }

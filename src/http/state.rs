@@ -12,7 +12,10 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter, clock::Clock};
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::{
-    actors::{connection::LiveConnections, participant::WsLimits, registry::Registry, session::SessionDeps},
+    actors::{
+        connection::LiveConnections, participant::WsLimits, registry::Registry,
+        session::SessionDeps,
+    },
     auth::password::PasswordHasherPool,
     config::Settings,
     error::AppError,
@@ -52,7 +55,8 @@ impl AppState {
         public_url: String,
         metrics: PrometheusHandle,
     ) -> Self {
-        let per_minute = NonZeroU32::new(settings.auth.login_attempts_per_minute.max(1)).unwrap_or(NonZeroU32::MIN);
+        let per_minute = NonZeroU32::new(settings.auth.login_attempts_per_minute.max(1))
+            .unwrap_or(NonZeroU32::MIN);
         Self {
             ws_limits: Arc::new(WsLimits::from(&settings.ws)),
             settings,
@@ -81,7 +85,11 @@ impl AppState {
 
     /// 503 once draining.
     pub fn refuse_if_draining(&self) -> Result<(), AppError> {
-        if self.draining() { Err(AppError::Unavailable) } else { Ok(()) }
+        if self.draining() {
+            Err(AppError::Unavailable)
+        } else {
+            Ok(())
+        }
     }
 
     /// Counts a login attempt for `username`; 429 with Retry-After when over the limit.
@@ -89,7 +97,11 @@ impl AppState {
         let key = username.trim().to_lowercase();
         self.login_limiter.check_key(&key).map_err(|not_until| {
             let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
-            AppError::too_many("too_many_attempts", "too many login attempts; try again later", wait.as_secs() + 1)
+            AppError::too_many(
+                "too_many_attempts",
+                "too many login attempts; try again later",
+                wait.as_secs() + 1,
+            )
         })
     }
 

@@ -35,9 +35,19 @@ fn session_ended() -> AppError {
 }
 
 /// Upgrades and starts the participant's actor and writer.
-fn start(state: &AppState, req: &HttpRequest, body: web::Payload, session: Addr<SessionActor>, joiner: Joiner) -> AppResult<HttpResponse> {
-    let (response, ws, stream) = actix_ws::handle(req, body)
-        .map_err(|e| AppError::bad_request("not_websocket", format!("expected a WebSocket upgrade: {e}")))?;
+fn start(
+    state: &AppState,
+    req: &HttpRequest,
+    body: web::Payload,
+    session: Addr<SessionActor>,
+    joiner: Joiner,
+) -> AppResult<HttpResponse> {
+    let (response, ws, stream) = actix_ws::handle(req, body).map_err(|e| {
+        AppError::bad_request(
+            "not_websocket",
+            format!("expected a WebSocket upgrade: {e}"),
+        )
+    })?;
     let limits = state.ws_limits.clone();
     let outlet = connection::open(ws, limits.outbound_queue, &state.connections);
     let stream = stream
@@ -58,7 +68,14 @@ fn require_handshake(req: &HttpRequest) -> AppResult<()> {
         .get(actix_web::http::header::UPGRADE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
-    if upgrade { Ok(()) } else { Err(AppError::bad_request("not_websocket", "expected a WebSocket upgrade")) }
+    if upgrade {
+        Ok(())
+    } else {
+        Err(AppError::bad_request(
+            "not_websocket",
+            "expected a WebSocket upgrade",
+        ))
+    }
 }
 
 /// `GET /ws/sessions/{id}`: a technician of the account, by Bearer header or `?ticket=`.
@@ -76,47 +93,93 @@ pub async fn technician(
         (None, Some(ticket)) => {
             require_handshake(&req)?;
             let used = state.store.consume_ws_ticket(&token::hash(ticket)).await?;
-            let (user_id, ticket_session, via, expires_at) = used.ok_or_else(AppError::unauthorized)?;
+            let (user_id, ticket_session, via, expires_at) =
+                used.ok_or_else(AppError::unauthorized)?;
             if expires_at <= Utc::now() || ticket_session != session_id {
                 return Err(AppError::unauthorized());
             }
-            let user = state.store.user(user_id).await?.filter(|u| !u.deleted).ok_or_else(AppError::unauthorized)?;
-            Principal { user, via, token_hash: String::new() }
+            let user = state
+                .store
+                .user(user_id)
+                .await?
+                .filter(|u| !u.deleted)
+                .ok_or_else(AppError::unauthorized)?;
+            Principal {
+                user,
+                via,
+                token_hash: String::new(),
+            }
         }
         (None, None) => return Err(AppError::unauthorized()),
     };
     let session = visible_session(&state, &who, session_id).await?;
-    let addr = state.registry.session(session.id).filter(|_| session.open).ok_or_else(session_ended)?;
-    let joiner = Joiner::Technician { user_id: who.user.id, name: who.user.display_name() };
+    let addr = state
+        .registry
+        .session(session.id)
+        .filter(|_| session.open)
+        .ok_or_else(session_ended)?;
+    let joiner = Joiner::Technician {
+        user_id: who.user.id,
+        name: who.user.display_name(),
+    };
     start(&state, &req, body, addr, joiner)
 }
 
 /// `GET /ws/customer/{key}`: the customer side of a session.
-pub async fn customer(state: web::Data<AppState>, req: HttpRequest, body: web::Payload, path: web::Path<String>) -> AppResult<HttpResponse> {
+pub async fn customer(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Payload,
+    path: web::Path<String>,
+) -> AppResult<HttpResponse> {
     state.refuse_if_draining()?;
     let key = path.into_inner();
-    let session = state.store.session_by_customer_key(&token::hash(&key)).await?;
-    let session = session.ok_or_else(|| AppError::not_found("session_not_found", "no such session"))?;
-    let addr = state.registry.session(session.id).filter(|_| session.open).ok_or_else(session_ended)?;
+    let session = state
+        .store
+        .session_by_customer_key(&token::hash(&key))
+        .await?;
+    let session =
+        session.ok_or_else(|| AppError::not_found("session_not_found", "no such session"))?;
+    let addr = state
+        .registry
+        .session(session.id)
+        .filter(|_| session.open)
+        .ok_or_else(session_ended)?;
     start(&state, &req, body, addr, Joiner::Customer)
 }
 
 /// `GET /ws/guest/{token}`: an invited external technician; this uses the invitation up.
-pub async fn guest(state: web::Data<AppState>, req: HttpRequest, body: web::Payload, path: web::Path<String>) -> AppResult<HttpResponse> {
+pub async fn guest(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Payload,
+    path: web::Path<String>,
+) -> AppResult<HttpResponse> {
     state.refuse_if_draining()?;
     let secret = path.into_inner();
     let inv = usable_invitation(&state, &secret).await?;
     require_handshake(&req)?;
-    let session = state.registry.session(inv.session_id).ok_or_else(session_ended)?;
+    let session = state
+        .registry
+        .session(inv.session_id)
+        .ok_or_else(session_ended)?;
     let actor = state.registry.invitation(inv.id).ok_or_else(|| {
         // A pending invitation without its actor was finished a moment ago.
-        AppError::gone("invitation_used", "this invitation link has already been used")
+        AppError::gone(
+            "invitation_used",
+            "this invitation link has already been used",
+        )
     })?;
     let grant = match actor.send(Redeem).await {
         Ok(Ok(grant)) => grant,
         Ok(Err(RedeemError::Refused(r))) => return Err(AppError::gone(r.code(), r.message())),
         Ok(Err(RedeemError::Store(e))) => return Err(e.into()),
-        Err(_) => return Err(AppError::gone("invitation_used", "this invitation link has already been used")),
+        Err(_) => {
+            return Err(AppError::gone(
+                "invitation_used",
+                "this invitation link has already been used",
+            ));
+        }
     };
     tracing::info!(invitation = %inv.id, token = %token::log_tag(&secret), "invitation redeemed");
     let joiner = Joiner::Guest {

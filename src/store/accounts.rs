@@ -112,12 +112,11 @@ impl Store {
 
     /// The id of the service user of an account.
     pub async fn service_user_of(&self, account: AccountId) -> StoreResult<Option<UserId>> {
-        let id: Option<String> = sqlx::query_scalar(
-            "SELECT id FROM users WHERE account_id = ? AND kind = 'service'",
-        )
-        .bind(account.to_string())
-        .fetch_optional(&self.pool)
-        .await?;
+        let id: Option<String> =
+            sqlx::query_scalar("SELECT id FROM users WHERE account_id = ? AND kind = 'service'")
+                .bind(account.to_string())
+                .fetch_optional(&self.pool)
+                .await?;
         Ok(id.and_then(|s| Uuid::parse_str(&s).ok()).map(UserId))
     }
 }

@@ -88,11 +88,12 @@ impl Store {
 
     /// Soft-deletes a policy: invitations and reports keep their reference and name.
     pub async fn delete_policy(&self, id: PolicyId) -> StoreResult<bool> {
-        let done = sqlx::query("UPDATE policies SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL")
-            .bind(Utc::now())
-            .bind(id.to_string())
-            .execute(&self.pool)
-            .await?;
+        let done =
+            sqlx::query("UPDATE policies SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL")
+                .bind(Utc::now())
+                .bind(id.to_string())
+                .execute(&self.pool)
+                .await?;
         Ok(done.rows_affected() == 1)
     }
 }

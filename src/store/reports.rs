@@ -110,7 +110,10 @@ impl Store {
                 id: inv.id.0,
                 inviter_id: inv.inviter_participant_id.0,
                 guest_name: inv.guest_name,
-                policy: PolicyRef { id: inv.policy_id.0, name: inv.policy_name },
+                policy: PolicyRef {
+                    id: inv.policy_id.0,
+                    name: inv.policy_name,
+                },
                 comment: inv.comment,
                 created_at: inv.created_at,
                 outcome: inv.outcome.as_str(),
@@ -137,19 +140,20 @@ impl Store {
             })
             .collect::<StoreResult<Vec<_>>>()?;
 
-        let ownership = sqlx::query("SELECT * FROM ownership_changes WHERE session_id = ? ORDER BY seq")
-            .bind(&sid)
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(|row| {
-                Ok(ReportOwnership {
-                    from: get_opt_uuid(row, "from_participant_id")?,
-                    to: get_uuid(row, "to_participant_id")?,
-                    at: row.try_get("changed_at")?,
+        let ownership =
+            sqlx::query("SELECT * FROM ownership_changes WHERE session_id = ? ORDER BY seq")
+                .bind(&sid)
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(|row| {
+                    Ok(ReportOwnership {
+                        from: get_opt_uuid(row, "from_participant_id")?,
+                        to: get_uuid(row, "to_participant_id")?,
+                        at: row.try_get("changed_at")?,
+                    })
                 })
-            })
-            .collect::<StoreResult<Vec<_>>>()?;
+                .collect::<StoreResult<Vec<_>>>()?;
 
         Ok(Some(SessionReport {
             session: ReportSession {
@@ -173,7 +177,14 @@ async fn apply(
     event: &ReportEvent,
 ) -> StoreResult<()> {
     match event {
-        ReportEvent::Joined { session, participant, user_id, name, role, at } => {
+        ReportEvent::Joined {
+            session,
+            participant,
+            user_id,
+            name,
+            role,
+            at,
+        } => {
             // A technician who reconnects within the grace keeps its row: only clear the leave.
             sqlx::query(
                 "INSERT INTO session_participants (id, session_id, user_id, name, role, joined_at)
@@ -189,7 +200,11 @@ async fn apply(
             .execute(&mut **tx)
             .await?;
         }
-        ReportEvent::Left { participant, reason, at } => {
+        ReportEvent::Left {
+            participant,
+            reason,
+            at,
+        } => {
             sqlx::query(
                 "UPDATE session_participants SET left_at = ?, leave_reason = ? WHERE id = ? AND left_at IS NULL",
             )
@@ -206,7 +221,16 @@ async fn apply(
                 .execute(&mut **tx)
                 .await?;
         }
-        ReportEvent::Chat { session, id, seq, participant, name, role, text, at } => {
+        ReportEvent::Chat {
+            session,
+            id,
+            seq,
+            participant,
+            name,
+            role,
+            text,
+            at,
+        } => {
             sqlx::query(
                 "INSERT INTO chat_messages (id, session_id, seq, participant_id, name, role, text, sent_at)
                  VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -222,7 +246,14 @@ async fn apply(
             .execute(&mut **tx)
             .await?;
         }
-        ReportEvent::OwnerChanged { session, seq, from, to, owner_user_id, at } => {
+        ReportEvent::OwnerChanged {
+            session,
+            seq,
+            from,
+            to,
+            owner_user_id,
+            at,
+        } => {
             sqlx::query(
                 "INSERT INTO ownership_changes (session_id, seq, from_participant_id, to_participant_id, changed_at)
                  VALUES (?, ?, ?, ?, ?)",
@@ -247,7 +278,11 @@ async fn apply(
                 .execute(&mut **tx)
                 .await?;
         }
-        ReportEvent::Ended { session, reason, at } => {
+        ReportEvent::Ended {
+            session,
+            reason,
+            at,
+        } => {
             sqlx::query(
                 "UPDATE invitations SET outcome = 'revoked', outcome_at = ?
                  WHERE session_id = ? AND outcome = 'pending'",

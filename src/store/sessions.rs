@@ -100,7 +100,11 @@ pub(super) fn invitation_from_row(row: &SqliteRow) -> StoreResult<InvitationReco
 }
 
 impl Store {
-    pub async fn insert_session(&self, s: &SessionRecord, customer_key_hash: &str) -> StoreResult<()> {
+    pub async fn insert_session(
+        &self,
+        s: &SessionRecord,
+        customer_key_hash: &str,
+    ) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO sessions (id, account_id, subject, device_id, owner_user_id,
                 customer_key_hash, state, started_at)
@@ -126,7 +130,10 @@ impl Store {
         row.as_ref().map(session_from_row).transpose()
     }
 
-    pub async fn session_by_customer_key(&self, key_hash: &str) -> StoreResult<Option<SessionRecord>> {
+    pub async fn session_by_customer_key(
+        &self,
+        key_hash: &str,
+    ) -> StoreResult<Option<SessionRecord>> {
         let row = sqlx::query("SELECT * FROM sessions WHERE customer_key_hash = ?")
             .bind(key_hash)
             .fetch_optional(&self.pool)
@@ -199,12 +206,18 @@ impl Store {
         .map(|_| ())
     }
 
-    pub async fn invitation_by_token_hash(&self, hash: &str) -> StoreResult<Option<InvitationRecord>> {
+    pub async fn invitation_by_token_hash(
+        &self,
+        hash: &str,
+    ) -> StoreResult<Option<InvitationRecord>> {
         let sql = format!(
             "SELECT {INVITATION_COLUMNS} FROM invitations i JOIN sessions s ON s.id = i.session_id
              WHERE i.token_hash = ?"
         );
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(hash).fetch_optional(&self.pool).await?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(hash)
+            .fetch_optional(&self.pool)
+            .await?;
         row.as_ref().map(invitation_from_row).transpose()
     }
 

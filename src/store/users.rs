@@ -36,7 +36,11 @@ impl UserRecord {
     pub fn display_name(&self) -> String {
         let full = format!("{} {}", self.first_name, self.last_name);
         let full = full.trim();
-        if full.is_empty() { self.username.clone() } else { full.to_string() }
+        if full.is_empty() {
+            self.username.clone()
+        } else {
+            full.to_string()
+        }
     }
 }
 
@@ -247,5 +251,4 @@ impl Store {
         })
         .transpose()
     }
-
 }

@@ -1,0 +1,427 @@
+//! Test helpers: a real broker on a free port with a fresh data dir, and typed HTTP and
+//! WebSocket clients.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use support_broker::{
+    config::{Secret, Settings},
+    startup::{Application, ShutdownHandle},
+};
+use tokio_tungstenite::{
+    MaybeTlsStream, WebSocketStream,
+    tungstenite::{Message, client::IntoClientRequest, http::HeaderValue},
+};
+
+pub const ADMIN_PASSWORD: &str = "platform-admin-pw";
+pub const PASSWORD: &str = "correct horse battery";
+
+pub struct TestApp {
+    pub base: String,
+    pub ws_base: String,
+    pub http: reqwest::Client,
+    pub admin: String,
+    pub data_dir: tempfile::TempDir,
+    shutdown: ShutdownHandle,
+    pub stopped: tokio::sync::oneshot::Receiver<()>,
+}
+
+/// An account with its admin logged in.
+pub struct Tenant {
+    pub id: String,
+    pub admin_id: String,
+    pub admin: String,
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(|_| {}).await
+    }
+
+    /// Starts a broker whose settings `tweak` may change.
+    pub async fn spawn_with(tweak: impl FnOnce(&mut Settings)) -> Self {
+        let data_dir = tempfile::tempdir().expect("temp dir");
+        let mut settings = Settings::defaults().expect("defaults");
+        settings.http.bind = "127.0.0.1:0".parse().unwrap();
+        settings.http.workers = 2;
+        settings.storage.data_dir = data_dir.path().to_path_buf();
+        settings.admin_password = Some(Secret::new(ADMIN_PASSWORD));
+        settings.auth.max_parallel_hashes = 2;
+        settings.auth.login_attempts_per_minute = 1000;
+        tweak(&mut settings);
+        let app = Application::build(settings).await.expect("broker builds");
+        let base = format!("http://127.0.0.1:{}", app.port());
+        let ws_base = format!("ws://127.0.0.1:{}", app.port());
+        let shutdown = app.shutdown_handle();
+        let (stopped_tx, stopped) = tokio::sync::oneshot::channel();
+        actix_web::rt::spawn(async move {
+            app.run_until_stopped().await.expect("broker runs");
+            let _ = stopped_tx.send(());
+        });
+        let http = reqwest::Client::new();
+        let mut app = TestApp {
+            base,
+            ws_base,
+            http,
+            admin: String::new(),
+            data_dir,
+            shutdown,
+            stopped,
+        };
+        app.admin = app.login("admin", ADMIN_PASSWORD).await;
+        app
+    }
+
+    pub fn shutdown(&self) {
+        self.shutdown.shutdown();
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        if path.starts_with("/api/")
+            || path.starts_with("/join/")
+            || path.starts_with("/healthz")
+            || path.starts_with("/readyz")
+            || path.starts_with("/metrics")
+        {
+            format!("{}{path}", self.base)
+        } else {
+            format!("{}/api/v1{path}", self.base)
+        }
+    }
+
+    /// Sends a request and returns status and JSON body (Null when empty).
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut req = self
+            .http
+            .request(method, self.url(path))
+            .header("Accept", "application/json");
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let res = req.send().await.expect("request sent");
+        let status = res.status().as_u16();
+        let text = res.text().await.unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> (u16, Value) {
+        self.call("GET", path, Some(token), None).await
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> (u16, Value) {
+        self.call("POST", path, Some(token), Some(body)).await
+    }
+
+    pub async fn login(&self, username: &str, password: &str) -> String {
+        let (status, body) = self
+            .call(
+                "POST",
+                "/auth/login",
+                None,
+                Some(json!({"username": username, "password": password})),
+            )
+            .await;
+        assert_eq!(status, 200, "login of {username}: {body}");
+        body["token"].as_str().unwrap().to_string()
+    }
+
+    /// A customer account whose admin is logged in.
+    pub async fn tenant(&self, name: &str) -> Tenant {
+        let admin_name = format!("{}-admin", name.to_lowercase().replace(' ', "-"));
+        let (status, body) = self
+            .post(
+                "/accounts",
+                &self.admin,
+                json!({"name": name, "kind": "customer", "admin": {
+                    "username": admin_name, "first_name": "Ada", "last_name": name,
+                    "email": format!("{admin_name}@example.com"), "password": PASSWORD}}),
+            )
+            .await;
+        assert_eq!(status, 201, "account: {body}");
+        let admin = self.login(&admin_name, PASSWORD).await;
+        Tenant {
+            id: body["id"].as_str().unwrap().into(),
+            admin_id: body["admin_user_id"].as_str().unwrap().into(),
+            admin,
+        }
+    }
+
+    /// A user of `tenant` with the given areas (and all object rights), logged in.
+    pub async fn user(&self, tenant: &Tenant, username: &str, areas: &[&str]) -> (String, String) {
+        let (status, body) = self
+            .post(
+                &format!("/accounts/{}/users", tenant.id),
+                &tenant.admin,
+                json!({"username": username, "first_name": "Tess", "last_name": username,
+                       "email": format!("{username}@example.com"), "password": PASSWORD}),
+            )
+            .await;
+        assert_eq!(status, 201, "user: {body}");
+        let id = body["id"].as_str().unwrap().to_string();
+        let rights = json!({"areas": areas, "objects": {"create": true, "edit": true, "delete": true},
+                            "groups": "all", "edit_group_settings": false, "support_access": false, "roles": []});
+        let (status, body) = self
+            .call(
+                "PUT",
+                &format!("/users/{id}/rights"),
+                Some(&tenant.admin),
+                Some(rights),
+            )
+            .await;
+        assert_eq!(status, 200, "rights: {body}");
+        (id, self.login(username, PASSWORD).await)
+    }
+
+    pub async fn policy(&self, tenant: &Tenant, name: &str, perms: &[&str]) -> String {
+        let (status, body) = self
+            .post(
+                &format!("/accounts/{}/policies", tenant.id),
+                &tenant.admin,
+                json!({"name": name, "permissions": perms}),
+            )
+            .await;
+        assert_eq!(status, 201, "policy: {body}");
+        body["id"].as_str().unwrap().to_string()
+    }
+
+    /// Creates a session; returns (session id, customer key).
+    pub async fn session(&self, token: &str) -> (String, String) {
+        let (status, body) = self
+            .post("/sessions", token, json!({"subject": "Printer offline"}))
+            .await;
+        assert_eq!(status, 201, "session: {body}");
+        (
+            body["id"].as_str().unwrap().into(),
+            body["customer_key"].as_str().unwrap().into(),
+        )
+    }
+
+    /// Invites a guest; returns (invitation id, join token).
+    pub async fn invite(
+        &self,
+        token: &str,
+        session: &str,
+        policy: &str,
+        guest: &str,
+    ) -> (String, String) {
+        let (status, body) = self
+            .post(
+                &format!("/sessions/{session}/invitations"),
+                token,
+                json!({"policy_id": policy, "guest_name": guest, "comment": "please help"}),
+            )
+            .await;
+        assert_eq!(status, 201, "invite: {body}");
+        let url = body["url"].as_str().unwrap();
+        (
+            body["id"].as_str().unwrap().into(),
+            url.rsplit('/').next().unwrap().to_string(),
+        )
+    }
+
+    pub async fn ws_technician(&self, token: &str, session: &str) -> Ws {
+        Ws::connect(
+            &format!("{}/ws/sessions/{session}", self.ws_base),
+            Some(token),
+        )
+        .await
+        .expect("technician joins")
+    }
+
+    pub async fn ws_customer(&self, key: &str) -> Ws {
+        Ws::connect(&format!("{}/ws/customer/{key}", self.ws_base), None)
+            .await
+            .expect("customer joins")
+    }
+
+    pub async fn ws_guest(&self, join_token: &str) -> Result<Ws, u16> {
+        Ws::connect(&format!("{}/ws/guest/{join_token}", self.ws_base), None).await
+    }
+
+    /// The report of a session.
+    pub async fn report(&self, token: &str, session: &str) -> Value {
+        let (status, body) = self
+            .get(&format!("/sessions/{session}/report"), token)
+            .await;
+        assert_eq!(status, 200, "report: {body}");
+        body
+    }
+}
+
+/// A WebSocket client of the session protocol.
+pub struct Ws {
+    stream: WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>,
+    /// The welcome frame received on joining.
+    pub welcome: Value,
+}
+
+/// What arrived next.
+#[derive(Debug)]
+pub enum Event {
+    Json(Value),
+    Binary(Vec<u8>),
+    Closed(Option<u16>),
+}
+
+impl Ws {
+    /// Connects; `Err(status)` when the broker refuses the upgrade.
+    pub async fn connect(url: &str, bearer: Option<&str>) -> Result<Ws, u16> {
+        let mut req = url.into_client_request().unwrap();
+        if let Some(t) = bearer {
+            req.headers_mut().insert(
+                "Authorization",
+                HeaderValue::from_str(&format!("Bearer {t}")).unwrap(),
+            );
+        }
+        match tokio_tungstenite::connect_async(req).await {
+            Ok((stream, _)) => {
+                let mut ws = Ws {
+                    stream,
+                    welcome: Value::Null,
+                };
+                match ws.next().await {
+                    Event::Json(v) if v["type"] == "welcome" => ws.welcome = v,
+                    other => panic!("expected welcome, got {other:?}"),
+                }
+                Ok(ws)
+            }
+            Err(tokio_tungstenite::tungstenite::Error::Http(res)) => Err(res.status().as_u16()),
+            Err(e) => panic!("websocket connect failed: {e}"),
+        }
+    }
+
+    pub fn id(&self) -> String {
+        self.welcome["participant_id"].as_str().unwrap().to_string()
+    }
+
+    pub async fn send_json(&mut self, v: Value) {
+        self.stream
+            .send(Message::text(v.to_string()))
+            .await
+            .expect("send");
+    }
+
+    pub async fn send_text(&mut self, t: &str) {
+        self.stream
+            .send(Message::text(t.to_string()))
+            .await
+            .expect("send");
+    }
+
+    pub async fn send_binary(&mut self, data: Vec<u8>) {
+        self.stream.send(Message::binary(data)).await.expect("send");
+    }
+
+    pub async fn send_raw(&mut self, msg: Message) {
+        let _ = self.stream.send(msg).await;
+    }
+
+    pub async fn chat(&mut self, text: &str) {
+        self.send_json(serde_json::json!({"type": "chat", "text": text}))
+            .await;
+    }
+
+    /// The next frame within 5 s (pings skipped).
+    pub async fn next(&mut self) -> Event {
+        self.next_within(Duration::from_secs(5))
+            .await
+            .expect("a frame within 5 s")
+    }
+
+    pub async fn next_within(&mut self, wait: Duration) -> Option<Event> {
+        loop {
+            let msg = match tokio::time::timeout(wait, self.stream.next()).await {
+                Err(_) => return None,
+                Ok(None) => return Some(Event::Closed(None)),
+                Ok(Some(Err(_))) => return Some(Event::Closed(None)),
+                Ok(Some(Ok(m))) => m,
+            };
+            return Some(match msg {
+                Message::Text(t) => {
+                    Event::Json(serde_json::from_str(&t).expect("json from server"))
+                }
+                Message::Binary(b) => Event::Binary(b.to_vec()),
+                Message::Close(frame) => Event::Closed(frame.map(|f| u16::from(f.code))),
+                Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
+            });
+        }
+    }
+
+    /// Skips frames until one of `kind` arrives.
+    pub async fn expect(&mut self, kind: &str) -> Value {
+        loop {
+            match self.next().await {
+                Event::Json(v) if v["type"] == kind => return v,
+                Event::Json(_) | Event::Binary(_) => continue,
+                Event::Closed(code) => panic!("closed ({code:?}) while waiting for {kind}"),
+            }
+        }
+    }
+
+    /// Skips frames until the close; returns its code.
+    pub async fn expect_close(&mut self) -> Option<u16> {
+        loop {
+            if let Event::Closed(code) = self.next().await {
+                return code;
+            }
+        }
+    }
+
+    /// Skips text frames until a binary one arrives.
+    pub async fn expect_binary(&mut self) -> Vec<u8> {
+        loop {
+            match self.next().await {
+                Event::Binary(b) => return b,
+                Event::Json(_) => continue,
+                Event::Closed(code) => panic!("closed ({code:?}) while waiting for binary"),
+            }
+        }
+    }
+
+    /// Asserts that nothing but `ignore` types arrives within `wait`.
+    pub async fn expect_silence(&mut self, wait: Duration, ignore: &[&str]) {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            match self.next_within(left).await {
+                None => return,
+                Some(Event::Json(v)) if ignore.iter().any(|t| v["type"] == *t) => continue,
+                Some(other) => panic!("expected silence, got {other:?}"),
+            }
+        }
+    }
+
+    /// Drops the TCP connection without a close handshake (a lost connection).
+    pub fn drop_connection(self) {
+        drop(self.stream);
+    }
+}
+
+/// Polls `f` until it returns true or 5 s pass.
+pub async fn eventually<F, Fut>(mut f: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..100 {
+        if f().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}

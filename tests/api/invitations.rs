@@ -1,0 +1,303 @@
+//! One-time invitation links, the join page, and browser tickets.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::helpers::{TestApp, Ws};
+
+#[actix_web::test]
+async fn looking_at_the_join_link_does_not_use_it_up() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("Acme").await;
+    let policy = app.policy(&t, "View", &["chat", "view"]).await;
+    let (sid, _) = app.session(&t.admin).await;
+    let _owner = app.ws_technician(&t.admin, &sid).await;
+    let (_, join) = app.invite(&t.admin, &sid, &policy, "Gina").await;
+
+    let res = app
+        .http
+        .get(app.url(&format!("/join/{join}")))
+        .header("Accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    assert_eq!(res.headers()["referrer-policy"], "no-referrer");
+    let info: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(info["session_subject"], "Printer offline");
+    assert_eq!(info["guest_name"], "Gina");
+    assert_eq!(info["policy"]["permissions"], json!(["chat", "view"]));
+    assert!(
+        info["ws_url"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("/ws/guest/{join}"))
+    );
+
+    // A browser gets a page; a mail scanner opening it twice changes nothing.
+    for _ in 0..2 {
+        let page = app
+            .http
+            .get(app.url(&format!("/join/{join}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(page.status(), 200);
+        assert!(page.text().await.unwrap().contains("Gina"));
+    }
+    let guest = Ws::connect(info["ws_url"].as_str().unwrap(), None)
+        .await
+        .expect("the link still works");
+    assert_eq!(guest.welcome["role"], "guest");
+}
+
+#[actix_web::test]
+async fn a_used_link_is_gone_with_invitation_used() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("Acme").await;
+    let policy = app.policy(&t, "Chat", &["chat"]).await;
+    let (sid, _) = app.session(&t.admin).await;
+    let _owner = app.ws_technician(&t.admin, &sid).await;
+    let (_, join) = app.invite(&t.admin, &sid, &policy, "Gina").await;
+    let _guest = app.ws_guest(&join).await.unwrap();
+    assert_eq!(app.ws_guest(&join).await.err(), Some(410));
+    let (status, body) = app.call("GET", &format!("/join/{join}"), None, None).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (410, Some("invitation_used"))
+    );
+}
+
+#[actix_web::test]
+async fn an_expired_link_is_gone_with_invitation_expired() {
+    let app = TestApp::spawn_with(|s| s.sessions.invitation_ttl_secs = 1).await;
+    let t = app.tenant("Acme").await;
+    let policy = app.policy(&t, "Chat", &["chat"]).await;
+    let (sid, _) = app.session(&t.admin).await;
+    let _owner = app.ws_technician(&t.admin, &sid).await;
+    let (inv, join) = app.invite(&t.admin, &sid, &policy, "Gina").await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (status, body) = app.call("GET", &format!("/join/{join}"), None, None).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (410, Some("invitation_expired"))
+    );
+    assert_eq!(app.ws_guest(&join).await.err(), Some(410));
+    let report = app.report(&t.admin, &sid).await;
+    assert_eq!(report["invitations"][0]["id"], inv.as_str());
+    assert_eq!(report["invitations"][0]["outcome"], "expired");
+}
+
+#[actix_web::test]
+async fn a_revoked_link_is_gone_with_invitation_revoked() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("Acme").await;
+    let other = app.tenant("Other").await;
+    let policy = app.policy(&t, "Chat", &["chat"]).await;
+    let (sid, _) = app.session(&t.admin).await;
+    let _owner = app.ws_technician(&t.admin, &sid).await;
+    let (inv, join) = app.invite(&t.admin, &sid, &policy, "Gina").await;
+    // Another account cannot even see it.
+    let (status, _) = app
+        .call(
+            "DELETE",
+            &format!("/invitations/{inv}"),
+            Some(&other.admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, 404);
+    let (status, _) = app
+        .call(
+            "DELETE",
+            &format!("/invitations/{inv}"),
+            Some(&t.admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, 204);
+    let (status, body) = app.call("GET", &format!("/join/{join}"), None, None).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (410, Some("invitation_revoked"))
+    );
+    assert_eq!(app.ws_guest(&join).await.err(), Some(410));
+    let (status, body) = app
+        .call(
+            "DELETE",
+            &format!("/invitations/{inv}"),
+            Some(&t.admin),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (410, Some("invitation_revoked"))
+    );
+}
+
+#[actix_web::test]
+async fn an_unknown_link_is_404() {
+    let app = TestApp::spawn().await;
+    let (status, body) = app
+        .call("GET", "/join/sbi_nothing-like-this", None, None)
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("invitation_not_found"))
+    );
+    assert_eq!(app.ws_guest("sbi_nothing-like-this").await.err(), Some(404));
+}
+
+#[actix_web::test]
+async fn of_two_concurrent_redemptions_exactly_one_wins() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("Acme").await;
+    let policy = app.policy(&t, "Chat", &["chat"]).await;
+    let (sid, _) = app.session(&t.admin).await;
+    let _owner = app.ws_technician(&t.admin, &sid).await;
+    for round in 0..5 {
+        let (_, join) = app
+            .invite(&t.admin, &sid, &policy, &format!("Gina {round}"))
+            .await;
+        let (a, b) = tokio::join!(app.ws_guest(&join), app.ws_guest(&join));
+        let wins = [a.is_ok(), b.is_ok()].iter().filter(|w| **w).count();
+        assert_eq!(wins, 1, "round {round}");
+        let loser = if a.is_ok() { b.err() } else { a.err() };
+        assert_eq!(loser, Some(410));
+    }
+}
+
+#[actix_web::test]
+async fn inviting_while_not_connected_is_refused_with_not_in_session() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("Acme").await;
+    let policy = app.policy(&t, "Chat", &["chat"]).await;
+    let (sid, _) = app.session(&t.admin).await;
+    let (status, body) = app
+        .post(
+            &format!("/sessions/{sid}/invitations"),
+            &t.admin,
+            json!({"policy_id": policy, "guest_name": "G", "comment": ""}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("not_in_session"))
+    );
+}
+
+#[actix_web::test]
+async fn a_guest_cannot_invite_and_bad_invitations_change_nothing() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("Acme").await;
+    let other = app.tenant("Other").await;
+    let policy = app.policy(&t, "Chat", &["chat"]).await;
+    let foreign_policy = app.policy(&other, "Theirs", &["chat"]).await;
+    let (sid, _) = app.session(&t.admin).await;
+    let _owner = app.ws_technician(&t.admin, &sid).await;
+    let path = format!("/sessions/{sid}/invitations");
+    let (status, body) = app
+        .post(
+            &path,
+            &t.admin,
+            json!({"policy_id": foreign_policy, "guest_name": "G"}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("policy_not_found"))
+    );
+    let (status, body) = app
+        .post(
+            &path,
+            &t.admin,
+            json!({"policy_id": policy, "guest_name": "  "}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (422, Some("invalid_guest_name"))
+    );
+    let (status, body) = app
+        .post(
+            &path,
+            &t.admin,
+            json!({"policy_id": policy, "guest_name": "G", "email": "nope"}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (422, Some("invalid_email"))
+    );
+    let (status, body) = app.post(&path, &t.admin, json!({"guest_name": "G"})).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("invalid_json"))
+    );
+    let (status, _) = app
+        .post(
+            &path,
+            &other.admin,
+            json!({"policy_id": foreign_policy, "guest_name": "G"}),
+        )
+        .await;
+    assert_eq!(status, 404);
+    let report = app.report(&t.admin, &sid).await;
+    assert_eq!(report["invitations"], json!([]));
+}
+
+#[actix_web::test]
+async fn an_invitation_with_email_is_mailed_and_offers_a_mailto_link() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("Acme").await;
+    let policy = app.policy(&t, "Chat", &["chat"]).await;
+    let (sid, _) = app.session(&t.admin).await;
+    let _owner = app.ws_technician(&t.admin, &sid).await;
+    let (status, body) = app
+        .post(&format!("/sessions/{sid}/invitations"), &t.admin,
+              json!({"policy_id": policy, "guest_name": "Gina", "comment": "", "email": "gina@partner.example"}))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["mailed"], true);
+    let url = body["url"].as_str().unwrap();
+    assert!(
+        body["mailto"]
+            .as_str()
+            .unwrap()
+            .starts_with("mailto:gina%40partner.example?subject=")
+    );
+    let outbox = app.data_dir.path().join("outbox");
+    let mails: Vec<_> = std::fs::read_dir(&outbox)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".eml"))
+        .collect();
+    assert_eq!(mails.len(), 1);
+    let text = std::fs::read_to_string(mails[0].path()).unwrap();
+    assert!(text.contains("To: gina@partner.example"));
+    assert!(text.contains(url), "the mail carries the link");
+}
+
+#[actix_web::test]
+async fn a_browser_ticket_admits_once() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("Acme").await;
+    let (sid, _) = app.session(&t.admin).await;
+    let (status, body) = app
+        .post("/ws-tickets", &t.admin, json!({"session_id": sid}))
+        .await;
+    assert_eq!(status, 200);
+    let ticket = body["ticket"].as_str().unwrap();
+    let url = format!("{}/ws/sessions/{sid}?ticket={ticket}", app.ws_base);
+    let ws = Ws::connect(&url, None).await.expect("ticket admits");
+    assert_eq!(ws.welcome["role"], "owner");
+    assert_eq!(Ws::connect(&url, None).await.err(), Some(401));
+    let other = app.tenant("Other").await;
+    let (status, _) = app
+        .post("/ws-tickets", &other.admin, json!({"session_id": sid}))
+        .await;
+    assert_eq!(status, 404);
+}

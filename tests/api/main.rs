@@ -1,0 +1,9 @@
+//! Integration tests: the real broker on a free port, real HTTP and WebSocket clients.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod helpers;
+mod http_api;
+mod invitations;
+mod limits;
+mod sessions;
+mod shutdown;

@@ -1,0 +1,205 @@
+//! Graceful shutdown of the real binary on SIGTERM.
+
+use std::{
+    io::{BufRead, BufReader},
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use serde_json::json;
+
+use crate::helpers::{ADMIN_PASSWORD, Ws};
+
+struct Broker {
+    child: std::process::Child,
+    base: String,
+}
+
+impl Broker {
+    fn start(data_dir: &std::path::Path) -> Broker {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_support-broker"))
+            .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .env("BROKER_ADMIN_PASSWORD", ADMIN_PASSWORD)
+            .env("BROKER_LOG__FILTER", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("broker starts");
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let base = loop {
+            let line = lines.next().expect("a line").expect("readable");
+            if let Some(rest) = line.strip_prefix("listening on ") {
+                break rest.trim().to_string();
+            }
+        };
+        Broker { child, base }
+    }
+
+    fn sigterm(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+async fn login(http: &reqwest::Client, base: &str) -> String {
+    let res = http
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&json!({"username": "admin", "password": ADMIN_PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    let body: serde_json::Value = res.json().await.unwrap();
+    body["token"].as_str().unwrap().to_string()
+}
+
+#[actix_web::test]
+async fn sigterm_ends_sessions_with_1001_flushes_reports_and_exits_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut broker = Broker::start(dir.path());
+    let http = reqwest::Client::new();
+    let token = login(&http, &broker.base).await;
+    let ws_base = broker.base.replace("http://", "ws://");
+    let post = |path: &str, body: serde_json::Value| {
+        http.post(format!("{}/api/v1{path}", broker.base))
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+    };
+    let me: serde_json::Value = http
+        .get(format!("{}/api/v1/me", broker.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let account = me["user"]["account_id"].as_str().unwrap().to_string();
+    let policy: serde_json::Value = post(
+        &format!("/accounts/{account}/policies"),
+        json!({"name": "Chat", "permissions": ["chat"]}),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let mut sockets = Vec::new();
+    let mut sessions = Vec::new();
+    for _ in 0..2 {
+        let s: serde_json::Value = post("/sessions", json!({"subject": "Shutdown test"}))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let sid = s["id"].as_str().unwrap().to_string();
+        let mut owner = Ws::connect(&format!("{ws_base}/ws/sessions/{sid}"), Some(&token))
+            .await
+            .unwrap();
+        let customer = Ws::connect(
+            &format!(
+                "{ws_base}/ws/customer/{}",
+                s["customer_key"].as_str().unwrap()
+            ),
+            None,
+        )
+        .await
+        .unwrap();
+        let inv: serde_json::Value = post(
+            &format!("/sessions/{sid}/invitations"),
+            json!({"policy_id": policy["id"], "guest_name": "G"}),
+        )
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+        let join = inv["url"]
+            .as_str()
+            .unwrap()
+            .rsplit('/')
+            .next()
+            .unwrap()
+            .to_string();
+        let guest = Ws::connect(&format!("{ws_base}/ws/guest/{join}"), None)
+            .await
+            .unwrap();
+        owner.chat("before shutdown").await;
+        owner.expect("chat").await;
+        sockets.extend([owner, customer, guest]);
+        sessions.push(sid);
+    }
+
+    let started = Instant::now();
+    broker.sigterm();
+    for ws in &mut sockets {
+        assert_eq!(ws.expect("session_ended").await["reason"], "shutdown");
+        assert_eq!(ws.expect_close().await, Some(1001));
+    }
+    let status = loop {
+        if let Some(status) = broker.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "exits within 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "exit status {status:?}");
+
+    // Everything is in the reports after a restart.
+    let broker = Broker::start(dir.path());
+    let token = login(&http, &broker.base).await;
+    for sid in sessions {
+        let report: serde_json::Value = http
+            .get(format!("{}/api/v1/sessions/{sid}/report", broker.base))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(report["session"]["end_reason"], "shutdown");
+        assert_eq!(report["chat"][0]["text"], "before shutdown");
+        let parts = report["participants"].as_array().unwrap();
+        assert_eq!(parts.len(), 3);
+        assert!(
+            parts.iter().all(|p| p["leave_reason"] == "shutdown"),
+            "{parts:?}"
+        );
+        assert_eq!(report["invitations"][0]["outcome"], "redeemed");
+    }
+}
+
+#[actix_web::test]
+async fn a_requested_shutdown_tells_clients_and_stops_in_process() {
+    let app = crate::helpers::TestApp::spawn().await;
+    let t = app.tenant("Acme").await;
+    let (sid, key) = app.session(&t.admin).await;
+    let mut owner = app.ws_technician(&t.admin, &sid).await;
+    let mut customer = app.ws_customer(&key).await;
+    app.shutdown();
+    for ws in [&mut owner, &mut customer] {
+        assert_eq!(ws.expect("session_ended").await["reason"], "shutdown");
+        assert_eq!(ws.expect_close().await, Some(1001));
+    }
+    let crate::helpers::TestApp { stopped, .. } = app;
+    tokio::time::timeout(Duration::from_secs(10), stopped)
+        .await
+        .expect("stops within 10 s")
+        .expect("stopped cleanly");
+}
