@@ -211,6 +211,8 @@ async fn wait_for_signal() {
 }
 
 fn tls_config(settings: &Settings) -> anyhow::Result<rustls::ServerConfig> {
+    // One provider for the whole process (a no-op when main installed it already).
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     use rustls_pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
     let certs = CertificateDer::pem_file_iter(&settings.http.tls.cert_file)?
         .collect::<Result<Vec<_>, _>>()?;

@@ -369,3 +369,37 @@ async fn creating_a_session_hands_out_the_customer_key_without_caching() {
             .any(|e| e["action"] == "session.created")
     );
 }
+
+#[actix_web::test]
+async fn with_a_certificate_configured_the_broker_serves_https() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let status = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+               "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("openssl runs");
+    assert!(status.success());
+    let mut settings = support_broker::config::Settings::defaults().unwrap();
+    settings.http.bind = "127.0.0.1:0".parse().unwrap();
+    settings.http.workers = 1;
+    settings.storage.data_dir = dir.path().join("data");
+    settings.http.tls.cert_file = cert.to_string_lossy().into_owned();
+    settings.http.tls.key_file = key.to_string_lossy().into_owned();
+    let app = support_broker::startup::Application::build(settings).await.unwrap();
+    assert!(app.public_url().starts_with("https://"));
+    let port = app.port();
+    let stop = app.shutdown_handle();
+    actix_web::rt::spawn(async move { app.run_until_stopped().await.unwrap() });
+    let root = reqwest::Certificate::from_pem(&std::fs::read(&cert).unwrap()).unwrap();
+    let client = reqwest::Client::builder().add_root_certificate(root).build().unwrap();
+    let res = client.get(format!("https://localhost:{port}/healthz")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    // Plain HTTP on the TLS port gets nowhere.
+    assert!(reqwest::get(format!("http://127.0.0.1:{port}/healthz")).await.map(|r| r.status() != 200).unwrap_or(true));
+    stop.shutdown();
+}

@@ -156,3 +156,22 @@ async fn a_client_too_slow_to_read_is_closed_with_4008() {
     customer.chat("still here").await;
     assert_eq!(customer.expect("chat").await["text"], "still here");
 }
+
+#[actix_web::test]
+async fn a_silent_peer_is_dropped_after_the_client_timeout() {
+    let app = TestApp::spawn_with(|s| {
+        s.ws.ping_interval_secs = 1;
+        s.ws.client_timeout_secs = 2;
+    })
+    .await;
+    let t = app.tenant("Acme").await;
+    let (sid, key) = app.session(&t.admin).await;
+    let silent = app.ws_technician(&t.admin, &sid).await;
+    let mut customer = app.ws_customer(&key).await;
+    // The customer keeps reading (and so answers pings); the technician reads nothing at all.
+    let away = tokio::time::timeout(std::time::Duration::from_secs(8), customer.expect("participant_away"))
+        .await
+        .expect("the silent technician is dropped within the timeout");
+    assert_eq!(away["participant_id"], silent.id().as_str());
+    drop(silent);
+}
