@@ -33,7 +33,13 @@ struct Opts {
 }
 
 fn opts() -> Opts {
-    let mut o = Opts { sessions: 50, secs: 10, chat_per_sec: 1.0, screen_bytes: 16 * 1024, screens_per_sec: 5.0 };
+    let mut o = Opts {
+        sessions: 50,
+        secs: 10,
+        chat_per_sec: 1.0,
+        screen_bytes: 16 * 1024,
+        screens_per_sec: 5.0,
+    };
     let args: Vec<String> = std::env::args().collect();
     let mut i = 1;
     while i < args.len() {
@@ -68,13 +74,29 @@ struct Stats {
 
 fn proc_stat(pid: u32) -> (f64, u64, u64) {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
     let ticks = 100.0;
-    let cpu = fields.get(11).and_then(|u| u.parse::<f64>().ok()).unwrap_or(0.0)
-        + fields.get(12).and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0);
+    let cpu = fields
+        .get(11)
+        .and_then(|u| u.parse::<f64>().ok())
+        .unwrap_or(0.0)
+        + fields
+            .get(12)
+            .and_then(|s| s.parse::<f64>().ok())
+            .unwrap_or(0.0);
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let kib = |key: &str| {
-        status.lines().find(|l| l.starts_with(key)).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse().ok()).unwrap_or(0)
+        status
+            .lines()
+            .find(|l| l.starts_with(key))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
     };
     (cpu / ticks, kib("VmRSS:"), kib("VmHWM:"))
 }
@@ -87,14 +109,20 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
     sorted[idx] as f64 / 1000.0
 }
 
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn connect(url: &str, bearer: Option<&str>) -> Ws {
     let mut req = url.into_client_request().unwrap();
     if let Some(t) = bearer {
-        req.headers_mut().insert("Authorization", HeaderValue::from_str(&format!("Bearer {t}")).unwrap());
+        req.headers_mut().insert(
+            "Authorization",
+            HeaderValue::from_str(&format!("Bearer {t}")).unwrap(),
+        );
     }
-    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.expect("connect");
+    let (mut ws, _) = tokio_tungstenite::connect_async(req)
+        .await
+        .expect("connect");
     // Wait for the welcome so the participant is in the session.
     while let Some(Ok(msg)) = ws.next().await {
         if let Message::Text(t) = msg
@@ -109,7 +137,15 @@ async fn connect(url: &str, bearer: Option<&str>) -> Ws {
 /// Runs one participant: sends chat (and screen frames for the customer) until `stop`, reads
 /// and counts everything it receives.
 #[allow(clippy::too_many_arguments)]
-fn drive(ws: Ws, stats: Arc<Stats>, epoch: Instant, stop: Arc<AtomicBool>, done: Arc<AtomicBool>, chat_every: Duration, screen: Option<(Duration, usize)>) -> tokio::task::JoinHandle<()> {
+fn drive(
+    ws: Ws,
+    stats: Arc<Stats>,
+    epoch: Instant,
+    stop: Arc<AtomicBool>,
+    done: Arc<AtomicBool>,
+    chat_every: Duration,
+    screen: Option<(Duration, usize)>,
+) -> tokio::task::JoinHandle<()> {
     let (mut tx, mut rx) = ws.split();
     let reader_stats = stats.clone();
     let reader = tokio::spawn(async move {
@@ -131,8 +167,12 @@ fn drive(ws: Ws, stats: Arc<Stats>, epoch: Instant, stop: Arc<AtomicBool>, done:
                     }
                 }
                 Ok(Some(Ok(Message::Binary(b)))) => {
-                    reader_stats.screen_delivered.fetch_add(1, Ordering::Relaxed);
-                    reader_stats.screen_bytes.fetch_add(b.len() as u64, Ordering::Relaxed);
+                    reader_stats
+                        .screen_delivered
+                        .fetch_add(1, Ordering::Relaxed);
+                    reader_stats
+                        .screen_bytes
+                        .fetch_add(b.len() as u64, Ordering::Relaxed);
                 }
                 Ok(Some(Ok(Message::Close(_)))) | Ok(None) | Ok(Some(Err(_))) => {
                     reader_stats.disconnects.fetch_add(1, Ordering::Relaxed);
@@ -145,10 +185,15 @@ fn drive(ws: Ws, stats: Arc<Stats>, epoch: Instant, stop: Arc<AtomicBool>, done:
     });
     tokio::spawn(async move {
         let mut chat_tick = tokio::time::interval(chat_every);
-        let mut screen_tick = tokio::time::interval(screen.map_or(Duration::from_secs(3600), |s| s.0));
+        let mut screen_tick =
+            tokio::time::interval(screen.map_or(Duration::from_secs(3600), |s| s.0));
         chat_tick.tick().await;
         screen_tick.tick().await;
-        let frame: Vec<u8> = screen.map_or(Vec::new(), |(_, n)| std::iter::once(1u8).chain(std::iter::repeat_n(7u8, n.saturating_sub(1))).collect());
+        let frame: Vec<u8> = screen.map_or(Vec::new(), |(_, n)| {
+            std::iter::once(1u8)
+                .chain(std::iter::repeat_n(7u8, n.saturating_sub(1)))
+                .collect()
+        });
         while !stop.load(Ordering::Relaxed) {
             tokio::select! {
                 _ = chat_tick.tick() => {
@@ -194,22 +239,62 @@ async fn main() {
         let http = http.clone();
         let base = base.clone();
         async move {
-            let v: Value = http.post(format!("{base}/api/v1/auth/login")).json(&json!({"username": user, "password": pw})).send().await.unwrap().json().await.unwrap();
+            let v: Value = http
+                .post(format!("{base}/api/v1/auth/login"))
+                .json(&json!({"username": user, "password": pw}))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
             v["token"].as_str().unwrap().to_string()
         }
     };
     let admin = login("admin", PASSWORD).await;
-    let me: Value = http.get(format!("{base}/api/v1/me")).bearer_auth(&admin).send().await.unwrap().json().await.unwrap();
+    let me: Value = http
+        .get(format!("{base}/api/v1/me"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let account = me["user"]["account_id"].as_str().unwrap().to_string();
     let post = |path: String, token: String, body: Value| {
         let http = http.clone();
         let base = base.clone();
-        async move { http.post(format!("{base}/api/v1{path}")).bearer_auth(token).json(&body).send().await.unwrap().json::<Value>().await.unwrap() }
+        async move {
+            http.post(format!("{base}/api/v1{path}"))
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
     };
-    let policy = post(format!("/accounts/{account}/policies"), admin.clone(), json!({"name": "bench", "permissions": ["chat", "view"]})).await;
+    let policy = post(
+        format!("/accounts/{account}/policies"),
+        admin.clone(),
+        json!({"name": "bench", "permissions": ["chat", "view"]}),
+    )
+    .await;
     let bob = post(format!("/accounts/{account}/users"), admin.clone(), json!({"username": "bench-bob", "first_name": "B", "last_name": "B", "email": "bob@bench.example", "password": PASSWORD})).await;
-    let rights = json!({"areas": ["sessions"], "objects": {"create": true, "edit": true, "delete": true}});
-    http.put(format!("{base}/api/v1/users/{}/rights", bob["id"].as_str().unwrap())).bearer_auth(&admin).json(&rights).send().await.unwrap();
+    let rights =
+        json!({"areas": ["sessions"], "objects": {"create": true, "edit": true, "delete": true}});
+    http.put(format!(
+        "{base}/api/v1/users/{}/rights",
+        bob["id"].as_str().unwrap()
+    ))
+    .bearer_auth(&admin)
+    .json(&rights)
+    .send()
+    .await
+    .unwrap();
     let bob = login("bench-bob", PASSWORD).await;
 
     let (_, rss_before, _) = proc_stat(pid);
@@ -221,24 +306,64 @@ async fn main() {
     let chat_every = Duration::from_secs_f64(1.0 / o.chat_per_sec.max(0.001));
     let screen_every = Duration::from_secs_f64(1.0 / o.screens_per_sec.max(0.001));
 
-    println!("ramping up {} sessions ({} connections)...", o.sessions, o.sessions * 4);
+    println!(
+        "ramping up {} sessions ({} connections)...",
+        o.sessions,
+        o.sessions * 4
+    );
     let setup_started = Instant::now();
     let mut guest_welcome_us = Vec::new();
     let mut tasks = Vec::new();
     let mut idle_rss_kib = 0;
     for i in 0..o.sessions {
-        let s = post("/sessions".into(), admin.clone(), json!({"subject": format!("bench {i}")})).await;
+        let s = post(
+            "/sessions".into(),
+            admin.clone(),
+            json!({"subject": format!("bench {i}")}),
+        )
+        .await;
         let sid = s["id"].as_str().unwrap().to_string();
         let owner = connect(&format!("{ws_base}/ws/sessions/{sid}"), Some(&admin)).await;
         let tech = connect(&format!("{ws_base}/ws/sessions/{sid}"), Some(&bob)).await;
-        let inv = post(format!("/sessions/{sid}/invitations"), admin.clone(), json!({"policy_id": policy["id"], "guest_name": "bench guest"})).await;
-        let join = inv["url"].as_str().unwrap().rsplit('/').next().unwrap().to_string();
+        let inv = post(
+            format!("/sessions/{sid}/invitations"),
+            admin.clone(),
+            json!({"policy_id": policy["id"], "guest_name": "bench guest"}),
+        )
+        .await;
+        let join = inv["url"]
+            .as_str()
+            .unwrap()
+            .rsplit('/')
+            .next()
+            .unwrap()
+            .to_string();
         let t0 = Instant::now();
         let guest = connect(&format!("{ws_base}/ws/guest/{join}"), None).await;
         guest_welcome_us.push(t0.elapsed().as_micros() as u64);
-        let customer = connect(&format!("{ws_base}/ws/customer/{}", s["customer_key"].as_str().unwrap()), None).await;
-        for (ws, screen) in [(owner, None), (tech, None), (guest, None), (customer, Some((screen_every, o.screen_bytes)))] {
-            tasks.push(drive(ws, stats.clone(), epoch, stop.clone(), done.clone(), chat_every, screen));
+        let customer = connect(
+            &format!(
+                "{ws_base}/ws/customer/{}",
+                s["customer_key"].as_str().unwrap()
+            ),
+            None,
+        )
+        .await;
+        for (ws, screen) in [
+            (owner, None),
+            (tech, None),
+            (guest, None),
+            (customer, Some((screen_every, o.screen_bytes))),
+        ] {
+            tasks.push(drive(
+                ws,
+                stats.clone(),
+                epoch,
+                stop.clone(),
+                done.clone(),
+                chat_every,
+                screen,
+            ));
         }
         if i == o.sessions - 1 {
             idle_rss_kib = proc_stat(pid).1;
@@ -260,7 +385,9 @@ async fn main() {
         let _ = t.await;
     }
     let (cpu_after, _, peak_rss) = proc_stat(pid);
-    let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+    let _ = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
     let _ = child.wait();
 
     let mut lat = std::mem::take(&mut *stats.latencies_us.lock().await);
@@ -303,6 +430,8 @@ async fn main() {
     std::fs::write(&file, serde_json::to_string_pretty(&result).unwrap()).unwrap();
     println!("\nwritten to {}", file.display());
     if chat_delivered != chat_expected || screen_delivered != screen_expected {
-        println!("WARNING: delivered != expected (chat {chat_delivered}/{chat_expected}, screen {screen_delivered}/{screen_expected})");
+        println!(
+            "WARNING: delivered != expected (chat {chat_delivered}/{chat_expected}, screen {screen_delivered}/{screen_expected})"
+        );
     }
 }

@@ -374,32 +374,101 @@ async fn creating_a_session_hands_out_the_customer_key_without_caching() {
 async fn with_a_certificate_configured_the_broker_serves_https() {
     let dir = tempfile::tempdir().unwrap();
     let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    let status = std::process::Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
-               "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout"])
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .stderr(std::process::Stdio::null())
-        .status()
-        .expect("openssl runs");
-    assert!(status.success());
+    let ca = dir.path().join("ca.pem");
+    let ext = dir.path().join("leaf.ext");
+    std::fs::write(
+        &ext,
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=critical,CA:FALSE\n",
+    )
+    .unwrap();
+    let p = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
+    let steps: [Vec<String>; 3] = [
+        // A throwaway CA ...
+        [
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=test-ca",
+            "-keyout",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([p("ca.key"), "-out".into(), p("ca.pem")])
+        .collect(),
+        // ... a key and request for localhost ...
+        [
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([p("key.pem"), "-out".into(), p("leaf.csr")])
+        .collect(),
+        // ... signed by the CA.
+        ["x509", "-req", "-days", "1", "-CAcreateserial", "-in"]
+            .iter()
+            .map(|s| s.to_string())
+            .chain([
+                p("leaf.csr"),
+                "-CA".into(),
+                p("ca.pem"),
+                "-CAkey".into(),
+                p("ca.key"),
+                "-out".into(),
+                p("cert.pem"),
+                "-extfile".into(),
+                p("leaf.ext"),
+            ])
+            .collect(),
+    ];
+    for args in steps {
+        let status = std::process::Command::new("openssl")
+            .args(&args)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("openssl runs");
+        assert!(status.success(), "openssl {args:?}");
+    }
     let mut settings = support_broker::config::Settings::defaults().unwrap();
     settings.http.bind = "127.0.0.1:0".parse().unwrap();
     settings.http.workers = 1;
     settings.storage.data_dir = dir.path().join("data");
     settings.http.tls.cert_file = cert.to_string_lossy().into_owned();
     settings.http.tls.key_file = key.to_string_lossy().into_owned();
-    let app = support_broker::startup::Application::build(settings).await.unwrap();
+    let app = support_broker::startup::Application::build(settings)
+        .await
+        .unwrap();
     assert!(app.public_url().starts_with("https://"));
     let port = app.port();
     let stop = app.shutdown_handle();
     actix_web::rt::spawn(async move { app.run_until_stopped().await.unwrap() });
-    let root = reqwest::Certificate::from_pem(&std::fs::read(&cert).unwrap()).unwrap();
-    let client = reqwest::Client::builder().add_root_certificate(root).build().unwrap();
-    let res = client.get(format!("https://localhost:{port}/healthz")).send().await.unwrap();
+    let root = reqwest::Certificate::from_pem(&std::fs::read(&ca).unwrap()).unwrap();
+    let client = reqwest::Client::builder()
+        .add_root_certificate(root)
+        .build()
+        .unwrap();
+    let res = client
+        .get(format!("https://localhost:{port}/healthz"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
     // Plain HTTP on the TLS port gets nowhere.
-    assert!(reqwest::get(format!("http://127.0.0.1:{port}/healthz")).await.map(|r| r.status() != 200).unwrap_or(true));
+    assert!(
+        reqwest::get(format!("http://127.0.0.1:{port}/healthz"))
+            .await
+            .map(|r| r.status() != 200)
+            .unwrap_or(true)
+    );
     stop.shutdown();
 }

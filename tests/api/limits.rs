@@ -169,9 +169,12 @@ async fn a_silent_peer_is_dropped_after_the_client_timeout() {
     let silent = app.ws_technician(&t.admin, &sid).await;
     let mut customer = app.ws_customer(&key).await;
     // The customer keeps reading (and so answers pings); the technician reads nothing at all.
-    let away = tokio::time::timeout(std::time::Duration::from_secs(8), customer.expect("participant_away"))
-        .await
-        .expect("the silent technician is dropped within the timeout");
+    let away = tokio::time::timeout(
+        std::time::Duration::from_secs(8),
+        customer.expect("participant_away"),
+    )
+    .await
+    .expect("the silent technician is dropped within the timeout");
     assert_eq!(away["participant_id"], silent.id().as_str());
     drop(silent);
 }

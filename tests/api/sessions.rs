@@ -97,15 +97,29 @@ async fn chat_reaches_everyone_in_one_order_with_the_sender_echoed() {
     owner.expect("participant_joined").await;
     owner.chat("hello").await;
     customer.chat("hi there").await;
+    let mut transcripts = Vec::new();
     for ws in [&mut owner, &mut customer] {
         let first = ws.expect("chat").await;
         let second = ws.expect("chat").await;
-        assert_eq!(first["text"], "hello");
-        assert_eq!(first["from"]["role"], "owner");
-        assert_eq!(second["text"], "hi there");
-        assert_eq!(second["from"]["role"], "customer");
-        assert!(first["id"].is_string() && first["at"].is_string());
+        for m in [&first, &second] {
+            assert!(m["id"].is_string() && m["at"].is_string());
+            let expected_role = if m["text"] == "hello" {
+                "owner"
+            } else {
+                "customer"
+            };
+            assert_eq!(m["from"]["role"], expected_role);
+        }
+        transcripts.push([first, second]);
     }
+    // Both see both messages, in the same order, with the same ids (the sender's echo too).
+    assert_eq!(transcripts[0], transcripts[1]);
+    let mut texts: Vec<&str> = transcripts[0]
+        .iter()
+        .map(|m| m["text"].as_str().unwrap())
+        .collect();
+    texts.sort_unstable();
+    assert_eq!(texts, vec!["hello", "hi there"]);
 }
 
 #[actix_web::test]
