@@ -301,3 +301,93 @@ async fn a_browser_ticket_admits_once() {
         .await;
     assert_eq!(status, 404);
 }
+
+/// A minimal SMTP server on loopback: accepts one message and hands over what it received.
+async fn smtp_server() -> (u16, tokio::sync::oneshot::Receiver<String>) {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let (socket, _) = listener.accept().await.unwrap();
+        let (read, mut write) = socket.into_split();
+        let mut lines = BufReader::new(read).lines();
+        write.write_all(b"220 test-smtp ready\r\n").await.unwrap();
+        let mut transcript = String::new();
+        let mut in_data = false;
+        let mut tx = Some(tx);
+        while let Ok(Some(line)) = lines.next_line().await {
+            transcript.push_str(&line);
+            transcript.push('\n');
+            let reply: &[u8] = if in_data {
+                if line == "." {
+                    in_data = false;
+                    if let Some(tx) = tx.take() {
+                        let _ = tx.send(transcript.clone());
+                    }
+                    b"250 queued\r\n"
+                } else {
+                    continue;
+                }
+            } else {
+                match line.get(..4).map(|c| c.to_ascii_uppercase()).as_deref() {
+                    Some("EHLO") | Some("HELO") => b"250 test-smtp\r\n",
+                    Some("DATA") => {
+                        in_data = true;
+                        b"354 go ahead\r\n"
+                    }
+                    Some("QUIT") => {
+                        let _ = write.write_all(b"221 bye\r\n").await;
+                        break;
+                    }
+                    _ => b"250 ok\r\n",
+                }
+            };
+            write.write_all(reply).await.unwrap();
+        }
+    });
+    (port, rx)
+}
+
+#[actix_web::test]
+async fn with_smtp_configured_the_invitation_goes_to_a_real_smtp_server() {
+    let (port, received) = smtp_server().await;
+    let app = TestApp::spawn_with(|s| {
+        s.mail.transport = support_broker::config::MailTransportKind::Smtp;
+        s.mail.smtp.host = "127.0.0.1".into();
+        s.mail.smtp.port = port;
+        s.mail.smtp.security = support_broker::config::SmtpSecurity::None;
+    })
+    .await;
+    let t = app.tenant("Acme").await;
+    let policy = app.policy(&t, "Chat", &["chat"]).await;
+    let (sid, _) = app.session(&t.admin).await;
+    let _owner = app.ws_technician(&t.admin, &sid).await;
+    let (status, body) = app
+        .post(
+            &format!("/sessions/{sid}/invitations"),
+            &t.admin,
+            json!({"policy_id": policy, "guest_name": "Gina", "email": "gina@partner.example"}),
+        )
+        .await;
+    assert_eq!((status, &body["mailed"]), (201, &json!(true)), "{body}");
+    let transcript = tokio::time::timeout(Duration::from_secs(5), received)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        transcript.contains("RCPT TO:<gina@partner.example>"),
+        "{transcript}"
+    );
+    assert!(
+        transcript.contains(body["url"].as_str().unwrap()),
+        "the mail carries the link"
+    );
+    assert!(
+        !app.data_dir.path().join("outbox").exists()
+            || std::fs::read_dir(app.data_dir.path().join("outbox"))
+                .unwrap()
+                .next()
+                .is_none()
+    );
+}
