@@ -185,3 +185,11 @@ pub struct Revoke {
     /// Why.
     pub cause: RevokeCause,
 }
+
+/// A user lost its access (deleted, or a grant was revoked): close its connections with 4003.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct DisconnectUser {
+    /// The user whose connections close.
+    pub user_id: UserId,
+}

@@ -807,3 +807,22 @@ impl Handler<Shutdown> for SessionActor {
         self.end(EndReason::Shutdown, ctx);
     }
 }
+
+impl Handler<DisconnectUser> for SessionActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: DisconnectUser, ctx: &mut Self::Context) {
+        let gone: Vec<ParticipantId> = self
+            .members
+            .values()
+            .filter(|m| m.user_id == Some(msg.user_id))
+            .map(|m| m.id)
+            .collect();
+        for pid in gone {
+            tracing::info!(session = %self.id, participant = %pid, "access revoked; closing with 4003");
+            self.evict(pid, close_code::ACCESS_REVOKED, "access_revoked");
+            self.remove_member(pid, LeaveReason::Revoked, ctx);
+        }
+        self.settle(ctx);
+    }
+}

@@ -126,6 +126,11 @@ impl Rights {
             }
     }
 
+    /// Whether these rights can manage users (change rights needs `users` + `objects.edit`).
+    pub fn manages_users(&self) -> bool {
+        self.can_write(Area::Users, Write::Edit)
+    }
+
     /// Narrows these rights to the areas a partner's support login may use.
     pub fn limited_to(&self, allowed: &[Area]) -> Self {
         let mut out = self.clone();
@@ -142,9 +147,45 @@ pub enum PlatformRight {
     PlatformSupport,
 }
 
+/// Whether a change (new rights for `target`, or its deletion with `None`) would leave an
+/// account that had a user able to manage users with none. `users` are the account's live
+/// (not deleted) human users with their current rights.
+pub fn leaves_no_user_manager<'a, I>(users: I, target: uuid::Uuid, change: Option<&Rights>) -> bool
+where
+    I: IntoIterator<Item = (uuid::Uuid, &'a Rights)>,
+{
+    let mut before = 0;
+    let mut after = 0;
+    for (id, rights) in users {
+        before += usize::from(rights.manages_users());
+        let now = if id == target { change } else { Some(rights) };
+        after += usize::from(now.is_some_and(Rights::manages_users));
+    }
+    before > 0 && after == 0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_last_user_manager_cannot_be_removed_or_narrowed() {
+        let admin = Rights::account_admin();
+        let clerk = Rights::none();
+        let (a, b) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
+        let users = || vec![(a, &admin), (b, &clerk)];
+        assert!(leaves_no_user_manager(users(), a, None));
+        assert!(leaves_no_user_manager(users(), a, Some(&clerk)));
+        assert!(!leaves_no_user_manager(users(), b, None));
+        let mut narrowed = admin.clone();
+        narrowed.objects.create = false;
+        assert!(
+            !leaves_no_user_manager(users(), a, Some(&narrowed)),
+            "edit alone still manages"
+        );
+        narrowed.objects.edit = false;
+        assert!(leaves_no_user_manager(users(), a, Some(&narrowed)));
+    }
 
     #[test]
     fn writing_needs_area_and_object_right() {

@@ -62,7 +62,7 @@ pub struct MeView {
 }
 
 /// Checks a new user's fields and hashes its password.
-async fn build_user(
+pub async fn build_user(
     state: &AppState,
     body: &NewUserBody,
     kind: &'static str,
@@ -128,7 +128,7 @@ async fn build_user(
 }
 
 /// Maps a unique violation that slipped past the checks (a concurrent insert) to 409.
-fn duplicate(err: sqlx::Error) -> AppError {
+pub fn duplicate(err: sqlx::Error) -> AppError {
     if is_unique_violation(&err) {
         let text = err.to_string();
         if text.contains("email") {
@@ -286,42 +286,6 @@ pub async fn create_user(
         .await?
         .ok_or_else(|| AppError::internal(anyhow::anyhow!("user vanished after insert")))?;
     Ok(HttpResponse::Created().json(UserView::from(&record)))
-}
-
-#[utoipa::path(put, path = "/api/v1/users/{id}/rights", tag = "accounts", request_body = Object,
-    responses((status = 200, body = Object), (status = 403), (status = 404)))]
-pub async fn put_rights(
-    state: web::Data<AppState>,
-    who: Principal,
-    path: web::Path<UserId>,
-    body: web::Json<Rights>,
-) -> AppResult<HttpResponse> {
-    let target = state
-        .store
-        .user(path.into_inner())
-        .await?
-        .filter(|u| !u.deleted);
-    let target = target.ok_or_else(|| AppError::not_found("user_not_found", "no such user"))?;
-    who.require_own_account(target.account_id, "user_not_found")?;
-    who.require_write(Area::Users, Write::Edit)?;
-    if target.kind == "service" {
-        return Err(AppError::unprocessable(
-            "service_user",
-            "the service user's rights are fixed",
-        ));
-    }
-    let rights = body.into_inner();
-    state.store.set_rights(target.id, &rights).await?;
-    audit(
-        &state,
-        &who,
-        target.account_id,
-        "user.rights_changed",
-        Some(target.id.to_string()),
-        serde_json::to_value(&rights).unwrap_or_default(),
-    )
-    .await;
-    Ok(HttpResponse::Ok().json(rights))
 }
 
 #[utoipa::path(get, path = "/api/v1/accounts/{aid}/audit", tag = "accounts",

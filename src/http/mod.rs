@@ -8,6 +8,7 @@ pub mod ops;
 pub mod policies;
 pub mod sessions;
 pub mod state;
+pub mod users;
 pub mod views;
 pub mod ws;
 
@@ -53,7 +54,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 web::post().to(accounts::create_user),
             )
             .route("/accounts/{aid}/audit", web::get().to(accounts::audit_log))
-            .route("/users/{id}/rights", web::put().to(accounts::put_rights))
+            .route("/accounts/{aid}/roles", web::get().to(users::roles))
+            .route("/users/{id}", web::get().to(users::get))
+            .route("/users/{id}", web::patch().to(users::patch))
+            .route("/users/{id}", web::delete().to(users::delete))
+            .route("/users/{id}/rights", web::put().to(users::put_rights))
+            .route("/users/{id}/restore", web::post().to(users::restore))
             .route("/accounts/{aid}/policies", web::get().to(policies::list))
             .route("/accounts/{aid}/policies", web::post().to(policies::create))
             .route("/policies/{id}", web::patch().to(policies::update))

@@ -3,7 +3,7 @@
 use actix_web::HttpResponse;
 use utoipa::OpenApi;
 
-use super::{accounts, login, policies, sessions};
+use super::{accounts, login, policies, sessions, users};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -18,7 +18,12 @@ use super::{accounts, login, policies, sessions};
         accounts::me,
         accounts::list_users,
         accounts::create_user,
-        accounts::put_rights,
+        users::get,
+        users::patch,
+        users::put_rights,
+        users::delete,
+        users::restore,
+        users::roles,
         accounts::audit_log,
         policies::list,
         policies::create,

@@ -252,3 +252,49 @@ impl Store {
         .transpose()
     }
 }
+
+impl Store {
+    /// Changes a user's profile fields (the caller validated them).
+    pub async fn update_user_profile(
+        &self,
+        user: UserId,
+        first_name: &str,
+        last_name: &str,
+        email: Option<&str>,
+        phone: Option<&str>,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE users SET first_name = ?, last_name = ?, email = ?, email_key = ?, phone = ? WHERE id = ?",
+        )
+        .bind(first_name)
+        .bind(last_name)
+        .bind(email)
+        .bind(email.map(email_key))
+        .bind(phone)
+        .bind(user.to_string())
+        .execute(&self.pool)
+        .await
+        .map(|_| ())
+    }
+
+    /// Soft delete: the row (and its username and email) stays; logins, tokens and keys stop.
+    pub async fn soft_delete_user(&self, user: UserId) -> StoreResult<bool> {
+        let done =
+            sqlx::query("UPDATE users SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL")
+                .bind(Utc::now())
+                .bind(user.to_string())
+                .execute(&self.pool)
+                .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn restore_user(&self, user: UserId) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE users SET deleted_at = NULL WHERE id = ? AND deleted_at IS NOT NULL",
+        )
+        .bind(user.to_string())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+}

@@ -7,3 +7,4 @@ mod invitations;
 mod limits;
 mod sessions;
 mod shutdown;
+mod users;

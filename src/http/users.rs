@@ -1,0 +1,301 @@
+//! One user: read, edit, rights, soft delete and restore; the account's roles.
+
+use actix_web::{HttpResponse, web};
+use serde::{Deserialize, Serialize};
+
+use super::{
+    accounts::{audit, duplicate},
+    state::AppState,
+    views::UserView,
+};
+use crate::{
+    actors::messages::DisconnectUser,
+    auth::extract::Principal,
+    domain::{
+        ids::{AccountId, UserId},
+        rights::{Area, PlatformRight, Rights, Write, leaves_no_user_manager},
+        validate,
+    },
+    error::{AppError, AppResult},
+    store::UserRecord,
+};
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserPatch {
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub email: Option<String>,
+    /// `""` or `null` removes the phone number.
+    pub phone: Option<String>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RoleView {
+    pub id: &'static str,
+    pub name: &'static str,
+    pub description: &'static str,
+}
+
+/// The roles every account has from its creation (built in, so no account can lack them).
+pub const ROLES: [RoleView; 2] = [
+    RoleView {
+        id: "self-service-full",
+        name: "Self service portal - full access",
+        description: "See own devices and run the device actions of the self-service portal",
+    },
+    RoleView {
+        id: "self-service-read",
+        name: "Self service portal - read access",
+        description: "See own devices in the self-service portal",
+    },
+];
+
+/// A user of the caller's account (deleted ones only with `include_deleted`), else 404.
+async fn account_user(
+    state: &AppState,
+    who: &Principal,
+    id: UserId,
+    include_deleted: bool,
+) -> AppResult<UserRecord> {
+    let user = state
+        .store
+        .user(id)
+        .await?
+        .filter(|u| include_deleted || !u.deleted);
+    let user = user.ok_or_else(|| AppError::not_found("user_not_found", "no such user"))?;
+    who.require_own_account(user.account_id, "user_not_found")?;
+    Ok(user)
+}
+
+/// 409 when the change would leave the account without a user able to manage users.
+async fn keep_a_user_manager(
+    state: &AppState,
+    target: &UserRecord,
+    change: Option<&Rights>,
+) -> AppResult<()> {
+    let users = state.store.users_of(target.account_id).await?;
+    let humans = users
+        .iter()
+        .filter(|u| u.kind == "user")
+        .map(|u| (u.id.0, &u.rights));
+    if leaves_no_user_manager(humans, target.id.0, change) {
+        return Err(AppError::conflict(
+            "last_user_admin",
+            "the account would be left without a user able to manage users",
+        ));
+    }
+    Ok(())
+}
+
+/// Closes every live connection of a user in any session (close 4003).
+pub fn disconnect_everywhere(state: &AppState, user: UserId) {
+    for session in state.registry.all_sessions() {
+        session.do_send(DisconnectUser { user_id: user });
+    }
+}
+
+#[utoipa::path(get, path = "/api/v1/users/{id}", tag = "users", responses((status = 200, body = UserView), (status = 403), (status = 404)))]
+pub async fn get(
+    state: web::Data<AppState>,
+    who: Principal,
+    path: web::Path<UserId>,
+) -> AppResult<HttpResponse> {
+    let user = account_user(&state, &who, path.into_inner(), false).await?;
+    if user.id != who.user.id {
+        who.require_area(Area::Users)?;
+    }
+    Ok(HttpResponse::Ok().json(UserView::from(&user)))
+}
+
+#[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "users", request_body = UserPatch,
+    responses((status = 200, body = UserView), (status = 403), (status = 404), (status = 409), (status = 422)))]
+pub async fn patch(
+    state: web::Data<AppState>,
+    who: Principal,
+    path: web::Path<UserId>,
+    body: web::Json<UserPatch>,
+) -> AppResult<HttpResponse> {
+    let user = account_user(&state, &who, path.into_inner(), false).await?;
+    who.require_write(Area::Users, Write::Edit)?;
+    if user.kind == "service" {
+        return Err(AppError::unprocessable(
+            "service_user",
+            "the service user cannot be changed",
+        ));
+    }
+    let first_name = match &body.first_name {
+        Some(v) => validate::bounded_text(v, 100).ok_or_else(|| {
+            AppError::unprocessable("invalid_first_name", "first_name: 1 to 100 characters")
+        })?,
+        None => user.first_name.clone(),
+    };
+    let last_name = match &body.last_name {
+        Some(v) => validate::bounded_text(v, 100).ok_or_else(|| {
+            AppError::unprocessable("invalid_last_name", "last_name: 1 to 100 characters")
+        })?,
+        None => user.last_name.clone(),
+    };
+    let email = match &body.email {
+        Some(v) => {
+            let email = validate::parse_email(v).ok_or_else(|| {
+                AppError::unprocessable("invalid_email", "email is not a valid address")
+            })?;
+            let same = user
+                .email
+                .as_deref()
+                .is_some_and(|e| e.eq_ignore_ascii_case(&email));
+            if !same && state.store.email_taken(&email).await? {
+                return Err(AppError::conflict(
+                    "email_taken",
+                    "this email address is taken",
+                ));
+            }
+            Some(email)
+        }
+        None => user.email.clone(),
+    };
+    let phone = match body.phone.as_deref().map(str::trim) {
+        Some("") => None,
+        Some(v) => Some(validate::parse_phone(v).ok_or_else(|| {
+            AppError::unprocessable("invalid_phone", "phone must be in E.164 form")
+        })?),
+        None => user.phone.clone(),
+    };
+    state
+        .store
+        .update_user_profile(
+            user.id,
+            &first_name,
+            &last_name,
+            email.as_deref(),
+            phone.as_deref(),
+        )
+        .await
+        .map_err(duplicate)?;
+    audit(
+        &state,
+        &who,
+        user.account_id,
+        "user.changed",
+        Some(user.id.to_string()),
+        serde_json::json!({"username": user.username}),
+    )
+    .await;
+    let updated = account_user(&state, &who, user.id, false).await?;
+    Ok(HttpResponse::Ok().json(UserView::from(&updated)))
+}
+
+#[utoipa::path(put, path = "/api/v1/users/{id}/rights", tag = "users", request_body = Object,
+    responses((status = 200, body = Object), (status = 403), (status = 404), (status = 409, description = "last_user_admin")))]
+pub async fn put_rights(
+    state: web::Data<AppState>,
+    who: Principal,
+    path: web::Path<UserId>,
+    body: web::Json<Rights>,
+) -> AppResult<HttpResponse> {
+    let target = account_user(&state, &who, path.into_inner(), false).await?;
+    who.require_write(Area::Users, Write::Edit)?;
+    if target.kind == "service" {
+        return Err(AppError::unprocessable(
+            "service_user",
+            "the service user's rights are fixed",
+        ));
+    }
+    let rights = body.into_inner();
+    for role in &rights.roles {
+        if !ROLES.iter().any(|r| r.id == role) {
+            return Err(AppError::unprocessable(
+                "unknown_role",
+                format!("no role {role:?}"),
+            ));
+        }
+    }
+    keep_a_user_manager(&state, &target, Some(&rights)).await?;
+    state.store.set_rights(target.id, &rights).await?;
+    audit(
+        &state,
+        &who,
+        target.account_id,
+        "user.rights_changed",
+        Some(target.id.to_string()),
+        serde_json::to_value(&rights).unwrap_or_default(),
+    )
+    .await;
+    Ok(HttpResponse::Ok().json(rights))
+}
+
+#[utoipa::path(delete, path = "/api/v1/users/{id}", tag = "users",
+    responses((status = 204), (status = 403), (status = 404), (status = 409, description = "last_user_admin")))]
+pub async fn delete(
+    state: web::Data<AppState>,
+    who: Principal,
+    path: web::Path<UserId>,
+) -> AppResult<HttpResponse> {
+    let target = account_user(&state, &who, path.into_inner(), false).await?;
+    who.require_write(Area::Users, Write::Delete)?;
+    if target.kind == "service" {
+        return Err(AppError::unprocessable(
+            "service_user",
+            "the service user cannot be deleted",
+        ));
+    }
+    keep_a_user_manager(&state, &target, None).await?;
+    state.store.soft_delete_user(target.id).await?;
+    // Tokens and keys stop by themselves (they resolve only to live users); sockets are told.
+    disconnect_everywhere(&state, target.id);
+    audit(
+        &state,
+        &who,
+        target.account_id,
+        "user.deleted",
+        Some(target.id.to_string()),
+        serde_json::json!({"username": target.username}),
+    )
+    .await;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[utoipa::path(post, path = "/api/v1/users/{id}/restore", tag = "users",
+    responses((status = 200, body = UserView), (status = 403, description = "platform support only"), (status = 404), (status = 409)))]
+pub async fn restore(
+    state: web::Data<AppState>,
+    who: Principal,
+    path: web::Path<UserId>,
+) -> AppResult<HttpResponse> {
+    who.require_platform(PlatformRight::PlatformSupport)?;
+    let user = state
+        .store
+        .user(path.into_inner())
+        .await?
+        .ok_or_else(|| AppError::not_found("user_not_found", "no such user"))?;
+    if !user.deleted {
+        return Err(AppError::conflict(
+            "not_deleted",
+            "this user is not deleted",
+        ));
+    }
+    state.store.restore_user(user.id).await?;
+    audit(
+        &state,
+        &who,
+        user.account_id,
+        "user.restored",
+        Some(user.id.to_string()),
+        serde_json::json!({"username": user.username}),
+    )
+    .await;
+    let user = state
+        .store
+        .user(user.id)
+        .await?
+        .ok_or_else(|| AppError::not_found("user_not_found", "no such user"))?;
+    Ok(HttpResponse::Ok().json(UserView::from(&user)))
+}
+
+#[utoipa::path(get, path = "/api/v1/accounts/{aid}/roles", tag = "users", responses((status = 200, body = Vec<RoleView>), (status = 403), (status = 404)))]
+pub async fn roles(who: Principal, path: web::Path<AccountId>) -> AppResult<HttpResponse> {
+    who.require_own_account(path.into_inner(), "account_not_found")?;
+    who.require_area(Area::Users)?;
+    Ok(HttpResponse::Ok().json(&ROLES))
+}

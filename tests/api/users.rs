@@ -1,0 +1,332 @@
+//! User management: soft delete, restore, uniqueness forever, last user admin, roles.
+
+use serde_json::json;
+
+use crate::helpers::{PASSWORD, TestApp};
+
+#[actix_web::test]
+async fn deleting_a_user_cuts_its_tokens_its_login_and_its_live_sockets() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("Acme").await;
+    let (bob_id, bob) = app.user(&t, "bob", &["sessions"]).await;
+    let (sid, _) = app.session(&t.admin).await;
+    let mut owner = app.ws_technician(&t.admin, &sid).await;
+    let mut bob_ws = app.ws_technician(&bob, &sid).await;
+    owner.expect("participant_joined").await;
+
+    let (status, _) = app
+        .call("DELETE", &format!("/users/{bob_id}"), Some(&t.admin), None)
+        .await;
+    assert_eq!(status, 204);
+    assert_eq!(bob_ws.expect_close().await, Some(4003));
+    let left = owner.expect("participant_left").await;
+    assert_eq!(left["reason"], "revoked");
+    let (status, _) = app.get("/me", &bob).await;
+    assert_eq!(status, 401);
+    let (status, deleted_login) = app
+        .call(
+            "POST",
+            "/auth/login",
+            None,
+            Some(json!({"username": "bob", "password": PASSWORD})),
+        )
+        .await;
+    let (_, unknown_login) = app
+        .call(
+            "POST",
+            "/auth/login",
+            None,
+            Some(json!({"username": "nobody-at-all", "password": PASSWORD})),
+        )
+        .await;
+    assert_eq!(status, 401);
+    assert_eq!(
+        deleted_login, unknown_login,
+        "a deleted user looks like an unknown one"
+    );
+    let (_, users) = app
+        .get(&format!("/accounts/{}/users", t.id), &t.admin)
+        .await;
+    assert!(
+        !users
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|u| u["username"] == "bob")
+    );
+    let (status, _) = app.get(&format!("/users/{bob_id}"), &t.admin).await;
+    assert_eq!(status, 404);
+    let (_, audit) = app
+        .get(&format!("/accounts/{}/audit", t.id), &t.admin)
+        .await;
+    assert!(
+        audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "user.deleted" && e["via"] == "login")
+    );
+}
+
+#[actix_web::test]
+async fn usernames_and_emails_stay_taken_after_deletion() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("Acme").await;
+    let (jane, _) = app.user(&t, "jane", &[]).await;
+    let (status, _) = app
+        .call("DELETE", &format!("/users/{jane}"), Some(&t.admin), None)
+        .await;
+    assert_eq!(status, 204);
+    let path = format!("/accounts/{}/users", t.id);
+    let (status, body) = app
+        .post(&path, &t.admin, json!({"username": "jane", "first_name": "J", "last_name": "D", "email": "new@example.com"}))
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("username_taken"))
+    );
+    let (status, body) = app
+        .post(&path, &t.admin, json!({"username": "jane2", "first_name": "J", "last_name": "D", "email": "JANE@example.com"}))
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("email_taken"))
+    );
+}
+
+#[actix_web::test]
+async fn only_vendor_support_restores_a_deleted_user() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("Acme").await;
+    let (bob_id, _) = app.user(&t, "bob", &["sessions"]).await;
+    app.call("DELETE", &format!("/users/{bob_id}"), Some(&t.admin), None)
+        .await;
+    let (status, body) = app
+        .post(&format!("/users/{bob_id}/restore"), &t.admin, json!({}))
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("platform_only"))
+    );
+    let (status, body) = app
+        .post(&format!("/users/{bob_id}/restore"), &app.admin, json!({}))
+        .await;
+    assert_eq!((status, body["username"].as_str()), (200, Some("bob")));
+    app.login("bob", PASSWORD).await;
+    let (status, _) = app
+        .post(&format!("/users/{bob_id}/restore"), &app.admin, json!({}))
+        .await;
+    assert_eq!(status, 409);
+    let (_, audit) = app
+        .get(&format!("/accounts/{}/audit", t.id), &t.admin)
+        .await;
+    assert!(
+        audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "user.restored")
+    );
+}
+
+#[actix_web::test]
+async fn the_account_keeps_a_user_who_can_manage_users() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("Acme").await;
+    let (status, body) = app
+        .call(
+            "DELETE",
+            &format!("/users/{}", t.admin_id),
+            Some(&t.admin),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("last_user_admin"))
+    );
+    let no_edit =
+        json!({"areas": ["users"], "objects": {"create": false, "edit": false, "delete": true}});
+    let (status, body) = app
+        .call(
+            "PUT",
+            &format!("/users/{}/rights", t.admin_id),
+            Some(&t.admin),
+            Some(no_edit.clone()),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("last_user_admin"))
+    );
+    // Once another user manages users, the first may step down.
+    let (carol, _) = app.user(&t, "carol", &["users"]).await;
+    let (status, _) = app
+        .call(
+            "PUT",
+            &format!("/users/{}/rights", t.admin_id),
+            Some(&t.admin),
+            Some(no_edit),
+        )
+        .await;
+    assert_eq!(status, 200);
+    // ... and changing rights now needs users + edit, which the first admin no longer has.
+    let (status, body) = app
+        .call(
+            "PUT",
+            &format!("/users/{carol}/rights"),
+            Some(&t.admin),
+            Some(
+                json!({"areas": [], "objects": {"create": false, "edit": false, "delete": false}}),
+            ),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("missing_right"))
+    );
+}
+
+#[actix_web::test]
+async fn the_service_user_is_listed_but_cannot_log_in_or_be_changed() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("Acme").await;
+    let (_, users) = app
+        .get(&format!("/accounts/{}/users", t.id), &t.admin)
+        .await;
+    let service = users
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["kind"] == "service")
+        .unwrap()
+        .clone();
+    let id = service["id"].as_str().unwrap();
+    let (status, body) = app
+        .call("DELETE", &format!("/users/{id}"), Some(&t.admin), None)
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (422, Some("service_user"))
+    );
+    let (status, _) = app
+        .call(
+            "PUT",
+            &format!("/users/{id}/rights"),
+            Some(&t.admin),
+            Some(
+                json!({"areas": [], "objects": {"create": false, "edit": false, "delete": false}}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 422);
+    let (status, _) = app
+        .call(
+            "POST",
+            "/auth/login",
+            None,
+            Some(json!({"username": service["username"], "password": ""})),
+        )
+        .await;
+    assert_eq!(status, 401);
+}
+
+#[actix_web::test]
+async fn users_are_read_and_edited_within_their_account() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("Acme").await;
+    let other = app.tenant("Other").await;
+    let (bob_id, bob) = app.user(&t, "bob", &["sessions"]).await;
+    let (status, me) = app.get(&format!("/users/{bob_id}"), &bob).await;
+    assert_eq!(
+        (status, me["username"].as_str()),
+        (200, Some("bob")),
+        "a user reads itself"
+    );
+    let (status, _) = app.get(&format!("/users/{}", t.admin_id), &bob).await;
+    assert_eq!(status, 403, "others need the users area");
+    let (status, _) = app.get(&format!("/users/{bob_id}"), &other.admin).await;
+    assert_eq!(status, 404);
+    let (status, _) = app
+        .call(
+            "PATCH",
+            &format!("/users/{bob_id}"),
+            Some(&other.admin),
+            Some(json!({"first_name": "X"})),
+        )
+        .await;
+    assert_eq!(status, 404);
+    let (status, body) = app
+        .call(
+            "PATCH",
+            &format!("/users/{bob_id}"),
+            Some(&t.admin),
+            Some(json!({"first_name": "Robert", "phone": "+4930123456"})),
+        )
+        .await;
+    assert_eq!(
+        (status, body["first_name"].as_str(), body["phone"].as_str()),
+        (200, Some("Robert"), Some("+4930123456"))
+    );
+    let (status, body) = app
+        .call(
+            "PATCH",
+            &format!("/users/{bob_id}"),
+            Some(&t.admin),
+            Some(json!({"phone": "0301234"})),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (422, Some("invalid_phone"))
+    );
+    let (status, body) = app
+        .call(
+            "PATCH",
+            &format!("/users/{bob_id}"),
+            Some(&t.admin),
+            Some(json!({"email": "ACME-ADMIN@example.com"})),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("email_taken"))
+    );
+}
+
+#[actix_web::test]
+async fn every_account_has_the_two_self_service_roles() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("Acme").await;
+    let (status, roles) = app
+        .get(&format!("/accounts/{}/roles", t.id), &t.admin)
+        .await;
+    assert_eq!(status, 200);
+    let pairs: Vec<(&str, &str)> = roles
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["id"].as_str().unwrap(), r["name"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        pairs,
+        vec![
+            ("self-service-full", "Self service portal - full access"),
+            ("self-service-read", "Self service portal - read access"),
+        ]
+    );
+    let (bob_id, _) = app.user(&t, "bob", &[]).await;
+    let bad = json!({"areas": [], "objects": {"create": false, "edit": false, "delete": false}, "roles": ["superuser"]});
+    let (status, body) = app
+        .call(
+            "PUT",
+            &format!("/users/{bob_id}/rights"),
+            Some(&t.admin),
+            Some(bad),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (422, Some("unknown_role"))
+    );
+}
