@@ -8,7 +8,7 @@ use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
 use chrono::Utc;
 
 use crate::{
-    auth::token,
+    auth::{api_key, token},
     domain::{
         ids::AccountId,
         rights::{Area, PlatformRight, Rights, Write},
@@ -115,6 +115,20 @@ pub fn bearer(req: &HttpRequest) -> Option<&str> {
 /// Resolves a bearer token to its principal.
 pub async fn principal_from_token(state: &AppState, token: &str) -> Result<Principal, AppError> {
     let hash = token::hash(token);
+    if token.starts_with(api_key::PREFIX) {
+        let prefix = api_key::parse(token).ok_or_else(AppError::unauthorized)?;
+        return match state.store.api_key_principal(prefix).await? {
+            Some((stored, p)) if token::hashes_equal(&stored, &hash) => {
+                state.store.touch_api_key(prefix).await?;
+                Ok(Principal {
+                    user: p.user,
+                    via: p.via,
+                    token_hash: String::new(),
+                })
+            }
+            _ => Err(AppError::unauthorized()),
+        };
+    }
     let found = state.store.token_principal(&hash).await?;
     match found {
         Some(p) if p.expires_at > Utc::now() => Ok(Principal {

@@ -1,5 +1,6 @@
 //! Credentials: password hashing, random tokens and their hashes, and the request principal.
 
+pub mod api_key;
 pub mod extract;
 pub mod password;
 pub mod token;

@@ -1,6 +1,7 @@
 //! The HTTP API: routes, extractor error shapes, and the request log/metrics middleware.
 
 pub mod accounts;
+pub mod api_keys;
 pub mod login;
 pub mod middleware;
 pub mod openapi;
@@ -60,6 +61,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/users/{id}", web::delete().to(users::delete))
             .route("/users/{id}/rights", web::put().to(users::put_rights))
             .route("/users/{id}/restore", web::post().to(users::restore))
+            .route("/users/{id}/api-keys", web::post().to(api_keys::create))
+            .route("/users/{id}/api-keys", web::get().to(api_keys::list))
+            .route("/api-keys/{id}", web::delete().to(api_keys::delete))
             .route("/accounts/{aid}/policies", web::get().to(policies::list))
             .route("/accounts/{aid}/policies", web::post().to(policies::create))
             .route("/policies/{id}", web::patch().to(policies::update))

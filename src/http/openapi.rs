@@ -3,7 +3,7 @@
 use actix_web::HttpResponse;
 use utoipa::OpenApi;
 
-use super::{accounts, login, policies, sessions, users};
+use super::{accounts, api_keys, login, policies, sessions, users};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -24,6 +24,9 @@ use super::{accounts, login, policies, sessions, users};
         users::delete,
         users::restore,
         users::roles,
+        api_keys::create,
+        api_keys::list,
+        api_keys::delete,
         accounts::audit_log,
         policies::list,
         policies::create,

@@ -32,7 +32,7 @@ impl From<&UserRecord> for UserView {
             phone: u.phone.clone(),
             kind: u.kind.clone(),
             last_login_at: u.last_login_at,
-            has_api_key: false,
+            has_api_key: u.has_api_key,
         }
     }
 }

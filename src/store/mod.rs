@@ -3,6 +3,7 @@
 //! can sit behind the same type next.
 
 mod accounts;
+mod api_keys;
 mod audit;
 mod policies;
 mod reports;
@@ -21,6 +22,7 @@ use sqlx::{
 use uuid::Uuid;
 
 pub use accounts::{AccountRecord, NewAccount, NewUser};
+pub use api_keys::ApiKeyRecord;
 pub use audit::{AuditEntry, AuditRecord};
 pub use policies::PolicyRecord;
 pub use reports::{ReportEvent, SessionReport};

@@ -29,6 +29,7 @@ pub struct UserRecord {
     pub platform_rights: Vec<PlatformRight>,
     pub last_login_at: Option<DateTime<Utc>>,
     pub deleted: bool,
+    pub has_api_key: bool,
 }
 
 impl UserRecord {
@@ -54,7 +55,8 @@ pub struct TokenPrincipal {
 
 const USER_COLUMNS: &str = "u.id, u.account_id, a.kind AS account_kind, u.kind, u.username,
     u.first_name, u.last_name, u.email, u.phone, u.password_hash, u.rights, u.platform_rights,
-    u.last_login_at, u.deleted_at";
+    u.last_login_at, u.deleted_at,
+    EXISTS (SELECT 1 FROM api_keys k WHERE k.user_id = u.id AND k.deleted_at IS NULL) AS has_api_key";
 
 fn user_from_row(row: &SqliteRow) -> StoreResult<UserRecord> {
     let deleted_at: Option<DateTime<Utc>> = row.try_get("deleted_at")?;
@@ -73,6 +75,7 @@ fn user_from_row(row: &SqliteRow) -> StoreResult<UserRecord> {
         platform_rights: get_json(row, "platform_rights")?,
         last_login_at: row.try_get("last_login_at")?,
         deleted: deleted_at.is_some(),
+        has_api_key: row.try_get("has_api_key")?,
     })
 }
 

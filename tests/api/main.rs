@@ -1,6 +1,7 @@
 //! Integration tests: the real broker on a free port, real HTTP and WebSocket clients.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod api_keys;
 mod helpers;
 mod http_api;
 mod invitations;

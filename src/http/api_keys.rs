@@ -1,0 +1,127 @@
+//! API keys: every user manages its own; keys of others need `users` + `objects.edit`.
+
+use actix_web::{HttpResponse, web};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{accounts::audit, secret_headers, state::AppState};
+use crate::{
+    auth::{api_key, extract::Principal, token},
+    domain::{
+        ids::UserId,
+        rights::{Area, Write},
+        validate,
+    },
+    error::{AppError, AppResult},
+    store::{ApiKeyRecord, UserRecord},
+};
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewKeyBody {
+    pub name: String,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct KeyCreated {
+    pub id: Uuid,
+    pub name: String,
+    pub prefix: String,
+    /// Shown this once; only its hash is stored.
+    pub key: String,
+}
+
+/// The user whose keys are meant, if the caller may manage them.
+async fn key_owner(state: &AppState, who: &Principal, id: UserId) -> AppResult<UserRecord> {
+    let user = state.store.user(id).await?.filter(|u| !u.deleted);
+    let user = user.ok_or_else(|| AppError::not_found("user_not_found", "no such user"))?;
+    who.require_own_account(user.account_id, "user_not_found")?;
+    if user.id != who.user.id {
+        who.require_write(Area::Users, Write::Edit)?;
+    }
+    if user.kind == "service" {
+        return Err(AppError::unprocessable(
+            "service_user",
+            "the service user has no API keys",
+        ));
+    }
+    Ok(user)
+}
+
+#[utoipa::path(post, path = "/api/v1/users/{id}/api-keys", tag = "users", request_body = NewKeyBody,
+    responses((status = 201, body = KeyCreated), (status = 403), (status = 404), (status = 422)))]
+pub async fn create(
+    state: web::Data<AppState>,
+    who: Principal,
+    path: web::Path<UserId>,
+    body: web::Json<NewKeyBody>,
+) -> AppResult<HttpResponse> {
+    let user = key_owner(&state, &who, path.into_inner()).await?;
+    let name = validate::bounded_text(&body.name, 100)
+        .ok_or_else(|| AppError::unprocessable("invalid_name", "name: 1 to 100 characters"))?;
+    let (prefix, key) = api_key::generate().map_err(AppError::internal)?;
+    let id = Uuid::now_v7();
+    state
+        .store
+        .insert_api_key(id, user.id, &name, &prefix, &token::hash(&key))
+        .await?;
+    audit(
+        &state,
+        &who,
+        user.account_id,
+        "api_key.created",
+        Some(id.to_string()),
+        serde_json::json!({"user_id": user.id, "name": name, "prefix": prefix}),
+    )
+    .await;
+    let mut res = HttpResponse::Created();
+    secret_headers(&mut res);
+    Ok(res.json(KeyCreated {
+        id,
+        name,
+        prefix,
+        key,
+    }))
+}
+
+#[utoipa::path(get, path = "/api/v1/users/{id}/api-keys", tag = "users", responses((status = 200, body = Vec<ApiKeyRecord>), (status = 403), (status = 404)))]
+pub async fn list(
+    state: web::Data<AppState>,
+    who: Principal,
+    path: web::Path<UserId>,
+) -> AppResult<HttpResponse> {
+    let user = key_owner(&state, &who, path.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(state.store.api_keys_of(user.id).await?))
+}
+
+#[utoipa::path(delete, path = "/api/v1/api-keys/{id}", tag = "users", responses((status = 204), (status = 403), (status = 404)))]
+pub async fn delete(
+    state: web::Data<AppState>,
+    who: Principal,
+    path: web::Path<Uuid>,
+) -> AppResult<HttpResponse> {
+    let key = state
+        .store
+        .api_key(path.into_inner())
+        .await?
+        .ok_or_else(|| AppError::not_found("api_key_not_found", "no such API key"))?;
+    let user = key_owner(&state, &who, UserId(key.user_id))
+        .await
+        .map_err(|e| match e {
+            AppError::NotFound { .. } => {
+                AppError::not_found("api_key_not_found", "no such API key")
+            }
+            other => other,
+        })?;
+    state.store.delete_api_key(key.id).await?;
+    audit(
+        &state,
+        &who,
+        user.account_id,
+        "api_key.deleted",
+        Some(key.id.to_string()),
+        serde_json::json!({"user_id": user.id, "prefix": key.prefix}),
+    )
+    .await;
+    Ok(HttpResponse::NoContent().finish())
+}

@@ -1,0 +1,120 @@
+//! API keys of users.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::Row;
+use uuid::Uuid;
+
+use super::{Store, StoreResult, get_uuid, users::TokenPrincipal};
+use crate::domain::ids::UserId;
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ApiKeyRecord {
+    pub id: Uuid,
+    #[serde(skip)]
+    pub user_id: Uuid,
+    pub name: String,
+    pub prefix: String,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+fn key_from_row(row: &sqlx::sqlite::SqliteRow) -> StoreResult<ApiKeyRecord> {
+    Ok(ApiKeyRecord {
+        id: get_uuid(row, "id")?,
+        user_id: get_uuid(row, "user_id")?,
+        name: row.try_get("name")?,
+        prefix: row.try_get("prefix")?,
+        created_at: row.try_get("created_at")?,
+        last_used_at: row.try_get("last_used_at")?,
+    })
+}
+
+impl Store {
+    pub async fn insert_api_key(
+        &self,
+        id: Uuid,
+        user: UserId,
+        name: &str,
+        prefix: &str,
+        key_hash: &str,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO api_keys (id, user_id, name, prefix, key_hash, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(id.to_string())
+        .bind(user.to_string())
+        .bind(name)
+        .bind(prefix)
+        .bind(key_hash)
+        .bind(Utc::now())
+        .execute(&self.pool)
+        .await
+        .map(|_| ())
+    }
+
+    pub async fn api_keys_of(&self, user: UserId) -> StoreResult<Vec<ApiKeyRecord>> {
+        let rows = sqlx::query(
+            "SELECT * FROM api_keys WHERE user_id = ? AND deleted_at IS NULL ORDER BY created_at",
+        )
+        .bind(user.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(key_from_row).collect()
+    }
+
+    pub async fn api_key(&self, id: Uuid) -> StoreResult<Option<ApiKeyRecord>> {
+        let row = sqlx::query("SELECT * FROM api_keys WHERE id = ? AND deleted_at IS NULL")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(key_from_row).transpose()
+    }
+
+    pub async fn delete_api_key(&self, id: Uuid) -> StoreResult<bool> {
+        let done =
+            sqlx::query("UPDATE api_keys SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL")
+                .bind(Utc::now())
+                .bind(id.to_string())
+                .execute(&self.pool)
+                .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Records that the key of `prefix` was used now.
+    pub async fn touch_api_key(&self, prefix: &str) -> StoreResult<()> {
+        sqlx::query("UPDATE api_keys SET last_used_at = ? WHERE prefix = ?")
+            .bind(Utc::now())
+            .bind(prefix)
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+    }
+
+    /// The live key of `prefix` with its stored hash, and its live user.
+    pub async fn api_key_principal(
+        &self,
+        prefix: &str,
+    ) -> StoreResult<Option<(String, TokenPrincipal)>> {
+        let row = sqlx::query(
+            "SELECT k.id, k.key_hash, k.user_id FROM api_keys k JOIN users u ON u.id = k.user_id
+             WHERE k.prefix = ? AND k.deleted_at IS NULL AND u.deleted_at IS NULL",
+        )
+        .bind(prefix)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let hash: String = row.try_get("key_hash")?;
+        let Some(user) = self.user(UserId(get_uuid(&row, "user_id")?)).await? else {
+            return Ok(None);
+        };
+        Ok(Some((
+            hash,
+            TokenPrincipal {
+                user,
+                via: "api_key".into(),
+                expires_at: DateTime::<Utc>::MAX_UTC,
+            },
+        )))
+    }
+}
