@@ -27,6 +27,8 @@ pub struct Principal {
     pub via: String,
     /// The hash of the bearer token (to end it on logout).
     pub token_hash: String,
+    /// The platform staff member behind a vendor-support token.
+    pub on_behalf_of: Option<String>,
 }
 
 impl Principal {
@@ -92,9 +94,12 @@ impl Principal {
         }
     }
 
-    /// Display name for audit entries.
+    /// Display name for audit entries: the user, or the staff member acting as it.
     pub fn actor_name(&self) -> String {
-        self.user.username.clone()
+        match &self.on_behalf_of {
+            Some(staff) => format!("{staff} (as {})", self.user.username),
+            None => self.user.username.clone(),
+        }
     }
 }
 
@@ -124,6 +129,7 @@ pub async fn principal_from_token(state: &AppState, token: &str) -> Result<Princ
                     user: p.user,
                     via: p.via,
                     token_hash: String::new(),
+                    on_behalf_of: None,
                 })
             }
             _ => Err(AppError::unauthorized()),
@@ -135,6 +141,7 @@ pub async fn principal_from_token(state: &AppState, token: &str) -> Result<Princ
             user: p.user,
             via: p.via,
             token_hash: hash,
+            on_behalf_of: p.on_behalf_of,
         }),
         _ => Err(AppError::unauthorized()),
     }

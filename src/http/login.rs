@@ -70,13 +70,14 @@ pub async fn login(
     let expires_at = Utc::now() + Duration::seconds(state.settings.auth.token_ttl_secs as i64);
     state
         .store
-        .insert_token(&token::hash(&secret), user.id, "login", expires_at)
+        .insert_token(&token::hash(&secret), user.id, "login", None, expires_at)
         .await?;
     state.store.touch_last_login(user.id, Utc::now()).await?;
     let principal = Principal {
         user: user.clone(),
         via: "login".into(),
         token_hash: String::new(),
+        on_behalf_of: None,
     };
     audit(
         &state,

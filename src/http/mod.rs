@@ -9,6 +9,7 @@ pub mod ops;
 pub mod policies;
 pub mod sessions;
 pub mod state;
+pub mod support;
 pub mod users;
 pub mod views;
 pub mod ws;
@@ -49,6 +50,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/auth/logout", web::post().to(login::logout))
             .route("/me", web::get().to(accounts::me))
             .route("/accounts", web::post().to(accounts::create_account))
+            .route("/accounts/{id}", web::get().to(support::get_account))
+            .route("/accounts/{id}", web::patch().to(support::patch_account))
+            .route(
+                "/accounts/{aid}/support-login",
+                web::post().to(support::account_support_login),
+            )
+            .route(
+                "/users/{id}/support-login",
+                web::post().to(support::user_support_login),
+            )
             .route("/accounts/{aid}/users", web::get().to(accounts::list_users))
             .route(
                 "/accounts/{aid}/users",

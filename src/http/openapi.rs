@@ -3,7 +3,7 @@
 use actix_web::HttpResponse;
 use utoipa::OpenApi;
 
-use super::{accounts, api_keys, login, policies, sessions, users};
+use super::{accounts, api_keys, login, policies, sessions, support, users};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -27,6 +27,10 @@ use super::{accounts, api_keys, login, policies, sessions, users};
         api_keys::create,
         api_keys::list,
         api_keys::delete,
+        support::get_account,
+        support::patch_account,
+        support::account_support_login,
+        support::user_support_login,
         accounts::audit_log,
         policies::list,
         policies::create,

@@ -108,6 +108,7 @@ pub async fn technician(
                 user,
                 via,
                 token_hash: String::new(),
+                on_behalf_of: None,
             }
         }
         (None, None) => return Err(AppError::unauthorized()),

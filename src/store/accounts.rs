@@ -150,3 +150,16 @@ async fn insert_user(
     .await?;
     Ok(())
 }
+
+impl Store {
+    pub async fn update_account(&self, a: &AccountRecord) -> StoreResult<()> {
+        sqlx::query("UPDATE accounts SET name = ?, certified = ?, support_access = ? WHERE id = ?")
+            .bind(&a.name)
+            .bind(a.certified)
+            .bind(a.support_access)
+            .bind(a.id.to_string())
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+    }
+}

@@ -113,6 +113,7 @@ impl Store {
             TokenPrincipal {
                 user,
                 via: "api_key".into(),
+                on_behalf_of: None,
                 expires_at: DateTime::<Utc>::MAX_UTC,
             },
         )))

@@ -50,6 +50,8 @@ impl UserRecord {
 pub struct TokenPrincipal {
     pub user: UserRecord,
     pub via: String,
+    /// The platform staff member acting through a vendor-support token.
+    pub on_behalf_of: Option<String>,
     pub expires_at: DateTime<Utc>,
 }
 
@@ -157,15 +159,17 @@ impl Store {
         token_hash: &str,
         user: UserId,
         via: &str,
+        on_behalf_of: Option<&str>,
         expires_at: DateTime<Utc>,
     ) -> StoreResult<()> {
         sqlx::query(
-            "INSERT INTO auth_tokens (token_hash, user_id, via, created_at, expires_at)
-             VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO auth_tokens (token_hash, user_id, via, on_behalf_of, created_at, expires_at)
+             VALUES (?, ?, ?, ?, ?, ?)",
         )
         .bind(token_hash)
         .bind(user.to_string())
         .bind(via)
+        .bind(on_behalf_of)
         .bind(Utc::now())
         .bind(expires_at)
         .execute(&self.pool)
@@ -177,7 +181,7 @@ impl Store {
     /// checks `expires_at`.
     pub async fn token_principal(&self, token_hash: &str) -> StoreResult<Option<TokenPrincipal>> {
         let sql = format!(
-            "SELECT {USER_COLUMNS}, t.via AS token_via, t.expires_at AS token_expires_at
+            "SELECT {USER_COLUMNS}, t.via AS token_via, t.on_behalf_of, t.expires_at AS token_expires_at
              FROM auth_tokens t JOIN users u ON u.id = t.user_id JOIN accounts a ON a.id = u.account_id
              WHERE t.token_hash = ? AND t.revoked_at IS NULL AND u.deleted_at IS NULL"
         );
@@ -189,6 +193,7 @@ impl Store {
             Ok(TokenPrincipal {
                 user: user_from_row(&row)?,
                 via: row.try_get("token_via")?,
+                on_behalf_of: row.try_get("on_behalf_of")?,
                 expires_at: row.try_get("token_expires_at")?,
             })
         })

@@ -8,4 +8,5 @@ mod invitations;
 mod limits;
 mod sessions;
 mod shutdown;
+mod support;
 mod users;

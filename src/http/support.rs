@@ -1,0 +1,228 @@
+//! Account settings and the vendor's support access: as an account's service user (allowed by
+//! the account's `support_access`) or as one user (allowed by that user's `support_access` right).
+
+use actix_web::{HttpResponse, web};
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{
+    accounts::audit, login::LoginAnswer, secret_headers, state::AppState, views::UserView,
+};
+use crate::{
+    auth::{extract::Principal, token},
+    domain::{
+        ids::{AccountId, UserId},
+        rights::{Area, PlatformRight, Write},
+        validate,
+    },
+    error::{AppError, AppResult},
+    store::{AccountRecord, UserRecord},
+};
+
+/// How long a vendor-support token lives.
+const SUPPORT_TOKEN_HOURS: i64 = 1;
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AccountView {
+    pub id: Uuid,
+    pub name: String,
+    pub kind: String,
+    pub certified: bool,
+    pub support_access: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<&AccountRecord> for AccountView {
+    fn from(a: &AccountRecord) -> Self {
+        Self {
+            id: a.id.0,
+            name: a.name.clone(),
+            kind: a.kind.clone(),
+            certified: a.certified,
+            support_access: a.support_access,
+            created_at: a.created_at,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AccountPatch {
+    pub name: Option<String>,
+    pub certified: Option<bool>,
+    pub support_access: Option<bool>,
+}
+
+/// An account the caller belongs to, or any account for platform staff; else 404.
+async fn visible_account(
+    state: &AppState,
+    who: &Principal,
+    id: AccountId,
+) -> AppResult<AccountRecord> {
+    let account = state
+        .store
+        .account(id)
+        .await?
+        .ok_or_else(|| AppError::not_found("account_not_found", "no such account"))?;
+    let staff = who.has_platform(PlatformRight::PlatformAdmin)
+        || who.has_platform(PlatformRight::PlatformSupport);
+    if !staff {
+        who.require_own_account(account.id, "account_not_found")?;
+    }
+    Ok(account)
+}
+
+#[utoipa::path(get, path = "/api/v1/accounts/{id}", tag = "accounts", responses((status = 200, body = AccountView), (status = 404)))]
+pub async fn get_account(
+    state: web::Data<AppState>,
+    who: Principal,
+    path: web::Path<AccountId>,
+) -> AppResult<HttpResponse> {
+    let account = visible_account(&state, &who, path.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(AccountView::from(&account)))
+}
+
+#[utoipa::path(patch, path = "/api/v1/accounts/{id}", tag = "accounts", request_body = AccountPatch,
+    responses((status = 200, body = AccountView), (status = 403), (status = 404), (status = 422)))]
+pub async fn patch_account(
+    state: web::Data<AppState>,
+    who: Principal,
+    path: web::Path<AccountId>,
+    body: web::Json<AccountPatch>,
+) -> AppResult<HttpResponse> {
+    let mut account = visible_account(&state, &who, path.into_inner()).await?;
+    let platform_admin = who.has_platform(PlatformRight::PlatformAdmin);
+    let own = account.id == who.account();
+    if let Some(certified) = body.certified {
+        who.require_platform(PlatformRight::PlatformAdmin)?;
+        if account.kind != "partner" {
+            return Err(AppError::unprocessable(
+                "not_a_partner",
+                "only partner accounts are certified",
+            ));
+        }
+        account.certified = certified;
+    }
+    if let Some(name) = &body.name {
+        if !platform_admin {
+            who.require_write(Area::Settings, Write::Edit)?;
+        }
+        account.name = validate::bounded_text(name, 200)
+            .ok_or_else(|| AppError::unprocessable("invalid_name", "name: 1 to 200 characters"))?;
+    }
+    if let Some(support_access) = body.support_access {
+        // The account's own decision: only its users with settings + edit make it.
+        if !own {
+            return Err(AppError::forbidden(
+                "own_account_only",
+                "only the account itself decides on vendor support access",
+            ));
+        }
+        who.require_write(Area::Settings, Write::Edit)?;
+        account.support_access = support_access;
+    }
+    state.store.update_account(&account).await?;
+    audit(&state, &who, account.id, "account.changed", Some(account.id.to_string()),
+        serde_json::json!({"name": body.name, "certified": body.certified, "support_access": body.support_access})).await;
+    Ok(HttpResponse::Ok().json(AccountView::from(&account)))
+}
+
+/// Issues a vendor-support token for `user`, audited on its account.
+async fn support_token(
+    state: &AppState,
+    who: &Principal,
+    user: UserRecord,
+    action: &'static str,
+) -> AppResult<HttpResponse> {
+    let secret = token::generate(token::prefix::LOGIN).map_err(AppError::internal)?;
+    let expires_at = Utc::now() + Duration::hours(SUPPORT_TOKEN_HOURS);
+    state
+        .store
+        .insert_token(
+            &token::hash(&secret),
+            user.id,
+            "vendor_support",
+            Some(&who.user.username),
+            expires_at,
+        )
+        .await?;
+    let acting = Principal {
+        user: user.clone(),
+        via: "vendor_support".into(),
+        token_hash: String::new(),
+        on_behalf_of: Some(who.user.username.clone()),
+    };
+    audit(
+        state,
+        &acting,
+        user.account_id,
+        action,
+        Some(user.id.to_string()),
+        serde_json::json!({"staff": who.user.username}),
+    )
+    .await;
+    tracing::info!(staff = %who.user.id, user = %user.id, "vendor support login");
+    let mut res = HttpResponse::Ok();
+    secret_headers(&mut res);
+    Ok(res.json(LoginAnswer {
+        token: secret,
+        user: UserView::from(&user),
+    }))
+}
+
+#[utoipa::path(post, path = "/api/v1/accounts/{aid}/support-login", tag = "support",
+    responses((status = 200, body = LoginAnswer), (status = 403, description = "platform support only, or support_access_disabled"), (status = 404)))]
+pub async fn account_support_login(
+    state: web::Data<AppState>,
+    who: Principal,
+    path: web::Path<AccountId>,
+) -> AppResult<HttpResponse> {
+    who.require_platform(PlatformRight::PlatformSupport)?;
+    let account = state
+        .store
+        .account(path.into_inner())
+        .await?
+        .ok_or_else(|| AppError::not_found("account_not_found", "no such account"))?;
+    if !account.support_access {
+        return Err(AppError::forbidden(
+            "support_access_disabled",
+            "this account does not allow vendor support access",
+        ));
+    }
+    let service = state.store.service_user_of(account.id).await?;
+    let service = match service {
+        Some(id) => state.store.user(id).await?,
+        None => None,
+    };
+    let service = service.ok_or_else(|| {
+        AppError::internal(anyhow::anyhow!(
+            "account {} has no service user",
+            account.id
+        ))
+    })?;
+    support_token(&state, &who, service, "support.account_login").await
+}
+
+#[utoipa::path(post, path = "/api/v1/users/{id}/support-login", tag = "support",
+    responses((status = 200, body = LoginAnswer), (status = 403, description = "platform support only, or support_access_disabled"), (status = 404)))]
+pub async fn user_support_login(
+    state: web::Data<AppState>,
+    who: Principal,
+    path: web::Path<UserId>,
+) -> AppResult<HttpResponse> {
+    who.require_platform(PlatformRight::PlatformSupport)?;
+    let user = state
+        .store
+        .user(path.into_inner())
+        .await?
+        .filter(|u| !u.deleted && u.kind == "user");
+    let user = user.ok_or_else(|| AppError::not_found("user_not_found", "no such user"))?;
+    if !user.rights.support_access {
+        return Err(AppError::forbidden(
+            "support_access_disabled",
+            "this user does not allow vendor support to act as them",
+        ));
+    }
+    support_token(&state, &who, user, "support.user_login").await
+}
