@@ -116,6 +116,7 @@ pub struct WsSettings {
 #[serde(deny_unknown_fields)]
 pub struct AuthSettings {
     pub token_ttl_secs: u64,
+    pub set_password_ttl_secs: u64,
     pub code_ttl_secs: u64,
     pub code_sends_per_10min: u32,
     pub max_parallel_hashes: usize,

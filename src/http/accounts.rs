@@ -212,6 +212,9 @@ pub async fn create_account(
         .create_account(&account)
         .await
         .map_err(duplicate)?;
+    if let Some(admin) = state.store.user(admin_id).await? {
+        super::password::mail_set_password_link(&state, &admin).await;
+    }
     audit(
         &state,
         &who,
@@ -285,6 +288,7 @@ pub async fn create_user(
         .user(user.id)
         .await?
         .ok_or_else(|| AppError::internal(anyhow::anyhow!("user vanished after insert")))?;
+    super::password::mail_set_password_link(&state, &record).await;
     Ok(HttpResponse::Created().json(UserView::from(&record)))
 }
 

@@ -6,6 +6,7 @@ pub mod login;
 pub mod middleware;
 pub mod openapi;
 pub mod ops;
+pub mod password;
 pub mod policies;
 pub mod sessions;
 pub mod state;
@@ -48,6 +49,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::scope("/api/v1")
             .route("/auth/login", web::post().to(login::login))
             .route("/auth/logout", web::post().to(login::logout))
+            .route("/auth/password", web::post().to(password::set_password))
             .route("/me", web::get().to(accounts::me))
             .route("/accounts", web::post().to(accounts::create_account))
             .route("/accounts/{id}", web::get().to(support::get_account))

@@ -3,7 +3,7 @@
 use actix_web::HttpResponse;
 use utoipa::OpenApi;
 
-use super::{accounts, api_keys, login, policies, sessions, support, users};
+use super::{accounts, api_keys, login, password, policies, sessions, support, users};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -14,6 +14,7 @@ use super::{accounts, api_keys, login, policies, sessions, support, users};
     paths(
         login::login,
         login::logout,
+        password::set_password,
         accounts::create_account,
         accounts::me,
         accounts::list_users,

@@ -306,3 +306,70 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 }
+
+impl Store {
+    pub async fn insert_password_token(
+        &self,
+        token_hash: &str,
+        user: UserId,
+        expires_at: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        sqlx::query("INSERT INTO password_tokens (token_hash, user_id, created_at, expires_at) VALUES (?, ?, ?, ?)")
+            .bind(token_hash)
+            .bind(user.to_string())
+            .bind(Utc::now())
+            .bind(expires_at)
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+    }
+
+    /// A set-password token: its user, expiry and whether it was used.
+    pub async fn password_token(
+        &self,
+        token_hash: &str,
+    ) -> StoreResult<Option<(UserId, DateTime<Utc>, bool)>> {
+        let row = sqlx::query(
+            "SELECT user_id, expires_at, used_at FROM password_tokens WHERE token_hash = ?",
+        )
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| {
+            let used: Option<DateTime<Utc>> = row.try_get("used_at")?;
+            Ok((
+                UserId(get_uuid(&row, "user_id")?),
+                row.try_get("expires_at")?,
+                used.is_some(),
+            ))
+        })
+        .transpose()
+    }
+
+    /// Uses the token and sets the password in one transaction; `false` when it was used already.
+    pub async fn set_password_with_token(
+        &self,
+        token_hash: &str,
+        user: UserId,
+        password_hash: &str,
+    ) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
+            "UPDATE password_tokens SET used_at = ? WHERE token_hash = ? AND used_at IS NULL",
+        )
+        .bind(Utc::now())
+        .bind(token_hash)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
+        sqlx::query("UPDATE users SET password_hash = ? WHERE id = ?")
+            .bind(password_hash)
+            .bind(user.to_string())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+}

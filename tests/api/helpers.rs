@@ -425,3 +425,43 @@ where
     }
     false
 }
+
+/// The mails in the broker's outbox (decoded from quoted-printable), oldest first.
+pub fn outbox_mails(app: &TestApp) -> Vec<String> {
+    let Ok(dir) = std::fs::read_dir(app.data_dir.path().join("outbox")) else {
+        return Vec::new();
+    };
+    let mut paths: Vec<_> = dir
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "eml"))
+        .collect();
+    paths.sort();
+    paths
+        .iter()
+        .map(|p| decode_quoted_printable(&std::fs::read_to_string(p).unwrap()))
+        .collect()
+}
+
+/// Undoes quoted-printable: soft line breaks and =XX escapes.
+pub fn decode_quoted_printable(text: &str) -> String {
+    let joined = text.replace("=\r\n", "").replace("=\n", "");
+    let bytes = joined.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok());
+        if bytes[i] == b'='
+            && let Some(b) = hex.and_then(|h| u8::from_str_radix(h, 16).ok())
+        {
+            out.push(b);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}

@@ -269,15 +269,12 @@ async fn an_invitation_with_email_is_mailed_and_offers_a_mailto_link() {
             .unwrap()
             .starts_with("mailto:gina%40partner.example?subject=")
     );
-    let outbox = app.data_dir.path().join("outbox");
-    let mails: Vec<_> = std::fs::read_dir(&outbox)
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().ends_with(".eml"))
+    let mails: Vec<String> = crate::helpers::outbox_mails(&app)
+        .into_iter()
+        .filter(|m| m.contains("To: gina@partner.example"))
         .collect();
     assert_eq!(mails.len(), 1);
-    let text = std::fs::read_to_string(mails[0].path()).unwrap();
-    assert!(text.contains("To: gina@partner.example"));
+    let text = &mails[0];
     assert!(text.contains(url), "the mail carries the link");
 }
 
@@ -302,48 +299,51 @@ async fn a_browser_ticket_admits_once() {
     assert_eq!(status, 404);
 }
 
-/// A minimal SMTP server on loopback: accepts one message and hands over what it received.
-async fn smtp_server() -> (u16, tokio::sync::oneshot::Receiver<String>) {
+/// A minimal SMTP server on loopback: accepts any number of messages on any number of
+/// connections and hands over each message's transcript (envelope and data).
+async fn smtp_server() -> (u16, tokio::sync::mpsc::UnboundedReceiver<String>) {
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
-    let (tx, rx) = tokio::sync::oneshot::channel();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(async move {
-        let (socket, _) = listener.accept().await.unwrap();
-        let (read, mut write) = socket.into_split();
-        let mut lines = BufReader::new(read).lines();
-        write.write_all(b"220 test-smtp ready\r\n").await.unwrap();
-        let mut transcript = String::new();
-        let mut in_data = false;
-        let mut tx = Some(tx);
-        while let Ok(Some(line)) = lines.next_line().await {
-            transcript.push_str(&line);
-            transcript.push('\n');
-            let reply: &[u8] = if in_data {
-                if line == "." {
-                    in_data = false;
-                    if let Some(tx) = tx.take() {
-                        let _ = tx.send(transcript.clone());
-                    }
-                    b"250 queued\r\n"
-                } else {
-                    continue;
-                }
-            } else {
-                match line.get(..4).map(|c| c.to_ascii_uppercase()).as_deref() {
-                    Some("EHLO") | Some("HELO") => b"250 test-smtp\r\n",
-                    Some("DATA") => {
-                        in_data = true;
-                        b"354 go ahead\r\n"
-                    }
-                    Some("QUIT") => {
-                        let _ = write.write_all(b"221 bye\r\n").await;
+        while let Ok((socket, _)) = listener.accept().await {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let (read, mut write) = socket.into_split();
+                let mut lines = BufReader::new(read).lines();
+                let _ = write.write_all(b"220 test-smtp ready\r\n").await;
+                let mut transcript = String::new();
+                let mut in_data = false;
+                while let Ok(Some(line)) = lines.next_line().await {
+                    transcript.push_str(&line);
+                    transcript.push('\n');
+                    let reply: &[u8] = if in_data {
+                        if line != "." {
+                            continue;
+                        }
+                        in_data = false;
+                        let _ = tx.send(std::mem::take(&mut transcript));
+                        b"250 queued\r\n"
+                    } else {
+                        match line.get(..4).map(|c| c.to_ascii_uppercase()).as_deref() {
+                            Some("EHLO") | Some("HELO") => b"250 test-smtp\r\n",
+                            Some("DATA") => {
+                                in_data = true;
+                                b"354 go ahead\r\n"
+                            }
+                            Some("QUIT") => {
+                                let _ = write.write_all(b"221 bye\r\n").await;
+                                break;
+                            }
+                            _ => b"250 ok\r\n",
+                        }
+                    };
+                    if write.write_all(reply).await.is_err() {
                         break;
                     }
-                    _ => b"250 ok\r\n",
                 }
-            };
-            write.write_all(reply).await.unwrap();
+            });
         }
     });
     (port, rx)
@@ -351,7 +351,7 @@ async fn smtp_server() -> (u16, tokio::sync::oneshot::Receiver<String>) {
 
 #[actix_web::test]
 async fn with_smtp_configured_the_invitation_goes_to_a_real_smtp_server() {
-    let (port, received) = smtp_server().await;
+    let (port, mut received) = smtp_server().await;
     let app = TestApp::spawn_with(|s| {
         s.mail.transport = support_broker::config::MailTransportKind::Smtp;
         s.mail.smtp.host = "127.0.0.1".into();
@@ -371,10 +371,16 @@ async fn with_smtp_configured_the_invitation_goes_to_a_real_smtp_server() {
         )
         .await;
     assert_eq!((status, &body["mailed"]), (201, &json!(true)), "{body}");
-    let transcript = tokio::time::timeout(Duration::from_secs(5), received)
-        .await
-        .unwrap()
-        .unwrap();
+    let transcript = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            let message = received.recv().await.expect("the SMTP server runs");
+            if message.contains("RCPT TO:<gina@partner.example>") {
+                break crate::helpers::decode_quoted_printable(&message);
+            }
+        }
+    })
+    .await
+    .expect("the invitation arrives over SMTP");
     assert!(
         transcript.contains("RCPT TO:<gina@partner.example>"),
         "{transcript}"

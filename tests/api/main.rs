@@ -6,6 +6,7 @@ mod helpers;
 mod http_api;
 mod invitations;
 mod limits;
+mod password;
 mod sessions;
 mod shutdown;
 mod support;
