@@ -117,6 +117,7 @@ pub struct WsSettings {
 pub struct AuthSettings {
     pub token_ttl_secs: u64,
     pub set_password_ttl_secs: u64,
+    pub code_digits: u32,
     pub code_ttl_secs: u64,
     pub code_sends_per_10min: u32,
     pub max_parallel_hashes: usize,

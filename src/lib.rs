@@ -8,6 +8,7 @@ pub mod error;
 pub mod http;
 pub mod mail;
 pub mod report;
+pub mod sms;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

@@ -21,6 +21,7 @@ use crate::{
     http::{self, state::AppState},
     mail::Mailer,
     report::ReportSink,
+    sms::SmsSender,
     store::{NewAccount, NewUser, Store},
     telemetry,
 };
@@ -85,6 +86,7 @@ impl Application {
             metrics: RelayMetrics::register(),
         });
         let mailer = Mailer::new(&settings.mail, data_dir.join("outbox"))?;
+        let sms = SmsSender::new(&settings.sms, data_dir.join("outbox"))?;
         let state = web::Data::new(AppState::new(
             settings.clone(),
             store,
@@ -93,6 +95,7 @@ impl Application {
             session_deps,
             passwords,
             mailer,
+            sms,
             public_url,
             metrics,
         ));

@@ -4,5 +4,6 @@ pub mod ids;
 pub mod invitation;
 pub mod permissions;
 pub mod rights;
+pub mod second_factor;
 pub mod session;
 pub mod validate;

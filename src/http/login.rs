@@ -5,11 +5,14 @@ use chrono::{Duration, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{accounts::audit, state::AppState, views::UserView};
+use uuid::Uuid;
+
 use crate::{
     auth::{extract::Principal, token},
     config::Secret,
+    domain::second_factor::{self, Wrong},
     error::{AppError, AppResult},
-    store::AuditEntry,
+    store::{AuditEntry, ChallengeRecord, UserRecord},
 };
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -66,6 +69,14 @@ pub async fn login(
         }
         return Err(bad_credentials());
     };
+    if user.two_factor == "email" || user.two_factor == "sms" {
+        return start_second_factor(&state, user).await;
+    }
+    issue_login_token(&state, user).await
+}
+
+/// The token of a completed login, audited, with the last login time updated.
+async fn issue_login_token(state: &AppState, user: &UserRecord) -> AppResult<HttpResponse> {
     let secret = token::generate(token::prefix::LOGIN).map_err(AppError::internal)?;
     let expires_at = Utc::now() + Duration::seconds(state.settings.auth.token_ttl_secs as i64);
     state
@@ -80,21 +91,195 @@ pub async fn login(
         on_behalf_of: None,
     };
     audit(
-        &state,
+        state,
         &principal,
         user.account_id,
         "login.succeeded",
         None,
-        serde_json::json!({}),
+        serde_json::json!({"two_factor": user.two_factor}),
     )
     .await;
     tracing::info!(user = %user.id, "login");
+    let user = state
+        .store
+        .user(user.id)
+        .await?
+        .unwrap_or_else(|| user.clone());
     let mut answer = HttpResponse::Ok();
     super::secret_headers(&mut answer);
     Ok(answer.json(LoginAnswer {
         token: secret,
-        user: UserView::from(user),
+        user: UserView::from(&user),
     }))
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SecondFactorAnswer {
+    pub second_factor: Challenge,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Challenge {
+    pub challenge_id: Uuid,
+    pub channel: String,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyBody {
+    pub challenge_id: Uuid,
+    #[schema(value_type = String)]
+    pub code: Secret,
+}
+
+fn too_many_attempts(retry_after: u64) -> AppError {
+    AppError::too_many(
+        "too_many_attempts",
+        "too many wrong codes; the code step is locked for a while",
+        retry_after,
+    )
+}
+
+/// After the password: sends a code by the user's channel, unless locked or over the send cap.
+async fn start_second_factor(state: &AppState, user: &UserRecord) -> AppResult<HttpResponse> {
+    let now = Utc::now();
+    if let Some(wait) = state.store.code_guard(user.id).await?.locked(now) {
+        return Err(too_many_attempts(wait));
+    }
+    let cap = state.settings.auth.code_sends_per_10min;
+    let sent = state
+        .store
+        .recent_code_sends(user.id, i64::from(cap.max(1)))
+        .await?;
+    if let Err(wait) = second_factor::may_send(&sent, cap, now) {
+        return Err(AppError::too_many(
+            "too_many_codes",
+            "too many codes sent; wait before logging in again",
+            wait,
+        ));
+    }
+    let code = second_factor::generate_code(state.settings.auth.code_digits)
+        .map_err(AppError::internal)?;
+    let challenge = ChallengeRecord {
+        id: Uuid::now_v7(),
+        user_id: user.id,
+        channel: user.two_factor.clone(),
+        code_hash: String::new(),
+        expires_at: now + Duration::seconds(state.settings.auth.code_ttl_secs as i64),
+        wrong_guesses: 0,
+        open: true,
+    };
+    let challenge = ChallengeRecord {
+        code_hash: code_hash(challenge.id, &code),
+        ..challenge
+    };
+    state.store.insert_challenge(&challenge).await?;
+    let text = format!(
+        "Your support-broker login code: {code} (valid {} minutes)",
+        state.settings.auth.code_ttl_secs / 60
+    );
+    let sent = match (
+        user.two_factor.as_str(),
+        user.email.as_deref(),
+        user.phone.as_deref(),
+    ) {
+        ("email", Some(email), _) => {
+            state
+                .mailer
+                .send(email, "Your login code", format!("{text}\n"))
+                .await
+        }
+        ("sms", _, Some(phone)) => state.sms.send(phone, &text).await,
+        _ => Err(anyhow::anyhow!(
+            "no address for the {} channel",
+            user.two_factor
+        )),
+    };
+    sent.map_err(AppError::internal)?;
+    tracing::info!(user = %user.id, channel = %user.two_factor, "login code sent");
+    Ok(HttpResponse::Ok().json(SecondFactorAnswer {
+        second_factor: Challenge {
+            challenge_id: challenge.id,
+            channel: user.two_factor.clone(),
+        },
+    }))
+}
+
+/// The stored form of a code: bound to its challenge, so a code answers only its own login.
+fn code_hash(challenge: Uuid, code: &str) -> String {
+    token::hash(&format!("{challenge}:{code}"))
+}
+
+#[utoipa::path(post, path = "/api/v1/auth/verify", tag = "auth", request_body = VerifyBody,
+    responses((status = 200, body = LoginAnswer), (status = 401, description = "invalid_code"),
+              (status = 404), (status = 410, description = "challenge_expired"), (status = 429, description = "too_many_attempts")))]
+pub async fn verify(
+    state: web::Data<AppState>,
+    body: web::Json<VerifyBody>,
+) -> AppResult<HttpResponse> {
+    let now = Utc::now();
+    let challenge = state.store.challenge(body.challenge_id).await?;
+    let challenge = challenge
+        .ok_or_else(|| AppError::not_found("challenge_not_found", "no such login attempt"))?;
+    let mut guard = state.store.code_guard(challenge.user_id).await?;
+    if let Some(wait) = guard.locked(now) {
+        return Err(too_many_attempts(wait));
+    }
+    if !challenge.open || challenge.expires_at <= now {
+        return Err(AppError::gone(
+            "challenge_expired",
+            "this code can no longer be used; log in again",
+        ));
+    }
+    let user = state
+        .store
+        .user(challenge.user_id)
+        .await?
+        .filter(|u| !u.deleted);
+    let user =
+        user.ok_or_else(|| AppError::gone("challenge_expired", "this code can no longer be used"))?;
+    if token::hashes_equal(
+        &code_hash(challenge.id, body.code.expose().trim()),
+        &challenge.code_hash,
+    ) {
+        state
+            .store
+            .update_challenge(challenge.id, challenge.wrong_guesses, "used")
+            .await?;
+        guard.success();
+        state.store.save_code_guard(user.id, &guard).await?;
+        return issue_login_token(&state, &user).await;
+    }
+    let outcome = guard.wrong_guess(challenge.wrong_guesses, now);
+    state.store.save_code_guard(user.id, &guard).await?;
+    let state_after = if outcome == Wrong::Invalid {
+        "open"
+    } else {
+        "burned"
+    };
+    state
+        .store
+        .update_challenge(challenge.id, challenge.wrong_guesses + 1, state_after)
+        .await?;
+    let entry = AuditEntry {
+        account_id: user.account_id,
+        actor_user_id: Some(user.id),
+        actor_name: user.username.clone(),
+        via: "login".into(),
+        action: "login.failed",
+        target: None,
+        details: serde_json::json!({"step": "code", "outcome": format!("{outcome:?}").to_lowercase()}),
+    };
+    let _ = state.store.audit(&entry).await;
+    match outcome {
+        Wrong::Locked => Err(too_many_attempts(
+            second_factor::LOCK_FOR.num_seconds() as u64
+        )),
+        Wrong::Invalid | Wrong::Burned => Err(AppError::Unauthorized {
+            code: "invalid_code",
+            message: "wrong code".into(),
+        }),
+    }
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", responses((status = 204), (status = 401)))]

@@ -49,6 +49,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::scope("/api/v1")
             .route("/auth/login", web::post().to(login::login))
             .route("/auth/logout", web::post().to(login::logout))
+            .route("/auth/verify", web::post().to(login::verify))
             .route("/auth/password", web::post().to(password::set_password))
             .route("/me", web::get().to(accounts::me))
             .route("/accounts", web::post().to(accounts::create_account))
@@ -74,6 +75,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/users/{id}", web::delete().to(users::delete))
             .route("/users/{id}/rights", web::put().to(users::put_rights))
             .route("/users/{id}/restore", web::post().to(users::restore))
+            .route(
+                "/users/{id}/login-options",
+                web::put().to(users::login_options),
+            )
             .route("/users/{id}/api-keys", web::post().to(api_keys::create))
             .route("/users/{id}/api-keys", web::get().to(api_keys::list))
             .route("/api-keys/{id}", web::delete().to(api_keys::delete))

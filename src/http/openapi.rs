@@ -14,6 +14,8 @@ use super::{accounts, api_keys, login, password, policies, sessions, support, us
     paths(
         login::login,
         login::logout,
+        login::verify,
+        users::login_options,
         password::set_password,
         accounts::create_account,
         accounts::me,

@@ -21,6 +21,7 @@ use crate::{
     error::AppError,
     mail::Mailer,
     report::ReportSink,
+    sms::SmsSender,
     store::Store,
 };
 
@@ -33,6 +34,7 @@ pub struct AppState {
     pub ws_limits: Arc<WsLimits>,
     pub passwords: PasswordHasherPool,
     pub mailer: Mailer,
+    pub sms: SmsSender,
     /// Base of the links the broker hands out, without a trailing slash.
     pub public_url: String,
     pub metrics: PrometheusHandle,
@@ -52,6 +54,7 @@ impl AppState {
         session_deps: Arc<SessionDeps>,
         passwords: PasswordHasherPool,
         mailer: Mailer,
+        sms: SmsSender,
         public_url: String,
         metrics: PrometheusHandle,
     ) -> Self {
@@ -66,6 +69,7 @@ impl AppState {
             session_deps,
             passwords,
             mailer,
+            sms,
             public_url,
             metrics,
             connections: LiveConnections::default(),

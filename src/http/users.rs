@@ -299,3 +299,66 @@ pub async fn roles(who: Principal, path: web::Path<AccountId>) -> AppResult<Http
     who.require_area(Area::Users)?;
     Ok(HttpResponse::Ok().json(&ROLES))
 }
+
+#[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginOptions {
+    /// `off`, `email` or `sms` (sms needs a phone number).
+    pub two_factor: String,
+}
+
+#[utoipa::path(put, path = "/api/v1/users/{id}/login-options", tag = "users", request_body = LoginOptions,
+    responses((status = 200, body = LoginOptions), (status = 403), (status = 404), (status = 422, description = "phone_required / email_required / invalid_two_factor")))]
+pub async fn login_options(
+    state: web::Data<AppState>,
+    who: Principal,
+    path: web::Path<UserId>,
+    body: web::Json<LoginOptions>,
+) -> AppResult<HttpResponse> {
+    let user = account_user(&state, &who, path.into_inner(), false).await?;
+    if user.id != who.user.id {
+        who.require_write(Area::Users, Write::Edit)?;
+    }
+    if user.kind == "service" {
+        return Err(AppError::unprocessable(
+            "service_user",
+            "the service user does not log in",
+        ));
+    }
+    let mode = match body.two_factor.as_str() {
+        "off" => "off",
+        "email" if user.email.is_some() => "email",
+        "email" => {
+            return Err(AppError::unprocessable(
+                "email_required",
+                "two-factor by email needs an email address",
+            ));
+        }
+        "sms" if user.phone.is_some() => "sms",
+        "sms" => {
+            return Err(AppError::unprocessable(
+                "phone_required",
+                "two-factor by SMS needs a phone number",
+            ));
+        }
+        _ => {
+            return Err(AppError::unprocessable(
+                "invalid_two_factor",
+                "two_factor is \"off\", \"email\" or \"sms\"",
+            ));
+        }
+    };
+    state.store.set_two_factor(user.id, mode).await?;
+    audit(
+        &state,
+        &who,
+        user.account_id,
+        "user.two_factor_changed",
+        Some(user.id.to_string()),
+        serde_json::json!({"two_factor": mode}),
+    )
+    .await;
+    Ok(HttpResponse::Ok().json(LoginOptions {
+        two_factor: mode.to_string(),
+    }))
+}

@@ -7,6 +7,7 @@ mod api_keys;
 mod audit;
 mod policies;
 mod reports;
+mod second_factor;
 mod sessions;
 mod users;
 
@@ -26,6 +27,7 @@ pub use api_keys::ApiKeyRecord;
 pub use audit::{AuditEntry, AuditRecord};
 pub use policies::PolicyRecord;
 pub use reports::{ReportEvent, SessionReport};
+pub use second_factor::ChallengeRecord;
 pub use sessions::{InvitationRecord, NewInvitation, SessionRecord};
 pub use users::{TokenPrincipal, UserRecord};
 

@@ -30,6 +30,8 @@ pub struct UserRecord {
     pub last_login_at: Option<DateTime<Utc>>,
     pub deleted: bool,
     pub has_api_key: bool,
+    /// `off`, `email` or `sms`.
+    pub two_factor: String,
 }
 
 impl UserRecord {
@@ -57,7 +59,7 @@ pub struct TokenPrincipal {
 
 const USER_COLUMNS: &str = "u.id, u.account_id, a.kind AS account_kind, u.kind, u.username,
     u.first_name, u.last_name, u.email, u.phone, u.password_hash, u.rights, u.platform_rights,
-    u.last_login_at, u.deleted_at,
+    u.last_login_at, u.deleted_at, u.two_factor,
     EXISTS (SELECT 1 FROM api_keys k WHERE k.user_id = u.id AND k.deleted_at IS NULL) AS has_api_key";
 
 fn user_from_row(row: &SqliteRow) -> StoreResult<UserRecord> {
@@ -78,6 +80,7 @@ fn user_from_row(row: &SqliteRow) -> StoreResult<UserRecord> {
         last_login_at: row.try_get("last_login_at")?,
         deleted: deleted_at.is_some(),
         has_api_key: row.try_get("has_api_key")?,
+        two_factor: row.try_get("two_factor")?,
     })
 }
 

@@ -10,4 +10,5 @@ mod password;
 mod sessions;
 mod shutdown;
 mod support;
+mod two_factor;
 mod users;

@@ -1,0 +1,269 @@
+//! Second factor by a code sent over email or SMS.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::helpers::{PASSWORD, Tenant, TestApp, outbox_mails};
+
+/// The newest SMS in the outbox to `to`.
+fn last_sms(app: &TestApp, to: &str) -> String {
+    let dir = app.data_dir.path().join("outbox");
+    let mut paths: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.to_string_lossy().ends_with(".sms.txt"))
+        .collect();
+    paths.sort();
+    paths
+        .iter()
+        .rev()
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .find(|t| t.starts_with(&format!("To: {to}\n")))
+        .expect("an SMS")
+}
+
+/// The code in a message ("... login code: 12345 ...").
+fn code_in(text: &str) -> String {
+    let at = text.find("login code: ").expect("a code") + "login code: ".len();
+    text[at..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect()
+}
+
+fn last_mail_code(app: &TestApp, to: &str) -> String {
+    let mail = outbox_mails(app)
+        .into_iter()
+        .rev()
+        .find(|m| m.contains(&format!("To: {to}")) && m.contains("login code"))
+        .expect("a code mail");
+    code_in(&mail)
+}
+
+async fn password_step(app: &TestApp, username: &str) -> (u16, Value) {
+    app.call(
+        "POST",
+        "/auth/login",
+        None,
+        Some(json!({"username": username, "password": PASSWORD})),
+    )
+    .await
+}
+
+async fn verify(app: &TestApp, challenge: &Value, code: &str) -> (u16, Value) {
+    app.call(
+        "POST",
+        "/auth/verify",
+        None,
+        Some(json!({"challenge_id": challenge["second_factor"]["challenge_id"], "code": code})),
+    )
+    .await
+}
+
+async fn with_two_factor(app: &TestApp, t: &Tenant, name: &str, mode: &str) -> String {
+    let (id, _) = app.user(t, name, &["sessions"]).await;
+    if mode == "sms" {
+        app.call(
+            "PATCH",
+            &format!("/users/{id}"),
+            Some(&t.admin),
+            Some(json!({"phone": "+4915112345678"})),
+        )
+        .await;
+    }
+    let (status, body) = app
+        .call(
+            "PUT",
+            &format!("/users/{id}/login-options"),
+            Some(&t.admin),
+            Some(json!({"two_factor": mode})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    id
+}
+
+fn wrong(code: &str) -> String {
+    let first = if code.starts_with('0') { '1' } else { '0' };
+    format!("{first}{}", &code[1..])
+}
+
+#[actix_web::test]
+async fn a_login_with_two_factor_by_email_needs_the_mailed_code() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("Acme").await;
+    with_two_factor(&app, &t, "eve", "email").await;
+    let (status, challenge) = password_step(&app, "eve").await;
+    assert_eq!(status, 200);
+    assert_eq!(challenge["second_factor"]["channel"], "email");
+    assert!(challenge.get("token").is_none(), "no token before the code");
+    let code = last_mail_code(&app, "eve@example.com");
+    assert_eq!(code.len(), 5);
+    let (status, body) = verify(&app, &challenge, &code).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = app.get("/me", body["token"].as_str().unwrap()).await;
+    assert_eq!(status, 200);
+    // The code is single use.
+    let (status, body) = verify(&app, &challenge, &code).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (410, Some("challenge_expired"))
+    );
+}
+
+#[actix_web::test]
+async fn a_login_with_two_factor_by_sms_needs_the_texted_code() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("Acme").await;
+    let (no_phone, _) = app.user(&t, "nophone", &[]).await;
+    let (status, body) = app
+        .call(
+            "PUT",
+            &format!("/users/{no_phone}/login-options"),
+            Some(&t.admin),
+            Some(json!({"two_factor": "sms"})),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (422, Some("phone_required"))
+    );
+    with_two_factor(&app, &t, "sam", "sms").await;
+    let (_, challenge) = password_step(&app, "sam").await;
+    assert_eq!(challenge["second_factor"]["channel"], "sms");
+    let code = code_in(&last_sms(&app, "+4915112345678"));
+    let (status, body) = verify(&app, &challenge, &wrong(&code)).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (401, Some("invalid_code"))
+    );
+    let (status, _) = verify(&app, &challenge, &code).await;
+    assert_eq!(status, 200);
+    let (_, audit) = app
+        .get(&format!("/accounts/{}/audit", t.id), &t.admin)
+        .await;
+    assert!(
+        audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "user.two_factor_changed")
+    );
+}
+
+#[actix_web::test]
+async fn three_wrong_guesses_burn_a_code() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("Acme").await;
+    with_two_factor(&app, &t, "eve", "email").await;
+    let (_, challenge) = password_step(&app, "eve").await;
+    let code = last_mail_code(&app, "eve@example.com");
+    for _ in 0..3 {
+        let (status, body) = verify(&app, &challenge, &wrong(&code)).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (401, Some("invalid_code"))
+        );
+    }
+    let (status, body) = verify(&app, &challenge, &code).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (410, Some("challenge_expired"))
+    );
+}
+
+#[actix_web::test]
+async fn ten_wrong_guesses_lock_the_code_step_and_new_codes_do_not_reset_the_count() {
+    let app = TestApp::spawn_with(|s| s.auth.code_sends_per_10min = 10).await;
+    let t = app.tenant("Acme").await;
+    with_two_factor(&app, &t, "eve", "email").await;
+    let mut guesses = 0;
+    let mut last = (0, Value::Null);
+    while guesses < 10 {
+        let (status, challenge) = password_step(&app, "eve").await;
+        assert_eq!(
+            status, 200,
+            "a new code after {guesses} wrong guesses: {challenge}"
+        );
+        let code = last_mail_code(&app, "eve@example.com");
+        for _ in 0..3 {
+            if guesses == 10 {
+                break;
+            }
+            last = verify(&app, &challenge, &wrong(&code)).await;
+            guesses += 1;
+        }
+    }
+    assert_eq!(
+        (last.0, last.1["error"]["code"].as_str()),
+        (429, Some("too_many_attempts")),
+        "the locking guess"
+    );
+    // While locked: the password step and any code answer 429 with Retry-After.
+    let res = app
+        .http
+        .post(app.url("/auth/login"))
+        .json(&json!({"username": "eve", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 429);
+    let retry: u64 = res.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(retry > 800 && retry <= 900, "{retry}");
+}
+
+#[actix_web::test]
+async fn an_expired_code_is_refused() {
+    let app = TestApp::spawn_with(|s| s.auth.code_ttl_secs = 1).await;
+    let t = app.tenant("Acme").await;
+    with_two_factor(&app, &t, "eve", "email").await;
+    let (_, challenge) = password_step(&app, "eve").await;
+    let code = last_mail_code(&app, "eve@example.com");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (status, body) = verify(&app, &challenge, &code).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (410, Some("challenge_expired"))
+    );
+}
+
+#[actix_web::test]
+async fn codes_are_capped_at_three_per_ten_minutes() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("Acme").await;
+    with_two_factor(&app, &t, "eve", "email").await;
+    for _ in 0..3 {
+        let (status, _) = password_step(&app, "eve").await;
+        assert_eq!(status, 200);
+    }
+    let res = app
+        .http
+        .post(app.url("/auth/login"))
+        .json(&json!({"username": "eve", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 429);
+    assert!(res.headers().contains_key("retry-after"));
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "too_many_codes");
+    // A wrong password still looks like any wrong password.
+    let (status, body) = app
+        .call(
+            "POST",
+            "/auth/login",
+            None,
+            Some(json!({"username": "eve", "password": "not the password"})),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (401, Some("invalid_credentials"))
+    );
+}
