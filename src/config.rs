@@ -122,6 +122,7 @@ pub struct AuthSettings {
     pub code_sends_per_10min: u32,
     pub max_parallel_hashes: usize,
     pub login_attempts_per_minute: u32,
+    pub login_attempts_per_minute_per_address: u32,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]

@@ -23,9 +23,12 @@ fn has_control(s: &str) -> bool {
     s.chars().any(|c| c.is_control())
 }
 
-/// A login name: 1..=64 of letters, digits, `.`, `_`, `-`, `@`; compared lower-cased.
+/// A login name, NFC-normalised: 1..=64 of letters, digits, `.`, `_`, `-`, `@`; unique after
+/// NFKC normalisation and lower-casing (see the store's `username_key`).
 pub fn parse_username(value: &str) -> Option<String> {
-    let v = value.trim();
+    use unicode_normalization::UnicodeNormalization;
+    let composed: String = value.trim().nfc().collect();
+    let v = composed.as_str();
     let ok = !v.is_empty()
         && v.chars().count() <= 64
         && v.chars()
@@ -85,6 +88,7 @@ mod tests {
         assert_eq!(parse_username(" jane.doe "), Some("jane.doe".into()));
         assert!(parse_username("jane doe").is_none());
         assert!(parse_username("").is_none());
+        assert_eq!(parse_username("ju\u{308}rgen"), Some("jürgen".into()));
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Login and logout with username and password.
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{Duration, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -41,9 +41,10 @@ fn bad_credentials() -> AppError {
               (status = 429, description = "too_many_attempts")))]
 pub async fn login(
     state: web::Data<AppState>,
+    req: HttpRequest,
     body: web::Json<LoginBody>,
 ) -> AppResult<HttpResponse> {
-    state.check_login_rate(&body.username)?;
+    state.check_login_rate(&body.username, req.peer_addr().map(|a| a.ip()))?;
     let user = state.store.user_by_username(&body.username).await?;
     // Unknown, deleted and password-less users cost one argon2 verification like everyone
     // else and get the same answer as a wrong password.

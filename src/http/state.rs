@@ -42,6 +42,7 @@ pub struct AppState {
     pub connections: LiveConnections,
     draining: AtomicBool,
     login_limiter: DefaultKeyedRateLimiter<String>,
+    address_limiter: DefaultKeyedRateLimiter<std::net::IpAddr>,
 }
 
 impl AppState {
@@ -60,6 +61,9 @@ impl AppState {
     ) -> Self {
         let per_minute = NonZeroU32::new(settings.auth.login_attempts_per_minute.max(1))
             .unwrap_or(NonZeroU32::MIN);
+        let per_address =
+            NonZeroU32::new(settings.auth.login_attempts_per_minute_per_address.max(1))
+                .unwrap_or(NonZeroU32::MIN);
         Self {
             ws_limits: Arc::new(WsLimits::from(&settings.ws)),
             settings,
@@ -75,6 +79,7 @@ impl AppState {
             connections: LiveConnections::default(),
             draining: AtomicBool::new(false),
             login_limiter: RateLimiter::keyed(Quota::per_minute(per_minute)),
+            address_limiter: RateLimiter::keyed(Quota::per_minute(per_address)),
         }
     }
 
@@ -96,17 +101,27 @@ impl AppState {
         }
     }
 
-    /// Counts a login attempt for `username`; 429 with Retry-After when over the limit.
-    pub fn check_login_rate(&self, username: &str) -> Result<(), AppError> {
-        let key = username.trim().to_lowercase();
-        self.login_limiter.check_key(&key).map_err(|not_until| {
+    /// Counts a login attempt for `username` from `address`; 429 with Retry-After when either
+    /// is over its limit.
+    pub fn check_login_rate(
+        &self,
+        username: &str,
+        address: Option<std::net::IpAddr>,
+    ) -> Result<(), AppError> {
+        let refuse = |not_until: governor::NotUntil<governor::clock::QuantaInstant>| {
             let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
             AppError::too_many(
                 "too_many_attempts",
                 "too many login attempts; try again later",
                 wait.as_secs() + 1,
             )
-        })
+        };
+        if let Some(ip) = address {
+            self.address_limiter.check_key(&ip).map_err(refuse)?;
+        }
+        self.login_limiter
+            .check_key(&crate::store::username_key(username))
+            .map_err(refuse)
     }
 
     /// The WebSocket form of the public URL.

@@ -45,9 +45,22 @@ pub struct NewAccount {
     pub users: Vec<NewUser>,
 }
 
-/// The form under which a username is unique: trimmed and lower-cased.
+/// The form under which a username is unique: trimmed, NFKC-normalised and lower-cased, so
+/// that look-alike spellings (composed and decomposed umlauts, full-width letters) collide.
 pub fn username_key(username: &str) -> String {
-    username.trim().to_lowercase()
+    use unicode_normalization::UnicodeNormalization;
+    username.trim().nfkc().collect::<String>().to_lowercase()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usernames_collide_after_normalisation() {
+        assert_eq!(username_key("Jürgen"), username_key("ju\u{308}rgen"));
+        assert_eq!(username_key("ＡＤＡ"), username_key("ada"));
+    }
 }
 
 /// The form under which an email is unique: trimmed and lower-cased.

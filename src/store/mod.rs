@@ -22,7 +22,7 @@ use sqlx::{
 };
 use uuid::Uuid;
 
-pub use accounts::{AccountRecord, NewAccount, NewUser};
+pub use accounts::{AccountRecord, NewAccount, NewUser, username_key};
 pub use api_keys::ApiKeyRecord;
 pub use audit::{AuditEntry, AuditRecord};
 pub use policies::PolicyRecord;

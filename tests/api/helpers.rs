@@ -49,6 +49,7 @@ impl TestApp {
         settings.admin_password = Some(Secret::new(ADMIN_PASSWORD));
         settings.auth.max_parallel_hashes = 2;
         settings.auth.login_attempts_per_minute = 1000;
+        settings.auth.login_attempts_per_minute_per_address = 10_000;
         tweak(&mut settings);
         let app = Application::build(settings).await.expect("broker builds");
         let base = format!("http://127.0.0.1:{}", app.port());

@@ -472,3 +472,39 @@ async fn with_a_certificate_configured_the_broker_serves_https() {
     );
     stop.shutdown();
 }
+
+#[actix_web::test]
+async fn login_is_rate_limited_per_client_address_across_usernames() {
+    let app = TestApp::spawn_with(|s| s.auth.login_attempts_per_minute_per_address = 3).await;
+    let mut statuses = Vec::new();
+    for i in 0..4 {
+        let body = json!({"username": format!("someone-{i}"), "password": "guess-guess"});
+        let res = app
+            .http
+            .post(app.url("/auth/login"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        statuses.push(res.status().as_u16());
+    }
+    assert_eq!(
+        statuses,
+        vec![401, 401, 429, 429],
+        "the admin's own login in spawn used the first attempt"
+    );
+}
+
+#[actix_web::test]
+async fn usernames_are_unique_after_unicode_normalisation() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("Acme").await;
+    let path = format!("/accounts/{}/users", t.id);
+    let (status, _) = app.post(&path, &t.admin, json!({"username": "jürgen", "first_name": "J", "last_name": "K", "email": "j1@example.com"})).await;
+    assert_eq!(status, 201);
+    let (status, body) = app.post(&path, &t.admin, json!({"username": "ju\u{308}rgen", "first_name": "J", "last_name": "K", "email": "j2@example.com"})).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("username_taken"))
+    );
+}
