@@ -52,17 +52,6 @@ pub fn username_key(username: &str) -> String {
     username.trim().nfkc().collect::<String>().to_lowercase()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn usernames_collide_after_normalisation() {
-        assert_eq!(username_key("Jürgen"), username_key("ju\u{308}rgen"));
-        assert_eq!(username_key("ＡＤＡ"), username_key("ada"));
-    }
-}
-
 /// The form under which an email is unique: trimmed and lower-cased.
 pub fn email_key(email: &str) -> String {
     email.trim().to_lowercase()
@@ -174,5 +163,16 @@ impl Store {
             .execute(&self.pool)
             .await
             .map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usernames_collide_after_normalisation() {
+        assert_eq!(username_key("Jürgen"), username_key("ju\u{308}rgen"));
+        assert_eq!(username_key("ＡＤＡ"), username_key("ada"));
     }
 }
