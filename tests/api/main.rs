@@ -7,6 +7,7 @@ mod http_api;
 mod invitations;
 mod limits;
 mod password;
+mod rights;
 mod sessions;
 mod shutdown;
 mod support;
