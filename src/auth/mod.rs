@@ -4,3 +4,4 @@ pub mod api_key;
 pub mod extract;
 pub mod password;
 pub mod token;
+pub mod totp;

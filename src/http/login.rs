@@ -70,7 +70,7 @@ pub async fn login(
         }
         return Err(bad_credentials());
     };
-    if user.two_factor == "email" || user.two_factor == "sms" {
+    if user.two_factor == "email" || user.two_factor == "sms" || user.two_factor == "totp" {
         return start_second_factor(&state, user).await;
     }
     issue_login_token(&state, user).await
@@ -147,6 +147,25 @@ async fn start_second_factor(state: &AppState, user: &UserRecord) -> AppResult<H
     if let Some(wait) = state.store.code_guard(user.id).await?.locked(now) {
         return Err(too_many_attempts(wait));
     }
+    if user.two_factor == "totp" {
+        // Nothing to send: the code comes from the user's authenticator app.
+        let challenge = ChallengeRecord {
+            id: Uuid::now_v7(),
+            user_id: user.id,
+            channel: "totp".into(),
+            code_hash: String::new(),
+            expires_at: now + Duration::seconds(state.settings.auth.code_ttl_secs as i64),
+            wrong_guesses: 0,
+            open: true,
+        };
+        state.store.insert_challenge(&challenge).await?;
+        return Ok(HttpResponse::Ok().json(SecondFactorAnswer {
+            second_factor: Challenge {
+                challenge_id: challenge.id,
+                channel: "totp".into(),
+            },
+        }));
+    }
     let cap = state.settings.auth.code_sends_per_10min;
     let sent = state
         .store
@@ -206,6 +225,24 @@ async fn start_second_factor(state: &AppState, user: &UserRecord) -> AppResult<H
     }))
 }
 
+/// Whether `code` is the user's current TOTP code for a step never accepted before (RFC 6238
+/// 5.2: a code is accepted once; a replayed step counts as a wrong guess).
+async fn totp_matches(
+    state: &AppState,
+    user: &UserRecord,
+    code: &str,
+    now: chrono::DateTime<Utc>,
+) -> AppResult<bool> {
+    let Some((secret, _)) = state.store.totp_state(user.id).await? else {
+        return Ok(false);
+    };
+    let unix = u64::try_from(now.timestamp()).unwrap_or(0);
+    match crate::auth::totp::check(&secret, code, unix).map_err(AppError::internal)? {
+        Some(step) => Ok(state.store.accept_totp_step(user.id, step).await?),
+        None => Ok(false),
+    }
+}
+
 /// The stored form of a code: bound to its challenge, so a code answers only its own login.
 fn code_hash(challenge: Uuid, code: &str) -> String {
     token::hash(&format!("{challenge}:{code}"))
@@ -239,10 +276,15 @@ pub async fn verify(
         .filter(|u| !u.deleted);
     let user =
         user.ok_or_else(|| AppError::gone("challenge_expired", "this code can no longer be used"))?;
-    if token::hashes_equal(
-        &code_hash(challenge.id, body.code.expose().trim()),
-        &challenge.code_hash,
-    ) {
+    let correct = if challenge.channel == "totp" {
+        totp_matches(&state, &user, body.code.expose(), now).await?
+    } else {
+        token::hashes_equal(
+            &code_hash(challenge.id, body.code.expose().trim()),
+            &challenge.code_hash,
+        )
+    };
+    if correct {
         state
             .store
             .update_challenge(challenge.id, challenge.wrong_guesses, "used")

@@ -303,8 +303,18 @@ pub async fn roles(who: Principal, path: web::Path<AccountId>) -> AppResult<Http
 #[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginOptions {
-    /// `off`, `email` or `sms` (sms needs a phone number).
+    /// `off`, `email`, `sms` (needs a phone number) or `totp` (an authenticator app; only a
+    /// user itself may switch to it, since the answer carries the shared secret).
     pub two_factor: String,
+    /// With `totp`, in the answer only: the secret to put into the authenticator app.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub totp: Option<TotpSetup>,
+}
+
+#[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
+pub struct TotpSetup {
+    pub secret: String,
+    pub otpauth_url: String,
 }
 
 #[utoipa::path(put, path = "/api/v1/users/{id}/login-options", tag = "users", request_body = LoginOptions,
@@ -341,10 +351,39 @@ pub async fn login_options(
                 "two-factor by SMS needs a phone number",
             ));
         }
+        "totp" if user.id != who.user.id => {
+            return Err(AppError::forbidden(
+                "self_only",
+                "only the user itself can set up an authenticator app",
+            ));
+        }
+        "totp" => {
+            let secret = crate::auth::totp::new_secret().map_err(AppError::internal)?;
+            state.store.set_totp(user.id, &secret).await?;
+            audit(
+                &state,
+                &who,
+                user.account_id,
+                "user.two_factor_changed",
+                Some(user.id.to_string()),
+                serde_json::json!({"two_factor": "totp"}),
+            )
+            .await;
+            let otpauth_url = crate::auth::totp::otpauth_url(&secret, &user.username);
+            let mut res = HttpResponse::Ok();
+            super::secret_headers(&mut res);
+            return Ok(res.json(LoginOptions {
+                two_factor: "totp".into(),
+                totp: Some(TotpSetup {
+                    secret,
+                    otpauth_url,
+                }),
+            }));
+        }
         _ => {
             return Err(AppError::unprocessable(
                 "invalid_two_factor",
-                "two_factor is \"off\", \"email\" or \"sms\"",
+                "two_factor is \"off\", \"email\", \"sms\" or \"totp\"",
             ));
         }
     };
@@ -360,5 +399,6 @@ pub async fn login_options(
     .await;
     Ok(HttpResponse::Ok().json(LoginOptions {
         two_factor: mode.to_string(),
+        totp: None,
     }))
 }

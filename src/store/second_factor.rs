@@ -88,7 +88,8 @@ impl Store {
         limit: i64,
     ) -> StoreResult<Vec<DateTime<Utc>>> {
         let rows = sqlx::query(
-            "SELECT created_at FROM login_challenges WHERE user_id = ? ORDER BY created_at DESC LIMIT ?",
+            "SELECT created_at FROM login_challenges WHERE user_id = ? AND channel <> 'totp'
+             ORDER BY created_at DESC LIMIT ?",
         )
         .bind(user.to_string())
         .bind(limit)
@@ -125,5 +126,43 @@ impl Store {
         .execute(&self.pool)
         .await
         .map(|_| ())
+    }
+}
+
+impl Store {
+    /// Switches a user to TOTP with a new shared secret (base32).
+    pub async fn set_totp(&self, user: UserId, secret_base32: &str) -> StoreResult<()> {
+        sqlx::query("UPDATE users SET two_factor = 'totp', totp_secret = ?, totp_last_step = NULL WHERE id = ?")
+            .bind(secret_base32)
+            .bind(user.to_string())
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+    }
+
+    /// The user's TOTP secret and the last step accepted.
+    pub async fn totp_state(&self, user: UserId) -> StoreResult<Option<(String, Option<u64>)>> {
+        let row = sqlx::query("SELECT totp_secret, totp_last_step FROM users WHERE id = ?")
+            .bind(user.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let secret: Option<String> = row.try_get("totp_secret")?;
+        let step: Option<i64> = row.try_get("totp_last_step")?;
+        Ok(secret.map(|s| (s, step.and_then(|n| u64::try_from(n).ok()))))
+    }
+
+    /// Accepts `step` only if it is newer than the last accepted one (atomically).
+    pub async fn accept_totp_step(&self, user: UserId, step: u64) -> StoreResult<bool> {
+        let step = i64::try_from(step).unwrap_or(i64::MAX);
+        let done = sqlx::query(
+            "UPDATE users SET totp_last_step = ? WHERE id = ? AND (totp_last_step IS NULL OR totp_last_step < ?)",
+        )
+        .bind(step)
+        .bind(user.to_string())
+        .bind(step)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 }

@@ -267,3 +267,62 @@ async fn codes_are_capped_at_three_per_ten_minutes() {
         (401, Some("invalid_credentials"))
     );
 }
+
+#[actix_web::test]
+async fn an_authenticator_app_code_logs_in_once_per_time_step() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("Acme").await;
+    let (bob_id, bob) = app.user(&t, "bob", &["sessions"]).await;
+    // Only bob himself may set it up: the answer carries the shared secret.
+    let (status, body) = app
+        .call(
+            "PUT",
+            &format!("/users/{bob_id}/login-options"),
+            Some(&t.admin),
+            Some(json!({"two_factor": "totp"})),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("self_only"))
+    );
+    let (status, setup) = app
+        .call(
+            "PUT",
+            &format!("/users/{bob_id}/login-options"),
+            Some(&bob),
+            Some(json!({"two_factor": "totp"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{setup}");
+    let secret = setup["totp"]["secret"].as_str().unwrap().to_string();
+    assert!(
+        setup["totp"]["otpauth_url"]
+            .as_str()
+            .unwrap()
+            .starts_with("otpauth://totp/support-broker:bob?secret=")
+    );
+    let totp = totp_rs::Builder::new()
+        .with_secret(totp_rs::Secret::try_from_base32(&secret).unwrap())
+        .build()
+        .unwrap();
+    let code = totp.generate_current().to_string();
+
+    let (status, challenge) = password_step(&app, "bob").await;
+    assert_eq!(
+        (status, challenge["second_factor"]["channel"].as_str()),
+        (200, Some("totp"))
+    );
+    let (status, body) = verify(&app, &challenge, &code).await;
+    assert_eq!(status, 200, "{body}");
+
+    // The same step again is a replay: refused like a wrong code.
+    let (_, challenge) = password_step(&app, "bob").await;
+    let (status, body) = verify(&app, &challenge, &code).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (401, Some("invalid_code"))
+    );
+    let (status, body) = verify(&app, &challenge, "000000x").await;
+    assert_eq!(status, 401, "{body}");
+}
