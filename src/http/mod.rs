@@ -40,7 +40,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .route("/healthz", web::get().to(ops::healthz))
     .route("/readyz", web::get().to(ops::readyz))
     .route("/metrics", web::get().to(ops::metrics))
-    .route("/api/openapi.json", web::get().to(openapi::document))
+    // The interactive API page at /api/docs/ and the generated document at /api/openapi.json.
+    .service(utoipa_swagger_ui::SwaggerUi::new("/api/docs/{_:.*}").url(
+        "/api/openapi.json",
+        <openapi::ApiDoc as utoipa::OpenApi>::openapi(),
+    ))
     .route("/join/{token}", web::get().to(sessions::join_info))
     .route("/ws/sessions/{id}", web::get().to(ws::technician))
     .route("/ws/customer/{key}", web::get().to(ws::customer))

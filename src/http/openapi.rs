@@ -1,6 +1,5 @@
 //! The OpenAPI document, generated from the handlers' annotations.
 
-use actix_web::HttpResponse;
 use utoipa::OpenApi;
 
 use super::{accounts, api_keys, login, password, policies, sessions, support, users};
@@ -50,14 +49,3 @@ use super::{accounts, api_keys, login, password, policies, sessions, support, us
     )
 )]
 pub struct ApiDoc;
-
-pub async fn document() -> HttpResponse {
-    match ApiDoc::openapi().to_json() {
-        Ok(json) => HttpResponse::Ok()
-            .content_type("application/json")
-            .body(json),
-        Err(err) => {
-            actix_web::ResponseError::error_response(&crate::error::AppError::internal(err))
-        }
-    }
-}

@@ -30,6 +30,15 @@ async fn health_readiness_metrics_and_openapi_are_served() {
     ] {
         assert!(metrics.contains(name), "{name} in /metrics");
     }
+    let page = app.http.get(app.url("/api/docs/")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(
+        page.text()
+            .await
+            .unwrap()
+            .to_lowercase()
+            .contains("swagger")
+    );
     let (status, doc) = app.call("GET", "/api/openapi.json", None, None).await;
     assert_eq!(status, 200);
     for path in [
