@@ -45,8 +45,16 @@ pub struct Settings {
     pub sessions: SessionSettings,
     pub ws: WsSettings,
     pub auth: AuthSettings,
+    pub outbox: OutboxSettings,
     pub mail: MailSettings,
     pub sms: SmsSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboxSettings {
+    pub retry_interval_secs: u64,
+    pub max_attempts: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]

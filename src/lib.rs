@@ -7,6 +7,7 @@ pub mod domain;
 pub mod error;
 pub mod http;
 pub mod mail;
+pub mod outbox;
 pub mod report;
 pub mod sms;
 pub mod startup;

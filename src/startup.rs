@@ -20,6 +20,7 @@ use crate::{
     },
     http::{self, state::AppState},
     mail::Mailer,
+    outbox::Outbox,
     report::ReportSink,
     sms::SmsSender,
     store::{NewAccount, NewUser, Store},
@@ -87,6 +88,8 @@ impl Application {
         });
         let mailer = Mailer::new(&settings.mail, data_dir.join("outbox"))?;
         let sms = SmsSender::new(&settings.sms, data_dir.join("outbox"))?;
+        let outbox = Outbox::new(store.clone(), mailer, sms, &settings.outbox);
+        outbox.clone().start_retries();
         let state = web::Data::new(AppState::new(
             settings.clone(),
             store,
@@ -94,8 +97,7 @@ impl Application {
             reports,
             session_deps,
             passwords,
-            mailer,
-            sms,
+            outbox,
             public_url,
             metrics,
         ));

@@ -205,17 +205,20 @@ async fn start_second_factor(state: &AppState, user: &UserRecord) -> AppResult<H
     ) {
         ("email", Some(email), _) => {
             state
-                .mailer
-                .send(email, "Your login code", format!("{text}\n"))
+                .outbox
+                .mail(email, "Your login code", format!("{text}\n"))
                 .await
         }
-        ("sms", _, Some(phone)) => state.sms.send(phone, &text).await,
+        ("sms", _, Some(phone)) => state.outbox.sms(phone, text).await,
         _ => Err(anyhow::anyhow!(
             "no address for the {} channel",
             user.two_factor
         )),
     };
-    sent.map_err(AppError::internal)?;
+    // Stored in the outbox: a transport hiccup is retried while the code is still valid.
+    if !sent.map_err(AppError::internal)? {
+        tracing::warn!(user = %user.id, "login code queued for retry");
+    }
     tracing::info!(user = %user.id, channel = %user.two_factor, "login code sent");
     Ok(HttpResponse::Ok().json(SecondFactorAnswer {
         second_factor: Challenge {

@@ -20,8 +20,8 @@ pub struct SetPasswordBody {
     pub password: Secret,
 }
 
-/// Mails a new user its login name and a single-use set-password link. A failed send is
-/// logged; the admin can create a new link by re-sending (next issue: persisted retries).
+/// Mails a new user its login name and a single-use set-password link (through the outbox, so
+/// a failed send is retried).
 pub async fn mail_set_password_link(state: &AppState, user: &UserRecord) {
     let Some(email) = user.email.as_deref() else {
         return;
@@ -51,11 +51,11 @@ pub async fn mail_set_password_link(state: &AppState, user: &UserRecord) {
         expires_at.format("%Y-%m-%d %H:%M UTC"),
     );
     if let Err(err) = state
-        .mailer
-        .send(email, "Your support-broker account", body)
+        .outbox
+        .mail(email, "Your support-broker account", body)
         .await
     {
-        tracing::warn!(user = %user.id, error = %err, "set-password mail failed");
+        tracing::error!(user = %user.id, error = %err, "set-password mail not stored");
     }
 }
 

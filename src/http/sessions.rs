@@ -381,18 +381,12 @@ pub async fn invite(
                 session.subject,
                 expires_at.format("%Y-%m-%d %H:%M UTC"),
             );
-            match state
-                .mailer
-                .send(
-                    to,
-                    &format!("Invitation to a support session: {}", session.subject),
-                    text,
-                )
-                .await
-            {
-                Ok(()) => Some(true),
+            // Through the outbox: `mailed` says whether it went out now; if not, it is retried.
+            let subject = format!("Invitation to a support session: {}", session.subject);
+            match state.outbox.mail(to, &subject, text).await {
+                Ok(sent) => Some(sent),
                 Err(err) => {
-                    tracing::warn!(invitation = %invitation.id, error = %err, "invitation mail failed");
+                    tracing::error!(invitation = %invitation.id, error = %err, "invitation mail not stored");
                     Some(false)
                 }
             }

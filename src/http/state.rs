@@ -19,9 +19,8 @@ use crate::{
     auth::password::PasswordHasherPool,
     config::Settings,
     error::AppError,
-    mail::Mailer,
+    outbox::Outbox,
     report::ReportSink,
-    sms::SmsSender,
     store::Store,
 };
 
@@ -33,8 +32,7 @@ pub struct AppState {
     pub session_deps: Arc<SessionDeps>,
     pub ws_limits: Arc<WsLimits>,
     pub passwords: PasswordHasherPool,
-    pub mailer: Mailer,
-    pub sms: SmsSender,
+    pub outbox: Outbox,
     /// Base of the links the broker hands out, without a trailing slash.
     pub public_url: String,
     pub metrics: PrometheusHandle,
@@ -54,8 +52,7 @@ impl AppState {
         reports: ReportSink,
         session_deps: Arc<SessionDeps>,
         passwords: PasswordHasherPool,
-        mailer: Mailer,
-        sms: SmsSender,
+        outbox: Outbox,
         public_url: String,
         metrics: PrometheusHandle,
     ) -> Self {
@@ -72,8 +69,7 @@ impl AppState {
             reports,
             session_deps,
             passwords,
-            mailer,
-            sms,
+            outbox,
             public_url,
             metrics,
             connections: LiveConnections::default(),

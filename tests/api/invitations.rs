@@ -302,8 +302,14 @@ async fn a_browser_ticket_admits_once() {
 /// A minimal SMTP server on loopback: accepts any number of messages on any number of
 /// connections and hands over each message's transcript (envelope and data).
 async fn smtp_server() -> (u16, tokio::sync::mpsc::UnboundedReceiver<String>) {
+    smtp_server_on(0).await
+}
+
+async fn smtp_server_on(port: u16) -> (u16, tokio::sync::mpsc::UnboundedReceiver<String>) {
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
     let port = listener.local_addr().unwrap().port();
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(async move {
@@ -396,4 +402,49 @@ async fn with_smtp_configured_the_invitation_goes_to_a_real_smtp_server() {
                 .next()
                 .is_none()
     );
+}
+
+#[actix_web::test]
+async fn a_mail_that_fails_is_kept_and_retried_until_it_goes_out() {
+    // A port with nobody listening yet.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let app = TestApp::spawn_with(|s| {
+        s.mail.transport = support_broker::config::MailTransportKind::Smtp;
+        s.mail.smtp.host = "127.0.0.1".into();
+        s.mail.smtp.port = port;
+        s.mail.smtp.security = support_broker::config::SmtpSecurity::None;
+        s.outbox.retry_interval_secs = 1;
+    })
+    .await;
+    let t = app.tenant("Acme").await;
+    let policy = app.policy(&t, "Chat", &["chat"]).await;
+    let (sid, _) = app.session(&t.admin).await;
+    let _owner = app.ws_technician(&t.admin, &sid).await;
+    let (status, body) = app
+        .post(
+            &format!("/sessions/{sid}/invitations"),
+            &t.admin,
+            json!({"policy_id": policy, "guest_name": "Gina", "email": "gina@partner.example"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["mailed"], false, "the SMTP server is down");
+
+    // The server comes up; the retry delivers the invitation.
+    let (_, mut received) = smtp_server_on(port).await;
+    let transcript = tokio::time::timeout(Duration::from_secs(15), async {
+        loop {
+            let message = received.recv().await.expect("the SMTP server runs");
+            if message.contains("RCPT TO:<gina@partner.example>") {
+                break crate::helpers::decode_quoted_printable(&message);
+            }
+        }
+    })
+    .await
+    .expect("the invitation is retried and arrives");
+    assert!(transcript.contains(body["url"].as_str().unwrap()));
 }
