@@ -126,6 +126,14 @@ impl Rights {
             }
     }
 
+    /// Whether these rights show the device group `group`.
+    pub fn sees_group(&self, group: uuid::Uuid) -> bool {
+        match &self.groups {
+            Groups::All(_) => true,
+            Groups::Some(ids) => ids.contains(&group),
+        }
+    }
+
     /// Whether these rights can manage users (change rights needs `users` + `objects.edit`).
     pub fn manages_users(&self) -> bool {
         self.can_write(Area::Users, Write::Edit)

@@ -2,6 +2,7 @@
 
 pub mod accounts;
 pub mod api_keys;
+pub mod groups;
 pub mod login;
 pub mod middleware;
 pub mod openapi;
@@ -74,6 +75,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             )
             .route("/accounts/{aid}/audit", web::get().to(accounts::audit_log))
             .route("/accounts/{aid}/roles", web::get().to(users::roles))
+            .route("/accounts/{aid}/groups", web::get().to(groups::list))
+            .route("/accounts/{aid}/groups", web::post().to(groups::create))
             .route("/users/{id}", web::get().to(users::get))
             .route("/users/{id}", web::patch().to(users::patch))
             .route("/users/{id}", web::delete().to(users::delete))

@@ -2,7 +2,7 @@
 
 use utoipa::OpenApi;
 
-use super::{accounts, api_keys, login, password, policies, sessions, support, users};
+use super::{accounts, api_keys, groups, login, password, policies, sessions, support, users};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -26,6 +26,8 @@ use super::{accounts, api_keys, login, password, policies, sessions, support, us
         users::delete,
         users::restore,
         users::roles,
+        groups::list,
+        groups::create,
         api_keys::create,
         api_keys::list,
         api_keys::delete,

@@ -211,6 +211,21 @@ pub async fn put_rights(
             ));
         }
     }
+    if let crate::domain::rights::Groups::Some(ids) = &rights.groups {
+        let known: Vec<uuid::Uuid> = state
+            .store
+            .groups_of(target.account_id)
+            .await?
+            .into_iter()
+            .map(|g| g.id)
+            .collect();
+        if let Some(unknown) = ids.iter().find(|id| !known.contains(id)) {
+            return Err(AppError::unprocessable(
+                "unknown_group",
+                format!("no device group {unknown} in this account"),
+            ));
+        }
+    }
     keep_a_user_manager(&state, &target, Some(&rights)).await?;
     state.store.set_rights(target.id, &rights).await?;
     audit(

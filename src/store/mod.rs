@@ -5,6 +5,7 @@
 mod accounts;
 mod api_keys;
 mod audit;
+mod groups;
 mod outbox;
 mod policies;
 mod reports;
@@ -26,6 +27,7 @@ use uuid::Uuid;
 pub use accounts::{AccountRecord, NewAccount, NewUser, username_key};
 pub use api_keys::ApiKeyRecord;
 pub use audit::{AuditEntry, AuditRecord};
+pub use groups::GroupRecord;
 pub use outbox::OutboxMessage;
 pub use policies::PolicyRecord;
 pub use reports::{ReportEvent, SessionReport};

@@ -40,6 +40,13 @@ async fn every_endpoint_refuses_a_missing_area_and_hides_other_accounts() {
         ),
         ("GET", format!("/accounts/{aid}/audit"), None, true),
         ("GET", format!("/accounts/{aid}/roles"), None, true),
+        ("GET", format!("/accounts/{aid}/groups"), None, true),
+        (
+            "POST",
+            format!("/accounts/{aid}/groups"),
+            Some(json!({"name": "G1"})),
+            true,
+        ),
         (
             "PATCH",
             format!("/accounts/{aid}"),

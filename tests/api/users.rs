@@ -330,3 +330,62 @@ async fn every_account_has_the_two_self_service_roles() {
         (422, Some("unknown_role"))
     );
 }
+
+#[actix_web::test]
+async fn a_new_device_group_is_invisible_until_granted() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("Acme").await;
+    let other = app.tenant("Other").await;
+    let path = format!("/accounts/{}/groups", t.id);
+    let (status, first) = app.post(&path, &t.admin, json!({"name": "Berlin"})).await;
+    assert_eq!(status, 201);
+    let first_id = first["id"].as_str().unwrap().to_string();
+    let (status, body) = app.post(&path, &t.admin, json!({"name": "Berlin"})).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("group_name_taken"))
+    );
+
+    // Dana sees only the group her rights name; a group created later stays hidden from her.
+    let (dana_id, dana) = app.user(&t, "dana", &["devices"]).await;
+    let rights = json!({"areas": ["devices"], "objects": {"create": false, "edit": false, "delete": false}, "groups": [first_id]});
+    let (status, _) = app
+        .call(
+            "PUT",
+            &format!("/users/{dana_id}/rights"),
+            Some(&t.admin),
+            Some(rights),
+        )
+        .await;
+    assert_eq!(status, 200);
+    app.post(&path, &t.admin, json!({"name": "Munich"})).await;
+    let (_, seen) = app.get(&path, &dana).await;
+    let names: Vec<&str> = seen
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, vec!["Berlin"]);
+    let (_, all) = app.get(&path, &t.admin).await;
+    assert_eq!(all.as_array().unwrap().len(), 2, "\"all\" sees every group");
+
+    // Rights may only name groups of the account.
+    let foreign = json!({"areas": [], "objects": {"create": false, "edit": false, "delete": false}, "groups": ["0195f3a0-0000-7000-8000-000000000000"]});
+    let (status, body) = app
+        .call(
+            "PUT",
+            &format!("/users/{dana_id}/rights"),
+            Some(&t.admin),
+            Some(foreign),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (422, Some("unknown_group"))
+    );
+    let (status, _) = app.get(&path, &other.admin).await;
+    assert_eq!(status, 404);
+    let (status, _) = app.post(&path, &dana, json!({"name": "Hamburg"})).await;
+    assert_eq!(status, 403);
+}
