@@ -326,3 +326,67 @@ async fn an_authenticator_app_code_logs_in_once_per_time_step() {
     let (status, body) = verify(&app, &challenge, "000000x").await;
     assert_eq!(status, 401, "{body}");
 }
+
+/// An SMS gateway on loopback: answers 200 to every POST and hands over each JSON body.
+async fn sms_gateway() -> (String, tokio::sync::mpsc::UnboundedReceiver<Value>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/send", listener.local_addr().unwrap());
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    let n = socket.read(&mut chunk).await.unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    let text = String::from_utf8_lossy(&buf).to_string();
+                    if let Some(at) = text.find("\r\n\r\n") {
+                        let length: usize = text[..at]
+                            .lines()
+                            .find_map(|l| {
+                                l.to_ascii_lowercase()
+                                    .strip_prefix("content-length:")
+                                    .map(|v| v.trim().parse().unwrap_or(0))
+                            })
+                            .unwrap_or(0);
+                        if buf.len() >= at + 4 + length {
+                            let body: Value = serde_json::from_slice(&buf[at + 4..at + 4 + length])
+                                .unwrap_or(Value::Null);
+                            let _ = tx.send(body);
+                            let _ = socket.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").await;
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (url, rx)
+}
+
+#[actix_web::test]
+async fn with_an_sms_gateway_configured_the_code_is_posted_to_it() {
+    let (url, mut posted) = sms_gateway().await;
+    let app = TestApp::spawn_with(|s| {
+        s.sms.transport = support_broker::config::SmsTransportKind::Http;
+        s.sms.http.url = url;
+    })
+    .await;
+    let t = app.tenant("Acme").await;
+    with_two_factor(&app, &t, "sam", "sms").await;
+    let (_, challenge) = password_step(&app, "sam").await;
+    let sms = tokio::time::timeout(Duration::from_secs(5), posted.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(sms["to"], "+4915112345678");
+    let code = code_in(sms["text"].as_str().unwrap());
+    let (status, _) = verify(&app, &challenge, &code).await;
+    assert_eq!(status, 200);
+}
