@@ -98,7 +98,15 @@ async fn usernames_and_emails_stay_taken_after_deletion() {
 async fn only_vendor_support_restores_a_deleted_user() {
     let app = TestApp::spawn().await;
     let t = app.tenant("Acme").await;
-    let (bob_id, _) = app.user(&t, "bob", &["sessions"]).await;
+    let (bob_id, old_token) = app.user(&t, "bob", &["sessions"]).await;
+    let (_, key) = app
+        .post(
+            &format!("/users/{bob_id}/api-keys"),
+            &old_token,
+            json!({"name": "k"}),
+        )
+        .await;
+    let old_key = key["key"].as_str().unwrap().to_string();
     app.call("DELETE", &format!("/users/{bob_id}"), Some(&t.admin), None)
         .await;
     let (status, body) = app
