@@ -253,18 +253,7 @@ async fn bootstrap(
         rights: Rights::account_admin(),
         platform_rights: vec![PlatformRight::PlatformAdmin, PlatformRight::PlatformSupport],
     };
-    let service = NewUser {
-        id: UserId::new(),
-        kind: "service",
-        username: format!("service-{id}"),
-        first_name: "Vendor".into(),
-        last_name: "Support".into(),
-        email: None,
-        phone: None,
-        password_hash: None,
-        rights: Rights::account_admin(),
-        platform_rights: Vec::new(),
-    };
+    let service = NewUser::service(id);
     store
         .create_account(&NewAccount {
             id,

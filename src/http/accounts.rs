@@ -186,18 +186,7 @@ pub async fn create_account(
         .ok_or_else(|| AppError::unprocessable("invalid_name", "name: 1 to 200 characters"))?;
     let id = AccountId::new();
     let admin = build_user(&state, &body.admin, "user", Rights::account_admin()).await?;
-    let service = NewUser {
-        id: UserId::new(),
-        kind: "service",
-        username: format!("service-{id}"),
-        first_name: "Vendor".into(),
-        last_name: "Support".into(),
-        email: None,
-        phone: None,
-        password_hash: None,
-        rights: Rights::account_admin(),
-        platform_rights: Vec::new(),
-    };
+    let service = NewUser::service(id);
     let (admin_id, service_id) = (admin.id, service.id);
     let certified = kind == "partner" && body.certified;
     let account = NewAccount {

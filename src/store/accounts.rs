@@ -35,6 +35,25 @@ pub struct NewUser {
     pub platform_rights: Vec<PlatformRight>,
 }
 
+impl NewUser {
+    /// The built-in service user of an account: how the vendor's support staff enter it. It has
+    /// no password (it cannot log in) and no email.
+    pub fn service(account: AccountId) -> Self {
+        NewUser {
+            id: UserId::new(),
+            kind: "service",
+            username: format!("service-{account}"),
+            first_name: "Vendor".into(),
+            last_name: "Support".into(),
+            email: None,
+            phone: None,
+            password_hash: None,
+            rights: Rights::account_admin(),
+            platform_rights: Vec::new(),
+        }
+    }
+}
+
 /// An account with its first users, written in one transaction.
 #[derive(Debug, Clone)]
 pub struct NewAccount {

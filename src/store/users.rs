@@ -289,14 +289,35 @@ impl Store {
     }
 
     /// Soft delete: the row (and its username and email) stays; logins, tokens and keys stop.
+    /// Marks the user deleted and ends, for good, every login token and API key it holds: a
+    /// later restore brings back the user, never credentials issued before the deletion.
     pub async fn soft_delete_user(&self, user: UserId) -> StoreResult<bool> {
+        let now = Utc::now();
+        let id = user.to_string();
+        let mut tx = self.pool.begin().await?;
         let done =
             sqlx::query("UPDATE users SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL")
-                .bind(Utc::now())
-                .bind(user.to_string())
-                .execute(&self.pool)
+                .bind(now)
+                .bind(&id)
+                .execute(&mut *tx)
                 .await?;
-        Ok(done.rows_affected() == 1)
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
+        sqlx::query(
+            "UPDATE auth_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(&id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE api_keys SET deleted_at = ? WHERE user_id = ? AND deleted_at IS NULL")
+            .bind(now)
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     pub async fn restore_user(&self, user: UserId) -> StoreResult<bool> {

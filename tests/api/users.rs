@@ -120,7 +120,14 @@ async fn only_vendor_support_restores_a_deleted_user() {
         .post(&format!("/users/{bob_id}/restore"), &app.admin, json!({}))
         .await;
     assert_eq!((status, body["username"].as_str()), (200, Some("bob")));
-    app.login("bob", PASSWORD).await;
+    let fresh = app.login("bob", PASSWORD).await;
+    let (status, _) = app.get("/me", &fresh).await;
+    assert_eq!(status, 200);
+    // Credentials from before the deletion stay dead after the restore.
+    for old in [&old_token, &old_key] {
+        let (status, _) = app.get("/me", old).await;
+        assert_eq!(status, 401);
+    }
     let (status, _) = app
         .post(&format!("/users/{bob_id}/restore"), &app.admin, json!({}))
         .await;
