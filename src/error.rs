@@ -19,6 +19,8 @@ pub enum AppError {
     #[error("{message}")]
     Gone { code: &'static str, message: String },
     #[error("{message}")]
+    TooLarge { code: &'static str, message: String },
+    #[error("{message}")]
     Unprocessable { code: &'static str, message: String },
     #[error("{message}")]
     TooManyRequests {
@@ -70,6 +72,12 @@ impl AppError {
             message: message.into(),
         }
     }
+    pub fn too_large(code: &'static str, message: impl Into<String>) -> Self {
+        Self::TooLarge {
+            code,
+            message: message.into(),
+        }
+    }
     pub fn unprocessable(code: &'static str, message: impl Into<String>) -> Self {
         Self::Unprocessable {
             code,
@@ -96,6 +104,7 @@ impl AppError {
             | Self::NotFound { code, .. }
             | Self::Conflict { code, .. }
             | Self::Gone { code, .. }
+            | Self::TooLarge { code, .. }
             | Self::Unprocessable { code, .. }
             | Self::TooManyRequests { code, .. } => code,
             Self::Unavailable => "shutting_down",
@@ -130,6 +139,7 @@ impl ResponseError for AppError {
             Self::NotFound { .. } => StatusCode::NOT_FOUND,
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::Gone { .. } => StatusCode::GONE,
+            Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,

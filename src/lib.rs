@@ -1,6 +1,7 @@
 //! support-broker: a self-hosted, real-time support session broker.
 
 pub mod actors;
+pub mod agent;
 pub mod auth;
 pub mod config;
 pub mod domain;

@@ -4,7 +4,9 @@ use std::{net::SocketAddr, path::PathBuf};
 
 use clap::{Parser, Subcommand};
 use support_broker::{
+    agent::{self, AgentOptions, Enrollment},
     config::{Settings, Sources},
+    domain::device::Platform,
     startup::Application,
     telemetry,
 };
@@ -34,6 +36,45 @@ enum Command {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
+    /// Run the reference device agent: enroll (once), then serve commands and sessions.
+    Agent {
+        /// The broker's base URL, such as http://127.0.0.1:8080.
+        #[arg(long)]
+        server: String,
+        /// Enroll with this code (again, after a wipe); without it the saved identity is used.
+        #[arg(long)]
+        enroll: Option<String>,
+        /// The device's serial number (needed with --enroll).
+        serial: Option<String>,
+        /// ios, android, windows or macos (needed with --enroll).
+        #[arg(long, value_parser = parse_platform)]
+        platform: Option<Platform>,
+        #[arg(long, default_value = "Reference agent")]
+        model: String,
+        /// The device's name (the serial when not given).
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long, default_value = "1.0")]
+        os_version: String,
+        /// Where the device id and secret are kept between runs.
+        #[arg(long, default_value = "agent-identity.json")]
+        identity: PathBuf,
+        /// The position that locate answers and telemetry reports.
+        #[arg(long, default_value_t = 52.52, allow_negative_numbers = true)]
+        lat: f64,
+        #[arg(long, default_value_t = 13.405, allow_negative_numbers = true)]
+        lon: f64,
+        /// Battery level reported, in percent.
+        #[arg(long, default_value_t = 80, value_parser = clap::value_parser!(u8).range(0..=100))]
+        battery: u8,
+        /// Seconds between telemetry reports.
+        #[arg(long, default_value_t = 60)]
+        telemetry_secs: u64,
+    },
+}
+
+fn parse_platform(value: &str) -> Result<Platform, String> {
+    Platform::parse(value).ok_or_else(|| "one of ios, android, windows, macos".to_string())
 }
 
 #[actix_web::main]
@@ -69,6 +110,59 @@ async fn main() -> anyhow::Result<()> {
                 app.local_addr()
             );
             app.run_until_stopped().await
+        }
+        Command::Agent {
+            server,
+            enroll,
+            serial,
+            platform,
+            model,
+            name,
+            os_version,
+            identity,
+            lat,
+            lon,
+            battery,
+            telemetry_secs,
+        } => {
+            telemetry::init_logs(&support_broker::config::LogSettings {
+                format: support_broker::config::LogFormat::Human,
+                filter: std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+            });
+            let enroll = match enroll {
+                Some(code) => {
+                    let (Some(serial), Some(platform)) = (serial, platform) else {
+                        anyhow::bail!("--enroll needs --serial and --platform");
+                    };
+                    Some(Enrollment {
+                        code,
+                        name: name.unwrap_or_else(|| serial.clone()),
+                        serial,
+                        platform,
+                        model,
+                        os_version,
+                    })
+                }
+                None => None,
+            };
+            let opts = AgentOptions {
+                server,
+                identity_file: identity,
+                enroll,
+                position: (lat, lon),
+                battery,
+                telemetry_every: std::time::Duration::from_secs(telemetry_secs.max(1)),
+                max_backoff: std::time::Duration::from_secs(30),
+            };
+            let stop = tokio_util::sync::CancellationToken::new();
+            let on_signal = stop.clone();
+            tokio::spawn(async move {
+                let _ = tokio::signal::ctrl_c().await;
+                on_signal.cancel();
+            });
+            let exit = agent::run(opts, Default::default(), stop).await?;
+            println!("agent stopped: {exit:?}");
+            Ok(())
         }
     }
 }

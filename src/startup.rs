@@ -184,6 +184,12 @@ async fn drain(state: &AppState, handle: &ServerHandle) {
     for addr in sessions {
         let _ = tokio::time::timeout(Duration::from_secs(2), addr.send(Shutdown)).await;
     }
+    for agent in state.registry.all_devices() {
+        agent.do_send(crate::actors::device::Disconnect {
+            code: crate::domain::session::close_code::GOING_AWAY,
+            reason: "shutdown",
+        });
+    }
     // Give every writer the moment it needs to put its Close 1001 on the wire.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
     while state.connections.count() > 0 && tokio::time::Instant::now() < deadline {

@@ -2,6 +2,7 @@
 //! pending invitation, and the registry that finds them.
 
 pub mod connection;
+pub mod device;
 pub mod invitation;
 pub mod messages;
 pub mod participant;

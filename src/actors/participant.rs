@@ -51,6 +51,27 @@ impl From<&WsSettings> for WsLimits {
     }
 }
 
+/// Counts a connection's refused frames over the last minute.
+#[derive(Debug, Default)]
+pub struct ErrorBudget(VecDeque<Instant>);
+
+impl ErrorBudget {
+    /// Records one refused frame; `true` when that makes more than `per_minute` in a minute,
+    /// so the connection is to be closed.
+    pub fn spend(&mut self, per_minute: usize) -> bool {
+        let now = Instant::now();
+        while self
+            .0
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > Duration::from_secs(60))
+        {
+            self.0.pop_front();
+        }
+        self.0.push_back(now);
+        self.0.len() > per_minute
+    }
+}
+
 pub struct ParticipantActor {
     session: Addr<SessionActor>,
     joiner: Option<Joiner>,
@@ -58,7 +79,7 @@ pub struct ParticipantActor {
     limits: Arc<WsLimits>,
     participant: Option<ParticipantId>,
     last_heard: Instant,
-    errors: VecDeque<Instant>,
+    errors: ErrorBudget,
     /// Set once the session knows this participant is gone (no second `Departed`).
     done: bool,
 }
@@ -77,7 +98,7 @@ impl ParticipantActor {
             limits,
             participant: None,
             last_heard: Instant::now(),
-            errors: VecDeque::new(),
+            errors: ErrorBudget::default(),
             done: false,
         }
     }
@@ -106,16 +127,7 @@ impl ParticipantActor {
     /// Answers a malformed frame with an `error` frame; too many within a minute close the
     /// connection with 1008.
     fn refuse(&mut self, err: FrameError, ctx: &mut Context<Self>) {
-        let now = Instant::now();
-        while self
-            .errors
-            .front()
-            .is_some_and(|t| now.duration_since(*t) > Duration::from_secs(60))
-        {
-            self.errors.pop_front();
-        }
-        self.errors.push_back(now);
-        if self.errors.len() > self.limits.max_errors_per_minute {
+        if self.errors.spend(self.limits.max_errors_per_minute) {
             self.close_with(close_code::POLICY_VIOLATION, "too_many_invalid_frames", ctx);
             return;
         }

@@ -4,7 +4,11 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::domain::{permissions::PermissionSet, session::Role};
+use crate::domain::{
+    device::{CommandStatus, ReportedLocation},
+    permissions::PermissionSet,
+    session::Role,
+};
 
 /// A text frame from a client.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -45,6 +49,14 @@ impl FrameError {
 
 /// Parses a client text frame.
 pub fn parse_client_frame(text: &str) -> Result<ClientFrame, FrameError> {
+    parse_typed(text, &CLIENT_TYPES)
+}
+
+/// Parses a JSON frame tagged by `type`, telling a malformed frame from an unknown type.
+fn parse_typed<T: serde::de::DeserializeOwned>(
+    text: &str,
+    known: &[&str],
+) -> Result<T, FrameError> {
     let value: serde_json::Value =
         serde_json::from_str(text).map_err(|e| FrameError::Invalid(e.to_string()))?;
     let Some(kind) = value.get("type").and_then(|t| t.as_str()) else {
@@ -52,7 +64,7 @@ pub fn parse_client_frame(text: &str) -> Result<ClientFrame, FrameError> {
             "a frame is an object with a string \"type\"".into(),
         ));
     };
-    if !CLIENT_TYPES.contains(&kind) {
+    if !known.contains(&kind) {
         let mut shown: String = kind.chars().take(64).collect();
         if shown.len() < kind.len() {
             shown.push('…');
@@ -60,6 +72,86 @@ pub fn parse_client_frame(text: &str) -> Result<ClientFrame, FrameError> {
         return Err(FrameError::UnknownType(shown));
     }
     serde_json::from_value(value).map_err(|e| FrameError::Invalid(e.to_string()))
+}
+
+/// A frame a device agent sends over `/ws/device`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum AgentFrame {
+    Ack {
+        command_id: Uuid,
+        status: AckStatus,
+        #[serde(default)]
+        result: Option<serde_json::Value>,
+    },
+    Telemetry {
+        #[serde(default)]
+        battery: Option<u8>,
+        #[serde(default)]
+        location: Option<ReportedLocation>,
+    },
+}
+
+const AGENT_TYPES: [&str; 2] = ["ack", "telemetry"];
+
+/// How an agent answers a command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AckStatus {
+    Done,
+    Failed,
+}
+
+impl From<AckStatus> for CommandStatus {
+    fn from(a: AckStatus) -> Self {
+        match a {
+            AckStatus::Done => CommandStatus::Done,
+            AckStatus::Failed => CommandStatus::Failed,
+        }
+    }
+}
+
+/// Parses and checks one agent frame.
+pub fn parse_agent_frame(text: &str) -> Result<AgentFrame, FrameError> {
+    let frame: AgentFrame = parse_typed(text, &AGENT_TYPES)?;
+    if let AgentFrame::Telemetry { battery, .. } = &frame
+        && battery.is_some_and(|b| b > 100)
+    {
+        return Err(FrameError::Invalid(
+            "battery is a percentage, 0 to 100".into(),
+        ));
+    }
+    Ok(frame)
+}
+
+/// A text frame the broker sends to a device agent.
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum DeviceFrame<'a> {
+    Command {
+        id: Uuid,
+        action: &'a str,
+        params: &'a serde_json::Value,
+    },
+    /// Join session `session_id` as its customer through `/ws/customer/{customer_key}`.
+    SessionRequest {
+        session_id: Uuid,
+        customer_key: &'a str,
+    },
+    Error {
+        code: &'a str,
+        message: &'a str,
+    },
+}
+
+impl DeviceFrame<'_> {
+    pub fn encode(&self) -> bytestring::ByteString {
+        serde_json::to_string(self)
+            .unwrap_or_else(|_| {
+                r#"{"type":"error","code":"internal","message":"encoding failed"}"#.into()
+            })
+            .into()
+    }
 }
 
 /// A participant as clients see it.
@@ -170,6 +262,36 @@ mod tests {
             parse_client_frame(r#"{"type":"dance"}"#),
             Err(FrameError::UnknownType("dance".into()))
         );
+    }
+
+    #[test]
+    fn agent_frames_are_checked() {
+        let ack = parse_agent_frame(
+            r#"{"type":"ack","command_id":"0190a0a0-0000-7000-8000-000000000000","status":"done"}"#,
+        );
+        assert!(matches!(
+            ack,
+            Ok(AgentFrame::Ack {
+                status: AckStatus::Done,
+                ..
+            })
+        ));
+        assert_eq!(
+            parse_agent_frame(r#"{"type":"hello"}"#),
+            Err(FrameError::UnknownType("hello".into()))
+        );
+        for bad in [
+            r#"{"type":"telemetry","battery":101}"#,
+            "{",
+            r#"{"type":"ack","status":"done"}"#,
+            r#"{"type":"telemetry","location":{"lat":1}}"#,
+        ] {
+            assert_eq!(
+                parse_agent_frame(bad).unwrap_err().code(),
+                "invalid_frame",
+                "{bad}"
+            );
+        }
     }
 
     #[test]

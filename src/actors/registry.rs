@@ -6,13 +6,14 @@ use std::sync::Arc;
 use actix::Addr;
 use dashmap::DashMap;
 
-use super::{invitation::InvitationActor, session::SessionActor};
-use crate::domain::ids::{InvitationId, SessionId};
+use super::{device::DeviceActor, invitation::InvitationActor, session::SessionActor};
+use crate::domain::ids::{DeviceId, InvitationId, SessionId};
 
 #[derive(Default)]
 pub struct Registry {
     sessions: DashMap<SessionId, Addr<SessionActor>>,
     invitations: DashMap<InvitationId, Addr<InvitationActor>>,
+    devices: DashMap<DeviceId, Addr<DeviceActor>>,
 }
 
 impl Registry {
@@ -59,5 +60,35 @@ impl Registry {
 
     pub fn remove_invitation(&self, id: InvitationId) {
         self.invitations.remove(&id);
+    }
+
+    /// The connected agent of a device.
+    pub fn device(&self, id: DeviceId) -> Option<Addr<DeviceActor>> {
+        self.devices
+            .get(&id)
+            .map(|a| a.clone())
+            .filter(|a| a.connected())
+    }
+
+    /// Registers a device's agent connection; answers the one it replaces.
+    pub fn insert_device(
+        &self,
+        id: DeviceId,
+        addr: Addr<DeviceActor>,
+    ) -> Option<Addr<DeviceActor>> {
+        let old = self.devices.insert(id, addr);
+        metrics::gauge!("broker_connected_devices").set(self.devices.len() as f64);
+        old
+    }
+
+    /// Forgets a device's connection, unless a newer one replaced it already.
+    pub fn remove_device(&self, id: DeviceId, addr: &Addr<DeviceActor>) {
+        self.devices.remove_if(&id, |_, current| current == addr);
+        metrics::gauge!("broker_connected_devices").set(self.devices.len() as f64);
+    }
+
+    /// Every connected agent (for shutdown).
+    pub fn all_devices(&self) -> Vec<Addr<DeviceActor>> {
+        self.devices.iter().map(|e| e.value().clone()).collect()
     }
 }

@@ -34,6 +34,8 @@ pub mod prefix {
     pub const INVITATION: &str = "sbi_";
     pub const CUSTOMER: &str = "sbc_";
     pub const WS_TICKET: &str = "sbw_";
+    pub const ENROLLMENT: &str = "sbe_";
+    pub const DEVICE: &str = "sbd_";
 }
 
 #[cfg(test)]

@@ -54,3 +54,7 @@ id_type!(/// A security policy.
     PolicyId);
 id_type!(/// A chat message of a session.
     MessageId);
+id_type!(/// A managed device.
+    DeviceId);
+id_type!(/// A command sent to a device.
+    CommandId);

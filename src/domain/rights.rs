@@ -134,6 +134,25 @@ impl Rights {
         }
     }
 
+    /// Whether these rights show a device in `group` (a device in no group only with `all`).
+    pub fn sees_device(&self, group: Option<uuid::Uuid>) -> bool {
+        match group {
+            Some(g) => self.sees_group(g),
+            None => matches!(self.groups, Groups::All(_)),
+        }
+    }
+
+    /// The self-service portal access these rights' roles give (full wins over read).
+    pub fn self_service(&self) -> Option<SelfService> {
+        if self.roles.iter().any(|r| r == SELF_SERVICE_FULL) {
+            Some(SelfService::Full)
+        } else if self.roles.iter().any(|r| r == SELF_SERVICE_READ) {
+            Some(SelfService::Read)
+        } else {
+            None
+        }
+    }
+
     /// Whether these rights can manage users (change rights needs `users` + `objects.edit`).
     pub fn manages_users(&self) -> bool {
         self.can_write(Area::Users, Write::Edit)
@@ -145,6 +164,18 @@ impl Rights {
         out.areas.retain(|a| allowed.contains(a));
         out
     }
+}
+
+/// The built-in role that lets a user see its own devices and act on them.
+pub const SELF_SERVICE_FULL: &str = "self-service-full";
+/// The built-in role that lets a user see its own devices.
+pub const SELF_SERVICE_READ: &str = "self-service-read";
+
+/// What the self-service portal allows a user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SelfService {
+    Full,
+    Read,
 }
 
 /// A right of the vendor's own staff, valid across all accounts.

@@ -220,6 +220,8 @@ pub mod close_code {
     pub const SESSION_ENDED: u16 = 4002;
     pub const ACCESS_REVOKED: u16 = 4003;
     pub const TOO_SLOW: u16 = 4008;
+    /// A device agent's connection was replaced by a newer one with the same secret.
+    pub const REPLACED: u16 = 4009;
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 
 pub mod accounts;
 pub mod api_keys;
+pub mod devices;
 pub mod groups;
 pub mod login;
 pub mod middleware;
@@ -9,6 +10,7 @@ pub mod openapi;
 pub mod ops;
 pub mod password;
 pub mod policies;
+pub mod self_service;
 pub mod sessions;
 pub mod state;
 pub mod support;
@@ -50,6 +52,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .route("/ws/sessions/{id}", web::get().to(ws::technician))
     .route("/ws/customer/{key}", web::get().to(ws::customer))
     .route("/ws/guest/{token}", web::get().to(ws::guest))
+    .route("/ws/device", web::get().to(devices::agent_socket))
     .service(
         web::scope("/api/v1")
             .route("/auth/login", web::post().to(login::login))
@@ -106,6 +109,35 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 web::delete().to(sessions::revoke_invitation),
             )
             .route("/ws-tickets", web::post().to(sessions::ws_ticket))
+            .route("/accounts/{aid}/devices", web::get().to(devices::list))
+            .route("/accounts/{aid}/devices", web::post().to(devices::create))
+            .route(
+                "/accounts/{aid}/devices/import",
+                web::post().to(devices::import),
+            )
+            .route(
+                "/accounts/{aid}/enrollments",
+                web::post().to(devices::preassign),
+            )
+            .route(
+                "/accounts/{aid}/enrollment-codes",
+                web::post().to(devices::enrollment_code),
+            )
+            .route("/enroll", web::post().to(devices::enroll))
+            .route("/devices/{id}", web::get().to(devices::get))
+            .route("/devices/{id}", web::patch().to(devices::patch))
+            .route("/devices/{id}", web::delete().to(devices::delete))
+            .route("/devices/{id}/user", web::put().to(devices::link_user))
+            .route("/me/devices", web::get().to(self_service::my_devices))
+            .route("/me/devices/{id}", web::get().to(self_service::my_device))
+            .route(
+                "/me/devices/{id}/actions",
+                web::post().to(self_service::act),
+            )
+            .route(
+                "/me/devices/{id}/actions/{command_id}",
+                web::get().to(self_service::action_status),
+            )
             .default_service(web::to(not_found)),
     )
     .default_service(web::to(not_found));

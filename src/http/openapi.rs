@@ -2,7 +2,10 @@
 
 use utoipa::OpenApi;
 
-use super::{accounts, api_keys, groups, login, password, policies, sessions, support, users};
+use super::{
+    accounts, api_keys, devices, groups, login, password, policies, self_service, sessions,
+    support, users,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -48,6 +51,20 @@ use super::{accounts, api_keys, groups, login, password, policies, sessions, sup
         sessions::revoke_invitation,
         sessions::join_info,
         sessions::ws_ticket,
+        devices::list,
+        devices::create,
+        devices::get,
+        devices::patch,
+        devices::delete,
+        devices::link_user,
+        devices::import,
+        devices::preassign,
+        devices::enrollment_code,
+        devices::enroll,
+        self_service::my_devices,
+        self_service::my_device,
+        self_service::act,
+        self_service::action_status,
     )
 )]
 pub struct ApiDoc;

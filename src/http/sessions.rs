@@ -8,6 +8,7 @@ use uuid::Uuid;
 use super::{accounts::audit, secret_headers, state::AppState};
 use crate::{
     actors::{
+        device::RequestSession,
         invitation::InvitationActor,
         messages::{ConnectedTechnician, Revoke, RevokeCause, Snapshot, TrackInvitation},
         protocol::ParticipantView,
@@ -15,7 +16,7 @@ use crate::{
     },
     auth::{extract::Principal, token},
     domain::{
-        ids::{InvitationId, PolicyId, SessionId},
+        ids::{DeviceId, InvitationId, PolicyId, SessionId},
         invitation::{Invitation, Outcome, Refusal},
         rights::{Area, Write},
         validate,
@@ -128,7 +129,7 @@ fn session_ended() -> AppError {
 }
 
 #[utoipa::path(post, path = "/api/v1/sessions", tag = "sessions", request_body = CreateSession,
-    responses((status = 201, body = SessionCreated), (status = 403), (status = 404, description = "device_not_found"), (status = 422)))]
+    responses((status = 201, body = SessionCreated), (status = 403), (status = 404, description = "device_not_found"), (status = 409, description = "device_offline"), (status = 422)))]
 pub async fn create(
     state: web::Data<AppState>,
     who: Principal,
@@ -139,16 +140,31 @@ pub async fn create(
     let subject = validate::bounded_text(&body.subject, 200).ok_or_else(|| {
         AppError::unprocessable("invalid_subject", "subject: 1 to 200 characters")
     })?;
-    if body.device_id.is_some() {
-        // Devices arrive with the devices issue; until then no device id is known.
-        return Err(AppError::not_found("device_not_found", "no such device"));
-    }
+    // A session on a device: the device must be one the caller sees, its agent connected.
+    let agent = match body.device_id {
+        Some(id) => {
+            let device = state
+                .store
+                .device(DeviceId(id))
+                .await?
+                .filter(|d| d.account_id == who.account() && who.rights().sees_device(d.group_id))
+                .ok_or_else(|| AppError::not_found("device_not_found", "no such device"))?;
+            let agent = state.registry.device(device.id).ok_or_else(|| {
+                AppError::conflict(
+                    "device_offline",
+                    "the device's agent is not connected; try again when it is online",
+                )
+            })?;
+            Some((device.id, agent))
+        }
+        None => None,
+    };
     let customer_key = token::generate(token::prefix::CUSTOMER).map_err(AppError::internal)?;
     let record = SessionRecord {
         id: SessionId::new(),
         account_id: who.account(),
         subject,
-        device_id: None,
+        device_id: agent.as_ref().map(|(id, _)| id.0),
         owner_user_id: who.user.id,
         open: true,
         started_at: Utc::now(),
@@ -160,6 +176,12 @@ pub async fn create(
         .insert_session(&record, &token::hash(&customer_key))
         .await?;
     SessionActor::spawn(record.id, who.user.id, state.session_deps.clone());
+    if let Some((_, agent)) = &agent {
+        agent.do_send(RequestSession {
+            session_id: record.id,
+            customer_key: customer_key.clone(),
+        });
+    }
     audit(
         &state,
         &who,

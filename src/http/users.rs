@@ -13,7 +13,7 @@ use crate::{
     auth::extract::Principal,
     domain::{
         ids::{AccountId, UserId},
-        rights::{Area, PlatformRight, Rights, Write, leaves_no_user_manager},
+        rights::{self, Area, PlatformRight, Rights, Write, leaves_no_user_manager},
         validate,
     },
     error::{AppError, AppResult},
@@ -40,12 +40,12 @@ pub struct RoleView {
 /// The roles every account has from its creation (built in, so no account can lack them).
 pub const ROLES: [RoleView; 2] = [
     RoleView {
-        id: "self-service-full",
+        id: rights::SELF_SERVICE_FULL,
         name: "Self service portal - full access",
         description: "See own devices and run the device actions of the self-service portal",
     },
     RoleView {
-        id: "self-service-read",
+        id: rights::SELF_SERVICE_READ,
         name: "Self service portal - read access",
         description: "See own devices in the self-service portal",
     },

@@ -5,6 +5,7 @@
 mod accounts;
 mod api_keys;
 mod audit;
+mod devices;
 mod groups;
 mod outbox;
 mod policies;
@@ -27,6 +28,7 @@ use uuid::Uuid;
 pub use accounts::{AccountRecord, NewAccount, NewUser, username_key};
 pub use api_keys::ApiKeyRecord;
 pub use audit::{AuditEntry, AuditRecord};
+pub use devices::{CommandRecord, DeviceRecord, EnrollRefusal, EnrollingDevice};
 pub use groups::GroupRecord;
 pub use outbox::OutboxMessage;
 pub use policies::PolicyRecord;

@@ -250,6 +250,103 @@ impl TestApp {
         Ws::connect(&format!("{}/ws/guest/{join_token}", self.ws_base), None).await
     }
 
+    /// Creates a device in the tenant; returns its id.
+    pub async fn device(&self, tenant: &Tenant, serial: &str, platform: &str) -> String {
+        let (status, body) = self
+            .post(
+                &format!("/accounts/{}/devices", tenant.id),
+                &tenant.admin,
+                json!({"name": format!("Device {serial}"), "serial": serial, "platform": platform}),
+            )
+            .await;
+        assert_eq!(status, 201, "device: {body}");
+        body["id"].as_str().unwrap().to_string()
+    }
+
+    /// A new enrollment code of the tenant.
+    pub async fn enrollment_code(&self, tenant: &Tenant) -> String {
+        let (status, body) = self
+            .post(
+                &format!("/accounts/{}/enrollment-codes", tenant.id),
+                &tenant.admin,
+                json!({}),
+            )
+            .await;
+        assert_eq!(status, 201, "enrollment code: {body}");
+        body["code"].as_str().unwrap().to_string()
+    }
+
+    /// Enrolls a device by code; returns (device id, device secret).
+    pub async fn enroll(&self, code: &str, serial: &str, platform: &str) -> (String, String) {
+        let (status, body) = self
+            .call(
+                "POST",
+                "/enroll",
+                None,
+                Some(json!({"code": code, "serial": serial, "platform": platform,
+                            "model": "Pixel 9", "name": format!("Phone {serial}"), "os_version": "15"})),
+            )
+            .await;
+        assert_eq!(status, 201, "enroll: {body}");
+        (
+            body["device_id"].as_str().unwrap().into(),
+            body["device_secret"].as_str().unwrap().into(),
+        )
+    }
+
+    /// The agent connection of a device.
+    pub async fn ws_device(&self, secret: &str) -> Result<Ws, u16> {
+        Ws::connect_raw(&format!("{}/ws/device", self.ws_base), Some(secret)).await
+    }
+
+    /// A user holding a self-service `role`, linked to nothing yet; returns (id, token).
+    pub async fn self_service_user(
+        &self,
+        tenant: &Tenant,
+        username: &str,
+        role: &str,
+    ) -> (String, String) {
+        let (id, token) = self.user(tenant, username, &[]).await;
+        let rights = json!({"areas": [], "objects": {"create": false, "edit": false, "delete": false},
+                            "groups": [], "roles": [role]});
+        let (status, body) = self
+            .call(
+                "PUT",
+                &format!("/users/{id}/rights"),
+                Some(&tenant.admin),
+                Some(rights),
+            )
+            .await;
+        assert_eq!(status, 200, "rights: {body}");
+        (id, token)
+    }
+
+    /// Links a device to a user.
+    pub async fn link(&self, tenant: &Tenant, device: &str, user: Option<&str>) {
+        let (status, body) = self
+            .call(
+                "PUT",
+                &format!("/devices/{device}/user"),
+                Some(&tenant.admin),
+                Some(json!({"user_id": user})),
+            )
+            .await;
+        assert_eq!(status, 200, "link: {body}");
+    }
+
+    /// The action names in the tenant's audit log, newest first.
+    pub async fn audit_actions(&self, tenant: &Tenant) -> Vec<String> {
+        let (status, body) = self
+            .get(&format!("/accounts/{}/audit", tenant.id), &tenant.admin)
+            .await;
+        assert_eq!(status, 200, "audit: {body}");
+        body.as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["action"].as_str().unwrap().to_string())
+            .collect()
+    }
+
     /// The report of a session.
     pub async fn report(&self, token: &str, session: &str) -> Value {
         let (status, body) = self
@@ -278,6 +375,16 @@ pub enum Event {
 impl Ws {
     /// Connects; `Err(status)` when the broker refuses the upgrade.
     pub async fn connect(url: &str, bearer: Option<&str>) -> Result<Ws, u16> {
+        let mut ws = Self::connect_raw(url, bearer).await?;
+        match ws.next().await {
+            Event::Json(v) if v["type"] == "welcome" => ws.welcome = v,
+            other => panic!("expected welcome, got {other:?}"),
+        }
+        Ok(ws)
+    }
+
+    /// Connects without waiting for a welcome (device agents get none).
+    pub async fn connect_raw(url: &str, bearer: Option<&str>) -> Result<Ws, u16> {
         let mut req = url.into_client_request().unwrap();
         if let Some(t) = bearer {
             req.headers_mut().insert(
@@ -286,17 +393,10 @@ impl Ws {
             );
         }
         match tokio_tungstenite::connect_async(req).await {
-            Ok((stream, _)) => {
-                let mut ws = Ws {
-                    stream,
-                    welcome: Value::Null,
-                };
-                match ws.next().await {
-                    Event::Json(v) if v["type"] == "welcome" => ws.welcome = v,
-                    other => panic!("expected welcome, got {other:?}"),
-                }
-                Ok(ws)
-            }
+            Ok((stream, _)) => Ok(Ws {
+                stream,
+                welcome: Value::Null,
+            }),
             Err(tokio_tungstenite::tungstenite::Error::Http(res)) => Err(res.status().as_u16()),
             Err(e) => panic!("websocket connect failed: {e}"),
         }

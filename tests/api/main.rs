@@ -2,12 +2,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod api_keys;
+mod devices;
 mod helpers;
 mod http_api;
 mod invitations;
 mod limits;
 mod password;
 mod rights;
+mod self_service;
 mod sessions;
 mod shutdown;
 mod support;

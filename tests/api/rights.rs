@@ -23,6 +23,7 @@ async fn every_endpoint_refuses_a_missing_area_and_hides_other_accounts() {
         )
         .await;
     let key_id = key["id"].as_str().unwrap().to_string();
+    let device = app.device(&t, "R-1", "ios").await;
     let aid = &t.id;
     let no_rights =
         json!({"areas": [], "objects": {"create": false, "edit": false, "delete": false}});
@@ -111,6 +112,39 @@ async fn every_endpoint_refuses_a_missing_area_and_hides_other_accounts() {
             true,
         ),
         ("DELETE", format!("/invitations/{inv}"), None, true),
+        ("GET", format!("/accounts/{aid}/devices"), None, true),
+        (
+            "POST",
+            format!("/accounts/{aid}/devices"),
+            Some(json!({"name": "d", "serial": "D-9", "platform": "ios"})),
+            true,
+        ),
+        ("GET", format!("/devices/{device}"), None, true),
+        (
+            "PATCH",
+            format!("/devices/{device}"),
+            Some(json!({"name": "renamed"})),
+            true,
+        ),
+        (
+            "PUT",
+            format!("/devices/{device}/user"),
+            Some(json!({"user_id": bob_id})),
+            true,
+        ),
+        ("DELETE", format!("/devices/{device}"), None, true),
+        (
+            "POST",
+            format!("/accounts/{aid}/enrollments"),
+            Some(json!({"serial": "D-8", "username": "bob"})),
+            true,
+        ),
+        (
+            "POST",
+            format!("/accounts/{aid}/enrollment-codes"),
+            Some(json!({})),
+            true,
+        ),
         (
             "POST",
             "/ws-tickets".to_string(),
@@ -146,6 +180,12 @@ async fn every_endpoint_refuses_a_missing_area_and_hides_other_accounts() {
         .get(&format!("/accounts/{aid}/policies"), &t.admin)
         .await;
     assert_eq!(policies[0]["name"], "Chat");
+    let (_, devices) = app.get(&format!("/accounts/{aid}/devices"), &t.admin).await;
+    assert_eq!(devices.as_array().unwrap().len(), 1);
+    assert_eq!(
+        (devices[0]["name"].as_str(), devices[0]["user_id"].clone()),
+        (Some("Device R-1"), Value::Null)
+    );
     let (status, _) = app.call("GET", &format!("/join/{}", "x"), None, None).await;
     assert_eq!(status, 404);
 }

@@ -1,0 +1,304 @@
+//! `DeviceActor`: one per connected device agent (`/ws/device`). It hands the agent its
+//! commands (those waiting since it was last online first), records the agent's answers and
+//! telemetry through async store tasks, and asks it to join support sessions as the customer.
+//! The registry holds at most one per device: a second connection with the same secret
+//! replaces the first (close 4009).
+
+use std::{collections::HashSet, sync::Arc, time::Instant};
+
+use actix::prelude::*;
+use actix_ws::{AggregatedMessage, ProtocolError};
+use chrono::Utc;
+
+use super::{
+    connection::{Outbound, Outlet},
+    participant::{ErrorBudget, WsLimits},
+    protocol::{AgentFrame, DeviceFrame, FrameError, parse_agent_frame},
+    registry::Registry,
+};
+use crate::{
+    domain::{
+        device::{CommandStatus, Effect},
+        ids::{CommandId, DeviceId, SessionId},
+        session::close_code,
+    },
+    store::{CommandRecord, Store},
+};
+
+/// Sends a command to the connected agent.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Deliver(pub CommandRecord);
+
+/// Asks the agent to join a session as its customer.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RequestSession {
+    pub session_id: SessionId,
+    pub customer_key: String,
+}
+
+/// Closes the agent's connection (replaced, device deleted or moved, shutdown).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Disconnect {
+    pub code: u16,
+    pub reason: &'static str,
+}
+
+pub struct DeviceActor {
+    device: DeviceId,
+    outlet: Outlet,
+    limits: Arc<WsLimits>,
+    store: Store,
+    registry: Arc<Registry>,
+    last_heard: Instant,
+    errors: ErrorBudget,
+    /// Commands handed to this connection (a command is never sent twice on one connection).
+    sent: HashSet<CommandId>,
+}
+
+impl DeviceActor {
+    pub fn new(
+        device: DeviceId,
+        outlet: Outlet,
+        limits: Arc<WsLimits>,
+        store: Store,
+        registry: Arc<Registry>,
+    ) -> Self {
+        Self {
+            device,
+            outlet,
+            limits,
+            store,
+            registry,
+            last_heard: Instant::now(),
+            errors: ErrorBudget::default(),
+            sent: HashSet::new(),
+        }
+    }
+
+    fn deliver(&mut self, command: &CommandRecord, ctx: &mut Context<Self>) {
+        if command.status.is_final() || !self.sent.insert(command.id) {
+            return;
+        }
+        let frame = DeviceFrame::Command {
+            id: command.id.0,
+            action: command.action.as_str(),
+            params: &command.params,
+        }
+        .encode();
+        if self.outlet.text(frame).is_err() {
+            // Not sent: it stays queued for the next connection.
+            self.sent.remove(&command.id);
+            return;
+        }
+        tracing::info!(device = %self.device, command = %command.id, action = command.action.as_str(), "command sent");
+        let store = self.store.clone();
+        let id = command.id;
+        ctx.spawn(
+            async move {
+                if let Err(err) = store.mark_command_sent(id).await {
+                    tracing::error!(command = %id, error = %err, "command state not written");
+                }
+            }
+            .into_actor(self),
+        );
+    }
+
+    fn refuse(&mut self, err: FrameError, ctx: &mut Context<Self>) {
+        if self.errors.spend(self.limits.max_errors_per_minute) {
+            self.close(close_code::POLICY_VIOLATION, "too_many_invalid_frames", ctx);
+            return;
+        }
+        let message = err.message();
+        let _ = self.outlet.text(
+            DeviceFrame::Error {
+                code: err.code(),
+                message: &message,
+            }
+            .encode(),
+        );
+    }
+
+    fn close(&mut self, code: u16, reason: &'static str, ctx: &mut Context<Self>) {
+        tracing::info!(device = %self.device, code, reason, "closing device connection");
+        self.outlet.close(code, reason);
+        ctx.stop();
+    }
+
+    fn on_frame(&mut self, frame: AgentFrame, ctx: &mut Context<Self>) {
+        let store = self.store.clone();
+        let device = self.device;
+        match frame {
+            AgentFrame::Telemetry { battery, location } => {
+                let now = Utc::now();
+                let location = match location.map(|l| l.stamped(now)) {
+                    Some(None) => {
+                        self.refuse(FrameError::Invalid("location out of range".into()), ctx);
+                        return;
+                    }
+                    Some(Some(l)) => Some(l),
+                    None => None,
+                };
+                ctx.spawn(
+                    async move {
+                        if let Err(err) = store
+                            .record_telemetry(device, battery, location.as_ref(), now)
+                            .await
+                        {
+                            tracing::error!(device = %device, error = %err, "telemetry not written");
+                        }
+                    }
+                    .into_actor(self),
+                );
+            }
+            AgentFrame::Ack {
+                command_id,
+                status,
+                result,
+            } => {
+                let status = CommandStatus::from(status);
+                let id = CommandId(command_id);
+                let work = async move {
+                    let finished = store
+                        .finish_command(id, device, status, result.as_ref())
+                        .await?;
+                    let wiped = finished
+                        .as_ref()
+                        .is_some_and(|(_, changes)| changes.contains(&Effect::SecretEnded));
+                    if finished.is_some() {
+                        tracing::info!(device = %device, command = %id, status = status.as_str(), "command answered");
+                    }
+                    Ok::<_, sqlx::Error>(wiped)
+                };
+                ctx.spawn(work.into_actor(self).map(|res, act, ctx| match res {
+                    Ok(true) => act.close(close_code::ACCESS_REVOKED, "wiped", ctx),
+                    Ok(false) => {}
+                    Err(err) => {
+                        tracing::error!(device = %act.device, error = %err, "command answer not written")
+                    }
+                }));
+            }
+        }
+    }
+}
+
+impl Actor for DeviceActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        if let Some(old) = self.registry.insert_device(self.device, ctx.address()) {
+            old.do_send(Disconnect {
+                code: close_code::REPLACED,
+                reason: "replaced",
+            });
+        }
+        tracing::info!(device = %self.device, "device agent connected");
+        let store = self.store.clone();
+        let device = self.device;
+        // Whatever waited while the device was offline goes out first, oldest first.
+        ctx.wait(
+            async move {
+                if let Err(err) = store.record_telemetry(device, None, None, Utc::now()).await {
+                    tracing::error!(device = %device, error = %err, "last seen not written");
+                }
+                store.pending_commands(device).await
+            }
+            .into_actor(self)
+            .map(|res, act, ctx| match res {
+                Ok(commands) => {
+                    for command in &commands {
+                        act.deliver(command, ctx);
+                    }
+                }
+                Err(err) => {
+                    tracing::error!(device = %act.device, error = %err, "pending commands not read")
+                }
+            }),
+        );
+        ctx.run_interval(self.limits.ping_interval, |act, ctx| {
+            if act.last_heard.elapsed() > act.limits.client_timeout {
+                tracing::info!(device = %act.device, "agent silent too long; dropping");
+                act.outlet.force_close(close_code::GOING_AWAY);
+                ctx.stop();
+            } else if act.outlet.send(Outbound::Ping).is_err() && act.outlet.is_closed() {
+                ctx.stop();
+            }
+        });
+    }
+
+    fn stopped(&mut self, ctx: &mut Self::Context) {
+        self.registry.remove_device(self.device, &ctx.address());
+        tracing::info!(device = %self.device, "device agent disconnected");
+        let store = self.store.clone();
+        let device = self.device;
+        actix::spawn(async move {
+            let _ = store.record_telemetry(device, None, None, Utc::now()).await;
+        });
+    }
+}
+
+impl StreamHandler<Result<AggregatedMessage, ProtocolError>> for DeviceActor {
+    fn handle(&mut self, item: Result<AggregatedMessage, ProtocolError>, ctx: &mut Self::Context) {
+        self.last_heard = Instant::now();
+        match item {
+            Ok(AggregatedMessage::Text(text)) if text.len() > self.limits.max_text_bytes => {
+                self.close(close_code::TOO_BIG, "message_too_big", ctx)
+            }
+            Ok(AggregatedMessage::Text(text)) => match parse_agent_frame(&text) {
+                Ok(frame) => self.on_frame(frame, ctx),
+                Err(err) => self.refuse(err, ctx),
+            },
+            Ok(AggregatedMessage::Binary(_)) => self.refuse(
+                FrameError::Invalid("a device agent sends JSON text frames only".into()),
+                ctx,
+            ),
+            Ok(AggregatedMessage::Ping(data)) => {
+                let _ = self.outlet.send(Outbound::Pong(data));
+            }
+            Ok(AggregatedMessage::Pong(_)) => {}
+            Ok(AggregatedMessage::Close(_)) => self.close(close_code::NORMAL, "bye", ctx),
+            Err(ProtocolError::Overflow) => self.close(close_code::TOO_BIG, "message_too_big", ctx),
+            Err(err) => {
+                tracing::debug!(device = %self.device, error = %err, "websocket protocol error");
+                self.close(close_code::POLICY_VIOLATION, "protocol_error", ctx);
+            }
+        }
+    }
+
+    fn finished(&mut self, ctx: &mut Self::Context) {
+        ctx.stop();
+    }
+}
+
+impl Handler<Deliver> for DeviceActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Deliver, ctx: &mut Self::Context) {
+        self.deliver(&msg.0, ctx);
+    }
+}
+
+impl Handler<RequestSession> for DeviceActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: RequestSession, _: &mut Self::Context) {
+        tracing::info!(device = %self.device, session = %msg.session_id, "asking the agent to join a session");
+        let _ = self.outlet.text(
+            DeviceFrame::SessionRequest {
+                session_id: msg.session_id.0,
+                customer_key: &msg.customer_key,
+            }
+            .encode(),
+        );
+    }
+}
+
+impl Handler<Disconnect> for DeviceActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Disconnect, ctx: &mut Self::Context) {
+        self.close(msg.code, msg.reason, ctx);
+    }
+}

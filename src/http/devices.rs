@@ -1,0 +1,751 @@
+//! Devices of an account: list, create, edit, delete, link to users (one by one, by CSV import,
+//! by pre-assignment), enrollment codes, agent enrollment and the agent's WebSocket.
+
+use std::collections::HashMap;
+
+use actix::{Actor, AsyncContext};
+use actix_web::{HttpRequest, HttpResponse, web};
+use chrono::{DateTime, Duration, Utc};
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{accounts::audit, secret_headers, state::AppState};
+use crate::{
+    actors::{
+        connection,
+        device::{DeviceActor, Disconnect},
+    },
+    auth::{extract::Principal, token},
+    domain::{
+        device::{ImportRow, Location, Platform, parse_serial, plan_import},
+        ids::{AccountId, DeviceId, UserId},
+        rights::{Area, Write},
+        session::close_code,
+        validate,
+    },
+    error::{AppError, AppResult},
+    store::{DeviceRecord, EnrollRefusal, EnrollingDevice, UserRecord, is_unique_violation},
+};
+
+/// A device as the API shows it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct DeviceView {
+    pub id: Uuid,
+    pub name: String,
+    pub serial: String,
+    pub platform: Platform,
+    pub model: String,
+    pub os_version: String,
+    /// Percent, as last reported by the agent.
+    pub battery: Option<u8>,
+    pub last_seen_at: Option<DateTime<Utc>>,
+    pub location: Option<Location>,
+    pub lost_mode: bool,
+    pub user_id: Option<Uuid>,
+    pub group_id: Option<Uuid>,
+    /// Whether its agent is connected right now.
+    pub online: bool,
+}
+
+impl DeviceView {
+    pub fn of(state: &AppState, d: DeviceRecord) -> Self {
+        Self {
+            online: state.registry.device(d.id).is_some(),
+            id: d.id.0,
+            name: d.name,
+            serial: d.serial,
+            platform: d.platform,
+            model: d.model,
+            os_version: d.os_version,
+            battery: d.battery,
+            last_seen_at: d.last_seen_at,
+            location: d.location,
+            lost_mode: d.lost_mode,
+            user_id: d.user_id.map(|u| u.0),
+            group_id: d.group_id,
+        }
+    }
+}
+
+fn device_not_found() -> AppError {
+    AppError::not_found("device_not_found", "no such device")
+}
+
+/// A device the caller may see: its account's, in a group its rights name, with the `devices`
+/// area; another account's device is 404 before any right is looked at.
+pub async fn visible_device(
+    state: &AppState,
+    who: &Principal,
+    id: DeviceId,
+) -> AppResult<DeviceRecord> {
+    let device = state.store.device(id).await?.ok_or_else(device_not_found)?;
+    who.require_own_account(device.account_id, "device_not_found")?;
+    who.require_area(Area::Devices)?;
+    if !who.rights().sees_device(device.group_id) {
+        return Err(device_not_found());
+    }
+    Ok(device)
+}
+
+/// A live human user of the account, or `None`.
+async fn account_user_named(
+    state: &AppState,
+    account: AccountId,
+    user: UserId,
+) -> AppResult<Option<UserRecord>> {
+    Ok(state
+        .store
+        .user(user)
+        .await?
+        .filter(|u| u.account_id == account && !u.deleted && u.kind == "user"))
+}
+
+/// A group of the account that the caller sees.
+async fn check_group(state: &AppState, who: &Principal, group: Uuid) -> AppResult<()> {
+    let known = state
+        .store
+        .groups_of(who.account())
+        .await?
+        .iter()
+        .any(|g| g.id == group);
+    if known && who.rights().sees_group(group) {
+        Ok(())
+    } else {
+        Err(AppError::unprocessable(
+            "unknown_group",
+            "group_id names no device group you can see",
+        ))
+    }
+}
+
+#[utoipa::path(get, path = "/api/v1/accounts/{aid}/devices", tag = "devices",
+    responses((status = 200, body = Vec<DeviceView>), (status = 403), (status = 404)))]
+pub async fn list(
+    state: web::Data<AppState>,
+    who: Principal,
+    path: web::Path<AccountId>,
+) -> AppResult<HttpResponse> {
+    let aid = path.into_inner();
+    who.require_own_account(aid, "account_not_found")?;
+    who.require_area(Area::Devices)?;
+    let devices: Vec<DeviceView> = state
+        .store
+        .devices_of(aid)
+        .await?
+        .into_iter()
+        .filter(|d| who.rights().sees_device(d.group_id))
+        .map(|d| DeviceView::of(&state, d))
+        .collect();
+    Ok(HttpResponse::Ok().json(devices))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewDevice {
+    pub name: String,
+    pub serial: String,
+    pub platform: Platform,
+    #[serde(default)]
+    pub model: String,
+    #[serde(default)]
+    pub os_version: String,
+    #[serde(default)]
+    pub group_id: Option<Uuid>,
+    #[serde(default)]
+    pub user_id: Option<Uuid>,
+}
+
+fn bounded(value: &str, max: usize, code: &'static str, what: &str) -> AppResult<String> {
+    validate::optional_text(value, max)
+        .ok_or_else(|| AppError::unprocessable(code, format!("{what}: at most {max} characters")))
+}
+
+#[utoipa::path(post, path = "/api/v1/accounts/{aid}/devices", tag = "devices", request_body = NewDevice,
+    responses((status = 201, body = DeviceView), (status = 403), (status = 404), (status = 409, description = "serial_taken"), (status = 422)))]
+pub async fn create(
+    state: web::Data<AppState>,
+    who: Principal,
+    path: web::Path<AccountId>,
+    body: web::Json<NewDevice>,
+) -> AppResult<HttpResponse> {
+    let aid = path.into_inner();
+    who.require_own_account(aid, "account_not_found")?;
+    who.require_write(Area::Devices, Write::Create)?;
+    let body = body.into_inner();
+    let name = validate::bounded_text(&body.name, 200)
+        .ok_or_else(|| AppError::unprocessable("invalid_name", "name: 1 to 200 characters"))?;
+    let serial = parse_serial(&body.serial).ok_or_else(|| {
+        AppError::unprocessable(
+            "invalid_serial",
+            "serial: 1 to 64 printable characters without spaces",
+        )
+    })?;
+    let model = bounded(&body.model, 200, "invalid_model", "model")?;
+    let os_version = bounded(&body.os_version, 100, "invalid_os_version", "os_version")?;
+    match body.group_id {
+        Some(g) => check_group(&state, &who, g).await?,
+        // A user limited to some groups could not see a device in none.
+        None if !who.rights().sees_device(None) => {
+            return Err(AppError::unprocessable(
+                "group_required",
+                "your rights name device groups: put the device in one of them",
+            ));
+        }
+        None => {}
+    }
+    if let Some(u) = body.user_id
+        && account_user_named(&state, aid, UserId(u)).await?.is_none()
+    {
+        return Err(AppError::unprocessable(
+            "unknown_user",
+            "user_id names no user of this account",
+        ));
+    }
+    let device = DeviceRecord {
+        id: DeviceId::new(),
+        account_id: aid,
+        name,
+        serial,
+        platform: body.platform,
+        model,
+        os_version,
+        battery: None,
+        last_seen_at: None,
+        location: None,
+        lost_mode: false,
+        user_id: body.user_id.map(UserId),
+        group_id: body.group_id,
+        created_at: Utc::now(),
+    };
+    state.store.insert_device(&device).await.map_err(|e| {
+        if is_unique_violation(&e) {
+            AppError::conflict(
+                "serial_taken",
+                "a device with this serial exists in the account",
+            )
+        } else {
+            e.into()
+        }
+    })?;
+    audit(
+        &state,
+        &who,
+        aid,
+        "device.created",
+        Some(device.id.to_string()),
+        serde_json::json!({"serial": device.serial, "platform": device.platform.as_str()}),
+    )
+    .await;
+    Ok(HttpResponse::Created().json(DeviceView::of(&state, device)))
+}
+
+#[utoipa::path(get, path = "/api/v1/devices/{id}", tag = "devices",
+    responses((status = 200, body = DeviceView), (status = 403), (status = 404)))]
+pub async fn get(
+    state: web::Data<AppState>,
+    who: Principal,
+    path: web::Path<DeviceId>,
+) -> AppResult<HttpResponse> {
+    let device = visible_device(&state, &who, path.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(DeviceView::of(&state, device)))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DevicePatch {
+    pub name: Option<String>,
+    pub model: Option<String>,
+    pub os_version: Option<String>,
+    /// Moves the device to another group (needs `edit_group_settings`).
+    pub group_id: Option<Uuid>,
+}
+
+#[utoipa::path(patch, path = "/api/v1/devices/{id}", tag = "devices", request_body = DevicePatch,
+    responses((status = 200, body = DeviceView), (status = 403), (status = 404), (status = 422)))]
+pub async fn patch(
+    state: web::Data<AppState>,
+    who: Principal,
+    path: web::Path<DeviceId>,
+    body: web::Json<DevicePatch>,
+) -> AppResult<HttpResponse> {
+    let mut device = visible_device(&state, &who, path.into_inner()).await?;
+    who.require_write(Area::Devices, Write::Edit)?;
+    let body = body.into_inner();
+    if let Some(name) = &body.name {
+        device.name = validate::bounded_text(name, 200)
+            .ok_or_else(|| AppError::unprocessable("invalid_name", "name: 1 to 200 characters"))?;
+    }
+    if let Some(model) = &body.model {
+        device.model = bounded(model, 200, "invalid_model", "model")?;
+    }
+    if let Some(v) = &body.os_version {
+        device.os_version = bounded(v, 100, "invalid_os_version", "os_version")?;
+    }
+    if let Some(group) = body.group_id {
+        if !who.rights().edit_group_settings {
+            return Err(AppError::forbidden(
+                "missing_right",
+                "moving a device between groups needs the edit_group_settings right",
+            ));
+        }
+        check_group(&state, &who, group).await?;
+        device.group_id = Some(group);
+    }
+    state.store.update_device(&device).await?;
+    audit(
+        &state,
+        &who,
+        device.account_id,
+        "device.changed",
+        Some(device.id.to_string()),
+        serde_json::json!({"name": device.name, "group_id": device.group_id}),
+    )
+    .await;
+    Ok(HttpResponse::Ok().json(DeviceView::of(&state, device)))
+}
+
+#[utoipa::path(delete, path = "/api/v1/devices/{id}", tag = "devices",
+    responses((status = 204), (status = 403), (status = 404)))]
+pub async fn delete(
+    state: web::Data<AppState>,
+    who: Principal,
+    path: web::Path<DeviceId>,
+) -> AppResult<HttpResponse> {
+    let device = visible_device(&state, &who, path.into_inner()).await?;
+    who.require_write(Area::Devices, Write::Delete)?;
+    if !state.store.delete_device(device.id).await? {
+        return Err(device_not_found());
+    }
+    if let Some(agent) = state.registry.device(device.id) {
+        agent.do_send(Disconnect {
+            code: close_code::ACCESS_REVOKED,
+            reason: "device_deleted",
+        });
+    }
+    audit(
+        &state,
+        &who,
+        device.account_id,
+        "device.deleted",
+        Some(device.id.to_string()),
+        serde_json::json!({"serial": device.serial}),
+    )
+    .await;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LinkBody {
+    /// The user to link, or null to unlink.
+    pub user_id: Option<Uuid>,
+}
+
+#[utoipa::path(put, path = "/api/v1/devices/{id}/user", tag = "devices", request_body = LinkBody,
+    responses((status = 200, body = DeviceView), (status = 403), (status = 404), (status = 422)))]
+pub async fn link_user(
+    state: web::Data<AppState>,
+    who: Principal,
+    path: web::Path<DeviceId>,
+    body: web::Json<LinkBody>,
+) -> AppResult<HttpResponse> {
+    let mut device = visible_device(&state, &who, path.into_inner()).await?;
+    who.require_write(Area::Devices, Write::Edit)?;
+    let user = match body.user_id {
+        Some(u) => Some(
+            account_user_named(&state, device.account_id, UserId(u))
+                .await?
+                .ok_or_else(|| {
+                    AppError::unprocessable("unknown_user", "user_id names no user of this account")
+                })?,
+        ),
+        None => None,
+    };
+    let before = device.user_id;
+    device.user_id = user.as_ref().map(|u| u.id);
+    state.store.link_device(device.id, device.user_id).await?;
+    audit(
+        &state,
+        &who,
+        device.account_id,
+        "device.linked",
+        Some(device.id.to_string()),
+        serde_json::json!({
+            "serial": device.serial,
+            "from": before,
+            "to": user.as_ref().map(|u| &u.username),
+        }),
+    )
+    .await;
+    Ok(HttpResponse::Ok().json(DeviceView::of(&state, device)))
+}
+
+/// Largest CSV file an import takes.
+pub const IMPORT_LIMIT: usize = 10 * 1024 * 1024;
+
+/// Reads a request body of at most `limit` bytes; a larger one is refused whole (413).
+async fn read_limited(mut payload: web::Payload, limit: usize) -> AppResult<web::BytesMut> {
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| AppError::bad_request("invalid_body", e.to_string()))?;
+        if body.len() + chunk.len() > limit {
+            return Err(AppError::too_large(
+                "file_too_large",
+                format!("the file is over {} MB", limit / (1024 * 1024)),
+            ));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// Parses `serial,username` rows: `(line, serial, username)`. A wrong header or a malformed
+/// row refuses the whole file.
+fn parse_import(data: &[u8]) -> AppResult<Vec<(u64, String, String)>> {
+    let data = data.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(data);
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .trim(csv::Trim::All)
+        .from_reader(data);
+    let header = reader
+        .headers()
+        .map_err(|e| AppError::bad_request("invalid_csv", e.to_string()))?;
+    let names: Vec<String> = header.iter().map(str::to_ascii_lowercase).collect();
+    if names != ["serial", "username"] {
+        return Err(AppError::bad_request(
+            "invalid_csv_header",
+            "the first line must be the header `serial,username`",
+        ));
+    }
+    let mut rows = Vec::new();
+    for record in reader.records() {
+        let record = record.map_err(|e| {
+            let line = e.position().map(|p| p.line()).unwrap_or_default();
+            AppError::bad_request(
+                "invalid_csv",
+                format!("line {line}: every row has a serial and a username ({e})"),
+            )
+        })?;
+        let line = record.position().map(|p| p.line()).unwrap_or_default();
+        rows.push((line, record[0].to_string(), record[1].to_string()));
+    }
+    Ok(rows)
+}
+
+#[utoipa::path(post, path = "/api/v1/accounts/{aid}/devices/import", tag = "devices",
+    request_body(content = String, content_type = "text/csv", description = "header `serial,username`"),
+    responses((status = 200, body = Vec<ImportRow>), (status = 400, description = "invalid_csv_header / invalid_csv"),
+              (status = 403), (status = 404), (status = 413, description = "file_too_large")))]
+pub async fn import(
+    state: web::Data<AppState>,
+    who: Principal,
+    path: web::Path<AccountId>,
+    payload: web::Payload,
+) -> AppResult<HttpResponse> {
+    let aid = path.into_inner();
+    who.require_own_account(aid, "account_not_found")?;
+    who.require_write(Area::Devices, Write::Edit)?;
+    let data = read_limited(payload, IMPORT_LIMIT).await?;
+    let rows = parse_import(&data)?;
+    let devices: HashMap<String, DeviceId> = state
+        .store
+        .devices_of(aid)
+        .await?
+        .into_iter()
+        .filter(|d| who.rights().sees_device(d.group_id))
+        .map(|d| (d.serial, d.id))
+        .collect();
+    let users: HashMap<String, UserId> = state
+        .store
+        .users_of(aid)
+        .await?
+        .into_iter()
+        .filter(|u| u.kind == "user")
+        .map(|u| (crate::store::username_key(&u.username), u.id))
+        .collect();
+    let plan = plan_import(
+        &rows,
+        |serial| devices.get(serial).copied(),
+        |username| users.get(&crate::store::username_key(username)).copied(),
+    );
+    let links: Vec<(DeviceId, UserId)> = plan.iter().filter_map(|(_, link)| *link).collect();
+    state.store.link_devices(&links).await?;
+    let report: Vec<ImportRow> = plan.into_iter().map(|(row, _)| row).collect();
+    tracing::info!(account = %aid, rows = report.len(), linked = links.len(), "device import");
+    audit(
+        &state,
+        &who,
+        aid,
+        "device.imported",
+        None,
+        serde_json::json!({"rows": report.len(), "linked": links.len()}),
+    )
+    .await;
+    Ok(HttpResponse::Ok().json(report))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PreassignBody {
+    pub serial: String,
+    pub username: String,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Preassigned {
+    pub serial: String,
+    pub user_id: Uuid,
+    /// The device, when its serial was enrolled already and so linked at once.
+    pub linked_device_id: Option<Uuid>,
+}
+
+#[utoipa::path(post, path = "/api/v1/accounts/{aid}/enrollments", tag = "devices", request_body = PreassignBody,
+    responses((status = 201, body = Preassigned), (status = 403), (status = 404), (status = 422)))]
+pub async fn preassign(
+    state: web::Data<AppState>,
+    who: Principal,
+    path: web::Path<AccountId>,
+    body: web::Json<PreassignBody>,
+) -> AppResult<HttpResponse> {
+    let aid = path.into_inner();
+    who.require_own_account(aid, "account_not_found")?;
+    who.require_write(Area::Devices, Write::Edit)?;
+    let serial = parse_serial(&body.serial).ok_or_else(|| {
+        AppError::unprocessable(
+            "invalid_serial",
+            "serial: 1 to 64 printable characters without spaces",
+        )
+    })?;
+    let user = state
+        .store
+        .user_by_username(&body.username)
+        .await?
+        .filter(|u| u.account_id == aid && !u.deleted && u.kind == "user")
+        .ok_or_else(|| {
+            AppError::unprocessable("unknown_user", "username names no user of this account")
+        })?;
+    let linked = state.store.preassign(aid, &serial, user.id).await?;
+    audit(
+        &state,
+        &who,
+        aid,
+        "device.preassigned",
+        linked.map(|d| d.to_string()),
+        serde_json::json!({"serial": serial, "username": user.username}),
+    )
+    .await;
+    Ok(HttpResponse::Created().json(Preassigned {
+        serial,
+        user_id: user.id.0,
+        linked_device_id: linked.map(|d| d.0),
+    }))
+}
+
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CodeBody {
+    /// The group new devices enrolled with this code join.
+    #[serde(default)]
+    pub group_id: Option<Uuid>,
+    /// Validity in hours, 1 to 720 (default 72).
+    #[serde(default)]
+    pub expires_in_hours: Option<i64>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct EnrollmentCode {
+    pub code: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+#[utoipa::path(post, path = "/api/v1/accounts/{aid}/enrollment-codes", tag = "devices", request_body = CodeBody,
+    responses((status = 201, body = EnrollmentCode), (status = 403), (status = 404), (status = 422)))]
+pub async fn enrollment_code(
+    state: web::Data<AppState>,
+    who: Principal,
+    path: web::Path<AccountId>,
+    body: Option<web::Json<CodeBody>>,
+) -> AppResult<HttpResponse> {
+    let aid = path.into_inner();
+    who.require_own_account(aid, "account_not_found")?;
+    who.require_write(Area::Devices, Write::Create)?;
+    let body = body.map(|b| b.into_inner()).unwrap_or_default();
+    let hours = body.expires_in_hours.unwrap_or(72);
+    if !(1..=720).contains(&hours) {
+        return Err(AppError::unprocessable(
+            "invalid_expiry",
+            "expires_in_hours: 1 to 720",
+        ));
+    }
+    match body.group_id {
+        Some(g) => check_group(&state, &who, g).await?,
+        None if !who.rights().sees_device(None) => {
+            return Err(AppError::unprocessable(
+                "group_required",
+                "your rights name device groups: enroll into one of them",
+            ));
+        }
+        None => {}
+    }
+    let code = token::generate(token::prefix::ENROLLMENT).map_err(AppError::internal)?;
+    let expires_at = Utc::now() + Duration::hours(hours);
+    state
+        .store
+        .insert_enrollment_code(
+            &token::hash(&code),
+            aid,
+            body.group_id,
+            who.user.id,
+            expires_at,
+        )
+        .await?;
+    audit(
+        &state,
+        &who,
+        aid,
+        "device.enrollment_code_created",
+        None,
+        serde_json::json!({"expires_at": expires_at, "code": token::log_tag(&code)}),
+    )
+    .await;
+    let mut res = HttpResponse::Created();
+    secret_headers(&mut res);
+    Ok(res.json(EnrollmentCode { code, expires_at }))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EnrollBody {
+    pub code: String,
+    pub serial: String,
+    pub platform: Platform,
+    #[serde(default)]
+    pub model: String,
+    pub name: String,
+    #[serde(default)]
+    pub os_version: String,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Enrolled {
+    pub device_id: Uuid,
+    /// The agent's credential for `/ws/device`; shown once, stored only hashed.
+    pub device_secret: String,
+}
+
+#[utoipa::path(post, path = "/api/v1/enroll", tag = "devices", request_body = EnrollBody,
+    responses((status = 201, body = Enrolled), (status = 404, description = "enrollment_code_not_found"),
+              (status = 410, description = "enrollment_code_used / enrollment_code_expired"), (status = 422)))]
+pub async fn enroll(
+    state: web::Data<AppState>,
+    body: web::Json<EnrollBody>,
+) -> AppResult<HttpResponse> {
+    let body = body.into_inner();
+    let serial = parse_serial(&body.serial).ok_or_else(|| {
+        AppError::unprocessable(
+            "invalid_serial",
+            "serial: 1 to 64 printable characters without spaces",
+        )
+    })?;
+    let name = validate::bounded_text(&body.name, 200)
+        .ok_or_else(|| AppError::unprocessable("invalid_name", "name: 1 to 200 characters"))?;
+    let device = EnrollingDevice {
+        serial,
+        platform: body.platform,
+        model: bounded(&body.model, 200, "invalid_model", "model")?,
+        name,
+        os_version: bounded(&body.os_version, 100, "invalid_os_version", "os_version")?,
+    };
+    let secret = token::generate(token::prefix::DEVICE).map_err(AppError::internal)?;
+    let enrolled = state
+        .store
+        .enroll(&token::hash(&body.code), &device, &token::hash(&secret))
+        .await?;
+    let (record, new) = match enrolled {
+        Ok(done) => done,
+        Err(EnrollRefusal::Unknown) => {
+            return Err(AppError::not_found(
+                "enrollment_code_not_found",
+                "no such enrollment code",
+            ));
+        }
+        Err(EnrollRefusal::Used) => {
+            return Err(AppError::gone(
+                "enrollment_code_used",
+                "this enrollment code has been used",
+            ));
+        }
+        Err(EnrollRefusal::Expired) => {
+            return Err(AppError::gone(
+                "enrollment_code_expired",
+                "this enrollment code has expired",
+            ));
+        }
+    };
+    // A re-enrolled device's old connection (if any) holds a secret that just ended.
+    if let Some(agent) = state.registry.device(record.id) {
+        agent.do_send(Disconnect {
+            code: close_code::REPLACED,
+            reason: "re_enrolled",
+        });
+    }
+    tracing::info!(device = %record.id, account = %record.account_id, new, "device enrolled");
+    let entry = crate::store::AuditEntry {
+        account_id: record.account_id,
+        actor_user_id: None,
+        actor_name: format!("device {}", record.serial),
+        via: "enrollment".into(),
+        action: "device.enrolled",
+        target: Some(record.id.to_string()),
+        details: serde_json::json!({
+            "serial": record.serial,
+            "platform": record.platform.as_str(),
+            "new": new,
+            "linked_user_id": record.user_id,
+        }),
+    };
+    if let Err(err) = state.store.audit(&entry).await {
+        tracing::error!(error = %err, "audit entry not written");
+    }
+    let mut res = HttpResponse::Created();
+    secret_headers(&mut res);
+    Ok(res.json(Enrolled {
+        device_id: record.id.0,
+        device_secret: secret,
+    }))
+}
+
+/// `GET /ws/device`: a device agent, by `Authorization: Bearer <device_secret>`.
+pub async fn agent_socket(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Payload,
+) -> AppResult<HttpResponse> {
+    state.refuse_if_draining()?;
+    let secret = crate::auth::extract::bearer(&req).ok_or_else(AppError::unauthorized)?;
+    let device = state
+        .store
+        .device_by_secret(&token::hash(secret))
+        .await?
+        .ok_or_else(AppError::unauthorized)?;
+    let (response, ws, stream) = actix_ws::handle(&req, body).map_err(|e| {
+        AppError::bad_request(
+            "not_websocket",
+            format!("expected a WebSocket upgrade: {e}"),
+        )
+    })?;
+    let limits = state.ws_limits.clone();
+    let outlet = connection::open(ws, limits.outbound_queue, &state.connections);
+    let stream = stream
+        .max_frame_size(limits.max_text_bytes)
+        .aggregate_continuations()
+        .max_continuation_size(limits.max_text_bytes);
+    let store = state.store.clone();
+    let registry = state.registry.clone();
+    DeviceActor::create(move |ctx| {
+        ctx.add_stream(stream);
+        DeviceActor::new(device.id, outlet, limits, store, registry)
+    });
+    Ok(response)
+}

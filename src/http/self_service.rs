@@ -1,0 +1,228 @@
+//! The self-service portal: a user holding a self-service role sees the devices linked to it
+//! and, with full access, acts on them (lost mode, locate, wipe, lock, passcode reset).
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{accounts::audit, devices::DeviceView, state::AppState};
+use crate::{
+    actors::device::Deliver,
+    auth::extract::Principal,
+    config::Secret,
+    domain::{
+        device::{Action, CommandStatus, supports},
+        ids::{CommandId, DeviceId, UserId},
+        rights::SelfService,
+    },
+    error::{AppError, AppResult},
+    store::{CommandRecord, DeviceRecord},
+};
+
+/// The caller's self-service access, or 403.
+fn portal_access(who: &Principal) -> AppResult<SelfService> {
+    who.rights().self_service().ok_or_else(|| {
+        AppError::forbidden(
+            "self_service_denied",
+            "the self-service portal needs a self-service role",
+        )
+    })
+}
+
+/// One of the caller's own devices, else 404 (another user's device is never revealed).
+async fn own_device(state: &AppState, who: &Principal, id: DeviceId) -> AppResult<DeviceRecord> {
+    state
+        .store
+        .device(id)
+        .await?
+        .filter(|d| d.user_id == Some(who.user.id) && d.account_id == who.account())
+        .ok_or_else(|| AppError::not_found("device_not_found", "no such device"))
+}
+
+#[utoipa::path(get, path = "/api/v1/me/devices", tag = "self-service",
+    responses((status = 200, body = Vec<DeviceView>), (status = 401), (status = 403)))]
+pub async fn my_devices(state: web::Data<AppState>, who: Principal) -> AppResult<HttpResponse> {
+    portal_access(&who)?;
+    let devices: Vec<DeviceView> = state
+        .store
+        .devices_of_user(who.user.id)
+        .await?
+        .into_iter()
+        .filter(|d| d.account_id == who.account())
+        .map(|d| DeviceView::of(&state, d))
+        .collect();
+    Ok(HttpResponse::Ok().json(devices))
+}
+
+#[utoipa::path(get, path = "/api/v1/me/devices/{id}", tag = "self-service",
+    responses((status = 200, body = DeviceView), (status = 403), (status = 404)))]
+pub async fn my_device(
+    state: web::Data<AppState>,
+    who: Principal,
+    path: web::Path<DeviceId>,
+) -> AppResult<HttpResponse> {
+    portal_access(&who)?;
+    let device = own_device(&state, &who, path.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(DeviceView::of(&state, device)))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ActionBody {
+    pub action: Action,
+    /// The user's password again: `wipe` cannot be undone.
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub password: Option<Secret>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CommandQueued {
+    pub command_id: Uuid,
+    pub status: CommandStatus,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CommandView {
+    pub command_id: Uuid,
+    pub action: Action,
+    pub status: CommandStatus,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub sent_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    #[schema(value_type = Option<Object>)]
+    pub result: Option<serde_json::Value>,
+}
+
+impl From<CommandRecord> for CommandView {
+    fn from(c: CommandRecord) -> Self {
+        Self {
+            command_id: c.id.0,
+            action: c.action,
+            status: c.status,
+            created_at: c.created_at,
+            updated_at: c.updated_at,
+            sent_at: c.sent_at,
+            finished_at: c.finished_at,
+            result: c.result,
+        }
+    }
+}
+
+/// Stores a command for a device and hands it to the agent when it is connected; otherwise it
+/// waits, queued, until the agent connects.
+pub async fn queue_command(
+    state: &AppState,
+    device: &DeviceRecord,
+    action: Action,
+    requested_by: UserId,
+) -> AppResult<CommandRecord> {
+    let now = Utc::now();
+    let command = CommandRecord {
+        id: CommandId::new(),
+        device_id: device.id,
+        account_id: device.account_id,
+        action,
+        params: serde_json::json!({}),
+        status: CommandStatus::Queued,
+        result: None,
+        requested_by: Some(requested_by),
+        created_at: now,
+        sent_at: None,
+        finished_at: None,
+        updated_at: now,
+    };
+    state.store.insert_command(&command).await?;
+    if let Some(agent) = state.registry.device(device.id) {
+        agent.do_send(Deliver(command.clone()));
+    }
+    Ok(command)
+}
+
+#[utoipa::path(post, path = "/api/v1/me/devices/{id}/actions", tag = "self-service", request_body = ActionBody,
+    responses((status = 202, body = CommandQueued), (status = 403, description = "read access, or reauth_required"),
+              (status = 404), (status = 422, description = "action_not_supported"), (status = 429)))]
+pub async fn act(
+    state: web::Data<AppState>,
+    who: Principal,
+    req: HttpRequest,
+    path: web::Path<DeviceId>,
+    body: web::Json<ActionBody>,
+) -> AppResult<HttpResponse> {
+    let access = portal_access(&who)?;
+    let device = own_device(&state, &who, path.into_inner()).await?;
+    if access != SelfService::Full {
+        return Err(AppError::forbidden(
+            "read_only",
+            "read access may look at devices, not act on them",
+        ));
+    }
+    let action = body.action;
+    if !supports(device.platform, action) {
+        return Err(AppError::unprocessable(
+            "action_not_supported",
+            format!(
+                "{} is not available on {} devices",
+                action.as_str(),
+                device.platform.as_str()
+            ),
+        ));
+    }
+    if action.needs_reauth() {
+        // Counted like a login attempt: the password check must not become a guessing oracle.
+        state.check_login_rate(&who.user.username, req.peer_addr().map(|a| a.ip()))?;
+        let ok = match &body.password {
+            Some(pw) if !pw.is_empty() => state
+                .passwords
+                .verify(pw, who.user.password_hash.as_deref())
+                .await
+                .map_err(AppError::internal)?,
+            _ => false,
+        };
+        if !ok {
+            return Err(AppError::forbidden(
+                "reauth_required",
+                "wipe cannot be undone: confirm it with your password",
+            ));
+        }
+    }
+    let command = queue_command(&state, &device, action, who.user.id).await?;
+    audit(
+        &state,
+        &who,
+        device.account_id,
+        "device.action",
+        Some(device.id.to_string()),
+        serde_json::json!({
+            "action": action.as_str(),
+            "command_id": command.id,
+            "serial": device.serial,
+        }),
+    )
+    .await;
+    Ok(HttpResponse::Accepted().json(CommandQueued {
+        command_id: command.id.0,
+        status: command.status,
+    }))
+}
+
+#[utoipa::path(get, path = "/api/v1/me/devices/{id}/actions/{command_id}", tag = "self-service",
+    responses((status = 200, body = CommandView), (status = 403), (status = 404)))]
+pub async fn action_status(
+    state: web::Data<AppState>,
+    who: Principal,
+    path: web::Path<(Uuid, Uuid)>,
+) -> AppResult<HttpResponse> {
+    portal_access(&who)?;
+    let (device, command) = path.into_inner();
+    let device = own_device(&state, &who, DeviceId(device)).await?;
+    let command = state
+        .store
+        .command(CommandId(command))
+        .await?
+        .filter(|c| c.device_id == device.id)
+        .ok_or_else(|| AppError::not_found("command_not_found", "no such command"))?;
+    Ok(HttpResponse::Ok().json(CommandView::from(command)))
+}

@@ -1,0 +1,543 @@
+//! Devices, enrollment codes, pre-assignments and device commands.
+
+use chrono::{DateTime, Utc};
+use sqlx::{Row, sqlite::SqliteRow};
+
+use super::{Store, StoreResult, get_opt_uuid, get_uuid, to_json};
+use crate::domain::{
+    device::{Action, CommandStatus, Effect, Location, Platform, effects},
+    ids::{AccountId, CommandId, DeviceId, UserId},
+};
+
+#[derive(Debug, Clone)]
+pub struct DeviceRecord {
+    pub id: DeviceId,
+    pub account_id: AccountId,
+    pub name: String,
+    pub serial: String,
+    pub platform: Platform,
+    pub model: String,
+    pub os_version: String,
+    pub battery: Option<u8>,
+    pub last_seen_at: Option<DateTime<Utc>>,
+    pub location: Option<Location>,
+    pub lost_mode: bool,
+    pub user_id: Option<UserId>,
+    pub group_id: Option<uuid::Uuid>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// What an enrolling agent tells about itself.
+#[derive(Debug, Clone)]
+pub struct EnrollingDevice {
+    pub serial: String,
+    pub platform: Platform,
+    pub model: String,
+    pub name: String,
+    pub os_version: String,
+}
+
+/// Why an enrollment code could not be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EnrollRefusal {
+    Unknown,
+    Used,
+    Expired,
+}
+
+#[derive(Debug, Clone)]
+pub struct CommandRecord {
+    pub id: CommandId,
+    pub device_id: DeviceId,
+    pub account_id: AccountId,
+    pub action: Action,
+    pub params: serde_json::Value,
+    pub status: CommandStatus,
+    pub result: Option<serde_json::Value>,
+    pub requested_by: Option<UserId>,
+    pub created_at: DateTime<Utc>,
+    pub sent_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub updated_at: DateTime<Utc>,
+}
+
+fn decode<E: std::error::Error + Send + Sync + 'static>(e: E) -> sqlx::Error {
+    sqlx::Error::Decode(Box::new(e))
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("unknown {0} `{1}` in the database")]
+struct UnknownValue(&'static str, String);
+
+fn device_from_row(row: &SqliteRow) -> StoreResult<DeviceRecord> {
+    let platform: String = row.try_get("platform")?;
+    let location: Option<String> = row.try_get("location")?;
+    let battery: Option<i64> = row.try_get("battery")?;
+    Ok(DeviceRecord {
+        id: DeviceId(get_uuid(row, "id")?),
+        account_id: AccountId(get_uuid(row, "account_id")?),
+        name: row.try_get("name")?,
+        serial: row.try_get("serial")?,
+        platform: Platform::parse(&platform)
+            .ok_or_else(|| decode(UnknownValue("platform", platform.clone())))?,
+        model: row.try_get("model")?,
+        os_version: row.try_get("os_version")?,
+        battery: battery.and_then(|b| u8::try_from(b).ok()),
+        last_seen_at: row.try_get("last_seen_at")?,
+        location: location
+            .map(|l| serde_json::from_str(&l).map_err(decode))
+            .transpose()?,
+        lost_mode: row.try_get("lost_mode")?,
+        user_id: get_opt_uuid(row, "user_id")?.map(UserId),
+        group_id: get_opt_uuid(row, "group_id")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+fn command_from_row(row: &SqliteRow) -> StoreResult<CommandRecord> {
+    let action: String = row.try_get("action")?;
+    let status: String = row.try_get("status")?;
+    let params: String = row.try_get("params")?;
+    let result: Option<String> = row.try_get("result")?;
+    Ok(CommandRecord {
+        id: CommandId(get_uuid(row, "id")?),
+        device_id: DeviceId(get_uuid(row, "device_id")?),
+        account_id: AccountId(get_uuid(row, "account_id")?),
+        action: Action::parse(&action)
+            .ok_or_else(|| decode(UnknownValue("action", action.clone())))?,
+        params: serde_json::from_str(&params).map_err(decode)?,
+        status: CommandStatus::parse(&status)
+            .ok_or_else(|| decode(UnknownValue("status", status.clone())))?,
+        result: result
+            .map(|r| serde_json::from_str(&r).map_err(decode))
+            .transpose()?,
+        requested_by: get_opt_uuid(row, "requested_by")?.map(UserId),
+        created_at: row.try_get("created_at")?,
+        sent_at: row.try_get("sent_at")?,
+        finished_at: row.try_get("finished_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+impl Store {
+    pub async fn insert_device(&self, d: &DeviceRecord) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO devices (id, account_id, name, serial, platform, model, os_version, lost_mode,
+                user_id, group_id, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(d.id.to_string())
+        .bind(d.account_id.to_string())
+        .bind(&d.name)
+        .bind(&d.serial)
+        .bind(d.platform.as_str())
+        .bind(&d.model)
+        .bind(&d.os_version)
+        .bind(d.lost_mode)
+        .bind(d.user_id.map(|u| u.to_string()))
+        .bind(d.group_id.map(|g| g.to_string()))
+        .bind(d.created_at)
+        .execute(&self.pool)
+        .await
+        .map(|_| ())
+    }
+
+    pub async fn device(&self, id: DeviceId) -> StoreResult<Option<DeviceRecord>> {
+        let row = sqlx::query("SELECT * FROM devices WHERE id = ?")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(device_from_row).transpose()
+    }
+
+    pub async fn devices_of(&self, account: AccountId) -> StoreResult<Vec<DeviceRecord>> {
+        let rows = sqlx::query("SELECT * FROM devices WHERE account_id = ? ORDER BY name, serial")
+            .bind(account.to_string())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(device_from_row).collect()
+    }
+
+    /// The devices linked to a user.
+    pub async fn devices_of_user(&self, user: UserId) -> StoreResult<Vec<DeviceRecord>> {
+        let rows = sqlx::query("SELECT * FROM devices WHERE user_id = ? ORDER BY name, serial")
+            .bind(user.to_string())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(device_from_row).collect()
+    }
+
+    /// Writes the editable fields (name, model, OS version, group).
+    pub async fn update_device(&self, d: &DeviceRecord) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE devices SET name = ?, model = ?, os_version = ?, group_id = ? WHERE id = ?",
+        )
+        .bind(&d.name)
+        .bind(&d.model)
+        .bind(&d.os_version)
+        .bind(d.group_id.map(|g| g.to_string()))
+        .bind(d.id.to_string())
+        .execute(&self.pool)
+        .await
+        .map(|_| ())
+    }
+
+    /// Deletes a device with its commands; its secret dies with it.
+    pub async fn delete_device(&self, id: DeviceId) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM device_commands WHERE device_id = ?")
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        let done = sqlx::query("DELETE FROM devices WHERE id = ?")
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn link_device(&self, id: DeviceId, user: Option<UserId>) -> StoreResult<()> {
+        sqlx::query("UPDATE devices SET user_id = ? WHERE id = ?")
+            .bind(user.map(|u| u.to_string()))
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+    }
+
+    /// Applies the linked rows of a CSV import in one transaction.
+    pub async fn link_devices(&self, links: &[(DeviceId, UserId)]) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        for (device, user) in links {
+            sqlx::query("UPDATE devices SET user_id = ? WHERE id = ?")
+                .bind(user.to_string())
+                .bind(device.to_string())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await
+    }
+
+    /// What an agent's telemetry says; always refreshes `last_seen_at`.
+    pub async fn record_telemetry(
+        &self,
+        id: DeviceId,
+        battery: Option<u8>,
+        location: Option<&Location>,
+        seen: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let location = location.map(to_json).transpose()?;
+        sqlx::query(
+            "UPDATE devices SET last_seen_at = ?, battery = COALESCE(?, battery),
+                location = COALESCE(?, location) WHERE id = ?",
+        )
+        .bind(seen)
+        .bind(battery.map(i64::from))
+        .bind(location)
+        .bind(id.to_string())
+        .execute(&self.pool)
+        .await
+        .map(|_| ())
+    }
+
+    /// The device a secret belongs to.
+    pub async fn device_by_secret(&self, secret_hash: &str) -> StoreResult<Option<DeviceRecord>> {
+        let row = sqlx::query("SELECT * FROM devices WHERE secret_hash = ?")
+            .bind(secret_hash)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(device_from_row).transpose()
+    }
+}
+
+impl Store {
+    pub async fn insert_enrollment_code(
+        &self,
+        code_hash: &str,
+        account: AccountId,
+        group: Option<uuid::Uuid>,
+        created_by: UserId,
+        expires_at: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO enrollment_codes (code_hash, account_id, group_id, created_by, created_at, expires_at)
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(code_hash)
+        .bind(account.to_string())
+        .bind(group.map(|g| g.to_string()))
+        .bind(created_by.to_string())
+        .bind(Utc::now())
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await
+        .map(|_| ())
+    }
+
+    /// Uses an enrollment code up and enrolls the device in one transaction: a device of the
+    /// same serial in the account gets a new secret (re-enrollment after a wipe keeps its links);
+    /// otherwise a new device is created, linked at once when a pre-assignment names its serial.
+    /// Answers the device and whether it is new.
+    pub async fn enroll(
+        &self,
+        code_hash: &str,
+        device: &EnrollingDevice,
+        secret_hash: &str,
+    ) -> StoreResult<Result<(DeviceRecord, bool), EnrollRefusal>> {
+        let now = Utc::now();
+        let mut tx = self.pool.begin().await?;
+        let code = sqlx::query(
+            "SELECT account_id, group_id, expires_at, used_at FROM enrollment_codes WHERE code_hash = ?",
+        )
+        .bind(code_hash)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(code) = code else {
+            return Ok(Err(EnrollRefusal::Unknown));
+        };
+        let used_at: Option<DateTime<Utc>> = code.try_get("used_at")?;
+        let expires_at: DateTime<Utc> = code.try_get("expires_at")?;
+        if used_at.is_some() {
+            return Ok(Err(EnrollRefusal::Used));
+        }
+        if expires_at <= now {
+            return Ok(Err(EnrollRefusal::Expired));
+        }
+        let account = AccountId(get_uuid(&code, "account_id")?);
+        let group = get_opt_uuid(&code, "group_id")?;
+        let existing = sqlx::query("SELECT id FROM devices WHERE account_id = ? AND serial = ?")
+            .bind(account.to_string())
+            .bind(&device.serial)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let preassigned: Option<String> = sqlx::query_scalar(
+            "SELECT p.user_id FROM device_preassignments p JOIN users u ON u.id = p.user_id
+             WHERE p.account_id = ? AND p.serial = ? AND u.deleted_at IS NULL",
+        )
+        .bind(account.to_string())
+        .bind(&device.serial)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let (id, new) = match existing {
+            Some(row) => {
+                let id: String = row.try_get("id")?;
+                sqlx::query(
+                    "UPDATE devices SET secret_hash = ?, platform = ?, model = ?, os_version = ?,
+                        user_id = COALESCE(?, user_id), last_seen_at = ? WHERE id = ?",
+                )
+                .bind(secret_hash)
+                .bind(device.platform.as_str())
+                .bind(&device.model)
+                .bind(&device.os_version)
+                .bind(&preassigned)
+                .bind(now)
+                .bind(&id)
+                .execute(&mut *tx)
+                .await?;
+                (id, false)
+            }
+            None => {
+                let id = DeviceId::new().to_string();
+                sqlx::query(
+                    "INSERT INTO devices (id, account_id, name, serial, platform, model, os_version,
+                        lost_mode, user_id, group_id, secret_hash, last_seen_at, created_at)
+                     VALUES (?, ?, ?, ?, ?, ?, ?, FALSE, ?, ?, ?, ?, ?)",
+                )
+                .bind(&id)
+                .bind(account.to_string())
+                .bind(&device.name)
+                .bind(&device.serial)
+                .bind(device.platform.as_str())
+                .bind(&device.model)
+                .bind(&device.os_version)
+                .bind(&preassigned)
+                .bind(group.map(|g| g.to_string()))
+                .bind(secret_hash)
+                .bind(now)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                (id, true)
+            }
+        };
+        sqlx::query("DELETE FROM device_preassignments WHERE account_id = ? AND serial = ?")
+            .bind(account.to_string())
+            .bind(&device.serial)
+            .execute(&mut *tx)
+            .await?;
+        // The code is taken only if nobody took it meanwhile.
+        let taken = sqlx::query(
+            "UPDATE enrollment_codes SET used_at = ?, device_id = ? WHERE code_hash = ? AND used_at IS NULL",
+        )
+        .bind(now)
+        .bind(&id)
+        .bind(code_hash)
+        .execute(&mut *tx)
+        .await?;
+        if taken.rows_affected() != 1 {
+            return Ok(Err(EnrollRefusal::Used));
+        }
+        let row = sqlx::query("SELECT * FROM devices WHERE id = ?")
+            .bind(&id)
+            .fetch_one(&mut *tx)
+            .await?;
+        let record = device_from_row(&row)?;
+        tx.commit().await?;
+        Ok(Ok((record, new)))
+    }
+
+    /// Names the user a serial is linked to when (or if already) its device enrolls. Answers
+    /// the device it linked at once, if the serial is already enrolled in the account.
+    pub async fn preassign(
+        &self,
+        account: AccountId,
+        serial: &str,
+        user: UserId,
+    ) -> StoreResult<Option<DeviceId>> {
+        let mut tx = self.pool.begin().await?;
+        let existing: Option<String> =
+            sqlx::query_scalar("SELECT id FROM devices WHERE account_id = ? AND serial = ?")
+                .bind(account.to_string())
+                .bind(serial)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let linked = match existing {
+            Some(id) => {
+                sqlx::query("UPDATE devices SET user_id = ? WHERE id = ?")
+                    .bind(user.to_string())
+                    .bind(&id)
+                    .execute(&mut *tx)
+                    .await?;
+                Some(DeviceId(id.parse().map_err(decode)?))
+            }
+            None => {
+                sqlx::query(
+                    "INSERT INTO device_preassignments (account_id, serial, user_id, created_at)
+                     VALUES (?, ?, ?, ?)
+                     ON CONFLICT (account_id, serial) DO UPDATE SET user_id = excluded.user_id,
+                        created_at = excluded.created_at",
+                )
+                .bind(account.to_string())
+                .bind(serial)
+                .bind(user.to_string())
+                .bind(Utc::now())
+                .execute(&mut *tx)
+                .await?;
+                None
+            }
+        };
+        tx.commit().await?;
+        Ok(linked)
+    }
+}
+
+impl Store {
+    pub async fn insert_command(&self, c: &CommandRecord) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO device_commands (id, device_id, account_id, action, params, status,
+                requested_by, created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(c.id.to_string())
+        .bind(c.device_id.to_string())
+        .bind(c.account_id.to_string())
+        .bind(c.action.as_str())
+        .bind(to_json(&c.params)?)
+        .bind(c.status.as_str())
+        .bind(c.requested_by.map(|u| u.to_string()))
+        .bind(c.created_at)
+        .bind(c.updated_at)
+        .execute(&self.pool)
+        .await
+        .map(|_| ())
+    }
+
+    pub async fn command(&self, id: CommandId) -> StoreResult<Option<CommandRecord>> {
+        let row = sqlx::query("SELECT * FROM device_commands WHERE id = ?")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(command_from_row).transpose()
+    }
+
+    /// Commands not yet answered, oldest first: what a connecting agent is sent.
+    pub async fn pending_commands(&self, device: DeviceId) -> StoreResult<Vec<CommandRecord>> {
+        let rows = sqlx::query(
+            "SELECT * FROM device_commands WHERE device_id = ? AND status IN ('queued', 'sent')
+             ORDER BY created_at, id",
+        )
+        .bind(device.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(command_from_row).collect()
+    }
+
+    /// Marks a command handed to the agent (a resend keeps the first `sent_at`).
+    pub async fn mark_command_sent(&self, id: CommandId) -> StoreResult<()> {
+        let now = Utc::now();
+        sqlx::query(
+            "UPDATE device_commands SET status = 'sent', sent_at = COALESCE(sent_at, ?), updated_at = ?
+             WHERE id = ? AND status IN ('queued', 'sent')",
+        )
+        .bind(now)
+        .bind(now)
+        .bind(id.to_string())
+        .execute(&self.pool)
+        .await
+        .map(|_| ())
+    }
+
+    /// Records the agent's answer and, in the same transaction, what it changes on the device
+    /// (lost mode, location, the secret after a wipe), so that a command seen `done` has taken
+    /// effect. `None` when the command is not the device's or already answered (a repeated ack
+    /// changes nothing).
+    pub async fn finish_command(
+        &self,
+        id: CommandId,
+        device: DeviceId,
+        status: CommandStatus,
+        result: Option<&serde_json::Value>,
+    ) -> StoreResult<Option<(CommandRecord, Vec<Effect>)>> {
+        let now = Utc::now();
+        let result_text = result.map(to_json).transpose()?;
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
+            "UPDATE device_commands SET status = ?, result = ?, finished_at = ?, updated_at = ?
+             WHERE id = ? AND device_id = ? AND status IN ('queued', 'sent')",
+        )
+        .bind(status.as_str())
+        .bind(result_text)
+        .bind(now)
+        .bind(now)
+        .bind(id.to_string())
+        .bind(device.to_string())
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() != 1 {
+            return Ok(None);
+        }
+        let row = sqlx::query("SELECT * FROM device_commands WHERE id = ?")
+            .bind(id.to_string())
+            .fetch_one(&mut *tx)
+            .await?;
+        let command = command_from_row(&row)?;
+        let changes = effects(command.action, status, command.result.as_ref(), now);
+        for effect in &changes {
+            let query = match effect {
+                Effect::LostMode(on) => {
+                    sqlx::query("UPDATE devices SET lost_mode = ? WHERE id = ?").bind(*on)
+                }
+                Effect::Location(l) => {
+                    sqlx::query("UPDATE devices SET location = ? WHERE id = ?").bind(to_json(l)?)
+                }
+                Effect::SecretEnded => {
+                    sqlx::query("UPDATE devices SET secret_hash = NULL WHERE id = ?")
+                }
+            };
+            query.bind(device.to_string()).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(Some((command, changes)))
+    }
+}

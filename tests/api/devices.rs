@@ -1,0 +1,485 @@
+//! Devices: admin CRUD within groups, linking (manual, CSV, pre-assignment), enrollment and
+//! the agent's WebSocket with its commands and telemetry.
+
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+async fn import(app: &TestApp, t: &Tenant, csv: impl Into<reqwest::Body>) -> (u16, Value) {
+    let res = app
+        .http
+        .post(app.url(&format!("/accounts/{}/devices/import", t.id)))
+        .bearer_auth(&t.admin)
+        .header("Content-Type", "text/csv")
+        .body(csv)
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+async fn device_user(app: &TestApp, t: &Tenant, device: &str) -> Value {
+    let (status, body) = app.get(&format!("/devices/{device}"), &t.admin).await;
+    assert_eq!(status, 200, "{body}");
+    body["user_id"].clone()
+}
+
+#[actix_web::test]
+async fn admins_manage_devices_and_see_only_their_groups() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("Acme").await;
+    let (_, g1) = app
+        .post(
+            &format!("/accounts/{}/groups", t.id),
+            &t.admin,
+            json!({"name": "Berlin"}),
+        )
+        .await;
+    let (_, g2) = app
+        .post(
+            &format!("/accounts/{}/groups", t.id),
+            &t.admin,
+            json!({"name": "Munich"}),
+        )
+        .await;
+    let mut ids = Vec::new();
+    for (serial, group) in [("B-1", &g1), ("M-1", &g2)] {
+        let (status, body) = app
+            .post(
+                &format!("/accounts/{}/devices", t.id),
+                &t.admin,
+                json!({"name": serial, "serial": serial, "platform": "android",
+                       "model": "Pixel 9", "group_id": group["id"]}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        assert_eq!(body["platform"], "android");
+        assert_eq!(body["lost_mode"], false);
+        assert_eq!(body["online"], false);
+        ids.push(body["id"].as_str().unwrap().to_string());
+    }
+    // The serial is unique in the account.
+    let (status, body) = app
+        .post(
+            &format!("/accounts/{}/devices", t.id),
+            &t.admin,
+            json!({"name": "again", "serial": "B-1", "platform": "ios"}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("serial_taken"))
+    );
+    // Bad input changes nothing.
+    for bad in [
+        json!({"name": "x", "serial": "has space", "platform": "ios"}),
+        json!({"name": "", "serial": "E-1", "platform": "ios"}),
+        json!({"name": "x", "serial": "E-2", "platform": "ios", "group_id": uuid::Uuid::nil()}),
+    ] {
+        let (status, _) = app
+            .post(&format!("/accounts/{}/devices", t.id), &t.admin, bad)
+            .await;
+        assert_eq!(status, 422);
+    }
+    let (status, _) = app
+        .post(
+            &format!("/accounts/{}/devices", t.id),
+            &t.admin,
+            json!({"name": "x", "serial": "E-3", "platform": "blackberry"}),
+        )
+        .await;
+    assert_eq!(status, 400);
+    let (_, all) = app
+        .get(&format!("/accounts/{}/devices", t.id), &t.admin)
+        .await;
+    assert_eq!(all.as_array().unwrap().len(), 2);
+
+    // A technician limited to Berlin sees Berlin's device only.
+    let (tech_id, tech) = app.user(&t, "tech", &["devices"]).await;
+    let rights = json!({"areas": ["devices"], "objects": {"create": true, "edit": true, "delete": true},
+                        "groups": [g1["id"]], "roles": []});
+    let (status, _) = app
+        .call(
+            "PUT",
+            &format!("/users/{tech_id}/rights"),
+            Some(&t.admin),
+            Some(rights),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (_, seen) = app.get(&format!("/accounts/{}/devices", t.id), &tech).await;
+    let serials: Vec<&str> = seen
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["serial"].as_str().unwrap())
+        .collect();
+    assert_eq!(serials, ["B-1"]);
+    let (status, _) = app.get(&format!("/devices/{}", ids[1]), &tech).await;
+    assert_eq!(status, 404);
+    let (status, _) = app
+        .call("DELETE", &format!("/devices/{}", ids[1]), Some(&tech), None)
+        .await;
+    assert_eq!(status, 404);
+
+    // Edit, and another account never sees the device.
+    let (status, body) = app
+        .call(
+            "PATCH",
+            &format!("/devices/{}", ids[0]),
+            Some(&t.admin),
+            Some(json!({"name": "Reception phone", "os_version": "15"})),
+        )
+        .await;
+    assert_eq!(
+        (status, body["name"].as_str()),
+        (200, Some("Reception phone"))
+    );
+    let other = app.tenant("Other").await;
+    for (method, path) in [
+        ("GET", format!("/devices/{}", ids[0])),
+        ("PATCH", format!("/devices/{}", ids[0])),
+        ("DELETE", format!("/devices/{}", ids[0])),
+    ] {
+        let (status, _) = app
+            .call(method, &path, Some(&other.admin), Some(json!({})))
+            .await;
+        assert_eq!(status, 404, "{method} {path}");
+    }
+    let (status, _) = app
+        .get(&format!("/accounts/{}/devices", t.id), &other.admin)
+        .await;
+    assert_eq!(status, 404);
+    let (_, no_devices) = app.user(&t, "nodev", &["sessions"]).await;
+    let (status, _) = app.get(&format!("/devices/{}", ids[0]), &no_devices).await;
+    assert_eq!(status, 403);
+
+    let (status, _) = app
+        .call(
+            "DELETE",
+            &format!("/devices/{}", ids[0]),
+            Some(&t.admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, 204);
+    let (status, _) = app.get(&format!("/devices/{}", ids[0]), &t.admin).await;
+    assert_eq!(status, 404);
+    let audit = app.audit_actions(&t).await;
+    for action in ["device.created", "device.changed", "device.deleted"] {
+        assert!(audit.iter().any(|a| a == action), "{action} in {audit:?}");
+    }
+}
+
+#[actix_web::test]
+async fn devices_are_linked_by_hand_and_the_link_is_checked() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("Acme").await;
+    let device = app.device(&t, "S-1", "ios").await;
+    let (ann, _) = app.user(&t, "ann", &[]).await;
+    app.link(&t, &device, Some(&ann)).await;
+    assert_eq!(device_user(&app, &t, &device).await, json!(ann));
+    // Another account's user cannot be linked; nothing changes.
+    let other = app.tenant("Other").await;
+    let (stranger, _) = app.user(&other, "stranger", &[]).await;
+    let (status, body) = app
+        .call(
+            "PUT",
+            &format!("/devices/{device}/user"),
+            Some(&t.admin),
+            Some(json!({"user_id": stranger})),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (422, Some("unknown_user"))
+    );
+    assert_eq!(device_user(&app, &t, &device).await, json!(ann));
+    app.link(&t, &device, None).await;
+    assert_eq!(device_user(&app, &t, &device).await, Value::Null);
+    assert!(
+        app.audit_actions(&t)
+            .await
+            .iter()
+            .any(|a| a == "device.linked")
+    );
+}
+
+#[actix_web::test]
+async fn csv_import_reports_every_row_and_refuses_bad_files_whole() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("Acme").await;
+    let s1 = app.device(&t, "S1", "ios").await;
+    let s2 = app.device(&t, "S2", "android").await;
+    let (ann, _) = app.user(&t, "ann", &[]).await;
+    app.user(&t, "bob", &[]).await;
+
+    // A bad header and a malformed row change nothing.
+    let (status, body) = import(&app, &t, "serial;username\nS1;ann\n").await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("invalid_csv_header"))
+    );
+    let (status, body) = import(&app, &t, "serial,username\nS1,ann\nS2\n").await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("invalid_csv"))
+    );
+    assert_eq!(device_user(&app, &t, &s1).await, Value::Null);
+    // Over 10 MB: refused whole.
+    let mut big = String::from("serial,username\n");
+    while big.len() <= 10 * 1024 * 1024 {
+        big.push_str("S1,ann\n");
+    }
+    let (status, body) = import(&app, &t, big).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (413, Some("file_too_large"))
+    );
+    assert_eq!(device_user(&app, &t, &s1).await, Value::Null);
+
+    let csv = "serial,username\nS1,ann\nS9,ann\nS2,nobody\nS1,bob\n";
+    let (status, report) = import(&app, &t, csv).await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(
+        report,
+        json!([
+            {"line": 2, "serial": "S1", "username": "ann", "outcome": "linked"},
+            {"line": 3, "serial": "S9", "username": "ann", "outcome": "unknown_serial"},
+            {"line": 4, "serial": "S2", "username": "nobody", "outcome": "unknown_user"},
+            {"line": 5, "serial": "S1", "username": "bob", "outcome": "duplicate"},
+        ])
+    );
+    assert_eq!(device_user(&app, &t, &s1).await, json!(ann));
+    assert_eq!(device_user(&app, &t, &s2).await, Value::Null);
+    assert!(
+        app.audit_actions(&t)
+            .await
+            .iter()
+            .any(|a| a == "device.imported")
+    );
+    // Another account cannot import into this one.
+    let other = app.tenant("Other").await;
+    let (status, _) = import(
+        &app,
+        &Tenant {
+            admin: other.admin.clone(),
+            ..t
+        },
+        "serial,username\n",
+    )
+    .await;
+    assert_eq!(status, 404);
+}
+
+#[actix_web::test]
+async fn enrollment_codes_are_single_use_and_preassignment_links_on_enrollment() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("Acme").await;
+    let (ann, _) = app.user(&t, "ann", &[]).await;
+    let (status, body) = app
+        .post(
+            &format!("/accounts/{}/enrollments", t.id),
+            &t.admin,
+            json!({"serial": "P-1", "username": "ann"}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["linked_device_id"].clone()),
+        (201, Value::Null),
+        "{body}"
+    );
+    let (status, body) = app
+        .post(
+            &format!("/accounts/{}/enrollments", t.id),
+            &t.admin,
+            json!({"serial": "P-2", "username": "nobody"}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (422, Some("unknown_user"))
+    );
+
+    let code = app.enrollment_code(&t).await;
+    let (device, secret) = app.enroll(&code, "P-1", "android").await;
+    assert!(secret.len() >= 22, "a secret of at least 128 bits");
+    let (_, d) = app.get(&format!("/devices/{device}"), &t.admin).await;
+    assert_eq!(
+        (d["user_id"].clone(), d["model"].as_str()),
+        (json!(ann), Some("Pixel 9"))
+    );
+
+    // Used twice: 410; unknown: 404; bad input: 422 and the code is not used up.
+    let enroll = |code: String, serial: &'static str| {
+        let app = &app;
+        async move {
+            app.call(
+                "POST",
+                "/enroll",
+                None,
+                Some(json!({"code": code, "serial": serial, "platform": "ios", "name": "x"})),
+            )
+            .await
+        }
+    };
+    let (status, body) = enroll(code.clone(), "P-3").await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (410, Some("enrollment_code_used"))
+    );
+    let (status, _) = enroll("sbe_nonsense".into(), "P-3").await;
+    assert_eq!(status, 404);
+    let fresh = app.enrollment_code(&t).await;
+    let (status, _) = enroll(fresh.clone(), "bad serial").await;
+    assert_eq!(status, 422);
+    let (status, _) = enroll(fresh, "P-3").await;
+    assert_eq!(status, 201);
+    let (status, body) = app
+        .post(
+            &format!("/accounts/{}/enrollment-codes", t.id),
+            &t.admin,
+            json!({"expires_in_hours": 0}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (422, Some("invalid_expiry"))
+    );
+
+    // A pre-assignment of an enrolled serial links at once.
+    let (status, body) = app
+        .post(
+            &format!("/accounts/{}/enrollments", t.id),
+            &t.admin,
+            json!({"serial": "P-3", "username": "ann"}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let linked = body["linked_device_id"].as_str().unwrap().to_string();
+    assert_eq!(device_user(&app, &t, &linked).await, json!(ann));
+    let audit = app.audit_actions(&t).await;
+    for action in [
+        "device.preassigned",
+        "device.enrolled",
+        "device.enrollment_code_created",
+    ] {
+        assert!(audit.iter().any(|a| a == action), "{action} in {audit:?}");
+    }
+}
+
+#[actix_web::test]
+async fn agents_get_waiting_commands_on_connect_and_report_telemetry() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("Acme").await;
+    let code = app.enrollment_code(&t).await;
+    let (device, secret) = app.enroll(&code, "A-1", "ios").await;
+    let (ann, user) = app.self_service_user(&t, "ann", "self-service-full").await;
+    app.link(&t, &device, Some(&ann)).await;
+
+    // Queued while the agent is offline.
+    let (status, queued) = app
+        .post(
+            &format!("/me/devices/{device}/actions"),
+            &user,
+            json!({"action": "lost_mode_on"}),
+        )
+        .await;
+    assert_eq!((status, queued["status"].as_str()), (202, Some("queued")));
+    let command = queued["command_id"].as_str().unwrap().to_string();
+    let progress = format!("/me/devices/{device}/actions/{command}");
+    let (_, c) = app.get(&progress, &user).await;
+    assert_eq!(c["status"], "queued");
+
+    // A wrong secret is refused before the upgrade.
+    assert_eq!(app.ws_device("sbd_wrong").await.err(), Some(401));
+    let mut agent = app.ws_device(&secret).await.unwrap();
+    let frame = agent.expect("command").await;
+    assert_eq!(
+        (frame["id"].as_str(), frame["action"].as_str()),
+        (Some(command.as_str()), Some("lost_mode_on"))
+    );
+    assert!(eventually(|| async { app.get(&progress, &user).await.1["status"] == "sent" }).await);
+    agent
+        .send_json(json!({"type": "ack", "command_id": command, "status": "done"}))
+        .await;
+    assert!(eventually(|| async { app.get(&progress, &user).await.1["status"] == "done" }).await);
+    let (_, c) = app.get(&progress, &user).await;
+    assert!(
+        c["created_at"].is_string() && c["updated_at"].is_string() && c["finished_at"].is_string()
+    );
+    let (_, d) = app.get(&format!("/me/devices/{device}"), &user).await;
+    assert_eq!(
+        (d["lost_mode"].clone(), d["online"].clone()),
+        (json!(true), json!(true))
+    );
+
+    // A command for a connected agent goes out at once; locate updates the location.
+    let (_, queued) = app
+        .post(
+            &format!("/me/devices/{device}/actions"),
+            &user,
+            json!({"action": "locate"}),
+        )
+        .await;
+    let frame = agent.expect("command").await;
+    assert_eq!(frame["action"], "locate");
+    agent
+        .send_json(
+            json!({"type": "ack", "command_id": queued["command_id"], "status": "done",
+                          "result": {"lat": 48.137, "lon": 11.575, "accuracy_m": 12.0}}),
+        )
+        .await;
+    assert!(
+        eventually(|| async {
+            app.get(&format!("/me/devices/{device}"), &user).await.1["location"]["lat"] == 48.137
+        })
+        .await
+    );
+
+    // Telemetry updates battery, location and last seen; bad frames get an error, not a close.
+    agent
+        .send_json(json!({"type": "telemetry", "battery": 42, "location": {"lat": 1.5, "lon": 2.5, "accuracy_m": 3.0}}))
+        .await;
+    assert!(
+        eventually(|| async {
+            let d = app.get(&format!("/devices/{device}"), &t.admin).await.1;
+            d["battery"] == 42 && d["location"]["lon"] == 2.5 && d["last_seen_at"].is_string()
+        })
+        .await
+    );
+    agent.send_text("{not json").await;
+    assert_eq!(agent.expect("error").await["code"], "invalid_frame");
+    agent.send_json(json!({"type": "dance"})).await;
+    assert_eq!(agent.expect("error").await["code"], "unknown_type");
+    agent
+        .send_json(json!({"type": "telemetry", "battery": 250}))
+        .await;
+    assert_eq!(agent.expect("error").await["code"], "invalid_frame");
+    // An ack for an unknown command changes nothing.
+    agent
+        .send_json(json!({"type": "ack", "command_id": uuid::Uuid::nil(), "status": "done"}))
+        .await;
+
+    // A second connection with the same secret replaces the first.
+    let mut second = app.ws_device(&secret).await.unwrap();
+    assert_eq!(agent.expect_close().await, Some(4009));
+    second
+        .expect_silence(std::time::Duration::from_millis(300), &[])
+        .await;
+    let (_, d) = app.get(&format!("/devices/{device}"), &t.admin).await;
+    assert_eq!(d["online"], true);
+    // Deleting the device ends its connection.
+    let (status, _) = app
+        .call(
+            "DELETE",
+            &format!("/devices/{device}"),
+            Some(&t.admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, 204);
+    assert_eq!(second.expect_close().await, Some(4003));
+    assert_eq!(app.ws_device(&secret).await.err(), Some(401));
+}

@@ -1,0 +1,365 @@
+//! The self-service portal and the reference agent, end to end.
+
+use std::{sync::Arc, time::Duration};
+
+use serde_json::json;
+use support_broker::{
+    agent::{self, AgentOptions, DeviceState, Enrollment, Exit},
+    domain::device::Platform,
+};
+use tokio_util::sync::CancellationToken;
+
+use crate::helpers::*;
+
+const PLATFORMS: [&str; 4] = ["ios", "android", "windows", "macos"];
+
+/// The contract's table: action → supported on ios, android, windows, macos.
+const TABLE: [(&str, [bool; 4]); 6] = [
+    ("lost_mode_on", [true, true, false, false]),
+    ("lost_mode_off", [true, true, false, false]),
+    ("locate", [true, true, true, false]),
+    ("wipe", [true, true, true, true]),
+    ("lock", [true, true, false, true]),
+    ("reset_passcode", [true, true, false, false]),
+];
+
+#[actix_web::test]
+async fn every_action_follows_the_platform_table() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("Acme").await;
+    let (uid, user) = app.self_service_user(&t, "ann", "self-service-full").await;
+    for (i, platform) in PLATFORMS.into_iter().enumerate() {
+        let device = app.device(&t, &format!("T-{platform}"), platform).await;
+        app.link(&t, &device, Some(&uid)).await;
+        for (action, row) in TABLE {
+            let (status, body) = app
+                .post(
+                    &format!("/me/devices/{device}/actions"),
+                    &user,
+                    json!({"action": action, "password": PASSWORD}),
+                )
+                .await;
+            if row[i] {
+                assert_eq!(
+                    (status, body["status"].as_str()),
+                    (202, Some("queued")),
+                    "{action} on {platform}"
+                );
+            } else {
+                assert_eq!(
+                    (status, body["error"]["code"].as_str()),
+                    (422, Some("action_not_supported")),
+                    "{action} on {platform}"
+                );
+            }
+        }
+    }
+    let (status, _) = app
+        .post(
+            "/me/devices/00000000-0000-0000-0000-000000000000/actions",
+            &user,
+            json!({"action": "lock"}),
+        )
+        .await;
+    assert_eq!(status, 404);
+    let (_, devices) = app.get("/me/devices", &user).await;
+    let device = devices[0]["id"].as_str().unwrap();
+    let (status, _) = app
+        .post(
+            &format!("/me/devices/{device}/actions"),
+            &user,
+            json!({"action": "explode"}),
+        )
+        .await;
+    assert_eq!(status, 400);
+    let audit = app.audit_actions(&t).await;
+    assert!(audit.iter().filter(|a| *a == "device.action").count() >= 14);
+}
+
+#[actix_web::test]
+async fn read_access_looks_and_only_own_devices_are_seen() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("Acme").await;
+    let (reader_id, reader) = app.self_service_user(&t, "rita", "self-service-read").await;
+    let (full_id, full) = app.self_service_user(&t, "fred", "self-service-full").await;
+    let (_, nobody) = app.user(&t, "nora", &["devices"]).await;
+    let rita_phone = app.device(&t, "R-1", "ios").await;
+    let fred_phone = app.device(&t, "F-1", "android").await;
+    app.link(&t, &rita_phone, Some(&reader_id)).await;
+    app.link(&t, &fred_phone, Some(&full_id)).await;
+
+    let (status, list) = app.get("/me/devices", &reader).await;
+    assert_eq!(status, 200);
+    let serials: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["serial"].as_str().unwrap())
+        .collect();
+    assert_eq!(serials, ["R-1"]);
+    assert_eq!(list[0]["model"], "");
+    let (status, body) = app
+        .post(
+            &format!("/me/devices/{rita_phone}/actions"),
+            &reader,
+            json!({"action": "lock"}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("read_only"))
+    );
+    // Another user's device does not exist for the caller.
+    for path in [
+        format!("/me/devices/{fred_phone}"),
+        format!("/me/devices/{fred_phone}/actions/{}", uuid::Uuid::nil()),
+    ] {
+        let (status, _) = app.get(&path, &reader).await;
+        assert_eq!(status, 404, "{path}");
+    }
+    let (status, _) = app
+        .post(
+            &format!("/me/devices/{fred_phone}/actions"),
+            &reader,
+            json!({"action": "lock"}),
+        )
+        .await;
+    assert_eq!(status, 404);
+    // A command id of another device is not found either.
+    let (_, queued) = app
+        .post(
+            &format!("/me/devices/{fred_phone}/actions"),
+            &full,
+            json!({"action": "lock"}),
+        )
+        .await;
+    let (status, _) = app
+        .get(
+            &format!(
+                "/me/devices/{rita_phone}/actions/{}",
+                queued["command_id"].as_str().unwrap()
+            ),
+            &reader,
+        )
+        .await;
+    assert_eq!(status, 404);
+    // Without a self-service role: 403, whatever the admin areas.
+    let (status, body) = app.get("/me/devices", &nobody).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("self_service_denied"))
+    );
+    let (status, _) = app.get("/me/devices", "sbt_not_a_token").await;
+    assert_eq!(status, 401);
+}
+
+#[actix_web::test]
+async fn wipe_needs_the_password_and_a_refused_wipe_sends_nothing() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("Acme").await;
+    let (uid, user) = app.self_service_user(&t, "ann", "self-service-full").await;
+    let code = app.enrollment_code(&t).await;
+    let (device, secret) = app.enroll(&code, "W-1", "android").await;
+    app.link(&t, &device, Some(&uid)).await;
+    let mut agent = app.ws_device(&secret).await.unwrap();
+    for body in [
+        json!({"action": "wipe"}),
+        json!({"action": "wipe", "password": "wrong password"}),
+        json!({"action": "wipe", "password": ""}),
+    ] {
+        let (status, answer) = app
+            .post(&format!("/me/devices/{device}/actions"), &user, body)
+            .await;
+        assert_eq!(
+            (status, answer["error"]["code"].as_str()),
+            (403, Some("reauth_required"))
+        );
+    }
+    agent.expect_silence(Duration::from_millis(300), &[]).await;
+    let (status, queued) = app
+        .post(
+            &format!("/me/devices/{device}/actions"),
+            &user,
+            json!({"action": "wipe", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(status, 202);
+    let frame = agent.expect("command").await;
+    assert_eq!(
+        (frame["action"].as_str(), frame["id"].clone()),
+        (Some("wipe"), queued["command_id"].clone())
+    );
+    agent
+        .send_json(json!({"type": "ack", "command_id": queued["command_id"], "status": "done"}))
+        .await;
+    // A wiped device's secret ends: it must enroll again.
+    assert_eq!(agent.expect_close().await, Some(4003));
+    assert_eq!(app.ws_device(&secret).await.err(), Some(401));
+}
+
+fn agent_options(app: &TestApp, dir: &std::path::Path, enroll: Option<Enrollment>) -> AgentOptions {
+    AgentOptions {
+        server: app.base.clone(),
+        identity_file: dir.join("identity.json"),
+        enroll,
+        position: (47.37, 8.54),
+        battery: 64,
+        telemetry_every: Duration::from_millis(200),
+        max_backoff: Duration::from_secs(1),
+    }
+}
+
+fn watch(state: &agent::SharedState) -> DeviceState {
+    state.lock().unwrap().clone()
+}
+
+#[actix_web::test]
+async fn the_reference_agent_serves_commands_sessions_and_a_wipe() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("Acme").await;
+    let (uid, user) = app.self_service_user(&t, "ann", "self-service-full").await;
+    let (_, tech) = app.user(&t, "tech", &["sessions", "devices"]).await;
+    // Pre-assigned, so the device is the user's from its enrollment on.
+    let (status, _) = app
+        .post(
+            &format!("/accounts/{}/enrollments", t.id),
+            &t.admin,
+            json!({"serial": "REF-1", "username": "ann"}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let dir = tempfile::tempdir().unwrap();
+    let enrollment = Enrollment {
+        code: app.enrollment_code(&t).await,
+        serial: "REF-1".into(),
+        platform: Platform::Ios,
+        model: "iPhone 16".into(),
+        name: "Ann's phone".into(),
+        os_version: "18.1".into(),
+    };
+    let state: agent::SharedState = Arc::default();
+    let stop = CancellationToken::new();
+    let running = tokio::spawn(agent::run(
+        agent_options(&app, dir.path(), Some(enrollment)),
+        state.clone(),
+        stop.clone(),
+    ));
+    assert!(eventually(|| async { watch(&state).connected }).await);
+    let (_, devices) = app.get("/me/devices", &user).await;
+    let device = devices[0]["id"].as_str().unwrap().to_string();
+    assert_eq!(devices[0]["user_id"], json!(uid));
+    assert!(
+        eventually(|| async {
+            app.get(&format!("/me/devices/{device}"), &user).await.1["battery"] == 64
+        })
+        .await
+    );
+
+    // Lock and lost mode change the agent's state; the commands end done.
+    for action in ["lock", "lost_mode_on"] {
+        let (status, queued) = app
+            .post(
+                &format!("/me/devices/{device}/actions"),
+                &user,
+                json!({"action": action}),
+            )
+            .await;
+        assert_eq!(status, 202);
+        let progress = format!(
+            "/me/devices/{device}/actions/{}",
+            queued["command_id"].as_str().unwrap()
+        );
+        assert!(
+            eventually(|| async { app.get(&progress, &user).await.1["status"] == "done" }).await,
+            "{action}"
+        );
+    }
+    let local = watch(&state);
+    assert!(local.locked && local.lost_mode);
+    let (_, d) = app.get(&format!("/me/devices/{device}"), &user).await;
+    assert_eq!(d["lost_mode"], true);
+
+    // A technician starts a session on the device: the agent joins as the customer.
+    let (status, created) = app
+        .post(
+            "/sessions",
+            &tech,
+            json!({"subject": "Phone help", "device_id": device}),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let session = created["id"].as_str().unwrap().to_string();
+    let mut ws = app.ws_technician(&tech, &session).await;
+    let chat = ws.expect("chat").await;
+    assert_eq!(
+        (chat["from"]["role"].as_str(), chat["text"].as_str()),
+        (Some("customer"), Some("Ann's phone is connected."))
+    );
+    let (_, view) = app.get(&format!("/sessions/{session}"), &tech).await;
+    let roles: Vec<&str> = view["participants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["role"].as_str().unwrap())
+        .collect();
+    assert!(roles.contains(&"customer"), "{view}");
+
+    // Wipe: the agent forgets its identity and stops; it comes back only with a new code.
+    let (status, _) = app
+        .post(
+            &format!("/me/devices/{device}/actions"),
+            &user,
+            json!({"action": "wipe", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(status, 202);
+    let exit = tokio::time::timeout(Duration::from_secs(5), running)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(exit, Exit::Wiped);
+    assert!(watch(&state).wiped);
+    assert!(!dir.path().join("identity.json").exists());
+    let again = agent::run(
+        agent_options(&app, dir.path(), None),
+        state.clone(),
+        stop.clone(),
+    )
+    .await;
+    assert!(again.is_err(), "no identity without a new code");
+    let (_, d) = app.get(&format!("/me/devices/{device}"), &user).await;
+    assert_eq!(
+        (d["lost_mode"].clone(), d["online"].clone()),
+        (json!(false), json!(false))
+    );
+    stop.cancel();
+}
+
+#[actix_web::test]
+async fn a_session_on_an_offline_or_unknown_device_is_refused() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("Acme").await;
+    let (_, tech) = app.user(&t, "tech", &["sessions"]).await;
+    let device = app.device(&t, "OFF-1", "windows").await;
+    let (status, body) = app
+        .post(
+            "/sessions",
+            &tech,
+            json!({"subject": "x", "device_id": device}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("device_offline"))
+    );
+    let other = app.tenant("Other").await;
+    let (status, _) = app
+        .post(
+            "/sessions",
+            &other.admin,
+            json!({"subject": "x", "device_id": device}),
+        )
+        .await;
+    assert_eq!(status, 404);
+}
