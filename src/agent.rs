@@ -281,7 +281,20 @@ async fn connect_once(
                                 let (ack, wiped) = answer(&frame, opts, state);
                                 tx.send(Message::text(ack.to_string())).await?;
                                 if wiped {
-                                    let _ = tx.send(Message::Close(None)).await;
+                                    // The broker records the wipe and then closes (4003). Hanging
+                                    // up first could reset the connection and lose the ack.
+                                    let drained = tokio::time::timeout(Duration::from_secs(5), async {
+                                        while let Some(Ok(msg)) = rx.next().await {
+                                            if matches!(msg, Message::Close(_)) {
+                                                break;
+                                            }
+                                        }
+                                    })
+                                    .await;
+                                    if drained.is_err() {
+                                        tracing::warn!("the broker did not close after the wipe");
+                                    }
+                                    let _ = tx.close().await;
                                     return Ok(Some(Exit::Wiped));
                                 }
                             }

@@ -78,7 +78,7 @@ impl DeviceActor {
         }
     }
 
-    fn deliver(&mut self, command: &CommandRecord, ctx: &mut Context<Self>) {
+    fn deliver(&mut self, command: &CommandRecord) {
         if command.status.is_final() || !self.sent.insert(command.id) {
             return;
         }
@@ -96,14 +96,12 @@ impl DeviceActor {
         tracing::info!(device = %self.device, command = %command.id, action = command.action.as_str(), "command sent");
         let store = self.store.clone();
         let id = command.id;
-        ctx.spawn(
-            async move {
-                if let Err(err) = store.mark_command_sent(id).await {
-                    tracing::error!(command = %id, error = %err, "command state not written");
-                }
+        // Detached from the actor: a write in flight survives the connection's end.
+        actix::spawn(async move {
+            if let Err(err) = store.mark_command_sent(id).await {
+                tracing::error!(command = %id, error = %err, "command state not written");
             }
-            .into_actor(self),
-        );
+        });
     }
 
     fn refuse(&mut self, err: FrameError, ctx: &mut Context<Self>) {
@@ -141,17 +139,14 @@ impl DeviceActor {
                     Some(Some(l)) => Some(l),
                     None => None,
                 };
-                ctx.spawn(
-                    async move {
-                        if let Err(err) = store
-                            .record_telemetry(device, battery, location.as_ref(), now)
-                            .await
-                        {
-                            tracing::error!(device = %device, error = %err, "telemetry not written");
-                        }
+                actix::spawn(async move {
+                    if let Err(err) = store
+                        .record_telemetry(device, battery, location.as_ref(), now)
+                        .await
+                    {
+                        tracing::error!(device = %device, error = %err, "telemetry not written");
                     }
-                    .into_actor(self),
-                );
+                });
             }
             AgentFrame::Ack {
                 command_id,
@@ -172,13 +167,21 @@ impl DeviceActor {
                     }
                     Ok::<_, sqlx::Error>(wiped)
                 };
-                ctx.spawn(work.into_actor(self).map(|res, act, ctx| match res {
-                    Ok(true) => act.close(close_code::ACCESS_REVOKED, "wiped", ctx),
-                    Ok(false) => {}
-                    Err(err) => {
-                        tracing::error!(device = %act.device, error = %err, "command answer not written")
+                // Detached: an ack followed at once by a close is still recorded. A wiped
+                // device's connection is closed once its secret has ended.
+                let addr = ctx.address();
+                actix::spawn(async move {
+                    match work.await {
+                        Ok(true) => addr.do_send(Disconnect {
+                            code: close_code::ACCESS_REVOKED,
+                            reason: "wiped",
+                        }),
+                        Ok(false) => {}
+                        Err(err) => {
+                            tracing::error!(device = %device, error = %err, "command answer not written")
+                        }
                     }
-                }));
+                });
             }
         }
     }
@@ -206,10 +209,10 @@ impl Actor for DeviceActor {
                 store.pending_commands(device).await
             }
             .into_actor(self)
-            .map(|res, act, ctx| match res {
+            .map(|res, act, _| match res {
                 Ok(commands) => {
                     for command in &commands {
-                        act.deliver(command, ctx);
+                        act.deliver(command);
                     }
                 }
                 Err(err) => {
@@ -275,8 +278,8 @@ impl StreamHandler<Result<AggregatedMessage, ProtocolError>> for DeviceActor {
 impl Handler<Deliver> for DeviceActor {
     type Result = ();
 
-    fn handle(&mut self, msg: Deliver, ctx: &mut Self::Context) {
-        self.deliver(&msg.0, ctx);
+    fn handle(&mut self, msg: Deliver, _: &mut Self::Context) {
+        self.deliver(&msg.0);
     }
 }
 

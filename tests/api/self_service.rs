@@ -289,20 +289,33 @@ async fn the_reference_agent_serves_commands_sessions_and_a_wipe() {
         .await;
     assert_eq!(status, 201, "{created}");
     let session = created["id"].as_str().unwrap().to_string();
-    let mut ws = app.ws_technician(&tech, &session).await;
-    let chat = ws.expect("chat").await;
-    assert_eq!(
-        (chat["from"]["role"].as_str(), chat["text"].as_str()),
-        (Some("customer"), Some("Ann's phone is connected."))
+    // The agent may join before the technician's socket is up, so its greeting is read from
+    // the session's transcript (the report of a live session).
+    let greeted =
+        eventually(|| async {
+            let report = app.report(&tech, &session).await;
+            report["chat"].as_array().unwrap().iter().any(|c| {
+                c["from"]["role"] == "customer" && c["text"] == "Ann's phone is connected."
+            })
+        })
+        .await;
+    assert!(greeted, "the agent joined as the customer and greeted");
+    assert!(
+        watch(&state)
+            .sessions
+            .iter()
+            .any(|s| s.to_string() == session)
     );
+    let _ws = app.ws_technician(&tech, &session).await;
     let (_, view) = app.get(&format!("/sessions/{session}"), &tech).await;
-    let roles: Vec<&str> = view["participants"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["role"].as_str().unwrap())
-        .collect();
-    assert!(roles.contains(&"customer"), "{view}");
+    assert!(
+        view["participants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["role"] == "customer"),
+        "{view}"
+    );
 
     // Wipe: the agent forgets its identity and stops; it comes back only with a new code.
     let (status, _) = app
@@ -328,11 +341,14 @@ async fn the_reference_agent_serves_commands_sessions_and_a_wipe() {
     )
     .await;
     assert!(again.is_err(), "no identity without a new code");
+    // The wipe's ack, sent just before the agent hung up, is recorded all the same.
+    let settled = eventually(|| async {
+        let (_, d) = app.get(&format!("/me/devices/{device}"), &user).await;
+        d["lost_mode"] == false && d["online"] == false
+    })
+    .await;
     let (_, d) = app.get(&format!("/me/devices/{device}"), &user).await;
-    assert_eq!(
-        (d["lost_mode"].clone(), d["online"].clone()),
-        (json!(false), json!(false))
-    );
+    assert!(settled, "after the wipe: {d}");
     stop.cancel();
 }
 
