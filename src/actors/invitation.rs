@@ -8,14 +8,14 @@ use actix::prelude::*;
 use chrono::Utc;
 
 use super::{
-    messages::{InvitationClosed, Redeem, RedeemError, RedeemGrant, Revoke},
+    messages::{InvitationClosed, Peek, Redeem, RedeemError, RedeemGrant, Revoke},
     registry::Registry,
     session::SessionActor,
 };
 use crate::{
     domain::{
         ids::{InvitationId, ParticipantId, PolicyId, SessionId},
-        invitation::{Invitation, Outcome},
+        invitation::{Invitation, Outcome, Refusal},
         permissions::PermissionSet,
     },
     store::Store,
@@ -50,7 +50,8 @@ impl InvitationActor {
         self.session.do_send(InvitationClosed {
             invitation_id: self.id,
         });
-        self.registry.remove_invitation(self.id);
+        // The actor stays registered until the outcome is stored: whoever finds neither the
+        // actor nor a final outcome in the store would take a finished invitation as pending.
         let store = self.store.clone();
         let id = self.id;
         Box::pin(
@@ -64,7 +65,8 @@ impl InvitationActor {
                 }
             }
             .into_actor(self)
-            .map(|changed, _, ctx: &mut Context<Self>| {
+            .map(|changed, act: &mut Self, ctx: &mut Context<Self>| {
+                act.registry.remove_invitation(act.id);
                 ctx.stop();
                 changed
             }),
@@ -119,6 +121,14 @@ impl Handler<Redeem> for InvitationActor {
                 ))
             }
         }))
+    }
+}
+
+impl Handler<Peek> for InvitationActor {
+    type Result = Option<Refusal>;
+
+    fn handle(&mut self, _: Peek, _: &mut Self::Context) -> Self::Result {
+        self.state.usable(Utc::now()).err()
     }
 }
 

@@ -178,6 +178,12 @@ pub enum RevokeCause {
     SessionEnded,
 }
 
+/// Asks a pending invitation's actor why it can no longer be used, if so (its state changes
+/// before the store's).
+#[derive(Message)]
+#[rtype(result = "Option<crate::domain::invitation::Refusal>")]
+pub struct Peek;
+
 /// Withdraws a pending invitation; answers `false` when it was no longer pending.
 #[derive(Message)]
 #[rtype(result = "bool")]

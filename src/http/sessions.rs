@@ -10,7 +10,7 @@ use crate::{
     actors::{
         device::RequestSession,
         invitation::InvitationActor,
-        messages::{ConnectedTechnician, Revoke, RevokeCause, Snapshot, TrackInvitation},
+        messages::{ConnectedTechnician, Peek, Revoke, RevokeCause, Snapshot, TrackInvitation},
         protocol::ParticipantView,
         session::SessionActor,
     },
@@ -496,6 +496,12 @@ pub async fn usable_invitation(state: &AppState, secret: &str) -> AppResult<Invi
     let inv =
         inv.ok_or_else(|| AppError::not_found("invitation_not_found", "no such invitation"))?;
     if let Some(r) = refusal_of(&inv) {
+        return Err(refusal(r));
+    }
+    // Stored as pending, but its actor may have just used it up, revoked or expired it.
+    if let Some(actor) = state.registry.invitation(inv.id)
+        && let Ok(Some(r)) = actor.send(Peek).await
+    {
         return Err(refusal(r));
     }
     Ok(inv)
