@@ -102,6 +102,7 @@ impl Application {
             metrics,
         ));
 
+        http::access::start_expiry_sweeper(state.clone());
         let app_state = state.clone();
         let mut server = HttpServer::new(move || {
             App::new()

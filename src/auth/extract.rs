@@ -10,7 +10,8 @@ use chrono::Utc;
 use crate::{
     auth::{api_key, token},
     domain::{
-        ids::AccountId,
+        access::{grant_active, support_rights},
+        ids::{AccountId, GrantId},
         rights::{Area, PlatformRight, Rights, Write},
     },
     error::AppError,
@@ -29,9 +30,32 @@ pub struct Principal {
     pub token_hash: String,
     /// The platform staff member behind a vendor-support token.
     pub on_behalf_of: Option<String>,
+    /// Set when a partner user acts inside a customer account through a grant; `user` then
+    /// carries the customer account and the support rights.
+    pub partner: Option<PartnerAccess>,
+}
+
+/// A partner user acting in a customer account through a grant.
+#[derive(Debug, Clone)]
+pub struct PartnerAccess {
+    pub grant: GrantId,
+    /// The partner account the user belongs to.
+    pub home_account: AccountId,
+    pub home_account_name: String,
 }
 
 impl Principal {
+    /// A user acting by its own credential obtained through `via`.
+    pub fn own(user: UserRecord, via: &str) -> Self {
+        Self {
+            user,
+            via: via.to_string(),
+            token_hash: String::new(),
+            on_behalf_of: None,
+            partner: None,
+        }
+    }
+
     pub fn account(&self) -> AccountId {
         self.user.account_id
     }
@@ -94,11 +118,13 @@ impl Principal {
         }
     }
 
-    /// Display name for audit entries: the user, or the staff member acting as it.
+    /// Display name for audit entries: the user, the staff member acting as it, or the
+    /// partner user with its partner account.
     pub fn actor_name(&self) -> String {
-        match &self.on_behalf_of {
-            Some(staff) => format!("{staff} (as {})", self.user.username),
-            None => self.user.username.clone(),
+        match (&self.on_behalf_of, &self.partner) {
+            (Some(staff), _) => format!("{staff} (as {})", self.user.username),
+            (None, Some(p)) => format!("{} ({})", self.user.username, p.home_account_name),
+            (None, None) => self.user.username.clone(),
         }
     }
 }
@@ -125,26 +151,46 @@ pub async fn principal_from_token(state: &AppState, token: &str) -> Result<Princ
         return match state.store.api_key_principal(prefix).await? {
             Some((stored, p)) if token::hashes_equal(&stored, &hash) => {
                 state.store.touch_api_key(prefix).await?;
-                Ok(Principal {
-                    user: p.user,
-                    via: p.via,
-                    token_hash: String::new(),
-                    on_behalf_of: None,
-                })
+                Ok(Principal::own(p.user, &p.via))
             }
             _ => Err(AppError::unauthorized()),
         };
     }
     let found = state.store.token_principal(&hash).await?;
-    match found {
-        Some(p) if p.expires_at > Utc::now() => Ok(Principal {
-            user: p.user,
-            via: p.via,
-            token_hash: hash,
-            on_behalf_of: p.on_behalf_of,
-        }),
-        _ => Err(AppError::unauthorized()),
-    }
+    let now = Utc::now();
+    let Some(p) = found.filter(|p| p.expires_at > now) else {
+        return Err(AppError::unauthorized());
+    };
+    let mut user = p.user;
+    let partner = match p.grant {
+        // A partner support token works only while its grant is in force.
+        Some(g) if grant_active(g.expires_at, g.ended_at, now) => {
+            let home = PartnerAccess {
+                grant: g.id,
+                home_account: user.account_id,
+                home_account_name: state
+                    .store
+                    .account(user.account_id)
+                    .await?
+                    .map(|a| a.name)
+                    .unwrap_or_default(),
+            };
+            user.account_id = g.customer;
+            user.account_kind = "customer".into();
+            user.rights = support_rights(&user.rights);
+            user.platform_rights.clear();
+            Some(home)
+        }
+        Some(_) => return Err(AppError::unauthorized()),
+        None => None,
+    };
+    Ok(Principal {
+        user,
+        via: p.via,
+        token_hash: hash,
+        on_behalf_of: p.on_behalf_of,
+        partner,
+    })
 }
 
 impl FromRequest for Principal {

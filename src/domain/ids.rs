@@ -58,3 +58,7 @@ id_type!(/// A managed device.
     DeviceId);
 id_type!(/// A command sent to a device.
     CommandId);
+id_type!(/// A partner's request for access to a customer account.
+    AccessRequestId);
+id_type!(/// A customer's grant of access to a partner.
+    GrantId);

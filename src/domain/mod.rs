@@ -1,5 +1,6 @@
 //! Plain types and rules of the product: no actix, no sqlx, no HTTP.
 
+pub mod access;
 pub mod device;
 pub mod ids;
 pub mod invitation;

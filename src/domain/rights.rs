@@ -157,13 +157,6 @@ impl Rights {
     pub fn manages_users(&self) -> bool {
         self.can_write(Area::Users, Write::Edit)
     }
-
-    /// Narrows these rights to the areas a partner's support login may use.
-    pub fn limited_to(&self, allowed: &[Area]) -> Self {
-        let mut out = self.clone();
-        out.areas.retain(|a| allowed.contains(a));
-        out
-    }
 }
 
 /// The built-in role that lets a user see its own devices and act on them.

@@ -149,7 +149,11 @@ pub async fn audit(
     target: Option<String>,
     details: serde_json::Value,
 ) {
-    let entry = AuditEntry {
+    let mut details = details;
+    if let (Some(p), Some(map)) = (&who.partner, details.as_object_mut()) {
+        map.insert("grant_id".into(), serde_json::json!(p.grant));
+    }
+    let mut entry = AuditEntry {
         account_id: account,
         actor_user_id: Some(who.user.id),
         actor_name: who.actor_name(),
@@ -158,8 +162,23 @@ pub async fn audit(
         target,
         details,
     };
-    if let Err(err) = state.store.audit(&entry).await {
-        tracing::error!(error = %err, action, "audit entry not written");
+    write_audit(state, &entry).await;
+    // What a partner user does inside a customer account lands in its partner's log too.
+    if let Some(p) = &who.partner
+        && p.home_account != account
+    {
+        if let Some(map) = entry.details.as_object_mut() {
+            map.insert("customer_account_id".into(), serde_json::json!(account));
+        }
+        entry.account_id = p.home_account;
+        write_audit(state, &entry).await;
+    }
+}
+
+/// Writes an audit entry; a failure is logged, never fails the request that caused it.
+pub async fn write_audit(state: &AppState, entry: &AuditEntry) {
+    if let Err(err) = state.store.audit(entry).await {
+        tracing::error!(error = %err, action = entry.action, "audit entry not written");
     }
 }
 

@@ -10,7 +10,11 @@ use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{accounts::audit, secret_headers, state::AppState};
+use super::{
+    accounts::{audit, write_audit},
+    secret_headers,
+    state::AppState,
+};
 use crate::{
     actors::{
         connection,
@@ -705,9 +709,7 @@ pub async fn enroll(
             "linked_user_id": record.user_id,
         }),
     };
-    if let Err(err) = state.store.audit(&entry).await {
-        tracing::error!(error = %err, "audit entry not written");
-    }
+    write_audit(&state, &entry).await;
     let mut res = HttpResponse::Created();
     secret_headers(&mut res);
     Ok(res.json(Enrolled {

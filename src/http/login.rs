@@ -85,12 +85,7 @@ async fn issue_login_token(state: &AppState, user: &UserRecord) -> AppResult<Htt
         .insert_token(&token::hash(&secret), user.id, "login", None, expires_at)
         .await?;
     state.store.touch_last_login(user.id, Utc::now()).await?;
-    let principal = Principal {
-        user: user.clone(),
-        via: "login".into(),
-        token_hash: String::new(),
-        on_behalf_of: None,
-    };
+    let principal = Principal::own(user.clone(), "login");
     audit(
         state,
         &principal,

@@ -1,5 +1,6 @@
 //! The HTTP API: routes, extractor error shapes, and the request log/metrics middleware.
 
+pub mod access;
 pub mod accounts;
 pub mod api_keys;
 pub mod devices;
@@ -109,6 +110,30 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 web::delete().to(sessions::revoke_invitation),
             )
             .route("/ws-tickets", web::post().to(sessions::ws_ticket))
+            .route("/access-requests", web::post().to(access::request_access))
+            .route("/accounts/{aid}/access", web::get().to(access::access_list))
+            .route(
+                "/access-requests/{id}/approve",
+                web::post().to(access::approve),
+            )
+            .route(
+                "/access-requests/{id}/reject",
+                web::post().to(access::reject),
+            )
+            .route("/access-grants", web::get().to(access::partner_grants))
+            .route("/access-grants/{id}", web::delete().to(access::revoke))
+            .route(
+                "/access-grants/{id}/login",
+                web::post().to(access::grant_login),
+            )
+            .route(
+                "/accounts/{aid}/devices/assign",
+                web::post().to(access::assign),
+            )
+            .route(
+                "/accounts/{aid}/devices/{id}/unassign",
+                web::post().to(access::unassign),
+            )
             .route("/accounts/{aid}/devices", web::get().to(devices::list))
             .route("/accounts/{aid}/devices", web::post().to(devices::create))
             .route(

@@ -3,7 +3,7 @@
 use utoipa::OpenApi;
 
 use super::{
-    accounts, api_keys, devices, groups, login, password, policies, self_service, sessions,
+    access, accounts, api_keys, devices, groups, login, password, policies, self_service, sessions,
     support, users,
 };
 
@@ -65,6 +65,15 @@ use super::{
         self_service::my_device,
         self_service::act,
         self_service::action_status,
+        access::request_access,
+        access::access_list,
+        access::approve,
+        access::reject,
+        access::revoke,
+        access::partner_grants,
+        access::grant_login,
+        access::assign,
+        access::unassign,
     )
 )]
 pub struct ApiDoc;

@@ -152,6 +152,7 @@ async fn support_token(
         via: "vendor_support".into(),
         token_hash: String::new(),
         on_behalf_of: Some(who.user.username.clone()),
+        partner: None,
     };
     audit(
         state,

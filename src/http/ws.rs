@@ -104,12 +104,7 @@ pub async fn technician(
                 .await?
                 .filter(|u| !u.deleted)
                 .ok_or_else(AppError::unauthorized)?;
-            Principal {
-                user,
-                via,
-                token_hash: String::new(),
-                on_behalf_of: None,
-            }
+            Principal::own(user, &via)
         }
         (None, None) => return Err(AppError::unauthorized()),
     };

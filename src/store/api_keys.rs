@@ -115,6 +115,7 @@ impl Store {
                 via: "api_key".into(),
                 on_behalf_of: None,
                 expires_at: DateTime::<Utc>::MAX_UTC,
+                grant: None,
             },
         )))
     }

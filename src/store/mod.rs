@@ -2,6 +2,7 @@
 //! written in SQL that PostgreSQL runs too (text ids, RFC 3339 times), so a PostgreSQL backend
 //! can sit behind the same type next.
 
+mod access;
 mod accounts;
 mod api_keys;
 mod audit;
@@ -25,6 +26,7 @@ use sqlx::{
 };
 use uuid::Uuid;
 
+pub use access::{AccessRequestRecord, Assignment, GrantRecord};
 pub use accounts::{AccountRecord, NewAccount, NewUser, username_key};
 pub use api_keys::ApiKeyRecord;
 pub use audit::{AuditEntry, AuditRecord};
@@ -35,7 +37,7 @@ pub use policies::PolicyRecord;
 pub use reports::{ReportEvent, SessionReport};
 pub use second_factor::ChallengeRecord;
 pub use sessions::{InvitationRecord, NewInvitation, SessionRecord};
-pub use users::{TokenPrincipal, UserRecord};
+pub use users::{TokenGrant, TokenPrincipal, UserRecord};
 
 /// Handle to the database; cheap to clone.
 #[derive(Clone)]

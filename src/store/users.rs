@@ -6,10 +6,10 @@ use sqlx::{Row, sqlite::SqliteRow};
 use super::{
     Store, StoreResult,
     accounts::{email_key, username_key},
-    get_json, get_uuid, to_json,
+    get_json, get_opt_uuid, get_uuid, to_json,
 };
 use crate::domain::{
-    ids::{AccountId, SessionId, UserId},
+    ids::{AccountId, GrantId, SessionId, UserId},
     rights::{PlatformRight, Rights},
 };
 
@@ -55,6 +55,17 @@ pub struct TokenPrincipal {
     /// The platform staff member acting through a vendor-support token.
     pub on_behalf_of: Option<String>,
     pub expires_at: DateTime<Utc>,
+    /// The partner grant a partner support token acts through.
+    pub grant: Option<TokenGrant>,
+}
+
+/// The grant behind a partner support token, as it stands now.
+#[derive(Debug, Clone)]
+pub struct TokenGrant {
+    pub id: GrantId,
+    pub customer: AccountId,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub ended_at: Option<DateTime<Utc>>,
 }
 
 const USER_COLUMNS: &str = "u.id, u.account_id, a.kind AS account_kind, u.kind, u.username,
@@ -184,8 +195,11 @@ impl Store {
     /// checks `expires_at`.
     pub async fn token_principal(&self, token_hash: &str) -> StoreResult<Option<TokenPrincipal>> {
         let sql = format!(
-            "SELECT {USER_COLUMNS}, t.via AS token_via, t.on_behalf_of, t.expires_at AS token_expires_at
+            "SELECT {USER_COLUMNS}, t.via AS token_via, t.on_behalf_of, t.expires_at AS token_expires_at,
+                t.grant_id, g.customer_account_id AS grant_customer, g.expires_at AS grant_expires_at,
+                g.ended_at AS grant_ended_at
              FROM auth_tokens t JOIN users u ON u.id = t.user_id JOIN accounts a ON a.id = u.account_id
+             LEFT JOIN access_grants g ON g.id = t.grant_id
              WHERE t.token_hash = ? AND t.revoked_at IS NULL AND u.deleted_at IS NULL"
         );
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -198,6 +212,15 @@ impl Store {
                 via: row.try_get("token_via")?,
                 on_behalf_of: row.try_get("on_behalf_of")?,
                 expires_at: row.try_get("token_expires_at")?,
+                grant: match get_opt_uuid(&row, "grant_id")? {
+                    Some(id) => Some(TokenGrant {
+                        id: GrantId(id),
+                        customer: AccountId(get_uuid(&row, "grant_customer")?),
+                        expires_at: row.try_get("grant_expires_at")?,
+                        ended_at: row.try_get("grant_ended_at")?,
+                    }),
+                    None => None,
+                },
             })
         })
         .transpose()

@@ -7,6 +7,7 @@ mod helpers;
 mod http_api;
 mod invitations;
 mod limits;
+mod partner_access;
 mod password;
 mod rights;
 mod self_service;

@@ -1,0 +1,686 @@
+//! Partner access: a certified partner asks a customer account for access; the customer
+//! approves (optionally until a time), rejects, and revokes at any moment. A grant lets the
+//! partner assign its own devices to the account; with `support_user` it also lets partner
+//! users log in to the account (devices and sessions only).
+
+use std::time::Duration as StdDuration;
+
+use actix_web::{HttpResponse, web};
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{
+    accounts::{audit, write_audit},
+    devices::DeviceView,
+    login::LoginAnswer,
+    secret_headers,
+    state::AppState,
+    views::UserView,
+};
+use crate::{
+    actors::messages::DisconnectUser,
+    auth::{extract::Principal, token},
+    domain::{
+        access::{MAX_MESSAGE_CHARS, support_rights},
+        ids::{AccessRequestId, AccountId, DeviceId, GrantId},
+        rights::{Area, Write},
+        validate,
+    },
+    error::{AppError, AppResult},
+    store::{AccessRequestRecord, Assignment, AuditEntry, GrantRecord, is_unique_violation},
+};
+
+/// How often lapsed grants are looked for and ended.
+const EXPIRY_SWEEP: StdDuration = StdDuration::from_secs(1);
+
+/// Longest life of a partner support token (shorter when the grant expires sooner).
+const SUPPORT_TOKEN_HOURS: i64 = 8;
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Named {
+    pub id: Uuid,
+    pub name: String,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RequestView {
+    pub id: Uuid,
+    pub state: String,
+    pub account_id: Uuid,
+    pub partner: Named,
+    pub requested_by: Named,
+    pub requested_at: DateTime<Utc>,
+    pub support_user: bool,
+    pub message: Option<String>,
+}
+
+impl From<AccessRequestRecord> for RequestView {
+    fn from(r: AccessRequestRecord) -> Self {
+        Self {
+            id: r.id.0,
+            state: r.state,
+            account_id: r.customer_account_id.0,
+            partner: Named {
+                id: r.partner_account_id.0,
+                name: r.partner_name,
+            },
+            requested_by: Named {
+                id: r.requested_by.0,
+                name: r.requested_by_name,
+            },
+            requested_at: r.created_at,
+            support_user: r.support_user,
+            message: r.message,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct GrantView {
+    pub id: Uuid,
+    pub account_id: Uuid,
+    pub partner: Named,
+    pub support_user: bool,
+    pub granted_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+impl From<GrantRecord> for GrantView {
+    fn from(g: GrantRecord) -> Self {
+        Self {
+            id: g.id.0,
+            account_id: g.customer_account_id.0,
+            partner: Named {
+                id: g.partner_account_id.0,
+                name: g.partner_name,
+            },
+            support_user: g.support_user,
+            granted_at: g.granted_at,
+            expires_at: g.expires_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AccessList {
+    /// Whether the console shows the access menu: false while there is no request and no grant.
+    pub visible: bool,
+    pub requests: Vec<RequestView>,
+    pub grants: Vec<GrantView>,
+}
+
+/// Audits one step in both accounts: the customer's log and the partner's.
+async fn audit_both(
+    state: &AppState,
+    who: &Principal,
+    customer: AccountId,
+    partner: AccountId,
+    action: &'static str,
+    target: String,
+    details: serde_json::Value,
+) {
+    audit(
+        state,
+        who,
+        customer,
+        action,
+        Some(target.clone()),
+        details.clone(),
+    )
+    .await;
+    audit(state, who, partner, action, Some(target), details).await;
+}
+
+/// The partner's grants in force towards `customer`.
+async fn grant_in_force(
+    state: &AppState,
+    partner: AccountId,
+    customer: AccountId,
+) -> AppResult<Option<GrantRecord>> {
+    let now = Utc::now();
+    Ok(state
+        .store
+        .open_grants(partner, true)
+        .await?
+        .into_iter()
+        .find(|g| g.customer_account_id == customer && g.active(now)))
+}
+
+/// Closes every live connection of the partner's users inside the customer account (4003).
+async fn disconnect_partner(state: &AppState, partner: AccountId, customer: AccountId) {
+    let users = match state.store.users_of(partner).await {
+        Ok(users) => users,
+        Err(err) => {
+            tracing::error!(error = %err, "partner users not read; their connections stay");
+            return;
+        }
+    };
+    let sessions = match state.store.open_sessions_of(customer).await {
+        Ok(sessions) => sessions,
+        Err(err) => {
+            tracing::error!(error = %err, "open sessions not read; partner connections stay");
+            return;
+        }
+    };
+    for session in sessions {
+        if let Some(addr) = state.registry.session(session.id) {
+            for user in &users {
+                addr.do_send(DisconnectUser { user_id: user.id });
+            }
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewRequest {
+    pub account_id: Uuid,
+    #[serde(default)]
+    pub support_user: bool,
+    #[serde(default)]
+    pub message: Option<String>,
+}
+
+#[utoipa::path(post, path = "/api/v1/access-requests", tag = "partner access", request_body = NewRequest,
+    responses((status = 201, body = RequestView), (status = 403, description = "partner_not_certified / not_a_partner / missing_right"),
+              (status = 404, description = "account_not_found"), (status = 409, description = "request_pending / already_granted"), (status = 422)))]
+pub async fn request_access(
+    state: web::Data<AppState>,
+    who: Principal,
+    body: web::Json<NewRequest>,
+) -> AppResult<HttpResponse> {
+    if who.partner.is_some() || who.user.account_kind != "partner" {
+        return Err(AppError::forbidden(
+            "not_a_partner",
+            "only users of a partner account ask for access",
+        ));
+    }
+    who.require_area(Area::Access)?;
+    let partner = state
+        .store
+        .account(who.account())
+        .await?
+        .ok_or_else(|| AppError::internal(anyhow::anyhow!("caller's account missing")))?;
+    if !partner.certified {
+        return Err(AppError::forbidden(
+            "partner_not_certified",
+            "only certified partners may ask for access",
+        ));
+    }
+    let customer = AccountId(body.account_id);
+    let target = state
+        .store
+        .account(customer)
+        .await?
+        .filter(|a| a.kind == "customer")
+        .ok_or_else(|| AppError::not_found("account_not_found", "no such account"))?;
+    let message = match body.message.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(text) => Some(
+            validate::optional_text(text, MAX_MESSAGE_CHARS).ok_or_else(|| {
+                AppError::unprocessable(
+                    "invalid_message",
+                    format!("message: at most {MAX_MESSAGE_CHARS} characters"),
+                )
+            })?,
+        ),
+    };
+    if grant_in_force(&state, partner.id, customer)
+        .await?
+        .is_some()
+    {
+        return Err(AppError::conflict(
+            "already_granted",
+            "this account already grants you access",
+        ));
+    }
+    let request = AccessRequestRecord {
+        id: AccessRequestId::new(),
+        partner_account_id: partner.id,
+        partner_name: partner.name.clone(),
+        customer_account_id: target.id,
+        requested_by: who.user.id,
+        requested_by_name: who.user.display_name(),
+        support_user: body.support_user,
+        message,
+        state: "pending".into(),
+        created_at: Utc::now(),
+    };
+    state
+        .store
+        .insert_access_request(&request)
+        .await
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                AppError::conflict(
+                    "request_pending",
+                    "a request of yours to this account is already pending",
+                )
+            } else {
+                e.into()
+            }
+        })?;
+    audit_both(
+        &state,
+        &who,
+        target.id,
+        partner.id,
+        "access.requested",
+        request.id.to_string(),
+        serde_json::json!({"partner": partner.name, "customer": target.name,
+                           "support_user": request.support_user}),
+    )
+    .await;
+    Ok(HttpResponse::Created().json(RequestView::from(request)))
+}
+
+#[utoipa::path(get, path = "/api/v1/accounts/{aid}/access", tag = "partner access",
+    responses((status = 200, body = AccessList), (status = 403), (status = 404)))]
+pub async fn access_list(
+    state: web::Data<AppState>,
+    who: Principal,
+    path: web::Path<AccountId>,
+) -> AppResult<HttpResponse> {
+    let aid = path.into_inner();
+    who.require_own_account(aid, "account_not_found")?;
+    who.require_area(Area::Access)?;
+    let requests: Vec<RequestView> = state
+        .store
+        .pending_requests_of(aid)
+        .await?
+        .into_iter()
+        .map(RequestView::from)
+        .collect();
+    let now = Utc::now();
+    let grants: Vec<GrantView> = state
+        .store
+        .open_grants(aid, false)
+        .await?
+        .into_iter()
+        .filter(|g| g.active(now))
+        .map(GrantView::from)
+        .collect();
+    Ok(HttpResponse::Ok().json(AccessList {
+        visible: !requests.is_empty() || !grants.is_empty(),
+        requests,
+        grants,
+    }))
+}
+
+/// A request addressed to the caller's account, for a user with the `access` area.
+async fn own_request(
+    state: &AppState,
+    who: &Principal,
+    id: AccessRequestId,
+) -> AppResult<AccessRequestRecord> {
+    let request = state
+        .store
+        .access_request(id)
+        .await?
+        .ok_or_else(|| AppError::not_found("request_not_found", "no such request"))?;
+    who.require_own_account(request.customer_account_id, "request_not_found")?;
+    who.require_area(Area::Access)?;
+    if who.partner.is_some() {
+        return Err(AppError::forbidden(
+            "missing_right",
+            "a partner support login cannot decide on access",
+        ));
+    }
+    Ok(request)
+}
+
+fn not_pending() -> AppError {
+    AppError::conflict("request_not_pending", "this request was decided already")
+}
+
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApproveBody {
+    /// When the grant ends by itself; none: until revoked.
+    #[serde(default)]
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+#[utoipa::path(post, path = "/api/v1/access-requests/{id}/approve", tag = "partner access", request_body = ApproveBody,
+    responses((status = 201, body = GrantView), (status = 403), (status = 404), (status = 409, description = "request_not_pending"),
+              (status = 422, description = "invalid_expiry")))]
+pub async fn approve(
+    state: web::Data<AppState>,
+    who: Principal,
+    path: web::Path<AccessRequestId>,
+    body: Option<web::Json<ApproveBody>>,
+) -> AppResult<HttpResponse> {
+    let request = own_request(&state, &who, path.into_inner()).await?;
+    let expires_at = body.and_then(|b| b.into_inner().expires_at);
+    if expires_at.is_some_and(|e| e <= Utc::now()) {
+        return Err(AppError::unprocessable(
+            "invalid_expiry",
+            "expires_at must be in the future",
+        ));
+    }
+    if request.state != "pending" {
+        return Err(not_pending());
+    }
+    let grant = state
+        .store
+        .approve_request(&request, GrantId::new(), who.user.id, expires_at)
+        .await?
+        .ok_or_else(not_pending)?;
+    audit_both(
+        &state,
+        &who,
+        grant.customer_account_id,
+        grant.partner_account_id,
+        "access.approved",
+        grant.id.to_string(),
+        serde_json::json!({"request_id": request.id, "partner": grant.partner_name,
+                           "support_user": grant.support_user, "expires_at": grant.expires_at}),
+    )
+    .await;
+    Ok(HttpResponse::Created().json(GrantView::from(grant)))
+}
+
+#[utoipa::path(post, path = "/api/v1/access-requests/{id}/reject", tag = "partner access",
+    responses((status = 200, body = RequestView), (status = 403), (status = 404), (status = 409, description = "request_not_pending")))]
+pub async fn reject(
+    state: web::Data<AppState>,
+    who: Principal,
+    path: web::Path<AccessRequestId>,
+) -> AppResult<HttpResponse> {
+    let mut request = own_request(&state, &who, path.into_inner()).await?;
+    if !state.store.reject_request(request.id, who.user.id).await? {
+        return Err(not_pending());
+    }
+    request.state = "rejected".into();
+    audit_both(
+        &state,
+        &who,
+        request.customer_account_id,
+        request.partner_account_id,
+        "access.rejected",
+        request.id.to_string(),
+        serde_json::json!({"partner": request.partner_name}),
+    )
+    .await;
+    Ok(HttpResponse::Ok().json(RequestView::from(request)))
+}
+
+#[utoipa::path(delete, path = "/api/v1/access-grants/{id}", tag = "partner access",
+    responses((status = 204, description = "revoked: support tokens dead, live connections closed with 4003"),
+              (status = 403), (status = 404)))]
+pub async fn revoke(
+    state: web::Data<AppState>,
+    who: Principal,
+    path: web::Path<GrantId>,
+) -> AppResult<HttpResponse> {
+    let grant = state
+        .store
+        .grant(path.into_inner())
+        .await?
+        .filter(|g| g.active(Utc::now()))
+        .ok_or_else(|| AppError::not_found("grant_not_found", "no such grant"))?;
+    who.require_own_account(grant.customer_account_id, "grant_not_found")?;
+    who.require_area(Area::Access)?;
+    if who.partner.is_some() {
+        return Err(AppError::forbidden(
+            "missing_right",
+            "a partner support login cannot revoke access",
+        ));
+    }
+    if !state.store.end_grant(grant.id, "revoked").await? {
+        return Err(AppError::not_found("grant_not_found", "no such grant"));
+    }
+    disconnect_partner(&state, grant.partner_account_id, grant.customer_account_id).await;
+    tracing::info!(grant = %grant.id, "partner access revoked");
+    audit_both(
+        &state,
+        &who,
+        grant.customer_account_id,
+        grant.partner_account_id,
+        "access.revoked",
+        grant.id.to_string(),
+        serde_json::json!({"partner": grant.partner_name}),
+    )
+    .await;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[utoipa::path(get, path = "/api/v1/access-grants", tag = "partner access",
+    responses((status = 200, body = Vec<GrantView>), (status = 403)))]
+pub async fn partner_grants(state: web::Data<AppState>, who: Principal) -> AppResult<HttpResponse> {
+    who.require_area(Area::Access)?;
+    let now = Utc::now();
+    let grants: Vec<GrantView> = state
+        .store
+        .open_grants(who.account(), true)
+        .await?
+        .into_iter()
+        .filter(|g| g.active(now))
+        .map(GrantView::from)
+        .collect();
+    Ok(HttpResponse::Ok().json(grants))
+}
+
+/// A grant in force given to the caller's partner account.
+async fn partner_grant(state: &AppState, who: &Principal, id: GrantId) -> AppResult<GrantRecord> {
+    let grant = state
+        .store
+        .grant(id)
+        .await?
+        .filter(|g| g.active(Utc::now()) && g.partner_account_id == who.account())
+        .ok_or_else(|| AppError::not_found("grant_not_found", "no such grant"))?;
+    Ok(grant)
+}
+
+#[utoipa::path(post, path = "/api/v1/access-grants/{id}/login", tag = "partner access",
+    responses((status = 200, body = LoginAnswer), (status = 403, description = "support_user_not_granted / missing_right"),
+              (status = 404)))]
+pub async fn grant_login(
+    state: web::Data<AppState>,
+    who: Principal,
+    path: web::Path<GrantId>,
+) -> AppResult<HttpResponse> {
+    if who.partner.is_some() {
+        return Err(AppError::forbidden(
+            "missing_right",
+            "log in with your own partner login",
+        ));
+    }
+    let grant = partner_grant(&state, &who, path.into_inner()).await?;
+    who.require_area(Area::Access)?;
+    if !grant.support_user {
+        return Err(AppError::forbidden(
+            "support_user_not_granted",
+            "this grant does not include a support user login",
+        ));
+    }
+    let secret = token::generate(token::prefix::LOGIN).map_err(AppError::internal)?;
+    let mut expires_at = Utc::now() + Duration::hours(SUPPORT_TOKEN_HOURS);
+    if let Some(end) = grant.expires_at {
+        expires_at = expires_at.min(end);
+    }
+    state
+        .store
+        .insert_grant_token(&token::hash(&secret), who.user.id, grant.id, expires_at)
+        .await?;
+    let mut acting = who.user.clone();
+    acting.account_id = grant.customer_account_id;
+    acting.rights = support_rights(&who.user.rights);
+    audit_both(
+        &state,
+        &who,
+        grant.customer_account_id,
+        grant.partner_account_id,
+        "access.support_login",
+        grant.id.to_string(),
+        serde_json::json!({"partner_user": who.user.username, "grant_id": grant.id}),
+    )
+    .await;
+    let mut res = HttpResponse::Ok();
+    secret_headers(&mut res);
+    Ok(res.json(LoginAnswer {
+        token: secret,
+        user: UserView::from(&acting),
+    }))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AssignBody {
+    pub device_id: Uuid,
+}
+
+/// Checks that the caller is a partner user (own login) who may move its devices.
+fn require_partner_devices(who: &Principal) -> AppResult<()> {
+    if who.partner.is_some() || who.user.account_kind != "partner" {
+        return Err(AppError::forbidden(
+            "not_a_partner",
+            "devices are assigned with the partner user's own login",
+        ));
+    }
+    who.require_write(Area::Devices, Write::Edit)
+}
+
+fn assignment_error(result: Assignment) -> AppError {
+    match result {
+        Assignment::NoGrant => {
+            AppError::not_found("account_not_found", "no access to this account")
+        }
+        _ => AppError::not_found("device_not_found", "no such device"),
+    }
+}
+
+fn serial_taken(err: sqlx::Error) -> AppError {
+    if is_unique_violation(&err) {
+        AppError::conflict(
+            "serial_taken",
+            "the account has a device with this serial already",
+        )
+    } else {
+        err.into()
+    }
+}
+
+#[utoipa::path(post, path = "/api/v1/accounts/{aid}/devices/assign", tag = "partner access", request_body = AssignBody,
+    responses((status = 200, body = DeviceView), (status = 403), (status = 404, description = "no grant, or not the partner's device"),
+              (status = 409, description = "serial_taken")))]
+pub async fn assign(
+    state: web::Data<AppState>,
+    who: Principal,
+    path: web::Path<AccountId>,
+    body: web::Json<AssignBody>,
+) -> AppResult<HttpResponse> {
+    require_partner_devices(&who)?;
+    let customer = path.into_inner();
+    let device = DeviceId(body.device_id);
+    let partner = who.account();
+    let result = state
+        .store
+        .assign_device(device, partner, customer)
+        .await
+        .map_err(serial_taken)?;
+    if result != Assignment::Moved {
+        return Err(assignment_error(result));
+    }
+    let record = state
+        .store
+        .device(device)
+        .await?
+        .ok_or_else(|| AppError::not_found("device_not_found", "no such device"))?;
+    audit_both(
+        &state,
+        &who,
+        customer,
+        partner,
+        "device.assigned",
+        device.to_string(),
+        serde_json::json!({"serial": record.serial}),
+    )
+    .await;
+    Ok(HttpResponse::Ok().json(DeviceView::of(&state, record)))
+}
+
+#[utoipa::path(post, path = "/api/v1/accounts/{aid}/devices/{id}/unassign", tag = "partner access",
+    responses((status = 200, body = DeviceView), (status = 403), (status = 404), (status = 409, description = "serial_taken")))]
+pub async fn unassign(
+    state: web::Data<AppState>,
+    who: Principal,
+    path: web::Path<(Uuid, Uuid)>,
+) -> AppResult<HttpResponse> {
+    require_partner_devices(&who)?;
+    let (customer, device) = path.into_inner();
+    let (customer, device) = (AccountId(customer), DeviceId(device));
+    let partner = who.account();
+    let result = state
+        .store
+        .unassign_device(device, partner, customer)
+        .await
+        .map_err(serial_taken)?;
+    if result != Assignment::Moved {
+        return Err(assignment_error(result));
+    }
+    let record = state
+        .store
+        .device(device)
+        .await?
+        .ok_or_else(|| AppError::not_found("device_not_found", "no such device"))?;
+    audit_both(
+        &state,
+        &who,
+        customer,
+        partner,
+        "device.unassigned",
+        device.to_string(),
+        serde_json::json!({"serial": record.serial}),
+    )
+    .await;
+    Ok(HttpResponse::Ok().json(DeviceView::of(&state, record)))
+}
+
+/// Ends grants whose expiry has passed: audited in both accounts, connections closed. Their
+/// tokens stop at the expiry itself (checked on every request); this makes it visible.
+pub fn start_expiry_sweeper(state: web::Data<AppState>) {
+    actix_web::rt::spawn(async move {
+        let mut tick = tokio::time::interval(EXPIRY_SWEEP);
+        loop {
+            tick.tick().await;
+            if state.draining() {
+                return;
+            }
+            let lapsed = match state.store.lapsed_grants(Utc::now()).await {
+                Ok(lapsed) => lapsed,
+                Err(err) => {
+                    tracing::warn!(error = %err, "lapsed grants not read");
+                    continue;
+                }
+            };
+            for grant in lapsed {
+                match state.store.end_grant(grant.id, "expired").await {
+                    Ok(true) => {}
+                    Ok(false) => continue,
+                    Err(err) => {
+                        tracing::warn!(grant = %grant.id, error = %err, "lapsed grant not ended");
+                        continue;
+                    }
+                }
+                tracing::info!(grant = %grant.id, "partner access expired");
+                disconnect_partner(&state, grant.partner_account_id, grant.customer_account_id)
+                    .await;
+                for account in [grant.customer_account_id, grant.partner_account_id] {
+                    let entry = AuditEntry {
+                        account_id: account,
+                        actor_user_id: None,
+                        actor_name: "system".into(),
+                        via: "expiry".into(),
+                        action: "access.expired",
+                        target: Some(grant.id.to_string()),
+                        details: serde_json::json!({"partner": grant.partner_name,
+                                                    "expires_at": grant.expires_at}),
+                    };
+                    write_audit(&state, &entry).await;
+                }
+            }
+        }
+    });
+}

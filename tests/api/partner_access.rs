@@ -1,0 +1,586 @@
+//! Partner access: request, approve, reject, revoke, expiry; device assignment and the
+//! partner's support login.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+/// A partner account (certified or not) whose admin is logged in.
+async fn partner(app: &TestApp, name: &str, certified: bool) -> Tenant {
+    let admin_name = format!("{}-admin", name.to_lowercase());
+    let (status, body) = app
+        .post(
+            "/accounts",
+            &app.admin,
+            json!({"name": name, "kind": "partner", "certified": certified, "admin": {
+                "username": admin_name, "first_name": "Pat", "last_name": name,
+                "email": format!("{admin_name}@partner.example"), "password": PASSWORD}}),
+        )
+        .await;
+    assert_eq!(status, 201, "partner: {body}");
+    Tenant {
+        id: body["id"].as_str().unwrap().into(),
+        admin_id: body["admin_user_id"].as_str().unwrap().into(),
+        admin: app.login(&admin_name, PASSWORD).await,
+    }
+}
+
+async fn ask(app: &TestApp, p: &Tenant, customer: &Tenant, support_user: bool) -> (u16, Value) {
+    app.post(
+        "/access-requests",
+        &p.admin,
+        json!({"account_id": customer.id, "support_user": support_user, "message": "We manage your fleet"}),
+    )
+    .await
+}
+
+async fn access_list(app: &TestApp, t: &Tenant) -> Value {
+    let (status, body) = app
+        .get(&format!("/accounts/{}/access", t.id), &t.admin)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+/// A granted request: returns the grant.
+async fn granted(
+    app: &TestApp,
+    p: &Tenant,
+    c: &Tenant,
+    support_user: bool,
+    expires: Option<String>,
+) -> Value {
+    let (status, request) = ask(app, p, c, support_user).await;
+    assert_eq!(status, 201, "{request}");
+    let body = match expires {
+        Some(at) => json!({"expires_at": at}),
+        None => json!({}),
+    };
+    let (status, grant) = app
+        .post(
+            &format!(
+                "/access-requests/{}/approve",
+                request["id"].as_str().unwrap()
+            ),
+            &c.admin,
+            body,
+        )
+        .await;
+    assert_eq!(status, 201, "{grant}");
+    grant
+}
+
+async fn support_login(app: &TestApp, p: &Tenant, grant: &Value) -> (u16, Value) {
+    app.post(
+        &format!("/access-grants/{}/login", grant["id"].as_str().unwrap()),
+        &p.admin,
+        json!({}),
+    )
+    .await
+}
+
+async fn audit_of(app: &TestApp, token: &str, account: &str) -> Vec<Value> {
+    let (status, body) = app.get(&format!("/accounts/{account}/audit"), token).await;
+    assert_eq!(status, 200, "{body}");
+    body.as_array().unwrap().clone()
+}
+
+fn has(entries: &[Value], action: &str) -> bool {
+    entries.iter().any(|e| e["action"] == action)
+}
+
+#[actix_web::test]
+async fn a_certified_partner_asks_the_customer_approves_and_the_partner_works_inside() {
+    let app = TestApp::spawn().await;
+    let c = app.tenant("Customer").await;
+    let p = partner(&app, "Fixit", true).await;
+    assert_eq!(access_list(&app, &c).await["visible"], false);
+
+    let (status, request) = ask(&app, &p, &c, true).await;
+    assert_eq!(
+        (status, request["state"].as_str()),
+        (201, Some("pending")),
+        "{request}"
+    );
+    let list = access_list(&app, &c).await;
+    assert_eq!(list["visible"], true);
+    let entry = &list["requests"][0];
+    assert_eq!(entry["id"], request["id"]);
+    assert_eq!(
+        (
+            entry["partner"]["id"].as_str(),
+            entry["partner"]["name"].as_str()
+        ),
+        (Some(p.id.as_str()), Some("Fixit"))
+    );
+    assert_eq!(entry["requested_by"]["id"], json!(p.admin_id));
+    assert_eq!(
+        (entry["support_user"].clone(), entry["message"].as_str()),
+        (json!(true), Some("We manage your fleet"))
+    );
+    assert!(entry["requested_at"].is_string());
+
+    let (status, grant) = app
+        .post(
+            &format!(
+                "/access-requests/{}/approve",
+                request["id"].as_str().unwrap()
+            ),
+            &c.admin,
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 201, "{grant}");
+    assert_eq!(
+        (
+            grant["partner"]["name"].as_str(),
+            grant["support_user"].clone(),
+            grant["expires_at"].clone()
+        ),
+        (Some("Fixit"), json!(true), Value::Null)
+    );
+    assert!(grant["granted_at"].is_string());
+    let list = access_list(&app, &c).await;
+    assert_eq!(
+        (
+            list["requests"].as_array().unwrap().len(),
+            list["grants"][0]["id"].clone()
+        ),
+        (0, grant["id"].clone())
+    );
+    // A decided request cannot be decided again.
+    let (status, _) = app
+        .post(
+            &format!(
+                "/access-requests/{}/reject",
+                request["id"].as_str().unwrap()
+            ),
+            &c.admin,
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 409);
+    let (status, _) = ask(&app, &p, &c, true).await;
+    assert_eq!(status, 409, "a partner with a grant has nothing to ask");
+    let (_, grants) = app.get("/access-grants", &p.admin).await;
+    assert_eq!(grants[0]["id"], grant["id"]);
+
+    // The support login acts in the customer account: devices and sessions, nothing else.
+    let (status, login) = support_login(&app, &p, &grant).await;
+    assert_eq!(status, 200, "{login}");
+    let token = login["token"].as_str().unwrap().to_string();
+    let (status, _) = app
+        .get(&format!("/accounts/{}/devices", c.id), &token)
+        .await;
+    assert_eq!(status, 200);
+    let (status, session) = app
+        .post("/sessions", &token, json!({"subject": "Partner help"}))
+        .await;
+    assert_eq!(status, 201, "{session}");
+    for path in [
+        format!("/accounts/{}/users", c.id),
+        format!("/accounts/{}/access", c.id),
+        format!("/accounts/{}/audit", c.id),
+    ] {
+        let (status, _) = app.get(&path, &token).await;
+        assert_eq!(status, 403, "{path}");
+    }
+    let (status, _) = app
+        .get(&format!("/accounts/{}/devices", p.id), &token)
+        .await;
+    assert_eq!(
+        status, 404,
+        "the support token acts in the customer account only"
+    );
+    let (status, _) = app
+        .call(
+            "DELETE",
+            &format!("/access-grants/{}", grant["id"].as_str().unwrap()),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(status, 403, "a partner cannot revoke for the customer");
+
+    // Every step is in both audit logs; the partner user's work is marked as partner access.
+    let customer_log = audit_of(&app, &c.admin, &c.id).await;
+    let partner_log = audit_of(&app, &p.admin, &p.id).await;
+    for action in [
+        "access.requested",
+        "access.approved",
+        "access.support_login",
+        "session.created",
+    ] {
+        assert!(has(&customer_log, action), "customer log: {action}");
+        assert!(has(&partner_log, action), "partner log: {action}");
+    }
+    let created = customer_log
+        .iter()
+        .find(|e| e["action"] == "session.created")
+        .unwrap();
+    assert_eq!(
+        (created["via"].as_str(), created["actor_user_id"].clone()),
+        (Some("partner_support"), json!(p.admin_id))
+    );
+    assert_eq!(created["details"]["grant_id"], grant["id"]);
+}
+
+#[actix_web::test]
+async fn only_certified_partners_ask_once_and_only_customers_are_asked() {
+    let app = TestApp::spawn().await;
+    let c = app.tenant("Customer").await;
+    let uncertified = partner(&app, "Newbie", false).await;
+    let (status, body) = ask(&app, &uncertified, &c, false).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("partner_not_certified"))
+    );
+    // A customer's user is no partner.
+    let other = app.tenant("Other").await;
+    let (status, body) = ask(&app, &other, &c, false).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("not_a_partner"))
+    );
+    // A partner user without the access area.
+    let p = partner(&app, "Fixit", true).await;
+    let (status, body) = app
+        .post(&format!("/accounts/{}/users", p.id), &p.admin,
+              json!({"username": "pete", "first_name": "P", "last_name": "Q", "email": "pete@partner.example", "password": PASSWORD}))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let pete = app.login("pete", PASSWORD).await;
+    let (status, _) = app
+        .post("/access-requests", &pete, json!({"account_id": c.id}))
+        .await;
+    assert_eq!(status, 403);
+
+    let (status, _) = ask(&app, &p, &c, false).await;
+    assert_eq!(status, 201);
+    let (status, body) = ask(&app, &p, &c, true).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("request_pending"))
+    );
+    for target in [uuid::Uuid::nil().to_string(), uncertified.id.clone()] {
+        let (status, _) = app
+            .post("/access-requests", &p.admin, json!({"account_id": target}))
+            .await;
+        assert_eq!(status, 404, "{target}");
+    }
+    let (status, _) = app
+        .post(
+            "/access-requests",
+            &p.admin,
+            json!({"account_id": other.id, "message": "x".repeat(1001)}),
+        )
+        .await;
+    assert_eq!(status, 422);
+    let (status, _) = app
+        .post("/access-requests", &p.admin, json!({"account": other.id}))
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(access_list(&app, &other).await["visible"], false);
+}
+
+#[actix_web::test]
+async fn the_access_list_puts_new_requests_first_and_only_the_access_area_sees_it() {
+    let app = TestApp::spawn().await;
+    let c = app.tenant("Customer").await;
+    let first = partner(&app, "Alpha", true).await;
+    let second = partner(&app, "Beta", true).await;
+    let third = partner(&app, "Gamma", true).await;
+    ask(&app, &first, &c, false).await;
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let (_, beta) = ask(&app, &second, &c, true).await;
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let (_, gamma) = ask(&app, &third, &c, false).await;
+    let list = access_list(&app, &c).await;
+    let names: Vec<&str> = list["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["partner"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Gamma", "Beta", "Alpha"]);
+
+    // Reject one, approve one: the grant moves below, the rejected one is gone.
+    let (status, rejected) = app
+        .post(
+            &format!("/access-requests/{}/reject", gamma["id"].as_str().unwrap()),
+            &c.admin,
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        (status, rejected["state"].as_str()),
+        (200, Some("rejected"))
+    );
+    let (status, _) = app
+        .post(
+            &format!("/access-requests/{}/approve", beta["id"].as_str().unwrap()),
+            &c.admin,
+            json!({"expires_at": "2001-01-01T00:00:00Z"}),
+        )
+        .await;
+    assert_eq!(status, 422, "an expiry in the past");
+    let (status, _) = app
+        .post(
+            &format!("/access-requests/{}/approve", beta["id"].as_str().unwrap()),
+            &c.admin,
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let list = access_list(&app, &c).await;
+    let names: Vec<&str> = list["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["partner"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Alpha"]);
+    assert_eq!(list["grants"][0]["partner"]["name"], "Beta");
+    let log = audit_of(&app, &third.admin, &third.id).await;
+    assert!(
+        has(&log, "access.rejected"),
+        "the partner sees the rejection"
+    );
+
+    // Without the access area: 403; another account: 404, also for deciding.
+    let (_, tech) = app.user(&c, "tech", &["sessions"]).await;
+    let (status, _) = app.get(&format!("/accounts/{}/access", c.id), &tech).await;
+    assert_eq!(status, 403);
+    let alpha_request = list["requests"][0]["id"].as_str().unwrap().to_string();
+    let (status, _) = app
+        .post(
+            &format!("/access-requests/{alpha_request}/approve"),
+            &tech,
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 403);
+    let other = app.tenant("Other").await;
+    let (status, _) = app
+        .get(&format!("/accounts/{}/access", c.id), &other.admin)
+        .await;
+    assert_eq!(status, 404);
+    for verb in ["approve", "reject"] {
+        let (status, _) = app
+            .post(
+                &format!("/access-requests/{alpha_request}/{verb}"),
+                &other.admin,
+                json!({}),
+            )
+            .await;
+        assert_eq!(status, 404, "{verb}");
+    }
+    let grant = list["grants"][0]["id"].as_str().unwrap().to_string();
+    let (status, _) = app
+        .call(
+            "DELETE",
+            &format!("/access-grants/{grant}"),
+            Some(&other.admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, 404);
+    assert_eq!(access_list(&app, &c).await["grants"][0]["id"], json!(grant));
+}
+
+#[actix_web::test]
+async fn the_support_login_needs_a_grant_with_the_support_user() {
+    let app = TestApp::spawn().await;
+    let c = app.tenant("Customer").await;
+    let p = partner(&app, "Fixit", true).await;
+    let stranger = partner(&app, "Stranger", true).await;
+    let grant = granted(&app, &p, &c, false, None).await;
+    let (status, body) = support_login(&app, &p, &grant).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("support_user_not_granted"))
+    );
+    let (status, _) = support_login(&app, &stranger, &grant).await;
+    assert_eq!(status, 404, "another partner's grant");
+    let (status, _) = support_login(&app, &c, &grant).await;
+    assert_eq!(status, 404, "the customer itself");
+}
+
+#[actix_web::test]
+async fn devices_move_to_the_customer_and_back_only_under_a_grant() {
+    let app = TestApp::spawn().await;
+    let c = app.tenant("Customer").await;
+    let p = partner(&app, "Fixit", true).await;
+    let unrelated = app.tenant("Unrelated").await;
+    let own = app.device(&p, "P-1", "android").await;
+    let customers_own = app.device(&c, "C-1", "ios").await;
+    let assign = |account: String, device: String| {
+        let app = &app;
+        let token = p.admin.clone();
+        async move {
+            app.post(
+                &format!("/accounts/{account}/devices/assign"),
+                &token,
+                json!({"device_id": device}),
+            )
+            .await
+        }
+    };
+    let (status, _) = assign(c.id.clone(), own.clone()).await;
+    assert_eq!(status, 404, "no grant yet");
+    granted(&app, &p, &c, false, None).await;
+    let (status, _) = assign(unrelated.id.clone(), own.clone()).await;
+    assert_eq!(status, 404, "an account without a grant");
+    let (status, _) = assign(c.id.clone(), customers_own.clone()).await;
+    assert_eq!(status, 404, "the customer's own device");
+
+    let (status, moved) = assign(c.id.clone(), own.clone()).await;
+    assert_eq!(status, 200, "{moved}");
+    let serials = |list: Value| -> Vec<String> {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["serial"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let (_, in_customer) = app
+        .get(&format!("/accounts/{}/devices", c.id), &c.admin)
+        .await;
+    assert_eq!(serials(in_customer), ["C-1", "P-1"]);
+    let (_, in_partner) = app
+        .get(&format!("/accounts/{}/devices", p.id), &p.admin)
+        .await;
+    assert!(
+        serials(in_partner).is_empty(),
+        "the device left the partner's list"
+    );
+    let (status, _) = assign(c.id.clone(), own.clone()).await;
+    assert_eq!(status, 404, "assigned already");
+
+    // The partner cannot take or see the customer's own devices.
+    let (status, _) = app
+        .post(
+            &format!("/accounts/{}/devices/{customers_own}/unassign", c.id),
+            &p.admin,
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 404);
+    let (status, _) = app
+        .get(&format!("/devices/{customers_own}"), &p.admin)
+        .await;
+    assert_eq!(status, 404);
+    let (status, _) = app
+        .post(
+            &format!("/accounts/{}/devices/{own}/unassign", c.id),
+            &p.admin,
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (_, in_partner) = app
+        .get(&format!("/accounts/{}/devices", p.id), &p.admin)
+        .await;
+    assert_eq!(serials(in_partner), ["P-1"]);
+    let log = audit_of(&app, &c.admin, &c.id).await;
+    assert!(has(&log, "device.assigned") && has(&log, "device.unassigned"));
+    let log = audit_of(&app, &p.admin, &p.id).await;
+    assert!(has(&log, "device.assigned") && has(&log, "device.unassigned"));
+}
+
+#[actix_web::test]
+async fn a_revoke_closes_live_sockets_ends_tokens_and_stops_assignments() {
+    let app = TestApp::spawn().await;
+    let c = app.tenant("Customer").await;
+    let p = partner(&app, "Fixit", true).await;
+    let device = app.device(&p, "P-1", "android").await;
+    let grant = granted(&app, &p, &c, true, None).await;
+    let (_, login) = support_login(&app, &p, &grant).await;
+    let token = login["token"].as_str().unwrap().to_string();
+    // The customer runs a session; the partner technician joins it through the grant.
+    let (session, _) = app.session(&c.admin).await;
+    let mut owner = app.ws_technician(&c.admin, &session).await;
+    let mut partner_tech = app.ws_technician(&token, &session).await;
+    owner.expect("participant_joined").await;
+
+    let (status, _) = app
+        .call(
+            "DELETE",
+            &format!("/access-grants/{}", grant["id"].as_str().unwrap()),
+            Some(&c.admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, 204);
+    assert_eq!(partner_tech.expect_close().await, Some(4003));
+    let left = owner.expect("participant_left").await;
+    assert_eq!(left["reason"], "revoked");
+    let (status, _) = app
+        .get(&format!("/accounts/{}/devices", c.id), &token)
+        .await;
+    assert_eq!(status, 401, "the support token died with the grant");
+    let (status, _) = app
+        .post(
+            &format!("/accounts/{}/devices/assign", c.id),
+            &p.admin,
+            json!({"device_id": device}),
+        )
+        .await;
+    assert_eq!(status, 404);
+    assert_eq!(access_list(&app, &c).await["visible"], false);
+    let (status, _) = app
+        .call(
+            "DELETE",
+            &format!("/access-grants/{}", grant["id"].as_str().unwrap()),
+            Some(&c.admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, 404, "revoked already");
+    assert!(has(
+        &audit_of(&app, &p.admin, &p.id).await,
+        "access.revoked"
+    ));
+    // The partner may ask again.
+    let (status, _) = ask(&app, &p, &c, true).await;
+    assert_eq!(status, 201);
+}
+
+#[actix_web::test]
+async fn a_grant_with_an_expiry_ends_by_itself() {
+    let app = TestApp::spawn().await;
+    let c = app.tenant("Customer").await;
+    let p = partner(&app, "Fixit", true).await;
+    let soon = (chrono::Utc::now() + chrono::Duration::milliseconds(1500)).to_rfc3339();
+    let grant = granted(&app, &p, &c, true, Some(soon)).await;
+    assert!(grant["expires_at"].is_string());
+    let (status, login) = support_login(&app, &p, &grant).await;
+    assert_eq!(status, 200);
+    let token = login["token"].as_str().unwrap().to_string();
+    let (status, _) = app
+        .get(&format!("/accounts/{}/devices", c.id), &token)
+        .await;
+    assert_eq!(status, 200);
+    assert!(
+        eventually(|| async {
+            app.get(&format!("/accounts/{}/devices", c.id), &token)
+                .await
+                .0
+                == 401
+        })
+        .await
+    );
+    assert!(
+        eventually(|| async { has(&audit_of(&app, &c.admin, &c.id).await, "access.expired") })
+            .await
+    );
+    assert!(has(
+        &audit_of(&app, &p.admin, &p.id).await,
+        "access.expired"
+    ));
+    assert_eq!(access_list(&app, &c).await["visible"], false);
+    let (status, _) = support_login(&app, &p, &grant).await;
+    assert_eq!(status, 404);
+}
