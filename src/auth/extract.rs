@@ -156,6 +156,15 @@ pub async fn principal_from_token(state: &AppState, token: &str) -> Result<Princ
             _ => Err(AppError::unauthorized()),
         };
     }
+    principal_from_token_hash(state, hash).await
+}
+
+/// Resolves the stored hash of a login token to its principal (also how a WebSocket ticket
+/// acts as the token it was issued from).
+pub async fn principal_from_token_hash(
+    state: &AppState,
+    hash: String,
+) -> Result<Principal, AppError> {
     let found = state.store.token_principal(&hash).await?;
     let now = Utc::now();
     let Some(p) = found.filter(|p| p.expires_at > now) else {

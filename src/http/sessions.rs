@@ -611,6 +611,7 @@ pub async fn ws_ticket(
             who.user.id,
             session.id,
             &who.via,
+            Some(who.token_hash.as_str()).filter(|h| !h.is_empty()),
             expires_at,
         )
         .await?;

@@ -18,7 +18,7 @@ use crate::{
         session::SessionActor,
     },
     auth::{
-        extract::{Principal, bearer, principal_from_token},
+        extract::{Principal, bearer, principal_from_token, principal_from_token_hash},
         token,
     },
     domain::ids::SessionId,
@@ -93,18 +93,23 @@ pub async fn technician(
         (None, Some(ticket)) => {
             require_handshake(&req)?;
             let used = state.store.consume_ws_ticket(&token::hash(ticket)).await?;
-            let (user_id, ticket_session, via, expires_at) =
-                used.ok_or_else(AppError::unauthorized)?;
-            if expires_at <= Utc::now() || ticket_session != session_id {
+            let used = used.ok_or_else(AppError::unauthorized)?;
+            if used.expires_at <= Utc::now() || used.session != session_id {
                 return Err(AppError::unauthorized());
             }
-            let user = state
-                .store
-                .user(user_id)
-                .await?
-                .filter(|u| !u.deleted)
-                .ok_or_else(AppError::unauthorized)?;
-            Principal::own(user, &via)
+            match used.token_hash {
+                // Acts as the login token it came from: revoked or partner-bound alike.
+                Some(hash) => principal_from_token_hash(&state, hash).await?,
+                None => {
+                    let user = state
+                        .store
+                        .user(used.user)
+                        .await?
+                        .filter(|u| !u.deleted)
+                        .ok_or_else(AppError::unauthorized)?;
+                    Principal::own(user, &used.via)
+                }
+            }
         }
         (None, None) => return Err(AppError::unauthorized()),
     };

@@ -37,7 +37,7 @@ pub use policies::PolicyRecord;
 pub use reports::{ReportEvent, SessionReport};
 pub use second_factor::ChallengeRecord;
 pub use sessions::{InvitationRecord, NewInvitation, SessionRecord};
-pub use users::{TokenGrant, TokenPrincipal, UserRecord};
+pub use users::{TokenGrant, TokenPrincipal, UsedTicket, UserRecord};
 
 /// Handle to the database; cheap to clone.
 #[derive(Clone)]

@@ -244,16 +244,18 @@ impl Store {
         user: UserId,
         session: SessionId,
         via: &str,
+        token_hash: Option<&str>,
         expires_at: DateTime<Utc>,
     ) -> StoreResult<()> {
         sqlx::query(
-            "INSERT INTO ws_tickets (ticket_hash, user_id, session_id, via, created_at, expires_at)
-             VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO ws_tickets (ticket_hash, user_id, session_id, via, token_hash, created_at, expires_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(ticket_hash)
         .bind(user.to_string())
         .bind(session.to_string())
         .bind(via)
+        .bind(token_hash)
         .bind(Utc::now())
         .bind(expires_at)
         .execute(&self.pool)
@@ -261,30 +263,39 @@ impl Store {
         .map(|_| ())
     }
 
-    /// Uses a ticket up atomically: of two concurrent uses exactly one gets it. Returns the
-    /// ticket's user, session, via and expiry (the caller checks the expiry).
-    pub async fn consume_ws_ticket(
-        &self,
-        ticket_hash: &str,
-    ) -> StoreResult<Option<(UserId, SessionId, String, DateTime<Utc>)>> {
+    /// Uses a ticket up atomically: of two concurrent uses exactly one gets it. The caller
+    /// checks the expiry.
+    pub async fn consume_ws_ticket(&self, ticket_hash: &str) -> StoreResult<Option<UsedTicket>> {
         let row = sqlx::query(
             "UPDATE ws_tickets SET used_at = ? WHERE ticket_hash = ? AND used_at IS NULL
-             RETURNING user_id, session_id, via, expires_at",
+             RETURNING user_id, session_id, via, token_hash, expires_at",
         )
         .bind(Utc::now())
         .bind(ticket_hash)
         .fetch_optional(&self.pool)
         .await?;
         row.map(|row| {
-            Ok((
-                UserId(get_uuid(&row, "user_id")?),
-                SessionId(get_uuid(&row, "session_id")?),
-                row.try_get("via")?,
-                row.try_get("expires_at")?,
-            ))
+            Ok(UsedTicket {
+                user: UserId(get_uuid(&row, "user_id")?),
+                session: SessionId(get_uuid(&row, "session_id")?),
+                via: row.try_get("via")?,
+                token_hash: row.try_get("token_hash")?,
+                expires_at: row.try_get("expires_at")?,
+            })
         })
         .transpose()
     }
+}
+
+/// A WebSocket ticket just used up.
+#[derive(Debug, Clone)]
+pub struct UsedTicket {
+    pub user: UserId,
+    pub session: SessionId,
+    pub via: String,
+    /// The login token it was issued from (none for an API key).
+    pub token_hash: Option<String>,
+    pub expires_at: DateTime<Utc>,
 }
 
 impl Store {

@@ -259,6 +259,20 @@ async fn csv_import_reports_every_row_and_refuses_bad_files_whole() {
             .iter()
             .any(|a| a == "device.imported")
     );
+    // Without the devices area: 403, and nothing changes.
+    let (_, tech) = app.user(&t, "tech", &["sessions"]).await;
+    let (status, _) = import(
+        &app,
+        &Tenant {
+            admin: tech,
+            id: t.id.clone(),
+            admin_id: t.admin_id.clone(),
+        },
+        "serial,username\nS2,ann\n",
+    )
+    .await;
+    assert_eq!(status, 403);
+    assert_eq!(device_user(&app, &t, &s2).await, Value::Null);
     // Another account cannot import into this one.
     let other = app.tenant("Other").await;
     let (status, _) = import(

@@ -504,6 +504,26 @@ async fn a_revoke_closes_live_sockets_ends_tokens_and_stops_assignments() {
     let mut owner = app.ws_technician(&c.admin, &session).await;
     let mut partner_tech = app.ws_technician(&token, &session).await;
     owner.expect("participant_joined").await;
+    // A browser joins by ticket: the ticket acts as the support token it came from.
+    let ticket = |token: String| {
+        let app = &app;
+        let session = session.clone();
+        async move {
+            let (status, body) = app
+                .post("/ws-tickets", &token, json!({"session_id": session}))
+                .await;
+            assert_eq!(status, 200, "{body}");
+            format!(
+                "{}/ws/sessions/{session}?ticket={}",
+                app.ws_base,
+                body["ticket"].as_str().unwrap()
+            )
+        }
+    };
+    let mut by_ticket = Ws::connect(&ticket(token.clone()).await, None)
+        .await
+        .unwrap();
+    let unused = ticket(token.clone()).await;
 
     let (status, _) = app
         .call(
@@ -515,8 +535,16 @@ async fn a_revoke_closes_live_sockets_ends_tokens_and_stops_assignments() {
         .await;
     assert_eq!(status, 204);
     assert_eq!(partner_tech.expect_close().await, Some(4003));
-    let left = owner.expect("participant_left").await;
-    assert_eq!(left["reason"], "revoked");
+    assert_eq!(by_ticket.expect_close().await, Some(4003));
+    assert_eq!(
+        Ws::connect(&unused, None).await.err(),
+        Some(401),
+        "a ticket of a revoked grant"
+    );
+    for _ in 0..2 {
+        let left = owner.expect("participant_left").await;
+        assert_eq!(left["reason"], "revoked");
+    }
     let (status, _) = app
         .get(&format!("/accounts/{}/devices", c.id), &token)
         .await;

@@ -192,11 +192,19 @@ async fn a_requested_shutdown_tells_clients_and_stops_in_process() {
     let (sid, key) = app.session(&t.admin).await;
     let mut owner = app.ws_technician(&t.admin, &sid).await;
     let mut customer = app.ws_customer(&key).await;
+    let code = app.enrollment_code(&t).await;
+    let (_, secret) = app.enroll(&code, "SD-1", "ios").await;
+    let mut agent = app.ws_device(&secret).await.unwrap();
     app.shutdown();
     for ws in [&mut owner, &mut customer] {
         assert_eq!(ws.expect("session_ended").await["reason"], "shutdown");
         assert_eq!(ws.expect_close().await, Some(1001));
     }
+    assert_eq!(
+        agent.expect_close().await,
+        Some(1001),
+        "device agents are closed too"
+    );
     let crate::helpers::TestApp { stopped, .. } = app;
     tokio::time::timeout(Duration::from_secs(10), stopped)
         .await
