@@ -28,7 +28,9 @@ use crate::{
         validate,
     },
     error::{AppError, AppResult},
-    store::{AccessRequestRecord, Assignment, AuditEntry, GrantRecord, is_unique_violation},
+    store::{
+        AccessRequestRecord, Assignment, AuditEntry, Direction, GrantRecord, is_unique_violation,
+    },
 };
 
 /// How often lapsed grants are looked for and ended.
@@ -542,15 +544,6 @@ fn require_partner_devices(who: &Principal) -> AppResult<()> {
     who.require_write(Area::Devices, Write::Edit)
 }
 
-fn assignment_error(result: Assignment) -> AppError {
-    match result {
-        Assignment::NoGrant => {
-            AppError::not_found("account_not_found", "no access to this account")
-        }
-        _ => AppError::not_found("device_not_found", "no such device"),
-    }
-}
-
 fn serial_taken(err: sqlx::Error) -> AppError {
     if is_unique_violation(&err) {
         AppError::conflict(
@@ -562,6 +555,55 @@ fn serial_taken(err: sqlx::Error) -> AppError {
     }
 }
 
+/// Moves a device for a partner user and audits it in both accounts.
+async fn move_device(
+    state: &AppState,
+    who: &Principal,
+    customer: AccountId,
+    device: DeviceId,
+    direction: Direction,
+) -> AppResult<HttpResponse> {
+    require_partner_devices(who)?;
+    let partner = who.account();
+    let result = state
+        .store
+        .move_device(device, partner, customer, direction)
+        .await
+        .map_err(serial_taken)?;
+    match result {
+        Assignment::Moved => {}
+        Assignment::NoGrant => {
+            return Err(AppError::not_found(
+                "account_not_found",
+                "no access to this account",
+            ));
+        }
+        Assignment::NoSuchDevice => {
+            return Err(AppError::not_found("device_not_found", "no such device"));
+        }
+    }
+    let record = state
+        .store
+        .device(device)
+        .await?
+        .ok_or_else(|| AppError::not_found("device_not_found", "no such device"))?;
+    let action = match direction {
+        Direction::Assign => "device.assigned",
+        Direction::Unassign => "device.unassigned",
+    };
+    audit_both(
+        state,
+        who,
+        customer,
+        partner,
+        action,
+        device.to_string(),
+        serde_json::json!({"serial": record.serial}),
+    )
+    .await;
+    Ok(HttpResponse::Ok().json(DeviceView::of(state, record)))
+}
+
 #[utoipa::path(post, path = "/api/v1/accounts/{aid}/devices/assign", tag = "partner access", request_body = AssignBody,
     responses((status = 200, body = DeviceView), (status = 403), (status = 404, description = "no grant, or not the partner's device"),
               (status = 409, description = "serial_taken")))]
@@ -571,34 +613,8 @@ pub async fn assign(
     path: web::Path<AccountId>,
     body: web::Json<AssignBody>,
 ) -> AppResult<HttpResponse> {
-    require_partner_devices(&who)?;
-    let customer = path.into_inner();
     let device = DeviceId(body.device_id);
-    let partner = who.account();
-    let result = state
-        .store
-        .assign_device(device, partner, customer)
-        .await
-        .map_err(serial_taken)?;
-    if result != Assignment::Moved {
-        return Err(assignment_error(result));
-    }
-    let record = state
-        .store
-        .device(device)
-        .await?
-        .ok_or_else(|| AppError::not_found("device_not_found", "no such device"))?;
-    audit_both(
-        &state,
-        &who,
-        customer,
-        partner,
-        "device.assigned",
-        device.to_string(),
-        serde_json::json!({"serial": record.serial}),
-    )
-    .await;
-    Ok(HttpResponse::Ok().json(DeviceView::of(&state, record)))
+    move_device(&state, &who, path.into_inner(), device, Direction::Assign).await
 }
 
 #[utoipa::path(post, path = "/api/v1/accounts/{aid}/devices/{id}/unassign", tag = "partner access",
@@ -608,34 +624,15 @@ pub async fn unassign(
     who: Principal,
     path: web::Path<(Uuid, Uuid)>,
 ) -> AppResult<HttpResponse> {
-    require_partner_devices(&who)?;
     let (customer, device) = path.into_inner();
-    let (customer, device) = (AccountId(customer), DeviceId(device));
-    let partner = who.account();
-    let result = state
-        .store
-        .unassign_device(device, partner, customer)
-        .await
-        .map_err(serial_taken)?;
-    if result != Assignment::Moved {
-        return Err(assignment_error(result));
-    }
-    let record = state
-        .store
-        .device(device)
-        .await?
-        .ok_or_else(|| AppError::not_found("device_not_found", "no such device"))?;
-    audit_both(
+    move_device(
         &state,
         &who,
-        customer,
-        partner,
-        "device.unassigned",
-        device.to_string(),
-        serde_json::json!({"serial": record.serial}),
+        AccountId(customer),
+        DeviceId(device),
+        Direction::Unassign,
     )
-    .await;
-    Ok(HttpResponse::Ok().json(DeviceView::of(&state, record)))
+    .await
 }
 
 /// Ends grants whose expiry has passed: audited in both accounts, connections closed. Their

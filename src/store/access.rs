@@ -45,6 +45,15 @@ impl GrantRecord {
     }
 }
 
+/// Which way a partner's device moves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// From the partner's inventory into the customer account.
+    Assign,
+    /// Back from the customer account to the partner.
+    Unassign,
+}
+
 /// What a device assignment did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Assignment {
@@ -301,22 +310,37 @@ impl Store {
         .map(|_| ())
     }
 
-    /// Moves one of the partner's own devices into the customer account, only while a grant is
-    /// in force (checked in the same statement, so a revoke racing it wins cleanly).
-    pub async fn assign_device(
+    /// Moves a device between a partner and a customer, only while a grant between them is in
+    /// force (checked in the same statement, so a revoke racing it wins cleanly): `Assign`
+    /// takes one of the partner's own devices into the customer account, `Unassign` takes a
+    /// device the partner assigned back. The user link and group are cleared on each move.
+    pub async fn move_device(
         &self,
         device: DeviceId,
         partner: AccountId,
         customer: AccountId,
+        direction: Direction,
     ) -> StoreResult<Assignment> {
+        // (source account, target account, the owner the device has after the move)
+        let (from, to, owner_after) = match direction {
+            Direction::Assign => (partner, customer, Some(partner)),
+            Direction::Unassign => (customer, partner, None),
+        };
+        // Assign: the partner's own device (no owner); unassign: one it assigned (owner = it).
+        // Both forms take the partner id once (never empty), so the binds below fit either.
+        let owner_is = match direction {
+            Direction::Assign => "owner_account_id IS NULL AND ? <> ''",
+            Direction::Unassign => "owner_account_id = ?",
+        };
         let sql = format!(
             "UPDATE devices SET account_id = ?, owner_account_id = ?, user_id = NULL, group_id = NULL
-             WHERE id = ? AND account_id = ? AND owner_account_id IS NULL AND {GRANT_IN_FORCE}"
+             WHERE id = ? AND account_id = ? AND {owner_is} AND {GRANT_IN_FORCE}"
         );
         let done = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(customer.to_string())
-            .bind(partner.to_string())
+            .bind(to.to_string())
+            .bind(owner_after.map(|a| a.to_string()))
             .bind(device.to_string())
+            .bind(from.to_string())
             .bind(partner.to_string())
             .bind(partner.to_string())
             .bind(customer.to_string())
@@ -326,53 +350,15 @@ impl Store {
         if done.rows_affected() == 1 {
             return Ok(Assignment::Moved);
         }
-        let own: Option<String> = sqlx::query_scalar(
-            "SELECT id FROM devices WHERE id = ? AND account_id = ? AND owner_account_id IS NULL",
-        )
-        .bind(device.to_string())
-        .bind(partner.to_string())
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(if own.is_some() {
-            Assignment::NoGrant
-        } else {
-            Assignment::NoSuchDevice
-        })
-    }
-
-    /// Takes a device the partner assigned back from the customer, while a grant is in force.
-    pub async fn unassign_device(
-        &self,
-        device: DeviceId,
-        partner: AccountId,
-        customer: AccountId,
-    ) -> StoreResult<Assignment> {
-        let sql = format!(
-            "UPDATE devices SET account_id = ?, owner_account_id = NULL, user_id = NULL, group_id = NULL
-             WHERE id = ? AND account_id = ? AND owner_account_id = ? AND {GRANT_IN_FORCE}"
-        );
-        let done = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(partner.to_string())
+        // Why not: a device that is there to move means the grant is missing.
+        let sql = format!("SELECT id FROM devices WHERE id = ? AND account_id = ? AND {owner_is}");
+        let movable: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
             .bind(device.to_string())
-            .bind(customer.to_string())
+            .bind(from.to_string())
             .bind(partner.to_string())
-            .bind(partner.to_string())
-            .bind(customer.to_string())
-            .bind(sortable_time(Utc::now()))
-            .execute(&self.pool)
+            .fetch_optional(&self.pool)
             .await?;
-        if done.rows_affected() == 1 {
-            return Ok(Assignment::Moved);
-        }
-        let assigned: Option<String> = sqlx::query_scalar(
-            "SELECT id FROM devices WHERE id = ? AND account_id = ? AND owner_account_id = ?",
-        )
-        .bind(device.to_string())
-        .bind(customer.to_string())
-        .bind(partner.to_string())
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(if assigned.is_some() {
+        Ok(if movable.is_some() {
             Assignment::NoGrant
         } else {
             Assignment::NoSuchDevice

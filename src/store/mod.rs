@@ -26,7 +26,7 @@ use sqlx::{
 };
 use uuid::Uuid;
 
-pub use access::{AccessRequestRecord, Assignment, GrantRecord};
+pub use access::{AccessRequestRecord, Assignment, Direction, GrantRecord};
 pub use accounts::{AccountRecord, NewAccount, NewUser, username_key};
 pub use api_keys::ApiKeyRecord;
 pub use audit::{AuditEntry, AuditRecord};
