@@ -1,15 +1,21 @@
-//! Load test: starts the release broker on loopback with a temporary data dir and drives it
-//! with real WebSocket clients. S sessions of one customer, two technicians and one guest
-//! (joined through a real invitation) exchange chat and screen frames; the run ramps up,
-//! holds, stops by itself, prints a table and writes JSON to target/bench-results/.
+//! Load test: starts the release broker (or the baseline relay) on loopback with a temporary
+//! data dir and drives it with real WebSocket clients. S sessions of one customer, two
+//! technicians and one guest (joined through a real invitation) exchange chat and screen
+//! frames; the run ramps up, holds, stops by itself, prints a table and writes JSON to
+//! target/bench-results/. With `--compare` the same load runs against the baseline relay
+//! (benches/baseline/relay.rs) right after, and the ratios broker / baseline are reported.
 //!
-//! cargo bench --bench load -- [--sessions N] [--secs S] [--chat-per-sec R] [--screen-bytes B]
-//!                             [--screens-per-sec R]
+//! cargo bench --bench load -- [--sessions N] [--secs S] [--chat-per-sec R|max] [--window W]
+//!                             [--screen-bytes B] [--screens-per-sec R] [--target broker|baseline]
+//!                             [--compare] [--no-pin]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "baseline/relay.rs"]
+mod relay;
 
 use std::{
     io::{BufRead, BufReader},
-    process::{Command, Stdio},
+    process::{Child, Command, Stdio},
     sync::{
         Arc,
         atomic::{AtomicBool, AtomicU64, Ordering},
@@ -19,43 +25,84 @@ use std::{
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, Semaphore};
 use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest, http::HeaderValue};
 
 const PASSWORD: &str = "bench-admin-password";
 
+#[derive(Clone)]
 struct Opts {
     sessions: usize,
     secs: u64,
-    chat_per_sec: f64,
+    /// Chat messages per second per participant; `None`: as fast as allowed (closed loop).
+    chat_per_sec: Option<f64>,
+    /// Chats a participant may have in flight in the closed loop.
+    window: usize,
     screen_bytes: usize,
     screens_per_sec: f64,
+    targets: Vec<Target>,
+    pin: bool,
 }
 
-fn opts() -> Opts {
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Target {
+    Broker,
+    Baseline,
+}
+
+impl Target {
+    fn name(self) -> &'static str {
+        match self {
+            Target::Broker => "broker",
+            Target::Baseline => "baseline",
+        }
+    }
+}
+
+fn opts(args: &[String]) -> Opts {
     let mut o = Opts {
         sessions: 50,
         secs: 10,
-        chat_per_sec: 1.0,
+        chat_per_sec: Some(1.0),
+        window: 1,
         screen_bytes: 16 * 1024,
         screens_per_sec: 5.0,
+        targets: vec![Target::Broker],
+        pin: true,
     };
-    let args: Vec<String> = std::env::args().collect();
     let mut i = 1;
     while i < args.len() {
         let val = || args.get(i + 1).cloned().unwrap_or_default();
+        let mut step = 2;
         match args[i].as_str() {
             "--sessions" => o.sessions = val().parse().expect("--sessions N"),
             "--secs" => o.secs = val().parse().expect("--secs S"),
-            "--chat-per-sec" => o.chat_per_sec = val().parse().expect("--chat-per-sec R"),
+            "--chat-per-sec" => {
+                o.chat_per_sec = match val().as_str() {
+                    "max" | "0" => None,
+                    v => Some(v.parse().expect("--chat-per-sec R|max")),
+                }
+            }
+            "--window" => o.window = val().parse::<usize>().expect("--window W").max(1),
             "--screen-bytes" => o.screen_bytes = val().parse().expect("--screen-bytes B"),
             "--screens-per-sec" => o.screens_per_sec = val().parse().expect("--screens-per-sec R"),
-            _ => {
-                i += 1;
-                continue;
+            "--target" => {
+                o.targets = vec![match val().as_str() {
+                    "baseline" => Target::Baseline,
+                    _ => Target::Broker,
+                }]
             }
+            "--compare" => {
+                o.targets = vec![Target::Broker, Target::Baseline];
+                step = 1;
+            }
+            "--no-pin" => {
+                o.pin = false;
+                step = 1;
+            }
+            _ => step = 1,
         }
-        i += 2;
+        i += step;
     }
     o
 }
@@ -134,20 +181,44 @@ async fn connect(url: &str, bearer: Option<&str>) -> Ws {
     ws
 }
 
+/// The send time (µs since the run's epoch) and sender of a chat frame, read without a full
+/// JSON parse: the text is `"<micros> <connection>"`.
+fn chat_stamp(frame: &str) -> Option<(u64, u64)> {
+    if !frame.contains(r#""type":"chat""#) {
+        return None;
+    }
+    let start = frame.find(r#""text":""#)? + 8;
+    let rest = &frame[start..];
+    let text = &rest[..rest.find('"')?];
+    let (sent, from) = text.split_once(' ')?;
+    Some((sent.parse().ok()?, from.parse().ok()?))
+}
+
+/// How one participant sends.
+#[derive(Clone, Copy)]
+struct Load {
+    /// `Some(period)`: one chat per period, the first at a staggered offset; `None`: closed
+    /// loop, `window` chats in flight.
+    chat_every: Option<Duration>,
+    window: usize,
+    screen: Option<(Duration, usize)>,
+}
+
 /// Runs one participant: sends chat (and screen frames for the customer) until `stop`, reads
 /// and counts everything it receives.
-#[allow(clippy::too_many_arguments)]
 fn drive(
     ws: Ws,
+    conn: u64,
     stats: Arc<Stats>,
     epoch: Instant,
     stop: Arc<AtomicBool>,
     done: Arc<AtomicBool>,
-    chat_every: Duration,
-    screen: Option<(Duration, usize)>,
+    load: Load,
 ) -> tokio::task::JoinHandle<()> {
     let (mut tx, mut rx) = ws.split();
     let reader_stats = stats.clone();
+    let in_flight = Arc::new(Semaphore::new(load.window));
+    let echoes = in_flight.clone();
     let reader = tokio::spawn(async move {
         let mut local = Vec::new();
         loop {
@@ -156,13 +227,13 @@ fn drive(
                 Err(_) if done.load(Ordering::Relaxed) => break,
                 Err(_) => continue,
                 Ok(Some(Ok(Message::Text(t)))) => {
-                    let v: Value = serde_json::from_str(&t).unwrap_or(Value::Null);
-                    if v["type"] == "chat" {
+                    if let Some((sent, from)) = chat_stamp(&t) {
                         reader_stats.chat_delivered.fetch_add(1, Ordering::Relaxed);
-                        if let Some(sent) = v["text"].as_str().and_then(|s| s.parse::<u64>().ok()) {
-                            local.push((epoch.elapsed().as_micros() as u64).saturating_sub(sent));
+                        local.push((epoch.elapsed().as_micros() as u64).saturating_sub(sent));
+                        if from == conn {
+                            echoes.add_permits(1);
                         }
-                    } else if v["type"] == "error" {
+                    } else if t.contains(r#""type":"error""#) {
                         reader_stats.errors.fetch_add(1, Ordering::Relaxed);
                     }
                 }
@@ -184,48 +255,89 @@ fn drive(
         reader_stats.latencies_us.lock().await.extend(local);
     });
     tokio::spawn(async move {
-        let mut chat_tick = tokio::time::interval(chat_every);
-        let mut screen_tick =
-            tokio::time::interval(screen.map_or(Duration::from_secs(3600), |s| s.0));
-        chat_tick.tick().await;
-        screen_tick.tick().await;
-        let frame: Vec<u8> = screen.map_or(Vec::new(), |(_, n)| {
+        // Staggered starts, so that paced senders do not all fire in the same instant.
+        let stagger = |period: Duration| {
+            let frac = (conn as f64 * 0.618_033_988_75).fract();
+            tokio::time::Instant::now() + period.mul_f64(frac)
+        };
+        let period = load.chat_every.unwrap_or(Duration::from_secs(3600));
+        let mut chat_tick = tokio::time::interval_at(stagger(period), period);
+        let screen_period = load.screen.map_or(Duration::from_secs(3600), |s| s.0);
+        let mut screen_tick = tokio::time::interval_at(stagger(screen_period), screen_period);
+        let frame: Vec<u8> = load.screen.map_or(Vec::new(), |(_, n)| {
             std::iter::once(1u8)
                 .chain(std::iter::repeat_n(7u8, n.saturating_sub(1)))
                 .collect()
         });
+        let chat = |epoch: Instant| {
+            let text = format!("{} {conn}", epoch.elapsed().as_micros() as u64);
+            Message::text(json!({"type": "chat", "text": text}).to_string())
+        };
         while !stop.load(Ordering::Relaxed) {
             tokio::select! {
-                _ = chat_tick.tick() => {
-                    let text = json!({"type": "chat", "text": (epoch.elapsed().as_micros() as u64).to_string()}).to_string();
-                    if tx.send(Message::text(text)).await.is_err() { stats.errors.fetch_add(1, Ordering::Relaxed); break; }
+                _ = chat_tick.tick(), if load.chat_every.is_some() => {
+                    if tx.send(chat(epoch)).await.is_err() { stats.errors.fetch_add(1, Ordering::Relaxed); break; }
                     stats.chat_sent.fetch_add(1, Ordering::Relaxed);
                 }
-                _ = screen_tick.tick(), if screen.is_some() => {
+                permit = in_flight.acquire(), if load.chat_every.is_none() => {
+                    if let Ok(p) = permit { p.forget(); }
+                    if tx.send(chat(epoch)).await.is_err() { stats.errors.fetch_add(1, Ordering::Relaxed); break; }
+                    stats.chat_sent.fetch_add(1, Ordering::Relaxed);
+                }
+                _ = screen_tick.tick(), if load.screen.is_some() => {
                     if tx.send(Message::binary(frame.clone())).await.is_err() { stats.errors.fetch_add(1, Ordering::Relaxed); break; }
                     stats.screen_sent.fetch_add(1, Ordering::Relaxed);
                 }
+                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
             }
         }
         let _ = reader.await;
     })
 }
 
-#[tokio::main]
-async fn main() {
-    let o = opts();
-    let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_support-broker"))
-        .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.path())
-        .env("BROKER_ADMIN_PASSWORD", PASSWORD)
-        .env("BROKER_LOG__FILTER", "warn")
-        .env("BROKER_AUTH__LOGIN_ATTEMPTS_PER_MINUTE", "100000")
+/// Pins a process to one core with taskset (no-op when taskset is missing).
+fn pin(pid: u32, core: usize) {
+    let _ = Command::new("taskset")
+        .args(["-cp", &core.to_string(), &pid.to_string()])
+        .stdout(Stdio::null())
+        .status();
+}
+
+/// Starts the server under test and answers it with its base URL.
+fn start_server(target: Target, data_dir: &std::path::Path, pinned: bool) -> (Child, String) {
+    let mut cmd = match target {
+        Target::Broker => {
+            let mut c = Command::new(env!("CARGO_BIN_EXE_support-broker"));
+            c.args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
+                .arg(data_dir)
+                .env("BROKER_ADMIN_PASSWORD", PASSWORD)
+                .env("BROKER_LOG__FILTER", "warn")
+                .env("BROKER_AUTH__LOGIN_ATTEMPTS_PER_MINUTE", "100000");
+            if pinned {
+                // One core: one HTTP worker.
+                c.env("BROKER_HTTP__WORKERS", "1");
+            }
+            c
+        }
+        Target::Baseline => {
+            let mut c = Command::new(std::env::current_exe().unwrap());
+            c.args([
+                "--serve-baseline",
+                "127.0.0.1:0",
+                "--workers",
+                if pinned { "1" } else { "2" },
+            ]);
+            c
+        }
+    };
+    let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
-        .expect("broker starts");
-    let pid = child.id();
+        .expect("server starts");
+    if pinned {
+        pin(child.id(), 1);
+    }
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let base = loop {
         let line = lines.next().unwrap().unwrap();
@@ -233,102 +345,107 @@ async fn main() {
             break rest.trim().to_string();
         }
     };
-    let ws_base = base.replace("http://", "ws://");
-    let http = reqwest::Client::new();
-    let login = |user: &'static str, pw: &'static str| {
-        let http = http.clone();
-        let base = base.clone();
-        async move {
-            let v: Value = http
-                .post(format!("{base}/api/v1/auth/login"))
-                .json(&json!({"username": user, "password": pw}))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            v["token"].as_str().unwrap().to_string()
-        }
-    };
-    let admin = login("admin", PASSWORD).await;
-    let me: Value = http
-        .get(format!("{base}/api/v1/me"))
-        .bearer_auth(&admin)
-        .send()
+    (child, base)
+}
+
+/// What the broker needs to set up sessions: tokens, a policy.
+struct BrokerSetup {
+    http: reqwest::Client,
+    base: String,
+    admin: String,
+    bob: String,
+    policy: String,
+}
+
+async fn api(
+    http: &reqwest::Client,
+    method: reqwest::Method,
+    url: String,
+    token: Option<&str>,
+    body: Value,
+) -> Value {
+    let mut req = http.request(method, url).json(&body);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    req.send()
         .await
         .unwrap()
         .json()
         .await
-        .unwrap();
-    let account = me["user"]["account_id"].as_str().unwrap().to_string();
-    let post = |path: String, token: String, body: Value| {
-        let http = http.clone();
-        let base = base.clone();
-        async move {
-            http.post(format!("{base}/api/v1{path}"))
-                .bearer_auth(token)
-                .json(&body)
-                .send()
-                .await
-                .unwrap()
-                .json::<Value>()
-                .await
-                .unwrap()
+        .unwrap_or(Value::Null)
+}
+
+impl BrokerSetup {
+    async fn new(base: &str) -> Self {
+        let http = reqwest::Client::new();
+        let post = reqwest::Method::POST;
+        let login = |user: &str| {
+            api(
+                &http,
+                post.clone(),
+                format!("{base}/api/v1/auth/login"),
+                None,
+                json!({"username": user, "password": PASSWORD}),
+            )
+        };
+        let admin = login("admin").await["token"].as_str().unwrap().to_string();
+        let me = api(
+            &http,
+            reqwest::Method::GET,
+            format!("{base}/api/v1/me"),
+            Some(&admin),
+            Value::Null,
+        )
+        .await;
+        let account = me["user"]["account_id"].as_str().unwrap().to_string();
+        let policy = api(
+            &http,
+            post.clone(),
+            format!("{base}/api/v1/accounts/{account}/policies"),
+            Some(&admin),
+            json!({"name": "bench", "permissions": ["chat", "view"]}),
+        )
+        .await;
+        let bob = api(&http, post.clone(), format!("{base}/api/v1/accounts/{account}/users"), Some(&admin),
+            json!({"username": "bench-bob", "first_name": "B", "last_name": "B", "email": "bob@bench.example", "password": PASSWORD})).await;
+        api(&http, reqwest::Method::PUT, format!("{base}/api/v1/users/{}/rights", bob["id"].as_str().unwrap()), Some(&admin),
+            json!({"areas": ["sessions"], "objects": {"create": true, "edit": true, "delete": true}})).await;
+        let bob = login("bench-bob").await["token"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        Self {
+            http: http.clone(),
+            base: base.to_string(),
+            admin,
+            bob,
+            policy: policy["id"].as_str().unwrap().to_string(),
         }
-    };
-    let policy = post(
-        format!("/accounts/{account}/policies"),
-        admin.clone(),
-        json!({"name": "bench", "permissions": ["chat", "view"]}),
-    )
-    .await;
-    let bob = post(format!("/accounts/{account}/users"), admin.clone(), json!({"username": "bench-bob", "first_name": "B", "last_name": "B", "email": "bob@bench.example", "password": PASSWORD})).await;
-    let rights =
-        json!({"areas": ["sessions"], "objects": {"create": true, "edit": true, "delete": true}});
-    http.put(format!(
-        "{base}/api/v1/users/{}/rights",
-        bob["id"].as_str().unwrap()
-    ))
-    .bearer_auth(&admin)
-    .json(&rights)
-    .send()
-    .await
-    .unwrap();
-    let bob = login("bench-bob", PASSWORD).await;
+    }
 
-    let (_, rss_before, _) = proc_stat(pid);
-    let cpu_before = proc_stat(pid).0;
-    let stats = Arc::new(Stats::default());
-    let stop = Arc::new(AtomicBool::new(false));
-    let done = Arc::new(AtomicBool::new(false));
-    let epoch = Instant::now();
-    let chat_every = Duration::from_secs_f64(1.0 / o.chat_per_sec.max(0.001));
-    let screen_every = Duration::from_secs_f64(1.0 / o.screens_per_sec.max(0.001));
-
-    println!(
-        "ramping up {} sessions ({} connections)...",
-        o.sessions,
-        o.sessions * 4
-    );
-    let setup_started = Instant::now();
-    let mut guest_welcome_us = Vec::new();
-    let mut tasks = Vec::new();
-    let mut idle_rss_kib = 0;
-    for i in 0..o.sessions {
-        let s = post(
-            "/sessions".into(),
-            admin.clone(),
+    /// A session with its four participants joined: (owner, tech, guest, customer) and the
+    /// time from guest redemption to its welcome.
+    async fn session(&self, i: usize) -> ([Ws; 4], u64) {
+        let ws_base = self.base.replace("http://", "ws://");
+        let post = reqwest::Method::POST;
+        let s = api(
+            &self.http,
+            post.clone(),
+            format!("{}/api/v1/sessions", self.base),
+            Some(&self.admin),
             json!({"subject": format!("bench {i}")}),
         )
         .await;
         let sid = s["id"].as_str().unwrap().to_string();
-        let owner = connect(&format!("{ws_base}/ws/sessions/{sid}"), Some(&admin)).await;
-        let tech = connect(&format!("{ws_base}/ws/sessions/{sid}"), Some(&bob)).await;
-        let inv = post(
-            format!("/sessions/{sid}/invitations"),
-            admin.clone(),
-            json!({"policy_id": policy["id"], "guest_name": "bench guest"}),
+        let owner = connect(&format!("{ws_base}/ws/sessions/{sid}"), Some(&self.admin)).await;
+        let tech = connect(&format!("{ws_base}/ws/sessions/{sid}"), Some(&self.bob)).await;
+        let inv = api(
+            &self.http,
+            post,
+            format!("{}/api/v1/sessions/{sid}/invitations", self.base),
+            Some(&self.admin),
+            json!({"policy_id": self.policy, "guest_name": "bench guest"}),
         )
         .await;
         let join = inv["url"]
@@ -340,7 +457,7 @@ async fn main() {
             .to_string();
         let t0 = Instant::now();
         let guest = connect(&format!("{ws_base}/ws/guest/{join}"), None).await;
-        guest_welcome_us.push(t0.elapsed().as_micros() as u64);
+        let welcome = t0.elapsed().as_micros() as u64;
         let customer = connect(
             &format!(
                 "{ws_base}/ws/customer/{}",
@@ -349,35 +466,95 @@ async fn main() {
             None,
         )
         .await;
-        for (ws, screen) in [
-            (owner, None),
-            (tech, None),
-            (guest, None),
-            (customer, Some((screen_every, o.screen_bytes))),
-        ] {
+        ([owner, tech, guest, customer], welcome)
+    }
+}
+
+/// One run against one target; answers its figures.
+async fn run(o: &Opts, target: Target) -> Value {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, base) = start_server(target, dir.path(), o.pin);
+    let pid = child.id();
+    let broker = match target {
+        Target::Broker => Some(BrokerSetup::new(&base).await),
+        Target::Baseline => None,
+    };
+    let ws_base = base.replace("http://", "ws://");
+    let (_, rss_before, _) = proc_stat(pid);
+    let cpu_before = proc_stat(pid).0;
+    let stats = Arc::new(Stats::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    let done = Arc::new(AtomicBool::new(false));
+    let epoch = Instant::now();
+    let load = |screen: bool| Load {
+        chat_every: o
+            .chat_per_sec
+            .map(|r| Duration::from_secs_f64(1.0 / r.max(0.001))),
+        window: o.window,
+        screen: (screen && o.screens_per_sec > 0.0).then(|| {
+            (
+                Duration::from_secs_f64(1.0 / o.screens_per_sec),
+                o.screen_bytes,
+            )
+        }),
+    };
+
+    println!(
+        "[{}] ramping up {} sessions ({} connections)...",
+        target.name(),
+        o.sessions,
+        o.sessions * 4
+    );
+    let setup_started = Instant::now();
+    let mut guest_welcome_us = Vec::new();
+    let mut joined = Vec::new();
+    for i in 0..o.sessions {
+        let (conns, welcome) = match &broker {
+            Some(b) => b.session(i).await,
+            None => {
+                let url = format!("{ws_base}/room/{i}");
+                let owner = connect(&url, None).await;
+                let tech = connect(&url, None).await;
+                let t0 = Instant::now();
+                let guest = connect(&url, None).await;
+                let welcome = t0.elapsed().as_micros() as u64;
+                ([owner, tech, guest, connect(&url, None).await], welcome)
+            }
+        };
+        guest_welcome_us.push(welcome);
+        joined.push(conns);
+        if (i + 1) % 500 == 0 {
+            println!("  {} sessions up", i + 1);
+        }
+    }
+    let setup_secs = setup_started.elapsed().as_secs_f64();
+    // Idle: everyone connected, nothing sent yet.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let idle_rss_kib = proc_stat(pid).1;
+    let mut tasks = Vec::new();
+    for (i, conns) in joined.into_iter().enumerate() {
+        for (k, ws) in conns.into_iter().enumerate() {
             tasks.push(drive(
                 ws,
+                (i * 4 + k) as u64,
                 stats.clone(),
                 epoch,
                 stop.clone(),
                 done.clone(),
-                chat_every,
-                screen,
+                load(k == 3),
             ));
         }
-        if i == o.sessions - 1 {
-            idle_rss_kib = proc_stat(pid).1;
-        }
     }
-    let setup_secs = setup_started.elapsed().as_secs_f64();
     let connections = o.sessions * 4;
-    println!("holding for {} s...", o.secs);
+    println!("[{}] holding for {} s...", target.name(), o.secs);
     let hold_started = Instant::now();
     let cpu_hold_start = proc_stat(pid).0;
+    let delivered_at_start = stats.chat_delivered.load(Ordering::Relaxed);
     tokio::time::sleep(Duration::from_secs(o.secs)).await;
-    stop.store(true, Ordering::Relaxed);
     let hold_secs = hold_started.elapsed().as_secs_f64();
     let cpu_hold = proc_stat(pid).0 - cpu_hold_start;
+    let delivered_in_hold = stats.chat_delivered.load(Ordering::Relaxed) - delivered_at_start;
+    stop.store(true, Ordering::Relaxed);
     // Let in-flight frames arrive, then stop the readers.
     tokio::time::sleep(Duration::from_secs(2)).await;
     done.store(true, Ordering::Relaxed);
@@ -398,10 +575,13 @@ async fn main() {
     let chat_delivered = stats.chat_delivered.load(Ordering::Relaxed);
     let screen_expected = stats.screen_sent.load(Ordering::Relaxed) * 3;
     let screen_delivered = stats.screen_delivered.load(Ordering::Relaxed);
-    let result = json!({
-        "bench": "load",
+    let per_sec = delivered_in_hold as f64 / hold_secs;
+    json!({
+        "target": target.name(),
         "sessions": o.sessions,
         "connections": connections,
+        "pinned": o.pin,
+        "chat_mode": o.chat_per_sec.map_or(format!("max, window {}", o.window), |r| format!("{r}/s per participant")),
         "hold_secs": hold_secs,
         "connections_per_sec": connections as f64 / setup_secs,
         "guest_redeem_to_welcome_ms": {"p50": percentile(&guest_welcome_us, 0.5), "p99": percentile(&guest_welcome_us, 0.99)},
@@ -409,29 +589,125 @@ async fn main() {
         "chat_sent": chat_sent,
         "chat_expected_deliveries": chat_expected,
         "chat_delivered": chat_delivered,
-        "chat_deliveries_per_sec": chat_delivered as f64 / hold_secs,
+        "chat_lost": chat_expected.saturating_sub(chat_delivered),
+        "chat_deliveries_per_sec": per_sec,
         "screen_frames_expected": screen_expected,
         "screen_frames_delivered": screen_delivered,
         "screen_bytes_per_sec": stats.screen_bytes.load(Ordering::Relaxed) as f64 / hold_secs,
-        "broker_cpu_secs_total": cpu_after - cpu_before,
-        "broker_cpu_secs_hold": cpu_hold,
-        "broker_peak_rss_kib": peak_rss,
-        "rss_per_connection_kib": (idle_rss_kib.saturating_sub(rss_before)) as f64 / connections as f64,
+        "server_cpu_secs_total": cpu_after - cpu_before,
+        "server_cpu_secs_hold": cpu_hold,
+        "server_cpu_us_per_delivery": if delivered_in_hold > 0 { cpu_hold * 1e6 / delivered_in_hold as f64 } else { 0.0 },
+        "server_peak_rss_kib": peak_rss,
+        "rss_per_idle_connection_kib": (idle_rss_kib.saturating_sub(rss_before)) as f64 / connections as f64,
         "errors": stats.errors.load(Ordering::Relaxed),
         "disconnects": stats.disconnects.load(Ordering::Relaxed),
+    })
+}
+
+fn print_table(results: &[Value]) {
+    let mut header = format!("\n{:<34}", "metric");
+    for r in results {
+        header.push_str(&format!(" {:>22}", r["target"].as_str().unwrap_or("")));
+    }
+    println!("{header}");
+    if let Some(first) = results.first().and_then(|r| r.as_object()) {
+        for key in first.keys() {
+            let mut line = format!("{key:<34}");
+            for r in results {
+                let v = &r[key];
+                let shown = match v.as_f64() {
+                    Some(f) if v.is_f64() => format!("{f:.2}"),
+                    _ => v.to_string(),
+                };
+                line.push_str(&format!(" {shown:>22}"));
+            }
+            println!("{line}");
+        }
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--serve-baseline") {
+        let bind = args
+            .get(i + 1)
+            .cloned()
+            .unwrap_or_else(|| "127.0.0.1:0".into());
+        let workers = args
+            .iter()
+            .position(|a| a == "--workers")
+            .and_then(|w| args.get(w + 1))
+            .and_then(|w| w.parse().ok())
+            .unwrap_or(1);
+        relay::serve(&bind, workers).expect("baseline relay runs");
+        return;
+    }
+    let mut o = opts(&args);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    o.pin = o.pin && cores >= 2 && Command::new("taskset").arg("-V").output().is_ok();
+    if o.pin {
+        // The generator on core 0, the server on core 1: every figure is one server core.
+        pin(std::process::id(), 0);
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(if o.pin { 1 } else { 2 })
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async move {
+        let mut results = Vec::new();
+        for target in o.targets.clone() {
+            results.push(run(&o, target).await);
+        }
+        print_table(&results);
+        let mut out = json!({"runs": results});
+        if let [broker, baseline] = &results[..] {
+            let ratio = |key: &str| {
+                let (a, b) = (
+                    broker[key].as_f64().unwrap_or(0.0),
+                    baseline[key].as_f64().unwrap_or(0.0),
+                );
+                if b > 0.0 { a / b } else { 0.0 }
+            };
+            let lat = |q: &str| {
+                let (a, b) = (
+                    broker["chat_latency_ms"][q].as_f64().unwrap_or(0.0),
+                    baseline["chat_latency_ms"][q].as_f64().unwrap_or(0.0),
+                );
+                if b > 0.0 { a / b } else { 0.0 }
+            };
+            let ratios = json!({
+                "deliveries_per_sec": ratio("chat_deliveries_per_sec"),
+                "cpu_us_per_delivery": ratio("server_cpu_us_per_delivery"),
+                "chat_latency_p50": lat("p50"),
+                "chat_latency_p99": lat("p99"),
+                "rss_per_idle_connection": ratio("rss_per_idle_connection_kib"),
+            });
+            println!(
+                "\nbroker / baseline: {}",
+                serde_json::to_string_pretty(&ratios).unwrap()
+            );
+            out["broker_over_baseline"] = ratios;
+        }
+        let out_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-results");
+        std::fs::create_dir_all(&out_dir).unwrap();
+        let mode = o
+            .chat_per_sec
+            .map_or("max".to_string(), |r| format!("{r}ps"));
+        let names: Vec<&str> = o.targets.iter().map(|t| t.name()).collect();
+        let file = out_dir.join(format!(
+            "load-{}s-{mode}-{}.json",
+            o.sessions,
+            names.join("-")
+        ));
+        std::fs::write(&file, serde_json::to_string_pretty(&out).unwrap()).unwrap();
+        println!("\nwritten to {}", file.display());
+        for r in &results {
+            if r["chat_lost"].as_u64() != Some(0)
+                || r["screen_frames_expected"] != r["screen_frames_delivered"]
+            {
+                println!("WARNING [{}]: delivered != expected", r["target"]);
+            }
+        }
     });
-    println!("\n{:<34} {:>14}", "metric", "value");
-    for (k, v) in result.as_object().unwrap() {
-        println!("{:<34} {:>14}", k, v.to_string());
-    }
-    let out_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-results");
-    std::fs::create_dir_all(&out_dir).unwrap();
-    let file = out_dir.join(format!("load-{}s.json", o.sessions));
-    std::fs::write(&file, serde_json::to_string_pretty(&result).unwrap()).unwrap();
-    println!("\nwritten to {}", file.display());
-    if chat_delivered != chat_expected || screen_delivered != screen_expected {
-        println!(
-            "WARNING: delivered != expected (chat {chat_delivered}/{chat_expected}, screen {screen_delivered}/{screen_expected})"
-        );
-    }
 }

@@ -11,6 +11,11 @@ use support_broker::{
     telemetry,
 };
 
+/// mimalloc: fewer cycles per small allocation than glibc malloc on the relay path, measured
+/// in benches/load.rs (see docs/performance.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "support-broker",

@@ -61,8 +61,22 @@ impl Store {
     /// Writes a batch of events in one transaction, in order.
     pub async fn apply_report_events(&self, events: &[ReportEvent]) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
-        for event in events {
-            apply(&mut tx, event).await?;
+        let mut rest = events;
+        while let Some(first) = rest.first() {
+            // A run of chat messages goes in as one multi-row INSERT: one round trip to the
+            // database thread instead of one per message (chat dominates the event stream).
+            let run = rest
+                .iter()
+                .take(CHAT_ROWS_PER_INSERT)
+                .take_while(|e| matches!(e, ReportEvent::Chat { .. }))
+                .count();
+            if run > 1 {
+                insert_chats(&mut tx, &rest[..run]).await?;
+                rest = &rest[run..];
+            } else {
+                apply(&mut tx, first).await?;
+                rest = &rest[1..];
+            }
         }
         tx.commit().await
     }
@@ -170,6 +184,41 @@ impl Store {
             ownership,
         }))
     }
+}
+
+/// Rows per chat INSERT: 8 parameters each, well below SQLite's and PostgreSQL's limits.
+const CHAT_ROWS_PER_INSERT: usize = 128;
+
+async fn insert_chats(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    chats: &[ReportEvent],
+) -> StoreResult<()> {
+    let mut query = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+        "INSERT INTO chat_messages (id, session_id, seq, participant_id, name, role, text, sent_at) ",
+    );
+    query.push_values(chats, |mut row, event| {
+        if let ReportEvent::Chat {
+            session,
+            id,
+            seq,
+            participant,
+            name,
+            role,
+            text,
+            at,
+        } = event
+        {
+            row.push_bind(id.to_string())
+                .push_bind(session.to_string())
+                .push_bind(*seq)
+                .push_bind(participant.to_string())
+                .push_bind(name.clone())
+                .push_bind(*role)
+                .push_bind(text.clone())
+                .push_bind(*at);
+        }
+    });
+    query.build().execute(&mut **tx).await.map(|_| ())
 }
 
 async fn apply(
