@@ -68,8 +68,15 @@ async fn run(store: Store, mut rx: mpsc::UnboundedReceiver<WriterMsg>) {
         for w in waiters.drain(..) {
             let _ = w.send(());
         }
+        // Let events gather for a moment before the next batch: the channel does not wake this
+        // task (nor the database thread) per event while it sleeps, which cuts context switches
+        // on a busy core (docs/performance.md). A flush waits at most this long more.
+        tokio::time::sleep(GATHER).await;
     }
 }
+
+/// How long the writer lets events gather between batches.
+const GATHER: Duration = Duration::from_millis(5);
 
 /// Writes a batch, retrying with backoff: a database hiccup must not lose report events.
 async fn write_with_retry(store: &Store, batch: &[ReportEvent]) {

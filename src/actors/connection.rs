@@ -79,6 +79,19 @@ impl Outlet {
     }
 }
 
+impl Outlet {
+    /// An outlet whose frames the caller reads from the returned queue instead of a socket
+    /// writer (benchmarks of the fan-out, in-process peers).
+    pub fn channel(capacity: usize) -> (Outlet, mpsc::Receiver<Outbound>) {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        let kill = Arc::new(Kill {
+            token: CancellationToken::new(),
+            code: AtomicU16::new(1000),
+        });
+        (Outlet { tx, kill }, rx)
+    }
+}
+
 /// Counts the open connections of one broker (shutdown waits for it to reach zero).
 #[derive(Clone, Default)]
 pub struct LiveConnections(Arc<AtomicUsize>);
