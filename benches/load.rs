@@ -18,7 +18,7 @@ use std::{
     process::{Child, Command, Stdio},
     sync::{
         Arc,
-        atomic::{AtomicBool, AtomicU64, Ordering},
+        atomic::{AtomicU64, Ordering},
     },
     time::{Duration, Instant},
 };
@@ -27,6 +27,7 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::sync::{Mutex, Semaphore};
 use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest, http::HeaderValue};
+use tokio_util::sync::CancellationToken;
 
 const PASSWORD: &str = "bench-admin-password";
 
@@ -211,8 +212,8 @@ fn drive(
     conn: u64,
     stats: Arc<Stats>,
     epoch: Instant,
-    stop: Arc<AtomicBool>,
-    done: Arc<AtomicBool>,
+    stop: CancellationToken,
+    done: CancellationToken,
     load: Load,
 ) -> tokio::task::JoinHandle<()> {
     let (mut tx, mut rx) = ws.split();
@@ -222,11 +223,14 @@ fn drive(
     let reader = tokio::spawn(async move {
         let mut local = Vec::new();
         loop {
-            let next = tokio::time::timeout(Duration::from_millis(200), rx.next()).await;
+            // No timer per read: the reader waits for a frame or for the end of the run.
+            let next = tokio::select! {
+                biased;
+                msg = rx.next() => msg,
+                _ = done.cancelled() => break,
+            };
             match next {
-                Err(_) if done.load(Ordering::Relaxed) => break,
-                Err(_) => continue,
-                Ok(Some(Ok(Message::Text(t)))) => {
+                Some(Ok(Message::Text(t))) => {
                     if let Some((sent, from)) = chat_stamp(&t) {
                         reader_stats.chat_delivered.fetch_add(1, Ordering::Relaxed);
                         local.push((epoch.elapsed().as_micros() as u64).saturating_sub(sent));
@@ -237,7 +241,7 @@ fn drive(
                         reader_stats.errors.fetch_add(1, Ordering::Relaxed);
                     }
                 }
-                Ok(Some(Ok(Message::Binary(b)))) => {
+                Some(Ok(Message::Binary(b))) => {
                     reader_stats
                         .screen_delivered
                         .fetch_add(1, Ordering::Relaxed);
@@ -245,11 +249,11 @@ fn drive(
                         .screen_bytes
                         .fetch_add(b.len() as u64, Ordering::Relaxed);
                 }
-                Ok(Some(Ok(Message::Close(_)))) | Ok(None) | Ok(Some(Err(_))) => {
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => {
                     reader_stats.disconnects.fetch_add(1, Ordering::Relaxed);
                     break;
                 }
-                Ok(Some(Ok(_))) => {}
+                Some(Ok(_)) => {}
             }
         }
         reader_stats.latencies_us.lock().await.extend(local);
@@ -271,10 +275,12 @@ fn drive(
         });
         let chat = |epoch: Instant| {
             let text = format!("{} {conn}", epoch.elapsed().as_micros() as u64);
-            Message::text(json!({"type": "chat", "text": text}).to_string())
+            Message::text(format!(r#"{{"type":"chat","text":"{text}"}}"#))
         };
-        while !stop.load(Ordering::Relaxed) {
+        loop {
             tokio::select! {
+                biased;
+                _ = stop.cancelled() => break,
                 _ = chat_tick.tick(), if load.chat_every.is_some() => {
                     if tx.send(chat(epoch)).await.is_err() { stats.errors.fetch_add(1, Ordering::Relaxed); break; }
                     stats.chat_sent.fetch_add(1, Ordering::Relaxed);
@@ -288,7 +294,6 @@ fn drive(
                     if tx.send(Message::binary(frame.clone())).await.is_err() { stats.errors.fetch_add(1, Ordering::Relaxed); break; }
                     stats.screen_sent.fetch_add(1, Ordering::Relaxed);
                 }
-                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
             }
         }
         let _ = reader.await;
@@ -483,8 +488,8 @@ async fn run(o: &Opts, target: Target) -> Value {
     let (_, rss_before, _) = proc_stat(pid);
     let cpu_before = proc_stat(pid).0;
     let stats = Arc::new(Stats::default());
-    let stop = Arc::new(AtomicBool::new(false));
-    let done = Arc::new(AtomicBool::new(false));
+    let stop = CancellationToken::new();
+    let done = CancellationToken::new();
     let epoch = Instant::now();
     let load = |screen: bool| Load {
         chat_every: o
@@ -554,10 +559,10 @@ async fn run(o: &Opts, target: Target) -> Value {
     let hold_secs = hold_started.elapsed().as_secs_f64();
     let cpu_hold = proc_stat(pid).0 - cpu_hold_start;
     let delivered_in_hold = stats.chat_delivered.load(Ordering::Relaxed) - delivered_at_start;
-    stop.store(true, Ordering::Relaxed);
+    stop.cancel();
     // Let in-flight frames arrive, then stop the readers.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    done.store(true, Ordering::Relaxed);
+    done.cancel();
     for t in tasks {
         let _ = t.await;
     }

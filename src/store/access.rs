@@ -183,7 +183,7 @@ impl Store {
         expires_at: Option<DateTime<Utc>>,
     ) -> StoreResult<Option<GrantRecord>> {
         let now = Utc::now();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let done = sqlx::query(
             "UPDATE access_requests SET state = 'approved', decided_at = ?, decided_by = ?
              WHERE id = ? AND state = 'pending'",
@@ -268,7 +268,7 @@ impl Store {
     /// transaction; `false` when it had ended already.
     pub async fn end_grant(&self, id: GrantId, reason: &str) -> StoreResult<bool> {
         let now = sortable_time(Utc::now());
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let done = sqlx::query(
             "UPDATE access_grants SET ended_at = ?, end_reason = ? WHERE id = ? AND ended_at IS NULL",
         )

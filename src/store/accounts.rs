@@ -80,7 +80,7 @@ impl Store {
     /// Inserts an account and its users; a taken username or email fails the whole write.
     pub async fn create_account(&self, account: &NewAccount) -> StoreResult<()> {
         let now = Utc::now();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         sqlx::query(
             "INSERT INTO accounts (id, name, kind, certified, support_access, created_at)
              VALUES (?, ?, ?, ?, TRUE, ?)",
@@ -100,7 +100,7 @@ impl Store {
 
     /// Inserts one user into an existing account.
     pub async fn create_user(&self, account: AccountId, user: &NewUser) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         insert_user(&mut tx, account, user, Utc::now()).await?;
         tx.commit().await
     }

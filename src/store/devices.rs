@@ -184,7 +184,7 @@ impl Store {
 
     /// Deletes a device with its commands; its secret dies with it.
     pub async fn delete_device(&self, id: DeviceId) -> StoreResult<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         sqlx::query("DELETE FROM device_commands WHERE device_id = ?")
             .bind(id.to_string())
             .execute(&mut *tx)
@@ -208,7 +208,7 @@ impl Store {
 
     /// Applies the linked rows of a CSV import in one transaction.
     pub async fn link_devices(&self, links: &[(DeviceId, UserId)]) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         for (device, user) in links {
             sqlx::query("UPDATE devices SET user_id = ? WHERE id = ?")
                 .bind(user.to_string())
@@ -286,7 +286,7 @@ impl Store {
         secret_hash: &str,
     ) -> StoreResult<Result<(DeviceRecord, bool), EnrollRefusal>> {
         let now = Utc::now();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let code = sqlx::query(
             "SELECT account_id, group_id, expires_at, used_at FROM enrollment_codes WHERE code_hash = ?",
         )
@@ -395,7 +395,7 @@ impl Store {
         serial: &str,
         user: UserId,
     ) -> StoreResult<Option<DeviceId>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let existing: Option<String> =
             sqlx::query_scalar("SELECT id FROM devices WHERE account_id = ? AND serial = ?")
                 .bind(account.to_string())
@@ -501,7 +501,7 @@ impl Store {
     ) -> StoreResult<Option<(CommandRecord, Vec<Effect>)>> {
         let now = Utc::now();
         let result_text = result.map(to_json).transpose()?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let done = sqlx::query(
             "UPDATE device_commands SET status = ?, result = ?, finished_at = ?, updated_at = ?
              WHERE id = ? AND device_id = ? AND status IN ('queued', 'sent')",

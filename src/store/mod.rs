@@ -75,6 +75,13 @@ impl Store {
             .map(|_| ())
     }
 
+    /// A transaction that writes: `BEGIN IMMEDIATE` takes SQLite's write lock up front (waiting
+    /// up to the busy timeout), so a transaction that reads and then writes cannot fail with
+    /// SQLITE_BUSY when another connection wrote in between, as a deferred one can.
+    async fn write_tx(&self) -> StoreResult<sqlx::Transaction<'static, sqlx::Sqlite>> {
+        self.pool.begin_with("BEGIN IMMEDIATE").await
+    }
+
     pub async fn close(&self) {
         self.pool.close().await;
     }

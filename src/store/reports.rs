@@ -60,7 +60,7 @@ pub enum ReportEvent {
 impl Store {
     /// Writes a batch of events in one transaction, in order.
     pub async fn apply_report_events(&self, events: &[ReportEvent]) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let mut rest = events;
         while let Some(first) = rest.first() {
             // A run of chat messages goes in as one multi-row INSERT: one round trip to the

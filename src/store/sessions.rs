@@ -156,7 +156,7 @@ impl Store {
     /// revokes their pending invitations. Returns how many sessions it closed.
     pub async fn fail_orphaned_sessions(&self) -> StoreResult<u64> {
         let now = Utc::now();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         sqlx::query(
             "UPDATE invitations SET outcome = 'revoked', outcome_at = ?
              WHERE outcome = 'pending' AND session_id IN (SELECT id FROM sessions WHERE state = 'open')",

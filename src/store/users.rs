@@ -328,7 +328,7 @@ impl Store {
     pub async fn soft_delete_user(&self, user: UserId) -> StoreResult<bool> {
         let now = Utc::now();
         let id = user.to_string();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let done =
             sqlx::query("UPDATE users SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL")
                 .bind(now)
@@ -411,7 +411,7 @@ impl Store {
         user: UserId,
         password_hash: &str,
     ) -> StoreResult<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let done = sqlx::query(
             "UPDATE password_tokens SET used_at = ? WHERE token_hash = ? AND used_at IS NULL",
         )

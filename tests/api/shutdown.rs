@@ -211,3 +211,96 @@ async fn a_requested_shutdown_tells_clients_and_stops_in_process() {
         .expect("stops within 10 s")
         .expect("stopped cleanly");
 }
+
+#[actix_web::test]
+async fn a_shutdown_under_chat_load_loses_no_report_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut broker = Broker::start(dir.path());
+    let http = reqwest::Client::new();
+    let token = login(&http, &broker.base).await;
+    let ws_base = broker.base.replace("http://", "ws://");
+    let mut owners = Vec::new();
+    for _ in 0..4 {
+        let s: serde_json::Value = http
+            .post(format!("{}/api/v1/sessions", broker.base))
+            .bearer_auth(&token)
+            .json(&json!({"subject": "Load"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let sid = s["id"].as_str().unwrap().to_string();
+        let ws = Ws::connect(&format!("{ws_base}/ws/sessions/{sid}"), Some(&token))
+            .await
+            .unwrap();
+        owners.push((sid, ws));
+    }
+    // Every owner floods its session; the broker is stopped while chat is still arriving.
+    const SENT: usize = 1500;
+    for (_, ws) in &mut owners {
+        for i in 0..SENT {
+            ws.chat(&format!("m{i}")).await;
+        }
+    }
+    broker.sigterm();
+    let mut echoed = Vec::new();
+    for (sid, ws) in &mut owners {
+        let mut texts = Vec::new();
+        loop {
+            match ws.next().await {
+                crate::helpers::Event::Json(v) if v["type"] == "chat" => {
+                    texts.push(v["text"].as_str().unwrap().to_string())
+                }
+                crate::helpers::Event::Closed(_) => break,
+                _ => {}
+            }
+        }
+        echoed.push((sid.clone(), texts));
+    }
+    let status = broker.child.wait().unwrap();
+    assert!(status.success(), "exit status {status:?}");
+
+    // Every chat the broker relayed before it stopped is in the report, in order.
+    let broker = Broker::start(dir.path());
+    let token = login(&http, &broker.base).await;
+    let mut total = 0;
+    for (sid, texts) in echoed {
+        let report: serde_json::Value = http
+            .get(format!("{}/api/v1/sessions/{sid}/report", broker.base))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let stored: Vec<&str> = report["chat"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["text"].as_str().unwrap())
+            .collect();
+        // The broker may have relayed more than reached the owner before its socket closed;
+        // what did reach it is in the report, and the report is the sent order without gaps.
+        assert!(
+            stored.len() >= texts.len(),
+            "session {sid}: {} stored, {} relayed",
+            stored.len(),
+            texts.len()
+        );
+        assert_eq!(
+            stored[..texts.len()],
+            texts[..],
+            "session {sid}: the report holds what was relayed"
+        );
+        let expected: Vec<String> = (0..stored.len()).map(|i| format!("m{i}")).collect();
+        assert_eq!(
+            stored, expected,
+            "session {sid}: in the order sent, none missing"
+        );
+        total += texts.len();
+    }
+    assert!(total > 0, "chat was relayed before the shutdown");
+}
