@@ -286,6 +286,21 @@ impl Store {
         secret_hash: &str,
     ) -> StoreResult<Result<(DeviceRecord, bool), EnrollRefusal>> {
         let now = Utc::now();
+        // Refuse unknown, used and expired codes with a plain read: only a usable code takes
+        // the database's write lock (this endpoint needs no credential).
+        let state: Option<(Option<DateTime<Utc>>, DateTime<Utc>)> =
+            sqlx::query_as("SELECT used_at, expires_at FROM enrollment_codes WHERE code_hash = ?")
+                .bind(code_hash)
+                .fetch_optional(&self.pool)
+                .await?;
+        match state {
+            None => return Ok(Err(EnrollRefusal::Unknown)),
+            Some((Some(_), _)) => return Ok(Err(EnrollRefusal::Used)),
+            Some((None, expires_at)) if expires_at <= now => {
+                return Ok(Err(EnrollRefusal::Expired));
+            }
+            Some(_) => {}
+        }
         let mut tx = self.write_tx().await?;
         let code = sqlx::query(
             "SELECT account_id, group_id, expires_at, used_at FROM enrollment_codes WHERE code_hash = ?",

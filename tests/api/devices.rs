@@ -350,6 +350,26 @@ async fn enrollment_codes_are_single_use_and_preassignment_links_on_enrollment()
     assert_eq!(status, 422);
     let (status, _) = enroll(fresh, "P-3").await;
     assert_eq!(status, 201);
+    // An expired code: time is moved on in the database itself.
+    let stale = app.enrollment_code(&t).await;
+    let db = sqlx::SqlitePool::connect(&format!(
+        "sqlite://{}",
+        app.data_dir.path().join("broker.db").display()
+    ))
+    .await
+    .unwrap();
+    sqlx::query(
+        "UPDATE enrollment_codes SET expires_at = '2001-01-01T00:00:00Z' WHERE used_at IS NULL",
+    )
+    .execute(&db)
+    .await
+    .unwrap();
+    db.close().await;
+    let (status, body) = enroll(stale, "P-4").await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (410, Some("enrollment_code_expired"))
+    );
     let (status, body) = app
         .post(
             &format!("/accounts/{}/enrollment-codes", t.id),
