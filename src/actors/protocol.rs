@@ -57,6 +57,11 @@ fn parse_typed<T: serde::de::DeserializeOwned>(
     text: &str,
     known: &[&str],
 ) -> Result<T, FrameError> {
+    // The common case, a well-formed frame, in one pass; only a refused frame is parsed again
+    // to tell a malformed one from an unknown type.
+    if let Ok(frame) = serde_json::from_str(text) {
+        return Ok(frame);
+    }
     let value: serde_json::Value =
         serde_json::from_str(text).map_err(|e| FrameError::Invalid(e.to_string()))?;
     let Some(kind) = value.get("type").and_then(|t| t.as_str()) else {
