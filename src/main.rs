@@ -50,6 +50,7 @@ enum Command {
         #[arg(long)]
         enroll: Option<String>,
         /// The device's serial number (needed with --enroll).
+        #[arg(long)]
         serial: Option<String>,
         /// ios, android, windows or macos (needed with --enroll).
         #[arg(long, value_parser = parse_platform)]

@@ -379,3 +379,51 @@ async fn a_session_on_an_offline_or_unknown_device_is_refused() {
         .await;
     assert_eq!(status, 404);
 }
+
+#[actix_web::test]
+async fn the_agent_command_of_the_binary_enrolls_and_stays_connected() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("Acme").await;
+    let code = app.enrollment_code(&t).await;
+    let dir = tempfile::tempdir().unwrap();
+    let identity = dir.path().join("agent.json");
+    let mut agent = std::process::Command::new(env!("CARGO_BIN_EXE_support-broker"))
+        .args(["agent", "--server", &app.base, "--enroll", &code])
+        .args([
+            "--serial",
+            "CLI-1",
+            "--platform",
+            "android",
+            "--battery",
+            "55",
+        ])
+        .args(["--telemetry-secs", "1", "--identity"])
+        .arg(&identity)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let online = eventually(|| async {
+        let (_, devices) = app
+            .get(&format!("/accounts/{}/devices", t.id), &t.admin)
+            .await;
+        devices[0]["online"] == true && devices[0]["battery"] == 55
+    })
+    .await;
+    let _ = agent.kill();
+    let _ = agent.wait();
+    assert!(
+        online,
+        "the agent enrolled, connected and reported telemetry"
+    );
+    assert!(identity.exists(), "the identity is kept for the next start");
+    // Without --enroll and without an identity it refuses to start.
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_support-broker"))
+        .args(["agent", "--server", &app.base, "--identity"])
+        .arg(dir.path().join("missing.json"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(!status.success());
+}
