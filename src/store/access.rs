@@ -326,22 +326,25 @@ impl Store {
             Direction::Assign => (partner, customer, Some(partner)),
             Direction::Unassign => (customer, partner, None),
         };
-        // Assign: the partner's own device (no owner); unassign: one it assigned (owner = it).
-        // Both forms take the partner id once (never empty), so the binds below fit either.
-        let owner_is = match direction {
-            Direction::Assign => "owner_account_id IS NULL AND ? <> ''",
-            Direction::Unassign => "owner_account_id = ?",
+        // Assign: the partner's own device (no owner); unassign: one it assigned (owner = it),
+        // the one condition that takes a parameter.
+        let (owner_is, owner) = match direction {
+            Direction::Assign => ("owner_account_id IS NULL", None),
+            Direction::Unassign => ("owner_account_id = ?", Some(partner.to_string())),
         };
         let sql = format!(
             "UPDATE devices SET account_id = ?, owner_account_id = ?, user_id = NULL, group_id = NULL
              WHERE id = ? AND account_id = ? AND {owner_is} AND {GRANT_IN_FORCE}"
         );
-        let done = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let mut update = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(to.to_string())
             .bind(owner_after.map(|a| a.to_string()))
             .bind(device.to_string())
-            .bind(from.to_string())
-            .bind(partner.to_string())
+            .bind(from.to_string());
+        if let Some(owner) = &owner {
+            update = update.bind(owner.clone());
+        }
+        let done = update
             .bind(partner.to_string())
             .bind(customer.to_string())
             .bind(sortable_time(Utc::now()))
@@ -352,12 +355,13 @@ impl Store {
         }
         // Why not: a device that is there to move means the grant is missing.
         let sql = format!("SELECT id FROM devices WHERE id = ? AND account_id = ? AND {owner_is}");
-        let movable: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        let mut check = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
             .bind(device.to_string())
-            .bind(from.to_string())
-            .bind(partner.to_string())
-            .fetch_optional(&self.pool)
-            .await?;
+            .bind(from.to_string());
+        if let Some(owner) = owner {
+            check = check.bind(owner);
+        }
+        let movable: Option<String> = check.fetch_optional(&self.pool).await?;
         Ok(if movable.is_some() {
             Assignment::NoGrant
         } else {
