@@ -529,6 +529,16 @@ pub async fn preassign(
         .ok_or_else(|| {
             AppError::unprocessable("unknown_user", "username names no user of this account")
         })?;
+    // An enrolled serial is linked at once: only when the caller sees that device.
+    let enrolled = state
+        .store
+        .devices_of(aid)
+        .await?
+        .into_iter()
+        .find(|d| d.serial == serial);
+    if enrolled.is_some_and(|d| !who.rights().sees_device(d.group_id)) {
+        return Err(device_not_found());
+    }
     let linked = state.store.preassign(aid, &serial, user.id).await?;
     audit(
         &state,

@@ -151,6 +151,17 @@ async fn admins_manage_devices_and_see_only_their_groups() {
         .get(&format!("/accounts/{}/devices", t.id), &other.admin)
         .await;
     assert_eq!(status, 404);
+    // Pre-assigning the serial of a device in an unseen group is refused; nothing is linked.
+    let (status, _) = app
+        .post(
+            &format!("/accounts/{}/enrollments", t.id),
+            &tech,
+            json!({"serial": "M-1", "username": "tech"}),
+        )
+        .await;
+    assert_eq!(status, 404);
+    let (_, m1) = app.get(&format!("/devices/{}", ids[1]), &t.admin).await;
+    assert_eq!(m1["user_id"], Value::Null);
     let (_, no_devices) = app.user(&t, "nodev", &["sessions"]).await;
     let (status, _) = app.get(&format!("/devices/{}", ids[0]), &no_devices).await;
     assert_eq!(status, 403);
