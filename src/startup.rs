@@ -90,6 +90,7 @@ impl Application {
         let sms = SmsSender::new(&settings.sms, data_dir.join("outbox"))?;
         let outbox = Outbox::new(store.clone(), mailer, sms, &settings.outbox);
         outbox.clone().start_retries();
+        let secrets = crate::auth::secret_box::SecretBox::open(&data_dir)?;
         let state = web::Data::new(AppState::new(
             settings.clone(),
             store,
@@ -97,6 +98,7 @@ impl Application {
             reports,
             session_deps,
             passwords,
+            secrets,
             outbox,
             public_url,
             metrics,

@@ -3,5 +3,6 @@
 pub mod api_key;
 pub mod extract;
 pub mod password;
+pub mod secret_box;
 pub mod token;
 pub mod totp;

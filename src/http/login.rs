@@ -231,9 +231,13 @@ async fn totp_matches(
     code: &str,
     now: chrono::DateTime<Utc>,
 ) -> AppResult<bool> {
-    let Some((secret, _)) = state.store.totp_state(user.id).await? else {
+    let Some((sealed, _)) = state.store.totp_state(user.id).await? else {
         return Ok(false);
     };
+    let secret = state
+        .secrets
+        .open_value(&sealed)
+        .map_err(AppError::internal)?;
     let unix = u64::try_from(now.timestamp()).unwrap_or(0);
     match crate::auth::totp::check(&secret, code, unix).map_err(AppError::internal)? {
         Some(step) => Ok(state.store.accept_totp_step(user.id, step).await?),

@@ -16,7 +16,7 @@ use crate::{
         connection::LiveConnections, participant::WsLimits, registry::Registry,
         session::SessionDeps,
     },
-    auth::password::PasswordHasherPool,
+    auth::{password::PasswordHasherPool, secret_box::SecretBox},
     config::Settings,
     error::AppError,
     outbox::Outbox,
@@ -32,6 +32,8 @@ pub struct AppState {
     pub session_deps: Arc<SessionDeps>,
     pub ws_limits: Arc<WsLimits>,
     pub passwords: PasswordHasherPool,
+    /// Encrypts secrets kept readable at rest (TOTP seeds).
+    pub secrets: SecretBox,
     pub outbox: Outbox,
     /// Base of the links the broker hands out, without a trailing slash.
     pub public_url: String,
@@ -52,6 +54,7 @@ impl AppState {
         reports: ReportSink,
         session_deps: Arc<SessionDeps>,
         passwords: PasswordHasherPool,
+        secrets: SecretBox,
         outbox: Outbox,
         public_url: String,
         metrics: PrometheusHandle,
@@ -69,6 +72,7 @@ impl AppState {
             reports,
             session_deps,
             passwords,
+            secrets,
             outbox,
             public_url,
             metrics,

@@ -374,7 +374,8 @@ pub async fn login_options(
         }
         "totp" => {
             let secret = crate::auth::totp::new_secret().map_err(AppError::internal)?;
-            state.store.set_totp(user.id, &secret).await?;
+            let sealed = state.secrets.seal(&secret).map_err(AppError::internal)?;
+            state.store.set_totp(user.id, &sealed).await?;
             audit(
                 &state,
                 &who,
