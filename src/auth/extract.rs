@@ -177,12 +177,7 @@ pub async fn principal_from_token_hash(
             let home = PartnerAccess {
                 grant: g.id,
                 home_account: user.account_id,
-                home_account_name: state
-                    .store
-                    .account(user.account_id)
-                    .await?
-                    .map(|a| a.name)
-                    .unwrap_or_default(),
+                home_account_name: p.account_name,
             };
             user.account_id = g.customer;
             user.account_kind = "customer".into();

@@ -220,10 +220,12 @@ pub async fn request_access(
     let message = match body.message.as_deref().map(str::trim) {
         None | Some("") => None,
         Some(text) => Some(
-            validate::optional_text(text, MAX_MESSAGE_CHARS).ok_or_else(|| {
+            validate::bounded_text(text, MAX_MESSAGE_CHARS).ok_or_else(|| {
                 AppError::unprocessable(
                     "invalid_message",
-                    format!("message: at most {MAX_MESSAGE_CHARS} characters"),
+                    format!(
+                        "message: at most {MAX_MESSAGE_CHARS} characters, no control characters"
+                    ),
                 )
             })?,
         ),

@@ -530,12 +530,7 @@ pub async fn preassign(
             AppError::unprocessable("unknown_user", "username names no user of this account")
         })?;
     // An enrolled serial is linked at once: only when the caller sees that device.
-    let enrolled = state
-        .store
-        .devices_of(aid)
-        .await?
-        .into_iter()
-        .find(|d| d.serial == serial);
+    let enrolled = state.store.device_by_serial(aid, &serial).await?;
     if enrolled.is_some_and(|d| !who.rights().sees_device(d.group_id)) {
         return Err(device_not_found());
     }

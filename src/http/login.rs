@@ -4,7 +4,11 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{Duration, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{accounts::audit, state::AppState, views::UserView};
+use super::{
+    accounts::{audit, write_audit},
+    state::AppState,
+    views::UserView,
+};
 use uuid::Uuid;
 
 use crate::{
@@ -66,7 +70,7 @@ pub async fn login(
                 target: None,
                 details: serde_json::json!({}),
             };
-            let _ = state.store.audit(&entry).await;
+            write_audit(&state, &entry).await;
         }
         return Err(bad_credentials());
     };
@@ -315,7 +319,7 @@ pub async fn verify(
         target: None,
         details: serde_json::json!({"step": "code", "outcome": format!("{outcome:?}").to_lowercase()}),
     };
-    let _ = state.store.audit(&entry).await;
+    write_audit(&state, &entry).await;
     match outcome {
         Wrong::Locked => Err(too_many_attempts(
             second_factor::LOCK_FOR.num_seconds() as u64

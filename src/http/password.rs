@@ -4,7 +4,7 @@ use actix_web::{HttpResponse, web};
 use chrono::{Duration, Utc};
 use serde::Deserialize;
 
-use super::state::AppState;
+use super::{accounts::write_audit, state::AppState};
 use crate::{
     auth::{password::acceptable, token},
     config::Secret,
@@ -107,6 +107,6 @@ pub async fn set_password(
         target: Some(user.id.to_string()),
         details: serde_json::json!({}),
     };
-    let _ = state.store.audit(&entry).await;
+    write_audit(&state, &entry).await;
     Ok(HttpResponse::NoContent().finish())
 }

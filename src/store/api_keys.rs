@@ -116,6 +116,7 @@ impl Store {
                 on_behalf_of: None,
                 expires_at: DateTime::<Utc>::MAX_UTC,
                 grant: None,
+                account_name: String::new(),
             },
         )))
     }

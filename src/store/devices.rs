@@ -150,6 +150,19 @@ impl Store {
         row.as_ref().map(device_from_row).transpose()
     }
 
+    pub async fn device_by_serial(
+        &self,
+        account: AccountId,
+        serial: &str,
+    ) -> StoreResult<Option<DeviceRecord>> {
+        let row = sqlx::query("SELECT * FROM devices WHERE account_id = ? AND serial = ?")
+            .bind(account.to_string())
+            .bind(serial)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(device_from_row).transpose()
+    }
+
     pub async fn devices_of(&self, account: AccountId) -> StoreResult<Vec<DeviceRecord>> {
         let rows = sqlx::query("SELECT * FROM devices WHERE account_id = ? ORDER BY name, serial")
             .bind(account.to_string())

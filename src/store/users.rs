@@ -57,6 +57,8 @@ pub struct TokenPrincipal {
     pub expires_at: DateTime<Utc>,
     /// The partner grant a partner support token acts through.
     pub grant: Option<TokenGrant>,
+    /// The name of the user's own account (shown in audit entries of partner access).
+    pub account_name: String,
 }
 
 /// The grant behind a partner support token, as it stands now.
@@ -196,7 +198,8 @@ impl Store {
     pub async fn token_principal(&self, token_hash: &str) -> StoreResult<Option<TokenPrincipal>> {
         let sql = format!(
             "SELECT {USER_COLUMNS}, t.via AS token_via, t.on_behalf_of, t.expires_at AS token_expires_at,
-                t.grant_id, g.customer_account_id AS grant_customer, g.expires_at AS grant_expires_at,
+                a.name AS account_name, t.grant_id, g.customer_account_id AS grant_customer,
+                g.expires_at AS grant_expires_at,
                 g.ended_at AS grant_ended_at
              FROM auth_tokens t JOIN users u ON u.id = t.user_id JOIN accounts a ON a.id = u.account_id
              LEFT JOIN access_grants g ON g.id = t.grant_id
@@ -212,6 +215,7 @@ impl Store {
                 via: row.try_get("token_via")?,
                 on_behalf_of: row.try_get("on_behalf_of")?,
                 expires_at: row.try_get("token_expires_at")?,
+                account_name: row.try_get("account_name")?,
                 grant: match get_opt_uuid(&row, "grant_id")? {
                     Some(id) => Some(TokenGrant {
                         id: GrantId(id),

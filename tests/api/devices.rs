@@ -363,12 +363,7 @@ async fn enrollment_codes_are_single_use_and_preassignment_links_on_enrollment()
     assert_eq!(status, 201);
     // An expired code: time is moved on in the database itself.
     let stale = app.enrollment_code(&t).await;
-    let db = sqlx::SqlitePool::connect(&format!(
-        "sqlite://{}",
-        app.data_dir.path().join("broker.db").display()
-    ))
-    .await
-    .unwrap();
+    let db = app.db().await;
     sqlx::query(
         "UPDATE enrollment_codes SET expires_at = '2001-01-01T00:00:00Z' WHERE used_at IS NULL",
     )
@@ -481,6 +476,45 @@ async fn agents_get_waiting_commands_on_connect_and_report_telemetry() {
             app.get(&format!("/me/devices/{device}"), &user).await.1["location"]["lat"] == 48.137
         })
         .await
+    );
+    let (_, d) = app.get(&format!("/me/devices/{device}"), &user).await;
+    assert_eq!(d["location"]["accuracy_m"], 12.0);
+    assert!(d["location"]["at"].is_string(), "{d}");
+    let located = format!(
+        "/me/devices/{device}/actions/{}",
+        queued["command_id"].as_str().unwrap()
+    );
+    let (_, c) = app.get(&located, &user).await;
+    assert_eq!(
+        (c["status"].as_str(), c["action"].as_str()),
+        (Some("done"), Some("locate"))
+    );
+    assert_eq!(c["result"]["lon"], 11.575);
+
+    // A failed command ends `failed` and changes nothing on the device.
+    let (_, queued) = app
+        .post(
+            &format!("/me/devices/{device}/actions"),
+            &user,
+            json!({"action": "lost_mode_off"}),
+        )
+        .await;
+    agent.expect("command").await;
+    agent
+        .send_json(
+            json!({"type": "ack", "command_id": queued["command_id"], "status": "failed",
+                          "result": {"reason": "user declined"}}),
+        )
+        .await;
+    let failed = format!(
+        "/me/devices/{device}/actions/{}",
+        queued["command_id"].as_str().unwrap()
+    );
+    assert!(eventually(|| async { app.get(&failed, &user).await.1["status"] == "failed" }).await);
+    let (_, d) = app.get(&format!("/me/devices/{device}"), &user).await;
+    assert_eq!(
+        d["lost_mode"], true,
+        "a failed lost_mode_off leaves lost mode on"
     );
 
     // Telemetry updates battery, location and last seen; bad frames get an error, not a close.

@@ -74,6 +74,15 @@ impl TestApp {
         app
     }
 
+    /// A direct connection to the broker's database (to check what is stored at rest, or to
+    /// move time on for a stored expiry).
+    pub async fn db(&self) -> sqlx::SqlitePool {
+        let path = self.data_dir.path().join("broker.db");
+        sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display()))
+            .await
+            .expect("database opens")
+    }
+
     pub fn shutdown(&self) {
         self.shutdown.shutdown();
     }

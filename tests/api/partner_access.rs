@@ -279,6 +279,14 @@ async fn only_certified_partners_ask_once_and_only_customers_are_asked() {
         .await;
     assert_eq!(status, 422);
     let (status, _) = app
+        .post(
+            "/access-requests",
+            &p.admin,
+            json!({"account_id": other.id, "message": "hi\u{7}"}),
+        )
+        .await;
+    assert_eq!(status, 422, "control characters in the message");
+    let (status, _) = app
         .post("/access-requests", &p.admin, json!({"account": other.id}))
         .await;
     assert_eq!(status, 400);

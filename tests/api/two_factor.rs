@@ -297,12 +297,7 @@ async fn an_authenticator_app_code_logs_in_once_per_time_step() {
     assert_eq!(status, 200, "{setup}");
     let secret = setup["totp"]["secret"].as_str().unwrap().to_string();
     // At rest the seed is sealed with the server key, never in the clear.
-    let db = sqlx::SqlitePool::connect(&format!(
-        "sqlite://{}",
-        app.data_dir.path().join("broker.db").display()
-    ))
-    .await
-    .unwrap();
+    let db = app.db().await;
     let stored: String = sqlx::query_scalar("SELECT totp_secret FROM users WHERE username = 'bob'")
         .fetch_one(&db)
         .await
