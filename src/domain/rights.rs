@@ -116,6 +116,12 @@ impl Rights {
         self.has_area(area)
     }
 
+    /// Listing the security policies: their admins, and technicians, who pick one when they
+    /// invite a guest. Changing them still needs the `policies` area.
+    pub fn can_list_policies(&self) -> bool {
+        self.can_read(Area::Policies) || self.can_read(Area::Sessions)
+    }
+
     /// Writing in an area needs the area and the matching object right.
     pub fn can_write(&self, area: Area, write: Write) -> bool {
         self.has_area(area)

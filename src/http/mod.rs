@@ -3,6 +3,7 @@
 pub mod access;
 pub mod accounts;
 pub mod api_keys;
+pub mod console;
 pub mod devices;
 pub mod groups;
 pub mod login;
@@ -49,6 +50,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         "/api/openapi.json",
         <openapi::ApiDoc as utoipa::OpenApi>::openapi(),
     ))
+    .route("/", web::get().to(console::page))
+    .route("/customer/{key}", web::get().to(console::page))
+    .route("/set-password", web::get().to(console::page))
+    .route("/assets/{name}", web::get().to(console::asset))
     .route("/join/{token}", web::get().to(sessions::join_info))
     .route("/ws/sessions/{id}", web::get().to(ws::technician))
     .route("/ws/customer/{key}", web::get().to(ws::customer))

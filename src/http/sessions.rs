@@ -40,7 +40,10 @@ pub struct SessionCreated {
     pub state: &'static str,
     pub owner_user_id: Uuid,
     pub customer_key: String,
+    /// The customer's page in a browser (`<public_url>/customer/{customer_key}`).
     pub customer_url: String,
+    /// The customer's WebSocket (`/ws/customer/{customer_key}`), for agents and scripts.
+    pub customer_ws_url: String,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -82,6 +85,8 @@ pub struct InvitationCreated {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct JoinInfo {
     pub session_subject: String,
+    /// The display name of the technician who sent the invitation.
+    pub inviter_name: String,
     pub guest_name: String,
     pub policy: JoinPolicy,
     pub ws_url: String,
@@ -191,7 +196,8 @@ pub async fn create(
         serde_json::json!({"subject": record.subject}),
     )
     .await;
-    let customer_url = format!("{}/ws/customer/{customer_key}", state.public_ws_url());
+    let customer_url = format!("{}/customer/{customer_key}", state.public_url);
+    let customer_ws_url = format!("{}/ws/customer/{customer_key}", state.public_ws_url());
     let mut res = HttpResponse::Created();
     secret_headers(&mut res);
     Ok(res.json(SessionCreated {
@@ -201,6 +207,7 @@ pub async fn create(
         owner_user_id: who.user.id.0,
         customer_key,
         customer_url,
+        customer_ws_url,
     }))
 }
 
@@ -229,14 +236,49 @@ async fn view_of(state: &AppState, s: SessionRecord) -> SessionView {
     }
 }
 
-#[utoipa::path(get, path = "/api/v1/sessions", tag = "sessions", responses((status = 200, body = Vec<SessionView>), (status = 403)))]
-pub async fn list(state: web::Data<AppState>, who: Principal) -> AppResult<HttpResponse> {
+/// `GET /sessions?state=`: `open` (the default, as in the contract) or `ended`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    #[serde(default)]
+    pub state: Option<String>,
+}
+
+/// How many ended sessions `GET /sessions?state=ended` returns.
+const ENDED_LIST_LIMIT: u32 = 100;
+
+#[utoipa::path(get, path = "/api/v1/sessions", tag = "sessions", params(ListQuery),
+    responses((status = 200, body = Vec<SessionView>), (status = 400), (status = 403)))]
+pub async fn list(
+    state: web::Data<AppState>,
+    who: Principal,
+    query: web::Query<ListQuery>,
+) -> AppResult<HttpResponse> {
     who.require_area(Area::Sessions)?;
     let mut out = Vec::new();
-    for s in state.store.open_sessions_of(who.account()).await? {
-        let view = view_of(&state, s).await;
-        if view.state == "open" {
-            out.push(view);
+    match query.state.as_deref() {
+        None | Some("open") => {
+            for s in state.store.open_sessions_of(who.account()).await? {
+                let view = view_of(&state, s).await;
+                if view.state == "open" {
+                    out.push(view);
+                }
+            }
+        }
+        Some("ended") => {
+            for s in state
+                .store
+                .ended_sessions_of(who.account(), ENDED_LIST_LIMIT)
+                .await?
+            {
+                out.push(view_of(&state, s).await);
+            }
+        }
+        Some(_) => {
+            return Err(AppError::bad_request(
+                "invalid_query",
+                "state must be open or ended",
+            ));
         }
     }
     Ok(HttpResponse::Ok().json(out))
@@ -521,28 +563,30 @@ pub async fn join_info(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("application/json"));
     let result = usable_invitation(&state, &secret).await;
-    let mut res = match (&result, wants_json) {
-        (Ok(inv), true) => HttpResponse::Ok().json(JoinInfo {
-            session_subject: inv.session_subject.clone(),
-            guest_name: inv.guest_name.clone(),
-            policy: JoinPolicy {
-                id: inv.policy_id.0,
-                name: inv.policy_name.clone(),
-                permissions: inv.permissions.to_vec(),
-            },
-            ws_url: format!("{}/ws/guest/{secret}", state.public_ws_url()),
-            expires_at: inv.expires_at,
-        }),
-        (Ok(inv), false) => HttpResponse::Ok()
-            .content_type("text/html; charset=utf-8")
-            .body(join_page(inv)),
-        (Err(err), true) => actix_web::ResponseError::error_response(err),
-        (Err(err), false) => {
-            let status = actix_web::ResponseError::status_code(err);
-            HttpResponse::build(status)
-                .content_type("text/html; charset=utf-8")
-                .body(error_page(&err.to_string()))
+    let mut res = match (result, wants_json) {
+        (Ok(inv), true) => {
+            let inviter_name = match state.store.user(inv.inviter_user_id).await {
+                Ok(Some(user)) => user.display_name(),
+                _ => String::new(),
+            };
+            HttpResponse::Ok().json(JoinInfo {
+                session_subject: inv.session_subject.clone(),
+                inviter_name,
+                guest_name: inv.guest_name.clone(),
+                policy: JoinPolicy {
+                    id: inv.policy_id.0,
+                    name: inv.policy_name.clone(),
+                    permissions: inv.permissions.to_vec(),
+                },
+                ws_url: format!("{}/ws/guest/{secret}", state.public_ws_url()),
+                expires_at: inv.expires_at,
+            })
         }
+        (Err(err), true) => actix_web::ResponseError::error_response(&err),
+        // A browser gets the console, which asks for the JSON form and shows the invitation or
+        // why it cannot be used; the status still says which.
+        (Ok(_), false) => super::console::shell(actix_web::http::StatusCode::OK),
+        (Err(err), false) => super::console::shell(actix_web::ResponseError::status_code(&err)),
     };
     for (name, value) in [
         ("cache-control", "no-store"),
@@ -554,43 +598,6 @@ pub async fn join_info(
         );
     }
     res
-}
-
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&#39;")
-}
-
-fn join_page(inv: &InvitationRecord) -> String {
-    let perms: Vec<&str> = inv
-        .permissions
-        .to_vec()
-        .into_iter()
-        .map(|p| p.as_str())
-        .collect();
-    format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"referrer\" content=\"no-referrer\">\
-         <title>Support session invitation</title></head><body><main><h1>Support session: {}</h1>\
-         <p>Hello {}, you are invited to join as an external technician.</p>\
-         <p>The security policy <strong>{}</strong> allows: {}.</p>\
-         <p>This link works once and expires at {}.</p></main></body></html>",
-        escape(&inv.session_subject),
-        escape(&inv.guest_name),
-        escape(&inv.policy_name),
-        escape(&perms.join(", ")),
-        inv.expires_at.format("%Y-%m-%d %H:%M UTC"),
-    )
-}
-
-fn error_page(message: &str) -> String {
-    format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Invitation</title></head>\
-         <body><main><h1>This invitation cannot be used</h1><p>{}</p></main></body></html>",
-        escape(message)
-    )
 }
 
 #[utoipa::path(post, path = "/api/v1/ws-tickets", tag = "sessions", request_body = TicketBody,

@@ -95,7 +95,7 @@ pub fn disconnect_everywhere(state: &AppState, user: UserId) {
     }
 }
 
-#[utoipa::path(get, path = "/api/v1/users/{id}", tag = "users", responses((status = 200, body = UserView), (status = 403), (status = 404)))]
+#[utoipa::path(get, path = "/api/v1/users/{id}", tag = "users", responses((status = 200, body = UserDetail), (status = 403), (status = 404)))]
 pub async fn get(
     state: web::Data<AppState>,
     who: Principal,
@@ -105,7 +105,22 @@ pub async fn get(
     if user.id != who.user.id {
         who.require_area(Area::Users)?;
     }
-    Ok(HttpResponse::Ok().json(UserView::from(&user)))
+    Ok(HttpResponse::Ok().json(UserDetail {
+        user: UserView::from(&user),
+        rights: user.rights.clone(),
+        two_factor: user.two_factor.clone(),
+    }))
+}
+
+/// `GET /users/{id}`: the user with what an admin edits (rights, login options).
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct UserDetail {
+    #[serde(flatten)]
+    pub user: UserView,
+    #[schema(value_type = Object)]
+    pub rights: crate::domain::rights::Rights,
+    /// `off`, `email` or `sms`.
+    pub two_factor: String,
 }
 
 #[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "users", request_body = UserPatch,

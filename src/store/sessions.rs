@@ -152,6 +152,22 @@ impl Store {
         rows.iter().map(session_from_row).collect()
     }
 
+    /// The most recently started ended sessions of an account (at most `limit`), newest first.
+    pub async fn ended_sessions_of(
+        &self,
+        account: AccountId,
+        limit: u32,
+    ) -> StoreResult<Vec<SessionRecord>> {
+        let rows = sqlx::query(
+            "SELECT * FROM sessions WHERE account_id = ? AND state <> 'open' ORDER BY started_at DESC LIMIT ?",
+        )
+        .bind(account.to_string())
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(session_from_row).collect()
+    }
+
     /// Ends every session left open by a broker that stopped without a clean shutdown, and
     /// revokes their pending invitations. Returns how many sessions it closed.
     pub async fn fail_orphaned_sessions(&self) -> StoreResult<u64> {

@@ -45,7 +45,15 @@ async fn looking_at_the_join_link_does_not_use_it_up() {
             .await
             .unwrap();
         assert_eq!(page.status(), 200);
-        assert!(page.text().await.unwrap().contains("Gina"));
+        assert!(
+            page.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/html")
+        );
+        assert_eq!(page.headers()["referrer-policy"], "no-referrer");
+        // The console's join page, which reads the invitation as JSON (as above).
+        assert!(page.text().await.unwrap().contains("/assets/app.js"));
     }
     let guest = Ws::connect(info["ws_url"].as_str().unwrap(), None)
         .await

@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod api_keys;
+mod browser;
 mod devices;
 mod helpers;
 mod http_api;

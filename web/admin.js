@@ -1,0 +1,329 @@
+// Account admins: users (rights, login options, delete), security policies, partner access,
+// devices with the CSV import, and the audit log.
+
+import { api } from '/assets/api.js';
+import { t, when } from '/assets/i18n.js';
+import { h, clear, field, select, checkbox, notice, errorText, table, dialog, iconButton } from '/assets/ui.js';
+
+const AREAS = ['users', 'devices', 'sessions', 'policies', 'access', 'settings', 'reports'];
+const PERMISSIONS = ['chat', 'view', 'control', 'files'];
+
+// Runs `action`; on failure shows the error in `msg` and returns undefined.
+async function attempt(msg, action) {
+  try {
+    const value = await action();
+    clear(msg);
+    return value ?? true;
+  } catch (err) {
+    clear(msg, notice('error', errorText(err)));
+    return undefined;
+  }
+}
+
+function formValues(form) {
+  const data = new FormData(form);
+  const out = {};
+  for (const [k, v] of data.entries()) if (v !== '') out[k] = v;
+  return out;
+}
+
+// ---- users -------------------------------------------------------------------------------
+
+async function editRights(ctx, user, msg, reload) {
+  const detail = await api('GET', `/users/${user.id}`);
+  const rights = detail.rights;
+  const roles = await api('GET', `/accounts/${ctx.accountId}/roles`).catch(() => []);
+  const groups = await api('GET', `/accounts/${ctx.accountId}/groups`).catch(() => []);
+  const allGroups = rights.groups === 'all';
+  const chosen = new Set(Array.isArray(rights.groups) ? rights.groups : []);
+  const body = [
+    h('fieldset', {}, h('legend', {}, t('areas')), AREAS.map((a) => checkbox(t(`area_${a}`), `area:${a}`, rights.areas.includes(a)))),
+    h('fieldset', {}, h('legend', {}, t('objects')), ['create', 'edit', 'delete'].map((o) => checkbox(t(`obj_${o}`), `obj:${o}`, rights.objects[o]))),
+    h(
+      'fieldset',
+      {},
+      h('legend', {}, t('groups')),
+      checkbox(t('all_groups'), 'groups:all', allGroups),
+      groups.map((g) => checkbox(g.name, `group:${g.id}`, chosen.has(g.id))),
+    ),
+    checkbox(t('edit_group_settings'), 'edit_group_settings', rights.edit_group_settings),
+    checkbox(t('support_access'), 'support_access', rights.support_access),
+    h('fieldset', {}, h('legend', {}, t('roles')), roles.map((r) => checkbox(r.name, `role:${r.id}`, (rights.roles || []).includes(r.id)))),
+  ];
+  const data = await dialog(t('rights_of', { name: user.username }), body);
+  if (!data) return;
+  const keys = [...data.keys()];
+  const pick = (prefix) => keys.filter((k) => k.startsWith(prefix)).map((k) => k.slice(prefix.length));
+  const next = {
+    areas: pick('area:'),
+    objects: { create: data.has('obj:create'), edit: data.has('obj:edit'), delete: data.has('obj:delete') },
+    groups: data.has('groups:all') ? 'all' : pick('group:'),
+    edit_group_settings: data.has('edit_group_settings'),
+    support_access: data.has('support_access'),
+    roles: pick('role:'),
+  };
+  if (await attempt(msg, () => api('PUT', `/users/${user.id}/rights`, next))) {
+    clear(msg, notice('ok', t('saved')));
+    await reload(false);
+  }
+}
+
+async function editLoginOptions(user, msg) {
+  const detail = await api('GET', `/users/${user.id}`);
+  const options = [
+    ['off', t('tf_off')],
+    ['email', t('tf_email')],
+    ['sms', t('tf_sms')],
+  ];
+  const data = await dialog(`${t('login_options')}: ${user.username}`, select(t('two_factor'), 'two_factor', options, detail.two_factor));
+  if (!data) return;
+  if (await attempt(msg, () => api('PUT', `/users/${user.id}/login-options`, { two_factor: data.get('two_factor') }))) {
+    clear(msg, notice('ok', t('saved')));
+  }
+}
+
+async function deleteUser(user, msg, reload) {
+  const sure = await dialog(t('delete'), h('p', {}, t('confirm_delete_user', { name: user.username })), { submit: t('delete'), danger: true });
+  if (!sure) return;
+  if (await attempt(msg, () => api('DELETE', `/users/${user.id}`))) await reload(false);
+}
+
+export async function usersPage(root, ctx) {
+  const msg = h('div', { 'data-testid': 'users-message' });
+  const list = h('div');
+  async function reload(clearMsg = true) {
+    const users = await api('GET', `/accounts/${ctx.accountId}/users`);
+    if (clearMsg) clear(msg);
+    clear(
+      list,
+      table(
+        [t('username'), t('name'), t('email'), t('last_login'), t('api_key'), t('actions')],
+        users.map((u) => {
+          const actions =
+            u.kind === 'service'
+              ? h('span', { class: 'muted' }, 'service')
+              : h(
+                  'span',
+                  { class: 'actions' },
+                  iconButton('✎', `${t('edit_rights')}: ${u.username}`, () => editRights(ctx, u, msg, reload), { 'data-action': 'rights' }),
+                  iconButton('🚪', `${t('login_options')}: ${u.username}`, () => editLoginOptions(u, msg), { 'data-action': 'login-options' }),
+                  iconButton('🗑', `${t('delete')}: ${u.username}`, () => deleteUser(u, msg, reload), { 'data-action': 'delete', class: 'icon danger' }),
+                );
+          return h(
+            'tr',
+            { dataset: { username: u.username } },
+            h('td', {}, u.username),
+            h('td', {}, `${u.first_name} ${u.last_name}`.trim()),
+            h('td', {}, u.email || ''),
+            h('td', {}, u.last_login_at ? when(u.last_login_at) : t('never')),
+            h('td', {}, u.has_api_key ? t('yes') : t('no')),
+            h('td', {}, actions),
+          );
+        }),
+        { 'data-testid': 'users' },
+      ),
+    );
+  }
+  const formMsg = h('div');
+  const form = h(
+    'form',
+    { class: 'grid', 'data-testid': 'new-user' },
+    field(t('username'), { name: 'username', required: true, maxlength: 64, autocomplete: 'off' }),
+    field(t('first_name'), { name: 'first_name', required: true }),
+    field(t('last_name'), { name: 'last_name', required: true }),
+    field(t('email'), { name: 'email', type: 'email', required: true }),
+    field(t('phone'), { name: 'phone', type: 'tel' }),
+    field(t('password_optional'), { name: 'password', type: 'password', autocomplete: 'new-password' }),
+    formMsg,
+    h('button', { type: 'submit', class: 'primary' }, t('create')),
+  );
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    if (await attempt(formMsg, () => api('POST', `/accounts/${ctx.accountId}/users`, formValues(form)))) {
+      form.reset();
+      await reload();
+    }
+  });
+  clear(root, h('section', { class: 'card' }, h('h1', {}, t('users')), msg, list), h('section', { class: 'card' }, h('h2', {}, t('new_user')), form));
+  await reload();
+}
+
+// ---- policies ----------------------------------------------------------------------------
+
+export async function policiesPage(root, ctx) {
+  const msg = h('div');
+  const list = h('div');
+  async function reload() {
+    const policies = await api('GET', `/accounts/${ctx.accountId}/policies`);
+    clear(
+      list,
+      table(
+        [t('name'), t('description'), t('permissions'), t('actions')],
+        policies.map((p) => [
+          p.name,
+          p.description,
+          p.permissions.map((x) => t(`perm_${x}`)).join(', '),
+          iconButton('🗑', `${t('delete')}: ${p.name}`, async () => {
+            const sure = await dialog(t('delete'), h('p', {}, t('confirm_delete_policy', { name: p.name })), { submit: t('delete'), danger: true });
+            if (sure && (await attempt(msg, () => api('DELETE', `/policies/${p.id}`)))) await reload();
+          }),
+        ]),
+        { 'data-testid': 'policies' },
+      ),
+    );
+  }
+  const form = h(
+    'form',
+    { class: 'grid', 'data-testid': 'new-policy' },
+    field(t('name'), { name: 'name', required: true, maxlength: 100 }),
+    field(t('description'), { name: 'description', maxlength: 1000 }),
+    h('fieldset', {}, h('legend', {}, t('permissions')), PERMISSIONS.map((p) => checkbox(t(`perm_${p}`), `perm:${p}`, p === 'chat'))),
+    h('button', { type: 'submit', class: 'primary' }, t('create')),
+  );
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const data = new FormData(form);
+    const body = {
+      name: data.get('name'),
+      description: data.get('description') || '',
+      permissions: PERMISSIONS.filter((p) => data.has(`perm:${p}`)),
+    };
+    if (await attempt(msg, () => api('POST', `/accounts/${ctx.accountId}/policies`, body))) {
+      form.reset();
+      await reload();
+    }
+  });
+  clear(root, h('section', { class: 'card' }, h('h1', {}, t('policies')), msg, list), h('section', { class: 'card' }, h('h2', {}, t('new_policy')), form));
+  await reload();
+}
+
+// ---- partner access ----------------------------------------------------------------------
+
+export async function accessPage(root, ctx) {
+  const msg = h('div', { 'data-testid': 'access-message' });
+  const body = h('div');
+  async function reload() {
+    const access = await api('GET', `/accounts/${ctx.accountId}/access`);
+    const act = (path) => async () => {
+      if (await attempt(msg, () => api('POST', path, {}))) await reload();
+    };
+    clear(
+      body,
+      h('h2', {}, t('requests')),
+      access.requests.length
+        ? table(
+            [t('partner'), t('requested_by'), t('requested_at'), t('support_user'), t('message'), t('actions')],
+            access.requests.map((r) =>
+              h(
+                'tr',
+                { dataset: { request: r.id } },
+                h('td', {}, r.partner.name),
+                h('td', {}, r.requested_by.name),
+                h('td', {}, when(r.requested_at)),
+                h('td', {}, r.support_user ? t('yes') : t('no')),
+                h('td', {}, r.message || ''),
+                h(
+                  'td',
+                  { class: 'actions' },
+                  h('button', { type: 'button', class: 'primary', 'data-action': 'approve', onclick: act(`/access-requests/${r.id}/approve`) }, t('approve')),
+                  h('button', { type: 'button', 'data-action': 'reject', onclick: act(`/access-requests/${r.id}/reject`) }, t('reject')),
+                ),
+              ),
+            ),
+            { 'data-testid': 'access-requests' },
+          )
+        : h('p', { class: 'muted' }, t('no_requests')),
+      h('h2', {}, t('grants')),
+      access.grants.length
+        ? table(
+            [t('partner'), t('support_user'), t('granted_at'), t('expires'), ''],
+            access.grants.map((g) =>
+              h(
+                'tr',
+                { dataset: { grant: g.id } },
+                h('td', {}, g.partner.name),
+                h('td', {}, g.support_user ? t('yes') : t('no')),
+                h('td', {}, when(g.granted_at)),
+                h('td', {}, g.expires_at ? when(g.expires_at) : t('never')),
+                h(
+                  'td',
+                  {},
+                  iconButton('✕', `${t('revoke')}: ${g.partner.name}`, async () => {
+                    const sure = await dialog(t('revoke'), h('p', {}, t('confirm_revoke', { name: g.partner.name })), { submit: t('revoke'), danger: true });
+                    if (sure && (await attempt(msg, () => api('DELETE', `/access-grants/${g.id}`)))) await reload();
+                  }, { 'data-action': 'revoke', class: 'icon danger' }),
+                ),
+              ),
+            ),
+            { 'data-testid': 'access-grants' },
+          )
+        : h('p', { class: 'muted' }, t('no_grants')),
+    );
+  }
+  clear(root, h('section', { class: 'card' }, h('h1', {}, t('access_title')), msg, body));
+  await reload();
+}
+
+// ---- devices -----------------------------------------------------------------------------
+
+export async function devicesPage(root, ctx) {
+  const list = h('div');
+  const users = await api('GET', `/accounts/${ctx.accountId}/users`).catch(() => []);
+  const userName = new Map(users.map((u) => [u.id, u.username]));
+  async function reload() {
+    const devices = await api('GET', `/accounts/${ctx.accountId}/devices`);
+    clear(
+      list,
+      table(
+        [t('name'), t('serial'), t('platform'), t('model'), t('user'), t('battery'), t('last_seen'), t('online')],
+        devices.map((d) => [
+          d.name,
+          d.serial,
+          d.platform,
+          d.model,
+          d.user_id ? userName.get(d.user_id) || d.user_id : t('nothing'),
+          d.battery == null ? t('nothing') : `${d.battery} %`,
+          when(d.last_seen_at),
+          d.online ? t('yes') : t('no'),
+        ]),
+        { 'data-testid': 'devices' },
+      ),
+    );
+  }
+  const msg = h('div');
+  const report = h('div', { 'data-testid': 'import-report' });
+  const text = h('textarea', { name: 'csv', rows: 5, 'aria-label': 'CSV', placeholder: 'serial,username', 'data-testid': 'csv-text' });
+  const file = h('input', { type: 'file', accept: '.csv,text/csv', 'aria-label': t('csv_file') });
+  file.addEventListener('change', async () => {
+    if (file.files[0]) text.value = await file.files[0].text();
+  });
+  const form = h('form', { 'data-testid': 'csv-import' }, file, text, msg, h('button', { type: 'submit', class: 'primary' }, t('import')));
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const rows = await attempt(msg, () => api('POST', `/accounts/${ctx.accountId}/devices/import`, undefined, { csv: text.value }));
+    if (!rows) return;
+    clear(report, table([t('line'), t('serial'), t('username'), t('outcome')], rows.map((r) => [String(r.line), r.serial, r.username, t(`outcome_${r.outcome}`)])));
+    await reload();
+  });
+  clear(root, h('section', { class: 'card' }, h('h1', {}, t('devices')), list), h('section', { class: 'card' }, h('h2', {}, t('import_csv')), form, report));
+  await reload();
+}
+
+// ---- audit log ---------------------------------------------------------------------------
+
+export async function auditPage(root, ctx) {
+  const entries = await api('GET', `/accounts/${ctx.accountId}/audit`);
+  clear(
+    root,
+    h(
+      'section',
+      { class: 'card' },
+      h('h1', {}, t('audit')),
+      table(
+        [t('when'), t('who'), t('via'), t('action'), t('target')],
+        entries.map((e) => [when(e.at), e.actor_name, e.via, e.action, e.target || '']),
+        { 'data-testid': 'audit' },
+      ),
+    ),
+  );
+}

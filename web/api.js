@@ -1,0 +1,63 @@
+// The broker's HTTP API from the browser: JSON in and out, the login token in sessionStorage
+// (gone when the tab closes), errors as ApiError with the contract's code.
+
+const TOKEN_KEY = 'sb.token';
+
+export class ApiError extends Error {
+  constructor(status, code, message, retryAfter) {
+    super(message || code);
+    this.status = status;
+    this.code = code;
+    this.retryAfter = retryAfter;
+  }
+}
+
+export function token() {
+  return sessionStorage.getItem(TOKEN_KEY);
+}
+
+export function setToken(value) {
+  if (value) sessionStorage.setItem(TOKEN_KEY, value);
+  else sessionStorage.removeItem(TOKEN_KEY);
+}
+
+// Calls `/api/v1{path}` (or `path` as is when it starts with `/join/`).
+export async function api(method, path, body, options = {}) {
+  const url = path.startsWith('/join/') ? path : `/api/v1${path}`;
+  const headers = { Accept: 'application/json' };
+  const auth = options.token ?? token();
+  if (auth) headers.Authorization = `Bearer ${auth}`;
+  let payload;
+  if (options.csv !== undefined) {
+    headers['Content-Type'] = 'text/csv';
+    payload = options.csv;
+  } else if (body !== undefined) {
+    headers['Content-Type'] = 'application/json';
+    payload = JSON.stringify(body);
+  }
+  let res;
+  try {
+    res = await fetch(url, { method, headers, body: payload, cache: 'no-store' });
+  } catch (err) {
+    throw new ApiError(0, 'network', String(err));
+  }
+  const text = await res.text();
+  let data = null;
+  if (text) {
+    try {
+      data = JSON.parse(text);
+    } catch {
+      data = null;
+    }
+  }
+  if (!res.ok) {
+    const e = data && data.error ? data.error : { code: `http_${res.status}`, message: res.statusText };
+    throw new ApiError(res.status, e.code, e.message, res.headers.get('Retry-After'));
+  }
+  return data;
+}
+
+// The WebSocket base of this page's origin.
+export function wsBase() {
+  return `${location.protocol === 'https:' ? 'wss:' : 'ws:'}//${location.host}`;
+}

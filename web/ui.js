@@ -1,0 +1,115 @@
+// Small DOM helpers: elements without innerHTML (no markup from data ever reaches the page),
+// tables, dialogs and error texts.
+
+import { t } from '/assets/i18n.js';
+
+// h('button', {onclick, class: 'x'}, 'text', child...)
+export function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k.startsWith('on') && typeof v === 'function') el.addEventListener(k.slice(2), v);
+    else if (k === 'class') el.className = v;
+    else if (k === 'dataset') Object.assign(el.dataset, v);
+    else if (v === true) el.setAttribute(k, '');
+    else el.setAttribute(k, String(v));
+  }
+  append(el, children);
+  return el;
+}
+
+function append(el, children) {
+  for (const c of children.flat()) {
+    if (c === undefined || c === null || c === false) continue;
+    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+}
+
+export function clear(el, ...children) {
+  el.replaceChildren();
+  append(el, children);
+  return el;
+}
+
+// A labelled input; `attrs` go to the input.
+export function field(label, attrs = {}) {
+  const id = attrs.id || `f-${Math.random().toString(36).slice(2, 9)}`;
+  const input = attrs.tag === 'textarea' ? h('textarea', { ...attrs, tag: undefined, id }) : h('input', { type: 'text', ...attrs, id });
+  return h('div', { class: 'field' }, h('label', { for: id }, label), input);
+}
+
+export function select(label, name, options, value) {
+  const id = `f-${name}-${Math.random().toString(36).slice(2, 7)}`;
+  const sel = h('select', { id, name });
+  for (const [v, text] of options) {
+    const o = h('option', { value: v }, text);
+    if (v === value) o.selected = true;
+    sel.append(o);
+  }
+  return h('div', { class: 'field' }, h('label', { for: id }, label), sel);
+}
+
+export function checkbox(label, name, checked, attrs = {}) {
+  const input = h('input', { type: 'checkbox', name, ...attrs });
+  input.checked = !!checked;
+  return h('label', { class: 'check' }, input, ' ', label);
+}
+
+export function table(headers, rows, attrs = {}) {
+  return h(
+    'table',
+    attrs,
+    h('thead', {}, h('tr', {}, headers.map((x) => h('th', { scope: 'col' }, x)))),
+    h('tbody', {}, rows.map((r) => (r instanceof Node ? r : h('tr', {}, r.map((c) => h('td', {}, c)))))),
+  );
+}
+
+// The user-facing text of an API error.
+export function errorText(err) {
+  if (!err) return t('error');
+  if (err.status === 429 && err.retryAfter) return `${err.message} ${t('retry_after', { s: err.retryAfter })}`;
+  return err.message || err.code || String(err);
+}
+
+// A message box under a form: `kind` is "error" or "ok".
+export function notice(kind, text) {
+  return h('p', { class: `notice ${kind}`, role: kind === 'error' ? 'alert' : 'status' }, text);
+}
+
+// Shows a modal dialog; resolves to the form's values or null when cancelled.
+export function dialog(title, body, { submit = t('save'), danger = false } = {}) {
+  return new Promise((resolve) => {
+    const form = h('form', { method: 'dialog' });
+    const dlg = h('dialog', { 'aria-label': title }, form);
+    const done = (value) => {
+      dlg.close();
+      dlg.remove();
+      resolve(value);
+    };
+    form.append(
+      h('h2', {}, title),
+      ...(Array.isArray(body) ? body : [body]),
+      h(
+        'div',
+        { class: 'buttons' },
+        h('button', { type: 'submit', class: danger ? 'danger' : 'primary', 'data-confirm': '' }, submit),
+        h('button', { type: 'button', onclick: () => done(null) }, t('cancel')),
+      ),
+    );
+    form.addEventListener('submit', (e) => {
+      e.preventDefault();
+      done(new FormData(form));
+    });
+    dlg.addEventListener('cancel', (e) => {
+      e.preventDefault();
+      done(null);
+    });
+    document.body.append(dlg);
+    dlg.showModal();
+  });
+}
+
+// An icon button with a text label for screen readers and a tooltip.
+export function iconButton(icon, label, onclick, attrs = {}) {
+  return h('button', { type: 'button', class: 'icon', title: label, 'aria-label': label, onclick, ...attrs }, icon);
+}
