@@ -105,9 +105,9 @@ export async function usersPage(root, ctx) {
               : h(
                   'span',
                   { class: 'actions' },
-                  iconButton('✎', `${t('edit_rights')}: ${u.username}`, () => editRights(ctx, u, msg, reload), { 'data-action': 'rights' }),
-                  iconButton('🚪', `${t('login_options')}: ${u.username}`, () => editLoginOptions(u, msg), { 'data-action': 'login-options' }),
-                  iconButton('🗑', `${t('delete')}: ${u.username}`, () => deleteUser(u, msg, reload), { 'data-action': 'delete', class: 'icon danger' }),
+                  iconButton('pen', `${t('edit_rights')}: ${u.username}`, () => editRights(ctx, u, msg, reload), { 'data-action': 'rights' }),
+                  iconButton('door', `${t('login_options')}: ${u.username}`, () => editLoginOptions(u, msg), { 'data-action': 'login-options' }),
+                  iconButton('bin', `${t('delete')}: ${u.username}`, () => deleteUser(u, msg, reload), { 'data-action': 'delete', class: 'icon danger' }),
                 );
           return h(
             'tr',
@@ -163,7 +163,7 @@ export async function policiesPage(root, ctx) {
           p.name,
           p.description,
           p.permissions.map((x) => t(`perm_${x}`)).join(', '),
-          iconButton('🗑', `${t('delete')}: ${p.name}`, async () => {
+          iconButton('bin', `${t('delete')}: ${p.name}`, async () => {
             const sure = await dialog(t('delete'), h('p', {}, t('confirm_delete_policy', { name: p.name })), { submit: t('delete'), danger: true });
             if (sure && (await attempt(msg, () => api('DELETE', `/policies/${p.id}`)))) await reload();
           }),
@@ -248,7 +248,7 @@ export async function accessPage(root, ctx) {
                 h(
                   'td',
                   {},
-                  iconButton('✕', `${t('revoke')}: ${g.partner.name}`, async () => {
+                  iconButton('cross', `${t('revoke')}: ${g.partner.name}`, async () => {
                     const sure = await dialog(t('revoke'), h('p', {}, t('confirm_revoke', { name: g.partner.name })), { submit: t('revoke'), danger: true });
                     if (sure && (await attempt(msg, () => api('DELETE', `/access-grants/${g.id}`)))) await reload();
                   }, { 'data-action': 'revoke', class: 'icon danger' }),

@@ -109,7 +109,29 @@ export function dialog(title, body, { submit = t('save'), danger = false } = {})
   });
 }
 
-// An icon button with a text label for screen readers and a tooltip.
-export function iconButton(icon, label, onclick, attrs = {}) {
-  return h('button', { type: 'button', class: 'icon', title: label, 'aria-label': label, onclick, ...attrs }, icon);
+// Line icons drawn as SVG (no icon font or emoji font needed): 24×24, stroked.
+const ICONS = {
+  pen: 'M4 20h4L19 9l-4-4L4 16z M13 7l4 4',
+  door: 'M6 21V3h11v18 M3 21h18 M14 12v.5',
+  bin: 'M4 7h16 M9 7V4h6v3 M6 7l1 13h10l1-13 M10 11v6 M14 11v6',
+  cross: 'M6 6l12 12 M18 6L6 18',
+};
+
+function icon(name) {
+  const ns = 'http://www.w3.org/2000/svg';
+  const svg = document.createElementNS(ns, 'svg');
+  svg.setAttribute('viewBox', '0 0 24 24');
+  svg.setAttribute('width', '18');
+  svg.setAttribute('height', '18');
+  svg.setAttribute('aria-hidden', 'true');
+  svg.setAttribute('focusable', 'false');
+  const path = document.createElementNS(ns, 'path');
+  path.setAttribute('d', ICONS[name]);
+  svg.append(path);
+  return svg;
+}
+
+// An icon button (`name` from ICONS) with a text label for screen readers and a tooltip.
+export function iconButton(name, label, onclick, attrs = {}) {
+  return h('button', { type: 'button', class: 'icon', title: label, 'aria-label': label, onclick, ...attrs }, icon(name));
 }

@@ -167,6 +167,26 @@ impl TestApp {
         }
     }
 
+    /// A partner account (certified or not) whose admin is logged in.
+    pub async fn partner(&self, name: &str, certified: bool) -> Tenant {
+        let admin_name = format!("{}-admin", name.to_lowercase());
+        let (status, body) = self
+            .post(
+                "/accounts",
+                &self.admin,
+                json!({"name": name, "kind": "partner", "certified": certified, "admin": {
+                    "username": admin_name, "first_name": "Pat", "last_name": name,
+                    "email": format!("{admin_name}@partner.example"), "password": PASSWORD}}),
+            )
+            .await;
+        assert_eq!(status, 201, "partner: {body}");
+        Tenant {
+            id: body["id"].as_str().unwrap().into(),
+            admin_id: body["admin_user_id"].as_str().unwrap().into(),
+            admin: self.login(&admin_name, PASSWORD).await,
+        }
+    }
+
     /// A user of `tenant` with the given areas (and all object rights), logged in.
     pub async fn user(&self, tenant: &Tenant, username: &str, areas: &[&str]) -> (String, String) {
         let (status, body) = self
@@ -534,6 +554,25 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     false
+}
+
+/// The code in a message ("... login code: 12345 ...").
+pub fn code_in(text: &str) -> String {
+    let at = text.find("login code: ").expect("a code") + "login code: ".len();
+    text[at..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect()
+}
+
+/// The code of the newest login-code mail to `to`.
+pub fn last_mail_code(app: &TestApp, to: &str) -> String {
+    let mail = outbox_mails(app)
+        .into_iter()
+        .rev()
+        .find(|m| m.contains(&format!("To: {to}")) && m.contains("login code"))
+        .expect("a code mail");
+    code_in(&mail)
 }
 
 /// The mails in the broker's outbox (decoded from quoted-printable), oldest first.

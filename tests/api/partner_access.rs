@@ -7,26 +7,6 @@ use serde_json::{Value, json};
 
 use crate::helpers::*;
 
-/// A partner account (certified or not) whose admin is logged in.
-async fn partner(app: &TestApp, name: &str, certified: bool) -> Tenant {
-    let admin_name = format!("{}-admin", name.to_lowercase());
-    let (status, body) = app
-        .post(
-            "/accounts",
-            &app.admin,
-            json!({"name": name, "kind": "partner", "certified": certified, "admin": {
-                "username": admin_name, "first_name": "Pat", "last_name": name,
-                "email": format!("{admin_name}@partner.example"), "password": PASSWORD}}),
-        )
-        .await;
-    assert_eq!(status, 201, "partner: {body}");
-    Tenant {
-        id: body["id"].as_str().unwrap().into(),
-        admin_id: body["admin_user_id"].as_str().unwrap().into(),
-        admin: app.login(&admin_name, PASSWORD).await,
-    }
-}
-
 async fn ask(app: &TestApp, p: &Tenant, customer: &Tenant, support_user: bool) -> (u16, Value) {
     app.post(
         "/access-requests",
@@ -95,7 +75,7 @@ fn has(entries: &[Value], action: &str) -> bool {
 async fn a_certified_partner_asks_the_customer_approves_and_the_partner_works_inside() {
     let app = TestApp::spawn().await;
     let c = app.tenant("Customer").await;
-    let p = partner(&app, "Fixit", true).await;
+    let p = app.partner("Fixit", true).await;
     assert_eq!(access_list(&app, &c).await["visible"], false);
 
     let (status, request) = ask(&app, &p, &c, true).await;
@@ -231,7 +211,7 @@ async fn a_certified_partner_asks_the_customer_approves_and_the_partner_works_in
 async fn only_certified_partners_ask_once_and_only_customers_are_asked() {
     let app = TestApp::spawn().await;
     let c = app.tenant("Customer").await;
-    let uncertified = partner(&app, "Newbie", false).await;
+    let uncertified = app.partner("Newbie", false).await;
     let (status, body) = ask(&app, &uncertified, &c, false).await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
@@ -245,7 +225,7 @@ async fn only_certified_partners_ask_once_and_only_customers_are_asked() {
         (403, Some("not_a_partner"))
     );
     // A partner user without the access area.
-    let p = partner(&app, "Fixit", true).await;
+    let p = app.partner("Fixit", true).await;
     let (status, body) = app
         .post(&format!("/accounts/{}/users", p.id), &p.admin,
               json!({"username": "pete", "first_name": "P", "last_name": "Q", "email": "pete@partner.example", "password": PASSWORD}))
@@ -297,9 +277,9 @@ async fn only_certified_partners_ask_once_and_only_customers_are_asked() {
 async fn the_access_list_puts_new_requests_first_and_only_the_access_area_sees_it() {
     let app = TestApp::spawn().await;
     let c = app.tenant("Customer").await;
-    let first = partner(&app, "Alpha", true).await;
-    let second = partner(&app, "Beta", true).await;
-    let third = partner(&app, "Gamma", true).await;
+    let first = app.partner("Alpha", true).await;
+    let second = app.partner("Beta", true).await;
+    let third = app.partner("Gamma", true).await;
     ask(&app, &first, &c, false).await;
     tokio::time::sleep(Duration::from_millis(5)).await;
     let (_, beta) = ask(&app, &second, &c, true).await;
@@ -402,8 +382,8 @@ async fn the_access_list_puts_new_requests_first_and_only_the_access_area_sees_i
 async fn the_support_login_needs_a_grant_with_the_support_user() {
     let app = TestApp::spawn().await;
     let c = app.tenant("Customer").await;
-    let p = partner(&app, "Fixit", true).await;
-    let stranger = partner(&app, "Stranger", true).await;
+    let p = app.partner("Fixit", true).await;
+    let stranger = app.partner("Stranger", true).await;
     let grant = granted(&app, &p, &c, false, None).await;
     let (status, body) = support_login(&app, &p, &grant).await;
     assert_eq!(
@@ -420,7 +400,7 @@ async fn the_support_login_needs_a_grant_with_the_support_user() {
 async fn devices_move_to_the_customer_and_back_only_under_a_grant() {
     let app = TestApp::spawn().await;
     let c = app.tenant("Customer").await;
-    let p = partner(&app, "Fixit", true).await;
+    let p = app.partner("Fixit", true).await;
     let unrelated = app.tenant("Unrelated").await;
     let own = app.device(&p, "P-1", "android").await;
     let customers_own = app.device(&c, "C-1", "ios").await;
@@ -502,7 +482,7 @@ async fn devices_move_to_the_customer_and_back_only_under_a_grant() {
 async fn a_revoke_closes_live_sockets_ends_tokens_and_stops_assignments() {
     let app = TestApp::spawn().await;
     let c = app.tenant("Customer").await;
-    let p = partner(&app, "Fixit", true).await;
+    let p = app.partner("Fixit", true).await;
     let device = app.device(&p, "P-1", "android").await;
     let grant = granted(&app, &p, &c, true, None).await;
     let (_, login) = support_login(&app, &p, &grant).await;
@@ -588,7 +568,7 @@ async fn a_revoke_closes_live_sockets_ends_tokens_and_stops_assignments() {
 async fn a_grant_with_an_expiry_ends_by_itself() {
     let app = TestApp::spawn().await;
     let c = app.tenant("Customer").await;
-    let p = partner(&app, "Fixit", true).await;
+    let p = app.partner("Fixit", true).await;
     let soon = (chrono::Utc::now() + chrono::Duration::milliseconds(1500)).to_rfc3339();
     let grant = granted(&app, &p, &c, true, Some(soon)).await;
     assert!(grant["expires_at"].is_string());

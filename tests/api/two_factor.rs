@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::helpers::{PASSWORD, Tenant, TestApp, outbox_mails};
+use crate::helpers::{PASSWORD, Tenant, TestApp, code_in, last_mail_code};
 
 /// The newest SMS in the outbox to `to`.
 fn last_sms(app: &TestApp, to: &str) -> String {
@@ -22,24 +22,6 @@ fn last_sms(app: &TestApp, to: &str) -> String {
         .map(|p| std::fs::read_to_string(p).unwrap())
         .find(|t| t.starts_with(&format!("To: {to}\n")))
         .expect("an SMS")
-}
-
-/// The code in a message ("... login code: 12345 ...").
-fn code_in(text: &str) -> String {
-    let at = text.find("login code: ").expect("a code") + "login code: ".len();
-    text[at..]
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .collect()
-}
-
-fn last_mail_code(app: &TestApp, to: &str) -> String {
-    let mail = outbox_mails(app)
-        .into_iter()
-        .rev()
-        .find(|m| m.contains(&format!("To: {to}")) && m.contains("login code"))
-        .expect("a code mail");
-    code_in(&mail)
 }
 
 async fn password_step(app: &TestApp, username: &str) -> (u16, Value) {

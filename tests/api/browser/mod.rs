@@ -222,6 +222,22 @@ impl Browser {
         self.wait_text("[data-testid=who]", username).await;
     }
 
+    /// Confirms the open dialog.
+    pub async fn confirm(&self) {
+        self.click("dialog[open] [data-confirm]").await;
+        self.wait_js("!document.querySelector('dialog[open]')")
+            .await;
+    }
+
+    /// Picks the option `value` of the select `css`.
+    pub async fn choose(&self, css: &str, value: &str) {
+        self.find(css)
+            .await
+            .select_by_value(value)
+            .await
+            .unwrap_or_else(|e| panic!("{css} has no option {value}: {e}"));
+    }
+
     pub async fn close(self) {
         let _ = self.client.close().await;
     }
