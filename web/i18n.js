@@ -213,6 +213,28 @@ const TEXTS = {
     nothing: '—',
   },
   de: {
+    // Server errors by code; where a code has none, the server's (English) message is shown.
+    err_invalid_credentials: 'Benutzername oder Passwort ist falsch.',
+    err_invalid_code: 'Der Code ist falsch.',
+    err_challenge_expired: 'Der Code ist abgelaufen. Bitte melden Sie sich erneut an.',
+    err_too_many_attempts: 'Zu viele Versuche.',
+    err_too_many_codes: 'Zu viele Codes angefordert.',
+    err_reauth_required: 'Das Löschen kann nicht rückgängig gemacht werden: bitte mit Ihrem Passwort bestätigen.',
+    err_missing_right: 'Dafür fehlt Ihnen das Recht.',
+    err_username_taken: 'Dieser Benutzername ist bereits vergeben.',
+    err_email_taken: 'Diese E-Mail-Adresse ist bereits vergeben.',
+    err_policy_name_taken: 'Eine Richtlinie mit diesem Namen gibt es bereits.',
+    err_last_user_admin: 'Danach könnte niemand mehr Benutzer verwalten.',
+    err_device_offline: 'Das Gerät ist nicht verbunden.',
+    err_not_in_session: 'Sie sind nicht mit der Sitzung verbunden.',
+    err_session_ended: 'Die Sitzung ist beendet.',
+    err_guest_cannot_own: 'Ein Gast kann die Sitzung nicht übernehmen.',
+    err_invalid_email: 'Die E-Mail-Adresse ist ungültig.',
+    err_invalid_phone: 'Die Telefonnummer ist ungültig (Format +49…).',
+    err_token_used: 'Dieser Link wurde bereits verwendet.',
+    err_token_expired: 'Dieser Link ist abgelaufen.',
+    err_request_not_pending: 'Diese Anfrage ist bereits beantwortet.',
+    err_already_granted: 'Dieser Partner hat bereits Zugriff.',
     app_title: 'Support-Broker',
     role: 'Rolle',
     joined: 'Beigetreten',
@@ -459,6 +481,11 @@ export function otherLang() {
 export function t(key, vars = {}) {
   const text = TEXTS[current][key] ?? TEXTS.en[key] ?? key;
   return text.replace(/\{(\w+)\}/g, (_, k) => (k in vars ? String(vars[k]) : `{${k}}`));
+}
+
+// The text for `key` in the current language only, or undefined.
+export function translation(key) {
+  return TEXTS[current][key];
 }
 
 // A time in the reader's language; an em dash for none.

@@ -1,7 +1,7 @@
 // Small DOM helpers: elements without innerHTML (no markup from data ever reaches the page),
 // tables, dialogs and error texts.
 
-import { t } from '/assets/i18n.js';
+import { t, translation } from '/assets/i18n.js';
 
 // h('button', {onclick, class: 'x'}, 'text', child...)
 export function h(tag, attrs = {}, ...children) {
@@ -67,8 +67,9 @@ export function table(headers, rows, attrs = {}) {
 // The user-facing text of an API error.
 export function errorText(err) {
   if (!err) return t('error');
-  if (err.status === 429 && err.retryAfter) return `${err.message} ${t('retry_after', { s: err.retryAfter })}`;
-  return err.message || err.code || String(err);
+  const message = (err.code && translation(`err_${err.code}`)) || err.message || err.code || String(err);
+  if (err.status === 429 && err.retryAfter) return `${message} ${t('retry_after', { s: err.retryAfter })}`;
+  return message;
 }
 
 // A message box under a form: `kind` is "error" or "ok".

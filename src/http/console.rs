@@ -95,4 +95,51 @@ mod tests {
             }
         }
     }
+
+    /// The keys of one language's table in `web/i18n.js` (`    key: 'text',` lines).
+    fn language_keys(i18n: &str, start: &str, end: &str) -> std::collections::BTreeSet<String> {
+        let from = i18n.find(start).expect("language table") + start.len();
+        let to = from + i18n[from..].find(end).expect("table end");
+        i18n[from..to]
+            .lines()
+            .filter_map(|line| line.strip_prefix("    "))
+            .filter_map(|line| line.split_once(':'))
+            .map(|(key, _)| key.trim().to_string())
+            .filter(|key| key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+            .collect()
+    }
+
+    #[test]
+    fn every_text_the_console_uses_exists_in_english_and_german() {
+        let i18n = include_str!("../../web/i18n.js");
+        let en = language_keys(i18n, "\n  en: {\n", "\n  de: {\n");
+        let de = language_keys(i18n, "\n  de: {\n", "\n};");
+        assert!(en.len() > 100 && de.len() > 100, "tables found");
+        // German may add translations of server error codes; otherwise the same keys.
+        let only_de: Vec<_> = de
+            .difference(&en)
+            .filter(|k| !k.starts_with("err_"))
+            .collect();
+        let only_en: Vec<_> = en.difference(&de).collect();
+        assert!(
+            only_de.is_empty() && only_en.is_empty(),
+            "only German: {only_de:?}, only English: {only_en:?}"
+        );
+        for (name, _, body) in ASSETS {
+            let source = std::str::from_utf8(body).unwrap_or_default();
+            for (i, _) in source.match_indices("t('") {
+                // `t(` itself, not the end of `split(` or `.at(`.
+                let before = source[..i].chars().next_back().unwrap_or(' ');
+                if before.is_ascii_alphanumeric() || before == '_' || before == '.' {
+                    continue;
+                }
+                let rest = &source[i + 3..];
+                let key = &rest[..rest.find('\'').expect("closing quote")];
+                assert!(
+                    en.contains(key),
+                    "{name} uses t('{key}'), which has no text"
+                );
+            }
+        }
+    }
 }
