@@ -3,6 +3,7 @@
 
 mod api_keys;
 mod browser;
+mod console;
 mod devices;
 mod helpers;
 mod http_api;
