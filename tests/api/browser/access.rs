@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use super::Driver;
+use super::{Driver, within_deadline};
 use crate::helpers::*;
 
 async fn ask(app: &TestApp, partner: &Tenant, customer: &Tenant) -> String {
@@ -29,90 +29,93 @@ async fn access(app: &TestApp, customer: &Tenant) -> Value {
 
 #[actix_web::test]
 async fn the_customer_approves_rejects_and_revokes_partner_access_in_the_browser() {
-    let app = TestApp::spawn().await;
-    let acme = app.tenant("Acme").await;
-    let fleetco = app.partner("Fleetco", true).await;
-    let otherco = app.partner("Otherco", true).await;
-    let driver = Driver::start().await;
-    let admin = driver.browser("en-US").await;
+    within_deadline(async {
+        let app = TestApp::spawn().await;
+        let acme = app.tenant("Acme").await;
+        let fleetco = app.partner("Fleetco", true).await;
+        let otherco = app.partner("Otherco", true).await;
+        let driver = Driver::start().await;
+        let admin = driver.browser("en-US").await;
 
-    // No request, no grant: the menu has no access entry.
-    admin.login_console(&app.base, "acme-admin", PASSWORD).await;
-    admin.find("[data-testid=menu-sessions]").await;
-    admin
-        .wait_js("!document.querySelector('[data-testid=menu-access]')")
-        .await;
+        // No request, no grant: the menu has no access entry.
+        admin.login_console(&app.base, "acme-admin", PASSWORD).await;
+        admin.find("[data-testid=menu-sessions]").await;
+        admin
+            .wait_js("!document.querySelector('[data-testid=menu-access]')")
+            .await;
 
-    let fleet_request = ask(&app, &fleetco, &acme).await;
-    let other_request = ask(&app, &otherco, &acme).await;
-    admin.client.refresh().await.expect("reload");
-    admin.click("[data-testid=menu-access]").await;
-    admin
-        .wait_text("[data-testid=access-requests]", "Fleetco")
-        .await;
-    admin
-        .wait_text("[data-testid=access-requests]", "We manage your fleet")
-        .await;
-    admin.shot("access-requests").await;
+        let fleet_request = ask(&app, &fleetco, &acme).await;
+        let other_request = ask(&app, &otherco, &acme).await;
+        admin.client.refresh().await.expect("reload");
+        admin.click("[data-testid=menu-access]").await;
+        admin
+            .wait_text("[data-testid=access-requests]", "Fleetco")
+            .await;
+        admin
+            .wait_text("[data-testid=access-requests]", "We manage your fleet")
+            .await;
+        admin.shot("access-requests").await;
 
-    // Approve one, reject the other.
-    admin
-        .click(&format!(
-            "tr[data-request='{fleet_request}'] [data-action=approve]"
-        ))
-        .await;
-    admin
-        .wait_text("[data-testid=access-grants]", "Fleetco")
-        .await;
-    admin
-        .click(&format!(
-            "tr[data-request='{other_request}'] [data-action=reject]"
-        ))
-        .await;
-    admin
-        .wait_js("!document.querySelector('[data-testid=access-requests]')")
-        .await;
-    admin.shot("access-granted").await;
-    let list = access(&app, &acme).await;
-    assert_eq!(list["requests"], json!([]), "{list}");
-    let grants = list["grants"].as_array().unwrap();
-    assert_eq!(grants.len(), 1, "{list}");
-    assert_eq!(grants[0]["partner"]["name"], "Fleetco");
-    let grant = grants[0]["id"].as_str().unwrap().to_string();
+        // Approve one, reject the other.
+        admin
+            .click(&format!(
+                "tr[data-request='{fleet_request}'] [data-action=approve]"
+            ))
+            .await;
+        admin
+            .wait_text("[data-testid=access-grants]", "Fleetco")
+            .await;
+        admin
+            .click(&format!(
+                "tr[data-request='{other_request}'] [data-action=reject]"
+            ))
+            .await;
+        admin
+            .wait_js("!document.querySelector('[data-testid=access-requests]')")
+            .await;
+        admin.shot("access-granted").await;
+        let list = access(&app, &acme).await;
+        assert_eq!(list["requests"], json!([]), "{list}");
+        let grants = list["grants"].as_array().unwrap();
+        assert_eq!(grants.len(), 1, "{list}");
+        assert_eq!(grants[0]["partner"]["name"], "Fleetco");
+        let grant = grants[0]["id"].as_str().unwrap().to_string();
 
-    // The grant works: the partner enters the account through its support user.
-    let (status, login) = app
-        .post(
-            &format!("/access-grants/{grant}/login"),
-            &fleetco.admin,
-            json!({}),
-        )
-        .await;
-    assert_eq!(status, 200, "{login}");
-    let partner_token = login["token"].as_str().unwrap().to_string();
-    assert_eq!(app.get("/me", &partner_token).await.0, 200);
+        // The grant works: the partner enters the account through its support user.
+        let (status, login) = app
+            .post(
+                &format!("/access-grants/{grant}/login"),
+                &fleetco.admin,
+                json!({}),
+            )
+            .await;
+        assert_eq!(status, 200, "{login}");
+        let partner_token = login["token"].as_str().unwrap().to_string();
+        assert_eq!(app.get("/me", &partner_token).await.0, 200);
 
-    // The cross revokes it, after a confirmation; the partner is out at once.
-    admin
-        .click(&format!("tr[data-grant='{grant}'] [data-action=revoke]"))
-        .await;
-    admin.wait_text("dialog[open]", "Fleetco").await;
-    admin.shot("access-revoke-confirm").await;
-    admin.confirm().await;
-    admin
-        .wait_js("!document.querySelector('[data-testid=access-grants]')")
-        .await;
-    admin.shot("access-revoked").await;
-    assert_eq!(access(&app, &acme).await["grants"], json!([]));
-    assert_eq!(app.get("/me", &partner_token).await.0, 401);
-    let (status, _) = app
-        .post(
-            &format!("/access-grants/{grant}/login"),
-            &fleetco.admin,
-            json!({}),
-        )
-        .await;
-    assert_eq!(status, 404);
+        // The cross revokes it, after a confirmation; the partner is out at once.
+        admin
+            .click(&format!("tr[data-grant='{grant}'] [data-action=revoke]"))
+            .await;
+        admin.wait_text("dialog[open]", "Fleetco").await;
+        admin.shot("access-revoke-confirm").await;
+        admin.confirm().await;
+        admin
+            .wait_js("!document.querySelector('[data-testid=access-grants]')")
+            .await;
+        admin.shot("access-revoked").await;
+        assert_eq!(access(&app, &acme).await["grants"], json!([]));
+        assert_eq!(app.get("/me", &partner_token).await.0, 401);
+        let (status, _) = app
+            .post(
+                &format!("/access-grants/{grant}/login"),
+                &fleetco.admin,
+                json!({}),
+            )
+            .await;
+        assert_eq!(status, 404);
 
-    admin.close().await;
+        admin.close().await;
+    })
+    .await;
 }

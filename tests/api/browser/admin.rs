@@ -1,129 +1,132 @@
 //! An account admin creates a user, gives it rights and sets its 2FA to email codes in the
 //! browser; the new user then signs in with password and mailed code, and switches language.
 
-use super::Driver;
+use super::{Driver, within_deadline};
 use crate::helpers::*;
 
 #[actix_web::test]
 async fn an_admin_creates_a_user_and_sets_2fa_which_the_user_then_passes() {
-    let app = TestApp::spawn().await;
-    let t = app.tenant("Acme").await;
-    let driver = Driver::start().await;
-    let admin = driver.browser("en-US").await;
+    within_deadline(async {
+        let app = TestApp::spawn().await;
+        let t = app.tenant("Acme").await;
+        let driver = Driver::start().await;
+        let admin = driver.browser("en-US").await;
 
-    admin.login_console(&app.base, "acme-admin", PASSWORD).await;
-    admin.click("[data-testid=menu-users]").await;
-    admin.wait_text("[data-testid=users]", "acme-admin").await;
+        admin.login_console(&app.base, "acme-admin", PASSWORD).await;
+        admin.click("[data-testid=menu-users]").await;
+        admin.wait_text("[data-testid=users]", "acme-admin").await;
 
-    // Create the user, with a password so it can sign in at once.
-    let form = "[data-testid=new-user]";
-    for (name, value) in [
-        ("username", "bea"),
-        ("first_name", "Bea"),
-        ("last_name", "Brandt"),
-        ("email", "bea@example.com"),
-        ("password", PASSWORD),
-    ] {
+        // Create the user, with a password so it can sign in at once.
+        let form = "[data-testid=new-user]";
+        for (name, value) in [
+            ("username", "bea"),
+            ("first_name", "Bea"),
+            ("last_name", "Brandt"),
+            ("email", "bea@example.com"),
+            ("password", PASSWORD),
+        ] {
+            admin
+                .fill(&format!("{form} input[name={name}]"), value)
+                .await;
+        }
+        admin.click(&format!("{form} button[type=submit]")).await;
         admin
-            .fill(&format!("{form} input[name={name}]"), value)
+            .wait_text(
+                "[data-testid=users] tr[data-username=bea]",
+                "bea@example.com",
+            )
             .await;
-    }
-    admin.click(&format!("{form} button[type=submit]")).await;
-    admin
-        .wait_text(
-            "[data-testid=users] tr[data-username=bea]",
-            "bea@example.com",
-        )
-        .await;
-    admin.shot("admin-users").await;
-    let (_, users) = app
-        .get(&format!("/accounts/{}/users", t.id), &t.admin)
-        .await;
-    let bea = users
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|u| u["username"] == "bea")
-        .expect("the user exists");
-    let bea_id = bea["id"].as_str().unwrap().to_string();
+        admin.shot("admin-users").await;
+        let (_, users) = app
+            .get(&format!("/accounts/{}/users", t.id), &t.admin)
+            .await;
+        let bea = users
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|u| u["username"] == "bea")
+            .expect("the user exists");
+        let bea_id = bea["id"].as_str().unwrap().to_string();
 
-    // The pen: the sessions area.
-    admin
-        .click("tr[data-username=bea] [data-action=rights]")
-        .await;
-    admin
-        .click("dialog[open] input[name='area:sessions']")
-        .await;
-    admin.shot("admin-user-rights").await;
-    admin.confirm().await;
-    admin
-        .wait_text("[data-testid=users-message]", "Saved.")
-        .await;
-    let (_, detail) = app.get(&format!("/users/{bea_id}"), &t.admin).await;
-    assert_eq!(detail["rights"]["areas"], serde_json::json!(["sessions"]));
+        // The pen: the sessions area.
+        admin
+            .click("tr[data-username=bea] [data-action=rights]")
+            .await;
+        admin
+            .click("dialog[open] input[name='area:sessions']")
+            .await;
+        admin.shot("admin-user-rights").await;
+        admin.confirm().await;
+        admin
+            .wait_text("[data-testid=users-message]", "Saved.")
+            .await;
+        let (_, detail) = app.get(&format!("/users/{bea_id}"), &t.admin).await;
+        assert_eq!(detail["rights"]["areas"], serde_json::json!(["sessions"]));
 
-    // The door: codes by email.
-    admin
-        .click("tr[data-username=bea] [data-action=login-options]")
-        .await;
-    admin
-        .choose("dialog[open] select[name=two_factor]", "email")
-        .await;
-    admin.shot("admin-login-options").await;
-    admin.confirm().await;
-    admin
-        .wait_text("[data-testid=users-message]", "Saved.")
-        .await;
-    let (_, detail) = app.get(&format!("/users/{bea_id}"), &t.admin).await;
-    assert_eq!(detail["two_factor"], "email");
+        // The door: codes by email.
+        admin
+            .click("tr[data-username=bea] [data-action=login-options]")
+            .await;
+        admin
+            .choose("dialog[open] select[name=two_factor]", "email")
+            .await;
+        admin.shot("admin-login-options").await;
+        admin.confirm().await;
+        admin
+            .wait_text("[data-testid=users-message]", "Saved.")
+            .await;
+        let (_, detail) = app.get(&format!("/users/{bea_id}"), &t.admin).await;
+        assert_eq!(detail["two_factor"], "email");
 
-    // Bea's browser speaks German: password, then the code from her mail.
-    let bea = driver.browser("de-DE").await;
-    bea.login(&app.base, "bea", PASSWORD).await;
-    bea.wait_text("[data-testid=code-form]", "per E-Mail").await;
-    bea.shot("login-code").await;
-    // A wrong code is refused on the page and she stays there.
-    let code = last_mail_code(&app, "bea@example.com");
-    let wrong = if code == "00000" { "11111" } else { "00000" };
-    bea.fill("[data-testid=code-form] input[name=code]", wrong)
-        .await;
-    bea.click("[data-testid=code-form] button[type=submit]")
-        .await;
-    bea.find("[data-testid=code-form] [role=alert]").await;
-    bea.fill("[data-testid=code-form] input[name=code]", &code)
-        .await;
-    bea.click("[data-testid=code-form] button[type=submit]")
-        .await;
-    bea.wait_text("[data-testid=who]", "bea").await;
-    bea.wait_text("[data-testid=menu-sessions]", "Sitzungen")
-        .await;
-    bea.shot("console-de").await;
+        // Bea's browser speaks German: password, then the code from her mail.
+        let bea = driver.browser("de-DE").await;
+        bea.login(&app.base, "bea", PASSWORD).await;
+        bea.wait_text("[data-testid=code-form]", "per E-Mail").await;
+        bea.shot("login-code").await;
+        // A wrong code is refused on the page and she stays there.
+        let code = last_mail_code(&app, "bea@example.com");
+        let wrong = if code == "00000" { "11111" } else { "00000" };
+        bea.fill("[data-testid=code-form] input[name=code]", wrong)
+            .await;
+        bea.click("[data-testid=code-form] button[type=submit]")
+            .await;
+        bea.find("[data-testid=code-form] [role=alert]").await;
+        bea.fill("[data-testid=code-form] input[name=code]", &code)
+            .await;
+        bea.click("[data-testid=code-form] button[type=submit]")
+            .await;
+        bea.wait_text("[data-testid=who]", "bea").await;
+        bea.wait_text("[data-testid=menu-sessions]", "Sitzungen")
+            .await;
+        bea.shot("console-de").await;
 
-    // The language switch, and the choice is kept on the next page.
-    bea.click("[data-testid=lang]").await;
-    bea.wait_text("[data-testid=menu-sessions]", "Sessions")
-        .await;
-    bea.goto(&format!("{}/", app.base)).await;
-    bea.wait_text("[data-testid=menu-sessions]", "Sessions")
-        .await;
-    bea.shot("console-en").await;
+        // The language switch, and the choice is kept on the next page.
+        bea.click("[data-testid=lang]").await;
+        bea.wait_text("[data-testid=menu-sessions]", "Sessions")
+            .await;
+        bea.goto(&format!("{}/", app.base)).await;
+        bea.wait_text("[data-testid=menu-sessions]", "Sessions")
+            .await;
+        bea.shot("console-en").await;
 
-    // The user list shows her sign-in; the audit log the admin's changes.
-    admin.client.refresh().await.expect("reload");
-    let row = admin
-        .wait_text("[data-testid=users] tr[data-username=bea]", "bea")
-        .await;
-    assert!(!row.contains("never"), "{row}");
-    admin.shot("admin-users-after-login").await;
-    admin.click("[data-testid=menu-audit]").await;
-    admin
-        .wait_text("[data-testid=audit]", "user.two_factor_changed")
-        .await;
-    admin
-        .wait_text("[data-testid=audit]", "user.rights_changed")
-        .await;
-    admin.shot("admin-audit").await;
+        // The user list shows her sign-in; the audit log the admin's changes.
+        admin.client.refresh().await.expect("reload");
+        let row = admin
+            .wait_text("[data-testid=users] tr[data-username=bea]", "bea")
+            .await;
+        assert!(!row.contains("never"), "{row}");
+        admin.shot("admin-users-after-login").await;
+        admin.click("[data-testid=menu-audit]").await;
+        admin
+            .wait_text("[data-testid=audit]", "user.two_factor_changed")
+            .await;
+        admin
+            .wait_text("[data-testid=audit]", "user.rights_changed")
+            .await;
+        admin.shot("admin-audit").await;
 
-    admin.close().await;
-    bea.close().await;
+        admin.close().await;
+        bea.close().await;
+    })
+    .await;
 }

@@ -1,7 +1,7 @@
 //! A guest joins from the invitation URL, sees the screen, chats with the technician, and sees
 //! its inviter leave; the technician reads the report; the used link shows as used.
 
-use super::Driver;
+use super::{Driver, within_deadline};
 use crate::helpers::*;
 
 /// A 16×16 red PNG: what a customer's screen frame carries.
@@ -14,140 +14,143 @@ const RED_PNG: [u8; 79] = [
 
 #[actix_web::test]
 async fn a_guest_joins_from_the_link_chats_and_sees_its_inviter_leave() {
-    let app = TestApp::spawn().await;
-    let t = app.tenant("Acme").await;
-    app.policy(&t, "Watch and chat", &["chat", "view"]).await;
-    let driver = Driver::start().await;
-    let tech = driver.browser("en-US").await;
-    let guest = driver.browser("de-DE").await;
+    within_deadline(async {
+        let app = TestApp::spawn().await;
+        let t = app.tenant("Acme").await;
+        app.policy(&t, "Watch and chat", &["chat", "view"]).await;
+        let driver = Driver::start().await;
+        let tech = driver.browser("en-US").await;
+        let guest = driver.browser("de-DE").await;
 
-    // The technician signs in, opens a session and invites a guest.
-    tech.login_console(&app.base, "acme-admin", PASSWORD).await;
-    tech.fill(
-        "[data-testid=new-session] input[name=subject]",
-        "Printer offline",
-    )
-    .await;
-    tech.click("[data-testid=new-session] button[type=submit]")
-        .await;
-    tech.find("[data-testid=live-status][data-connected=true]")
-        .await;
-    tech.fill(
-        "[data-testid=invite-form] input[name=guest_name]",
-        "Gina Guest",
-    )
-    .await;
-    tech.fill(
-        "[data-testid=invite-form] input[name=comment]",
-        "printer vendor",
-    )
-    .await;
-    tech.click("[data-testid=invite-form] button[type=submit]")
-        .await;
-    let url = tech
-        .find("[data-testid=invitation-url]")
-        .await
-        .prop("value")
-        .await
-        .unwrap()
-        .expect("the one-time URL");
-    assert!(url.starts_with(&format!("{}/join/", app.base)), "{url}");
-    tech.shot("technician-session-invite").await;
-
-    // The customer side (a real WebSocket peer) is in the session too.
-    let customer_link = tech
-        .find("[data-testid=customer-link]")
-        .await
-        .attr("href")
-        .await
-        .unwrap()
-        .expect("customer link");
-    let key = customer_link.rsplit('/').next().unwrap().to_string();
-    let mut customer = app.ws_customer(&key).await;
-    tech.wait_text("[data-testid=participants]", "Customer")
-        .await;
-
-    // The guest's browser speaks German: the invitation page shows who invited it to what.
-    guest.goto(&url).await;
-    guest
-        .wait_text(
-            "[data-testid=invitation] h1",
-            "Sie sind zu einer Support-Sitzung eingeladen",
+        // The technician signs in, opens a session and invites a guest.
+        tech.login_console(&app.base, "acme-admin", PASSWORD).await;
+        tech.fill(
+            "[data-testid=new-session] input[name=subject]",
+            "Printer offline",
         )
         .await;
-    guest
-        .wait_text("[data-testid=subject]", "Printer offline")
+        tech.click("[data-testid=new-session] button[type=submit]")
+            .await;
+        tech.find("[data-testid=live-status][data-connected=true]")
+            .await;
+        tech.fill(
+            "[data-testid=invite-form] input[name=guest_name]",
+            "Gina Guest",
+        )
         .await;
-    guest.wait_text("[data-testid=inviter]", "Ada Acme").await;
-    guest
-        .wait_text("[data-testid=permissions]", "Bildschirm ansehen")
+        tech.fill(
+            "[data-testid=invite-form] input[name=comment]",
+            "printer vendor",
+        )
         .await;
-    guest.shot("guest-invitation").await;
-    // Looking did not use the link up.
-    let (status, _) = app
-        .call("GET", &url.replace(&app.base, ""), None, None)
-        .await;
-    assert_eq!(status, 200);
+        tech.click("[data-testid=invite-form] button[type=submit]")
+            .await;
+        let url = tech
+            .find("[data-testid=invitation-url]")
+            .await
+            .prop("value")
+            .await
+            .unwrap()
+            .expect("the one-time URL");
+        assert!(url.starts_with(&format!("{}/join/", app.base)), "{url}");
+        tech.shot("technician-session-invite").await;
 
-    guest.click("[data-testid=join]").await;
-    guest
-        .find("[data-testid=live-status][data-connected=true]")
-        .await;
-    tech.wait_text("[data-testid=participants]", "Gina Guest")
-        .await;
+        // The customer side (a real WebSocket peer) is in the session too.
+        let customer_link = tech
+            .find("[data-testid=customer-link]")
+            .await
+            .attr("href")
+            .await
+            .unwrap()
+            .expect("customer link");
+        let key = customer_link.rsplit('/').next().unwrap().to_string();
+        let mut customer = app.ws_customer(&key).await;
+        tech.wait_text("[data-testid=participants]", "Customer")
+            .await;
 
-    // The customer's screen reaches the guest, whose policy allows `view`.
-    customer.expect("participant_joined").await;
-    let mut frame = vec![1u8];
-    frame.extend_from_slice(&RED_PNG);
-    customer.send_binary(frame).await;
-    guest
-        .wait_js("document.querySelector('[data-testid=screen]').naturalWidth === 16")
-        .await;
+        // The guest's browser speaks German: the invitation page shows who invited it to what.
+        guest.goto(&url).await;
+        guest
+            .wait_text(
+                "[data-testid=invitation] h1",
+                "Sie sind zu einer Support-Sitzung eingeladen",
+            )
+            .await;
+        guest
+            .wait_text("[data-testid=subject]", "Printer offline")
+            .await;
+        guest.wait_text("[data-testid=inviter]", "Ada Acme").await;
+        guest
+            .wait_text("[data-testid=permissions]", "Bildschirm ansehen")
+            .await;
+        guest.shot("guest-invitation").await;
+        // Looking did not use the link up.
+        let (status, _) = app
+            .call("GET", &url.replace(&app.base, ""), None, None)
+            .await;
+        assert_eq!(status, 200);
 
-    // Chat both ways, in one transcript.
-    guest
-        .fill("[data-testid=chat-input]", "Hallo, hier ist Gina")
-        .await;
-    guest.click("[data-testid=chat-send]").await;
-    tech.wait_text("[data-testid=chat-log]", "Hallo, hier ist Gina")
-        .await;
-    tech.fill("[data-testid=chat-input]", "Welcome Gina").await;
-    tech.click("[data-testid=chat-send]").await;
-    guest
-        .wait_text("[data-testid=chat-log]", "Welcome Gina")
-        .await;
-    customer.expect("chat").await;
-    guest.shot("guest-session").await;
-    tech.shot("technician-session-chat").await;
+        guest.click("[data-testid=join]").await;
+        guest
+            .find("[data-testid=live-status][data-connected=true]")
+            .await;
+        tech.wait_text("[data-testid=participants]", "Gina Guest")
+            .await;
 
-    // The inviter leaves: the guest is told so (close 4001), in its language.
-    tech.click("[data-testid=leave]").await;
-    guest
-        .find("[data-testid=live-status][data-close-code='4001']")
-        .await;
-    guest
-        .wait_text("[data-testid=live-status]", "hat die Sitzung verlassen")
-        .await;
-    guest.shot("guest-inviter-left").await;
+        // The customer's screen reaches the guest, whose policy allows `view`.
+        customer.expect("participant_joined").await;
+        let mut frame = vec![1u8];
+        frame.extend_from_slice(&RED_PNG);
+        customer.send_binary(frame).await;
+        guest
+            .wait_js("document.querySelector('[data-testid=screen]').naturalWidth === 16")
+            .await;
 
-    // The session ended with its last technician; its report holds the conversation.
-    tech.click("[data-testid=report-link]").await;
-    tech.wait_text("[data-testid=report]", "Welcome Gina").await;
-    let report = tech.wait_text("[data-testid=report]", "Gina Guest").await;
-    assert!(report.contains("printer vendor"), "{report}");
-    tech.shot("session-report").await;
+        // Chat both ways, in one transcript.
+        guest
+            .fill("[data-testid=chat-input]", "Hallo, hier ist Gina")
+            .await;
+        guest.click("[data-testid=chat-send]").await;
+        tech.wait_text("[data-testid=chat-log]", "Hallo, hier ist Gina")
+            .await;
+        tech.fill("[data-testid=chat-input]", "Welcome Gina").await;
+        tech.click("[data-testid=chat-send]").await;
+        guest
+            .wait_text("[data-testid=chat-log]", "Welcome Gina")
+            .await;
+        customer.expect("chat").await;
+        guest.shot("guest-session").await;
+        tech.shot("technician-session-chat").await;
 
-    // The link worked once.
-    guest.goto(&url).await;
-    guest
-        .find("[data-testid=join-refused][data-code=invitation_used]")
-        .await;
-    guest
-        .wait_text("[data-testid=join-refused]", "bereits verwendet")
-        .await;
-    guest.shot("guest-link-used").await;
+        // The inviter leaves: the guest is told so (close 4001), in its language.
+        tech.click("[data-testid=leave]").await;
+        guest
+            .find("[data-testid=live-status][data-close-code='4001']")
+            .await;
+        guest
+            .wait_text("[data-testid=live-status]", "hat die Sitzung verlassen")
+            .await;
+        guest.shot("guest-inviter-left").await;
 
-    tech.close().await;
-    guest.close().await;
+        // The session ended with its last technician; its report holds the conversation.
+        tech.click("[data-testid=report-link]").await;
+        tech.wait_text("[data-testid=report]", "Welcome Gina").await;
+        let report = tech.wait_text("[data-testid=report]", "Gina Guest").await;
+        assert!(report.contains("printer vendor"), "{report}");
+        tech.shot("session-report").await;
+
+        // The link worked once.
+        guest.goto(&url).await;
+        guest
+            .find("[data-testid=join-refused][data-code=invitation_used]")
+            .await;
+        guest
+            .wait_text("[data-testid=join-refused]", "bereits verwendet")
+            .await;
+        guest.shot("guest-link-used").await;
+
+        tech.close().await;
+        guest.close().await;
+    })
+    .await;
 }

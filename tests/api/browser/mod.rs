@@ -7,6 +7,7 @@
 
 mod access;
 mod admin;
+mod customer;
 mod guest;
 mod self_service;
 
@@ -22,6 +23,16 @@ use tokio::sync::{Semaphore, SemaphorePermit};
 
 /// At most this many Chromium instances at once (the CI machine has 2 cores).
 static BROWSERS: Semaphore = Semaphore::const_new(2);
+
+/// A browser test that runs longer than this fails (and its browsers are killed) rather than
+/// hang the suite.
+const TEST_DEADLINE: Duration = Duration::from_secs(120);
+
+pub async fn within_deadline<F: std::future::Future>(test: F) -> F::Output {
+    tokio::time::timeout(TEST_DEADLINE, test)
+        .await
+        .expect("the browser test finished within its deadline")
+}
 
 /// How long a page may take to show what a test waits for.
 const PATIENCE: Duration = Duration::from_secs(15);

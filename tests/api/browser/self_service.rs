@@ -11,92 +11,95 @@ use support_broker::{
 };
 use tokio_util::sync::CancellationToken;
 
-use super::Driver;
+use super::{Driver, within_deadline};
 use crate::helpers::*;
 
 #[actix_web::test]
 async fn a_self_service_user_locks_its_phone_served_by_the_reference_agent() {
-    let app = TestApp::spawn().await;
-    let t = app.tenant("Acme").await;
-    app.self_service_user(&t, "ann", "self-service-full").await;
-    let (status, _) = app
-        .post(
-            &format!("/accounts/{}/enrollments", t.id),
-            &t.admin,
-            json!({"serial": "REF-1", "username": "ann"}),
+    within_deadline(async {
+        let app = TestApp::spawn().await;
+        let t = app.tenant("Acme").await;
+        app.self_service_user(&t, "ann", "self-service-full").await;
+        let (status, _) = app
+            .post(
+                &format!("/accounts/{}/enrollments", t.id),
+                &t.admin,
+                json!({"serial": "REF-1", "username": "ann"}),
+            )
+            .await;
+        assert_eq!(status, 201);
+        let dir = tempfile::tempdir().unwrap();
+        let state: agent::SharedState = Arc::default();
+        let stop = CancellationToken::new();
+        let options = AgentOptions {
+            server: app.base.clone(),
+            identity_file: dir.path().join("identity.json"),
+            enroll: Some(Enrollment {
+                code: app.enrollment_code(&t).await,
+                serial: "REF-1".into(),
+                platform: Platform::Ios,
+                model: "iPhone 16".into(),
+                name: "Ann's phone".into(),
+                os_version: "18.1".into(),
+            }),
+            position: (47.37, 8.54),
+            battery: 64,
+            telemetry_every: Duration::from_millis(200),
+            max_backoff: Duration::from_secs(1),
+        };
+        let running = tokio::spawn(agent::run(options, state.clone(), stop.clone()));
+        assert!(eventually(|| async { state.lock().unwrap().connected }).await);
+
+        let driver = Driver::start().await;
+        let ann = driver.browser("de-DE").await;
+        ann.login_console(&app.base, "ann", PASSWORD).await;
+        // Her only page: her devices, with what the agent reported.
+        let card = "[data-testid=my-devices] [data-serial=REF-1]";
+        ann.wait_text(card, "Ann's phone").await;
+        ann.wait_text(&format!("{card} [data-field=battery]"), "64 %")
+            .await;
+        ann.wait_text(
+            &format!("{card} [data-field=location]"),
+            "47.37000, 8.54000",
         )
         .await;
-    assert_eq!(status, 201);
-    let dir = tempfile::tempdir().unwrap();
-    let state: agent::SharedState = Arc::default();
-    let stop = CancellationToken::new();
-    let options = AgentOptions {
-        server: app.base.clone(),
-        identity_file: dir.path().join("identity.json"),
-        enroll: Some(Enrollment {
-            code: app.enrollment_code(&t).await,
-            serial: "REF-1".into(),
-            platform: Platform::Ios,
-            model: "iPhone 16".into(),
-            name: "Ann's phone".into(),
-            os_version: "18.1".into(),
-        }),
-        position: (47.37, 8.54),
-        battery: 64,
-        telemetry_every: Duration::from_millis(200),
-        max_backoff: Duration::from_secs(1),
-    };
-    let running = tokio::spawn(agent::run(options, state.clone(), stop.clone()));
-    assert!(eventually(|| async { state.lock().unwrap().connected }).await);
+        let text = ann.wait_text(card, "iPhone 16").await;
+        assert!(text.contains("Sperren"), "lock is offered on iOS: {text}");
+        ann.shot("self-service-devices").await;
 
-    let driver = Driver::start().await;
-    let ann = driver.browser("de-DE").await;
-    ann.login_console(&app.base, "ann", PASSWORD).await;
-    // Her only page: her devices, with what the agent reported.
-    let card = "[data-testid=my-devices] [data-serial=REF-1]";
-    ann.wait_text(card, "Ann's phone").await;
-    ann.wait_text(&format!("{card} [data-field=battery]"), "64 %")
+        // Lock, confirmed in a dialog; the progress line follows the command to done.
+        ann.click(&format!("{card} [data-action=lock]")).await;
+        ann.wait_text("dialog[open]", "Ann's phone").await;
+        ann.shot("self-service-lock-confirm").await;
+        ann.confirm().await;
+        ann.find(&format!(
+            "{card} [data-testid=command-status][data-status=done]"
+        ))
         .await;
-    ann.wait_text(
-        &format!("{card} [data-field=location]"),
-        "47.37000, 8.54000",
-    )
-    .await;
-    let text = ann.wait_text(card, "iPhone 16").await;
-    assert!(text.contains("Sperren"), "lock is offered on iOS: {text}");
-    ann.shot("self-service-devices").await;
+        assert!(state.lock().unwrap().locked, "the agent locked the phone");
+        ann.shot("self-service-locked").await;
 
-    // Lock, confirmed in a dialog; the progress line follows the command to done.
-    ann.click(&format!("{card} [data-action=lock]")).await;
-    ann.wait_text("dialog[open]", "Ann's phone").await;
-    ann.shot("self-service-lock-confirm").await;
-    ann.confirm().await;
-    ann.find(&format!(
-        "{card} [data-testid=command-status][data-status=done]"
-    ))
-    .await;
-    assert!(state.lock().unwrap().locked, "the agent locked the phone");
-    ann.shot("self-service-locked").await;
-
-    // A wipe asks for the password; a wrong one is refused and nothing reaches the phone.
-    ann.click(&format!("{card} [data-action=wipe]")).await;
-    ann.fill("dialog[open] input[name=password]", "not my password")
+        // A wipe asks for the password; a wrong one is refused and nothing reaches the phone.
+        ann.click(&format!("{card} [data-action=wipe]")).await;
+        ann.fill("dialog[open] input[name=password]", "not my password")
+            .await;
+        ann.shot("self-service-wipe-confirm").await;
+        ann.confirm().await;
+        ann.wait_text(
+            &format!("{card} [role=alert]"),
+            "mit Ihrem Passwort bestätigen",
+        )
         .await;
-    ann.shot("self-service-wipe-confirm").await;
-    ann.confirm().await;
-    ann.wait_text(
-        &format!("{card} [role=alert]"),
-        "mit Ihrem Passwort bestätigen",
-    )
-    .await;
-    ann.shot("self-service-wipe-refused").await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let local = state.lock().unwrap().clone();
-    assert!(!local.wiped, "no wipe without the password");
-    let answered: Vec<&str> = local.answered.iter().map(|(_, a)| a.as_str()).collect();
-    assert_eq!(answered, ["lock"]);
+        ann.shot("self-service-wipe-refused").await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let local = state.lock().unwrap().clone();
+        assert!(!local.wiped, "no wipe without the password");
+        let answered: Vec<&str> = local.answered.iter().map(|(_, a)| a.as_str()).collect();
+        assert_eq!(answered, ["lock"]);
 
-    ann.close().await;
-    stop.cancel();
-    let _ = running.await;
+        ann.close().await;
+        stop.cancel();
+        let _ = running.await;
+    })
+    .await;
 }
