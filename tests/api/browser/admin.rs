@@ -125,6 +125,64 @@ async fn an_admin_creates_a_user_and_sets_2fa_which_the_user_then_passes() {
             .await;
         admin.shot("admin-audit").await;
 
+        // A security policy for invitations: chat and view.
+        admin.click("[data-testid=menu-policies]").await;
+        admin
+            .fill("[data-testid=new-policy] input[name=name]", "Watch only")
+            .await;
+        admin
+            .click("[data-testid=new-policy] input[name='perm:view']")
+            .await;
+        admin
+            .click("[data-testid=new-policy] button[type=submit]")
+            .await;
+        admin
+            .wait_text("[data-testid=policies]", "Watch only")
+            .await;
+        admin.shot("admin-policies").await;
+        let (_, policies) = app
+            .get(&format!("/accounts/{}/policies", t.id), &t.admin)
+            .await;
+        assert_eq!(
+            policies[0]["permissions"],
+            serde_json::json!(["chat", "view"])
+        );
+
+        // Devices: the CSV import links an enrolled phone to bea and reports every row.
+        for (serial, platform) in [("SN-1", "android"), ("SN-2", "ios")] {
+            let code = app.enrollment_code(&t).await;
+            app.enroll(&code, serial, platform).await;
+        }
+        admin.click("[data-testid=menu-devices]").await;
+        admin.wait_text("[data-testid=devices]", "SN-1").await;
+        admin
+            .fill(
+                "[data-testid=csv-text]",
+                "serial,username\nSN-1,bea\nSN-404,bea\nSN-2,nobody\nSN-1,bea\n",
+            )
+            .await;
+        admin
+            .click("[data-testid=csv-import] button[type=submit]")
+            .await;
+        let report = admin
+            .wait_text("[data-testid=import-report]", "unknown serial")
+            .await;
+        assert!(report.contains("linked"), "{report}");
+        assert!(report.contains("unknown user"), "{report}");
+        assert!(report.contains("duplicate"), "{report}");
+        admin.wait_text("[data-testid=devices]", "bea").await;
+        admin.shot("admin-devices-import").await;
+        let (_, devices) = app
+            .get(&format!("/accounts/{}/devices", t.id), &t.admin)
+            .await;
+        let sn1 = devices
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["serial"] == "SN-1")
+            .unwrap();
+        assert_eq!(sn1["user_id"], bea_id.as_str());
+
         admin.close().await;
         bea.close().await;
     })
