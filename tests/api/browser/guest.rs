@@ -122,6 +122,34 @@ async fn a_guest_joins_from_the_link_chats_and_sees_its_inviter_leave() {
         guest.shot("guest-session").await;
         tech.shot("technician-session-chat").await;
 
+        // A second technician joins; the owner hands the session over in the participant list
+        // (a guest is never offered), then takes it back when that one leaves.
+        let (_, tom_token) = app.user(&t, "tom", &["sessions"]).await;
+        let (_, live) = app.get("/sessions", &t.admin).await;
+        let session = live[0]["id"].as_str().unwrap().to_string();
+        let mut tom = app.ws_technician(&tom_token, &session).await;
+        let tom_id = tom.id();
+        let tom_row = format!("[data-testid=participants] li[data-participant='{tom_id}']");
+        tech.wait_text(&tom_row, "Make owner").await;
+        let guest_row = tech
+            .wait_text(
+                "[data-testid=participants] li[data-role=guest]",
+                "Gina Guest",
+            )
+            .await;
+        assert!(!guest_row.contains("Make owner"), "{guest_row}");
+        tech.click(&format!("{tom_row} button")).await;
+        loop {
+            let event = tom.expect("owner_changed").await;
+            if event["owner_id"] == tom_id.as_str() {
+                break;
+            }
+        }
+        tech.wait_text(&tom_row, "Owner").await;
+        tech.shot("technician-ownership-transferred").await;
+        tom.send_json(serde_json::json!({"type": "leave"})).await;
+        tech.find("[data-testid=end-session]").await;
+
         // The inviter leaves: the guest is told so (close 4001), in its language.
         tech.click("[data-testid=leave]").await;
         guest
