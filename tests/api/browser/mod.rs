@@ -208,8 +208,35 @@ impl Browser {
         panic!("never true: {script}")
     }
 
-    /// Saves the page as `target/screenshots/{name}.png`.
+    /// Saves the page as `target/screenshots/{name}.png`, after checking the basics of an
+    /// accessible page: every form control has a label, every button a name, every image an
+    /// alternative text, and the document a language.
     pub async fn shot(&self, name: &str) {
+        let unnamed = self
+            .client
+            .execute(
+                "const missing = [];
+                 for (const el of document.querySelectorAll('input, select, textarea')) {
+                   if (el.type === 'hidden' || el.hidden || el.closest('[hidden]')) continue;
+                   if (!(el.labels && el.labels.length) && !el.getAttribute('aria-label')) missing.push(el.outerHTML.slice(0, 80));
+                 }
+                 for (const el of document.querySelectorAll('button, a[href]')) {
+                   if (!el.textContent.trim() && !el.getAttribute('aria-label')) missing.push(el.outerHTML.slice(0, 80));
+                 }
+                 for (const el of document.querySelectorAll('img')) {
+                   if (!el.hasAttribute('alt')) missing.push(el.outerHTML.slice(0, 80));
+                 }
+                 if (!document.documentElement.lang) missing.push('<html> without lang');
+                 return missing;",
+                vec![],
+            )
+            .await
+            .expect("accessibility check runs");
+        assert_eq!(
+            unnamed,
+            json!([]),
+            "{name}: controls without an accessible name"
+        );
         let png = self.client.screenshot().await.expect("screenshot");
         let dir = screenshots_dir();
         std::fs::create_dir_all(&dir).expect("screenshot dir");
