@@ -6,7 +6,9 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use support_broker::{
+    agent::{AgentOptions, Enrollment},
     config::{Secret, Settings},
+    domain::device::Platform,
     startup::{Application, ShutdownHandle},
 };
 use tokio_tungstenite::{
@@ -613,4 +615,43 @@ pub fn decode_quoted_printable(text: &str) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Options of the reference agent against `app`, its identity kept in `dir`: a phone at
+/// 47.37, 8.54 with 64 % battery, reporting every 200 ms.
+pub fn agent_options(
+    app: &TestApp,
+    dir: &std::path::Path,
+    enroll: Option<Enrollment>,
+) -> AgentOptions {
+    AgentOptions {
+        server: app.base.clone(),
+        identity_file: dir.join("identity.json"),
+        enroll,
+        position: (47.37, 8.54),
+        battery: 64,
+        telemetry_every: Duration::from_millis(200),
+        max_backoff: Duration::from_secs(1),
+    }
+}
+
+/// "Ann's phone" (iOS, serial REF-1), pre-assigned to `username` so that it is the user's from
+/// its enrollment on; returns what the reference agent enrolls with.
+pub async fn preassigned_phone(app: &TestApp, tenant: &Tenant, username: &str) -> Enrollment {
+    let (status, body) = app
+        .post(
+            &format!("/accounts/{}/enrollments", tenant.id),
+            &tenant.admin,
+            json!({"serial": "REF-1", "username": username}),
+        )
+        .await;
+    assert_eq!(status, 201, "pre-assignment: {body}");
+    Enrollment {
+        code: app.enrollment_code(tenant).await,
+        serial: "REF-1".into(),
+        platform: Platform::Ios,
+        model: "iPhone 16".into(),
+        name: "Ann's phone".into(),
+        os_version: "18.1".into(),
+    }
 }

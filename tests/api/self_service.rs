@@ -3,10 +3,7 @@
 use std::{sync::Arc, time::Duration};
 
 use serde_json::json;
-use support_broker::{
-    agent::{self, AgentOptions, DeviceState, Enrollment, Exit},
-    domain::device::Platform,
-};
+use support_broker::agent::{self, DeviceState, Exit};
 use tokio_util::sync::CancellationToken;
 
 use crate::helpers::*;
@@ -197,18 +194,6 @@ async fn wipe_needs_the_password_and_a_refused_wipe_sends_nothing() {
     assert_eq!(app.ws_device(&secret).await.err(), Some(401));
 }
 
-fn agent_options(app: &TestApp, dir: &std::path::Path, enroll: Option<Enrollment>) -> AgentOptions {
-    AgentOptions {
-        server: app.base.clone(),
-        identity_file: dir.join("identity.json"),
-        enroll,
-        position: (47.37, 8.54),
-        battery: 64,
-        telemetry_every: Duration::from_millis(200),
-        max_backoff: Duration::from_secs(1),
-    }
-}
-
 fn watch(state: &agent::SharedState) -> DeviceState {
     state.lock().unwrap().clone()
 }
@@ -219,24 +204,8 @@ async fn the_reference_agent_serves_commands_sessions_and_a_wipe() {
     let t = app.tenant("Acme").await;
     let (uid, user) = app.self_service_user(&t, "ann", "self-service-full").await;
     let (_, tech) = app.user(&t, "tech", &["sessions", "devices"]).await;
-    // Pre-assigned, so the device is the user's from its enrollment on.
-    let (status, _) = app
-        .post(
-            &format!("/accounts/{}/enrollments", t.id),
-            &t.admin,
-            json!({"serial": "REF-1", "username": "ann"}),
-        )
-        .await;
-    assert_eq!(status, 201);
+    let enrollment = preassigned_phone(&app, &t, "ann").await;
     let dir = tempfile::tempdir().unwrap();
-    let enrollment = Enrollment {
-        code: app.enrollment_code(&t).await,
-        serial: "REF-1".into(),
-        platform: Platform::Ios,
-        model: "iPhone 16".into(),
-        name: "Ann's phone".into(),
-        os_version: "18.1".into(),
-    };
     let state: agent::SharedState = Arc::default();
     let stop = CancellationToken::new();
     let running = tokio::spawn(agent::run(

@@ -4,11 +4,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use serde_json::json;
-use support_broker::{
-    agent::{self, AgentOptions, Enrollment},
-    domain::device::Platform,
-};
+use support_broker::agent;
 use tokio_util::sync::CancellationToken;
 
 use super::{Driver, within_deadline};
@@ -20,33 +16,11 @@ async fn a_self_service_user_locks_its_phone_served_by_the_reference_agent() {
         let app = TestApp::spawn().await;
         let t = app.tenant("Acme").await;
         app.self_service_user(&t, "ann", "self-service-full").await;
-        let (status, _) = app
-            .post(
-                &format!("/accounts/{}/enrollments", t.id),
-                &t.admin,
-                json!({"serial": "REF-1", "username": "ann"}),
-            )
-            .await;
-        assert_eq!(status, 201);
+        let enrollment = preassigned_phone(&app, &t, "ann").await;
         let dir = tempfile::tempdir().unwrap();
         let state: agent::SharedState = Arc::default();
         let stop = CancellationToken::new();
-        let options = AgentOptions {
-            server: app.base.clone(),
-            identity_file: dir.path().join("identity.json"),
-            enroll: Some(Enrollment {
-                code: app.enrollment_code(&t).await,
-                serial: "REF-1".into(),
-                platform: Platform::Ios,
-                model: "iPhone 16".into(),
-                name: "Ann's phone".into(),
-                os_version: "18.1".into(),
-            }),
-            position: (47.37, 8.54),
-            battery: 64,
-            telemetry_every: Duration::from_millis(200),
-            max_backoff: Duration::from_secs(1),
-        };
+        let options = agent_options(&app, dir.path(), Some(enrollment));
         let running = tokio::spawn(agent::run(options, state.clone(), stop.clone()));
         assert!(eventually(|| async { state.lock().unwrap().connected }).await);
 
