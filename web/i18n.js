@@ -2,6 +2,18 @@
 
 const TEXTS = {
   en: {
+    // Why a participant left or a session ended (the report's codes).
+    why_left: 'left',
+    why_disconnected: 'connection lost',
+    why_inviter_left: 'inviter left',
+    why_session_ended: 'session ended',
+    why_revoked: 'access revoked',
+    why_too_slow: 'too slow to keep up',
+    why_shutdown: 'broker shut down',
+    why_replaced: 'reconnected elsewhere',
+    why_no_technician: 'no technician left',
+    why_ended_by_owner: 'ended by the owner',
+    why_failed: 'failed',
     app_title: 'Support broker',
     role: 'Role',
     joined: 'Joined',
@@ -213,6 +225,17 @@ const TEXTS = {
     nothing: '—',
   },
   de: {
+    why_left: 'verlassen',
+    why_disconnected: 'Verbindung verloren',
+    why_inviter_left: 'Einladender hat verlassen',
+    why_session_ended: 'Sitzung beendet',
+    why_revoked: 'Zugriff entzogen',
+    why_too_slow: 'zu langsam',
+    why_shutdown: 'Broker beendet',
+    why_replaced: 'anderswo neu verbunden',
+    why_no_technician: 'kein Techniker mehr',
+    why_ended_by_owner: 'vom Besitzer beendet',
+    why_failed: 'fehlgeschlagen',
     // Server errors by code; where a code has none, the server's (English) message is shown.
     err_invalid_credentials: 'Benutzername oder Passwort ist falsch.',
     err_invalid_code: 'Der Code ist falsch.',
@@ -486,6 +509,12 @@ export function t(key, vars = {}) {
 // The text for `key` in the current language only, or undefined.
 export function translation(key) {
   return TEXTS[current][key];
+}
+
+// The text of a leave or end reason code; the code itself when it has none.
+export function why(code) {
+  if (!code) return '';
+  return TEXTS[current][`why_${code}`] ?? TEXTS.en[`why_${code}`] ?? code;
 }
 
 // A time in the reader's language; an em dash for none.

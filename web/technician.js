@@ -2,7 +2,7 @@
 // guest) and the report of a session.
 
 import { api, wsBase } from '/assets/api.js';
-import { t, when } from '/assets/i18n.js';
+import { t, when, why } from '/assets/i18n.js';
 import { h, clear, field, select, notice, errorText, table } from '/assets/ui.js';
 import { liveSession } from '/assets/live.js';
 
@@ -59,7 +59,7 @@ export async function sessionsPage(root) {
       ended.length
         ? table(
             [t('subject'), t('started'), t('ended'), t('reason'), ''],
-            ended.map((s) => [s.subject, when(s.started_at), when(s.ended_at), s.end_reason || '', h('a', { href: `#/reports/${s.id}` }, t('report'))]),
+            ended.map((s) => [s.subject, when(s.started_at), when(s.ended_at), why(s.end_reason), h('a', { href: `#/reports/${s.id}` }, t('report'))]),
             { 'data-testid': 'ended-sessions' },
           )
         : h('p', { class: 'muted' }, t('no_ended_sessions')),
@@ -175,11 +175,11 @@ export async function reportPage(root, ctx, id) {
       'section',
       { class: 'card', 'data-testid': 'report' },
       h('h1', {}, `${t('report')}: ${r.session.subject}`),
-      h('p', {}, `${t('started')}: ${when(r.session.started_at)} · ${t('ended')}: ${when(r.session.ended_at)} · ${t('reason')}: ${r.session.end_reason || t('nothing')}`),
+      h('p', {}, `${t('started')}: ${when(r.session.started_at)} · ${t('ended')}: ${when(r.session.ended_at)} · ${t('reason')}: ${why(r.session.end_reason) || t('nothing')}`),
       h('h2', {}, t('participants')),
       table(
         [t('name'), t('role'), t('joined'), t('left'), t('reason')],
-        r.participants.map((p) => [p.name, t(`role_${p.role}`), when(p.joined_at), when(p.left_at), p.leave_reason || '']),
+        r.participants.map((p) => [p.name, t(`role_${p.role}`), when(p.joined_at), when(p.left_at), why(p.leave_reason)]),
       ),
       h('h2', {}, t('invitations')),
       table(

@@ -165,6 +165,9 @@ async fn a_guest_joins_from_the_link_chats_and_sees_its_inviter_leave() {
         tech.wait_text("[data-testid=report]", "Welcome Gina").await;
         let report = tech.wait_text("[data-testid=report]", "Gina Guest").await;
         assert!(report.contains("printer vendor"), "{report}");
+        // Reasons in words: the guest went because its inviter did; no technician was left.
+        assert!(report.contains("inviter left"), "{report}");
+        assert!(report.contains("no technician left"), "{report}");
         tech.shot("session-report").await;
 
         // The link worked once.
