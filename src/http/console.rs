@@ -57,20 +57,49 @@ pub async fn page() -> HttpResponse {
 }
 
 /// `GET /assets/{name}`.
-pub async fn asset(path: web::Path<String>) -> HttpResponse {
+pub async fn asset(req: actix_web::HttpRequest, path: web::Path<String>) -> HttpResponse {
     let name = path.into_inner();
-    match ASSETS.iter().find(|(n, _, _)| *n == name) {
-        Some((_, content_type, body)) => HttpResponse::Ok()
-            .content_type(*content_type)
-            .insert_header(("X-Content-Type-Options", "nosniff"))
-            // Revalidated on every load, so an upgraded broker never runs stale scripts.
-            .insert_header(("Cache-Control", "no-cache"))
-            .body(*body),
-        None => actix_web::ResponseError::error_response(&crate::error::AppError::not_found(
+    let Some((i, (_, content_type, body))) =
+        ASSETS.iter().enumerate().find(|(_, (n, _, _))| *n == name)
+    else {
+        return actix_web::ResponseError::error_response(&crate::error::AppError::not_found(
             "not_found",
             "no such asset",
-        )),
+        ));
+    };
+    let etag = &etags()[i];
+    let unchanged = req
+        .headers()
+        .get(actix_web::http::header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|tag| tag.trim() == etag));
+    let mut res = if unchanged {
+        HttpResponse::NotModified()
+    } else {
+        HttpResponse::Ok()
+    };
+    res.insert_header(("X-Content-Type-Options", "nosniff"))
+        // Revalidated on every load, so an upgraded broker never runs stale scripts; the ETag
+        // makes that a 304 while nothing changed.
+        .insert_header(("Cache-Control", "no-cache"))
+        .insert_header(("ETag", etag.as_str()));
+    if unchanged {
+        res.finish()
+    } else {
+        res.content_type(*content_type).body(*body)
     }
+}
+
+/// A strong ETag per asset (in `ASSETS` order): a hash of its bytes, computed once.
+fn etags() -> &'static [String] {
+    use sha2::{Digest, Sha256};
+    static TAGS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    TAGS.get_or_init(|| {
+        ASSETS
+            .iter()
+            .map(|(_, _, body)| format!("\"{}\"", &hex::encode(Sha256::digest(body))[..32]))
+            .collect()
+    })
 }
 
 #[cfg(test)]

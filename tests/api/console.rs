@@ -58,6 +58,28 @@ async fn assets_have_their_types_and_unknown_ones_are_404() {
         assert_eq!(header(&res, "x-content-type-options"), "nosniff");
         assert!(res.text().await.unwrap().contains(needle), "{path}");
     }
+    // Revalidation: the same bytes answer 304 with no body.
+    let first = raw(&app, "/assets/app.js").await;
+    let etag = header(&first, "etag").to_string();
+    assert!(etag.starts_with('"') && etag.len() > 10, "{etag}");
+    assert_eq!(header(&first, "cache-control"), "no-cache");
+    let again = app
+        .http
+        .get(format!("{}/assets/app.js", app.base))
+        .header("If-None-Match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 304);
+    assert!(again.text().await.unwrap().is_empty());
+    let other = app
+        .http
+        .get(format!("{}/assets/ui.js", app.base))
+        .header("If-None-Match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 200, "another file's tag does not match");
     for path in [
         "/assets/nope.js",
         "/assets/..%2FCargo.toml",
