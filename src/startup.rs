@@ -187,7 +187,7 @@ async fn drain(state: &AppState, handle: &ServerHandle) {
     for addr in sessions {
         let _ = tokio::time::timeout(Duration::from_secs(2), addr.send(Shutdown)).await;
     }
-    for agent in state.registry.all_devices() {
+    for agent in state.registry.close_devices() {
         agent.do_send(crate::actors::device::Disconnect {
             code: crate::domain::session::close_code::GOING_AWAY,
             reason: "shutdown",

@@ -197,6 +197,11 @@ impl Actor for DeviceActor {
                 reason: "replaced",
             });
         }
+        if self.registry.devices_closed() {
+            // Upgraded just before the shutdown began, registered just after its sweep.
+            self.close(close_code::GOING_AWAY, "shutdown", ctx);
+            return;
+        }
         tracing::info!(device = %self.device, "device agent connected");
         let store = self.store.clone();
         let device = self.device;

@@ -1,7 +1,10 @@
 //! Finds the live actors: session id → session actor, invitation id → invitation actor.
 //! Read-mostly indexes; the state of a session lives only inside its actor.
 
-use std::sync::Arc;
+use std::sync::{
+    Arc,
+    atomic::{AtomicBool, Ordering},
+};
 
 use actix::Addr;
 use dashmap::DashMap;
@@ -14,6 +17,8 @@ pub struct Registry {
     sessions: DashMap<SessionId, Addr<SessionActor>>,
     invitations: DashMap<InvitationId, Addr<InvitationActor>>,
     devices: DashMap<DeviceId, Addr<DeviceActor>>,
+    /// Set by the shutdown: device connections that register afterwards close themselves.
+    devices_closed: AtomicBool,
 }
 
 impl Registry {
@@ -88,7 +93,19 @@ impl Registry {
     }
 
     /// Every connected agent (for shutdown).
-    pub fn all_devices(&self) -> Vec<Addr<DeviceActor>> {
+    /// For the shutdown: from now on no device connection stays (see `devices_closed`);
+    /// returns the ones registered so far, to be closed by the caller.
+    ///
+    /// The flag is set before the map is read, and a device actor reads it after inserting
+    /// itself, so each connection is either in the list or sees the flag (the map's shard lock
+    /// orders the two).
+    pub fn close_devices(&self) -> Vec<Addr<DeviceActor>> {
+        self.devices_closed.store(true, Ordering::SeqCst);
         self.devices.iter().map(|e| e.value().clone()).collect()
+    }
+
+    /// Whether the shutdown closed device connections (a device registering now must go).
+    pub fn devices_closed(&self) -> bool {
+        self.devices_closed.load(Ordering::SeqCst)
     }
 }
