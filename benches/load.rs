@@ -7,7 +7,11 @@
 //!
 //! cargo bench --bench load -- [--sessions N] [--secs S] [--chat-per-sec R|max] [--window W]
 //!                             [--screen-bytes B] [--screens-per-sec R] [--target broker|baseline]
-//!                             [--compare] [--no-pin]
+//!                             [--compare [--rounds K]] [--no-pin]
+//!
+//! `--rounds K` repeats the broker/baseline pair K times, alternating, and reports each round's
+//! ratios and their median, minimum and maximum: on a shared machine one pair varies by ±15%,
+//! which hides changes smaller than that.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "baseline/relay.rs"]
@@ -42,6 +46,8 @@ struct Opts {
     screen_bytes: usize,
     screens_per_sec: f64,
     targets: Vec<Target>,
+    /// Broker/baseline pairs to run with `--compare`.
+    rounds: usize,
     pin: bool,
 }
 
@@ -69,6 +75,7 @@ fn opts(args: &[String]) -> Opts {
         screen_bytes: 16 * 1024,
         screens_per_sec: 5.0,
         targets: vec![Target::Broker],
+        rounds: 1,
         pin: true,
     };
     let mut i = 1;
@@ -97,6 +104,7 @@ fn opts(args: &[String]) -> Opts {
                 o.targets = vec![Target::Broker, Target::Baseline];
                 step = 1;
             }
+            "--rounds" => o.rounds = val().parse::<usize>().expect("--rounds K").max(1),
             "--no-pin" => {
                 o.pin = false;
                 step = 1;
@@ -631,6 +639,36 @@ fn print_table(results: &[Value]) {
     }
 }
 
+const RATIO_KEYS: [&str; 5] = [
+    "deliveries_per_sec",
+    "cpu_us_per_delivery",
+    "chat_latency_p50",
+    "chat_latency_p99",
+    "rss_per_idle_connection",
+];
+
+/// broker / baseline for throughput, CPU, latency and memory.
+fn ratios_of(broker: &Value, baseline: &Value) -> Value {
+    let ratio = |a: &Value, b: &Value| {
+        let (a, b) = (a.as_f64().unwrap_or(0.0), b.as_f64().unwrap_or(0.0));
+        if b > 0.0 { a / b } else { 0.0 }
+    };
+    let field = |key: &str| ratio(&broker[key], &baseline[key]);
+    let lat = |q: &str| {
+        ratio(
+            &broker["chat_latency_ms"][q],
+            &baseline["chat_latency_ms"][q],
+        )
+    };
+    json!({
+        "deliveries_per_sec": field("chat_deliveries_per_sec"),
+        "cpu_us_per_delivery": field("server_cpu_us_per_delivery"),
+        "chat_latency_p50": lat("p50"),
+        "chat_latency_p99": lat("p99"),
+        "rss_per_idle_connection": field("rss_per_idle_connection_kib"),
+    })
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(i) = args.iter().position(|a| a == "--serve-baseline") {
@@ -660,39 +698,56 @@ fn main() {
         .build()
         .unwrap();
     runtime.block_on(async move {
+        let rounds = if o.targets.len() == 2 { o.rounds } else { 1 };
+        let mut all_ratios = Vec::new();
         let mut results = Vec::new();
-        for target in o.targets.clone() {
-            results.push(run(&o, target).await);
+        for round in 1..=rounds {
+            if rounds > 1 {
+                println!("\n=== round {round} of {rounds} ===");
+            }
+            results.clear();
+            for target in o.targets.clone() {
+                results.push(run(&o, target).await);
+            }
+            print_table(&results);
+            if let [broker, baseline] = &results[..] {
+                let ratios = ratios_of(broker, baseline);
+                println!(
+                    "\nbroker / baseline: {}",
+                    serde_json::to_string_pretty(&ratios).unwrap()
+                );
+                all_ratios.push(json!({"broker": broker, "baseline": baseline, "ratios": ratios}));
+            }
         }
-        print_table(&results);
         let mut out = json!({"runs": results});
-        if let [broker, baseline] = &results[..] {
-            let ratio = |key: &str| {
-                let (a, b) = (
-                    broker[key].as_f64().unwrap_or(0.0),
-                    baseline[key].as_f64().unwrap_or(0.0),
+        if let Some(last) = all_ratios.last() {
+            out["broker_over_baseline"] = last["ratios"].clone();
+        }
+        if all_ratios.len() > 1 {
+            let mut summary = serde_json::Map::new();
+            for key in RATIO_KEYS {
+                let mut values: Vec<f64> = all_ratios
+                    .iter()
+                    .filter_map(|r| r["ratios"][key].as_f64())
+                    .collect();
+                values.sort_by(f64::total_cmp);
+                summary.insert(
+                    key.to_string(),
+                    json!({
+                        "median": values[values.len() / 2],
+                        "min": values[0],
+                        "max": values[values.len() - 1],
+                    }),
                 );
-                if b > 0.0 { a / b } else { 0.0 }
-            };
-            let lat = |q: &str| {
-                let (a, b) = (
-                    broker["chat_latency_ms"][q].as_f64().unwrap_or(0.0),
-                    baseline["chat_latency_ms"][q].as_f64().unwrap_or(0.0),
-                );
-                if b > 0.0 { a / b } else { 0.0 }
-            };
-            let ratios = json!({
-                "deliveries_per_sec": ratio("chat_deliveries_per_sec"),
-                "cpu_us_per_delivery": ratio("server_cpu_us_per_delivery"),
-                "chat_latency_p50": lat("p50"),
-                "chat_latency_p99": lat("p99"),
-                "rss_per_idle_connection": ratio("rss_per_idle_connection_kib"),
-            });
+            }
+            let summary = Value::Object(summary);
             println!(
-                "\nbroker / baseline: {}",
-                serde_json::to_string_pretty(&ratios).unwrap()
+                "\nbroker / baseline over {} rounds: {}",
+                all_ratios.len(),
+                serde_json::to_string_pretty(&summary).unwrap()
             );
-            out["broker_over_baseline"] = ratios;
+            out["broker_over_baseline"] = summary;
+            out["rounds"] = Value::Array(all_ratios);
         }
         let out_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-results");
         std::fs::create_dir_all(&out_dir).unwrap();
