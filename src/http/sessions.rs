@@ -565,9 +565,14 @@ pub async fn join_info(
     let result = usable_invitation(&state, &secret).await;
     let mut res = match (result, wants_json) {
         (Ok(inv), true) => {
+            // The page can do without the name; the invitation itself is what matters.
             let inviter_name = match state.store.user(inv.inviter_user_id).await {
                 Ok(Some(user)) => user.display_name(),
-                _ => String::new(),
+                Ok(None) => String::new(),
+                Err(err) => {
+                    tracing::warn!(invitation = %inv.id, error = %err, "inviter not read");
+                    String::new()
+                }
             };
             HttpResponse::Ok().json(JoinInfo {
                 session_subject: inv.session_subject.clone(),
