@@ -17,7 +17,7 @@ async fn a_guest_joins_from_the_link_chats_and_sees_its_inviter_leave() {
     within_deadline(async {
         let app = TestApp::spawn().await;
         let t = app.tenant("Acme").await;
-        app.policy(&t, "Watch and chat", &["chat", "view"]).await;
+        let policy = app.policy(&t, "Watch and chat", &["chat", "view"]).await;
         let driver = Driver::start().await;
         let tech = driver.browser("en-US").await;
         let guest = driver.browser("de-DE").await;
@@ -147,6 +147,8 @@ async fn a_guest_joins_from_the_link_chats_and_sees_its_inviter_leave() {
         }
         tech.wait_text(&tom_row, "Owner").await;
         tech.shot("technician-ownership-transferred").await;
+        // Tom invites someone too; his leaving revokes that link.
+        let (_, rita_link) = app.invite(&tom_token, &session, &policy, "Rita").await;
         tom.send_json(serde_json::json!({"type": "leave"})).await;
         tech.find("[data-testid=end-session]").await;
 
@@ -179,8 +181,57 @@ async fn a_guest_joins_from_the_link_chats_and_sees_its_inviter_leave() {
             .wait_text("[data-testid=join-refused]", "bereits verwendet")
             .await;
         guest.shot("guest-link-used").await;
+        guest.goto(&format!("{}/join/{rita_link}", app.base)).await;
+        guest
+            .find("[data-testid=join-refused][data-code=invitation_revoked]")
+            .await;
+        guest
+            .wait_text("[data-testid=join-refused]", "widerrufen")
+            .await;
+        guest.shot("guest-link-revoked").await;
 
         tech.close().await;
+        guest.close().await;
+    })
+    .await;
+}
+
+#[actix_web::test]
+async fn an_expired_link_says_so_in_the_browser() {
+    within_deadline(async {
+        let app = TestApp::spawn_with(|s| s.sessions.invitation_ttl_secs = 1).await;
+        let t = app.tenant("Acme").await;
+        let policy = app.policy(&t, "Chat", &["chat"]).await;
+        let (session, _) = app.session(&t.admin).await;
+        let _owner = app.ws_technician(&t.admin, &session).await;
+        let (_, link) = app.invite(&t.admin, &session, &policy, "Gina").await;
+        assert!(
+            eventually(|| async {
+                app.call("GET", &format!("/join/{link}"), None, None)
+                    .await
+                    .0
+                    == 410
+            })
+            .await
+        );
+        let driver = Driver::start().await;
+        let guest = driver.browser("en-US").await;
+        guest.goto(&format!("{}/join/{link}", app.base)).await;
+        guest
+            .find("[data-testid=join-refused][data-code=invitation_expired]")
+            .await;
+        guest
+            .wait_text("[data-testid=join-refused]", "has expired")
+            .await;
+        assert!(
+            guest
+                .client
+                .find(fantoccini::Locator::Css("[data-testid=join]"))
+                .await
+                .is_err(),
+            "no Join button for an expired link"
+        );
+        guest.shot("guest-link-expired").await;
         guest.close().await;
     })
     .await;
