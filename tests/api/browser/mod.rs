@@ -2,7 +2,7 @@
 //! against the real broker. Each page a test visits is saved as a PNG under
 //! `target/screenshots/`.
 //!
-//! They need `chromium` and `chromedriver` (`scripts/test` installs them when missing); without
+//! They need `chromium` and `chromedriver` (`scripts/browsers` installs them when missing); without
 //! them the tests fail with a message saying so rather than pass unseen.
 
 mod access;
@@ -41,7 +41,7 @@ fn program(env: &str, default: &str) -> String {
     let path = std::env::var(env).unwrap_or_else(|_| default.to_string());
     assert!(
         std::path::Path::new(&path).exists(),
-        "browser tests need {path} ({env}): run scripts/test, or apt-get install chromium chromium-driver"
+        "browser tests need {path} ({env}): run scripts/browsers, or apt-get install chromium chromium-driver"
     );
     path
 }
