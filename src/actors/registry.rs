@@ -92,7 +92,6 @@ impl Registry {
         metrics::gauge!("broker_connected_devices").set(self.devices.len() as f64);
     }
 
-    /// Every connected agent (for shutdown).
     /// For the shutdown: from now on no device connection stays (see `devices_closed`);
     /// returns the ones registered so far, to be closed by the caller.
     ///

@@ -119,7 +119,7 @@ pub struct UserDetail {
     pub user: UserView,
     #[schema(value_type = Object)]
     pub rights: crate::domain::rights::Rights,
-    /// `off`, `email` or `sms`.
+    /// `off`, `email`, `sms` or `totp`.
     pub two_factor: String,
 }
 
