@@ -75,8 +75,10 @@ async function editLoginOptions(user, msg) {
     ['email', t('tf_email')],
     ['sms', t('tf_sms')],
   ];
+  // Only the user can set up an authenticator app; an admin sees it and may switch away.
+  if (detail.two_factor === 'totp') options.push(['totp', t('tf_totp')]);
   const data = await dialog(`${t('login_options')}: ${user.username}`, select(t('two_factor'), 'two_factor', options, detail.two_factor));
-  if (!data) return;
+  if (!data || data.get('two_factor') === detail.two_factor) return;
   if (await attempt(msg, () => api('PUT', `/users/${user.id}/login-options`, { two_factor: data.get('two_factor') }))) {
     clear(msg, notice('ok', t('saved')));
   }
