@@ -106,6 +106,7 @@ pub struct SessionSettings {
     pub invitation_ttl_secs: u64,
     pub reconnect_grace_secs: u64,
     pub ws_ticket_ttl_secs: u64,
+    pub chat_chunk_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

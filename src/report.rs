@@ -1,12 +1,24 @@
 //! The report writer: one task that persists session report events in order and in batches,
 //! off the relay path. Actors hand events over without waiting; `flush` waits until everything
 //! handed over before it is in the database (used by report reads and by shutdown).
+//!
+//! Chat, the bulk of the events, is kept per live session and written as one chunk row per
+//! session per interval (`sessions.chat_chunk_ms`, 1 s by default), at once when the session
+//! ends and on every flush: one row per second per session instead of one per message keeps
+//! SQLite's WAL small under load (docs/performance.md). A graceful shutdown flushes; a crash
+//! (kill -9, power loss) can lose the last interval's chat.
 
-use std::time::Duration;
+use std::{
+    collections::{HashMap, VecDeque},
+    time::{Duration, Instant},
+};
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::store::{ReportEvent, Store};
+use crate::{
+    domain::ids::SessionId,
+    store::{ChatChunk, ChatLine, ReportEvent, Store},
+};
 
 enum WriterMsg {
     Event(ReportEvent),
@@ -24,12 +36,14 @@ const BATCH: usize = 512;
 
 impl ReportSink {
     /// Starts the writer task on the current tokio runtime.
-    pub fn start(store: Store) -> (Self, tokio::task::JoinHandle<()>) {
+    /// A live session's chat is written as one chunk per `chunk_age` (or per 256 lines), and
+    /// at once on a flush or when the session ends.
+    pub fn start(store: Store, chunk_age: Duration) -> (Self, tokio::task::JoinHandle<()>) {
         // Unbounded on purpose: an event must never be dropped and an actor must never wait.
         // The producers are rate-bounded (frame limits per connection), and the writer drains
         // batches of up to 512 events per transaction, far faster than chat arrives.
         let (tx, rx) = mpsc::unbounded_channel();
-        let handle = tokio::spawn(run(store, rx));
+        let handle = tokio::spawn(run(store, rx, chunk_age));
         (Self { tx }, handle)
     }
 
@@ -49,24 +63,128 @@ impl ReportSink {
     }
 }
 
-async fn run(store: Store, mut rx: mpsc::UnboundedReceiver<WriterMsg>) {
-    let mut inbox = Vec::with_capacity(BATCH);
-    let mut batch = Vec::with_capacity(BATCH);
-    let mut waiters = Vec::new();
-    while rx.recv_many(&mut inbox, BATCH).await > 0 {
-        for msg in inbox.drain(..) {
-            match msg {
-                WriterMsg::Event(e) => batch.push(e),
-                WriterMsg::Flush(w) => waiters.push(w),
+/// Chat of live sessions not yet written: per session, the lines since its last chunk.
+struct PendingChat {
+    by_session: HashMap<SessionId, (Instant, Vec<ChatLine>)>,
+    /// Sessions in the order their pending chat began (entries may be stale: checked on pop).
+    order: VecDeque<(Instant, SessionId)>,
+}
+
+impl PendingChat {
+    fn push(&mut self, session: SessionId, line: ChatLine, now: Instant) -> usize {
+        let (_, lines) = self.by_session.entry(session).or_insert_with(|| {
+            self.order.push_back((now, session));
+            (now, Vec::new())
+        });
+        lines.push(line);
+        lines.len()
+    }
+
+    fn take(&mut self, session: SessionId, out: &mut Vec<ChatChunk>) {
+        if let Some((_, lines)) = self.by_session.remove(&session) {
+            out.push(ChatChunk { session, lines });
+        }
+    }
+
+    /// Moves the chunks whose first line is at least `age` old into `out`.
+    fn take_due(&mut self, age: Duration, now: Instant, out: &mut Vec<ChatChunk>) {
+        while let Some(&(since, session)) = self.order.front() {
+            if now.duration_since(since) < age {
+                break;
+            }
+            self.order.pop_front();
+            if self
+                .by_session
+                .get(&session)
+                .is_some_and(|(s, _)| *s == since)
+            {
+                self.take(session, out);
             }
         }
-        if !batch.is_empty() {
-            write_with_retry(&store, &batch).await;
-            metrics::counter!("broker_report_events_total").increment(batch.len() as u64);
+    }
+
+    fn take_all(&mut self, out: &mut Vec<ChatChunk>) {
+        self.order.clear();
+        out.extend(
+            self.by_session
+                .drain()
+                .map(|(session, (_, lines))| ChatChunk { session, lines }),
+        );
+    }
+
+    /// When the oldest pending chunk falls due.
+    fn next_due(&self, age: Duration) -> Option<Instant> {
+        self.order
+            .iter()
+            .find(|(since, session)| {
+                self.by_session
+                    .get(session)
+                    .is_some_and(|(s, _)| s == since)
+            })
+            .map(|(since, _)| *since + age)
+    }
+}
+
+async fn run(store: Store, mut rx: mpsc::UnboundedReceiver<WriterMsg>, chunk_age: Duration) {
+    let mut inbox = Vec::with_capacity(BATCH);
+    let mut batch = Vec::with_capacity(BATCH);
+    let mut chunks = Vec::new();
+    let mut waiters = Vec::new();
+    let mut pending = PendingChat {
+        by_session: HashMap::new(),
+        order: VecDeque::new(),
+    };
+    loop {
+        let received = match pending.next_due(chunk_age) {
+            Some(due) => tokio::select! {
+                n = rx.recv_many(&mut inbox, BATCH) => Some(n),
+                () = tokio::time::sleep_until(due.into()) => None,
+            },
+            None => Some(rx.recv_many(&mut inbox, BATCH).await),
+        };
+        let closed = received == Some(0);
+        let now = Instant::now();
+        let mut flush_all = closed;
+        for msg in inbox.drain(..) {
+            match msg {
+                WriterMsg::Event(event) => match event {
+                    ReportEvent::Chat { .. } => {
+                        if let Some((session, line)) = ChatLine::from_event(event)
+                            && pending.push(session, line, now) >= CHUNK_LINES
+                        {
+                            pending.take(session, &mut chunks);
+                        }
+                    }
+                    ReportEvent::Ended { session, .. } => {
+                        // The session's last chat goes in with its end.
+                        pending.take(session, &mut chunks);
+                        batch.push(event);
+                    }
+                    other => batch.push(other),
+                },
+                WriterMsg::Flush(w) => {
+                    flush_all = true;
+                    waiters.push(w);
+                }
+            }
+        }
+        if flush_all {
+            pending.take_all(&mut chunks);
+        } else {
+            pending.take_due(chunk_age, now, &mut chunks);
+        }
+        if !batch.is_empty() || !chunks.is_empty() {
+            write_with_retry(&store, &chunks, &batch).await;
+            let lines: usize = chunks.iter().map(|c| c.lines.len()).sum();
+            metrics::counter!("broker_report_events_total").increment((batch.len() + lines) as u64);
             batch.clear();
+            chunks.clear();
         }
         for w in waiters.drain(..) {
             let _ = w.send(());
+        }
+        if closed {
+            break;
         }
         // Let events gather for a moment before the next batch: the channel does not wake this
         // task (nor the database thread) per event while it sleeps, which cuts context switches
@@ -78,23 +196,177 @@ async fn run(store: Store, mut rx: mpsc::UnboundedReceiver<WriterMsg>) {
 /// How long the writer lets events gather between batches.
 const GATHER: Duration = Duration::from_millis(5);
 
+/// A session's pending chat is written as a chunk once it holds this many lines, even before
+/// the chunk interval has passed.
+const CHUNK_LINES: usize = 256;
+
 /// Writes a batch, retrying with backoff: a database hiccup must not lose report events.
-async fn write_with_retry(store: &Store, batch: &[ReportEvent]) {
+async fn write_with_retry(store: &Store, chunks: &[ChatChunk], batch: &[ReportEvent]) {
     let mut delay = Duration::from_millis(50);
     for attempt in 1..=8 {
-        match store.apply_report_events(batch).await {
+        match store.apply_report(chunks, batch).await {
             Ok(()) => return,
             Err(err) => {
-                tracing::warn!(attempt, events = batch.len(), error = %err, "report batch failed; retrying");
+                tracing::warn!(attempt, events = batch.len(), chunks = chunks.len(), error = %err, "report batch failed; retrying");
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(2));
             }
         }
     }
     // A batch may hold one bad event: write one by one so the others still land.
+    for chunk in chunks {
+        if let Err(err) = store.apply_report(std::slice::from_ref(chunk), &[]).await {
+            tracing::error!(error = %err, session = %chunk.session, lines = chunk.lines.len(), "chat chunk could not be persisted");
+        }
+    }
     for event in batch {
         if let Err(err) = store.apply_report_events(std::slice::from_ref(event)).await {
             tracing::error!(error = %err, ?event, "report event could not be persisted");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+
+    use super::*;
+    use crate::{
+        domain::ids::{AccountId, MessageId, ParticipantId},
+        store::{NewAccount, NewUser, SessionRecord},
+    };
+
+    async fn store_with_session(dir: &std::path::Path) -> (Store, SessionId) {
+        let store = Store::open(dir).await.unwrap();
+        let session = new_session(&store).await;
+        (store, session)
+    }
+
+    async fn new_session(store: &Store) -> SessionId {
+        let account = AccountId::new();
+        let service = NewUser::service(account);
+        let owner = service.id;
+        store
+            .create_account(&NewAccount {
+                id: account,
+                name: "test".into(),
+                kind: "customer",
+                certified: false,
+                users: vec![service],
+            })
+            .await
+            .unwrap();
+        let session = SessionRecord {
+            id: SessionId::new(),
+            account_id: account,
+            subject: "printer".into(),
+            device_id: None,
+            owner_user_id: owner,
+            open: true,
+            started_at: Utc::now(),
+            ended_at: None,
+            end_reason: None,
+        };
+        let key = session.id.to_string();
+        store.insert_session(&session, &key).await.unwrap();
+        session.id
+    }
+
+    fn chat(session: SessionId, seq: i64) -> ReportEvent {
+        ReportEvent::Chat {
+            session,
+            id: MessageId::new(),
+            seq,
+            participant: ParticipantId::new(),
+            name: "Ada".into(),
+            role: "owner",
+            text: format!("m{seq}"),
+            at: Utc::now(),
+        }
+    }
+
+    async fn stored_texts(store: &Store, session: SessionId) -> Vec<String> {
+        let report = store.session_report(session).await.unwrap().unwrap();
+        report.chat.into_iter().map(|c| c.text).collect()
+    }
+
+    /// Polls until the stored transcript has `n` lines (the writer runs on its own task).
+    async fn wait_for_lines(store: &Store, session: SessionId, n: usize, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if stored_texts(store, session).await.len() == n {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        false
+    }
+
+    #[tokio::test]
+    async fn chat_reaches_the_database_within_the_chunk_interval_without_a_flush() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, session) = store_with_session(dir.path()).await;
+        let (sink, _task) = ReportSink::start(store.clone(), Duration::from_millis(100));
+        for seq in 1..=3 {
+            sink.record(chat(session, seq));
+        }
+        assert!(
+            wait_for_lines(&store, session, 3, Duration::from_secs(5)).await,
+            "chat was written once its chunk fell due"
+        );
+        assert_eq!(stored_texts(&store, session).await, ["m1", "m2", "m3"]);
+    }
+
+    #[tokio::test]
+    async fn a_full_chunk_and_a_session_end_are_written_without_waiting_for_the_interval() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, session) = store_with_session(dir.path()).await;
+        let other = new_session(&store).await;
+        // An interval far beyond the test: only the size limit and the end can write.
+        let (sink, _task) = ReportSink::start(store.clone(), Duration::from_secs(3600));
+        for seq in 1..=CHUNK_LINES as i64 {
+            sink.record(chat(session, seq));
+        }
+        assert!(wait_for_lines(&store, session, CHUNK_LINES, Duration::from_secs(5)).await);
+
+        sink.record(chat(other, 1));
+        sink.record(ReportEvent::Ended {
+            session: other,
+            reason: "ended_by_owner",
+            at: Utc::now(),
+        });
+        assert!(wait_for_lines(&store, other, 1, Duration::from_secs(5)).await);
+        let report = store.session_report(other).await.unwrap().unwrap();
+        assert_eq!(report.session.state, "ended");
+    }
+
+    #[tokio::test]
+    async fn a_flush_writes_pending_chat_and_chunks_read_back_in_order_with_older_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, session) = store_with_session(dir.path()).await;
+        // A message stored by an earlier version, one row per message.
+        sqlx::query(
+            "INSERT INTO chat_messages (id, session_id, seq, participant_id, name, role, text, sent_at)
+             VALUES (?, ?, 2, ?, 'Ada', 'owner', 'm2', ?)",
+        )
+        .bind(uuid::Uuid::now_v7().to_string())
+        .bind(session.to_string())
+        .bind(uuid::Uuid::now_v7().to_string())
+        .bind(Utc::now())
+        .execute(store.pool_for_tests())
+        .await
+        .unwrap();
+        let (sink, _task) = ReportSink::start(store.clone(), Duration::from_secs(3600));
+        sink.record(chat(session, 1));
+        sink.record(chat(session, 3));
+        sink.flush().await;
+        assert_eq!(stored_texts(&store, session).await, ["m1", "m2", "m3"]);
+        // More chat after the flush is a new chunk, after the first.
+        sink.record(chat(session, 4));
+        sink.flush().await;
+        assert_eq!(
+            stored_texts(&store, session).await,
+            ["m1", "m2", "m3", "m4"]
+        );
     }
 }

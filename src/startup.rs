@@ -78,7 +78,10 @@ impl Application {
                 .to_string()
         };
 
-        let (reports, report_task) = ReportSink::start(store.clone());
+        let (reports, report_task) = ReportSink::start(
+            store.clone(),
+            Duration::from_millis(settings.sessions.chat_chunk_ms),
+        );
         let registry = Registry::new();
         let session_deps = Arc::new(SessionDeps {
             reports: reports.clone(),

@@ -34,7 +34,7 @@ pub use devices::{CommandRecord, DeviceRecord, EnrollRefusal, EnrollingDevice};
 pub use groups::GroupRecord;
 pub use outbox::OutboxMessage;
 pub use policies::PolicyRecord;
-pub use reports::{ReportEvent, SessionReport};
+pub use reports::{ChatChunk, ChatLine, ReportEvent, SessionReport};
 pub use second_factor::ChallengeRecord;
 pub use sessions::{InvitationRecord, NewInvitation, SessionRecord};
 pub use users::{TokenGrant, TokenPrincipal, UsedTicket, UserRecord};
@@ -80,6 +80,12 @@ impl Store {
     /// SQLITE_BUSY when another connection wrote in between, as a deferred one can.
     async fn write_tx(&self) -> StoreResult<sqlx::Transaction<'static, sqlx::Sqlite>> {
         self.pool.begin_with("BEGIN IMMEDIATE").await
+    }
+
+    /// The pool, for tests that set up rows no current code path writes.
+    #[cfg(test)]
+    pub(crate) fn pool_for_tests(&self) -> &SqlitePool {
+        &self.pool
     }
 
     pub async fn close(&self) {

@@ -1,11 +1,13 @@
 //! Session report events (written in batches by the report writer) and the report read back.
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use uuid::Uuid;
 
-use super::{Store, StoreResult, get_opt_uuid, get_uuid, sessions::invitation_from_row};
+use super::{
+    Store, StoreResult, get_json, get_opt_uuid, get_uuid, sessions::invitation_from_row, to_json,
+};
 use crate::domain::ids::{InvitationId, MessageId, ParticipantId, SessionId, UserId};
 
 /// One thing that happened in a live session, to be persisted in order.
@@ -57,30 +59,113 @@ pub enum ReportEvent {
     },
 }
 
-impl Store {
-    /// Writes a batch of events in one transaction, in order.
-    pub async fn apply_report_events(&self, events: &[ReportEvent]) -> StoreResult<()> {
-        let mut tx = self.write_tx().await?;
-        let mut rest = events;
-        while let Some(first) = rest.first() {
-            // A run of chat messages goes in as one multi-row INSERT: one round trip to the
-            // database thread instead of one per message (chat dominates the event stream).
-            let run = rest
-                .iter()
-                .take(CHAT_ROWS_PER_INSERT)
-                .take_while(|e| matches!(e, ReportEvent::Chat { .. }))
-                .count();
-            if run > 1 {
-                insert_chats(&mut tx, &rest[..run]).await?;
-                rest = &rest[run..];
-            } else {
-                apply(&mut tx, first).await?;
-                rest = &rest[1..];
+/// One chat message as stored inside a chunk (short keys: the chunk is the bulk of the WAL).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChatLine {
+    #[serde(rename = "s")]
+    pub seq: i64,
+    #[serde(rename = "i")]
+    pub id: Uuid,
+    #[serde(rename = "p")]
+    pub participant: Uuid,
+    #[serde(rename = "n")]
+    pub name: String,
+    #[serde(rename = "r")]
+    pub role: String,
+    #[serde(rename = "t")]
+    pub text: String,
+    #[serde(rename = "a")]
+    pub at: DateTime<Utc>,
+}
+
+/// A stretch of one session's chat, in `seq` order, stored as one row.
+#[derive(Debug, Clone)]
+pub struct ChatChunk {
+    pub session: SessionId,
+    pub lines: Vec<ChatLine>,
+}
+
+impl ChatLine {
+    /// The stored form of a chat event; `None` for any other event.
+    pub fn from_event(event: ReportEvent) -> Option<(SessionId, Self)> {
+        match event {
+            ReportEvent::Chat {
+                session,
+                id,
+                seq,
+                participant,
+                name,
+                role,
+                text,
+                at,
+            } => Some((
+                session,
+                Self {
+                    seq,
+                    id: id.0,
+                    participant: participant.0,
+                    name,
+                    role: role.to_string(),
+                    text,
+                    at,
+                },
+            )),
+            _ => None,
+        }
+    }
+}
+
+impl ChatChunk {
+    /// Groups chat events by session, keeping their order; other events are returned as they
+    /// come.
+    pub fn group(events: &[ReportEvent]) -> (Vec<ChatChunk>, Vec<ReportEvent>) {
+        let mut chunks: Vec<ChatChunk> = Vec::new();
+        let mut rest = Vec::new();
+        for event in events {
+            match ChatLine::from_event(event.clone()) {
+                Some((session, line)) => match chunks.iter_mut().find(|c| c.session == session) {
+                    Some(chunk) => chunk.lines.push(line),
+                    None => chunks.push(ChatChunk {
+                        session,
+                        lines: vec![line],
+                    }),
+                },
+                None => rest.push(event.clone()),
             }
+        }
+        (chunks, rest)
+    }
+}
+
+impl Store {
+    /// Writes chat chunks and a batch of events, all in one transaction. Chat events among
+    /// `events` are stored as chunks too.
+    pub async fn apply_report(
+        &self,
+        chunks: &[ChatChunk],
+        events: &[ReportEvent],
+    ) -> StoreResult<()> {
+        let (more, events) = ChatChunk::group(events);
+        let mut tx = self.write_tx().await?;
+        for rows in chunks.chunks(CHUNK_ROWS_PER_INSERT) {
+            insert_chunks(&mut tx, rows).await?;
+        }
+        for rows in more.chunks(CHUNK_ROWS_PER_INSERT) {
+            insert_chunks(&mut tx, rows).await?;
+        }
+        for event in &events {
+            apply(&mut tx, event).await?;
         }
         tx.commit().await
     }
 
+    /// Writes a batch of events in one transaction, in order.
+    pub async fn apply_report_events(&self, events: &[ReportEvent]) -> StoreResult<()> {
+        self.apply_report(&[], events).await
+    }
+}
+
+impl Store {
     /// The report of a session (live or ended).
     pub async fn session_report(&self, id: SessionId) -> StoreResult<Option<SessionReport>> {
         let Some(session) = self.session(id).await? else {
@@ -135,24 +220,53 @@ impl Store {
         })
         .collect::<StoreResult<Vec<_>>>()?;
 
-        let chat = sqlx::query("SELECT * FROM chat_messages WHERE session_id = ? ORDER BY seq")
+        // Rows of earlier versions (one per message) and chunks, merged in the session's order.
+        let mut chat = sqlx::query("SELECT * FROM chat_messages WHERE session_id = ? ORDER BY seq")
             .bind(&sid)
             .fetch_all(&self.pool)
             .await?
             .iter()
             .map(|row| {
-                Ok(ReportChat {
-                    id: get_uuid(row, "id")?,
-                    from: ReportSpeaker {
-                        id: get_uuid(row, "participant_id")?,
-                        name: row.try_get("name")?,
-                        role: row.try_get("role")?,
+                Ok((
+                    row.try_get::<i64, _>("seq")?,
+                    ReportChat {
+                        id: get_uuid(row, "id")?,
+                        from: ReportSpeaker {
+                            id: get_uuid(row, "participant_id")?,
+                            name: row.try_get("name")?,
+                            role: row.try_get("role")?,
+                        },
+                        text: row.try_get("text")?,
+                        at: row.try_get("sent_at")?,
                     },
-                    text: row.try_get("text")?,
-                    at: row.try_get("sent_at")?,
-                })
+                ))
             })
             .collect::<StoreResult<Vec<_>>>()?;
+        let chunks =
+            sqlx::query("SELECT lines FROM chat_chunks WHERE session_id = ? ORDER BY first_seq")
+                .bind(&sid)
+                .fetch_all(&self.pool)
+                .await?;
+        for row in &chunks {
+            let lines: Vec<ChatLine> = get_json(row, "lines")?;
+            chat.extend(lines.into_iter().map(|l| {
+                (
+                    l.seq,
+                    ReportChat {
+                        id: l.id,
+                        from: ReportSpeaker {
+                            id: l.participant,
+                            name: l.name,
+                            role: l.role,
+                        },
+                        text: l.text,
+                        at: l.at,
+                    },
+                )
+            }));
+        }
+        chat.sort_by_key(|(seq, _)| *seq);
+        let chat = chat.into_iter().map(|(_, c)| c).collect();
 
         let ownership =
             sqlx::query("SELECT * FROM ownership_changes WHERE session_id = ? ORDER BY seq")
@@ -186,37 +300,36 @@ impl Store {
     }
 }
 
-/// Rows per chat INSERT: 8 parameters each, well below SQLite's and PostgreSQL's limits.
-const CHAT_ROWS_PER_INSERT: usize = 128;
+/// Chunks per INSERT: 4 parameters each, well below SQLite's and PostgreSQL's limits.
+const CHUNK_ROWS_PER_INSERT: usize = 500;
 
-async fn insert_chats(
+async fn insert_chunks(
     tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
-    chats: &[ReportEvent],
+    chunks: &[ChatChunk],
 ) -> StoreResult<()> {
+    let mut encoded = Vec::with_capacity(chunks.len());
+    for chunk in chunks {
+        let (Some(first), Some(last)) = (chunk.lines.first(), chunk.lines.last()) else {
+            continue;
+        };
+        encoded.push((
+            chunk.session.to_string(),
+            first.seq,
+            last.seq,
+            to_json(&chunk.lines)?,
+        ));
+    }
+    if encoded.is_empty() {
+        return Ok(());
+    }
     let mut query = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-        "INSERT INTO chat_messages (id, session_id, seq, participant_id, name, role, text, sent_at) ",
+        "INSERT INTO chat_chunks (session_id, first_seq, last_seq, lines) ",
     );
-    query.push_values(chats, |mut row, event| {
-        if let ReportEvent::Chat {
-            session,
-            id,
-            seq,
-            participant,
-            name,
-            role,
-            text,
-            at,
-        } = event
-        {
-            row.push_bind(id.to_string())
-                .push_bind(session.to_string())
-                .push_bind(*seq)
-                .push_bind(participant.to_string())
-                .push_bind(name.clone())
-                .push_bind(*role)
-                .push_bind(text.clone())
-                .push_bind(*at);
-        }
+    query.push_values(encoded, |mut row, (session, first, last, lines)| {
+        row.push_bind(session)
+            .push_bind(first)
+            .push_bind(last)
+            .push_bind(lines);
     });
     query.build().execute(&mut **tx).await.map(|_| ())
 }
@@ -270,31 +383,8 @@ async fn apply(
                 .execute(&mut **tx)
                 .await?;
         }
-        ReportEvent::Chat {
-            session,
-            id,
-            seq,
-            participant,
-            name,
-            role,
-            text,
-            at,
-        } => {
-            sqlx::query(
-                "INSERT INTO chat_messages (id, session_id, seq, participant_id, name, role, text, sent_at)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(id.to_string())
-            .bind(session.to_string())
-            .bind(seq)
-            .bind(participant.to_string())
-            .bind(name)
-            .bind(role)
-            .bind(text)
-            .bind(at)
-            .execute(&mut **tx)
-            .await?;
-        }
+        // Grouped into chunks by `apply_report` before it gets here.
+        ReportEvent::Chat { .. } => {}
         ReportEvent::OwnerChanged {
             session,
             seq,

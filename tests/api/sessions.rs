@@ -509,6 +509,9 @@ async fn the_report_holds_participants_invitations_chat_ownership_and_end() {
     let live = app.report(&t.admin, &sid).await;
     assert_eq!(live["session"]["state"], "open");
     assert_eq!(live["chat"].as_array().unwrap().len(), 2);
+    // Chat after a live read lands after what that read saw.
+    customer.chat("still there?").await;
+    customer.expect("chat").await;
 
     owner
         .send_json(json!({"type": "transfer_ownership", "to": tech.id()}))
@@ -546,6 +549,8 @@ async fn the_report_holds_participants_invitations_chat_ownership_and_end() {
     assert_eq!(chat[0]["text"], "hello all");
     assert_eq!(chat[0]["from"]["role"], "owner");
     assert_eq!(chat[1]["from"]["name"], "Customer");
+    let texts: Vec<&str> = chat.iter().map(|c| c["text"].as_str().unwrap()).collect();
+    assert_eq!(texts, ["hello all", "thanks", "still there?"]);
     assert_eq!(report["ownership"][0]["to"], tech.id().as_str());
 
     tech_leave_and_check_end(&app, &t.admin, &sid, tech).await;
