@@ -10,12 +10,27 @@ pub fn bounded_text(value: &str, max_chars: usize) -> Option<String> {
     }
 }
 
-/// Like [`bounded_text`] but an empty value is fine.
+/// Like [`bounded_text`] but an empty value is fine: one line, no control characters.
 pub fn optional_text(value: &str, max_chars: usize) -> Option<String> {
-    if value.chars().count() > max_chars {
+    let trimmed = value.trim();
+    if trimmed.chars().count() > max_chars || has_control(trimmed) {
         None
     } else {
-        Some(value.trim().to_string())
+        Some(trimmed.to_string())
+    }
+}
+
+/// Free text of several lines (a comment): may be empty, may hold line breaks and tabs, no
+/// other control characters (escape sequences, NUL).
+pub fn optional_multiline(value: &str, max_chars: usize) -> Option<String> {
+    let trimmed = value.trim();
+    let bad = trimmed
+        .chars()
+        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'));
+    if trimmed.chars().count() > max_chars || bad {
+        None
+    } else {
+        Some(trimmed.to_string())
     }
 }
 
@@ -95,5 +110,20 @@ mod tests {
     fn bounded_text_refuses_control_characters() {
         assert!(bounded_text("hi\u{0}", 10).is_none());
         assert_eq!(bounded_text(" hi ", 10), Some("hi".into()));
+    }
+
+    #[test]
+    fn optional_text_is_one_line_and_multiline_allows_only_line_breaks_and_tabs() {
+        assert_eq!(optional_text("  ", 10), Some(String::new()));
+        assert_eq!(optional_text(" Berlin ", 10), Some("Berlin".into()));
+        assert!(optional_text("a\nb", 10).is_none());
+        assert!(optional_text("a\u{1b}[2J", 10).is_none());
+        assert!(optional_text("elevenchars", 10).is_none());
+        assert_eq!(
+            optional_multiline("line 1\r\n\tline 2", 20),
+            Some("line 1\r\n\tline 2".into())
+        );
+        assert!(optional_multiline("bell\u{7}", 20).is_none());
+        assert!(optional_multiline("nul\u{0}", 20).is_none());
     }
 }

@@ -161,8 +161,12 @@ pub struct NewDevice {
 }
 
 fn bounded(value: &str, max: usize, code: &'static str, what: &str) -> AppResult<String> {
-    validate::optional_text(value, max)
-        .ok_or_else(|| AppError::unprocessable(code, format!("{what}: at most {max} characters")))
+    validate::optional_text(value, max).ok_or_else(|| {
+        AppError::unprocessable(
+            code,
+            format!("{what}: one line of at most {max} characters, no control characters"),
+        )
+    })
 }
 
 #[utoipa::path(post, path = "/api/v1/accounts/{aid}/devices", tag = "devices", request_body = NewDevice,

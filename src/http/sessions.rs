@@ -356,8 +356,11 @@ pub async fn invite(
     let guest_name = validate::bounded_text(&body.guest_name, 100).ok_or_else(|| {
         AppError::unprocessable("invalid_guest_name", "guest_name: 1 to 100 characters")
     })?;
-    let comment = validate::optional_text(&body.comment, 1000).ok_or_else(|| {
-        AppError::unprocessable("invalid_comment", "comment: at most 1000 characters")
+    let comment = validate::optional_multiline(&body.comment, 1000).ok_or_else(|| {
+        AppError::unprocessable(
+            "invalid_comment",
+            "comment: at most 1000 characters, no control characters but line breaks and tabs",
+        )
     })?;
     let email = match body.email.as_deref().filter(|e| !e.trim().is_empty()) {
         Some(e) => Some(validate::parse_email(e).ok_or_else(|| {

@@ -76,6 +76,8 @@ async fn admins_manage_devices_and_see_only_their_groups() {
         json!({"name": "x", "serial": "has space", "platform": "ios"}),
         json!({"name": "", "serial": "E-1", "platform": "ios"}),
         json!({"name": "x", "serial": "E-2", "platform": "ios", "group_id": uuid::Uuid::nil()}),
+        json!({"name": "x", "serial": "E-4", "platform": "ios", "model": "two\nlines"}),
+        json!({"name": "x", "serial": "E-5", "platform": "ios", "os_version": "17\u{0}"}),
     ] {
         let (status, _) = app
             .post(&format!("/accounts/{}/devices", t.id), &t.admin, bad)

@@ -240,6 +240,18 @@ async fn a_guest_cannot_invite_and_bad_invitations_change_nothing() {
         (status, body["error"]["code"].as_str()),
         (422, Some("invalid_email"))
     );
+    // A comment may span lines, but a terminal escape sequence is refused.
+    let (status, body) = app
+        .post(
+            &path,
+            &t.admin,
+            json!({"policy_id": policy, "guest_name": "G", "comment": "look\u{1b}[2J"}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (422, Some("invalid_comment"))
+    );
     let (status, body) = app.post(&path, &t.admin, json!({"guest_name": "G"})).await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
@@ -266,7 +278,7 @@ async fn an_invitation_with_email_is_mailed_and_offers_a_mailto_link() {
     let _owner = app.ws_technician(&t.admin, &sid).await;
     let (status, body) = app
         .post(&format!("/sessions/{sid}/invitations"), &t.admin,
-              json!({"policy_id": policy, "guest_name": "Gina", "comment": "", "email": "gina@partner.example"}))
+              json!({"policy_id": policy, "guest_name": "Gina", "comment": "Printer 2F:\n\tpaper jam", "email": "gina@partner.example"}))
         .await;
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["mailed"], true);
@@ -284,6 +296,12 @@ async fn an_invitation_with_email_is_mailed_and_offers_a_mailto_link() {
     assert_eq!(mails.len(), 1);
     let text = &mails[0];
     assert!(text.contains(url), "the mail carries the link");
+    // A comment of several lines is kept as written.
+    let report = app.report(&t.admin, &sid).await;
+    assert_eq!(
+        report["invitations"][0]["comment"],
+        "Printer 2F:\n\tpaper jam"
+    );
 }
 
 #[actix_web::test]
