@@ -104,7 +104,7 @@ function inviteForm(ctx, sessionId, policies) {
       const url = h('input', { type: 'text', readonly: true, value: inv.url, 'aria-label': t('invitation_url'), 'data-testid': 'invitation-url' });
       const copyButton = h('button', { type: 'button' }, t('copy'));
       copyButton.addEventListener('click', () => copy(inv.url, copyButton));
-      const revoke = h('button', { type: 'button', class: 'danger' }, t('revoke'));
+      const revoke = h('button', { type: 'button', class: 'danger', 'data-testid': 'revoke-invitation' }, t('revoke'));
       const box = h(
         'div',
         { class: 'invitation' },
@@ -119,7 +119,14 @@ function inviteForm(ctx, sessionId, policies) {
           await api('DELETE', `/invitations/${inv.id}`);
           box.remove();
         } catch (err) {
-          box.append(notice('error', errorText(err)));
+          if (err.status === 410) {
+            // Used, expired or already revoked: nothing left to revoke, so say why and drop
+            // the button instead of leaving an error next to it.
+            revoke.remove();
+            box.append(notice('ok', errorText(err)));
+          } else {
+            box.append(notice('error', errorText(err)));
+          }
         }
       });
       result.prepend(box);

@@ -96,6 +96,15 @@ async fn a_guest_joins_from_the_link_chats_and_sees_its_inviter_leave() {
             .await;
         tech.wait_text("[data-testid=participants]", "Gina Guest")
             .await;
+        // The link is used up: revoking it now says so and the button goes.
+        tech.click("[data-testid=revoke-invitation]").await;
+        tech.wait_text(
+            "[data-testid=invitation-result]",
+            "invitation link has already been used",
+        )
+        .await;
+        tech.wait_js("document.querySelector('[data-testid=revoke-invitation]') === null")
+            .await;
 
         // The customer's screen reaches the guest, whose policy allows `view`.
         customer.expect("participant_joined").await;
