@@ -109,6 +109,18 @@ async fn an_admin_creates_a_user_and_sets_2fa_which_the_user_then_passes() {
             .await;
         bea.shot("console-en").await;
 
+        // Bob sets up an authenticator app himself (only he may: the answer holds the seed).
+        let (bob_id, bob) = app.user(&t, "bob", &["sessions"]).await;
+        let (status, body) = app
+            .call(
+                "PUT",
+                &format!("/users/{bob_id}/login-options"),
+                Some(&bob),
+                Some(serde_json::json!({"two_factor": "totp"})),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+
         // The user list shows her sign-in; the audit log the admin's changes.
         admin.client.refresh().await.expect("reload");
         let row = admin
@@ -116,6 +128,35 @@ async fn an_admin_creates_a_user_and_sets_2fa_which_the_user_then_passes() {
             .await;
         assert!(!row.contains("never"), "{row}");
         admin.shot("admin-users-after-login").await;
+
+        // The admin's dialog shows Bob's app, and saving it unchanged keeps it on.
+        admin
+            .click("tr[data-username=bob] [data-action=login-options]")
+            .await;
+        admin
+            .wait_js(
+                "document.querySelector('dialog[open] select[name=two_factor]').value === 'totp'",
+            )
+            .await;
+        admin.confirm().await;
+        admin
+            .wait_js("document.querySelector('dialog[open]') === null")
+            .await;
+        let (_, detail) = app.get(&format!("/users/{bob_id}"), &t.admin).await;
+        assert_eq!(detail["two_factor"], "totp");
+        // The admin may switch him to codes by email (e.g. a lost phone).
+        admin
+            .click("tr[data-username=bob] [data-action=login-options]")
+            .await;
+        admin
+            .choose("dialog[open] select[name=two_factor]", "email")
+            .await;
+        admin.confirm().await;
+        admin
+            .wait_text("[data-testid=users-message]", "Saved.")
+            .await;
+        let (_, detail) = app.get(&format!("/users/{bob_id}"), &t.admin).await;
+        assert_eq!(detail["two_factor"], "email");
         admin.click("[data-testid=menu-audit]").await;
         admin
             .wait_text("[data-testid=audit]", "user.two_factor_changed")
