@@ -303,6 +303,19 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn chat_events_handed_straight_to_the_store_are_kept_as_chunks() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, session) = store_with_session(dir.path()).await;
+        let other = new_session(&store).await;
+        store
+            .apply_report_events(&[chat(session, 1), chat(other, 1), chat(session, 2)])
+            .await
+            .unwrap();
+        assert_eq!(stored_texts(&store, session).await, ["m1", "m2"]);
+        assert_eq!(stored_texts(&store, other).await, ["m1"]);
+    }
+
+    #[tokio::test]
     async fn chat_reaches_the_database_within_the_chunk_interval_without_a_flush() {
         let dir = tempfile::tempdir().unwrap();
         let (store, session) = store_with_session(dir.path()).await;

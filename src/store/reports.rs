@@ -122,15 +122,18 @@ impl ChatChunk {
         let mut chunks: Vec<ChatChunk> = Vec::new();
         let mut rest = Vec::new();
         for event in events {
-            match ChatLine::from_event(event.clone()) {
-                Some((session, line)) => match chunks.iter_mut().find(|c| c.session == session) {
+            if !matches!(event, ReportEvent::Chat { .. }) {
+                rest.push(event.clone());
+                continue;
+            }
+            if let Some((session, line)) = ChatLine::from_event(event.clone()) {
+                match chunks.iter_mut().find(|c| c.session == session) {
                     Some(chunk) => chunk.lines.push(line),
                     None => chunks.push(ChatChunk {
                         session,
                         lines: vec![line],
                     }),
-                },
-                None => rest.push(event.clone()),
+                }
             }
         }
         (chunks, rest)
