@@ -145,13 +145,17 @@ fn persistence(c: &mut Criterion) {
                         lines: (0..512 / BENCH_SESSIONS as i64)
                             .map(|i| ChatLine {
                                 seq: seq * 1000 + i,
-                                id: MessageId::new().0,
-                                participant: participant.0,
-                                name: "Ada Lovelace".into(),
-                                role: "owner".into(),
-                                text: "The printer on the second floor shows error 0x7E again"
-                                    .into(),
-                                at: Utc::now(),
+                                frame: ServerFrame::Chat {
+                                    id: MessageId::new().0,
+                                    from: Speaker {
+                                        id: participant.0,
+                                        name: "Ada Lovelace",
+                                        role: Role::Owner,
+                                    },
+                                    text: "The printer on the second floor shows error 0x7E again",
+                                    at: Utc::now(),
+                                }
+                                .encode(),
                             })
                             .collect(),
                     })

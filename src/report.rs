@@ -232,7 +232,11 @@ mod tests {
 
     use super::*;
     use crate::{
-        domain::ids::{AccountId, MessageId, ParticipantId},
+        actors::protocol::{ServerFrame, Speaker},
+        domain::{
+            ids::{AccountId, MessageId, ParticipantId},
+            session::Role,
+        },
         store::{NewAccount, NewUser, SessionRecord},
     };
 
@@ -273,15 +277,22 @@ mod tests {
     }
 
     fn chat(session: SessionId, seq: i64) -> ReportEvent {
+        let text = format!("m{seq}");
+        let frame = ServerFrame::Chat {
+            id: MessageId::new().0,
+            from: Speaker {
+                id: ParticipantId::new().0,
+                name: "Ada",
+                role: Role::Owner,
+            },
+            text: &text,
+            at: Utc::now(),
+        }
+        .encode();
         ReportEvent::Chat {
             session,
-            id: MessageId::new(),
             seq,
-            participant: ParticipantId::new(),
-            name: "Ada".into(),
-            role: "owner",
-            text: format!("m{seq}"),
-            at: Utc::now(),
+            frame,
         }
     }
 

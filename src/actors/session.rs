@@ -393,17 +393,11 @@ impl SessionActor {
             at,
         }
         .encode();
-        let name = m.name.clone();
         self.chat_seq += 1;
         self.record(ReportEvent::Chat {
             session: self.id,
-            id,
             seq: self.chat_seq,
-            participant: pid,
-            name,
-            role: role.as_str(),
-            text,
-            at,
+            frame: frame.clone(),
         });
         let receivers = self.members.values().filter(|m| m.conn.is_some()).count();
         self.deps.metrics.chat.increment(receivers as u64);

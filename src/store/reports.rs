@@ -2,13 +2,14 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use std::fmt::Write as _;
+
+use bytestring::ByteString;
 use sqlx::Row;
 use uuid::Uuid;
 
-use super::{
-    Store, StoreResult, get_json, get_opt_uuid, get_uuid, sessions::invitation_from_row, to_json,
-};
-use crate::domain::ids::{InvitationId, MessageId, ParticipantId, SessionId, UserId};
+use super::{Store, StoreResult, get_json, get_opt_uuid, get_uuid, sessions::invitation_from_row};
+use crate::domain::ids::{InvitationId, ParticipantId, SessionId, UserId};
 
 /// One thing that happened in a live session, to be persisted in order.
 #[derive(Debug, Clone)]
@@ -30,15 +31,12 @@ pub enum ReportEvent {
         participant: ParticipantId,
         role: &'static str,
     },
+    /// A chat message, as the `chat` frame its receivers got (id, from, text, at): the frame
+    /// is encoded once and the same text is stored, so nothing is serialised twice.
     Chat {
         session: SessionId,
-        id: MessageId,
         seq: i64,
-        participant: ParticipantId,
-        name: String,
-        role: &'static str,
-        text: String,
-        at: DateTime<Utc>,
+        frame: ByteString,
     },
     OwnerChanged {
         session: SessionId,
@@ -59,23 +57,11 @@ pub enum ReportEvent {
     },
 }
 
-/// One chat message as stored inside a chunk (short keys: the chunk is the bulk of the WAL).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// One chat message as stored inside a chunk: its place in the session and its `chat` frame.
+#[derive(Debug, Clone)]
 pub struct ChatLine {
-    #[serde(rename = "s")]
     pub seq: i64,
-    #[serde(rename = "i")]
-    pub id: Uuid,
-    #[serde(rename = "p")]
-    pub participant: Uuid,
-    #[serde(rename = "n")]
-    pub name: String,
-    #[serde(rename = "r")]
-    pub role: String,
-    #[serde(rename = "t")]
-    pub text: String,
-    #[serde(rename = "a")]
-    pub at: DateTime<Utc>,
+    pub frame: ByteString,
 }
 
 /// A stretch of one session's chat, in `seq` order, stored as one row.
@@ -91,27 +77,38 @@ impl ChatLine {
         match event {
             ReportEvent::Chat {
                 session,
-                id,
                 seq,
-                participant,
-                name,
-                role,
-                text,
-                at,
-            } => Some((
-                session,
-                Self {
-                    seq,
-                    id: id.0,
-                    participant: participant.0,
-                    name,
-                    role: role.to_string(),
-                    text,
-                    at,
-                },
-            )),
+                frame,
+            } => Some((session, Self { seq, frame })),
             _ => None,
         }
+    }
+}
+
+/// How a chunk's lines read back: `[{"s": seq, "m": <chat frame>}, ...]`.
+#[derive(Deserialize)]
+struct StoredLine {
+    s: i64,
+    m: ReportChat,
+}
+
+impl ChatChunk {
+    /// The chunk's JSON text, built from the frames as they are (each is a JSON object).
+    fn encode(&self) -> String {
+        let size: usize = self.lines.iter().map(|l| l.frame.len() + 24).sum();
+        let mut out = String::with_capacity(size + 2);
+        out.push('[');
+        for (i, line) in self.lines.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            // Writing to a String cannot fail.
+            let _ = write!(out, "{{\"s\":{},\"m\":", line.seq);
+            out.push_str(&line.frame);
+            out.push('}');
+        }
+        out.push(']');
+        out
     }
 }
 
@@ -251,22 +248,8 @@ impl Store {
                 .fetch_all(&self.pool)
                 .await?;
         for row in &chunks {
-            let lines: Vec<ChatLine> = get_json(row, "lines")?;
-            chat.extend(lines.into_iter().map(|l| {
-                (
-                    l.seq,
-                    ReportChat {
-                        id: l.id,
-                        from: ReportSpeaker {
-                            id: l.participant,
-                            name: l.name,
-                            role: l.role,
-                        },
-                        text: l.text,
-                        at: l.at,
-                    },
-                )
-            }));
+            let lines: Vec<StoredLine> = get_json(row, "lines")?;
+            chat.extend(lines.into_iter().map(|l| (l.s, l.m)));
         }
         chat.sort_by_key(|(seq, _)| *seq);
         let chat = chat.into_iter().map(|(_, c)| c).collect();
@@ -319,7 +302,7 @@ async fn insert_chunks(
             chunk.session.to_string(),
             first.seq,
             last.seq,
-            to_json(&chunk.lines)?,
+            chunk.encode(),
         ));
     }
     if encoded.is_empty() {
@@ -502,7 +485,7 @@ pub struct PolicyRef {
     pub name: String,
 }
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ReportChat {
     pub id: Uuid,
     pub from: ReportSpeaker,
@@ -510,7 +493,7 @@ pub struct ReportChat {
     pub at: DateTime<Utc>,
 }
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ReportSpeaker {
     pub id: Uuid,
     pub name: String,
