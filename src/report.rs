@@ -22,7 +22,8 @@ use crate::{
 
 enum WriterMsg {
     Event(ReportEvent),
-    Flush(oneshot::Sender<()>),
+    /// Write everything handed over so far; pending chat of one session only, or of all.
+    Flush(oneshot::Sender<()>, Option<SessionId>),
 }
 
 /// Where actors drop report events. Cheap to clone.
@@ -54,10 +55,20 @@ impl ReportSink {
         }
     }
 
-    /// Waits until every event recorded before this call is persisted.
+    /// Waits until every event recorded before this call is persisted (shutdown).
     pub async fn flush(&self) {
+        self.flush_inner(None).await;
+    }
+
+    /// Waits until every event recorded before this call is persisted as far as one session's
+    /// report needs it: its pending chat is written, other sessions' chat stays in its chunks.
+    pub async fn flush_session(&self, session: SessionId) {
+        self.flush_inner(Some(session)).await;
+    }
+
+    async fn flush_inner(&self, session: Option<SessionId>) {
         let (done_tx, done_rx) = oneshot::channel();
-        if self.tx.send(WriterMsg::Flush(done_tx)).is_ok() {
+        if self.tx.send(WriterMsg::Flush(done_tx, session)).is_ok() {
             let _ = done_rx.await;
         }
     }
@@ -162,7 +173,11 @@ async fn run(store: Store, mut rx: mpsc::UnboundedReceiver<WriterMsg>, chunk_age
                     }
                     other => batch.push(other),
                 },
-                WriterMsg::Flush(w) => {
+                WriterMsg::Flush(w, Some(session)) => {
+                    pending.take(session, &mut chunks);
+                    waiters.push(w);
+                }
+                WriterMsg::Flush(w, None) => {
                     flush_all = true;
                     waiters.push(w);
                 }
@@ -311,6 +326,22 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         false
+    }
+
+    #[tokio::test]
+    async fn a_report_read_flushes_its_own_session_and_leaves_the_others_to_their_interval() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, session) = store_with_session(dir.path()).await;
+        let other = new_session(&store).await;
+        let (sink, _task) = ReportSink::start(store.clone(), Duration::from_secs(3600));
+        sink.record(chat(session, 1));
+        sink.record(chat(other, 1));
+        sink.flush_session(session).await;
+        assert_eq!(stored_texts(&store, session).await, ["m1"]);
+        assert!(stored_texts(&store, other).await.is_empty());
+        // The full flush (shutdown) writes the rest.
+        sink.flush().await;
+        assert_eq!(stored_texts(&store, other).await, ["m1"]);
     }
 
     #[tokio::test]

@@ -315,7 +315,7 @@ pub async fn report(
         ));
     }
     // Everything that happened before this request is in the report.
-    state.reports.flush().await;
+    state.reports.flush_session(id).await;
     let report = state
         .store
         .session_report(id)
