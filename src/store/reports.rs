@@ -110,9 +110,7 @@ impl ChatChunk {
         out.push(']');
         out
     }
-}
 
-impl ChatChunk {
     /// Groups chat events by session, keeping their order; other events are returned as they
     /// come.
     pub fn group(events: &[ReportEvent]) -> (Vec<ChatChunk>, Vec<ReportEvent>) {
