@@ -12,8 +12,14 @@ async fn health_readiness_metrics_and_openapi_are_served() {
     let (status, _) = app.call("GET", "/readyz", None, None).await;
     assert_eq!(status, 200);
     let t = app.tenant("Acme").await;
-    let (sid, _) = app.session(&t.admin).await;
-    let _ws = app.ws_technician(&t.admin, &sid).await;
+    let policy = app.policy(&t, "Chat", &["chat"]).await;
+    let (sid, key) = app.session(&t.admin).await;
+    let mut ws = app.ws_technician(&t.admin, &sid).await;
+    let _customer = app.ws_customer(&key).await;
+    let (_, join) = app.invite(&t.admin, &sid, &policy, "Gina").await;
+    let _guest = app.ws_guest(&join).await.unwrap();
+    ws.chat("hello").await;
+    ws.expect("chat").await;
     let metrics = app
         .http
         .get(app.url("/metrics"))
@@ -24,8 +30,15 @@ async fn health_readiness_metrics_and_openapi_are_served() {
         .await
         .unwrap();
     for name in [
+        // One recorder per process: tests running beside this one count too, so names only.
         "broker_live_sessions",
         "broker_participants{role=\"technician\"}",
+        "broker_participants{role=\"guest\"}",
+        "broker_participants{role=\"customer\"}",
+        "broker_frames_relayed_total{kind=\"chat\"}",
+        "broker_frames_dropped_total",
+        "broker_invitations_total{outcome=\"created\"}",
+        "broker_invitations_total{outcome=\"redeemed\"}",
         "http_request_duration_seconds_bucket",
     ] {
         assert!(metrics.contains(name), "{name} in /metrics");
