@@ -17,13 +17,18 @@ struct Broker {
 
 impl Broker {
     fn start(data_dir: &std::path::Path) -> Broker {
+        Self::start_logging(data_dir, "warn", Stdio::null())
+    }
+
+    /// Starts the binary with a log filter, its log (stderr) going to `log`.
+    fn start_logging(data_dir: &std::path::Path, filter: &str, log: impl Into<Stdio>) -> Broker {
         let mut child = Command::new(env!("CARGO_BIN_EXE_support-broker"))
             .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .env("BROKER_ADMIN_PASSWORD", ADMIN_PASSWORD)
-            .env("BROKER_LOG__FILTER", "warn")
+            .env("BROKER_LOG__FILTER", filter)
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()
             .expect("broker starts");
         let stdout = child.stdout.take().unwrap();
@@ -303,4 +308,134 @@ async fn a_shutdown_under_chat_load_loses_no_report_event() {
         total += texts.len();
     }
     assert!(total > 0, "chat was relayed before the shutdown");
+}
+
+#[actix_web::test]
+async fn no_secret_reaches_the_log_even_at_debug_level() {
+    let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("broker.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mut broker = Broker::start_logging(dir.path(), "debug", log);
+    let http = reqwest::Client::new();
+    let base = broker.base.clone();
+    let ws_base = base.replace("http://", "ws://");
+
+    // A failed login (its password must not show either), then the real one.
+    let wrong_password = "Wr0ng-but-secret-Passw0rd";
+    let res = http
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&json!({"username": "admin", "password": wrong_password}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    let token = login(&http, &base).await;
+    let call = |path: &str, body: serde_json::Value| {
+        http.post(format!("{base}/api/v1{path}"))
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+    };
+    let me: serde_json::Value = http
+        .get(format!("{base}/api/v1/me"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let account = me["user"]["account_id"].as_str().unwrap().to_string();
+    let policy: serde_json::Value = call(
+        &format!("/accounts/{account}/policies"),
+        json!({"name": "Chat", "permissions": ["chat"]}),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let session: serde_json::Value = call("/sessions", json!({"subject": "Log test"}))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let sid = session["id"].as_str().unwrap().to_string();
+    let customer_key = session["customer_key"].as_str().unwrap().to_string();
+
+    // The technician joins by a browser ticket (in the query string), the customer by its key.
+    let ticket: serde_json::Value = call("/ws-tickets", json!({"session_id": sid}))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ticket = ticket["ticket"].as_str().unwrap().to_string();
+    let mut owner = Ws::connect(
+        &format!("{ws_base}/ws/sessions/{sid}?ticket={ticket}"),
+        None,
+    )
+    .await
+    .unwrap();
+    let _customer = Ws::connect(&format!("{ws_base}/ws/customer/{customer_key}"), None)
+        .await
+        .unwrap();
+
+    // The invitation: looked at, redeemed, and tried again (410).
+    let inv: serde_json::Value = call(
+        &format!("/sessions/{sid}/invitations"),
+        json!({"policy_id": policy["id"], "guest_name": "G"}),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let join = inv["url"]
+        .as_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let res = http
+        .get(format!("{base}/join/{join}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let _guest = Ws::connect(&format!("{ws_base}/ws/guest/{join}"), None)
+        .await
+        .unwrap();
+    assert!(
+        Ws::connect(&format!("{ws_base}/ws/guest/{join}"), None)
+            .await
+            .is_err()
+    );
+    owner.chat("hello").await;
+    owner.expect("chat").await;
+
+    broker.sigterm();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while broker.child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "exits within 10 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let text = std::fs::read_to_string(&log_path).unwrap();
+    assert!(
+        text.lines().count() >= 10 && text.contains("/ws/guest/"),
+        "debug logging ran and named the routes:\n{text}"
+    );
+    for (what, secret) in [
+        ("admin password", ADMIN_PASSWORD),
+        ("wrong password", wrong_password),
+        ("login token", token.as_str()),
+        ("customer key", customer_key.as_str()),
+        ("ws ticket", ticket.as_str()),
+        ("invitation token", join.as_str()),
+    ] {
+        assert!(!text.contains(secret), "the {what} is in the log:\n{text}");
+    }
 }
