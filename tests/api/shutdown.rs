@@ -6,7 +6,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::helpers::{ADMIN_PASSWORD, Ws};
 
@@ -57,60 +57,119 @@ impl Drop for Broker {
     }
 }
 
-async fn login(http: &reqwest::Client, base: &str) -> String {
-    let res = http
-        .post(format!("{base}/api/v1/auth/login"))
-        .json(&json!({"username": "admin", "password": ADMIN_PASSWORD}))
-        .send()
-        .await
-        .unwrap();
-    let body: serde_json::Value = res.json().await.unwrap();
-    body["token"].as_str().unwrap().to_string()
+impl Broker {
+    /// Waits for the process to exit, at most until `deadline`.
+    async fn exit_by(&mut self, deadline: Instant) -> std::process::ExitStatus {
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "exits within 10 s");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// The platform admin's HTTP calls against a started binary.
+struct Admin {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+impl Admin {
+    async fn login(broker: &Broker) -> Admin {
+        let http = reqwest::Client::new();
+        let res = http
+            .post(format!("{}/api/v1/auth/login", broker.base))
+            .json(&json!({"username": "admin", "password": ADMIN_PASSWORD}))
+            .send()
+            .await
+            .unwrap();
+        let body: Value = res.json().await.unwrap();
+        let token = body["token"].as_str().unwrap().to_string();
+        Admin {
+            http,
+            base: broker.base.clone(),
+            token,
+        }
+    }
+
+    fn ws_base(&self) -> String {
+        self.base.replace("http://", "ws://")
+    }
+
+    async fn get(&self, path: &str) -> Value {
+        self.http
+            .get(format!("{}/api/v1{path}", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    async fn post(&self, path: &str, body: Value) -> Value {
+        self.http
+            .post(format!("{}/api/v1{path}", self.base))
+            .bearer_auth(&self.token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// A chat-only policy in the admin's own account; answers its id.
+    async fn chat_policy(&self) -> Value {
+        let me = self.get("/me").await;
+        let account = me["user"]["account_id"].as_str().unwrap();
+        let policy = self
+            .post(
+                &format!("/accounts/{account}/policies"),
+                json!({"name": "Chat", "permissions": ["chat"]}),
+            )
+            .await;
+        policy["id"].clone()
+    }
+
+    /// Invites a guest into the session; answers the link's token.
+    async fn invite(&self, sid: &str, policy: &Value) -> String {
+        let inv = self
+            .post(
+                &format!("/sessions/{sid}/invitations"),
+                json!({"policy_id": policy, "guest_name": "G"}),
+            )
+            .await;
+        inv["url"]
+            .as_str()
+            .unwrap()
+            .rsplit('/')
+            .next()
+            .unwrap()
+            .to_string()
+    }
 }
 
 #[actix_web::test]
 async fn sigterm_ends_sessions_with_1001_flushes_reports_and_exits_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let mut broker = Broker::start(dir.path());
-    let http = reqwest::Client::new();
-    let token = login(&http, &broker.base).await;
-    let ws_base = broker.base.replace("http://", "ws://");
-    let post = |path: &str, body: serde_json::Value| {
-        http.post(format!("{}/api/v1{path}", broker.base))
-            .bearer_auth(&token)
-            .json(&body)
-            .send()
-    };
-    let me: serde_json::Value = http
-        .get(format!("{}/api/v1/me", broker.base))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let account = me["user"]["account_id"].as_str().unwrap().to_string();
-    let policy: serde_json::Value = post(
-        &format!("/accounts/{account}/policies"),
-        json!({"name": "Chat", "permissions": ["chat"]}),
-    )
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
+    let admin = Admin::login(&broker).await;
+    let ws_base = admin.ws_base();
+    let policy = admin.chat_policy().await;
     let mut sockets = Vec::new();
     let mut sessions = Vec::new();
     for _ in 0..2 {
-        let s: serde_json::Value = post("/sessions", json!({"subject": "Shutdown test"}))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let s = admin
+            .post("/sessions", json!({"subject": "Shutdown test"}))
+            .await;
         let sid = s["id"].as_str().unwrap().to_string();
-        let mut owner = Ws::connect(&format!("{ws_base}/ws/sessions/{sid}"), Some(&token))
+        let mut owner = Ws::connect(&format!("{ws_base}/ws/sessions/{sid}"), Some(&admin.token))
             .await
             .unwrap();
         let customer = Ws::connect(
@@ -122,22 +181,7 @@ async fn sigterm_ends_sessions_with_1001_flushes_reports_and_exits_cleanly() {
         )
         .await
         .unwrap();
-        let inv: serde_json::Value = post(
-            &format!("/sessions/{sid}/invitations"),
-            json!({"policy_id": policy["id"], "guest_name": "G"}),
-        )
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-        let join = inv["url"]
-            .as_str()
-            .unwrap()
-            .rsplit('/')
-            .next()
-            .unwrap()
-            .to_string();
+        let join = admin.invite(&sid, &policy).await;
         let guest = Ws::connect(&format!("{ws_base}/ws/guest/{join}"), None)
             .await
             .unwrap();
@@ -153,31 +197,14 @@ async fn sigterm_ends_sessions_with_1001_flushes_reports_and_exits_cleanly() {
         assert_eq!(ws.expect("session_ended").await["reason"], "shutdown");
         assert_eq!(ws.expect_close().await, Some(1001));
     }
-    let status = loop {
-        if let Some(status) = broker.child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "exits within 10 s"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let status = broker.exit_by(started + Duration::from_secs(10)).await;
     assert!(status.success(), "exit status {status:?}");
 
     // Everything is in the reports after a restart.
     let broker = Broker::start(dir.path());
-    let token = login(&http, &broker.base).await;
+    let admin = Admin::login(&broker).await;
     for sid in sessions {
-        let report: serde_json::Value = http
-            .get(format!("{}/api/v1/sessions/{sid}/report", broker.base))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let report = admin.get(&format!("/sessions/{sid}/report")).await;
         assert_eq!(report["session"]["end_reason"], "shutdown");
         assert_eq!(report["chat"][0]["text"], "before shutdown");
         let parts = report["participants"].as_array().unwrap();
@@ -221,23 +248,13 @@ async fn a_requested_shutdown_tells_clients_and_stops_in_process() {
 async fn a_shutdown_under_chat_load_loses_no_report_event() {
     let dir = tempfile::tempdir().unwrap();
     let mut broker = Broker::start(dir.path());
-    let http = reqwest::Client::new();
-    let token = login(&http, &broker.base).await;
-    let ws_base = broker.base.replace("http://", "ws://");
+    let admin = Admin::login(&broker).await;
+    let ws_base = admin.ws_base();
     let mut owners = Vec::new();
     for _ in 0..4 {
-        let s: serde_json::Value = http
-            .post(format!("{}/api/v1/sessions", broker.base))
-            .bearer_auth(&token)
-            .json(&json!({"subject": "Load"}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let s = admin.post("/sessions", json!({"subject": "Load"})).await;
         let sid = s["id"].as_str().unwrap().to_string();
-        let ws = Ws::connect(&format!("{ws_base}/ws/sessions/{sid}"), Some(&token))
+        let ws = Ws::connect(&format!("{ws_base}/ws/sessions/{sid}"), Some(&admin.token))
             .await
             .unwrap();
         owners.push((sid, ws));
@@ -269,18 +286,10 @@ async fn a_shutdown_under_chat_load_loses_no_report_event() {
 
     // Every chat the broker relayed before it stopped is in the report, in order.
     let broker = Broker::start(dir.path());
-    let token = login(&http, &broker.base).await;
+    let admin = Admin::login(&broker).await;
     let mut total = 0;
     for (sid, texts) in echoed {
-        let report: serde_json::Value = http
-            .get(format!("{}/api/v1/sessions/{sid}/report", broker.base))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let report = admin.get(&format!("/sessions/{sid}/report")).await;
         let stored: Vec<&str> = report["chat"]
             .as_array()
             .unwrap()
@@ -316,61 +325,27 @@ async fn no_secret_reaches_the_log_even_at_debug_level() {
     let log_path = dir.path().join("broker.log");
     let log = std::fs::File::create(&log_path).unwrap();
     let mut broker = Broker::start_logging(dir.path(), "debug", log);
-    let http = reqwest::Client::new();
-    let base = broker.base.clone();
-    let ws_base = base.replace("http://", "ws://");
 
     // A failed login (its password must not show either), then the real one.
     let wrong_password = "Wr0ng-but-secret-Passw0rd";
-    let res = http
-        .post(format!("{base}/api/v1/auth/login"))
+    let res = reqwest::Client::new()
+        .post(format!("{}/api/v1/auth/login", broker.base))
         .json(&json!({"username": "admin", "password": wrong_password}))
         .send()
         .await
         .unwrap();
     assert_eq!(res.status(), 401);
-    let token = login(&http, &base).await;
-    let call = |path: &str, body: serde_json::Value| {
-        http.post(format!("{base}/api/v1{path}"))
-            .bearer_auth(&token)
-            .json(&body)
-            .send()
-    };
-    let me: serde_json::Value = http
-        .get(format!("{base}/api/v1/me"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let account = me["user"]["account_id"].as_str().unwrap().to_string();
-    let policy: serde_json::Value = call(
-        &format!("/accounts/{account}/policies"),
-        json!({"name": "Chat", "permissions": ["chat"]}),
-    )
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
-    let session: serde_json::Value = call("/sessions", json!({"subject": "Log test"}))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let admin = Admin::login(&broker).await;
+    let ws_base = admin.ws_base();
+    let policy = admin.chat_policy().await;
+    let session = admin
+        .post("/sessions", json!({"subject": "Log test"}))
+        .await;
     let sid = session["id"].as_str().unwrap().to_string();
     let customer_key = session["customer_key"].as_str().unwrap().to_string();
 
     // The technician joins by a browser ticket (in the query string), the customer by its key.
-    let ticket: serde_json::Value = call("/ws-tickets", json!({"session_id": sid}))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ticket = admin.post("/ws-tickets", json!({"session_id": sid})).await;
     let ticket = ticket["ticket"].as_str().unwrap().to_string();
     let mut owner = Ws::connect(
         &format!("{ws_base}/ws/sessions/{sid}?ticket={ticket}"),
@@ -383,24 +358,10 @@ async fn no_secret_reaches_the_log_even_at_debug_level() {
         .unwrap();
 
     // The invitation: looked at, redeemed, and tried again (410).
-    let inv: serde_json::Value = call(
-        &format!("/sessions/{sid}/invitations"),
-        json!({"policy_id": policy["id"], "guest_name": "G"}),
-    )
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
-    let join = inv["url"]
-        .as_str()
-        .unwrap()
-        .rsplit('/')
-        .next()
-        .unwrap()
-        .to_string();
-    let res = http
-        .get(format!("{base}/join/{join}"))
+    let join = admin.invite(&sid, &policy).await;
+    let res = admin
+        .http
+        .get(format!("{}/join/{join}", broker.base))
         .send()
         .await
         .unwrap();
@@ -417,11 +378,9 @@ async fn no_secret_reaches_the_log_even_at_debug_level() {
     owner.expect("chat").await;
 
     broker.sigterm();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while broker.child.try_wait().unwrap().is_none() {
-        assert!(Instant::now() < deadline, "exits within 10 s");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    broker
+        .exit_by(Instant::now() + Duration::from_secs(10))
+        .await;
 
     let text = std::fs::read_to_string(&log_path).unwrap();
     assert!(
@@ -431,7 +390,7 @@ async fn no_secret_reaches_the_log_even_at_debug_level() {
     for (what, secret) in [
         ("admin password", ADMIN_PASSWORD),
         ("wrong password", wrong_password),
-        ("login token", token.as_str()),
+        ("login token", admin.token.as_str()),
         ("customer key", customer_key.as_str()),
         ("ws ticket", ticket.as_str()),
         ("invitation token", join.as_str()),
