@@ -20,7 +20,13 @@ use crate::domain::{
 #[derive(Debug, Clone)]
 pub enum Joiner {
     /// A user of the session's account (or acting inside it).
-    Technician { user_id: UserId, name: String },
+    Technician {
+        user_id: UserId,
+        name: String,
+        /// The credential the connection was opened with (a login token's hash, or `key:`
+        /// and an API key's hash): its logout or deletion closes this connection.
+        credential: std::sync::Arc<str>,
+    },
     /// The customer side, through the session's customer key.
     Customer,
     /// An external technician who redeemed an invitation.
@@ -198,4 +204,20 @@ pub struct Revoke {
 pub struct DisconnectUser {
     /// The user whose connections close.
     pub user_id: UserId,
+}
+
+/// A credential ended (logout, API key deleted): close the connections opened with it (4003).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct DisconnectCredential {
+    /// The credential, as in `Joiner::Technician::credential`.
+    pub credential: std::sync::Arc<str>,
+}
+
+/// Ends the session for everyone with `reason` (e.g. its owner's partner access was revoked).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct EndSession {
+    /// Why, as it goes into the report and the `session_ended` frame.
+    pub reason: crate::domain::session::EndReason,
 }

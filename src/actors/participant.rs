@@ -72,8 +72,14 @@ impl ErrorBudget {
     }
 }
 
+/// Checked once the session has admitted a technician: whether its credential still holds
+/// (a logout, deletion or revoke that landed during the upgrade would otherwise slip past the
+/// disconnect that was sent before the participant existed).
+pub type Recheck = Box<dyn FnOnce() -> futures_util::future::LocalBoxFuture<'static, bool>>;
+
 pub struct ParticipantActor {
     session: Addr<SessionActor>,
+    recheck: Option<Recheck>,
     joiner: Option<Joiner>,
     outlet: Outlet,
     limits: Arc<WsLimits>,
@@ -93,6 +99,7 @@ impl ParticipantActor {
     ) -> Self {
         Self {
             session,
+            recheck: None,
             joiner: Some(joiner),
             outlet,
             limits,
@@ -101,6 +108,12 @@ impl ParticipantActor {
             errors: ErrorBudget::default(),
             done: false,
         }
+    }
+
+    /// Re-checks the connection's credential right after it joined.
+    pub fn with_recheck(mut self, recheck: Recheck) -> Self {
+        self.recheck = Some(recheck);
+        self
     }
 
     /// Tells the session this participant is gone (once) and stops.
@@ -206,7 +219,18 @@ impl Actor for ParticipantActor {
                 .send(join)
                 .into_actor(self)
                 .map(|res, act, ctx| match res {
-                    Ok(Ok(pid)) => act.participant = Some(pid),
+                    Ok(Ok(pid)) => {
+                        act.participant = Some(pid);
+                        if let Some(recheck) = act.recheck.take() {
+                            ctx.spawn(recheck().into_actor(act).map(|alive, act, ctx| {
+                                if !alive {
+                                    tracing::info!(participant = ?act.participant, "credential ended during the upgrade; closing with 4003");
+                                    act.outlet.close(close_code::ACCESS_REVOKED, "access_revoked");
+                                    act.depart(LeaveReason::Revoked, ctx);
+                                }
+                            }));
+                        }
+                    }
                     Ok(Err(JoinRefusal::SessionEnded)) => {
                         let _ = act
                             .outlet

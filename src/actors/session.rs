@@ -81,6 +81,8 @@ impl RelayMetrics {
 struct Conn {
     outlet: Outlet,
     addr: Addr<ParticipantActor>,
+    /// A technician's credential (see `Joiner::Technician`).
+    credential: Option<std::sync::Arc<str>>,
 }
 
 struct Member {
@@ -484,12 +486,17 @@ impl Handler<Join> for SessionActor {
         if self.ended {
             return Err(JoinRefusal::SessionEnded);
         }
+        let credential = match &msg.joiner {
+            Joiner::Technician { credential, .. } => Some(credential.clone()),
+            _ => None,
+        };
         let conn = Conn {
             outlet: msg.outlet,
             addr: msg.addr,
+            credential,
         };
         let (user_id, name, kind, perms, invited_by) = match msg.joiner {
-            Joiner::Technician { user_id, name } => {
+            Joiner::Technician { user_id, name, .. } => {
                 // Back within the reconnect grace: same place, ownership and guests.
                 let away = self.members.values_mut().find(|m| {
                     m.kind == Kind::Technician && m.user_id == Some(user_id) && m.conn.is_none()
@@ -818,5 +825,37 @@ impl Handler<DisconnectUser> for SessionActor {
             self.remove_member(pid, LeaveReason::Revoked, ctx);
         }
         self.settle(ctx);
+    }
+}
+
+impl Handler<DisconnectCredential> for SessionActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: DisconnectCredential, ctx: &mut Self::Context) {
+        let gone: Vec<ParticipantId> = self
+            .members
+            .values()
+            .filter(|m| {
+                m.conn
+                    .as_ref()
+                    .and_then(|c| c.credential.as_ref())
+                    .is_some_and(|c| *c == msg.credential)
+            })
+            .map(|m| m.id)
+            .collect();
+        for pid in gone {
+            tracing::info!(session = %self.id, participant = %pid, "credential ended; closing with 4003");
+            self.evict(pid, close_code::ACCESS_REVOKED, "access_revoked");
+            self.remove_member(pid, LeaveReason::Revoked, ctx);
+        }
+        self.settle(ctx);
+    }
+}
+
+impl Handler<EndSession> for SessionActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: EndSession, ctx: &mut Self::Context) {
+        self.end(msg.reason, ctx);
     }
 }

@@ -26,8 +26,11 @@ pub struct Principal {
     /// How the credential was obtained: `login` (own login) for now; API keys, partner and
     /// vendor support logins add their own.
     pub via: String,
-    /// The hash of the bearer token (to end it on logout).
+    /// The hash of the bearer token (to end it on logout); empty for an API key.
     pub token_hash: String,
+    /// What the request was authenticated with, as live connections remember it: a login
+    /// token's hash, or `key:` and an API key's hash (see `principal_from_credential`).
+    pub credential: String,
     /// The platform staff member behind a vendor-support token.
     pub on_behalf_of: Option<String>,
     /// Set when a partner user acts inside a customer account through a grant; `user` then
@@ -51,9 +54,16 @@ impl Principal {
             user,
             via: via.to_string(),
             token_hash: String::new(),
+            credential: String::new(),
             on_behalf_of: None,
             partner: None,
         }
+    }
+
+    /// Whether the caller is the user itself by its own credential (not vendor support acting
+    /// as the user, not a partner user through a grant).
+    pub fn acts_as_itself(&self) -> bool {
+        self.on_behalf_of.is_none() && self.partner.is_none() && self.via != "vendor_support"
     }
 
     pub fn account(&self) -> AccountId {
@@ -151,12 +161,35 @@ pub async fn principal_from_token(state: &AppState, token: &str) -> Result<Princ
         return match state.store.api_key_principal(prefix).await? {
             Some((stored, p)) if token::hashes_equal(&stored, &hash) => {
                 state.store.touch_api_key(prefix).await?;
-                Ok(Principal::own(p.user, &p.via))
+                let mut principal = Principal::own(p.user, &p.via);
+                principal.credential = format!("{KEY_CREDENTIAL}{stored}");
+                Ok(principal)
             }
             _ => Err(AppError::unauthorized()),
         };
     }
     principal_from_token_hash(state, hash).await
+}
+
+/// How an API key appears as a credential: this prefix and the key's stored hash.
+pub const KEY_CREDENTIAL: &str = "key:";
+
+/// Resolves a credential as `Principal::credential` names it (a login token's hash or an API
+/// key's), as it stands now: how a WebSocket ticket acts as what it was issued from, and how a
+/// live connection is re-checked.
+pub async fn principal_from_credential(
+    state: &AppState,
+    credential: &str,
+) -> Result<Principal, AppError> {
+    if let Some(key_hash) = credential.strip_prefix(KEY_CREDENTIAL) {
+        let Some(p) = state.store.api_key_principal_by_hash(key_hash).await? else {
+            return Err(AppError::unauthorized());
+        };
+        let mut principal = Principal::own(p.user, &p.via);
+        principal.credential = credential.to_string();
+        return Ok(principal);
+    }
+    principal_from_token_hash(state, credential.to_string()).await
 }
 
 /// Resolves the stored hash of a login token to its principal (also how a WebSocket ticket
@@ -191,6 +224,7 @@ pub async fn principal_from_token_hash(
     Ok(Principal {
         user,
         via: p.via,
+        credential: hash.clone(),
         token_hash: hash,
         on_behalf_of: p.on_behalf_of,
         partner,

@@ -185,6 +185,54 @@ pub enum PlatformRight {
     PlatformSupport,
 }
 
+impl Rights {
+    /// Whether `self` holds a power that `holder` lacks: an area, an object right, a device
+    /// group (or all groups) or `edit_group_settings`. Roles and `support_access` are not
+    /// powers over the account and stay outside this comparison.
+    pub fn exceeds(&self, holder: &Rights) -> bool {
+        let objects = (self.objects.create && !holder.objects.create)
+            || (self.objects.edit && !holder.objects.edit)
+            || (self.objects.delete && !holder.objects.delete);
+        let groups = match (&holder.groups, &self.groups) {
+            (Groups::All(_), _) => false,
+            (Groups::Some(_), Groups::All(_)) => true,
+            (Groups::Some(held), Groups::Some(wanted)) => wanted.iter().any(|g| !held.contains(g)),
+        };
+        !self.areas.is_subset(&holder.areas)
+            || objects
+            || groups
+            || (self.edit_group_settings && !holder.edit_group_settings)
+    }
+}
+
+/// One live human user of an account, as the "keep it manageable" rule sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct Manager<'a> {
+    pub id: uuid::Uuid,
+    pub rights: &'a Rights,
+    pub platform_admin: bool,
+}
+
+/// Whether a change (new rights for `target`, or its deletion with `None`) would leave the
+/// account without a user able to manage users, or (on the platform account) without a holder
+/// of `platform_admin`: nobody could then restore or re-grant anyone.
+pub fn leaves_account_unmanaged(
+    users: &[Manager<'_>],
+    target: uuid::Uuid,
+    change: Option<&Rights>,
+) -> bool {
+    let managers = users.iter().map(|u| (u.id, u.rights));
+    if leaves_no_user_manager(managers, target, change) {
+        return true;
+    }
+    let admins_before = users.iter().filter(|u| u.platform_admin).count();
+    let admins_after = users
+        .iter()
+        .filter(|u| u.platform_admin && (u.id != target || change.is_some()))
+        .count();
+    admins_before > 0 && admins_after == 0
+}
+
 /// Whether a change (new rights for `target`, or its deletion with `None`) would leave an
 /// account that had a user able to manage users with none. `users` are the account's live
 /// (not deleted) human users with their current rights.
@@ -223,6 +271,63 @@ mod tests {
         );
         narrowed.objects.edit = false;
         assert!(leaves_no_user_manager(users(), a, Some(&narrowed)));
+    }
+
+    #[test]
+    fn rights_beyond_the_holders_exceed_them() {
+        let admin = Rights::account_admin();
+        let mut clerk = Rights::none();
+        clerk.areas.insert(Area::Users);
+        clerk.objects.edit = true;
+        assert!(admin.exceeds(&clerk));
+        assert!(!clerk.exceeds(&admin));
+        assert!(!clerk.exceeds(&clerk));
+        let mut more = clerk.clone();
+        more.objects.delete = true;
+        assert!(more.exceeds(&clerk), "an object right");
+        let mut more = clerk.clone();
+        more.edit_group_settings = true;
+        assert!(more.exceeds(&clerk), "edit_group_settings");
+        let g = uuid::Uuid::now_v7();
+        let mut limited = clerk.clone();
+        limited.groups = Groups::Some(vec![g]);
+        let mut all = limited.clone();
+        all.groups = Groups::All(AllGroups::All);
+        assert!(all.exceeds(&limited), "all groups over some");
+        let mut other = limited.clone();
+        other.groups = Groups::Some(vec![uuid::Uuid::now_v7()]);
+        assert!(other.exceeds(&limited), "a group not held");
+        let mut roles = clerk.clone();
+        roles.roles = vec![SELF_SERVICE_FULL.into()];
+        roles.support_access = true;
+        assert!(
+            !roles.exceeds(&clerk),
+            "roles and support_access are not powers"
+        );
+    }
+
+    #[test]
+    fn the_last_platform_admin_cannot_be_deleted() {
+        let admin = Rights::account_admin();
+        let (a, b) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
+        let users = [
+            Manager {
+                id: a,
+                rights: &admin,
+                platform_admin: true,
+            },
+            Manager {
+                id: b,
+                rights: &admin,
+                platform_admin: false,
+            },
+        ];
+        assert!(leaves_account_unmanaged(&users, a, None));
+        assert!(!leaves_account_unmanaged(&users, b, None));
+        assert!(
+            !leaves_account_unmanaged(&users, a, Some(&Rights::none())),
+            "b still manages"
+        );
     }
 
     #[test]

@@ -37,23 +37,17 @@ impl Guard {
             .filter(|until| *until > now)
             .map(|until| (until - now).num_seconds().max(1) as u64)
     }
+}
 
-    /// Records a wrong guess on a code that had `wrong_before` wrong guesses.
-    pub fn wrong_guess(&mut self, wrong_before: u32, now: DateTime<Utc>) -> Wrong {
-        self.consecutive_failures += 1;
-        if self.consecutive_failures >= LOCK_AFTER {
-            self.locked_until = Some(now + LOCK_FOR);
-            Wrong::Locked
-        } else if wrong_before + 1 >= BURN_AFTER {
-            Wrong::Burned
-        } else {
-            Wrong::Invalid
-        }
-    }
-
-    /// Only a success resets the count.
-    pub fn success(&mut self) {
-        *self = Guard::default();
+/// What a wrong guess leads to, given the counts after it was counted: the code's wrong
+/// guesses and the user's consecutive failures (both incremented by the database).
+pub fn judge_wrong(code_wrong_after: u32, failures_after: u32) -> Wrong {
+    if failures_after >= LOCK_AFTER {
+        Wrong::Locked
+    } else if code_wrong_after >= BURN_AFTER {
+        Wrong::Burned
+    } else {
+        Wrong::Invalid
     }
 }
 
@@ -89,25 +83,24 @@ mod tests {
 
     #[test]
     fn three_wrong_guesses_burn_a_code() {
-        let now = Utc::now();
-        let mut g = Guard::default();
-        assert_eq!(g.wrong_guess(0, now), Wrong::Invalid);
-        assert_eq!(g.wrong_guess(1, now), Wrong::Invalid);
-        assert_eq!(g.wrong_guess(2, now), Wrong::Burned);
+        assert_eq!(judge_wrong(1, 1), Wrong::Invalid);
+        assert_eq!(judge_wrong(2, 2), Wrong::Invalid);
+        assert_eq!(judge_wrong(3, 3), Wrong::Burned);
     }
 
     #[test]
-    fn ten_consecutive_wrong_guesses_lock_across_codes_until_a_success() {
-        let now = Utc::now();
-        let mut g = Guard::default();
-        for i in 0..9 {
-            assert_ne!(g.wrong_guess(i % 3, now), Wrong::Locked);
+    fn ten_consecutive_wrong_guesses_lock_across_codes() {
+        for failures in 1..LOCK_AFTER {
+            assert_ne!(judge_wrong(1 + failures % 3, failures), Wrong::Locked);
         }
-        assert_eq!(g.wrong_guess(0, now), Wrong::Locked);
+        assert_eq!(judge_wrong(1, LOCK_AFTER), Wrong::Locked);
+        let now = Utc::now();
+        let g = Guard {
+            consecutive_failures: 0,
+            locked_until: Some(now + LOCK_FOR),
+        };
         assert_eq!(g.locked(now), Some(900));
         assert_eq!(g.locked(now + LOCK_FOR), None);
-        g.success();
-        assert_eq!(g, Guard::default());
     }
 
     #[test]

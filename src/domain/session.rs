@@ -165,11 +165,14 @@ pub enum EndReason {
     EndedByOwner,
     Shutdown,
     Failed,
+    /// The owner's access ended (its partner grant was revoked).
+    AccessRevoked,
 }
 
 impl EndReason {
     pub fn as_str(self) -> &'static str {
         match self {
+            Self::AccessRevoked => "access_revoked",
             Self::NoTechnician => "no_technician",
             Self::EndedByOwner => "ended_by_owner",
             Self::Shutdown => "shutdown",

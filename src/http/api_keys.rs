@@ -57,6 +57,14 @@ pub async fn create(
     body: web::Json<NewKeyBody>,
 ) -> AppResult<HttpResponse> {
     let user = key_owner(&state, &who, path.into_inner()).await?;
+    // A key acts as its user forever and without its second factor: only the user itself,
+    // signed in as itself, may make one (not an admin, not vendor support, not a partner).
+    if !who.acts_as_itself() || user.id != who.user.id {
+        return Err(AppError::forbidden(
+            "not_own_key",
+            "an API key can be created only by its own user, signed in as itself",
+        ));
+    }
     let name = validate::bounded_text(&body.name, 100)
         .ok_or_else(|| AppError::unprocessable("invalid_name", "name: 1 to 100 characters"))?;
     let (prefix, key) = api_key::generate().map_err(AppError::internal)?;
@@ -113,7 +121,13 @@ pub async fn delete(
             }
             other => other,
         })?;
-    state.store.delete_api_key(key.id).await?;
+    if let Some(hash) = state.store.delete_api_key(key.id).await? {
+        // Connections opened with the key (or a ticket made with it) close within the second.
+        super::users::disconnect_credential(
+            &state,
+            &format!("{}{hash}", crate::auth::extract::KEY_CREDENTIAL),
+        );
+    }
     audit(
         &state,
         &who,

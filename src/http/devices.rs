@@ -343,6 +343,44 @@ pub async fn delete(
     Ok(HttpResponse::NoContent().finish())
 }
 
+#[utoipa::path(post, path = "/api/v1/devices/{id}/release", tag = "devices",
+    responses((status = 200, body = DeviceView), (status = 403), (status = 404)))]
+/// Releases a device for a new enrollment: its device secret ends and its agent is
+/// disconnected; the device and its links stay, and the next enrollment code of the account
+/// may enroll its serial again.
+pub async fn release(
+    state: web::Data<AppState>,
+    who: Principal,
+    path: web::Path<DeviceId>,
+) -> AppResult<HttpResponse> {
+    let device = visible_device(&state, &who, path.into_inner()).await?;
+    who.require_write(Area::Devices, Write::Edit)?;
+    if !state.store.release_device(device.id).await? {
+        return Err(device_not_found());
+    }
+    if let Some(agent) = state.registry.device(device.id) {
+        agent.do_send(Disconnect {
+            code: close_code::ACCESS_REVOKED,
+            reason: "device_released",
+        });
+    }
+    audit(
+        &state,
+        &who,
+        device.account_id,
+        "device.released",
+        Some(device.id.to_string()),
+        serde_json::json!({"serial": device.serial}),
+    )
+    .await;
+    let device = state
+        .store
+        .device(device.id)
+        .await?
+        .ok_or_else(device_not_found)?;
+    Ok(HttpResponse::Ok().json(DeviceView::of(&state, device)))
+}
+
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LinkBody {
@@ -611,6 +649,7 @@ pub async fn enrollment_code(
             body.group_id,
             who.user.id,
             expires_at,
+            who.partner.as_ref().map(|p| p.grant),
         )
         .await?;
     audit(
@@ -693,6 +732,18 @@ pub async fn enroll(
             return Err(AppError::gone(
                 "enrollment_code_expired",
                 "this enrollment code has expired",
+            ));
+        }
+        Err(EnrollRefusal::Revoked) => {
+            return Err(AppError::gone(
+                "code_revoked",
+                "this enrollment code was revoked: its maker was deleted or its partner access ended",
+            ));
+        }
+        Err(EnrollRefusal::AlreadyEnrolled) => {
+            return Err(AppError::conflict(
+                "device_already_enrolled",
+                "a device with this serial is enrolled; release it first (POST /devices/{id}/release)",
             ));
         }
     };

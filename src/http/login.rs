@@ -16,7 +16,7 @@ use crate::{
     config::Secret,
     domain::second_factor::{self, Wrong},
     error::{AppError, AppResult},
-    store::{AuditEntry, ChallengeRecord, UserRecord},
+    store::{AuditEntry, ChallengeRecord, CodeCheck, CodeVerdict, TotpState, UserRecord},
 };
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -157,25 +157,18 @@ async fn start_second_factor(state: &AppState, user: &UserRecord) -> AppResult<H
             wrong_guesses: 0,
             open: true,
         };
-        state.store.insert_challenge(&challenge).await?;
+        // TOTP sends nothing, so no send cap applies.
+        state
+            .store
+            .open_challenge_capped(&challenge, 0, now)
+            .await?
+            .map_err(too_many_attempts)?;
         return Ok(HttpResponse::Ok().json(SecondFactorAnswer {
             second_factor: Challenge {
                 challenge_id: challenge.id,
                 channel: "totp".into(),
             },
         }));
-    }
-    let cap = state.settings.auth.code_sends_per_10min;
-    let sent = state
-        .store
-        .recent_code_sends(user.id, i64::from(cap.max(1)))
-        .await?;
-    if let Err(wait) = second_factor::may_send(&sent, cap, now) {
-        return Err(AppError::too_many(
-            "too_many_codes",
-            "too many codes sent; wait before logging in again",
-            wait,
-        ));
     }
     let code = second_factor::generate_code(state.settings.auth.code_digits)
         .map_err(AppError::internal)?;
@@ -192,7 +185,20 @@ async fn start_second_factor(state: &AppState, user: &UserRecord) -> AppResult<H
         code_hash: code_hash(challenge.id, &code),
         ..challenge
     };
-    state.store.insert_challenge(&challenge).await?;
+    // The send cap is counted and the challenge stored in one transaction: logins at the same
+    // moment cannot send more codes than the cap.
+    let cap = state.settings.auth.code_sends_per_10min;
+    if let Err(wait) = state
+        .store
+        .open_challenge_capped(&challenge, cap, now)
+        .await?
+    {
+        return Err(AppError::too_many(
+            "too_many_codes",
+            "too many codes sent; wait before logging in again",
+            wait,
+        ));
+    }
     let text = format!(
         "Your support-broker login code: {code} (valid {} minutes)",
         state.settings.auth.code_ttl_secs / 60
@@ -227,25 +233,45 @@ async fn start_second_factor(state: &AppState, user: &UserRecord) -> AppResult<H
     }))
 }
 
-/// Whether `code` is the user's current TOTP code for a step never accepted before (RFC 6238
-/// 5.2: a code is accepted once; a replayed step counts as a wrong guess).
-async fn totp_matches(
+/// Whether `code` is the code of `challenge`: the mailed or texted code (compared in constant
+/// time), or the current code of the user's authenticator app, whose step must then be newer
+/// than the last one accepted (the store marks it, so a step is accepted once).
+fn check_code(
     state: &AppState,
-    user: &UserRecord,
+    challenge: &ChallengeRecord,
+    totp: Option<TotpState>,
     code: &str,
     now: chrono::DateTime<Utc>,
-) -> AppResult<bool> {
-    let Some((sealed, _)) = state.store.totp_state(user.id).await? else {
-        return Ok(false);
+) -> CodeCheck {
+    if challenge.channel != "totp" {
+        let right =
+            token::hashes_equal(&code_hash(challenge.id, code.trim()), &challenge.code_hash);
+        return if right {
+            CodeCheck::Right { totp_step: None }
+        } else {
+            CodeCheck::Wrong
+        };
+    }
+    let Some(totp) = totp else {
+        return CodeCheck::Wrong;
     };
-    let secret = state
-        .secrets
-        .open_value(&sealed)
-        .map_err(AppError::internal)?;
+    let secret = match state.secrets.open_value(&totp.sealed_secret) {
+        Ok(secret) => secret,
+        Err(err) => {
+            tracing::error!(error = ?err, "stored authenticator secret unreadable");
+            return CodeCheck::Wrong;
+        }
+    };
     let unix = u64::try_from(now.timestamp()).unwrap_or(0);
-    match crate::auth::totp::check(&secret, code, unix).map_err(AppError::internal)? {
-        Some(step) => Ok(state.store.accept_totp_step(user.id, step).await?),
-        None => Ok(false),
+    match crate::auth::totp::check(&secret, code, unix) {
+        Ok(Some(step)) if totp.last_step.is_none_or(|last| step > last) => CodeCheck::Right {
+            totp_step: Some(step),
+        },
+        Ok(_) => CodeCheck::Wrong,
+        Err(err) => {
+            tracing::error!(error = ?err, "authenticator code check failed");
+            CodeCheck::Wrong
+        }
     }
 }
 
@@ -259,57 +285,43 @@ fn code_hash(challenge: Uuid, code: &str) -> String {
               (status = 404), (status = 410, description = "challenge_expired"), (status = 429, description = "too_many_attempts")))]
 pub async fn verify(
     state: web::Data<AppState>,
+    req: HttpRequest,
     body: web::Json<VerifyBody>,
 ) -> AppResult<HttpResponse> {
+    state.check_code_rate(req.peer_addr().map(|a| a.ip()))?;
     let now = Utc::now();
-    let challenge = state.store.challenge(body.challenge_id).await?;
-    let challenge = challenge
-        .ok_or_else(|| AppError::not_found("challenge_not_found", "no such login attempt"))?;
-    let mut guard = state.store.code_guard(challenge.user_id).await?;
-    if let Some(wait) = guard.locked(now) {
-        return Err(too_many_attempts(wait));
-    }
-    if !challenge.open || challenge.expires_at <= now {
-        return Err(AppError::gone(
+    let code = body.code.expose();
+    let verdict = state
+        .store
+        .judge_code(body.challenge_id, now, |challenge, totp| {
+            check_code(&state, challenge, totp, code, now)
+        })
+        .await?;
+    let closed = || {
+        AppError::gone(
             "challenge_expired",
             "this code can no longer be used; log in again",
-        ));
-    }
-    let user = state
-        .store
-        .user(challenge.user_id)
-        .await?
-        .filter(|u| !u.deleted);
-    let user =
-        user.ok_or_else(|| AppError::gone("challenge_expired", "this code can no longer be used"))?;
-    let correct = if challenge.channel == "totp" {
-        totp_matches(&state, &user, body.code.expose(), now).await?
-    } else {
-        token::hashes_equal(
-            &code_hash(challenge.id, body.code.expose().trim()),
-            &challenge.code_hash,
         )
     };
-    if correct {
-        state
-            .store
-            .update_challenge(challenge.id, challenge.wrong_guesses, "used")
-            .await?;
-        guard.success();
-        state.store.save_code_guard(user.id, &guard).await?;
-        return issue_login_token(&state, &user).await;
-    }
-    let outcome = guard.wrong_guess(challenge.wrong_guesses, now);
-    state.store.save_code_guard(user.id, &guard).await?;
-    let state_after = if outcome == Wrong::Invalid {
-        "open"
-    } else {
-        "burned"
+    let (user_id, outcome) = match verdict {
+        CodeVerdict::Unknown => {
+            return Err(AppError::not_found(
+                "challenge_not_found",
+                "no such login attempt",
+            ));
+        }
+        CodeVerdict::Locked(wait) => return Err(too_many_attempts(wait)),
+        CodeVerdict::Closed => return Err(closed()),
+        CodeVerdict::Accepted(user_id) => {
+            let user = state.store.user(user_id).await?.filter(|u| !u.deleted);
+            let user = user.ok_or_else(closed)?;
+            return issue_login_token(&state, &user).await;
+        }
+        CodeVerdict::Wrong(user_id, outcome) => (user_id, outcome),
     };
-    state
-        .store
-        .update_challenge(challenge.id, challenge.wrong_guesses + 1, state_after)
-        .await?;
+    let Some(user) = state.store.user(user_id).await? else {
+        return Err(closed());
+    };
     let entry = AuditEntry {
         account_id: user.account_id,
         actor_user_id: Some(user.id),
@@ -334,5 +346,7 @@ pub async fn verify(
 #[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", responses((status = 204), (status = 401)))]
 pub async fn logout(state: web::Data<AppState>, who: Principal) -> AppResult<HttpResponse> {
     state.store.revoke_token(&who.token_hash).await?;
+    // Sockets opened with this token (or a ticket made from it) close within the second.
+    super::users::disconnect_credential(&state, &who.credential);
     Ok(HttpResponse::NoContent().finish())
 }

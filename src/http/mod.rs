@@ -158,6 +158,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/devices/{id}", web::patch().to(devices::patch))
             .route("/devices/{id}", web::delete().to(devices::delete))
             .route("/devices/{id}/user", web::put().to(devices::link_user))
+            .route("/devices/{id}/release", web::post().to(devices::release))
             .route("/me/devices", web::get().to(self_service::my_devices))
             .route("/me/devices/{id}", web::get().to(self_service::my_device))
             .route(

@@ -57,6 +57,7 @@ use super::{
         devices::patch,
         devices::delete,
         devices::link_user,
+        devices::release,
         devices::import,
         devices::preassign,
         devices::enrollment_code,

@@ -18,7 +18,7 @@ use crate::{
     domain::{
         ids::{DeviceId, InvitationId, PolicyId, SessionId},
         invitation::{Invitation, Outcome, Refusal},
-        rights::{Area, Write},
+        rights::{Area, Groups, Rights, Write},
         validate,
     },
     error::{AppError, AppResult},
@@ -113,7 +113,30 @@ pub struct TicketAnswer {
     pub expires_at: DateTime<Utc>,
 }
 
-/// A session of the caller's account that the caller may see (area `sessions`), else 404/403.
+/// Whether `rights` reach `session`: a session without a device always; a session on a
+/// device only when the rights see the device's group (a device group limit holds for the
+/// sessions on its devices as for the devices themselves).
+pub async fn session_in_scope(
+    state: &AppState,
+    rights: &Rights,
+    session: &SessionRecord,
+) -> AppResult<bool> {
+    let Some(device) = session.device_id else {
+        return Ok(true);
+    };
+    if matches!(rights.groups, Groups::All(_)) {
+        return Ok(true);
+    }
+    let group = state
+        .store
+        .device(DeviceId(device))
+        .await?
+        .and_then(|d| d.group_id);
+    Ok(rights.sees_device(group))
+}
+
+/// A session of the caller's account that the caller may see (area `sessions`, and its device
+/// group when the session is on a device), else 404/403.
 pub async fn visible_session(
     state: &AppState,
     who: &Principal,
@@ -123,10 +146,17 @@ pub async fn visible_session(
         .store
         .session(id)
         .await?
-        .ok_or_else(|| AppError::not_found("session_not_found", "no such session"))?;
+        .ok_or_else(session_not_found)?;
     who.require_own_account(session.account_id, "session_not_found")?;
     who.require_area(Area::Sessions)?;
+    if !session_in_scope(state, who.rights(), &session).await? {
+        return Err(session_not_found());
+    }
     Ok(session)
+}
+
+fn session_not_found() -> AppError {
+    AppError::not_found("session_not_found", "no such session")
 }
 
 fn session_ended() -> AppError {
@@ -259,6 +289,9 @@ pub async fn list(
     match query.state.as_deref() {
         None | Some("open") => {
             for s in state.store.open_sessions_of(who.account()).await? {
+                if !session_in_scope(&state, who.rights(), &s).await? {
+                    continue;
+                }
                 let view = view_of(&state, s).await;
                 if view.state == "open" {
                     out.push(view);
@@ -271,6 +304,9 @@ pub async fn list(
                 .ended_sessions_of(who.account(), ENDED_LIST_LIMIT)
                 .await?
             {
+                if !session_in_scope(&state, who.rights(), &s).await? {
+                    continue;
+                }
                 out.push(view_of(&state, s).await);
             }
         }
@@ -313,6 +349,9 @@ pub async fn report(
             "missing_right",
             "this needs the sessions or reports area",
         ));
+    }
+    if !session_in_scope(&state, who.rights(), &session).await? {
+        return Err(session_not_found());
     }
     // Everything that happened before this request is in the report.
     state.reports.flush_session(id).await;
@@ -499,6 +538,19 @@ pub async fn revoke_invitation(
         inv.ok_or_else(|| AppError::not_found("invitation_not_found", "no such invitation"))?;
     who.require_own_account(inv.account_id, "invitation_not_found")?;
     who.require_area(Area::Sessions)?;
+    let session = visible_session(&state, &who, inv.session_id)
+        .await
+        .map_err(|_| AppError::not_found("invitation_not_found", "no such invitation"))?;
+    // Only its inviter, the session's owner, or an admin with sessions + objects.delete.
+    let may_revoke = inv.inviter_user_id == who.user.id
+        || session.owner_user_id == who.user.id
+        || who.rights().can_write(Area::Sessions, Write::Delete);
+    if !may_revoke {
+        return Err(AppError::forbidden(
+            "not_inviter",
+            "only the inviter, the session's owner or an admin with the delete right may revoke this invitation",
+        ));
+    }
     if let Some(addr) = state.registry.invitation(inv.id)
         && addr
             .send(Revoke {
@@ -626,7 +678,8 @@ pub async fn ws_ticket(
             who.user.id,
             session.id,
             &who.via,
-            Some(who.token_hash.as_str()).filter(|h| !h.is_empty()),
+            // The ticket acts as the credential it came from (login token or API key).
+            Some(who.credential.as_str()).filter(|h| !h.is_empty()),
             expires_at,
         )
         .await?;

@@ -45,6 +45,27 @@ pub struct AppState {
     address_limiter: DefaultKeyedRateLimiter<std::net::IpAddr>,
 }
 
+/// The limiter key of a client address: an IPv4 address as it is, an IPv6 address by its /64
+/// (one host usually holds a whole /64, so per-/128 keys would not limit anyone).
+pub fn address_key(ip: std::net::IpAddr) -> std::net::IpAddr {
+    match ip {
+        std::net::IpAddr::V4(_) => ip,
+        std::net::IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return std::net::IpAddr::V4(v4);
+            }
+            let bits = u128::from(v6) & !((1u128 << 64) - 1);
+            std::net::IpAddr::V6(std::net::Ipv6Addr::from(bits))
+        }
+    }
+}
+
+/// The part of a typed username that keys the login limiter: at most 64 characters, so a
+/// 64 KiB username does not make a 64 KiB map key.
+fn username_prefix(username: &str) -> String {
+    username.chars().take(64).collect()
+}
+
 impl AppState {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
@@ -117,11 +138,43 @@ impl AppState {
             )
         };
         if let Some(ip) = address {
-            self.address_limiter.check_key(&ip).map_err(refuse)?;
+            self.address_limiter
+                .check_key(&address_key(ip))
+                .map_err(refuse)?;
         }
         self.login_limiter
-            .check_key(&crate::store::username_key(username))
+            .check_key(&crate::store::username_key(&username_prefix(username)))
             .map_err(refuse)
+    }
+
+    /// Counts a code guess (`POST /auth/verify`) from `address` against the same per-address
+    /// limit as the password step; the per-code and per-user caps are the store's.
+    pub fn check_code_rate(&self, address: Option<std::net::IpAddr>) -> Result<(), AppError> {
+        let Some(ip) = address else { return Ok(()) };
+        self.address_limiter
+            .check_key(&address_key(ip))
+            .map_err(|not_until| {
+                let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
+                AppError::too_many(
+                    "too_many_attempts",
+                    "too many login attempts; try again later",
+                    wait.as_secs() + 1,
+                )
+            })
+    }
+
+    /// Forgets limiter entries whose quota has fully refilled, so the maps hold only clients
+    /// seen within the last minute (run periodically).
+    pub fn prune_limiters(&self) {
+        self.address_limiter.retain_recent();
+        self.login_limiter.retain_recent();
+        self.address_limiter.shrink_to_fit();
+        self.login_limiter.shrink_to_fit();
+    }
+
+    /// How many keys the login limiters hold (for tests and metrics).
+    pub fn limiter_keys(&self) -> usize {
+        self.address_limiter.len() + self.login_limiter.len()
     }
 
     /// The WebSocket form of the public URL.

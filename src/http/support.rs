@@ -151,6 +151,7 @@ async fn support_token(
         user: user.clone(),
         via: "vendor_support".into(),
         token_hash: String::new(),
+        credential: String::new(),
         on_behalf_of: Some(who.user.username.clone()),
         partner: None,
     };

@@ -9,11 +9,11 @@ use super::{
     views::UserView,
 };
 use crate::{
-    actors::messages::DisconnectUser,
+    actors::messages::{DisconnectCredential, DisconnectUser},
     auth::extract::Principal,
     domain::{
         ids::{AccountId, UserId},
-        rights::{self, Area, PlatformRight, Rights, Write, leaves_no_user_manager},
+        rights::{self, Area, Manager, PlatformRight, Rights, Write, leaves_account_unmanaged},
         validate,
     },
     error::{AppError, AppResult},
@@ -68,22 +68,89 @@ async fn account_user(
     Ok(user)
 }
 
-/// 409 when the change would leave the account without a user able to manage users.
-async fn keep_a_user_manager(
+/// 403 `rights_exceed_own` when the caller would reach beyond what it holds: rights it hands
+/// out (`change`), or a target whose current rights or platform rights exceed its own (a user
+/// manager cannot strip or delete the account's admin, nor platform staff).
+fn within_own_rights(
+    who: &Principal,
+    target: &UserRecord,
+    change: Option<&Rights>,
+) -> AppResult<()> {
+    let exceeds = change.is_some_and(|r| r.exceeds(who.rights()))
+        || target.rights.exceeds(who.rights())
+        || target
+            .platform_rights
+            .iter()
+            .any(|right| !who.has_platform(*right));
+    if exceeds {
+        return Err(AppError::forbidden(
+            "rights_exceed_own",
+            "nobody hands out or takes away more than it holds itself",
+        ));
+    }
+    Ok(())
+}
+
+/// Applies new rights (`Some`) or a soft delete (`None`) unless it would leave the account
+/// without a user able to manage users (or the platform without a `platform_admin`): 409
+/// `last_user_admin`. The rule is judged inside the store's write transaction.
+async fn change_keeping_a_manager(
     state: &AppState,
     target: &UserRecord,
     change: Option<&Rights>,
 ) -> AppResult<()> {
-    let users = state.store.users_of(target.account_id).await?;
-    let humans = users
-        .iter()
-        .filter(|u| u.kind == "user")
-        .map(|u| (u.id.0, &u.rights));
-    if leaves_no_user_manager(humans, target.id.0, change) {
+    let target_id = target.id.0;
+    let done = state
+        .store
+        .change_user_guarded(target.account_id, target.id, change, |users| {
+            let managers: Vec<Manager<'_>> = users
+                .iter()
+                .filter(|u| u.kind == "user")
+                .map(|u| Manager {
+                    id: u.id.0,
+                    rights: &u.rights,
+                    platform_admin: u.platform_rights.contains(&PlatformRight::PlatformAdmin),
+                })
+                .collect();
+            !leaves_account_unmanaged(&managers, target_id, change)
+        })
+        .await?;
+    if !done {
         return Err(AppError::conflict(
             "last_user_admin",
             "the account would be left without a user able to manage users",
         ));
+    }
+    Ok(())
+}
+
+/// Closes every live connection opened with `credential` in any session (close 4003).
+pub fn disconnect_credential(state: &AppState, credential: &str) {
+    if credential.is_empty() {
+        return;
+    }
+    let credential: std::sync::Arc<str> = credential.into();
+    for session in state.registry.all_sessions() {
+        session.do_send(DisconnectCredential {
+            credential: credential.clone(),
+        });
+    }
+}
+
+/// After a rights change: closes the user's connections to every live session of its account
+/// that the new rights no longer reach (its area, or its device group).
+async fn disconnect_out_of_scope(
+    state: &AppState,
+    user: &UserRecord,
+    rights: &Rights,
+) -> AppResult<()> {
+    let sessions = state.store.open_sessions_of(user.account_id).await?;
+    for session in sessions {
+        let reachable = rights.can_read(Area::Sessions)
+            && super::sessions::session_in_scope(state, rights, &session).await?;
+        if !reachable && let Some(addr) = state.registry.session(session.id) {
+            addr.do_send(DisconnectUser { user_id: user.id });
+        }
     }
     Ok(())
 }
@@ -217,7 +284,14 @@ pub async fn put_rights(
             "the service user's rights are fixed",
         ));
     }
+    if target.id == who.user.id {
+        return Err(AppError::forbidden(
+            "own_rights",
+            "a user cannot change its own rights",
+        ));
+    }
     let rights = body.into_inner();
+    within_own_rights(&who, &target, Some(&rights))?;
     for role in &rights.roles {
         if !ROLES.iter().any(|r| r.id == role) {
             return Err(AppError::unprocessable(
@@ -241,8 +315,8 @@ pub async fn put_rights(
             ));
         }
     }
-    keep_a_user_manager(&state, &target, Some(&rights)).await?;
-    state.store.set_rights(target.id, &rights).await?;
+    change_keeping_a_manager(&state, &target, Some(&rights)).await?;
+    disconnect_out_of_scope(&state, &target, &rights).await?;
     audit(
         &state,
         &who,
@@ -270,8 +344,8 @@ pub async fn delete(
             "the service user cannot be deleted",
         ));
     }
-    keep_a_user_manager(&state, &target, None).await?;
-    state.store.soft_delete_user(target.id).await?;
+    within_own_rights(&who, &target, None)?;
+    change_keeping_a_manager(&state, &target, None).await?;
     // Tokens and keys stop by themselves (they resolve only to live users); sockets are told.
     disconnect_everywhere(&state, target.id);
     audit(

@@ -14,11 +14,11 @@ use crate::{
     actors::{
         connection,
         messages::{Joiner, Redeem, RedeemError},
-        participant::ParticipantActor,
+        participant::{ParticipantActor, Recheck},
         session::SessionActor,
     },
     auth::{
-        extract::{Principal, bearer, principal_from_token, principal_from_token_hash},
+        extract::{Principal, bearer, principal_from_credential, principal_from_token},
         token,
     },
     domain::ids::SessionId,
@@ -41,6 +41,7 @@ fn start(
     body: web::Payload,
     session: Addr<SessionActor>,
     joiner: Joiner,
+    recheck: Option<Recheck>,
 ) -> AppResult<HttpResponse> {
     let (response, ws, stream) = actix_ws::handle(req, body).map_err(|e| {
         AppError::bad_request(
@@ -56,7 +57,11 @@ fn start(
         .max_continuation_size(limits.max_binary_bytes.max(limits.max_text_bytes));
     ParticipantActor::create(move |ctx| {
         ctx.add_stream(stream);
-        ParticipantActor::new(session, joiner, outlet, limits)
+        let actor = ParticipantActor::new(session, joiner, outlet, limits);
+        match recheck {
+            Some(recheck) => actor.with_recheck(recheck),
+            None => actor,
+        }
     });
     Ok(response)
 }
@@ -98,8 +103,8 @@ pub async fn technician(
                 return Err(AppError::unauthorized());
             }
             match used.token_hash {
-                // Acts as the login token it came from: revoked or partner-bound alike.
-                Some(hash) => principal_from_token_hash(&state, hash).await?,
+                // Acts as the credential it came from: revoked or partner-bound alike.
+                Some(credential) => principal_from_credential(&state, &credential).await?,
                 None => {
                     let user = state
                         .store
@@ -119,11 +124,38 @@ pub async fn technician(
         .session(session.id)
         .filter(|_| session.open)
         .ok_or_else(session_ended)?;
+    let credential: std::sync::Arc<str> = if who.credential.is_empty() {
+        format!("user:{}", who.user.id).into()
+    } else {
+        who.credential.clone().into()
+    };
     let joiner = Joiner::Technician {
         user_id: who.user.id,
         name: who.user.display_name(),
+        credential: credential.clone(),
     };
-    start(&state, &req, body, addr, joiner)
+    // Once joined, the credential is checked again: a logout, key deletion, user deletion,
+    // revoke or rights change that landed during the upgrade closes the connection with 4003.
+    let recheck_state = state.clone();
+    let user = who.user.id;
+    let recheck: Recheck = Box::new(move || {
+        Box::pin(async move {
+            let who = match credential.strip_prefix("user:") {
+                Some(_) => match recheck_state.store.user(user).await {
+                    Ok(Some(u)) if !u.deleted => Principal::own(u, "ticket"),
+                    _ => return false,
+                },
+                None => match principal_from_credential(&recheck_state, &credential).await {
+                    Ok(who) => who,
+                    Err(_) => return false,
+                },
+            };
+            visible_session(&recheck_state, &who, session_id)
+                .await
+                .is_ok()
+        })
+    });
+    start(&state, &req, body, addr, joiner, Some(recheck))
 }
 
 /// `GET /ws/customer/{key}`: the customer side of a session.
@@ -146,7 +178,7 @@ pub async fn customer(
         .session(session.id)
         .filter(|_| session.open)
         .ok_or_else(session_ended)?;
-    start(&state, &req, body, addr, Joiner::Customer)
+    start(&state, &req, body, addr, Joiner::Customer, None)
 }
 
 /// `GET /ws/guest/{token}`: an invited external technician; this uses the invitation up.
@@ -189,5 +221,5 @@ pub async fn guest(
         name: grant.guest_name,
         permissions: grant.permissions,
     };
-    start(&state, &req, body, session, joiner)
+    start(&state, &req, body, session, joiner, None)
 }

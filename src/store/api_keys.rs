@@ -71,14 +71,16 @@ impl Store {
         row.as_ref().map(key_from_row).transpose()
     }
 
-    pub async fn delete_api_key(&self, id: Uuid) -> StoreResult<bool> {
-        let done =
-            sqlx::query("UPDATE api_keys SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL")
-                .bind(Utc::now())
-                .bind(id.to_string())
-                .execute(&self.pool)
-                .await?;
-        Ok(done.rows_affected() == 1)
+    /// Deletes a live key; answers its stored hash (the credential its live connections were
+    /// opened with), or `None` when it was deleted already.
+    pub async fn delete_api_key(&self, id: Uuid) -> StoreResult<Option<String>> {
+        sqlx::query_scalar(
+            "UPDATE api_keys SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL RETURNING key_hash",
+        )
+        .bind(Utc::now())
+        .bind(id.to_string())
+        .fetch_optional(&self.pool)
+        .await
     }
 
     /// Records that the key of `prefix` was used now.
@@ -89,6 +91,24 @@ impl Store {
             .execute(&self.pool)
             .await
             .map(|_| ())
+    }
+
+    /// The live key with this stored hash, as its live user (a connection opened with a key
+    /// is re-checked by it).
+    pub async fn api_key_principal_by_hash(
+        &self,
+        key_hash: &str,
+    ) -> StoreResult<Option<TokenPrincipal>> {
+        let prefix: Option<String> = sqlx::query_scalar(
+            "SELECT prefix FROM api_keys WHERE key_hash = ? AND deleted_at IS NULL",
+        )
+        .bind(key_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(prefix) = prefix else {
+            return Ok(None);
+        };
+        Ok(self.api_key_principal(&prefix).await?.map(|(_, p)| p))
     }
 
     /// The live key of `prefix` with its stored hash, and its live user.

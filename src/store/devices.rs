@@ -6,7 +6,7 @@ use sqlx::{Row, sqlite::SqliteRow};
 use super::{Store, StoreResult, get_opt_uuid, get_uuid, to_json};
 use crate::domain::{
     device::{Action, CommandStatus, Effect, Location, Platform, effects},
-    ids::{AccountId, CommandId, DeviceId, UserId},
+    ids::{AccountId, CommandId, DeviceId, GrantId, UserId},
 };
 
 #[derive(Debug, Clone)]
@@ -43,6 +43,11 @@ pub enum EnrollRefusal {
     Unknown,
     Used,
     Expired,
+    /// Its maker was deleted, or the partner grant it was made through has ended.
+    Revoked,
+    /// The serial belongs to a device that holds a live device secret (anywhere), or to a
+    /// device of the account that a partner assigned to it.
+    AlreadyEnrolled,
 }
 
 #[derive(Debug, Clone)]
@@ -272,10 +277,11 @@ impl Store {
         group: Option<uuid::Uuid>,
         created_by: UserId,
         expires_at: DateTime<Utc>,
+        grant: Option<GrantId>,
     ) -> StoreResult<()> {
         sqlx::query(
-            "INSERT INTO enrollment_codes (code_hash, account_id, group_id, created_by, created_at, expires_at)
-             VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO enrollment_codes (code_hash, account_id, group_id, created_by, created_at, expires_at, grant_id)
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(code_hash)
         .bind(account.to_string())
@@ -283,15 +289,19 @@ impl Store {
         .bind(created_by.to_string())
         .bind(Utc::now())
         .bind(expires_at)
+        .bind(grant.map(|g| g.to_string()))
         .execute(&self.pool)
         .await
         .map(|_| ())
     }
 
-    /// Uses an enrollment code up and enrolls the device in one transaction: a device of the
-    /// same serial in the account gets a new secret (re-enrollment after a wipe keeps its links);
-    /// otherwise a new device is created, linked at once when a pre-assignment names its serial.
-    /// Answers the device and whether it is new.
+    /// Uses an enrollment code up and enrolls the device in one transaction. A code never takes
+    /// over an enrolled device: a serial whose device holds a live secret anywhere is refused
+    /// (`AlreadyEnrolled`); a device of the code's own account without a secret (created by
+    /// hand, released, or wiped) gets a new secret and keeps its links; otherwise a new device
+    /// is created, linked at once when a pre-assignment names its serial. A code whose maker
+    /// was deleted, or whose partner grant ended, is `Revoked`. Answers the device and whether
+    /// it is new.
     pub async fn enroll(
         &self,
         code_hash: &str,
@@ -316,8 +326,15 @@ impl Store {
         }
         let mut tx = self.write_tx().await?;
         let code = sqlx::query(
-            "SELECT account_id, group_id, expires_at, used_at FROM enrollment_codes WHERE code_hash = ?",
+            "SELECT c.account_id, c.group_id, c.expires_at, c.used_at,
+                    u.deleted_at IS NOT NULL AS maker_deleted,
+                    c.grant_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM access_grants g
+                        WHERE g.id = c.grant_id AND g.ended_at IS NULL
+                          AND (g.expires_at IS NULL OR g.expires_at > ?)) AS grant_ended
+             FROM enrollment_codes c JOIN users u ON u.id = c.created_by
+             WHERE c.code_hash = ?",
         )
+        .bind(crate::domain::access::sortable_time(now))
         .bind(code_hash)
         .fetch_optional(&mut *tx)
         .await?;
@@ -332,13 +349,33 @@ impl Store {
         if expires_at <= now {
             return Ok(Err(EnrollRefusal::Expired));
         }
+        if code.try_get::<bool, _>("maker_deleted")? || code.try_get::<bool, _>("grant_ended")? {
+            return Ok(Err(EnrollRefusal::Revoked));
+        }
         let account = AccountId(get_uuid(&code, "account_id")?);
         let group = get_opt_uuid(&code, "group_id")?;
-        let existing = sqlx::query("SELECT id FROM devices WHERE account_id = ? AND serial = ?")
-            .bind(account.to_string())
-            .bind(&device.serial)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let enrolled_elsewhere: Option<String> = sqlx::query_scalar(
+            "SELECT id FROM devices WHERE serial = ? AND secret_hash IS NOT NULL LIMIT 1",
+        )
+        .bind(&device.serial)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if enrolled_elsewhere.is_some() {
+            return Ok(Err(EnrollRefusal::AlreadyEnrolled));
+        }
+        let existing = sqlx::query(
+            "SELECT id, owner_account_id FROM devices WHERE account_id = ? AND serial = ?",
+        )
+        .bind(account.to_string())
+        .bind(&device.serial)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(row) = &existing
+            && get_opt_uuid(row, "owner_account_id")?.is_some()
+        {
+            // A partner's device assigned to this account: not the account's to re-key.
+            return Ok(Err(EnrollRefusal::AlreadyEnrolled));
+        }
         let preassigned: Option<String> = sqlx::query_scalar(
             "SELECT p.user_id FROM device_preassignments p JOIN users u ON u.id = p.user_id
              WHERE p.account_id = ? AND p.serial = ? AND u.deleted_at IS NULL",
@@ -413,6 +450,16 @@ impl Store {
         let record = device_from_row(&row)?;
         tx.commit().await?;
         Ok(Ok((record, new)))
+    }
+
+    /// Ends a device's secret, so its agent is out and an enrollment code of its account may
+    /// enroll the serial again. False when there is no such device.
+    pub async fn release_device(&self, id: DeviceId) -> StoreResult<bool> {
+        let done = sqlx::query("UPDATE devices SET secret_hash = NULL WHERE id = ?")
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     /// Names the user a serial is linked to when (or if already) its device enrolls. Answers

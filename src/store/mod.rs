@@ -35,7 +35,7 @@ pub use groups::GroupRecord;
 pub use outbox::OutboxMessage;
 pub use policies::PolicyRecord;
 pub use reports::{ChatChunk, ChatLine, ReportEvent, SessionReport};
-pub use second_factor::ChallengeRecord;
+pub use second_factor::{ChallengeRecord, CodeCheck, CodeVerdict, TotpState};
 pub use sessions::{InvitationRecord, NewInvitation, SessionRecord};
 pub use users::{TokenGrant, TokenPrincipal, UsedTicket, UserRecord};
 

@@ -5,7 +5,10 @@ use sqlx::Row;
 use uuid::Uuid;
 
 use super::{Store, StoreResult, get_uuid};
-use crate::domain::{ids::UserId, second_factor::Guard};
+use crate::domain::{
+    ids::UserId,
+    second_factor::{self, Guard, Wrong},
+};
 
 #[derive(Debug, Clone)]
 pub struct ChallengeRecord {
@@ -49,36 +52,7 @@ impl Store {
             .bind(id.to_string())
             .fetch_optional(&self.pool)
             .await?;
-        row.map(|row| {
-            let state: String = row.try_get("state")?;
-            let wrong: i64 = row.try_get("wrong_guesses")?;
-            Ok(ChallengeRecord {
-                id: get_uuid(&row, "id")?,
-                user_id: UserId(get_uuid(&row, "user_id")?),
-                channel: row.try_get("channel")?,
-                code_hash: row.try_get("code_hash")?,
-                expires_at: row.try_get("expires_at")?,
-                wrong_guesses: u32::try_from(wrong).unwrap_or(u32::MAX),
-                open: state == "open",
-            })
-        })
-        .transpose()
-    }
-
-    /// Records a guess on a challenge: its wrong count and whether it stays open, used or burns.
-    pub async fn update_challenge(
-        &self,
-        id: Uuid,
-        wrong_guesses: u32,
-        state: &str,
-    ) -> StoreResult<()> {
-        sqlx::query("UPDATE login_challenges SET wrong_guesses = ?, state = ? WHERE id = ?")
-            .bind(i64::from(wrong_guesses))
-            .bind(state)
-            .bind(id.to_string())
-            .execute(&self.pool)
-            .await
-            .map(|_| ())
+        row.map(|row| challenge_from_row(&row)).transpose()
     }
 
     /// When the user's most recent codes were sent (newest first, at most `limit`).
@@ -113,20 +87,227 @@ impl Store {
             })
         })
     }
+}
 
-    pub async fn save_code_guard(&self, user: UserId, guard: &Guard) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO code_guards (user_id, consecutive_failures, locked_until) VALUES (?, ?, ?)
-             ON CONFLICT (user_id) DO UPDATE SET consecutive_failures = excluded.consecutive_failures,
-                 locked_until = excluded.locked_until",
+/// What the code step made of one guess.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CodeVerdict {
+    /// No challenge has this id.
+    Unknown,
+    /// The user's code step is locked for this many seconds.
+    Locked(u64),
+    /// Used, burned or expired.
+    Closed,
+    /// The right code: the challenge is used now (by this guess alone) and the guard reset.
+    Accepted(UserId),
+    /// A wrong code, counted; what it led to.
+    Wrong(UserId, Wrong),
+}
+
+/// The user's authenticator-app state, handed to the code check inside the transaction.
+pub struct TotpState {
+    pub sealed_secret: String,
+    pub last_step: Option<u64>,
+}
+
+/// The code check's answer: right (with the TOTP step it used, to be marked as used) or wrong.
+pub enum CodeCheck {
+    Right { totp_step: Option<u64> },
+    Wrong,
+}
+
+impl Store {
+    /// Judges one guess at a login challenge, atomically. The whole judgement runs in one
+    /// write transaction (`BEGIN IMMEDIATE` on SQLite: guesses are serialised), every counter
+    /// is an increment in the database (`n = n + 1 … RETURNING`), and the challenge is marked
+    /// used only while it is still open, so guesses that arrive at the same moment count
+    /// exactly as if they came one after another and one code yields at most one token.
+    pub async fn judge_code(
+        &self,
+        challenge_id: Uuid,
+        now: DateTime<Utc>,
+        check: impl FnOnce(&ChallengeRecord, Option<TotpState>) -> CodeCheck,
+    ) -> StoreResult<CodeVerdict> {
+        let mut tx = self.write_tx().await?;
+        let Some(challenge) = Self::challenge_in(&mut tx, challenge_id).await? else {
+            return Ok(CodeVerdict::Unknown);
+        };
+        let user = challenge.user_id;
+        let guard = sqlx::query(
+            "SELECT consecutive_failures, locked_until FROM code_guards WHERE user_id = ?",
         )
         .bind(user.to_string())
-        .bind(i64::from(guard.consecutive_failures))
-        .bind(guard.locked_until)
-        .execute(&self.pool)
-        .await
-        .map(|_| ())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let locked_until: Option<DateTime<Utc>> = match &guard {
+            Some(row) => row.try_get("locked_until")?,
+            None => None,
+        };
+        if let Some(wait) = (Guard {
+            consecutive_failures: 0,
+            locked_until,
+        })
+        .locked(now)
+        {
+            return Ok(CodeVerdict::Locked(wait));
+        }
+        if !challenge.open || challenge.expires_at <= now {
+            return Ok(CodeVerdict::Closed);
+        }
+        let totp = if challenge.channel == "totp" {
+            let row = sqlx::query("SELECT totp_secret, totp_last_step FROM users WHERE id = ?")
+                .bind(user.to_string())
+                .fetch_one(&mut *tx)
+                .await?;
+            let secret: Option<String> = row.try_get("totp_secret")?;
+            let step: Option<i64> = row.try_get("totp_last_step")?;
+            secret.map(|sealed_secret| TotpState {
+                sealed_secret,
+                last_step: step.and_then(|n| u64::try_from(n).ok()),
+            })
+        } else {
+            None
+        };
+        let right = match check(&challenge, totp) {
+            CodeCheck::Right { totp_step: None } => true,
+            // A TOTP step is accepted once (RFC 6238 5.2); a replayed step is a wrong guess.
+            CodeCheck::Right {
+                totp_step: Some(step),
+            } => {
+                let step = i64::try_from(step).unwrap_or(i64::MAX);
+                sqlx::query(
+                    "UPDATE users SET totp_last_step = ?
+                     WHERE id = ? AND (totp_last_step IS NULL OR totp_last_step < ?)",
+                )
+                .bind(step)
+                .bind(user.to_string())
+                .bind(step)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                    == 1
+            }
+            CodeCheck::Wrong => false,
+        };
+        if right {
+            let used = sqlx::query(
+                "UPDATE login_challenges SET state = 'used' WHERE id = ? AND state = 'open'",
+            )
+            .bind(challenge_id.to_string())
+            .execute(&mut *tx)
+            .await?;
+            if used.rows_affected() != 1 {
+                return Ok(CodeVerdict::Closed);
+            }
+            sqlx::query("DELETE FROM code_guards WHERE user_id = ?")
+                .bind(user.to_string())
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            return Ok(CodeVerdict::Accepted(user));
+        }
+        let wrong_after: i64 = sqlx::query_scalar(
+            "UPDATE login_challenges SET wrong_guesses = wrong_guesses + 1,
+                 state = CASE WHEN wrong_guesses + 1 >= ? THEN 'burned' ELSE state END
+             WHERE id = ? AND state = 'open' RETURNING wrong_guesses",
+        )
+        .bind(i64::from(second_factor::BURN_AFTER))
+        .bind(challenge_id.to_string())
+        .fetch_one(&mut *tx)
+        .await?;
+        let failures_after: i64 = sqlx::query_scalar(
+            "INSERT INTO code_guards (user_id, consecutive_failures, locked_until) VALUES (?, 1, NULL)
+             ON CONFLICT (user_id) DO UPDATE SET
+                 consecutive_failures = code_guards.consecutive_failures + 1
+             RETURNING consecutive_failures",
+        )
+        .bind(user.to_string())
+        .fetch_one(&mut *tx)
+        .await?;
+        let outcome = second_factor::judge_wrong(
+            u32::try_from(wrong_after).unwrap_or(u32::MAX),
+            u32::try_from(failures_after).unwrap_or(u32::MAX),
+        );
+        if outcome == Wrong::Locked {
+            // The lock starts now; only a success resets the count, so after the lock one more
+            // wrong guess locks again.
+            sqlx::query("UPDATE code_guards SET locked_until = ? WHERE user_id = ?")
+                .bind(now + second_factor::LOCK_FOR)
+                .bind(user.to_string())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(CodeVerdict::Wrong(user, outcome))
     }
+
+    async fn challenge_in(
+        tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+        id: Uuid,
+    ) -> StoreResult<Option<ChallengeRecord>> {
+        let row = sqlx::query("SELECT * FROM login_challenges WHERE id = ?")
+            .bind(id.to_string())
+            .fetch_optional(&mut **tx)
+            .await?;
+        row.map(|row| challenge_from_row(&row)).transpose()
+    }
+
+    /// Opens a code challenge unless the send cap is reached: the count of recent sends and the
+    /// insert are one transaction, so logins at the same moment cannot send more codes than the
+    /// cap. `Err(seconds)` to wait otherwise. TOTP challenges send nothing and are not capped.
+    pub async fn open_challenge_capped(
+        &self,
+        c: &ChallengeRecord,
+        cap: u32,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Result<(), u64>> {
+        let mut tx = self.write_tx().await?;
+        if c.channel != "totp" {
+            let rows = sqlx::query(
+                "SELECT created_at FROM login_challenges WHERE user_id = ? AND channel <> 'totp'
+                 ORDER BY created_at DESC LIMIT ?",
+            )
+            .bind(c.user_id.to_string())
+            .bind(i64::from(cap.max(1)))
+            .fetch_all(&mut *tx)
+            .await?;
+            let sent = rows
+                .iter()
+                .map(|r| r.try_get("created_at"))
+                .collect::<StoreResult<Vec<DateTime<Utc>>>>()?;
+            if let Err(wait) = second_factor::may_send(&sent, cap, now) {
+                return Ok(Err(wait));
+            }
+        }
+        sqlx::query(
+            "INSERT INTO login_challenges (id, user_id, channel, code_hash, created_at, expires_at)
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(c.id.to_string())
+        .bind(c.user_id.to_string())
+        .bind(&c.channel)
+        .bind(&c.code_hash)
+        .bind(now)
+        .bind(c.expires_at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Ok(()))
+    }
+}
+
+fn challenge_from_row(row: &sqlx::sqlite::SqliteRow) -> StoreResult<ChallengeRecord> {
+    let state: String = row.try_get("state")?;
+    let wrong: i64 = row.try_get("wrong_guesses")?;
+    Ok(ChallengeRecord {
+        id: get_uuid(row, "id")?,
+        user_id: UserId(get_uuid(row, "user_id")?),
+        channel: row.try_get("channel")?,
+        code_hash: row.try_get("code_hash")?,
+        expires_at: row.try_get("expires_at")?,
+        wrong_guesses: u32::try_from(wrong).unwrap_or(u32::MAX),
+        open: state == "open",
+    })
 }
 
 impl Store {

@@ -151,13 +151,69 @@ impl Store {
         Ok(n > 0)
     }
 
-    pub async fn set_rights(&self, user: UserId, rights: &Rights) -> StoreResult<()> {
-        sqlx::query("UPDATE users SET rights = ? WHERE id = ?")
+    /// Changes a user's rights (`Some`) or soft-deletes it (`None`) only if `allowed`, judged
+    /// on the account's live users as they are inside the same write transaction: two admins
+    /// narrowing each other at the same moment cannot both pass the "last user manager" rule.
+    /// `Ok(false)` when `allowed` refused or the user is gone.
+    pub async fn change_user_guarded(
+        &self,
+        account: AccountId,
+        user: UserId,
+        change: Option<&Rights>,
+        allowed: impl FnOnce(&[UserRecord]) -> bool,
+    ) -> StoreResult<bool> {
+        let mut tx = self.write_tx().await?;
+        let sql = format!(
+            "SELECT {USER_COLUMNS} FROM users u JOIN accounts a ON a.id = u.account_id
+             WHERE u.account_id = ? AND u.deleted_at IS NULL"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(account.to_string())
+            .fetch_all(&mut *tx)
+            .await?;
+        let users = rows
+            .iter()
+            .map(user_from_row)
+            .collect::<StoreResult<Vec<_>>>()?;
+        if !allowed(&users) {
+            return Ok(false);
+        }
+        let now = Utc::now();
+        let id = user.to_string();
+        let Some(rights) = change else {
+            let done =
+                sqlx::query("UPDATE users SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL")
+                    .bind(now)
+                    .bind(&id)
+                    .execute(&mut *tx)
+                    .await?;
+            if done.rows_affected() != 1 {
+                return Ok(false);
+            }
+            sqlx::query(
+                "UPDATE auth_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL",
+            )
+            .bind(now)
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "UPDATE api_keys SET deleted_at = ? WHERE user_id = ? AND deleted_at IS NULL",
+            )
+            .bind(now)
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            return Ok(true);
+        };
+        let done = sqlx::query("UPDATE users SET rights = ? WHERE id = ? AND deleted_at IS NULL")
             .bind(to_json(rights)?)
-            .bind(user.to_string())
-            .execute(&self.pool)
-            .await
-            .map(|_| ())
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() == 1)
     }
 
     pub async fn touch_last_login(&self, user: UserId, at: DateTime<Utc>) -> StoreResult<()> {
@@ -329,35 +385,6 @@ impl Store {
     /// Soft delete: the row (and its username and email) stays; logins, tokens and keys stop.
     /// Marks the user deleted and ends, for good, every login token and API key it holds: a
     /// later restore brings back the user, never credentials issued before the deletion.
-    pub async fn soft_delete_user(&self, user: UserId) -> StoreResult<bool> {
-        let now = Utc::now();
-        let id = user.to_string();
-        let mut tx = self.write_tx().await?;
-        let done =
-            sqlx::query("UPDATE users SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL")
-                .bind(now)
-                .bind(&id)
-                .execute(&mut *tx)
-                .await?;
-        if done.rows_affected() != 1 {
-            return Ok(false);
-        }
-        sqlx::query(
-            "UPDATE auth_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL",
-        )
-        .bind(now)
-        .bind(&id)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("UPDATE api_keys SET deleted_at = ? WHERE user_id = ? AND deleted_at IS NULL")
-            .bind(now)
-            .bind(&id)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(true)
-    }
-
     pub async fn restore_user(&self, user: UserId) -> StoreResult<bool> {
         let done = sqlx::query(
             "UPDATE users SET deleted_at = NULL WHERE id = ? AND deleted_at IS NOT NULL",

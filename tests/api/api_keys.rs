@@ -123,7 +123,19 @@ async fn keys_of_others_need_the_users_area_and_stay_in_their_account() {
         (status, body["error"]["code"].as_str()),
         (403, Some("missing_right"))
     );
-    let (key_id, _) = new_key(&app, &t.admin, &bob_id).await;
+    // Not even the account admin makes a key for someone else: it would act as bob forever.
+    let (status, body) = app
+        .post(
+            &format!("/users/{bob_id}/api-keys"),
+            &t.admin,
+            json!({"name": "x"}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("not_own_key"))
+    );
+    let (key_id, _) = new_key(&app, &bob, &bob_id).await;
     let (status, _) = app
         .call(
             "DELETE",
@@ -159,4 +171,75 @@ async fn a_mistyped_or_forged_key_is_refused() {
     );
     let (status, _) = app.get("/me", &forged).await;
     assert_eq!(status, 401);
+}
+
+/// The attack: a user manager (users + edit) mints a key for the account admin and acts as it
+/// forever without its second factor; on the platform account, for `admin` itself.
+#[actix_web::test]
+async fn a_user_manager_cannot_mint_a_key_for_the_admin() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("Acme").await;
+    let (clerk_id, clerk) = app.user(&t, "clerk", &["users"]).await;
+    let edit =
+        json!({"areas": ["users"], "objects": {"create": false, "edit": true, "delete": false}});
+    let (status, _) = app
+        .call(
+            "PUT",
+            &format!("/users/{clerk_id}/rights"),
+            Some(&t.admin),
+            Some(edit),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, body) = app
+        .post(
+            &format!("/users/{}/api-keys", t.admin_id),
+            &clerk,
+            json!({"name": "x"}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("not_own_key"))
+    );
+    let (_, keys) = app
+        .get(&format!("/users/{}/api-keys", t.admin_id), &t.admin)
+        .await;
+    assert_eq!(keys.as_array().unwrap().len(), 0, "no key was made");
+
+    // The platform account: a delegated staff manager against `admin`.
+    let (_, me) = app.get("/me", &app.admin).await;
+    let platform = me["user"]["account_id"].as_str().unwrap().to_string();
+    let admin_id = me["user"]["id"].as_str().unwrap().to_string();
+    let (status, staff) = app
+        .post(
+            &format!("/accounts/{platform}/users"),
+            &app.admin,
+            json!({"username": "staff", "first_name": "S", "last_name": "T",
+                   "email": "staff@example.com", "password": crate::helpers::PASSWORD}),
+        )
+        .await;
+    assert_eq!(status, 201, "{staff}");
+    let staff_id = staff["id"].as_str().unwrap();
+    let edit =
+        json!({"areas": ["users"], "objects": {"create": false, "edit": true, "delete": false}});
+    app.call(
+        "PUT",
+        &format!("/users/{staff_id}/rights"),
+        Some(&app.admin),
+        Some(edit),
+    )
+    .await;
+    let staff = app.login("staff", crate::helpers::PASSWORD).await;
+    let (status, body) = app
+        .post(
+            &format!("/users/{admin_id}/api-keys"),
+            &staff,
+            json!({"name": "x"}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("not_own_key"))
+    );
 }

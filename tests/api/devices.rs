@@ -564,3 +564,114 @@ async fn agents_get_waiting_commands_on_connect_and_report_telemetry() {
     assert_eq!(second.expect_close().await, Some(4003));
     assert_eq!(app.ws_device(&secret).await.err(), Some(401));
 }
+
+async fn try_enroll(app: &TestApp, code: &str, serial: &str) -> (u16, Value) {
+    app.call(
+        "POST",
+        "/enroll",
+        None,
+        Some(json!({"code": code, "serial": serial, "platform": "android", "name": "x"})),
+    )
+    .await
+}
+
+/// The attack: any enrollment code of any account, sent with the serial printed on a victim's
+/// device, used to re-key that device and take its commands and customer keys.
+#[actix_web::test]
+async fn an_enrollment_code_never_takes_over_an_enrolled_device() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("Acme").await;
+    let other = app.tenant("Other").await;
+    let code = app.enrollment_code(&t).await;
+    let (device, secret) = app.enroll(&code, "V-1", "android").await;
+    let mut agent = app.ws_device(&secret).await.expect("the agent connects");
+
+    for attacker_code in [
+        app.enrollment_code(&t).await,
+        app.enrollment_code(&other).await,
+    ] {
+        let (status, body) = try_enroll(&app, &attacker_code, "V-1").await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (409, Some("device_already_enrolled")),
+            "{body}"
+        );
+    }
+    // Nothing changed: the real agent is still connected and its secret still works.
+    agent
+        .expect_silence(std::time::Duration::from_millis(300), &["command"])
+        .await;
+    let (_, listed) = app.get(&format!("/devices/{device}"), &t.admin).await;
+    assert_eq!(listed["online"], true);
+
+    // Released by the admin: the agent is out, its secret ends, and a code of the account may
+    // enroll the serial again (the same device, links kept).
+    let (status, _) = app
+        .post(&format!("/devices/{device}/release"), &t.admin, json!({}))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(agent.expect_close().await, Some(4003));
+    assert_eq!(app.ws_device(&secret).await.err(), Some(401));
+    let (status, body) = try_enroll(&app, &app.enrollment_code(&other).await, "V-1").await;
+    assert_eq!(
+        status, 201,
+        "a released serial is free for a new enrollment: {body}"
+    );
+    assert_ne!(
+        body["device_id"],
+        device.as_str(),
+        "another account gets its own device"
+    );
+    // Now enrolled in Other: Acme's own code is refused again.
+    let (status, _) = try_enroll(&app, &app.enrollment_code(&t).await, "V-1").await;
+    assert_eq!(status, 409);
+    assert!(
+        app.audit_actions(&t)
+            .await
+            .iter()
+            .any(|a| a == "device.released")
+    );
+}
+
+#[actix_web::test]
+async fn a_released_device_reenrolls_in_its_account_and_a_deleted_makers_code_is_revoked() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("Acme").await;
+    let (device, _) = app
+        .enroll(&app.enrollment_code(&t).await, "W-1", "ios")
+        .await;
+    app.post(&format!("/devices/{device}/release"), &t.admin, json!({}))
+        .await;
+    let (status, body) = try_enroll(&app, &app.enrollment_code(&t).await, "W-1").await;
+    assert_eq!(
+        (status, body["device_id"].as_str()),
+        (201, Some(device.as_str()))
+    );
+
+    let (maker_id, maker) = app.user(&t, "maker", &["devices"]).await;
+    let (status, body) = app
+        .post(
+            &format!("/accounts/{}/enrollment-codes", t.id),
+            &maker,
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let code = body["code"].as_str().unwrap().to_string();
+    app.call(
+        "DELETE",
+        &format!("/users/{maker_id}"),
+        Some(&t.admin),
+        None,
+    )
+    .await;
+    let (status, body) = try_enroll(&app, &code, "W-2").await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (410, Some("code_revoked"))
+    );
+    let (_, devices) = app
+        .get(&format!("/accounts/{}/devices", t.id), &t.admin)
+        .await;
+    assert_eq!(devices.as_array().unwrap().len(), 1, "nothing was enrolled");
+}

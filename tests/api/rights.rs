@@ -10,7 +10,7 @@ async fn every_endpoint_refuses_a_missing_area_and_hides_other_accounts() {
     let t = app.tenant("Acme").await;
     let other = app.tenant("Other").await;
     let (_, nobody) = app.user(&t, "nobody", &[]).await;
-    let (bob_id, _) = app.user(&t, "bob", &["sessions"]).await;
+    let (bob_id, bob) = app.user(&t, "bob", &["sessions"]).await;
     let policy = app.policy(&t, "Chat", &["chat"]).await;
     let (sid, _) = app.session(&t.admin).await;
     let _owner = app.ws_technician(&t.admin, &sid).await;
@@ -18,7 +18,7 @@ async fn every_endpoint_refuses_a_missing_area_and_hides_other_accounts() {
     let (_, key) = app
         .post(
             &format!("/users/{bob_id}/api-keys"),
-            &t.admin,
+            &bob,
             json!({"name": "k"}),
         )
         .await;

@@ -383,3 +383,74 @@ async fn with_an_sms_gateway_configured_the_code_is_posted_to_it() {
     let (status, _) = verify(&app, &challenge, &code).await;
     assert_eq!(status, 200);
 }
+
+/// The attack: guesses fired at the same moment over many connections, hoping that each one
+/// reads the counters before any other writes them back.
+#[actix_web::test]
+async fn parallel_wrong_guesses_count_one_by_one_and_burn_the_code_after_three() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("Acme").await;
+    let id = with_two_factor(&app, &t, "eve", "email").await;
+    let (_, challenge) = password_step(&app, "eve").await;
+    let code = last_mail_code(&app, "eve@example.com");
+    let guesses = (0..200).map(|i| {
+        let guess = format!("{:05}", (code.parse::<u32>().unwrap() + 1 + i) % 100_000);
+        let app = &app;
+        let challenge = &challenge;
+        async move { verify(app, challenge, &guess).await }
+    });
+    let answers = futures_util::future::join_all(guesses).await;
+    let judged = answers
+        .iter()
+        .filter(|(s, b)| *s == 401 && b["error"]["code"] == "invalid_code")
+        .count();
+    let refused = answers
+        .iter()
+        .filter(|(s, b)| *s == 410 && b["error"]["code"] == "challenge_expired")
+        .count();
+    assert_eq!(judged, 3, "exactly three guesses were judged");
+    assert_eq!(refused, 197, "every later guess met a burned code");
+    // The burned code is dead even when right, and the user's count is three, not one.
+    let (status, _) = verify(&app, &challenge, &code).await;
+    assert_eq!(status, 410);
+    let failures: i64 =
+        sqlx::query_scalar("SELECT consecutive_failures FROM code_guards WHERE user_id = ?")
+            .bind(&id)
+            .fetch_one(&app.db().await)
+            .await
+            .unwrap();
+    assert_eq!(failures, 3);
+}
+
+#[actix_web::test]
+async fn one_right_code_sent_twenty_times_at_once_yields_one_token() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("Acme").await;
+    with_two_factor(&app, &t, "eve", "email").await;
+    let (_, challenge) = password_step(&app, "eve").await;
+    let code = last_mail_code(&app, "eve@example.com");
+    let answers =
+        futures_util::future::join_all((0..20).map(|_| verify(&app, &challenge, &code))).await;
+    let tokens = answers.iter().filter(|(s, _)| *s == 200).count();
+    assert_eq!(tokens, 1, "{answers:?}");
+    assert!(answers.iter().all(|(s, _)| *s == 200 || *s == 410));
+}
+
+#[actix_web::test]
+async fn parallel_logins_send_no_more_codes_than_the_cap() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("Acme").await;
+    with_two_factor(&app, &t, "eve", "email").await;
+    let answers = futures_util::future::join_all((0..12).map(|_| password_step(&app, "eve"))).await;
+    let sent = answers.iter().filter(|(s, _)| *s == 200).count();
+    let capped = answers
+        .iter()
+        .filter(|(s, b)| *s == 429 && b["error"]["code"] == "too_many_codes")
+        .count();
+    assert_eq!((sent, capped), (3, 9), "{answers:?}");
+    let mails = crate::helpers::outbox_mails(&app)
+        .iter()
+        .filter(|m| m.contains("login code"))
+        .count();
+    assert_eq!(mails, 3);
+}

@@ -1,6 +1,6 @@
 //! User management: soft delete, restore, uniqueness forever, last user admin, roles.
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::helpers::{PASSWORD, TestApp};
 
@@ -162,6 +162,7 @@ async fn the_account_keeps_a_user_who_can_manage_users() {
     );
     let no_edit =
         json!({"areas": ["users"], "objects": {"create": false, "edit": false, "delete": true}});
+    // Nobody changes its own rights.
     let (status, body) = app
         .call(
             "PUT",
@@ -172,19 +173,28 @@ async fn the_account_keeps_a_user_who_can_manage_users() {
         .await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
-        (409, Some("last_user_admin"))
+        (403, Some("own_rights"))
     );
-    // Once another user manages users, the first may step down.
-    let (carol, _) = app.user(&t, "carol", &["users"]).await;
+    // Once another full admin manages users, it may narrow the first.
+    let (carol, carol_token) = app.user(&t, "carol", &[]).await;
     let (status, _) = app
         .call(
             "PUT",
-            &format!("/users/{}/rights", t.admin_id),
+            &format!("/users/{carol}/rights"),
             Some(&t.admin),
-            Some(no_edit),
+            Some(full_admin()),
         )
         .await;
     assert_eq!(status, 200);
+    let (status, body) = app
+        .call(
+            "PUT",
+            &format!("/users/{}/rights", t.admin_id),
+            Some(&carol_token),
+            Some(no_edit),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
     // ... and changing rights now needs users + edit, which the first admin no longer has.
     let (status, body) = app
         .call(
@@ -403,4 +413,178 @@ async fn a_new_device_group_is_invisible_until_granted() {
     assert_eq!(status, 404);
     let (status, _) = app.post(&path, &dana, json!({"name": "Hamburg"})).await;
     assert_eq!(status, 403);
+}
+
+fn full_admin() -> Value {
+    json!({"areas": ["users", "devices", "sessions", "policies", "access", "settings", "reports"],
+           "objects": {"create": true, "edit": true, "delete": true}, "groups": "all",
+           "edit_group_settings": true, "support_access": false, "roles": []})
+}
+
+fn clerk_rights() -> Value {
+    json!({"areas": ["users"], "objects": {"create": false, "edit": true, "delete": true},
+           "groups": "all", "edit_group_settings": false, "support_access": false, "roles": []})
+}
+
+/// The attack: a user manager (users + edit + delete) makes itself full admin, hands another
+/// user more than it holds, strips or deletes the account's first admin.
+#[actix_web::test]
+async fn a_user_manager_cannot_reach_beyond_its_own_rights() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("Acme").await;
+    let (clerk_id, clerk) = app.user(&t, "clerk", &[]).await;
+    app.call(
+        "PUT",
+        &format!("/users/{clerk_id}/rights"),
+        Some(&t.admin),
+        Some(clerk_rights()),
+    )
+    .await;
+    let (bob_id, _) = app.user(&t, "bob", &[]).await;
+    let none = json!({"areas": [], "objects": {"create": false, "edit": false, "delete": false}});
+    app.call("PUT", &format!("/users/{bob_id}/rights"), Some(&t.admin), Some(none.clone()))
+        .await;
+
+    let (status, body) = app
+        .call(
+            "PUT",
+            &format!("/users/{clerk_id}/rights"),
+            Some(&clerk),
+            Some(full_admin()),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("own_rights"))
+    );
+    let (status, body) = app
+        .call(
+            "PUT",
+            &format!("/users/{bob_id}/rights"),
+            Some(&clerk),
+            Some(full_admin()),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("rights_exceed_own"))
+    );
+    let (status, body) = app
+        .call(
+            "PUT",
+            &format!("/users/{}/rights", t.admin_id),
+            Some(&clerk),
+            Some(none),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("rights_exceed_own"))
+    );
+    let (status, body) = app
+        .call(
+            "DELETE",
+            &format!("/users/{}", t.admin_id),
+            Some(&clerk),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("rights_exceed_own"))
+    );
+    // Within its own rights it still works: bob gets what clerk holds, and nothing changed above.
+    let (status, _) = app
+        .call(
+            "PUT",
+            &format!("/users/{bob_id}/rights"),
+            Some(&clerk),
+            Some(clerk_rights()),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (_, admin) = app.get(&format!("/users/{}", t.admin_id), &t.admin).await;
+    assert_eq!(
+        admin["rights"]["areas"].as_array().unwrap().len(),
+        7,
+        "{admin}"
+    );
+    let (_, me) = app.get("/me", &clerk).await;
+    assert_eq!(me["rights"]["areas"], json!(["users"]));
+}
+
+/// The attack on the platform account: a delegated staff manager deletes `admin`, after which
+/// nobody could restore anyone.
+#[actix_web::test]
+async fn the_platform_admin_cannot_be_deleted_by_a_staff_manager_or_at_all_while_it_is_the_last() {
+    let app = TestApp::spawn().await;
+    let (_, me) = app.get("/me", &app.admin).await;
+    let platform = me["user"]["account_id"].as_str().unwrap().to_string();
+    let admin_id = me["user"]["id"].as_str().unwrap().to_string();
+    let (status, staff) = app
+        .post(
+            &format!("/accounts/{platform}/users"),
+            &app.admin,
+            json!({"username": "staff", "first_name": "S", "last_name": "T",
+                   "email": "staff@example.com", "password": crate::helpers::PASSWORD}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let staff_id = staff["id"].as_str().unwrap();
+    // Even with every account right, staff lacks the platform rights admin holds.
+    app.call(
+        "PUT",
+        &format!("/users/{staff_id}/rights"),
+        Some(&app.admin),
+        Some(full_admin()),
+    )
+    .await;
+    let staff = app.login("staff", crate::helpers::PASSWORD).await;
+    let (status, body) = app
+        .call("DELETE", &format!("/users/{admin_id}"), Some(&staff), None)
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("rights_exceed_own"))
+    );
+    // And admin, the last platform_admin, cannot delete itself either.
+    let (status, body) = app
+        .call(
+            "DELETE",
+            &format!("/users/{admin_id}"),
+            Some(&app.admin),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("last_user_admin"))
+    );
+    let (status, _) = app.get("/me", &app.admin).await;
+    assert_eq!(status, 200);
+}
+
+/// Two full admins narrowing each other at the same moment: the rule is judged in the
+/// database, so one of them stays a user manager.
+#[actix_web::test]
+async fn two_admins_narrowing_each_other_at_once_leave_one_manager() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("Acme").await;
+    let (carol, carol_token) = app.user(&t, "carol", &[]).await;
+    app.call(
+        "PUT",
+        &format!("/users/{carol}/rights"),
+        Some(&t.admin),
+        Some(full_admin()),
+    )
+    .await;
+    let none = json!({"areas": [], "objects": {"create": false, "edit": false, "delete": false}});
+    let admin_path = format!("/users/{}/rights", t.admin_id);
+    let carol_path = format!("/users/{carol}/rights");
+    let (a, b) = tokio::join!(
+        app.call("PUT", &admin_path, Some(&carol_token), Some(none.clone())),
+        app.call("PUT", &carol_path, Some(&t.admin), Some(none.clone())),
+    );
+    let ok = [a.0, b.0].iter().filter(|s| **s == 200).count();
+    assert_eq!(ok, 1, "{a:?} {b:?}");
 }

@@ -1,0 +1,7 @@
+-- Trust boundaries (issue 14): what was made through a partner grant dies with it.
+-- The grant an enrollment code was minted through (NULL: by the account's own user).
+ALTER TABLE enrollment_codes ADD COLUMN grant_id TEXT REFERENCES access_grants (id);
+-- Serials are looked up across accounts at enrollment (an enrolled device is never re-keyed).
+CREATE INDEX devices_serial_any ON devices (serial);
+-- A connection opened with an API key is re-checked by the key's hash.
+CREATE INDEX api_keys_hash ON api_keys (key_hash);
