@@ -19,12 +19,13 @@ use super::{
     views::UserView,
 };
 use crate::{
-    actors::messages::DisconnectUser,
+    actors::messages::{DisconnectUser, EndSession},
     auth::{extract::Principal, token},
     domain::{
         access::{MAX_MESSAGE_CHARS, support_rights},
         ids::{AccessRequestId, AccountId, DeviceId, GrantId},
         rights::{Area, Write},
+        session::EndReason,
         validate,
     },
     error::{AppError, AppResult},
@@ -150,6 +151,24 @@ async fn grant_in_force(
 }
 
 /// Closes every live connection of the partner's users inside the customer account (4003).
+/// Ends a grant and everything that lived through it: the partner's support tokens (they
+/// resolve only through a grant in force), the sessions its users own in the customer account
+/// (ended with `access_revoked`), and its users' other live connections into the account
+/// (4003). Enrollment codes minted through it are refused at enrollment (`code_revoked`).
+/// False when the grant had ended already.
+pub async fn end_grant_with_aftermath(
+    state: &AppState,
+    grant: &GrantRecord,
+    reason: &str,
+) -> AppResult<bool> {
+    if !state.store.end_grant(grant.id, reason).await? {
+        return Ok(false);
+    }
+    disconnect_partner(state, grant.partner_account_id, grant.customer_account_id).await;
+    tracing::info!(grant = %grant.id, reason, "partner access ended");
+    Ok(true)
+}
+
 async fn disconnect_partner(state: &AppState, partner: AccountId, customer: AccountId) {
     let users = match state.store.users_of(partner).await {
         Ok(users) => users,
@@ -167,6 +186,13 @@ async fn disconnect_partner(state: &AppState, partner: AccountId, customer: Acco
     };
     for session in sessions {
         if let Some(addr) = state.registry.session(session.id) {
+            // A session a partner user owns dies with the access it was made through.
+            if users.iter().any(|u| u.id == session.owner_user_id) {
+                addr.do_send(EndSession {
+                    reason: EndReason::AccessRevoked,
+                });
+                continue;
+            }
             for user in &users {
                 addr.do_send(DisconnectUser { user_id: user.id });
             }
@@ -324,7 +350,7 @@ async fn own_request(
         .await?
         .ok_or_else(|| AppError::not_found("request_not_found", "no such request"))?;
     who.require_own_account(request.customer_account_id, "request_not_found")?;
-    who.require_area(Area::Access)?;
+    who.require_write(Area::Access, Write::Edit)?;
     if who.partner.is_some() {
         return Err(AppError::forbidden(
             "missing_right",
@@ -425,18 +451,16 @@ pub async fn revoke(
         .filter(|g| g.active(Utc::now()))
         .ok_or_else(|| AppError::not_found("grant_not_found", "no such grant"))?;
     who.require_own_account(grant.customer_account_id, "grant_not_found")?;
-    who.require_area(Area::Access)?;
+    who.require_write(Area::Access, Write::Edit)?;
     if who.partner.is_some() {
         return Err(AppError::forbidden(
             "missing_right",
             "a partner support login cannot revoke access",
         ));
     }
-    if !state.store.end_grant(grant.id, "revoked").await? {
+    if !end_grant_with_aftermath(&state, &grant, "revoked").await? {
         return Err(AppError::not_found("grant_not_found", "no such grant"));
     }
-    disconnect_partner(&state, grant.partner_account_id, grant.customer_account_id).await;
-    tracing::info!(grant = %grant.id, "partner access revoked");
     audit_both(
         &state,
         &who,

@@ -120,9 +120,32 @@ pub async fn patch_account(
             ));
         }
         who.require_write(Area::Settings, Write::Edit)?;
+        if !who.acts_as_itself() {
+            return Err(AppError::forbidden(
+                "own_account_only",
+                "vendor support and partners cannot change vendor support access",
+            ));
+        }
         account.support_access = support_access;
     }
+    let uncertified = body.certified == Some(false);
     state.store.update_account(&account).await?;
+    if body.support_access == Some(false) {
+        // Ends every vendor support token into the account at once, and their sockets.
+        for hash in state.store.revoke_vendor_tokens(account.id, None).await? {
+            super::users::disconnect_credential(&state, &hash);
+        }
+    }
+    if uncertified {
+        // An un-certified partner keeps no access: its grants end as if revoked.
+        for grant in state.store.open_grants(account.id, true).await? {
+            if super::access::end_grant_with_aftermath(&state, &grant, "revoked").await? {
+                audit(&state, &who, grant.customer_account_id, "access.revoked",
+                    Some(grant.id.to_string()),
+                    serde_json::json!({"partner": grant.partner_name, "cause": "partner_uncertified"})).await;
+            }
+        }
+    }
     audit(&state, &who, account.id, "account.changed", Some(account.id.to_string()),
         serde_json::json!({"name": body.name, "certified": body.certified, "support_access": body.support_access})).await;
     Ok(HttpResponse::Ok().json(AccountView::from(&account)))

@@ -317,6 +317,16 @@ pub async fn put_rights(
     }
     change_keeping_a_manager(&state, &target, Some(&rights)).await?;
     disconnect_out_of_scope(&state, &target, &rights).await?;
+    if !rights.support_access {
+        // The user's consent to vendor support ends now, not when the token expires.
+        for hash in state
+            .store
+            .revoke_vendor_tokens(target.account_id, Some(target.id))
+            .await?
+        {
+            disconnect_credential(&state, &hash);
+        }
+    }
     audit(
         &state,
         &who,

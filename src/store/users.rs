@@ -216,6 +216,27 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Ends the live vendor-support tokens into `account` (every user of it), or of one user
+    /// when `user` is set; answers their hashes (to close the connections opened with them).
+    pub async fn revoke_vendor_tokens(
+        &self,
+        account: AccountId,
+        user: Option<UserId>,
+    ) -> StoreResult<Vec<String>> {
+        sqlx::query_scalar(
+            "UPDATE auth_tokens SET revoked_at = ?
+             WHERE via = 'vendor_support' AND revoked_at IS NULL
+               AND user_id IN (SELECT id FROM users WHERE account_id = ? AND (? IS NULL OR id = ?))
+             RETURNING token_hash",
+        )
+        .bind(Utc::now())
+        .bind(account.to_string())
+        .bind(user.map(|u| u.to_string()))
+        .bind(user.map(|u| u.to_string()))
+        .fetch_all(&self.pool)
+        .await
+    }
+
     pub async fn touch_last_login(&self, user: UserId, at: DateTime<Utc>) -> StoreResult<()> {
         sqlx::query("UPDATE users SET last_login_at = ? WHERE id = ?")
             .bind(at)

@@ -16,5 +16,6 @@ mod self_service;
 mod sessions;
 mod shutdown;
 mod support;
+mod trust;
 mod two_factor;
 mod users;

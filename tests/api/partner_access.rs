@@ -600,3 +600,159 @@ async fn a_grant_with_an_expiry_ends_by_itself() {
     let (status, _) = support_login(&app, &p, &grant).await;
     assert_eq!(status, 404);
 }
+
+/// The attack: during a grant the partner mints a long-lived enrollment code and owns a
+/// session in the customer account; after the revoke it would enroll devices with the code
+/// and keep the session (and its customer key) alive.
+#[actix_web::test]
+async fn what_the_partner_made_through_a_grant_dies_with_it() {
+    let app = TestApp::spawn().await;
+    let c = app.tenant("Customer").await;
+    let p = app.partner("Fixit", true).await;
+    let grant = granted(&app, &p, &c, true, None).await;
+    let (_, login) = support_login(&app, &p, &grant).await;
+    let token = login["token"].as_str().unwrap().to_string();
+    let (status, body) = app
+        .post(
+            &format!("/accounts/{}/enrollment-codes", c.id),
+            &token,
+            json!({"expires_in_hours": 720}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let code = body["code"].as_str().unwrap().to_string();
+    let (session, customer_key) = app.session(&token).await;
+    let mut partner_owner = app.ws_technician(&token, &session).await;
+    let mut colleague = app.ws_technician(&c.admin, &session).await;
+    let mut customer = app.ws_customer(&customer_key).await;
+
+    let (status, _) = app
+        .call(
+            "DELETE",
+            &format!("/access-grants/{}", grant["id"].as_str().unwrap()),
+            Some(&c.admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, 204);
+    // The partner's session ends for everyone with access_revoked.
+    for ws in [&mut colleague, &mut customer] {
+        let ended = ws.expect("session_ended").await;
+        assert_eq!(ended["reason"], "access_revoked");
+        assert!(matches!(ws.expect_close().await, Some(4002 | 4003)));
+    }
+    assert!(matches!(
+        partner_owner.expect_close().await,
+        Some(4002 | 4003)
+    ));
+    let report = app.report(&c.admin, &session).await;
+    assert_eq!(report["session"]["end_reason"], "access_revoked");
+    let late = Ws::connect(&format!("{}/ws/customer/{customer_key}", app.ws_base), None).await;
+    assert_eq!(
+        late.err(),
+        Some(410),
+        "the customer key is dead with its session"
+    );
+    // The code minted through the grant is dead.
+    let (status, body) = app
+        .call(
+            "POST",
+            "/enroll",
+            None,
+            Some(json!({"code": code, "serial": "ROGUE-1", "platform": "android", "name": "x"})),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (410, Some("code_revoked"))
+    );
+}
+
+/// The attack: a read-only user of the customer (area `access`, no object rights) grants a
+/// partner a login, or revokes every grant.
+#[actix_web::test]
+async fn deciding_on_partner_access_needs_the_edit_right() {
+    let app = TestApp::spawn().await;
+    let c = app.tenant("Customer").await;
+    let p = app.partner("Fixit", true).await;
+    let (reader_id, reader) = app.user(&c, "reader", &["access"]).await;
+    let read_only =
+        json!({"areas": ["access"], "objects": {"create": false, "edit": false, "delete": false}});
+    app.call(
+        "PUT",
+        &format!("/users/{reader_id}/rights"),
+        Some(&c.admin),
+        Some(read_only),
+    )
+    .await;
+    let (_, request) = ask(&app, &p, &c, true).await;
+    let rid = request["id"].as_str().unwrap();
+    for action in ["approve", "reject"] {
+        let (status, body) = app
+            .post(
+                &format!("/access-requests/{rid}/{action}"),
+                &reader,
+                json!({}),
+            )
+            .await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (403, Some("missing_right")),
+            "{action}"
+        );
+    }
+    assert_eq!(
+        access_list(&app, &c).await["requests"][0]["id"],
+        rid,
+        "still pending"
+    );
+    let (_, grant) = app
+        .post(
+            &format!("/access-requests/{rid}/approve"),
+            &c.admin,
+            json!({}),
+        )
+        .await;
+    let (status, _) = app
+        .call(
+            "DELETE",
+            &format!("/access-grants/{}", grant["id"].as_str().unwrap()),
+            Some(&reader),
+            None,
+        )
+        .await;
+    assert_eq!(status, 403);
+    assert_eq!(
+        access_list(&app, &c).await["grants"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+#[actix_web::test]
+async fn un_certifying_a_partner_ends_its_grants() {
+    let app = TestApp::spawn().await;
+    let c = app.tenant("Customer").await;
+    let p = app.partner("Fixit", true).await;
+    let grant = granted(&app, &p, &c, true, None).await;
+    let (_, login) = support_login(&app, &p, &grant).await;
+    let token = login["token"].as_str().unwrap().to_string();
+    let (status, _) = app
+        .call(
+            "PATCH",
+            &format!("/accounts/{}", p.id),
+            Some(&app.admin),
+            Some(json!({"certified": false})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, _) = app.get("/me", &token).await;
+    assert_eq!(status, 401, "the support token died with the grant");
+    assert_eq!(access_list(&app, &c).await["visible"], false);
+    assert!(has(
+        &audit_of(&app, &c.admin, &c.id).await,
+        "access.revoked"
+    ));
+}

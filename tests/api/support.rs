@@ -221,3 +221,46 @@ async fn account_settings_need_the_settings_area_and_certification_the_platform_
         .await;
     assert_eq!((status, &body["certified"]), (200, &json!(true)));
 }
+
+/// The attack: vendor staff keep using a support token after the customer turned vendor
+/// support off, and cannot turn it back on themselves.
+#[actix_web::test]
+async fn turning_support_access_off_ends_vendor_tokens_and_their_sockets_at_once() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("Acme").await;
+    let (_, body) = app
+        .post(
+            &format!("/accounts/{}/support-login", t.id),
+            &app.admin,
+            json!({}),
+        )
+        .await;
+    let vendor = body["token"].as_str().unwrap().to_string();
+    let (status, body) = app
+        .call(
+            "PATCH",
+            &format!("/accounts/{}", t.id),
+            Some(&vendor),
+            Some(json!({"support_access": true})),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("own_account_only"))
+    );
+    let (session, _) = app.session(&t.admin).await;
+    let _owner = app.ws_technician(&t.admin, &session).await;
+    let mut vendor_ws = app.ws_technician(&vendor, &session).await;
+    let (status, _) = app
+        .call(
+            "PATCH",
+            &format!("/accounts/{}", t.id),
+            Some(&t.admin),
+            Some(json!({"support_access": false})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, _) = app.get("/me", &vendor).await;
+    assert_eq!(status, 401, "the vendor token ended at once");
+    assert_eq!(vendor_ws.expect_close().await, Some(4003));
+}

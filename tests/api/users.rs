@@ -442,8 +442,13 @@ async fn a_user_manager_cannot_reach_beyond_its_own_rights() {
     .await;
     let (bob_id, _) = app.user(&t, "bob", &[]).await;
     let none = json!({"areas": [], "objects": {"create": false, "edit": false, "delete": false}});
-    app.call("PUT", &format!("/users/{bob_id}/rights"), Some(&t.admin), Some(none.clone()))
-        .await;
+    app.call(
+        "PUT",
+        &format!("/users/{bob_id}/rights"),
+        Some(&t.admin),
+        Some(none.clone()),
+    )
+    .await;
 
     let (status, body) = app
         .call(
