@@ -325,7 +325,14 @@ fn start_server(target: Target, data_dir: &std::path::Path, pinned: bool) -> (Ch
                 .arg(data_dir)
                 .env("BROKER_ADMIN_PASSWORD", PASSWORD)
                 .env("BROKER_LOG__FILTER", "warn")
-                .env("BROKER_AUTH__LOGIN_ATTEMPTS_PER_MINUTE", "100000");
+                .env("BROKER_AUTH__LOGIN_ATTEMPTS_PER_MINUTE", "100000")
+                // The load generator chats and streams far beyond one person's pace per
+                // connection: the per-connection traffic limits are raised by config here
+                // (docs/performance.md), so the relay itself is measured.
+                .env("BROKER_WS__CHAT_PER_SEC", "1000000")
+                .env("BROKER_WS__BINARY_BYTES_PER_SEC", "1000000000000")
+                // One account runs every session of the run (up to 10,000).
+                .env("BROKER_SESSIONS__MAX_LIVE_PER_ACCOUNT", "1000000");
             if pinned {
                 // One core: one HTTP worker.
                 c.env("BROKER_HTTP__WORKERS", "1");

@@ -125,7 +125,10 @@ fn persistence(c: &mut Criterion) {
                 end_reason: None,
             };
             let key = session.id.to_string();
-            store.insert_session(&session, &key).await.unwrap();
+            store
+                .insert_session(&session, &key, u32::MAX)
+                .await
+                .unwrap();
             sessions.push(session.id);
         }
         (store, sessions)

@@ -154,12 +154,9 @@ pub async fn enroll(server: &str, e: &Enrollment, file: &Path) -> anyhow::Result
 fn save_identity(file: &Path, identity: &Identity) -> anyhow::Result<()> {
     let text = serde_json::to_string_pretty(identity)?;
     let tmp = file.with_extension("tmp");
-    std::fs::write(&tmp, text).with_context(|| format!("cannot write {}", tmp.display()))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))?;
-    }
+    // 0600 from the first byte: the file holds the device secret.
+    crate::private_fs::write_private(&tmp, text.as_bytes())
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
     std::fs::rename(&tmp, file).with_context(|| format!("cannot write {}", file.display()))?;
     Ok(())
 }

@@ -48,6 +48,14 @@ pub struct Settings {
     pub outbox: OutboxSettings,
     pub mail: MailSettings,
     pub sms: SmsSettings,
+    pub ops: OpsSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpsSettings {
+    /// Bearer token for `/metrics`; empty: open.
+    pub metrics_token: Secret,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -107,6 +115,11 @@ pub struct SessionSettings {
     pub reconnect_grace_secs: u64,
     pub ws_ticket_ttl_secs: u64,
     pub chat_chunk_ms: u64,
+    pub empty_end_secs: u64,
+    pub max_live_per_account: u32,
+    pub max_pending_invitations: u32,
+    pub invitation_mails_per_hour: u32,
+    pub report_queue_events: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -119,6 +132,9 @@ pub struct WsSettings {
     pub max_binary_bytes: usize,
     pub max_errors_per_minute: u32,
     pub max_chat_chars: usize,
+    pub chat_per_sec: u32,
+    pub binary_bytes_per_sec: u64,
+    pub agent_frames_per_sec: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -130,6 +146,7 @@ pub struct AuthSettings {
     pub code_ttl_secs: u64,
     pub code_sends_per_10min: u32,
     pub max_parallel_hashes: usize,
+    pub max_queued_hashes: usize,
     pub login_attempts_per_minute: u32,
     pub login_attempts_per_minute_per_address: u32,
 }

@@ -30,6 +30,9 @@ pub enum AppError {
     },
     #[error("the broker is shutting down")]
     Unavailable,
+    /// Too much work queued (password hashing): try again in a moment.
+    #[error("the broker is busy; try again in a moment")]
+    Busy,
     /// Anything unexpected: logged once with its cause chain, answered as an opaque 500.
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
@@ -95,6 +98,15 @@ impl AppError {
         Self::Internal(err.into())
     }
 
+    /// A password hashing failure: 503 `busy` when its queue is full, else internal.
+    pub fn from_hashing(err: anyhow::Error) -> Self {
+        if err.is::<crate::auth::password::Busy>() {
+            Self::Busy
+        } else {
+            Self::Internal(err)
+        }
+    }
+
     /// The stable code of this error.
     pub fn code(&self) -> &'static str {
         match self {
@@ -108,6 +120,7 @@ impl AppError {
             | Self::Unprocessable { code, .. }
             | Self::TooManyRequests { code, .. } => code,
             Self::Unavailable => "shutting_down",
+            Self::Busy => "busy",
             Self::Internal(_) => "internal_error",
         }
     }
@@ -142,7 +155,7 @@ impl ResponseError for AppError {
             Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable | Self::Busy => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -164,6 +177,9 @@ impl ResponseError for AppError {
         }
         if let Self::Unavailable = self {
             builder.insert_header(("Retry-After", "5"));
+        }
+        if let Self::Busy = self {
+            builder.insert_header(("Retry-After", "1"));
         }
         builder.json(ErrorBody {
             error: ErrorDetail {

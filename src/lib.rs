@@ -9,6 +9,7 @@ pub mod error;
 pub mod http;
 pub mod mail;
 pub mod outbox;
+pub mod private_fs;
 pub mod report;
 pub mod sms;
 pub mod startup;

@@ -32,7 +32,7 @@ impl Mailer {
             .map_err(|e| anyhow::anyhow!("mail.from {:?} is not an address: {e}", settings.from))?;
         let transport = match settings.transport {
             MailTransportKind::File => {
-                std::fs::create_dir_all(&outbox)?;
+                crate::private_fs::create_private_dir(&outbox)?;
                 Transport::File(outbox)
             }
             MailTransportKind::Smtp => {
@@ -76,7 +76,7 @@ impl Mailer {
                     uuid::Uuid::now_v7()
                 );
                 let tmp = dir.join(format!(".{name}.tmp"));
-                tokio::fs::write(&tmp, message.formatted()).await?;
+                crate::private_fs::write_private_async(tmp.clone(), message.formatted()).await?;
                 // Rename so a reader never sees half a message.
                 tokio::fs::rename(&tmp, dir.join(&name)).await?;
             }

@@ -108,11 +108,8 @@ async fn main() -> anyhow::Result<()> {
             let app = Application::build(settings).await?;
             println!(
                 "listening on {}://{}",
-                if app.public_url().starts_with("https") {
-                    "https"
-                } else {
-                    "http"
-                },
+                // What is bound and served, whatever http.public_url says.
+                if app.serves_tls() { "https" } else { "http" },
                 app.local_addr()
             );
             app.run_until_stopped().await

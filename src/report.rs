@@ -10,6 +10,10 @@
 
 use std::{
     collections::{HashMap, VecDeque},
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -27,9 +31,18 @@ enum WriterMsg {
 }
 
 /// Where actors drop report events. Cheap to clone.
+///
+/// The queue is bounded by policy rather than by the channel: an actor must never wait and a
+/// recorded event must never be dropped, so `record` always accepts, and the bound is kept
+/// where events are made. Chat, the only event a client makes at will, is refused (`busy`)
+/// before it is relayed while `full()`; joins, leaves, ownership and the end are bounded by
+/// the connections themselves and are always accepted.
 #[derive(Clone)]
 pub struct ReportSink {
     tx: mpsc::UnboundedSender<WriterMsg>,
+    /// Events handed over and not yet taken by the writer.
+    queued: Arc<AtomicUsize>,
+    capacity: usize,
 }
 
 /// Largest batch written in one transaction.
@@ -39,20 +52,42 @@ impl ReportSink {
     /// Starts the writer task on the current tokio runtime.
     /// A live session's chat is written as one chunk per `chunk_age` (or per 256 lines), and
     /// at once on a flush or when the session ends.
-    pub fn start(store: Store, chunk_age: Duration) -> (Self, tokio::task::JoinHandle<()>) {
-        // Unbounded on purpose: an event must never be dropped and an actor must never wait.
-        // The producers are rate-bounded (frame limits per connection), and the writer drains
-        // batches of up to 512 events per transaction, far faster than chat arrives.
+    /// At most `capacity` events wait before `full()` says so.
+    pub fn start(
+        store: Store,
+        chunk_age: Duration,
+        capacity: usize,
+    ) -> (Self, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::unbounded_channel();
-        let handle = tokio::spawn(run(store, rx, chunk_age));
-        (Self { tx }, handle)
+        let queued = Arc::new(AtomicUsize::new(0));
+        let handle = tokio::spawn(run(store, rx, chunk_age, queued.clone()));
+        (
+            Self {
+                tx,
+                queued,
+                capacity: capacity.max(1),
+            },
+            handle,
+        )
     }
 
-    /// Hands an event to the writer; never blocks.
+    /// Hands an event to the writer; never blocks, never drops.
     pub fn record(&self, event: ReportEvent) {
+        self.queued.fetch_add(1, Ordering::Relaxed);
         if self.tx.send(WriterMsg::Event(event)).is_err() {
+            self.queued.fetch_sub(1, Ordering::Relaxed);
             tracing::error!("report writer is gone; a report event was not persisted");
         }
+    }
+
+    /// Whether the writer is `capacity` events behind: new chat is refused until it catches up.
+    pub fn full(&self) -> bool {
+        self.queued.load(Ordering::Relaxed) >= self.capacity
+    }
+
+    /// Events waiting for the writer.
+    pub fn queued(&self) -> usize {
+        self.queued.load(Ordering::Relaxed)
     }
 
     /// Waits until every event recorded before this call is persisted (shutdown).
@@ -136,7 +171,12 @@ impl PendingChat {
     }
 }
 
-async fn run(store: Store, mut rx: mpsc::UnboundedReceiver<WriterMsg>, chunk_age: Duration) {
+async fn run(
+    store: Store,
+    mut rx: mpsc::UnboundedReceiver<WriterMsg>,
+    chunk_age: Duration,
+    queued: Arc<AtomicUsize>,
+) {
     let mut inbox = Vec::with_capacity(BATCH);
     let mut batch = Vec::with_capacity(BATCH);
     let mut chunks = Vec::new();
@@ -156,10 +196,12 @@ async fn run(store: Store, mut rx: mpsc::UnboundedReceiver<WriterMsg>, chunk_age
         let closed = received == Some(0);
         let now = Instant::now();
         let mut flush_all = closed;
+        let mut taken = 0;
         for msg in inbox.drain(..) {
             match msg {
                 WriterMsg::Event(event) => match event {
                     ReportEvent::Chat { .. } => {
+                        taken += 1;
                         if let Some((session, line)) = ChatLine::from_event(event)
                             && pending.push(session, line, now) >= CHUNK_LINES
                         {
@@ -167,11 +209,15 @@ async fn run(store: Store, mut rx: mpsc::UnboundedReceiver<WriterMsg>, chunk_age
                         }
                     }
                     ReportEvent::Ended { session, .. } => {
+                        taken += 1;
                         // The session's last chat goes in with its end.
                         pending.take(session, &mut chunks);
                         batch.push(event);
                     }
-                    other => batch.push(other),
+                    other => {
+                        taken += 1;
+                        batch.push(other);
+                    }
                 },
                 WriterMsg::Flush(w, Some(session)) => {
                     pending.take(session, &mut chunks);
@@ -195,6 +241,8 @@ async fn run(store: Store, mut rx: mpsc::UnboundedReceiver<WriterMsg>, chunk_age
             batch.clear();
             chunks.clear();
         }
+        // Written, or held as a live session's pending chat (bounded by the chunk interval).
+        queued.fetch_sub(taken, Ordering::Relaxed);
         for w in waiters.drain(..) {
             let _ = w.send(());
         }
@@ -287,7 +335,7 @@ mod tests {
             end_reason: None,
         };
         let key = session.id.to_string();
-        store.insert_session(&session, &key).await.unwrap();
+        store.insert_session(&session, &key, 10).await.unwrap();
         session.id
     }
 
@@ -333,7 +381,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (store, session) = store_with_session(dir.path()).await;
         let other = new_session(&store).await;
-        let (sink, _task) = ReportSink::start(store.clone(), Duration::from_secs(3600));
+        let (sink, _task) = ReportSink::start(store.clone(), Duration::from_secs(3600), 10_000);
         sink.record(chat(session, 1));
         sink.record(chat(other, 1));
         sink.flush_session(session).await;
@@ -361,7 +409,7 @@ mod tests {
     async fn chat_reaches_the_database_within_the_chunk_interval_without_a_flush() {
         let dir = tempfile::tempdir().unwrap();
         let (store, session) = store_with_session(dir.path()).await;
-        let (sink, _task) = ReportSink::start(store.clone(), Duration::from_millis(100));
+        let (sink, _task) = ReportSink::start(store.clone(), Duration::from_millis(100), 10_000);
         for seq in 1..=3 {
             sink.record(chat(session, seq));
         }
@@ -378,7 +426,7 @@ mod tests {
         let (store, session) = store_with_session(dir.path()).await;
         let other = new_session(&store).await;
         // An interval far beyond the test: only the size limit and the end can write.
-        let (sink, _task) = ReportSink::start(store.clone(), Duration::from_secs(3600));
+        let (sink, _task) = ReportSink::start(store.clone(), Duration::from_secs(3600), 10_000);
         for seq in 1..=CHUNK_LINES as i64 {
             sink.record(chat(session, seq));
         }
@@ -411,7 +459,7 @@ mod tests {
         .execute(store.pool_for_tests())
         .await
         .unwrap();
-        let (sink, _task) = ReportSink::start(store.clone(), Duration::from_secs(3600));
+        let (sink, _task) = ReportSink::start(store.clone(), Duration::from_secs(3600), 10_000);
         sink.record(chat(session, 1));
         sink.record(chat(session, 3));
         sink.flush().await;

@@ -23,7 +23,7 @@ impl SmsSender {
     pub fn new(settings: &SmsSettings, outbox: PathBuf) -> anyhow::Result<Self> {
         let transport = match settings.transport {
             SmsTransportKind::File => {
-                std::fs::create_dir_all(&outbox)?;
+                crate::private_fs::create_private_dir(&outbox)?;
                 Transport::File(outbox)
             }
             SmsTransportKind::Http => {
@@ -51,7 +51,11 @@ impl SmsSender {
                     uuid::Uuid::now_v7()
                 );
                 let tmp = dir.join(format!(".{name}.tmp"));
-                tokio::fs::write(&tmp, format!("To: {to}\n\n{text}\n")).await?;
+                crate::private_fs::write_private_async(
+                    tmp.clone(),
+                    format!("To: {to}\n\n{text}\n").into_bytes(),
+                )
+                .await?;
                 tokio::fs::rename(&tmp, dir.join(&name)).await?;
             }
             Transport::Http { client, url } => {

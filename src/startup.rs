@@ -61,7 +61,10 @@ impl Application {
                 "sessions left open by an unclean stop were ended as failed"
             );
         }
-        let passwords = PasswordHasherPool::new(settings.auth.max_parallel_hashes)?;
+        let passwords = PasswordHasherPool::new(
+            settings.auth.max_parallel_hashes,
+            settings.auth.max_queued_hashes,
+        )?;
         bootstrap(&store, &passwords, settings.admin_password.as_ref()).await?;
 
         let listener = TcpListener::bind(settings.http.bind)?;
@@ -81,12 +84,14 @@ impl Application {
         let (reports, report_task) = ReportSink::start(
             store.clone(),
             Duration::from_millis(settings.sessions.chat_chunk_ms),
+            settings.sessions.report_queue_events,
         );
         let registry = Registry::new();
         let session_deps = Arc::new(SessionDeps {
             reports: reports.clone(),
             registry: registry.clone(),
             reconnect_grace: Duration::from_secs(settings.sessions.reconnect_grace_secs),
+            empty_end: Duration::from_secs(settings.sessions.empty_end_secs.max(1)),
             metrics: RelayMetrics::register(),
         });
         let mailer = Mailer::new(&settings.mail, data_dir.join("outbox"))?;
@@ -108,10 +113,12 @@ impl Application {
         ));
 
         http::access::start_expiry_sweeper(state.clone());
+        start_housekeeping(state.clone());
         let app_state = state.clone();
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(app_state.clone())
+                .wrap(from_fn(http::middleware::security_headers))
                 .wrap(from_fn(http::middleware::observe))
                 .configure(http::configure)
         })
@@ -150,6 +157,11 @@ impl Application {
         &self.state.public_url
     }
 
+    /// Whether the broker serves TLS itself (not what `http.public_url` says).
+    pub fn serves_tls(&self) -> bool {
+        self.state.settings.http.tls.enabled()
+    }
+
     pub fn shutdown_handle(&self) -> ShutdownHandle {
         ShutdownHandle(self.shutdown_tx.clone())
     }
@@ -181,6 +193,24 @@ impl Application {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// Periodic upkeep: forgets login-limiter entries whose quota has refilled, so their maps hold
+/// only the clients of the last minute.
+/// Holds the state weakly: it never keeps the report writer alive at shutdown.
+fn start_housekeeping(state: web::Data<AppState>) {
+    let state = Arc::downgrade(&state.into_inner());
+    actix_web::rt::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            let Some(state) = state.upgrade() else { return };
+            if state.draining() {
+                return;
+            }
+            state.prune_limiters();
+        }
+    });
 }
 
 async fn drain(state: &AppState, handle: &ServerHandle) {

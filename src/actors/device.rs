@@ -4,7 +4,11 @@
 //! The registry holds at most one per device: a second connection with the same secret
 //! replaces the first (close 4009).
 
-use std::{collections::HashSet, sync::Arc, time::Instant};
+use std::{
+    collections::HashSet,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use actix::prelude::*;
 use actix_ws::{AggregatedMessage, ProtocolError};
@@ -18,8 +22,9 @@ use super::{
 };
 use crate::{
     domain::{
-        device::{CommandStatus, Effect},
+        device::{CommandStatus, Effect, Location},
         ids::{CommandId, DeviceId, SessionId},
+        rate::TokenBucket,
         session::close_code,
     },
     store::{CommandRecord, Store},
@@ -56,7 +61,28 @@ pub struct DeviceActor {
     errors: ErrorBudget,
     /// Commands handed to this connection (a command is never sent twice on one connection).
     sent: HashSet<CommandId>,
+    /// Frames per second from the agent (bursts of twice that).
+    frame_rate: TokenBucket,
+    /// Telemetry received and not yet written: the latest wins.
+    telemetry: Option<PendingTelemetry>,
+    /// Whether a telemetry write is scheduled.
+    telemetry_due: bool,
+    /// When telemetry was last written from this connection.
+    telemetry_written: Option<Instant>,
 }
+
+/// The newest telemetry of a device, merged field by field (a frame without a battery keeps
+/// the battery of an earlier one).
+#[derive(Debug, Clone, Default)]
+struct PendingTelemetry {
+    battery: Option<u8>,
+    location: Option<Location>,
+    seen: chrono::DateTime<Utc>,
+}
+
+/// Telemetry of one device is written at most this often; frames in between only update what
+/// the next write holds.
+pub const TELEMETRY_EVERY: Duration = Duration::from_secs(5);
 
 impl DeviceActor {
     pub fn new(
@@ -66,6 +92,8 @@ impl DeviceActor {
         store: Store,
         registry: Arc<Registry>,
     ) -> Self {
+        let frame_rate =
+            TokenBucket::per_sec_with_double_burst(f64::from(limits.agent_frames_per_sec));
         Self {
             device,
             outlet,
@@ -75,7 +103,56 @@ impl DeviceActor {
             last_heard: Instant::now(),
             errors: ErrorBudget::default(),
             sent: HashSet::new(),
+            frame_rate,
+            telemetry: None,
+            telemetry_due: false,
+            telemetry_written: None,
         }
+    }
+
+    /// Keeps the newest telemetry and schedules its write: at once when nothing was written
+    /// for `TELEMETRY_EVERY`, else when that much time has passed since the last write.
+    fn coalesce_telemetry(
+        &mut self,
+        battery: Option<u8>,
+        location: Option<Location>,
+        ctx: &mut Context<Self>,
+    ) {
+        let pending = self.telemetry.get_or_insert_with(PendingTelemetry::default);
+        pending.seen = Utc::now();
+        if battery.is_some() {
+            pending.battery = battery;
+        }
+        if location.is_some() {
+            pending.location = location;
+        }
+        if self.telemetry_due {
+            return;
+        }
+        self.telemetry_due = true;
+        let wait = self.telemetry_written.map_or(Duration::ZERO, |at| {
+            TELEMETRY_EVERY.saturating_sub(at.elapsed())
+        });
+        ctx.run_later(wait, |act, _| act.write_telemetry());
+    }
+
+    /// Writes the pending telemetry (detached: a write in flight survives the connection).
+    fn write_telemetry(&mut self) {
+        self.telemetry_due = false;
+        let Some(t) = self.telemetry.take() else {
+            return;
+        };
+        self.telemetry_written = Some(Instant::now());
+        let store = self.store.clone();
+        let device = self.device;
+        actix::spawn(async move {
+            if let Err(err) = store
+                .record_telemetry(device, t.battery, t.location.as_ref(), t.seen)
+                .await
+            {
+                tracing::error!(device = %device, error = %err, "telemetry not written");
+            }
+        });
     }
 
     fn deliver(&mut self, command: &CommandRecord) {
@@ -139,14 +216,7 @@ impl DeviceActor {
                     Some(Some(l)) => Some(l),
                     None => None,
                 };
-                actix::spawn(async move {
-                    if let Err(err) = store
-                        .record_telemetry(device, battery, location.as_ref(), now)
-                        .await
-                    {
-                        tracing::error!(device = %device, error = %err, "telemetry not written");
-                    }
-                });
+                self.coalesce_telemetry(battery, location, ctx);
             }
             AgentFrame::Ack {
                 command_id,
@@ -239,6 +309,8 @@ impl Actor for DeviceActor {
     fn stopped(&mut self, ctx: &mut Self::Context) {
         self.registry.remove_device(self.device, &ctx.address());
         tracing::info!(device = %self.device, "device agent disconnected");
+        // The newest telemetry is not lost with the connection.
+        self.write_telemetry();
         let store = self.store.clone();
         let device = self.device;
         actix::spawn(async move {
@@ -253,6 +325,9 @@ impl StreamHandler<Result<AggregatedMessage, ProtocolError>> for DeviceActor {
         match item {
             Ok(AggregatedMessage::Text(text)) if text.len() > self.limits.max_text_bytes => {
                 self.close(close_code::TOO_BIG, "message_too_big", ctx)
+            }
+            Ok(AggregatedMessage::Text(_)) if !self.frame_rate.try_spend(1.0) => {
+                self.refuse(FrameError::RateLimited, ctx)
             }
             Ok(AggregatedMessage::Text(text)) => match parse_agent_frame(&text) {
                 Ok(frame) => self.on_frame(frame, ctx),

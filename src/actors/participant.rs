@@ -21,6 +21,7 @@ use crate::{
     config::WsSettings,
     domain::{
         ids::ParticipantId,
+        rate::TokenBucket,
         session::{Channel, LeaveReason, close_code},
     },
 };
@@ -35,6 +36,9 @@ pub struct WsLimits {
     pub max_errors_per_minute: usize,
     pub max_chat_chars: usize,
     pub outbound_queue: usize,
+    pub chat_per_sec: u32,
+    pub binary_bytes_per_sec: u64,
+    pub agent_frames_per_sec: u32,
 }
 
 impl From<&WsSettings> for WsLimits {
@@ -47,6 +51,9 @@ impl From<&WsSettings> for WsLimits {
             max_errors_per_minute: s.max_errors_per_minute as usize,
             max_chat_chars: s.max_chat_chars,
             outbound_queue: s.outbound_queue,
+            chat_per_sec: s.chat_per_sec,
+            binary_bytes_per_sec: s.binary_bytes_per_sec,
+            agent_frames_per_sec: s.agent_frames_per_sec,
         }
     }
 }
@@ -86,6 +93,12 @@ pub struct ParticipantActor {
     participant: Option<ParticipantId>,
     last_heard: Instant,
     errors: ErrorBudget,
+    /// Chat messages per second (bursts of twice that).
+    chat_rate: TokenBucket,
+    /// Binary stream bytes per second (bursts of twice that).
+    byte_rate: TokenBucket,
+    /// Frames refused by the traffic limits within the last minute.
+    rate_refusals: ErrorBudget,
     /// Set once the session knows this participant is gone (no second `Departed`).
     done: bool,
 }
@@ -97,6 +110,8 @@ impl ParticipantActor {
         outlet: Outlet,
         limits: Arc<WsLimits>,
     ) -> Self {
+        let chat_rate = TokenBucket::per_sec_with_double_burst(f64::from(limits.chat_per_sec));
+        let byte_rate = TokenBucket::per_sec_with_double_burst(limits.binary_bytes_per_sec as f64);
         Self {
             session,
             recheck: None,
@@ -106,6 +121,9 @@ impl ParticipantActor {
             participant: None,
             last_heard: Instant::now(),
             errors: ErrorBudget::default(),
+            chat_rate,
+            byte_rate,
+            rate_refusals: ErrorBudget::default(),
             done: false,
         }
     }
@@ -152,6 +170,21 @@ impl ParticipantActor {
         let _ = self.outlet.text(text);
     }
 
+    /// Refuses a frame beyond the connection's traffic limits with `error` `rate_limited`
+    /// (not relayed, not in the report); the 20th refusal within a minute closes with 1008.
+    fn refuse_rate(&mut self, ctx: &mut Context<Self>) {
+        if self.rate_refusals.spend(self.limits.max_errors_per_minute) {
+            self.close_with(close_code::POLICY_VIOLATION, "too_many_refusals", ctx);
+            return;
+        }
+        let text = ServerFrame::Error {
+            code: "rate_limited",
+            message: "too much traffic on this connection; slow down",
+        }
+        .encode();
+        let _ = self.outlet.text(text);
+    }
+
     fn on_text(&mut self, text: &str, ctx: &mut Context<Self>) {
         if text.len() > self.limits.max_text_bytes {
             self.close_with(close_code::TOO_BIG, "message_too_big", ctx);
@@ -171,6 +204,7 @@ impl ParticipantActor {
                     ctx,
                 )
             }
+            Ok(ClientFrame::Chat { .. }) if !self.chat_rate.try_spend(1.0) => self.refuse_rate(ctx),
             Ok(frame) => self.session.do_send(FromClient {
                 participant: pid,
                 frame,
@@ -185,6 +219,10 @@ impl ParticipantActor {
             return;
         }
         let Some(pid) = self.participant else { return };
+        if !self.byte_rate.try_spend(data.len() as f64) {
+            self.refuse_rate(ctx);
+            return;
+        }
         match data.first().copied().and_then(Channel::from_byte) {
             Some(channel) => self.session.do_send(StreamFrame {
                 participant: pid,

@@ -29,6 +29,8 @@ pub enum FrameError {
     Invalid(String),
     /// A well-formed frame of a type this server does not know.
     UnknownType(String),
+    /// Beyond the connection's traffic limit.
+    RateLimited,
 }
 
 impl FrameError {
@@ -36,11 +38,13 @@ impl FrameError {
         match self {
             Self::Invalid(_) => "invalid_frame",
             Self::UnknownType(_) => "unknown_type",
+            Self::RateLimited => "rate_limited",
         }
     }
 
     pub fn message(&self) -> String {
         match self {
+            Self::RateLimited => "too much traffic on this connection; slow down".into(),
             Self::Invalid(why) => format!("malformed frame: {why}"),
             Self::UnknownType(t) => format!("unknown frame type {t:?}"),
         }

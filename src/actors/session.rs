@@ -34,6 +34,8 @@ pub struct SessionDeps {
     pub reports: ReportSink,
     pub registry: Arc<Registry>,
     pub reconnect_grace: Duration,
+    /// A session without any technician for this long ends (`no_technician`).
+    pub empty_end: Duration,
     pub metrics: RelayMetrics,
 }
 
@@ -111,6 +113,8 @@ pub struct SessionActor {
     /// Participants whose queue overflowed while relaying; dropped once the handler is done.
     too_slow: Vec<ParticipantId>,
     ended: bool,
+    /// Since when no technician is in the session (connected or within its grace).
+    empty_since: Option<std::time::Instant>,
     deps: Arc<SessionDeps>,
 }
 
@@ -129,6 +133,7 @@ impl SessionActor {
             invitations: HashMap::new(),
             too_slow: Vec::new(),
             ended: false,
+            empty_since: Some(std::time::Instant::now()),
             deps,
         }
         .start();
@@ -438,8 +443,23 @@ impl SessionActor {
 impl Actor for SessionActor {
     type Context = Context<Self>;
 
-    fn started(&mut self, _: &mut Self::Context) {
+    fn started(&mut self, ctx: &mut Self::Context) {
         tracing::info!(session = %self.id, "session actor started");
+        // A session nobody joins, or everyone left without ending, does not live forever.
+        let tick =
+            (self.deps.empty_end / 4).clamp(Duration::from_millis(50), Duration::from_secs(30));
+        ctx.run_interval(tick, |act, ctx| {
+            let has_technician = act.members.values().any(|m| m.kind == Kind::Technician);
+            if has_technician {
+                act.empty_since = None;
+                return;
+            }
+            let since = *act.empty_since.get_or_insert_with(std::time::Instant::now);
+            if since.elapsed() >= act.deps.empty_end {
+                tracing::info!(session = %act.id, "no technician for too long; ending");
+                act.end(EndReason::NoTechnician, ctx);
+            }
+        });
     }
 }
 
@@ -647,6 +667,13 @@ impl Handler<FromClient> for SessionActor {
             return;
         }
         match msg.frame {
+            // A full report queue refuses chat before it is relayed: nothing any participant
+            // saw may be missing from the report.
+            ClientFrame::Chat { .. } if self.deps.reports.full() => self.send_error(
+                pid,
+                "busy",
+                "the broker is busy writing reports; send again in a moment",
+            ),
             ClientFrame::Chat { text } => self.on_chat(pid, text),
             ClientFrame::TransferOwnership { to } => self.on_transfer(pid, to),
             ClientFrame::EndSession => {

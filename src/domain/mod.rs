@@ -5,6 +5,7 @@ pub mod device;
 pub mod ids;
 pub mod invitation;
 pub mod permissions;
+pub mod rate;
 pub mod rights;
 pub mod second_factor;
 pub mod session;

@@ -98,7 +98,13 @@ pub async fn build_user(
                 "password: 8 to 256 characters",
             ));
         }
-        Some(pw) => Some(state.passwords.hash(pw).await.map_err(AppError::internal)?),
+        Some(pw) => Some(
+            state
+                .passwords
+                .hash(pw)
+                .await
+                .map_err(AppError::from_hashing)?,
+        ),
         None => None,
     };
     if state.store.username_taken(&username).await? {

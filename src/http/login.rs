@@ -58,7 +58,7 @@ pub async fn login(
         .passwords
         .verify(&body.password, hash)
         .await
-        .map_err(AppError::internal)?;
+        .map_err(AppError::from_hashing)?;
     let Some(user) = usable.filter(|_| ok) else {
         if let Some(u) = &user {
             let entry = AuditEntry {

@@ -45,6 +45,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .route("/healthz", web::get().to(ops::healthz))
     .route("/readyz", web::get().to(ops::readyz))
     .route("/metrics", web::get().to(ops::metrics))
+    .route("/api/docs", web::get().to(ops::docs_redirect))
     // The interactive API page at /api/docs/ and the generated document at /api/openapi.json.
     .service(utoipa_swagger_ui::SwaggerUi::new("/api/docs/{_:.*}").url(
         "/api/openapi.json",

@@ -2,7 +2,10 @@
 
 use actix_web::{HttpResponse, web};
 
+use subtle::ConstantTimeEq;
+
 use super::state::AppState;
+use crate::error::AppError;
 
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
@@ -23,9 +26,29 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
-pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+/// Prometheus text. With `ops.metrics_token` set, only for `Authorization: Bearer <token>`.
+pub async fn metrics(
+    state: web::Data<AppState>,
+    req: actix_web::HttpRequest,
+) -> Result<HttpResponse, AppError> {
+    let wanted = state.settings.ops.metrics_token.expose();
+    if !wanted.is_empty() {
+        let given = crate::auth::extract::bearer(&req).unwrap_or_default();
+        let same: bool = given.as_bytes().ct_eq(wanted.as_bytes()).into();
+        if !same {
+            return Err(AppError::unauthorized());
+        }
+    }
     metrics::gauge!("broker_live_sessions").set(state.registry.live_sessions() as f64);
-    HttpResponse::Ok()
+    metrics::gauge!("broker_report_queue_events").set(state.reports.queued() as f64);
+    Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(state.metrics.render())
+        .body(state.metrics.render()))
+}
+
+/// `GET /api/docs` (no slash): the interactive page lives at `/api/docs/`.
+pub async fn docs_redirect() -> HttpResponse {
+    HttpResponse::PermanentRedirect()
+        .insert_header(("Location", "/api/docs/"))
+        .finish()
 }

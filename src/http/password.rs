@@ -90,7 +90,7 @@ pub async fn set_password(
         .passwords
         .hash(&body.password)
         .await
-        .map_err(AppError::internal)?;
+        .map_err(AppError::from_hashing)?;
     if !state
         .store
         .set_password_with_token(&hash, user.id, &phc)

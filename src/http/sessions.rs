@@ -206,10 +206,18 @@ pub async fn create(
         ended_at: None,
         end_reason: None,
     };
-    state
+    let cap = state.settings.sessions.max_live_per_account;
+    if !state
         .store
-        .insert_session(&record, &token::hash(&customer_key))
-        .await?;
+        .insert_session(&record, &token::hash(&customer_key), cap)
+        .await?
+    {
+        return Err(AppError::too_many(
+            "too_many_sessions",
+            format!("this account holds {cap} live sessions already; end one first"),
+            60,
+        ));
+    }
     SessionActor::spawn(record.id, who.user.id, state.session_deps.clone());
     if let Some((_, agent)) = &agent {
         agent.do_send(RequestSession {
@@ -407,6 +415,21 @@ pub async fn invite(
         })?),
         None => None,
     };
+    if email.is_some() {
+        // The broker's mail is no free relay: a per-user cap on invitation mails.
+        let cap = state.settings.sessions.invitation_mails_per_hour;
+        let sent = state
+            .store
+            .invitation_mails_since(who.user.id, Utc::now() - Duration::hours(1))
+            .await?;
+        if sent >= i64::from(cap) {
+            return Err(AppError::too_many(
+                "too_many_mails",
+                format!("at most {cap} invitation mails per hour; send the link yourself"),
+                600,
+            ));
+        }
+    }
     let addr = state
         .registry
         .session(session.id)
@@ -440,7 +463,14 @@ pub async fn invite(
         created_at: now,
         expires_at,
     };
-    state.store.insert_invitation(&invitation).await?;
+    let cap = state.settings.sessions.max_pending_invitations;
+    if !state.store.insert_invitation(&invitation, cap).await? {
+        return Err(AppError::too_many(
+            "too_many_invitations",
+            format!("this session holds {cap} pending invitations already; revoke one first"),
+            60,
+        ));
+    }
     let actor = InvitationActor {
         id: invitation.id,
         session_id: session.id,

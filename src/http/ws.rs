@@ -66,21 +66,15 @@ fn start(
     Ok(response)
 }
 
-/// Only a WebSocket handshake may use up a one-time credential.
+/// Only a complete WebSocket handshake (method, Upgrade, Connection, version and key, as the
+/// upgrade itself checks them) may use up a one-time credential.
 fn require_handshake(req: &HttpRequest) -> AppResult<()> {
-    let upgrade = req
-        .headers()
-        .get(actix_web::http::header::UPGRADE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
-    if upgrade {
-        Ok(())
-    } else {
-        Err(AppError::bad_request(
+    actix_http::ws::verify_handshake(req.head()).map_err(|e| {
+        AppError::bad_request(
             "not_websocket",
-            "expected a WebSocket upgrade",
-        ))
-    }
+            format!("expected a WebSocket upgrade: {e}"),
+        )
+    })
 }
 
 /// `GET /ws/sessions/{id}`: a technician of the account, by Bearer header or `?ticket=`.

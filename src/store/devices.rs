@@ -246,14 +246,17 @@ impl Store {
         seen: DateTime<Utc>,
     ) -> StoreResult<()> {
         let location = location.map(to_json).transpose()?;
+        // An older write that lands after a newer one (detached tasks) changes nothing.
         sqlx::query(
             "UPDATE devices SET last_seen_at = ?, battery = COALESCE(?, battery),
-                location = COALESCE(?, location) WHERE id = ?",
+                location = COALESCE(?, location)
+             WHERE id = ? AND (last_seen_at IS NULL OR last_seen_at <= ?)",
         )
         .bind(seen)
         .bind(battery.map(i64::from))
         .bind(location)
         .bind(id.to_string())
+        .bind(seen)
         .execute(&self.pool)
         .await
         .map(|_| ())

@@ -51,7 +51,7 @@ pub type StoreResult<T> = Result<T, sqlx::Error>;
 impl Store {
     /// Opens (creating if needed) `<data_dir>/broker.db` and runs the embedded migrations.
     pub async fn open(data_dir: &Path) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(data_dir)?;
+        crate::private_fs::create_private_dir(data_dir)?;
         let options = SqliteConnectOptions::new()
             .filename(data_dir.join("broker.db"))
             .create_if_missing(true)
@@ -64,6 +64,13 @@ impl Store {
             .connect_with(options)
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        // SQLite creates its -wal and -shm files with the database file's mode.
+        for name in ["broker.db", "broker.db-wal", "broker.db-shm"] {
+            let file = data_dir.join(name);
+            if file.exists() {
+                crate::private_fs::restrict_file(&file)?;
+            }
+        }
         Ok(Self { pool })
     }
 

@@ -100,15 +100,19 @@ pub(super) fn invitation_from_row(row: &SqliteRow) -> StoreResult<InvitationReco
 }
 
 impl Store {
+    /// Stores a new open session unless its account holds `cap` live ones already (decided
+    /// by the one statement); `false` when the cap refused it.
     pub async fn insert_session(
         &self,
         s: &SessionRecord,
         customer_key_hash: &str,
-    ) -> StoreResult<()> {
-        sqlx::query(
+        cap: u32,
+    ) -> StoreResult<bool> {
+        let done = sqlx::query(
             "INSERT INTO sessions (id, account_id, subject, device_id, owner_user_id,
                 customer_key_hash, state, started_at)
-             VALUES (?, ?, ?, ?, ?, ?, 'open', ?)",
+             SELECT ?, ?, ?, ?, ?, ?, 'open', ?
+             WHERE (SELECT COUNT(*) FROM sessions WHERE account_id = ? AND state = 'open') < ?",
         )
         .bind(s.id.to_string())
         .bind(s.account_id.to_string())
@@ -117,9 +121,27 @@ impl Store {
         .bind(s.owner_user_id.to_string())
         .bind(customer_key_hash)
         .bind(s.started_at)
+        .bind(s.account_id.to_string())
+        .bind(i64::from(cap))
         .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// How many invitations with an email (so mailed by the broker) `user` made since `since`.
+    pub async fn invitation_mails_since(
+        &self,
+        user: UserId,
+        since: DateTime<Utc>,
+    ) -> StoreResult<i64> {
+        sqlx::query_scalar(
+            "SELECT COUNT(*) FROM invitations
+             WHERE inviter_user_id = ? AND email IS NOT NULL AND created_at > ?",
+        )
+        .bind(user.to_string())
+        .bind(since)
+        .fetch_one(&self.pool)
         .await
-        .map(|_| ())
     }
 
     pub async fn session(&self, id: SessionId) -> StoreResult<Option<SessionRecord>> {
@@ -197,12 +219,15 @@ impl Store {
         Ok(done.rows_affected())
     }
 
-    pub async fn insert_invitation(&self, i: &NewInvitation) -> StoreResult<()> {
-        sqlx::query(
+    /// Stores a pending invitation unless its session holds `cap` pending ones already
+    /// (decided by the one statement); `false` when the cap refused it.
+    pub async fn insert_invitation(&self, i: &NewInvitation, cap: u32) -> StoreResult<bool> {
+        let done = sqlx::query(
             "INSERT INTO invitations (id, session_id, inviter_participant_id, inviter_user_id,
                 token_hash, policy_id, policy_name, permissions, guest_name, comment, email,
                 created_at, expires_at, outcome)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending')",
+             SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending'
+             WHERE (SELECT COUNT(*) FROM invitations WHERE session_id = ? AND outcome = 'pending') < ?",
         )
         .bind(i.id.to_string())
         .bind(i.session_id.to_string())
@@ -217,9 +242,11 @@ impl Store {
         .bind(&i.email)
         .bind(i.created_at)
         .bind(i.expires_at)
+        .bind(i.session_id.to_string())
+        .bind(i64::from(cap))
         .execute(&self.pool)
-        .await
-        .map(|_| ())
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     pub async fn invitation_by_token_hash(

@@ -178,3 +178,115 @@ async fn a_silent_peer_is_dropped_after_the_client_timeout() {
     assert_eq!(away["participant_id"], silent.id().as_str());
     drop(silent);
 }
+
+/// The attack: a customer (an untrusted end user) floods chat into every technician's queue
+/// and the report. Beyond the limit nothing is relayed or stored, and the 20th refusal within a
+/// minute closes the flooder with 1008.
+#[actix_web::test]
+async fn chat_beyond_the_rate_is_refused_not_relayed_and_the_flooder_is_closed() {
+    let app = TestApp::spawn_with(|s| s.ws.chat_per_sec = 5).await;
+    let t = app.tenant("Acme").await;
+    let (sid, key) = app.session(&t.admin).await;
+    let mut tech = app.ws_technician(&t.admin, &sid).await;
+    let mut customer = app.ws_customer(&key).await;
+    tech.expect("participant_joined").await;
+    let mut refused = 0;
+    for i in 0..200 {
+        customer.chat(&format!("flood {i}")).await;
+    }
+    let mut echoed = 0;
+    let closed = loop {
+        match customer.next().await {
+            crate::helpers::Event::Json(v) if v["type"] == "chat" => echoed += 1,
+            crate::helpers::Event::Json(v) if v["type"] == "error" => {
+                assert_eq!(v["code"], "rate_limited");
+                refused += 1;
+            }
+            crate::helpers::Event::Closed(code) => break code,
+            _ => {}
+        }
+    };
+    assert_eq!(closed, Some(1008));
+    assert_eq!(refused, 19, "19 answered, the 20th closed");
+    assert!(
+        (10..=15).contains(&echoed),
+        "a burst of 10 passed, not the flood: {echoed}"
+    );
+    // The technician saw exactly what was relayed, and the report holds exactly that.
+    let mut seen = 0;
+    while let Some(ev) = tech
+        .next_within(std::time::Duration::from_millis(300))
+        .await
+    {
+        if matches!(&ev, crate::helpers::Event::Json(v) if v["type"] == "chat") {
+            seen += 1;
+        }
+    }
+    assert_eq!(seen, echoed);
+    let report = app.report(&t.admin, &sid).await;
+    assert_eq!(report["chat"].as_array().unwrap().len(), echoed);
+}
+
+#[actix_web::test]
+async fn stream_bytes_beyond_the_rate_are_dropped_with_rate_limited() {
+    let app = TestApp::spawn_with(|s| s.ws.binary_bytes_per_sec = 1000).await;
+    let t = app.tenant("Acme").await;
+    let (sid, key) = app.session(&t.admin).await;
+    let mut tech = app.ws_technician(&t.admin, &sid).await;
+    let mut customer = app.ws_customer(&key).await;
+    tech.expect("participant_joined").await;
+    let mut frame = vec![1u8];
+    frame.extend(std::iter::repeat_n(7u8, 999));
+    // A burst of twice the rate (2000 bytes) passes; the third frame does not.
+    for _ in 0..3 {
+        customer.send_binary(frame.clone()).await;
+    }
+    assert_eq!(customer.expect("error").await["code"], "rate_limited");
+    assert_eq!(tech.expect_binary().await.len(), 1000);
+    assert_eq!(tech.expect_binary().await.len(), 1000);
+    tech.expect_silence(std::time::Duration::from_millis(300), &[])
+        .await;
+}
+
+/// The attack: a device agent streams telemetry as fast as it can to swamp the database.
+#[actix_web::test]
+async fn an_agent_flooding_frames_is_refused_then_closed_and_its_latest_telemetry_wins() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("Acme").await;
+    let code = app.enrollment_code(&t).await;
+    let (device, secret) = app.enroll(&code, "T-1", "android").await;
+    let mut agent = app.ws_device(&secret).await.unwrap();
+    for battery in 1..=30 {
+        agent
+            .send_json(json!({"type": "telemetry", "battery": battery}))
+            .await;
+    }
+    agent.send_raw(Message::Close(None)).await;
+    // Coalesced: the newest value is written, also when the agent goes away at once.
+    let admin = t.admin.clone();
+    assert!(
+        eventually(|| async {
+            let (_, d) = app.get(&format!("/devices/{device}"), &admin).await;
+            d["battery"] == 30
+        })
+        .await
+    );
+    let mut flooder = app.ws_device(&secret).await.unwrap();
+    for _ in 0..120 {
+        flooder
+            .send_json(json!({"type": "telemetry", "battery": 5}))
+            .await;
+    }
+    let mut refused = 0;
+    let code = loop {
+        match flooder.next().await {
+            crate::helpers::Event::Json(v) if v["type"] == "error" => {
+                assert_eq!(v["code"], "rate_limited");
+                refused += 1;
+            }
+            crate::helpers::Event::Closed(code) => break code,
+            _ => {}
+        }
+    };
+    assert_eq!((code, refused), (Some(1008), 19));
+}

@@ -27,6 +27,8 @@ impl Broker {
             .arg(data_dir)
             .env("BROKER_ADMIN_PASSWORD", ADMIN_PASSWORD)
             .env("BROKER_LOG__FILTER", filter)
+            // The load here is the point (chat flooded while stopping), not the traffic limits.
+            .env("BROKER_WS__CHAT_PER_SEC", "1000000")
             .stdout(Stdio::piped())
             .stderr(log)
             .spawn()
@@ -397,4 +399,32 @@ async fn no_secret_reaches_the_log_even_at_debug_level() {
     ] {
         assert!(!text.contains(secret), "the {what} is in the log:\n{text}");
     }
+}
+
+/// The listening line names what is bound and served, not what `http.public_url` says (a
+/// broker behind a TLS proxy serves plain HTTP itself).
+#[actix_web::test]
+async fn the_listening_line_names_the_bound_address_whatever_the_public_url_says() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_support-broker"))
+        .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .env("BROKER_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .env("BROKER_LOG__FILTER", "warn")
+        .env("BROKER_HTTP__PUBLIC_URL", "https://support.example.com")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("broker starts");
+    let stdout = child.stdout.take().unwrap();
+    let line = BufReader::new(stdout)
+        .lines()
+        .map(|l| l.unwrap())
+        .find(|l| l.starts_with("listening on "))
+        .expect("a listening line");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(line.starts_with("listening on http://127.0.0.1:"), "{line}");
+    let port: u16 = line.rsplit(':').next().unwrap().parse().unwrap();
+    assert_ne!(port, 0);
 }

@@ -200,3 +200,190 @@ async fn only_the_inviter_the_owner_or_an_admin_with_delete_revokes_an_invitatio
         assert_eq!(status, 204);
     }
 }
+
+#[actix_web::test]
+async fn live_sessions_pending_invitations_and_invitation_mails_are_capped() {
+    let app = TestApp::spawn_with(|s| {
+        s.sessions.max_live_per_account = 2;
+        s.sessions.max_pending_invitations = 1;
+        s.sessions.invitation_mails_per_hour = 1;
+    })
+    .await;
+    let t = app.tenant("Acme").await;
+    let (sid, _) = app.session(&t.admin).await;
+    app.session(&t.admin).await;
+    let (status, body) = app
+        .post("/sessions", &t.admin, json!({"subject": "third"}))
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (429, Some("too_many_sessions"))
+    );
+    let policy = app.policy(&t, "Chat", &["chat"]).await;
+    let _owner = app.ws_technician(&t.admin, &sid).await;
+    let path = format!("/sessions/{sid}/invitations");
+    let invite = |email: Option<&str>| {
+        let mut body = json!({"policy_id": policy, "guest_name": "Gina", "comment": ""});
+        if let Some(e) = email {
+            body["email"] = json!(e);
+        }
+        app.post(&path, &t.admin, body)
+    };
+    let (status, first) = invite(Some("gina@example.com")).await;
+    assert_eq!(status, 201);
+    let (status, body) = invite(None).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (429, Some("too_many_invitations"))
+    );
+    app.call(
+        "DELETE",
+        &format!("/invitations/{}", first["id"].as_str().unwrap()),
+        Some(&t.admin),
+        None,
+    )
+    .await;
+    let (status, body) = invite(Some("gino@example.com")).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (429, Some("too_many_mails"))
+    );
+    let (status, _) = invite(None).await;
+    assert_eq!(status, 201, "without a mail the link is still handed out");
+}
+
+#[actix_web::test]
+async fn a_session_nobody_joins_ends_by_itself() {
+    let app = TestApp::spawn_with(|s| s.sessions.empty_end_secs = 1).await;
+    let t = app.tenant("Acme").await;
+    let (sid, _) = app.session(&t.admin).await;
+    let admin = t.admin.clone();
+    assert!(
+        eventually(|| async {
+            let (_, s) = app.get(&format!("/sessions/{sid}"), &admin).await;
+            s["state"] == "ended"
+        })
+        .await
+    );
+    let report = app.report(&t.admin, &sid).await;
+    assert_eq!(report["session"]["end_reason"], "no_technician");
+}
+
+#[actix_web::test]
+async fn metrics_need_the_token_when_one_is_set_and_the_docs_are_guarded() {
+    let app = TestApp::spawn_with(|s| {
+        s.ops.metrics_token = support_broker::config::Secret::new("m-token-1234567890");
+    })
+    .await;
+    let res = app.http.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(res.status(), 401);
+    let res = app
+        .http
+        .get(app.url("/metrics"))
+        .bearer_auth("wrong")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    let res = app
+        .http
+        .get(app.url("/metrics"))
+        .bearer_auth("m-token-1234567890")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(res.text().await.unwrap().contains("broker_live_sessions"));
+    // /api/docs redirects to the page, and the page carries its own CSP.
+    let no_redirect = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let res = no_redirect.get(app.url("/api/docs")).send().await.unwrap();
+    assert_eq!(res.status(), 308);
+    assert_eq!(res.headers()["location"], "/api/docs/");
+    let res = app.http.get(app.url("/api/docs/")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let csp = res.headers()["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("frame-ancestors 'none'") && csp.contains("script-src 'self'"),
+        "{csp}"
+    );
+    assert!(
+        res.headers().get("strict-transport-security").is_none(),
+        "no HSTS over plain HTTP"
+    );
+}
+
+/// The attack: a holder of a guest link sends a request with only an `Upgrade` header and no
+/// WebSocket key: nothing connects, and the link must still work.
+#[actix_web::test]
+async fn a_half_handshake_does_not_use_up_a_guest_link() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("Acme").await;
+    let policy = app.policy(&t, "Chat", &["chat"]).await;
+    let (sid, _) = app.session(&t.admin).await;
+    let _owner = app.ws_technician(&t.admin, &sid).await;
+    let (_, join) = app.invite(&t.admin, &sid, &policy, "Gina").await;
+    let res = app
+        .http
+        .get(format!("{}/ws/guest/{join}", app.base))
+        .header("Upgrade", "websocket")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    let guest = app.ws_guest(&join).await.expect("the link still works");
+    assert_eq!(guest.welcome["role"], "guest");
+}
+
+#[cfg(unix)]
+#[actix_web::test]
+async fn the_data_dir_and_what_the_broker_writes_there_are_the_owners_alone() {
+    use std::os::unix::fs::PermissionsExt;
+    let app = TestApp::spawn().await;
+    let t = app.tenant("Acme").await;
+    app.user(&t, "bob", &[]).await; // mails a set-password link into the outbox
+    let mode = |p: std::path::PathBuf| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let dir = app.data_dir.path();
+    assert_eq!(mode(dir.to_path_buf()), 0o700);
+    assert_eq!(mode(dir.join("outbox")), 0o700);
+    for name in ["broker.db", "secret.key"] {
+        assert_eq!(mode(dir.join(name)), 0o600, "{name}");
+    }
+    let mails: Vec<_> = std::fs::read_dir(dir.join("outbox"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .collect();
+    assert!(!mails.is_empty());
+    for mail in mails {
+        assert_eq!(mode(mail.clone()), 0o600, "{}", mail.display());
+    }
+}
+
+/// The attack: a flood of logins queues argon2 work (19 MiB each) without bound. Beyond the
+/// queue, a login is answered 503 `busy` at once, with Retry-After.
+#[actix_web::test]
+async fn logins_beyond_the_hashing_queue_are_answered_busy() {
+    let app = TestApp::spawn_with(|s| {
+        s.auth.max_parallel_hashes = 1;
+        s.auth.max_queued_hashes = 0;
+    })
+    .await;
+    let attempts = (0..12).map(|i| {
+        app.call(
+            "POST",
+            "/auth/login",
+            None,
+            Some(json!({"username": format!("nobody{i}"), "password": "wrong password"})),
+        )
+    });
+    let answers = futures_util::future::join_all(attempts).await;
+    let busy = answers
+        .iter()
+        .filter(|(s, b)| *s == 503 && b["error"]["code"] == "busy")
+        .count();
+    assert!(busy > 0, "{answers:?}");
+    assert!(answers.iter().all(|(s, _)| *s == 503 || *s == 401));
+}
