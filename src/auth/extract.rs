@@ -1,10 +1,8 @@
-//! The request principal: who calls, with which rights, through which access. Handlers take a
-//! `Principal` argument, so no handler can forget authentication; the area checks sit on it.
+//! The request principal: who calls, with which rights, through which access, resolved from a
+//! bearer credential by the store alone. The HTTP extractors built on it (`Principal` as a
+//! handler argument, `Authorized`, `InAccount`) live in `crate::http::authz`.
 
-use std::future::Future;
-use std::pin::Pin;
-
-use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
+use actix_web::HttpRequest;
 use chrono::Utc;
 
 use crate::{
@@ -15,8 +13,7 @@ use crate::{
         rights::{Area, PlatformRight, Rights, Write},
     },
     error::AppError,
-    http::state::AppState,
-    store::UserRecord,
+    store::{Store, UserRecord},
 };
 
 /// An authenticated caller.
@@ -154,13 +151,13 @@ pub fn bearer(req: &HttpRequest) -> Option<&str> {
 }
 
 /// Resolves a bearer token to its principal.
-pub async fn principal_from_token(state: &AppState, token: &str) -> Result<Principal, AppError> {
+pub async fn principal_from_token(store: &Store, token: &str) -> Result<Principal, AppError> {
     let hash = token::hash(token);
     if token.starts_with(api_key::PREFIX) {
         let prefix = api_key::parse(token).ok_or_else(AppError::unauthorized)?;
-        return match state.store.api_key_principal(prefix).await? {
+        return match store.api_key_principal(prefix).await? {
             Some((stored, p)) if token::hashes_equal(&stored, &hash) => {
-                state.store.touch_api_key(prefix).await?;
+                store.touch_api_key(prefix).await?;
                 let mut principal = Principal::own(p.user, &p.via);
                 principal.credential = format!("{KEY_CREDENTIAL}{stored}");
                 Ok(principal)
@@ -168,7 +165,7 @@ pub async fn principal_from_token(state: &AppState, token: &str) -> Result<Princ
             _ => Err(AppError::unauthorized()),
         };
     }
-    principal_from_token_hash(state, hash).await
+    principal_from_token_hash(store, hash).await
 }
 
 /// How an API key appears as a credential: this prefix and the key's stored hash.
@@ -178,27 +175,24 @@ pub const KEY_CREDENTIAL: &str = "key:";
 /// key's), as it stands now: how a WebSocket ticket acts as what it was issued from, and how a
 /// live connection is re-checked.
 pub async fn principal_from_credential(
-    state: &AppState,
+    store: &Store,
     credential: &str,
 ) -> Result<Principal, AppError> {
     if let Some(key_hash) = credential.strip_prefix(KEY_CREDENTIAL) {
-        let Some(p) = state.store.api_key_principal_by_hash(key_hash).await? else {
+        let Some(p) = store.api_key_principal_by_hash(key_hash).await? else {
             return Err(AppError::unauthorized());
         };
         let mut principal = Principal::own(p.user, &p.via);
         principal.credential = credential.to_string();
         return Ok(principal);
     }
-    principal_from_token_hash(state, credential.to_string()).await
+    principal_from_token_hash(store, credential.to_string()).await
 }
 
 /// Resolves the stored hash of a login token to its principal (also how a WebSocket ticket
 /// acts as the token it was issued from).
-pub async fn principal_from_token_hash(
-    state: &AppState,
-    hash: String,
-) -> Result<Principal, AppError> {
-    let found = state.store.token_principal(&hash).await?;
+pub async fn principal_from_token_hash(store: &Store, hash: String) -> Result<Principal, AppError> {
+    let found = store.token_principal(&hash).await?;
     let now = Utc::now();
     let Some(p) = found.filter(|p| p.expires_at > now) else {
         return Err(AppError::unauthorized());
@@ -229,20 +223,4 @@ pub async fn principal_from_token_hash(
         on_behalf_of: p.on_behalf_of,
         partner,
     })
-}
-
-impl FromRequest for Principal {
-    type Error = AppError;
-    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
-
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let state = req.app_data::<web::Data<AppState>>().cloned();
-        let token = bearer(req).map(str::to_string);
-        Box::pin(async move {
-            let state =
-                state.ok_or_else(|| AppError::internal(anyhow::anyhow!("app state missing")))?;
-            let token = token.ok_or_else(AppError::unauthorized)?;
-            principal_from_token(&state, &token).await
-        })
-    }
 }

@@ -3,6 +3,7 @@
 //! partner assign its own devices to the account; with `support_user` it also lets partner
 //! users log in to the account (devices and sessions only).
 
+use crate::http::authz::{Authorized, InAccount, area, level};
 use std::time::Duration as StdDuration;
 
 use actix_web::{HttpResponse, web};
@@ -309,12 +310,11 @@ pub async fn request_access(
     responses((status = 200, body = AccessList), (status = 403), (status = 404)))]
 pub async fn access_list(
     state: web::Data<AppState>,
-    who: Principal,
-    path: web::Path<AccountId>,
+    scope: InAccount<area::Access, level::Read>,
+    // Named for the OpenAPI document; InAccount has checked it.
+    _path: web::Path<AccountId>,
 ) -> AppResult<HttpResponse> {
-    let aid = path.into_inner();
-    who.require_own_account(aid, "account_not_found")?;
-    who.require_area(Area::Access)?;
+    let aid = scope.account;
     let requests: Vec<RequestView> = state
         .store
         .pending_requests_of(aid)
@@ -338,26 +338,26 @@ pub async fn access_list(
     }))
 }
 
-/// A request addressed to the caller's account, for a user with the `access` area.
-async fn own_request(
+/// A request addressed to the caller's account, for a user with `access` + `objects.edit`
+/// signed in as itself (a partner's support login never decides on access).
+async fn own_request<'a>(
     state: &AppState,
-    who: &Principal,
+    auth: &'a Authorized<area::Access, level::Edit>,
     id: AccessRequestId,
-) -> AppResult<AccessRequestRecord> {
+) -> AppResult<(&'a Principal, AccessRequestRecord)> {
     let request = state
         .store
         .access_request(id)
         .await?
         .ok_or_else(|| AppError::not_found("request_not_found", "no such request"))?;
-    who.require_own_account(request.customer_account_id, "request_not_found")?;
-    who.require_write(Area::Access, Write::Edit)?;
+    let who = auth.in_account(request.customer_account_id, "request_not_found")?;
     if who.partner.is_some() {
         return Err(AppError::forbidden(
             "missing_right",
             "a partner support login cannot decide on access",
         ));
     }
-    Ok(request)
+    Ok((who, request))
 }
 
 fn not_pending() -> AppError {
@@ -377,11 +377,11 @@ pub struct ApproveBody {
               (status = 422, description = "invalid_expiry")))]
 pub async fn approve(
     state: web::Data<AppState>,
-    who: Principal,
+    auth: Authorized<area::Access, level::Edit>,
     path: web::Path<AccessRequestId>,
     body: Option<web::Json<ApproveBody>>,
 ) -> AppResult<HttpResponse> {
-    let request = own_request(&state, &who, path.into_inner()).await?;
+    let (who, request) = own_request(&state, &auth, path.into_inner()).await?;
     let expires_at = body.and_then(|b| b.into_inner().expires_at);
     if expires_at.is_some_and(|e| e <= Utc::now()) {
         return Err(AppError::unprocessable(
@@ -399,7 +399,7 @@ pub async fn approve(
         .ok_or_else(not_pending)?;
     audit_both(
         &state,
-        &who,
+        who,
         grant.customer_account_id,
         grant.partner_account_id,
         "access.approved",
@@ -415,17 +415,17 @@ pub async fn approve(
     responses((status = 200, body = RequestView), (status = 403), (status = 404), (status = 409, description = "request_not_pending")))]
 pub async fn reject(
     state: web::Data<AppState>,
-    who: Principal,
+    auth: Authorized<area::Access, level::Edit>,
     path: web::Path<AccessRequestId>,
 ) -> AppResult<HttpResponse> {
-    let mut request = own_request(&state, &who, path.into_inner()).await?;
+    let (who, mut request) = own_request(&state, &auth, path.into_inner()).await?;
     if !state.store.reject_request(request.id, who.user.id).await? {
         return Err(not_pending());
     }
     request.state = "rejected".into();
     audit_both(
         &state,
-        &who,
+        who,
         request.customer_account_id,
         request.partner_account_id,
         "access.rejected",
@@ -441,7 +441,7 @@ pub async fn reject(
               (status = 403), (status = 404)))]
 pub async fn revoke(
     state: web::Data<AppState>,
-    who: Principal,
+    auth: Authorized<area::Access, level::Edit>,
     path: web::Path<GrantId>,
 ) -> AppResult<HttpResponse> {
     let grant = state
@@ -450,8 +450,7 @@ pub async fn revoke(
         .await?
         .filter(|g| g.active(Utc::now()))
         .ok_or_else(|| AppError::not_found("grant_not_found", "no such grant"))?;
-    who.require_own_account(grant.customer_account_id, "grant_not_found")?;
-    who.require_write(Area::Access, Write::Edit)?;
+    let who = auth.in_account(grant.customer_account_id, "grant_not_found")?;
     if who.partner.is_some() {
         return Err(AppError::forbidden(
             "missing_right",
@@ -463,7 +462,7 @@ pub async fn revoke(
     }
     audit_both(
         &state,
-        &who,
+        who,
         grant.customer_account_id,
         grant.partner_account_id,
         "access.revoked",
@@ -476,8 +475,11 @@ pub async fn revoke(
 
 #[utoipa::path(get, path = "/api/v1/access-grants", tag = "partner access",
     responses((status = 200, body = Vec<GrantView>), (status = 403)))]
-pub async fn partner_grants(state: web::Data<AppState>, who: Principal) -> AppResult<HttpResponse> {
-    who.require_area(Area::Access)?;
+pub async fn partner_grants(
+    state: web::Data<AppState>,
+    auth: Authorized<area::Access>,
+) -> AppResult<HttpResponse> {
+    let who = auth.own()?;
     let now = Utc::now();
     let grants: Vec<GrantView> = state
         .store

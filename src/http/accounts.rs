@@ -1,6 +1,7 @@
 //! Accounts, users and rights: the part the live sessions need (the full user management
 //! grows here).
 
+use crate::http::authz::{InAccount, Staff, area, level, platform};
 use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -11,7 +12,7 @@ use crate::{
     config::Secret,
     domain::{
         ids::{AccountId, UserId},
-        rights::{Area, PlatformRight, Rights, Write},
+        rights::{PlatformRight, Rights},
         validate,
     },
     error::{AppError, AppResult},
@@ -193,10 +194,10 @@ pub async fn write_audit(state: &AppState, entry: &AuditEntry) {
               (status = 409, description = "username_taken / email_taken"), (status = 422, description = "invalid field")))]
 pub async fn create_account(
     state: web::Data<AppState>,
-    who: Principal,
+    staff: Staff<platform::Admin>,
     body: web::Json<NewAccountBody>,
 ) -> AppResult<HttpResponse> {
-    who.require_platform(PlatformRight::PlatformAdmin)?;
+    let who = &staff.who;
     let kind: &'static str = match body.kind.as_str() {
         "customer" => "customer",
         "partner" => "partner",
@@ -231,7 +232,7 @@ pub async fn create_account(
     }
     audit(
         &state,
-        &who,
+        who,
         id,
         "account.created",
         Some(id.to_string()),
@@ -261,12 +262,11 @@ pub async fn me(who: Principal) -> AppResult<HttpResponse> {
     responses((status = 200, body = Vec<UserView>), (status = 403), (status = 404)))]
 pub async fn list_users(
     state: web::Data<AppState>,
-    who: Principal,
-    path: web::Path<AccountId>,
+    scope: InAccount<area::Users, level::Read>,
+    // Named for the OpenAPI document; InAccount has checked it.
+    _path: web::Path<AccountId>,
 ) -> AppResult<HttpResponse> {
-    let aid = path.into_inner();
-    who.require_own_account(aid, "account_not_found")?;
-    who.require_area(Area::Users)?;
+    let aid = scope.account;
     let users = state.store.users_of(aid).await?;
     Ok(HttpResponse::Ok().json(users.iter().map(UserView::from).collect::<Vec<_>>()))
 }
@@ -275,13 +275,12 @@ pub async fn list_users(
     responses((status = 201, body = UserView), (status = 403), (status = 404), (status = 409), (status = 422)))]
 pub async fn create_user(
     state: web::Data<AppState>,
-    who: Principal,
-    path: web::Path<AccountId>,
+    scope: InAccount<area::Users, level::Create>,
+    // Named for the OpenAPI document; InAccount has checked it.
+    _path: web::Path<AccountId>,
     body: web::Json<NewUserBody>,
 ) -> AppResult<HttpResponse> {
-    let aid = path.into_inner();
-    who.require_own_account(aid, "account_not_found")?;
-    who.require_write(Area::Users, Write::Create)?;
+    let (who, aid) = (&scope.who, scope.account);
     let user = build_user(&state, &body, "user", Rights::none()).await?;
     state
         .store
@@ -290,7 +289,7 @@ pub async fn create_user(
         .map_err(duplicate)?;
     audit(
         &state,
-        &who,
+        who,
         aid,
         "user.created",
         Some(user.id.to_string()),
@@ -310,11 +309,10 @@ pub async fn create_user(
     responses((status = 200, body = Vec<crate::store::AuditRecord>), (status = 403), (status = 404)))]
 pub async fn audit_log(
     state: web::Data<AppState>,
-    who: Principal,
-    path: web::Path<AccountId>,
+    scope: InAccount<area::Reports, level::Read>,
+    // Named for the OpenAPI document; InAccount has checked it.
+    _path: web::Path<AccountId>,
 ) -> AppResult<HttpResponse> {
-    let aid = path.into_inner();
-    who.require_own_account(aid, "account_not_found")?;
-    who.require_area(Area::Reports)?;
+    let aid = scope.account;
     Ok(HttpResponse::Ok().json(state.store.audit_log(aid, 500).await?))
 }

@@ -1,6 +1,7 @@
 //! Devices of an account: list, create, edit, delete, link to users (one by one, by CSV import,
 //! by pre-assignment), enrollment codes, agent enrollment and the agent's WebSocket.
 
+use crate::http::authz::{Authorized, InAccount, Level, area, level};
 use std::collections::HashMap;
 
 use actix::{Actor, AsyncContext};
@@ -24,7 +25,6 @@ use crate::{
     domain::{
         device::{ImportRow, Location, Platform, parse_serial, plan_import},
         ids::{AccountId, DeviceId, UserId},
-        rights::{Area, Write},
         session::close_code,
         validate,
     },
@@ -76,20 +76,19 @@ fn device_not_found() -> AppError {
     AppError::not_found("device_not_found", "no such device")
 }
 
-/// A device the caller may see: its account's, in a group its rights name, with the `devices`
-/// area; another account's device is 404 before any right is looked at.
-pub async fn visible_device(
+/// A device the caller may see and act on at level `L`: its account's, in a group its rights
+/// name, with the `devices` area; another account's device is 404 before any right is looked
+/// at, one outside the caller's groups 404 too.
+pub async fn visible_device<'a, L: Level>(
     state: &AppState,
-    who: &Principal,
+    auth: &'a Authorized<area::Devices, L>,
     id: DeviceId,
-) -> AppResult<DeviceRecord> {
+) -> AppResult<(&'a Principal, DeviceRecord)> {
     let device = state.store.device(id).await?.ok_or_else(device_not_found)?;
-    who.require_own_account(device.account_id, "device_not_found")?;
-    who.require_area(Area::Devices)?;
-    if !who.rights().sees_device(device.group_id) {
-        return Err(device_not_found());
-    }
-    Ok(device)
+    let who = auth.in_account_visible(device.account_id, "device_not_found", |who| {
+        who.rights().sees_device(device.group_id)
+    })?;
+    Ok((who, device))
 }
 
 /// A live human user of the account, or `None`.
@@ -127,12 +126,11 @@ async fn check_group(state: &AppState, who: &Principal, group: Uuid) -> AppResul
     responses((status = 200, body = Vec<DeviceView>), (status = 403), (status = 404)))]
 pub async fn list(
     state: web::Data<AppState>,
-    who: Principal,
-    path: web::Path<AccountId>,
+    scope: InAccount<area::Devices, level::Read>,
+    // Named for the OpenAPI document; InAccount has checked it.
+    _path: web::Path<AccountId>,
 ) -> AppResult<HttpResponse> {
-    let aid = path.into_inner();
-    who.require_own_account(aid, "account_not_found")?;
-    who.require_area(Area::Devices)?;
+    let (who, aid) = (&scope.who, scope.account);
     let devices: Vec<DeviceView> = state
         .store
         .devices_of(aid)
@@ -173,13 +171,12 @@ fn bounded(value: &str, max: usize, code: &'static str, what: &str) -> AppResult
     responses((status = 201, body = DeviceView), (status = 403), (status = 404), (status = 409, description = "serial_taken"), (status = 422)))]
 pub async fn create(
     state: web::Data<AppState>,
-    who: Principal,
-    path: web::Path<AccountId>,
+    scope: InAccount<area::Devices, level::Create>,
+    // Named for the OpenAPI document; InAccount has checked it.
+    _path: web::Path<AccountId>,
     body: web::Json<NewDevice>,
 ) -> AppResult<HttpResponse> {
-    let aid = path.into_inner();
-    who.require_own_account(aid, "account_not_found")?;
-    who.require_write(Area::Devices, Write::Create)?;
+    let (who, aid) = (&scope.who, scope.account);
     let body = body.into_inner();
     let name = validate::bounded_text(&body.name, 200)
         .ok_or_else(|| AppError::unprocessable("invalid_name", "name: 1 to 200 characters"))?;
@@ -192,7 +189,7 @@ pub async fn create(
     let model = bounded(&body.model, 200, "invalid_model", "model")?;
     let os_version = bounded(&body.os_version, 100, "invalid_os_version", "os_version")?;
     match body.group_id {
-        Some(g) => check_group(&state, &who, g).await?,
+        Some(g) => check_group(&state, who, g).await?,
         // A user limited to some groups could not see a device in none.
         None if !who.rights().sees_device(None) => {
             return Err(AppError::unprocessable(
@@ -238,7 +235,7 @@ pub async fn create(
     })?;
     audit(
         &state,
-        &who,
+        who,
         aid,
         "device.created",
         Some(device.id.to_string()),
@@ -252,10 +249,10 @@ pub async fn create(
     responses((status = 200, body = DeviceView), (status = 403), (status = 404)))]
 pub async fn get(
     state: web::Data<AppState>,
-    who: Principal,
+    auth: Authorized<area::Devices, level::Read>,
     path: web::Path<DeviceId>,
 ) -> AppResult<HttpResponse> {
-    let device = visible_device(&state, &who, path.into_inner()).await?;
+    let (_, device) = visible_device(&state, &auth, path.into_inner()).await?;
     Ok(HttpResponse::Ok().json(DeviceView::of(&state, device)))
 }
 
@@ -273,12 +270,11 @@ pub struct DevicePatch {
     responses((status = 200, body = DeviceView), (status = 403), (status = 404), (status = 422)))]
 pub async fn patch(
     state: web::Data<AppState>,
-    who: Principal,
+    auth: Authorized<area::Devices, level::Edit>,
     path: web::Path<DeviceId>,
     body: web::Json<DevicePatch>,
 ) -> AppResult<HttpResponse> {
-    let mut device = visible_device(&state, &who, path.into_inner()).await?;
-    who.require_write(Area::Devices, Write::Edit)?;
+    let (who, mut device) = visible_device(&state, &auth, path.into_inner()).await?;
     let body = body.into_inner();
     if let Some(name) = &body.name {
         device.name = validate::bounded_text(name, 200)
@@ -297,13 +293,13 @@ pub async fn patch(
                 "moving a device between groups needs the edit_group_settings right",
             ));
         }
-        check_group(&state, &who, group).await?;
+        check_group(&state, who, group).await?;
         device.group_id = Some(group);
     }
     state.store.update_device(&device).await?;
     audit(
         &state,
-        &who,
+        who,
         device.account_id,
         "device.changed",
         Some(device.id.to_string()),
@@ -317,11 +313,10 @@ pub async fn patch(
     responses((status = 204), (status = 403), (status = 404)))]
 pub async fn delete(
     state: web::Data<AppState>,
-    who: Principal,
+    auth: Authorized<area::Devices, level::Delete>,
     path: web::Path<DeviceId>,
 ) -> AppResult<HttpResponse> {
-    let device = visible_device(&state, &who, path.into_inner()).await?;
-    who.require_write(Area::Devices, Write::Delete)?;
+    let (who, device) = visible_device(&state, &auth, path.into_inner()).await?;
     if !state.store.delete_device(device.id).await? {
         return Err(device_not_found());
     }
@@ -333,7 +328,7 @@ pub async fn delete(
     }
     audit(
         &state,
-        &who,
+        who,
         device.account_id,
         "device.deleted",
         Some(device.id.to_string()),
@@ -350,11 +345,10 @@ pub async fn delete(
 /// may enroll its serial again.
 pub async fn release(
     state: web::Data<AppState>,
-    who: Principal,
+    auth: Authorized<area::Devices, level::Edit>,
     path: web::Path<DeviceId>,
 ) -> AppResult<HttpResponse> {
-    let device = visible_device(&state, &who, path.into_inner()).await?;
-    who.require_write(Area::Devices, Write::Edit)?;
+    let (who, device) = visible_device(&state, &auth, path.into_inner()).await?;
     if !state.store.release_device(device.id).await? {
         return Err(device_not_found());
     }
@@ -366,7 +360,7 @@ pub async fn release(
     }
     audit(
         &state,
-        &who,
+        who,
         device.account_id,
         "device.released",
         Some(device.id.to_string()),
@@ -392,12 +386,11 @@ pub struct LinkBody {
     responses((status = 200, body = DeviceView), (status = 403), (status = 404), (status = 422)))]
 pub async fn link_user(
     state: web::Data<AppState>,
-    who: Principal,
+    auth: Authorized<area::Devices, level::Edit>,
     path: web::Path<DeviceId>,
     body: web::Json<LinkBody>,
 ) -> AppResult<HttpResponse> {
-    let mut device = visible_device(&state, &who, path.into_inner()).await?;
-    who.require_write(Area::Devices, Write::Edit)?;
+    let (who, mut device) = visible_device(&state, &auth, path.into_inner()).await?;
     let user = match body.user_id {
         Some(u) => Some(
             account_user_named(&state, device.account_id, UserId(u))
@@ -413,7 +406,7 @@ pub async fn link_user(
     state.store.link_device(device.id, device.user_id).await?;
     audit(
         &state,
-        &who,
+        who,
         device.account_id,
         "device.linked",
         Some(device.id.to_string()),
@@ -485,13 +478,12 @@ fn parse_import(data: &[u8]) -> AppResult<Vec<(u64, String, String)>> {
               (status = 403), (status = 404), (status = 413, description = "file_too_large")))]
 pub async fn import(
     state: web::Data<AppState>,
-    who: Principal,
-    path: web::Path<AccountId>,
+    scope: InAccount<area::Devices, level::Edit>,
+    // Named for the OpenAPI document; InAccount has checked it.
+    _path: web::Path<AccountId>,
     payload: web::Payload,
 ) -> AppResult<HttpResponse> {
-    let aid = path.into_inner();
-    who.require_own_account(aid, "account_not_found")?;
-    who.require_write(Area::Devices, Write::Edit)?;
+    let (who, aid) = (&scope.who, scope.account);
     let data = read_limited(payload, IMPORT_LIMIT).await?;
     let rows = parse_import(&data)?;
     let devices: HashMap<String, DeviceId> = state
@@ -521,7 +513,7 @@ pub async fn import(
     tracing::info!(account = %aid, rows = report.len(), linked = links.len(), "device import");
     audit(
         &state,
-        &who,
+        who,
         aid,
         "device.imported",
         None,
@@ -550,13 +542,12 @@ pub struct Preassigned {
     responses((status = 201, body = Preassigned), (status = 403), (status = 404), (status = 422)))]
 pub async fn preassign(
     state: web::Data<AppState>,
-    who: Principal,
-    path: web::Path<AccountId>,
+    scope: InAccount<area::Devices, level::Edit>,
+    // Named for the OpenAPI document; InAccount has checked it.
+    _path: web::Path<AccountId>,
     body: web::Json<PreassignBody>,
 ) -> AppResult<HttpResponse> {
-    let aid = path.into_inner();
-    who.require_own_account(aid, "account_not_found")?;
-    who.require_write(Area::Devices, Write::Edit)?;
+    let (who, aid) = (&scope.who, scope.account);
     let serial = parse_serial(&body.serial).ok_or_else(|| {
         AppError::unprocessable(
             "invalid_serial",
@@ -579,7 +570,7 @@ pub async fn preassign(
     let linked = state.store.preassign(aid, &serial, user.id).await?;
     audit(
         &state,
-        &who,
+        who,
         aid,
         "device.preassigned",
         linked.map(|d| d.to_string()),
@@ -614,13 +605,12 @@ pub struct EnrollmentCode {
     responses((status = 201, body = EnrollmentCode), (status = 403), (status = 404), (status = 422)))]
 pub async fn enrollment_code(
     state: web::Data<AppState>,
-    who: Principal,
-    path: web::Path<AccountId>,
+    scope: InAccount<area::Devices, level::Create>,
+    // Named for the OpenAPI document; InAccount has checked it.
+    _path: web::Path<AccountId>,
     body: Option<web::Json<CodeBody>>,
 ) -> AppResult<HttpResponse> {
-    let aid = path.into_inner();
-    who.require_own_account(aid, "account_not_found")?;
-    who.require_write(Area::Devices, Write::Create)?;
+    let (who, aid) = (&scope.who, scope.account);
     let body = body.map(|b| b.into_inner()).unwrap_or_default();
     let hours = body.expires_in_hours.unwrap_or(72);
     if !(1..=720).contains(&hours) {
@@ -630,7 +620,7 @@ pub async fn enrollment_code(
         ));
     }
     match body.group_id {
-        Some(g) => check_group(&state, &who, g).await?,
+        Some(g) => check_group(&state, who, g).await?,
         None if !who.rights().sees_device(None) => {
             return Err(AppError::unprocessable(
                 "group_required",
@@ -654,7 +644,7 @@ pub async fn enrollment_code(
         .await?;
     audit(
         &state,
-        &who,
+        who,
         aid,
         "device.enrollment_code_created",
         None,

@@ -1,5 +1,6 @@
 //! Device groups: a user sees the groups (and so the devices) its rights name.
 
+use crate::http::authz::{InAccount, area, level};
 use actix_web::{HttpResponse, web};
 use chrono::Utc;
 use serde::Deserialize;
@@ -7,12 +8,7 @@ use uuid::Uuid;
 
 use super::{accounts::audit, state::AppState};
 use crate::{
-    auth::extract::Principal,
-    domain::{
-        ids::AccountId,
-        rights::{Area, Write},
-        validate,
-    },
+    domain::{ids::AccountId, validate},
     error::{AppError, AppResult},
     store::{GroupRecord, is_unique_violation},
 };
@@ -27,12 +23,11 @@ pub struct GroupBody {
     responses((status = 200, body = Vec<GroupRecord>), (status = 403), (status = 404)))]
 pub async fn list(
     state: web::Data<AppState>,
-    who: Principal,
-    path: web::Path<AccountId>,
+    scope: InAccount<area::Devices, level::Read>,
+    // Named for the OpenAPI document; InAccount has checked it.
+    _path: web::Path<AccountId>,
 ) -> AppResult<HttpResponse> {
-    let aid = path.into_inner();
-    who.require_own_account(aid, "account_not_found")?;
-    who.require_area(Area::Devices)?;
+    let (who, aid) = (&scope.who, scope.account);
     let groups: Vec<GroupRecord> = state
         .store
         .groups_of(aid)
@@ -47,13 +42,12 @@ pub async fn list(
     responses((status = 201, body = GroupRecord), (status = 403), (status = 404), (status = 409), (status = 422)))]
 pub async fn create(
     state: web::Data<AppState>,
-    who: Principal,
-    path: web::Path<AccountId>,
+    scope: InAccount<area::Devices, level::Create>,
+    // Named for the OpenAPI document; InAccount has checked it.
+    _path: web::Path<AccountId>,
     body: web::Json<GroupBody>,
 ) -> AppResult<HttpResponse> {
-    let aid = path.into_inner();
-    who.require_own_account(aid, "account_not_found")?;
-    who.require_write(Area::Devices, Write::Create)?;
+    let (who, aid) = (&scope.who, scope.account);
     let name = validate::bounded_text(&body.name, 100)
         .ok_or_else(|| AppError::unprocessable("invalid_name", "name: 1 to 100 characters"))?;
     let group = GroupRecord {
@@ -70,7 +64,7 @@ pub async fn create(
     })?;
     audit(
         &state,
-        &who,
+        who,
         aid,
         "group.created",
         Some(group.id.to_string()),

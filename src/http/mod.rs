@@ -3,6 +3,7 @@
 pub mod access;
 pub mod accounts;
 pub mod api_keys;
+pub mod authz;
 pub mod console;
 pub mod devices;
 pub mod groups;

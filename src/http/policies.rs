@@ -1,5 +1,6 @@
 //! Security policies: what an invited external technician may do.
 
+use crate::http::authz::{Authorized, InAccount, Level, area, level};
 use actix_web::{HttpResponse, web};
 use chrono::Utc;
 use serde::Deserialize;
@@ -12,7 +13,7 @@ use crate::{
         permissions::{
             PolicyError, parse_permissions, parse_policy_description, parse_policy_name,
         },
-        rights::{Area, Write},
+        rights::Area,
     },
     error::{AppError, AppResult},
     store::{PolicyRecord, is_unique_violation},
@@ -55,14 +56,18 @@ fn name_taken(err: sqlx::Error) -> AppError {
 }
 
 /// A policy of the caller's account, else 404.
-async fn own_policy(state: &AppState, who: &Principal, id: PolicyId) -> AppResult<PolicyRecord> {
+async fn own_policy<'a, L: Level>(
+    state: &AppState,
+    auth: &'a Authorized<area::Policies, L>,
+    id: PolicyId,
+) -> AppResult<(&'a Principal, PolicyRecord)> {
     let policy = state
         .store
         .policy(id)
         .await?
         .ok_or_else(|| AppError::not_found("policy_not_found", "no such policy"))?;
-    who.require_own_account(policy.account_id, "policy_not_found")?;
-    Ok(policy)
+    let who = auth.in_account(policy.account_id, "policy_not_found")?;
+    Ok((who, policy))
 }
 
 #[utoipa::path(get, path = "/api/v1/accounts/{aid}/policies", tag = "policies",
@@ -85,13 +90,12 @@ pub async fn list(
     responses((status = 201, body = PolicyView), (status = 403), (status = 404), (status = 409), (status = 422)))]
 pub async fn create(
     state: web::Data<AppState>,
-    who: Principal,
-    path: web::Path<AccountId>,
+    scope: InAccount<area::Policies, level::Create>,
+    // Named for the OpenAPI document; InAccount has checked it.
+    _path: web::Path<AccountId>,
     body: web::Json<PolicyBody>,
 ) -> AppResult<HttpResponse> {
-    let aid = path.into_inner();
-    who.require_own_account(aid, "account_not_found")?;
-    who.require_write(Area::Policies, Write::Create)?;
+    let (who, aid) = (&scope.who, scope.account);
     let now = Utc::now();
     let policy = PolicyRecord {
         id: PolicyId::new(),
@@ -109,7 +113,7 @@ pub async fn create(
         .map_err(name_taken)?;
     audit(
         &state,
-        &who,
+        who,
         aid,
         "policy.created",
         Some(policy.id.to_string()),
@@ -123,12 +127,11 @@ pub async fn create(
     responses((status = 200, body = PolicyView), (status = 403), (status = 404), (status = 409), (status = 422)))]
 pub async fn update(
     state: web::Data<AppState>,
-    who: Principal,
+    auth: Authorized<area::Policies, level::Edit>,
     path: web::Path<PolicyId>,
     body: web::Json<PolicyPatch>,
 ) -> AppResult<HttpResponse> {
-    let mut policy = own_policy(&state, &who, path.into_inner()).await?;
-    who.require_write(Area::Policies, Write::Edit)?;
+    let (who, mut policy) = own_policy(&state, &auth, path.into_inner()).await?;
     if let Some(name) = &body.name {
         policy.name = parse_policy_name(name).map_err(invalid)?;
     }
@@ -146,7 +149,7 @@ pub async fn update(
         .map_err(name_taken)?;
     audit(
         &state,
-        &who,
+        who,
         policy.account_id,
         "policy.changed",
         Some(policy.id.to_string()),
@@ -160,15 +163,14 @@ pub async fn update(
     responses((status = 204), (status = 403), (status = 404)))]
 pub async fn delete(
     state: web::Data<AppState>,
-    who: Principal,
+    auth: Authorized<area::Policies, level::Delete>,
     path: web::Path<PolicyId>,
 ) -> AppResult<HttpResponse> {
-    let policy = own_policy(&state, &who, path.into_inner()).await?;
-    who.require_write(Area::Policies, Write::Delete)?;
+    let (who, policy) = own_policy(&state, &auth, path.into_inner()).await?;
     state.store.delete_policy(policy.id).await?;
     audit(
         &state,
-        &who,
+        who,
         policy.account_id,
         "policy.deleted",
         Some(policy.id.to_string()),

@@ -1,5 +1,6 @@
 //! Sessions, invitations, the join page and WebSocket tickets over HTTP.
 
+use crate::http::authz::{Authorized, area, level};
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
@@ -167,11 +168,11 @@ fn session_ended() -> AppError {
     responses((status = 201, body = SessionCreated), (status = 403), (status = 404, description = "device_not_found"), (status = 409, description = "device_offline"), (status = 422)))]
 pub async fn create(
     state: web::Data<AppState>,
-    who: Principal,
+    auth: Authorized<area::Sessions, level::Create>,
     body: web::Json<CreateSession>,
 ) -> AppResult<HttpResponse> {
     state.refuse_if_draining()?;
-    who.require_write(Area::Sessions, Write::Create)?;
+    let who = auth.own()?;
     let subject = validate::bounded_text(&body.subject, 200).ok_or_else(|| {
         AppError::unprocessable("invalid_subject", "subject: 1 to 200 characters")
     })?;
@@ -227,7 +228,7 @@ pub async fn create(
     }
     audit(
         &state,
-        &who,
+        who,
         record.account_id,
         "session.created",
         Some(record.id.to_string()),
@@ -289,10 +290,10 @@ const ENDED_LIST_LIMIT: u32 = 100;
     responses((status = 200, body = Vec<SessionView>), (status = 400), (status = 403)))]
 pub async fn list(
     state: web::Data<AppState>,
-    who: Principal,
+    auth: Authorized<area::Sessions>,
     query: web::Query<ListQuery>,
 ) -> AppResult<HttpResponse> {
-    who.require_area(Area::Sessions)?;
+    let who = auth.own()?;
     let mut out = Vec::new();
     match query.state.as_deref() {
         None | Some("open") => {
@@ -560,17 +561,22 @@ pub fn refusal_of(inv: &InvitationRecord) -> Option<Refusal> {
     responses((status = 204), (status = 403), (status = 404), (status = 410)))]
 pub async fn revoke_invitation(
     state: web::Data<AppState>,
-    who: Principal,
+    auth: Authorized<area::Sessions>,
     path: web::Path<InvitationId>,
 ) -> AppResult<HttpResponse> {
     let inv = state.store.invitation(path.into_inner()).await?;
     let inv =
         inv.ok_or_else(|| AppError::not_found("invitation_not_found", "no such invitation"))?;
-    who.require_own_account(inv.account_id, "invitation_not_found")?;
-    who.require_area(Area::Sessions)?;
-    let session = visible_session(&state, &who, inv.session_id)
+    let who = auth.in_account(inv.account_id, "invitation_not_found")?;
+    // A session on a device outside the caller's groups hides its invitations too.
+    let session = visible_session(&state, who, inv.session_id)
         .await
-        .map_err(|_| AppError::not_found("invitation_not_found", "no such invitation"))?;
+        .map_err(|e| match e {
+            AppError::NotFound { .. } => {
+                AppError::not_found("invitation_not_found", "no such invitation")
+            }
+            other => other,
+        })?;
     // Only its inviter, the session's owner, or an admin with sessions + objects.delete.
     let may_revoke = inv.inviter_user_id == who.user.id
         || session.owner_user_id == who.user.id
@@ -591,7 +597,7 @@ pub async fn revoke_invitation(
     {
         audit(
             &state,
-            &who,
+            who,
             inv.account_id,
             "invitation.revoked",
             Some(inv.id.to_string()),

@@ -1,6 +1,7 @@
 //! Account settings and the vendor's support access: as an account's service user (allowed by
 //! the account's `support_access`) or as one user (allowed by that user's `support_access` right).
 
+use crate::http::authz::{Staff, platform};
 use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
@@ -200,10 +201,10 @@ async fn support_token(
     responses((status = 200, body = LoginAnswer), (status = 403, description = "platform support only, or support_access_disabled"), (status = 404)))]
 pub async fn account_support_login(
     state: web::Data<AppState>,
-    who: Principal,
+    staff: Staff<platform::Support>,
     path: web::Path<AccountId>,
 ) -> AppResult<HttpResponse> {
-    who.require_platform(PlatformRight::PlatformSupport)?;
+    let who = &staff.who;
     let account = state
         .store
         .account(path.into_inner())
@@ -226,17 +227,17 @@ pub async fn account_support_login(
             account.id
         ))
     })?;
-    support_token(&state, &who, service, "support.account_login").await
+    support_token(&state, who, service, "support.account_login").await
 }
 
 #[utoipa::path(post, path = "/api/v1/users/{id}/support-login", tag = "support",
     responses((status = 200, body = LoginAnswer), (status = 403, description = "platform support only, or support_access_disabled"), (status = 404)))]
 pub async fn user_support_login(
     state: web::Data<AppState>,
-    who: Principal,
+    staff: Staff<platform::Support>,
     path: web::Path<UserId>,
 ) -> AppResult<HttpResponse> {
-    who.require_platform(PlatformRight::PlatformSupport)?;
+    let who = &staff.who;
     let user = state
         .store
         .user(path.into_inner())
@@ -249,5 +250,5 @@ pub async fn user_support_login(
             "this user does not allow vendor support to act as them",
         ));
     }
-    support_token(&state, &who, user, "support.user_login").await
+    support_token(&state, who, user, "support.user_login").await
 }

@@ -1,5 +1,6 @@
 //! One user: read, edit, rights, soft delete and restore; the account's roles.
 
+use crate::http::authz::{Authorized, InAccount, Level, Staff, area, level, platform};
 use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
@@ -66,6 +67,19 @@ async fn account_user(
     let user = user.ok_or_else(|| AppError::not_found("user_not_found", "no such user"))?;
     who.require_own_account(user.account_id, "user_not_found")?;
     Ok(user)
+}
+
+/// A live user of the caller's account that the caller may manage at level `L` (area
+/// `users`): 404 for another account's or a deleted user, 403 without the right.
+async fn managed_user<'a, L: Level>(
+    state: &AppState,
+    auth: &'a Authorized<area::Users, L>,
+    id: UserId,
+) -> AppResult<(&'a Principal, UserRecord)> {
+    let user = state.store.user(id).await?.filter(|u| !u.deleted);
+    let user = user.ok_or_else(|| AppError::not_found("user_not_found", "no such user"))?;
+    let who = auth.in_account(user.account_id, "user_not_found")?;
+    Ok((who, user))
 }
 
 /// 403 `rights_exceed_own` when the caller would reach beyond what it holds: rights it hands
@@ -272,12 +286,11 @@ pub async fn patch(
     responses((status = 200, body = Object), (status = 403), (status = 404), (status = 409, description = "last_user_admin")))]
 pub async fn put_rights(
     state: web::Data<AppState>,
-    who: Principal,
+    auth: Authorized<area::Users, level::Edit>,
     path: web::Path<UserId>,
     body: web::Json<Rights>,
 ) -> AppResult<HttpResponse> {
-    let target = account_user(&state, &who, path.into_inner(), false).await?;
-    who.require_write(Area::Users, Write::Edit)?;
+    let (who, target) = managed_user(&state, &auth, path.into_inner()).await?;
     if target.kind == "service" {
         return Err(AppError::unprocessable(
             "service_user",
@@ -291,7 +304,7 @@ pub async fn put_rights(
         ));
     }
     let rights = body.into_inner();
-    within_own_rights(&who, &target, Some(&rights))?;
+    within_own_rights(who, &target, Some(&rights))?;
     for role in &rights.roles {
         if !ROLES.iter().any(|r| r.id == role) {
             return Err(AppError::unprocessable(
@@ -329,7 +342,7 @@ pub async fn put_rights(
     }
     audit(
         &state,
-        &who,
+        who,
         target.account_id,
         "user.rights_changed",
         Some(target.id.to_string()),
@@ -343,24 +356,23 @@ pub async fn put_rights(
     responses((status = 204), (status = 403), (status = 404), (status = 409, description = "last_user_admin")))]
 pub async fn delete(
     state: web::Data<AppState>,
-    who: Principal,
+    auth: Authorized<area::Users, level::Delete>,
     path: web::Path<UserId>,
 ) -> AppResult<HttpResponse> {
-    let target = account_user(&state, &who, path.into_inner(), false).await?;
-    who.require_write(Area::Users, Write::Delete)?;
+    let (who, target) = managed_user(&state, &auth, path.into_inner()).await?;
     if target.kind == "service" {
         return Err(AppError::unprocessable(
             "service_user",
             "the service user cannot be deleted",
         ));
     }
-    within_own_rights(&who, &target, None)?;
+    within_own_rights(who, &target, None)?;
     change_keeping_a_manager(&state, &target, None).await?;
     // Tokens and keys stop by themselves (they resolve only to live users); sockets are told.
     disconnect_everywhere(&state, target.id);
     audit(
         &state,
-        &who,
+        who,
         target.account_id,
         "user.deleted",
         Some(target.id.to_string()),
@@ -374,10 +386,10 @@ pub async fn delete(
     responses((status = 200, body = UserView), (status = 403, description = "platform support only"), (status = 404), (status = 409)))]
 pub async fn restore(
     state: web::Data<AppState>,
-    who: Principal,
+    staff: Staff<platform::Support>,
     path: web::Path<UserId>,
 ) -> AppResult<HttpResponse> {
-    who.require_platform(PlatformRight::PlatformSupport)?;
+    let who = &staff.who;
     let user = state
         .store
         .user(path.into_inner())
@@ -392,7 +404,7 @@ pub async fn restore(
     state.store.restore_user(user.id).await?;
     audit(
         &state,
-        &who,
+        who,
         user.account_id,
         "user.restored",
         Some(user.id.to_string()),
@@ -408,9 +420,11 @@ pub async fn restore(
 }
 
 #[utoipa::path(get, path = "/api/v1/accounts/{aid}/roles", tag = "users", responses((status = 200, body = Vec<RoleView>), (status = 403), (status = 404)))]
-pub async fn roles(who: Principal, path: web::Path<AccountId>) -> AppResult<HttpResponse> {
-    who.require_own_account(path.into_inner(), "account_not_found")?;
-    who.require_area(Area::Users)?;
+pub async fn roles(
+    _scope: InAccount<area::Users>,
+    // Named for the OpenAPI document; InAccount has checked it.
+    _path: web::Path<AccountId>,
+) -> AppResult<HttpResponse> {
     Ok(HttpResponse::Ok().json(&ROLES))
 }
 

@@ -88,7 +88,7 @@ pub async fn technician(
     state.refuse_if_draining()?;
     let session_id = path.into_inner();
     let who: Principal = match (bearer(&req), &query.ticket) {
-        (Some(token), _) => principal_from_token(&state, token).await?,
+        (Some(token), _) => principal_from_token(&state.store, token).await?,
         (None, Some(ticket)) => {
             require_handshake(&req)?;
             let used = state.store.consume_ws_ticket(&token::hash(ticket)).await?;
@@ -98,7 +98,7 @@ pub async fn technician(
             }
             match used.token_hash {
                 // Acts as the credential it came from: revoked or partner-bound alike.
-                Some(credential) => principal_from_credential(&state, &credential).await?,
+                Some(credential) => principal_from_credential(&state.store, &credential).await?,
                 None => {
                     let user = state
                         .store
@@ -139,7 +139,7 @@ pub async fn technician(
                     Ok(Some(u)) if !u.deleted => Principal::own(u, "ticket"),
                     _ => return false,
                 },
-                None => match principal_from_credential(&recheck_state, &credential).await {
+                None => match principal_from_credential(&recheck_state.store, &credential).await {
                     Ok(who) => who,
                     Err(_) => return false,
                 },
