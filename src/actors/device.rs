@@ -63,8 +63,10 @@ pub struct DeviceActor {
     sent: HashSet<CommandId>,
     /// Frames per second from the agent (bursts of twice that).
     frame_rate: TokenBucket,
-    /// Telemetry received and not yet written: the latest wins.
-    telemetry: Option<PendingTelemetry>,
+    /// The newest telemetry of this connection (each write carries all of it).
+    telemetry: Telemetry,
+    /// Whether telemetry arrived since the last write.
+    telemetry_dirty: bool,
     /// Whether a telemetry write is scheduled.
     telemetry_due: bool,
     /// When telemetry was last written from this connection.
@@ -74,10 +76,9 @@ pub struct DeviceActor {
 /// The newest telemetry of a device, merged field by field (a frame without a battery keeps
 /// the battery of an earlier one).
 #[derive(Debug, Clone, Default)]
-struct PendingTelemetry {
+struct Telemetry {
     battery: Option<u8>,
     location: Option<Location>,
-    seen: chrono::DateTime<Utc>,
 }
 
 /// Telemetry of one device is written at most this often; frames in between only update what
@@ -104,7 +105,8 @@ impl DeviceActor {
             errors: ErrorBudget::default(),
             sent: HashSet::new(),
             frame_rate,
-            telemetry: None,
+            telemetry: Telemetry::default(),
+            telemetry_dirty: false,
             telemetry_due: false,
             telemetry_written: None,
         }
@@ -118,14 +120,13 @@ impl DeviceActor {
         location: Option<Location>,
         ctx: &mut Context<Self>,
     ) {
-        let pending = self.telemetry.get_or_insert_with(PendingTelemetry::default);
-        pending.seen = Utc::now();
         if battery.is_some() {
-            pending.battery = battery;
+            self.telemetry.battery = battery;
         }
         if location.is_some() {
-            pending.location = location;
+            self.telemetry.location = location;
         }
+        self.telemetry_dirty = true;
         if self.telemetry_due {
             return;
         }
@@ -133,21 +134,27 @@ impl DeviceActor {
         let wait = self.telemetry_written.map_or(Duration::ZERO, |at| {
             TELEMETRY_EVERY.saturating_sub(at.elapsed())
         });
-        ctx.run_later(wait, |act, _| act.write_telemetry());
+        ctx.run_later(wait, |act, _| {
+            act.telemetry_due = false;
+            if act.telemetry_dirty {
+                act.write_telemetry();
+            }
+        });
     }
 
-    /// Writes the pending telemetry (detached: a write in flight survives the connection).
+    /// Writes the newest telemetry with the time now as last seen (detached: a write in flight
+    /// survives the connection). Every write carries all of it and the store refuses one older
+    /// than what it holds, so writes that land out of order still leave the newest.
     fn write_telemetry(&mut self) {
-        self.telemetry_due = false;
-        let Some(t) = self.telemetry.take() else {
-            return;
-        };
+        self.telemetry_dirty = false;
         self.telemetry_written = Some(Instant::now());
+        let t = self.telemetry.clone();
+        let seen = Utc::now();
         let store = self.store.clone();
         let device = self.device;
         actix::spawn(async move {
             if let Err(err) = store
-                .record_telemetry(device, t.battery, t.location.as_ref(), t.seen)
+                .record_telemetry(device, t.battery, t.location.as_ref(), seen)
                 .await
             {
                 tracing::error!(device = %device, error = %err, "telemetry not written");
@@ -309,13 +316,8 @@ impl Actor for DeviceActor {
     fn stopped(&mut self, ctx: &mut Self::Context) {
         self.registry.remove_device(self.device, &ctx.address());
         tracing::info!(device = %self.device, "device agent disconnected");
-        // The newest telemetry is not lost with the connection.
+        // Last seen now, with the newest telemetry: nothing is lost with the connection.
         self.write_telemetry();
-        let store = self.store.clone();
-        let device = self.device;
-        actix::spawn(async move {
-            let _ = store.record_telemetry(device, None, None, Utc::now()).await;
-        });
     }
 }
 

@@ -12,7 +12,7 @@ use crate::{
         ids::{AccountId, GrantId},
         rights::{Area, PlatformRight, Rights, Write},
     },
-    error::AppError,
+    error::{AppError, Code},
     store::{Store, UserRecord},
 };
 
@@ -80,8 +80,8 @@ impl Principal {
         if self.rights().can_read(area) {
             Ok(())
         } else {
-            Err(AppError::forbidden(
-                "missing_right",
+            Err(AppError::new(
+                Code::MissingRight,
                 format!("this needs the {area:?} area").to_lowercase(),
             ))
         }
@@ -92,8 +92,8 @@ impl Principal {
         if self.rights().can_write(area, write) {
             Ok(())
         } else {
-            Err(AppError::forbidden(
-                "missing_right",
+            Err(AppError::new(
+                Code::MissingRight,
                 format!("this needs the {area:?} area with the {write:?} object right")
                     .to_lowercase(),
             ))
@@ -105,23 +105,19 @@ impl Principal {
         if self.has_platform(right) {
             Ok(())
         } else {
-            Err(AppError::forbidden(
-                "platform_only",
+            Err(AppError::new(
+                Code::PlatformOnly,
                 "only platform staff may do this",
             ))
         }
     }
 
     /// 404 for objects of another account: their existence is never revealed.
-    pub fn require_own_account(
-        &self,
-        account: AccountId,
-        what: &'static str,
-    ) -> Result<(), AppError> {
+    pub fn require_own_account(&self, account: AccountId, what: Code) -> Result<(), AppError> {
         if account == self.account() {
             Ok(())
         } else {
-            Err(AppError::not_found(what, "not found"))
+            Err(AppError::new(what, what.meaning()))
         }
     }
 

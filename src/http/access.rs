@@ -29,7 +29,7 @@ use crate::{
         session::EndReason,
         validate,
     },
-    error::{AppError, AppResult},
+    error::{AppError, AppResult, Code},
     store::{
         AccessRequestRecord, Assignment, AuditEntry, Direction, GrantRecord, is_unique_violation,
     },
@@ -220,8 +220,8 @@ pub async fn request_access(
     body: web::Json<NewRequest>,
 ) -> AppResult<HttpResponse> {
     if who.partner.is_some() || who.user.account_kind != "partner" {
-        return Err(AppError::forbidden(
-            "not_a_partner",
+        return Err(AppError::new(
+            Code::NotAPartner,
             "only users of a partner account ask for access",
         ));
     }
@@ -232,8 +232,8 @@ pub async fn request_access(
         .await?
         .ok_or_else(|| AppError::internal(anyhow::anyhow!("caller's account missing")))?;
     if !partner.certified {
-        return Err(AppError::forbidden(
-            "partner_not_certified",
+        return Err(AppError::new(
+            Code::PartnerNotCertified,
             "only certified partners may ask for access",
         ));
     }
@@ -243,13 +243,13 @@ pub async fn request_access(
         .account(customer)
         .await?
         .filter(|a| a.kind == "customer")
-        .ok_or_else(|| AppError::not_found("account_not_found", "no such account"))?;
+        .ok_or_else(|| AppError::new(Code::AccountNotFound, "no such account"))?;
     let message = match body.message.as_deref().map(str::trim) {
         None | Some("") => None,
         Some(text) => Some(
             validate::bounded_text(text, MAX_MESSAGE_CHARS).ok_or_else(|| {
-                AppError::unprocessable(
-                    "invalid_message",
+                AppError::new(
+                    Code::InvalidMessage,
                     format!(
                         "message: at most {MAX_MESSAGE_CHARS} characters, no control characters"
                     ),
@@ -261,8 +261,8 @@ pub async fn request_access(
         .await?
         .is_some()
     {
-        return Err(AppError::conflict(
-            "already_granted",
+        return Err(AppError::new(
+            Code::AlreadyGranted,
             "this account already grants you access",
         ));
     }
@@ -284,8 +284,8 @@ pub async fn request_access(
         .await
         .map_err(|e| {
             if is_unique_violation(&e) {
-                AppError::conflict(
-                    "request_pending",
+                AppError::new(
+                    Code::RequestPending,
                     "a request of yours to this account is already pending",
                 )
             } else {
@@ -349,11 +349,11 @@ async fn own_request<'a>(
         .store
         .access_request(id)
         .await?
-        .ok_or_else(|| AppError::not_found("request_not_found", "no such request"))?;
-    let who = auth.in_account(request.customer_account_id, "request_not_found")?;
+        .ok_or_else(|| AppError::new(Code::RequestNotFound, "no such request"))?;
+    let who = auth.in_account(request.customer_account_id, Code::RequestNotFound)?;
     if who.partner.is_some() {
-        return Err(AppError::forbidden(
-            "missing_right",
+        return Err(AppError::new(
+            Code::MissingRight,
             "a partner support login cannot decide on access",
         ));
     }
@@ -361,7 +361,7 @@ async fn own_request<'a>(
 }
 
 fn not_pending() -> AppError {
-    AppError::conflict("request_not_pending", "this request was decided already")
+    AppError::new(Code::RequestNotPending, "this request was decided already")
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
@@ -384,8 +384,8 @@ pub async fn approve(
     let (who, request) = own_request(&state, &auth, path.into_inner()).await?;
     let expires_at = body.and_then(|b| b.into_inner().expires_at);
     if expires_at.is_some_and(|e| e <= Utc::now()) {
-        return Err(AppError::unprocessable(
-            "invalid_expiry",
+        return Err(AppError::new(
+            Code::InvalidExpiry,
             "expires_at must be in the future",
         ));
     }
@@ -449,16 +449,16 @@ pub async fn revoke(
         .grant(path.into_inner())
         .await?
         .filter(|g| g.active(Utc::now()))
-        .ok_or_else(|| AppError::not_found("grant_not_found", "no such grant"))?;
-    let who = auth.in_account(grant.customer_account_id, "grant_not_found")?;
+        .ok_or_else(|| AppError::new(Code::GrantNotFound, "no such grant"))?;
+    let who = auth.in_account(grant.customer_account_id, Code::GrantNotFound)?;
     if who.partner.is_some() {
-        return Err(AppError::forbidden(
-            "missing_right",
+        return Err(AppError::new(
+            Code::MissingRight,
             "a partner support login cannot revoke access",
         ));
     }
     if !end_grant_with_aftermath(&state, &grant, "revoked").await? {
-        return Err(AppError::not_found("grant_not_found", "no such grant"));
+        return Err(AppError::new(Code::GrantNotFound, "no such grant"));
     }
     audit_both(
         &state,
@@ -499,7 +499,7 @@ async fn partner_grant(state: &AppState, who: &Principal, id: GrantId) -> AppRes
         .grant(id)
         .await?
         .filter(|g| g.active(Utc::now()) && g.partner_account_id == who.account())
-        .ok_or_else(|| AppError::not_found("grant_not_found", "no such grant"))?;
+        .ok_or_else(|| AppError::new(Code::GrantNotFound, "no such grant"))?;
     Ok(grant)
 }
 
@@ -512,16 +512,16 @@ pub async fn grant_login(
     path: web::Path<GrantId>,
 ) -> AppResult<HttpResponse> {
     if who.partner.is_some() {
-        return Err(AppError::forbidden(
-            "missing_right",
+        return Err(AppError::new(
+            Code::MissingRight,
             "log in with your own partner login",
         ));
     }
     let grant = partner_grant(&state, &who, path.into_inner()).await?;
     who.require_area(Area::Access)?;
     if !grant.support_user {
-        return Err(AppError::forbidden(
-            "support_user_not_granted",
+        return Err(AppError::new(
+            Code::SupportUserNotGranted,
             "this grant does not include a support user login",
         ));
     }
@@ -564,8 +564,8 @@ pub struct AssignBody {
 /// Checks that the caller is a partner user (own login) who may move its devices.
 fn require_partner_devices(who: &Principal) -> AppResult<()> {
     if who.partner.is_some() || who.user.account_kind != "partner" {
-        return Err(AppError::forbidden(
-            "not_a_partner",
+        return Err(AppError::new(
+            Code::NotAPartner,
             "devices are assigned with the partner user's own login",
         ));
     }
@@ -574,8 +574,8 @@ fn require_partner_devices(who: &Principal) -> AppResult<()> {
 
 fn serial_taken(err: sqlx::Error) -> AppError {
     if is_unique_violation(&err) {
-        AppError::conflict(
-            "serial_taken",
+        AppError::new(
+            Code::SerialTaken,
             "the account has a device with this serial already",
         )
     } else {
@@ -601,20 +601,20 @@ async fn move_device(
     match result {
         Assignment::Moved => {}
         Assignment::NoGrant => {
-            return Err(AppError::not_found(
-                "account_not_found",
+            return Err(AppError::new(
+                Code::AccountNotFound,
                 "no access to this account",
             ));
         }
         Assignment::NoSuchDevice => {
-            return Err(AppError::not_found("device_not_found", "no such device"));
+            return Err(AppError::new(Code::DeviceNotFound, "no such device"));
         }
     }
     let record = state
         .store
         .device(device)
         .await?
-        .ok_or_else(|| AppError::not_found("device_not_found", "no such device"))?;
+        .ok_or_else(|| AppError::new(Code::DeviceNotFound, "no such device"))?;
     let action = match direction {
         Direction::Assign => "device.assigned",
         Direction::Unassign => "device.unassigned",

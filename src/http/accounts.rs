@@ -15,8 +15,8 @@ use crate::{
         rights::{PlatformRight, Rights},
         validate,
     },
-    error::{AppError, AppResult},
-    store::{AuditEntry, NewAccount, NewUser, is_unique_violation},
+    error::{AppError, AppResult, Code},
+    store::{AuditEntry, NewAccount, NewUser},
 };
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -70,23 +70,21 @@ pub async fn build_user(
     rights: Rights,
 ) -> AppResult<NewUser> {
     let username = validate::parse_username(&body.username).ok_or_else(|| {
-        AppError::unprocessable(
-            "invalid_username",
+        AppError::new(
+            Code::InvalidUsername,
             "username: 1 to 64 letters, digits, '.', '_', '-', '@'",
         )
     })?;
-    let first_name = validate::bounded_text(&body.first_name, 100).ok_or_else(|| {
-        AppError::unprocessable("invalid_first_name", "first_name: 1 to 100 characters")
-    })?;
-    let last_name = validate::bounded_text(&body.last_name, 100).ok_or_else(|| {
-        AppError::unprocessable("invalid_last_name", "last_name: 1 to 100 characters")
-    })?;
+    let first_name = validate::bounded_text(&body.first_name, 100)
+        .ok_or_else(|| AppError::new(Code::InvalidFirstName, "first_name: 1 to 100 characters"))?;
+    let last_name = validate::bounded_text(&body.last_name, 100)
+        .ok_or_else(|| AppError::new(Code::InvalidLastName, "last_name: 1 to 100 characters"))?;
     let email = validate::parse_email(&body.email)
-        .ok_or_else(|| AppError::unprocessable("invalid_email", "email is not a valid address"))?;
+        .ok_or_else(|| AppError::new(Code::InvalidEmail, "email is not a valid address"))?;
     let phone = match body.phone.as_deref().filter(|p| !p.trim().is_empty()) {
         Some(p) => Some(validate::parse_phone(p).ok_or_else(|| {
-            AppError::unprocessable(
-                "invalid_phone",
+            AppError::new(
+                Code::InvalidPhone,
                 "phone must be in E.164 form, e.g. +4930123456",
             )
         })?),
@@ -94,8 +92,8 @@ pub async fn build_user(
     };
     let password_hash = match &body.password {
         Some(pw) if !crate::auth::password::acceptable(pw.expose()) => {
-            return Err(AppError::unprocessable(
-                "weak_password",
+            return Err(AppError::new(
+                Code::WeakPassword,
                 "password: 8 to 256 characters",
             ));
         }
@@ -109,14 +107,11 @@ pub async fn build_user(
         None => None,
     };
     if state.store.username_taken(&username).await? {
-        return Err(AppError::conflict(
-            "username_taken",
-            "this username is taken",
-        ));
+        return Err(AppError::new(Code::UsernameTaken, "this username is taken"));
     }
     if state.store.email_taken(&email).await? {
-        return Err(AppError::conflict(
-            "email_taken",
+        return Err(AppError::new(
+            Code::EmailTaken,
             "this email address is taken",
         ));
     }
@@ -132,20 +127,6 @@ pub async fn build_user(
         rights,
         platform_rights: Vec::new(),
     })
-}
-
-/// Maps a unique violation that slipped past the checks (a concurrent insert) to 409.
-pub fn duplicate(err: sqlx::Error) -> AppError {
-    if is_unique_violation(&err) {
-        let text = err.to_string();
-        if text.contains("email") {
-            AppError::conflict("email_taken", "this email address is taken")
-        } else {
-            AppError::conflict("username_taken", "this username is taken")
-        }
-    } else {
-        err.into()
-    }
 }
 
 pub async fn audit(
@@ -202,14 +183,14 @@ pub async fn create_account(
         "customer" => "customer",
         "partner" => "partner",
         _ => {
-            return Err(AppError::unprocessable(
-                "invalid_kind",
+            return Err(AppError::new(
+                Code::InvalidKind,
                 "kind is \"customer\" or \"partner\"",
             ));
         }
     };
     let name = validate::bounded_text(&body.name, 200)
-        .ok_or_else(|| AppError::unprocessable("invalid_name", "name: 1 to 200 characters"))?;
+        .ok_or_else(|| AppError::new(Code::InvalidName, "name: 1 to 200 characters"))?;
     let id = AccountId::new();
     let admin = build_user(&state, &body.admin, "user", Rights::account_admin()).await?;
     let service = NewUser::service(id);
@@ -222,11 +203,7 @@ pub async fn create_account(
         certified,
         users: vec![admin, service],
     };
-    state
-        .store
-        .create_account(&account)
-        .await
-        .map_err(duplicate)?;
+    state.store.create_account(&account).await?;
     if let Some(admin) = state.store.user(admin_id).await? {
         super::password::mail_set_password_link(&state, &admin).await;
     }
@@ -282,11 +259,7 @@ pub async fn create_user(
 ) -> AppResult<HttpResponse> {
     let (who, aid) = (&scope.who, scope.account);
     let user = build_user(&state, &body, "user", Rights::none()).await?;
-    state
-        .store
-        .create_user(aid, &user)
-        .await
-        .map_err(duplicate)?;
+    state.store.create_user(aid, &user).await?;
     audit(
         &state,
         who,

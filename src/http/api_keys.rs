@@ -12,7 +12,7 @@ use crate::{
         rights::{Area, Write},
         validate,
     },
-    error::{AppError, AppResult},
+    error::{AppError, AppResult, Code},
     store::{ApiKeyRecord, UserRecord},
 };
 
@@ -34,14 +34,14 @@ pub struct KeyCreated {
 /// The user whose keys are meant, if the caller may manage them.
 async fn key_owner(state: &AppState, who: &Principal, id: UserId) -> AppResult<UserRecord> {
     let user = state.store.user(id).await?.filter(|u| !u.deleted);
-    let user = user.ok_or_else(|| AppError::not_found("user_not_found", "no such user"))?;
-    who.require_own_account(user.account_id, "user_not_found")?;
+    let user = user.ok_or_else(|| AppError::new(Code::UserNotFound, "no such user"))?;
+    who.require_own_account(user.account_id, Code::UserNotFound)?;
     if user.id != who.user.id {
         who.require_write(Area::Users, Write::Edit)?;
     }
     if user.kind == "service" {
-        return Err(AppError::unprocessable(
-            "service_user",
+        return Err(AppError::new(
+            Code::ServiceUser,
             "the service user has no API keys",
         ));
     }
@@ -60,13 +60,13 @@ pub async fn create(
     // A key acts as its user forever and without its second factor: only the user itself,
     // signed in as itself, may make one (not an admin, not vendor support, not a partner).
     if !who.acts_as_itself() || user.id != who.user.id {
-        return Err(AppError::forbidden(
-            "not_own_key",
+        return Err(AppError::new(
+            Code::NotOwnKey,
             "an API key can be created only by its own user, signed in as itself",
         ));
     }
     let name = validate::bounded_text(&body.name, 100)
-        .ok_or_else(|| AppError::unprocessable("invalid_name", "name: 1 to 100 characters"))?;
+        .ok_or_else(|| AppError::new(Code::InvalidName, "name: 1 to 100 characters"))?;
     let (prefix, key) = api_key::generate().map_err(AppError::internal)?;
     let id = Uuid::now_v7();
     state
@@ -112,13 +112,11 @@ pub async fn delete(
         .store
         .api_key(path.into_inner())
         .await?
-        .ok_or_else(|| AppError::not_found("api_key_not_found", "no such API key"))?;
+        .ok_or_else(|| AppError::new(Code::ApiKeyNotFound, "no such API key"))?;
     let user = key_owner(&state, &who, UserId(key.user_id))
         .await
         .map_err(|e| match e {
-            AppError::NotFound { .. } => {
-                AppError::not_found("api_key_not_found", "no such API key")
-            }
+            e if e.is_not_found() => AppError::new(Code::ApiKeyNotFound, "no such API key"),
             other => other,
         })?;
     if let Some(hash) = state.store.delete_api_key(key.id).await? {

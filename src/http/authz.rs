@@ -24,7 +24,7 @@ use crate::{
         ids::AccountId,
         rights::{Area, PlatformRight, Write},
     },
-    error::AppError,
+    error::{AppError, Code},
 };
 
 /// An admin area, as a type.
@@ -98,11 +98,7 @@ pub struct Authorized<A, L = level::Read> {
 impl<A: AreaKind, L: Level> Authorized<A, L> {
     /// The caller, for an object of `account`: 404 (`what`) when that is another account's,
     /// then 403 when the caller lacks the right.
-    pub fn in_account(
-        &self,
-        account: AccountId,
-        what: &'static str,
-    ) -> Result<&Principal, AppError> {
+    pub fn in_account(&self, account: AccountId, what: Code) -> Result<&Principal, AppError> {
         self.in_account_visible(account, what, |_| true)
     }
 
@@ -112,13 +108,13 @@ impl<A: AreaKind, L: Level> Authorized<A, L> {
     pub fn in_account_visible(
         &self,
         account: AccountId,
-        what: &'static str,
+        what: Code,
         visible: impl FnOnce(&Principal) -> bool,
     ) -> Result<&Principal, AppError> {
         self.who.require_own_account(account, what)?;
         self.who.require_area(A::AREA)?;
         if !visible(&self.who) {
-            return Err(AppError::not_found(what, "not found"));
+            return Err(AppError::new(what, what.meaning()));
         }
         check::<A, L>(&self.who)?;
         Ok(&self.who)
@@ -232,7 +228,7 @@ impl<A: AreaKind + 'static, L: Level + 'static> FromRequest for InAccount<A, L> 
             let account = match aid {
                 Some(Ok(id)) => AccountId(id),
                 Some(Err(e)) => {
-                    return Err(AppError::bad_request("invalid_path", format!("aid: {e}")));
+                    return Err(AppError::new(Code::InvalidPath, format!("aid: {e}")));
                 }
                 None => {
                     return Err(AppError::internal(anyhow::anyhow!(
@@ -241,7 +237,7 @@ impl<A: AreaKind + 'static, L: Level + 'static> FromRequest for InAccount<A, L> 
                 }
             };
             let who = who.await?;
-            who.require_own_account(account, "account_not_found")?;
+            who.require_own_account(account, Code::AccountNotFound)?;
             check::<A, L>(&who)?;
             Ok(Self {
                 who,

@@ -5,6 +5,7 @@
 //! strict Content-Security-Policy (scripts and styles from this origin only) and never leak
 //! the path (which may hold a one-time token) through `Referer`.
 
+use crate::error::Code;
 use actix_web::{HttpResponse, http::StatusCode, web};
 
 /// The console's files, compiled into the binary.
@@ -62,8 +63,8 @@ pub async fn asset(req: actix_web::HttpRequest, path: web::Path<String>) -> Http
     let Some((i, (_, content_type, body))) =
         ASSETS.iter().enumerate().find(|(_, (n, _, _))| *n == name)
     else {
-        return actix_web::ResponseError::error_response(&crate::error::AppError::not_found(
-            "not_found",
+        return actix_web::ResponseError::error_response(&crate::error::AppError::new(
+            Code::NotFound,
             "no such asset",
         ));
     };

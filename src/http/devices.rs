@@ -28,7 +28,7 @@ use crate::{
         session::close_code,
         validate,
     },
-    error::{AppError, AppResult},
+    error::{AppError, AppResult, Code},
     store::{DeviceRecord, EnrollRefusal, EnrollingDevice, UserRecord, is_unique_violation},
 };
 
@@ -73,7 +73,7 @@ impl DeviceView {
 }
 
 fn device_not_found() -> AppError {
-    AppError::not_found("device_not_found", "no such device")
+    AppError::new(Code::DeviceNotFound, "no such device")
 }
 
 /// A device the caller may see and act on at level `L`: its account's, in a group its rights
@@ -85,7 +85,7 @@ pub async fn visible_device<'a, L: Level>(
     id: DeviceId,
 ) -> AppResult<(&'a Principal, DeviceRecord)> {
     let device = state.store.device(id).await?.ok_or_else(device_not_found)?;
-    let who = auth.in_account_visible(device.account_id, "device_not_found", |who| {
+    let who = auth.in_account_visible(device.account_id, Code::DeviceNotFound, |who| {
         who.rights().sees_device(device.group_id)
     })?;
     Ok((who, device))
@@ -115,8 +115,8 @@ async fn check_group(state: &AppState, who: &Principal, group: Uuid) -> AppResul
     if known && who.rights().sees_group(group) {
         Ok(())
     } else {
-        Err(AppError::unprocessable(
-            "unknown_group",
+        Err(AppError::new(
+            Code::UnknownGroup,
             "group_id names no device group you can see",
         ))
     }
@@ -158,9 +158,9 @@ pub struct NewDevice {
     pub user_id: Option<Uuid>,
 }
 
-fn bounded(value: &str, max: usize, code: &'static str, what: &str) -> AppResult<String> {
+fn bounded(value: &str, max: usize, code: Code, what: &str) -> AppResult<String> {
     validate::optional_text(value, max).ok_or_else(|| {
-        AppError::unprocessable(
+        AppError::new(
             code,
             format!("{what}: one line of at most {max} characters, no control characters"),
         )
@@ -179,21 +179,21 @@ pub async fn create(
     let (who, aid) = (&scope.who, scope.account);
     let body = body.into_inner();
     let name = validate::bounded_text(&body.name, 200)
-        .ok_or_else(|| AppError::unprocessable("invalid_name", "name: 1 to 200 characters"))?;
+        .ok_or_else(|| AppError::new(Code::InvalidName, "name: 1 to 200 characters"))?;
     let serial = parse_serial(&body.serial).ok_or_else(|| {
-        AppError::unprocessable(
-            "invalid_serial",
+        AppError::new(
+            Code::InvalidSerial,
             "serial: 1 to 64 printable characters without spaces",
         )
     })?;
-    let model = bounded(&body.model, 200, "invalid_model", "model")?;
-    let os_version = bounded(&body.os_version, 100, "invalid_os_version", "os_version")?;
+    let model = bounded(&body.model, 200, Code::InvalidModel, "model")?;
+    let os_version = bounded(&body.os_version, 100, Code::InvalidOsVersion, "os_version")?;
     match body.group_id {
         Some(g) => check_group(&state, who, g).await?,
         // A user limited to some groups could not see a device in none.
         None if !who.rights().sees_device(None) => {
-            return Err(AppError::unprocessable(
-                "group_required",
+            return Err(AppError::new(
+                Code::GroupRequired,
                 "your rights name device groups: put the device in one of them",
             ));
         }
@@ -202,8 +202,8 @@ pub async fn create(
     if let Some(u) = body.user_id
         && account_user_named(&state, aid, UserId(u)).await?.is_none()
     {
-        return Err(AppError::unprocessable(
-            "unknown_user",
+        return Err(AppError::new(
+            Code::UnknownUser,
             "user_id names no user of this account",
         ));
     }
@@ -225,8 +225,8 @@ pub async fn create(
     };
     state.store.insert_device(&device).await.map_err(|e| {
         if is_unique_violation(&e) {
-            AppError::conflict(
-                "serial_taken",
+            AppError::new(
+                Code::SerialTaken,
                 "a device with this serial exists in the account",
             )
         } else {
@@ -278,18 +278,18 @@ pub async fn patch(
     let body = body.into_inner();
     if let Some(name) = &body.name {
         device.name = validate::bounded_text(name, 200)
-            .ok_or_else(|| AppError::unprocessable("invalid_name", "name: 1 to 200 characters"))?;
+            .ok_or_else(|| AppError::new(Code::InvalidName, "name: 1 to 200 characters"))?;
     }
     if let Some(model) = &body.model {
-        device.model = bounded(model, 200, "invalid_model", "model")?;
+        device.model = bounded(model, 200, Code::InvalidModel, "model")?;
     }
     if let Some(v) = &body.os_version {
-        device.os_version = bounded(v, 100, "invalid_os_version", "os_version")?;
+        device.os_version = bounded(v, 100, Code::InvalidOsVersion, "os_version")?;
     }
     if let Some(group) = body.group_id {
         if !who.rights().edit_group_settings {
-            return Err(AppError::forbidden(
-                "missing_right",
+            return Err(AppError::new(
+                Code::MissingRight,
                 "moving a device between groups needs the edit_group_settings right",
             ));
         }
@@ -396,7 +396,7 @@ pub async fn link_user(
             account_user_named(&state, device.account_id, UserId(u))
                 .await?
                 .ok_or_else(|| {
-                    AppError::unprocessable("unknown_user", "user_id names no user of this account")
+                    AppError::new(Code::UnknownUser, "user_id names no user of this account")
                 })?,
         ),
         None => None,
@@ -427,10 +427,10 @@ pub const IMPORT_LIMIT: usize = 10 * 1024 * 1024;
 async fn read_limited(mut payload: web::Payload, limit: usize) -> AppResult<web::BytesMut> {
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| AppError::bad_request("invalid_body", e.to_string()))?;
+        let chunk = chunk.map_err(|e| AppError::new(Code::InvalidBody, e.to_string()))?;
         if body.len() + chunk.len() > limit {
-            return Err(AppError::too_large(
-                "file_too_large",
+            return Err(AppError::new(
+                Code::FileTooLarge,
                 format!("the file is over {} MB", limit / (1024 * 1024)),
             ));
         }
@@ -449,11 +449,11 @@ fn parse_import(data: &[u8]) -> AppResult<Vec<(u64, String, String)>> {
         .from_reader(data);
     let header = reader
         .headers()
-        .map_err(|e| AppError::bad_request("invalid_csv", e.to_string()))?;
+        .map_err(|e| AppError::new(Code::InvalidCsv, e.to_string()))?;
     let names: Vec<String> = header.iter().map(str::to_ascii_lowercase).collect();
     if names != ["serial", "username"] {
-        return Err(AppError::bad_request(
-            "invalid_csv_header",
+        return Err(AppError::new(
+            Code::InvalidCsvHeader,
             "the first line must be the header `serial,username`",
         ));
     }
@@ -461,8 +461,8 @@ fn parse_import(data: &[u8]) -> AppResult<Vec<(u64, String, String)>> {
     for record in reader.records() {
         let record = record.map_err(|e| {
             let line = e.position().map(|p| p.line()).unwrap_or_default();
-            AppError::bad_request(
-                "invalid_csv",
+            AppError::new(
+                Code::InvalidCsv,
                 format!("line {line}: every row has a serial and a username ({e})"),
             )
         })?;
@@ -549,8 +549,8 @@ pub async fn preassign(
 ) -> AppResult<HttpResponse> {
     let (who, aid) = (&scope.who, scope.account);
     let serial = parse_serial(&body.serial).ok_or_else(|| {
-        AppError::unprocessable(
-            "invalid_serial",
+        AppError::new(
+            Code::InvalidSerial,
             "serial: 1 to 64 printable characters without spaces",
         )
     })?;
@@ -560,7 +560,7 @@ pub async fn preassign(
         .await?
         .filter(|u| u.account_id == aid && !u.deleted && u.kind == "user")
         .ok_or_else(|| {
-            AppError::unprocessable("unknown_user", "username names no user of this account")
+            AppError::new(Code::UnknownUser, "username names no user of this account")
         })?;
     // An enrolled serial is linked at once: only when the caller sees that device.
     let enrolled = state.store.device_by_serial(aid, &serial).await?;
@@ -614,16 +614,16 @@ pub async fn enrollment_code(
     let body = body.map(|b| b.into_inner()).unwrap_or_default();
     let hours = body.expires_in_hours.unwrap_or(72);
     if !(1..=720).contains(&hours) {
-        return Err(AppError::unprocessable(
-            "invalid_expiry",
+        return Err(AppError::new(
+            Code::InvalidExpiry,
             "expires_in_hours: 1 to 720",
         ));
     }
     match body.group_id {
         Some(g) => check_group(&state, who, g).await?,
         None if !who.rights().sees_device(None) => {
-            return Err(AppError::unprocessable(
-                "group_required",
+            return Err(AppError::new(
+                Code::GroupRequired,
                 "your rights name device groups: enroll into one of them",
             ));
         }
@@ -685,19 +685,19 @@ pub async fn enroll(
 ) -> AppResult<HttpResponse> {
     let body = body.into_inner();
     let serial = parse_serial(&body.serial).ok_or_else(|| {
-        AppError::unprocessable(
-            "invalid_serial",
+        AppError::new(
+            Code::InvalidSerial,
             "serial: 1 to 64 printable characters without spaces",
         )
     })?;
     let name = validate::bounded_text(&body.name, 200)
-        .ok_or_else(|| AppError::unprocessable("invalid_name", "name: 1 to 200 characters"))?;
+        .ok_or_else(|| AppError::new(Code::InvalidName, "name: 1 to 200 characters"))?;
     let device = EnrollingDevice {
         serial,
         platform: body.platform,
-        model: bounded(&body.model, 200, "invalid_model", "model")?,
+        model: bounded(&body.model, 200, Code::InvalidModel, "model")?,
         name,
-        os_version: bounded(&body.os_version, 100, "invalid_os_version", "os_version")?,
+        os_version: bounded(&body.os_version, 100, Code::InvalidOsVersion, "os_version")?,
     };
     let secret = token::generate(token::prefix::DEVICE).map_err(AppError::internal)?;
     let enrolled = state
@@ -707,32 +707,32 @@ pub async fn enroll(
     let (record, new) = match enrolled {
         Ok(done) => done,
         Err(EnrollRefusal::Unknown) => {
-            return Err(AppError::not_found(
-                "enrollment_code_not_found",
+            return Err(AppError::new(
+                Code::EnrollmentCodeNotFound,
                 "no such enrollment code",
             ));
         }
         Err(EnrollRefusal::Used) => {
-            return Err(AppError::gone(
-                "enrollment_code_used",
+            return Err(AppError::new(
+                Code::EnrollmentCodeUsed,
                 "this enrollment code has been used",
             ));
         }
         Err(EnrollRefusal::Expired) => {
-            return Err(AppError::gone(
-                "enrollment_code_expired",
+            return Err(AppError::new(
+                Code::EnrollmentCodeExpired,
                 "this enrollment code has expired",
             ));
         }
         Err(EnrollRefusal::Revoked) => {
-            return Err(AppError::gone(
-                "code_revoked",
+            return Err(AppError::new(
+                Code::CodeRevoked,
                 "this enrollment code was revoked: its maker was deleted or its partner access ended",
             ));
         }
         Err(EnrollRefusal::AlreadyEnrolled) => {
-            return Err(AppError::conflict(
-                "device_already_enrolled",
+            return Err(AppError::new(
+                Code::DeviceAlreadyEnrolled,
                 "a device with this serial is enrolled; release it first (POST /devices/{id}/release)",
             ));
         }
@@ -782,8 +782,8 @@ pub async fn agent_socket(
         .await?
         .ok_or_else(AppError::unauthorized)?;
     let (response, ws, stream) = actix_ws::handle(&req, body).map_err(|e| {
-        AppError::bad_request(
-            "not_websocket",
+        AppError::new(
+            Code::NotWebsocket,
             format!("expected a WebSocket upgrade: {e}"),
         )
     })?;

@@ -9,7 +9,7 @@ use uuid::Uuid;
 use super::{accounts::audit, state::AppState};
 use crate::{
     domain::{ids::AccountId, validate},
-    error::{AppError, AppResult},
+    error::{AppError, AppResult, Code},
     store::{GroupRecord, is_unique_violation},
 };
 
@@ -49,7 +49,7 @@ pub async fn create(
 ) -> AppResult<HttpResponse> {
     let (who, aid) = (&scope.who, scope.account);
     let name = validate::bounded_text(&body.name, 100)
-        .ok_or_else(|| AppError::unprocessable("invalid_name", "name: 1 to 100 characters"))?;
+        .ok_or_else(|| AppError::new(Code::InvalidName, "name: 1 to 100 characters"))?;
     let group = GroupRecord {
         id: Uuid::now_v7(),
         name,
@@ -57,7 +57,7 @@ pub async fn create(
     };
     state.store.insert_group(aid, &group).await.map_err(|e| {
         if is_unique_violation(&e) {
-            AppError::conflict("group_name_taken", "a group of this name exists")
+            AppError::new(Code::GroupNameTaken, "a group of this name exists")
         } else {
             e.into()
         }

@@ -15,7 +15,7 @@ use crate::{
     auth::{extract::Principal, token},
     config::Secret,
     domain::second_factor::{self, Wrong},
-    error::{AppError, AppResult},
+    error::{AppError, AppResult, Code},
     store::{AuditEntry, ChallengeRecord, CodeCheck, CodeVerdict, TotpState, UserRecord},
 };
 
@@ -34,10 +34,7 @@ pub struct LoginAnswer {
 }
 
 fn bad_credentials() -> AppError {
-    AppError::Unauthorized {
-        code: "invalid_credentials",
-        message: "unknown user or wrong password".into(),
-    }
+    AppError::new(Code::InvalidCredentials, "unknown user or wrong password")
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginBody,
@@ -134,7 +131,7 @@ pub struct VerifyBody {
 
 fn too_many_attempts(retry_after: u64) -> AppError {
     AppError::too_many(
-        "too_many_attempts",
+        Code::TooManyAttempts,
         "too many wrong codes; the code step is locked for a while",
         retry_after,
     )
@@ -194,7 +191,7 @@ async fn start_second_factor(state: &AppState, user: &UserRecord) -> AppResult<H
         .await?
     {
         return Err(AppError::too_many(
-            "too_many_codes",
+            Code::TooManyCodes,
             "too many codes sent; wait before logging in again",
             wait,
         ));
@@ -298,15 +295,15 @@ pub async fn verify(
         })
         .await?;
     let closed = || {
-        AppError::gone(
-            "challenge_expired",
+        AppError::new(
+            Code::ChallengeExpired,
             "this code can no longer be used; log in again",
         )
     };
     let (user_id, outcome) = match verdict {
         CodeVerdict::Unknown => {
-            return Err(AppError::not_found(
-                "challenge_not_found",
+            return Err(AppError::new(
+                Code::ChallengeNotFound,
                 "no such login attempt",
             ));
         }
@@ -336,10 +333,7 @@ pub async fn verify(
         Wrong::Locked => Err(too_many_attempts(
             second_factor::LOCK_FOR.num_seconds() as u64
         )),
-        Wrong::Invalid | Wrong::Burned => Err(AppError::Unauthorized {
-            code: "invalid_code",
-            message: "wrong code".into(),
-        }),
+        Wrong::Invalid | Wrong::Burned => Err(AppError::new(Code::InvalidCode, "wrong code")),
     }
 }
 

@@ -23,7 +23,7 @@ pub mod ws;
 
 use actix_web::{HttpResponse, web};
 
-use crate::error::AppError;
+use crate::error::{AppError, Code};
 
 /// Largest JSON body accepted.
 const JSON_LIMIT: usize = 64 * 1024;
@@ -33,15 +33,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.app_data(
         web::JsonConfig::default()
             .limit(JSON_LIMIT)
-            .error_handler(|err, _| AppError::bad_request("invalid_json", err.to_string()).into()),
+            .error_handler(|err, _| AppError::new(Code::InvalidJson, err.to_string()).into()),
     )
     .app_data(
         web::PathConfig::default()
-            .error_handler(|err, _| AppError::bad_request("invalid_path", err.to_string()).into()),
+            .error_handler(|err, _| AppError::new(Code::InvalidPath, err.to_string()).into()),
     )
     .app_data(
         web::QueryConfig::default()
-            .error_handler(|err, _| AppError::bad_request("invalid_query", err.to_string()).into()),
+            .error_handler(|err, _| AppError::new(Code::InvalidQuery, err.to_string()).into()),
     )
     .route("/healthz", web::get().to(ops::healthz))
     .route("/readyz", web::get().to(ops::readyz))
@@ -177,7 +177,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 async fn not_found() -> HttpResponse {
-    actix_web::ResponseError::error_response(&AppError::not_found("not_found", "no such endpoint"))
+    actix_web::ResponseError::error_response(&AppError::new(Code::NotFound, "no such endpoint"))
 }
 
 /// Headers for responses that carry or take a secret: not cached, not leaked by Referer.

@@ -8,7 +8,7 @@ use super::{accounts::write_audit, state::AppState};
 use crate::{
     auth::{password::acceptable, token},
     config::Secret,
-    error::{AppError, AppResult},
+    error::{AppError, AppResult, Code},
     store::{AuditEntry, UserRecord},
 };
 
@@ -70,22 +70,22 @@ pub async fn set_password(
         .store
         .password_token(&hash)
         .await?
-        .ok_or_else(|| AppError::not_found("token_not_found", "unknown set-password link"))?;
+        .ok_or_else(|| AppError::new(Code::TokenNotFound, "unknown set-password link"))?;
     if used {
-        return Err(AppError::gone("token_used", "this link was used already"));
+        return Err(AppError::new(Code::TokenUsed, "this link was used already"));
     }
     if expires_at <= Utc::now() {
-        return Err(AppError::gone("token_expired", "this link has expired"));
+        return Err(AppError::new(Code::TokenExpired, "this link has expired"));
     }
     if !acceptable(body.password.expose()) {
-        return Err(AppError::unprocessable(
-            "weak_password",
+        return Err(AppError::new(
+            Code::WeakPassword,
             "password: 8 to 256 characters",
         ));
     }
     let user = state.store.user(user_id).await?.filter(|u| !u.deleted);
     let user =
-        user.ok_or_else(|| AppError::gone("token_used", "this link can no longer be used"))?;
+        user.ok_or_else(|| AppError::new(Code::TokenUsed, "this link can no longer be used"))?;
     let phc = state
         .passwords
         .hash(&body.password)
@@ -96,7 +96,7 @@ pub async fn set_password(
         .set_password_with_token(&hash, user.id, &phc)
         .await?
     {
-        return Err(AppError::gone("token_used", "this link was used already"));
+        return Err(AppError::new(Code::TokenUsed, "this link was used already"));
     }
     let entry = AuditEntry {
         account_id: user.account_id,

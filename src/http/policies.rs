@@ -15,7 +15,7 @@ use crate::{
         },
         rights::Area,
     },
-    error::{AppError, AppResult},
+    error::{AppError, AppResult, Code},
     store::{PolicyRecord, is_unique_violation},
 };
 
@@ -38,18 +38,18 @@ pub struct PolicyPatch {
 
 fn invalid(err: PolicyError) -> AppError {
     let code = match err {
-        PolicyError::EmptyName | PolicyError::NameTooLong => "invalid_name",
-        PolicyError::DescriptionTooLong => "invalid_description",
+        PolicyError::EmptyName | PolicyError::NameTooLong => Code::InvalidName,
+        PolicyError::DescriptionTooLong => Code::InvalidDescription,
         PolicyError::UnknownPermission(_) | PolicyError::DuplicatePermission(_) => {
-            "invalid_permissions"
+            Code::InvalidPermissions
         }
     };
-    AppError::unprocessable(code, err.to_string())
+    AppError::new(code, err.to_string())
 }
 
 fn name_taken(err: sqlx::Error) -> AppError {
     if is_unique_violation(&err) {
-        AppError::conflict("policy_name_taken", "a policy of this name exists")
+        AppError::new(Code::PolicyNameTaken, "a policy of this name exists")
     } else {
         err.into()
     }
@@ -65,8 +65,8 @@ async fn own_policy<'a, L: Level>(
         .store
         .policy(id)
         .await?
-        .ok_or_else(|| AppError::not_found("policy_not_found", "no such policy"))?;
-    let who = auth.in_account(policy.account_id, "policy_not_found")?;
+        .ok_or_else(|| AppError::new(Code::PolicyNotFound, "no such policy"))?;
+    let who = auth.in_account(policy.account_id, Code::PolicyNotFound)?;
     Ok((who, policy))
 }
 
@@ -78,7 +78,7 @@ pub async fn list(
     path: web::Path<AccountId>,
 ) -> AppResult<HttpResponse> {
     let aid = path.into_inner();
-    who.require_own_account(aid, "account_not_found")?;
+    who.require_own_account(aid, Code::AccountNotFound)?;
     if !who.rights().can_list_policies() {
         who.require_area(Area::Policies)?;
     }

@@ -16,15 +16,15 @@ use crate::{
         ids::{CommandId, DeviceId, UserId},
         rights::SelfService,
     },
-    error::{AppError, AppResult},
+    error::{AppError, AppResult, Code},
     store::{CommandRecord, DeviceRecord},
 };
 
 /// The caller's self-service access, or 403.
 fn portal_access(who: &Principal) -> AppResult<SelfService> {
     who.rights().self_service().ok_or_else(|| {
-        AppError::forbidden(
-            "self_service_denied",
+        AppError::new(
+            Code::SelfServiceDenied,
             "the self-service portal needs a self-service role",
         )
     })
@@ -37,7 +37,7 @@ async fn own_device(state: &AppState, who: &Principal, id: DeviceId) -> AppResul
         .device(id)
         .await?
         .filter(|d| d.user_id == Some(who.user.id) && d.account_id == who.account())
-        .ok_or_else(|| AppError::not_found("device_not_found", "no such device"))
+        .ok_or_else(|| AppError::new(Code::DeviceNotFound, "no such device"))
 }
 
 #[utoipa::path(get, path = "/api/v1/me/devices", tag = "self-service",
@@ -154,15 +154,15 @@ pub async fn act(
     let access = portal_access(&who)?;
     let device = own_device(&state, &who, path.into_inner()).await?;
     if access != SelfService::Full {
-        return Err(AppError::forbidden(
-            "read_only",
+        return Err(AppError::new(
+            Code::ReadOnly,
             "read access may look at devices, not act on them",
         ));
     }
     let action = body.action;
     if !supports(device.platform, action) {
-        return Err(AppError::unprocessable(
-            "action_not_supported",
+        return Err(AppError::new(
+            Code::ActionNotSupported,
             format!(
                 "{} is not available on {} devices",
                 action.as_str(),
@@ -182,8 +182,8 @@ pub async fn act(
             _ => false,
         };
         if !ok {
-            return Err(AppError::forbidden(
-                "reauth_required",
+            return Err(AppError::new(
+                Code::ReauthRequired,
                 "wipe cannot be undone: confirm it with your password",
             ));
         }
@@ -223,6 +223,6 @@ pub async fn action_status(
         .command(CommandId(command))
         .await?
         .filter(|c| c.device_id == device.id)
-        .ok_or_else(|| AppError::not_found("command_not_found", "no such command"))?;
+        .ok_or_else(|| AppError::new(Code::CommandNotFound, "no such command"))?;
     Ok(HttpResponse::Ok().json(CommandView::from(command)))
 }

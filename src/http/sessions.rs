@@ -22,7 +22,7 @@ use crate::{
         rights::{Area, Groups, Rights, Write},
         validate,
     },
-    error::{AppError, AppResult},
+    error::{AppError, AppResult, Code},
     store::{InvitationRecord, NewInvitation, SessionRecord},
 };
 
@@ -148,7 +148,7 @@ pub async fn visible_session(
         .session(id)
         .await?
         .ok_or_else(session_not_found)?;
-    who.require_own_account(session.account_id, "session_not_found")?;
+    who.require_own_account(session.account_id, Code::SessionNotFound)?;
     who.require_area(Area::Sessions)?;
     if !session_in_scope(state, who.rights(), &session).await? {
         return Err(session_not_found());
@@ -157,11 +157,11 @@ pub async fn visible_session(
 }
 
 fn session_not_found() -> AppError {
-    AppError::not_found("session_not_found", "no such session")
+    AppError::new(Code::SessionNotFound, "no such session")
 }
 
 fn session_ended() -> AppError {
-    AppError::gone("session_ended", "this session has ended")
+    AppError::new(Code::SessionEnded, "this session has ended")
 }
 
 #[utoipa::path(post, path = "/api/v1/sessions", tag = "sessions", request_body = CreateSession,
@@ -173,9 +173,8 @@ pub async fn create(
 ) -> AppResult<HttpResponse> {
     state.refuse_if_draining()?;
     let who = auth.own()?;
-    let subject = validate::bounded_text(&body.subject, 200).ok_or_else(|| {
-        AppError::unprocessable("invalid_subject", "subject: 1 to 200 characters")
-    })?;
+    let subject = validate::bounded_text(&body.subject, 200)
+        .ok_or_else(|| AppError::new(Code::InvalidSubject, "subject: 1 to 200 characters"))?;
     // A session on a device: the device must be one the caller sees, its agent connected.
     let agent = match body.device_id {
         Some(id) => {
@@ -184,10 +183,10 @@ pub async fn create(
                 .device(DeviceId(id))
                 .await?
                 .filter(|d| d.account_id == who.account() && who.rights().sees_device(d.group_id))
-                .ok_or_else(|| AppError::not_found("device_not_found", "no such device"))?;
+                .ok_or_else(|| AppError::new(Code::DeviceNotFound, "no such device"))?;
             let agent = state.registry.device(device.id).ok_or_else(|| {
-                AppError::conflict(
-                    "device_offline",
+                AppError::new(
+                    Code::DeviceOffline,
                     "the device's agent is not connected; try again when it is online",
                 )
             })?;
@@ -214,7 +213,7 @@ pub async fn create(
         .await?
     {
         return Err(AppError::too_many(
-            "too_many_sessions",
+            Code::TooManySessions,
             format!("this account holds {cap} live sessions already; end one first"),
             60,
         ));
@@ -320,8 +319,8 @@ pub async fn list(
             }
         }
         Some(_) => {
-            return Err(AppError::bad_request(
-                "invalid_query",
+            return Err(AppError::new(
+                Code::InvalidQuery,
                 "state must be open or ended",
             ));
         }
@@ -351,11 +350,11 @@ pub async fn report(
         .store
         .session(id)
         .await?
-        .ok_or_else(|| AppError::not_found("session_not_found", "no such session"))?;
-    who.require_own_account(session.account_id, "session_not_found")?;
+        .ok_or_else(|| AppError::new(Code::SessionNotFound, "no such session"))?;
+    who.require_own_account(session.account_id, Code::SessionNotFound)?;
     if !who.rights().can_read(Area::Sessions) && !who.rights().can_read(Area::Reports) {
-        return Err(AppError::forbidden(
-            "missing_right",
+        return Err(AppError::new(
+            Code::MissingRight,
             "this needs the sessions or reports area",
         ));
     }
@@ -368,7 +367,7 @@ pub async fn report(
         .store
         .session_report(id)
         .await?
-        .ok_or_else(|| AppError::not_found("session_not_found", "no such session"))?;
+        .ok_or_else(|| AppError::new(Code::SessionNotFound, "no such session"))?;
     Ok(HttpResponse::Ok().json(report))
 }
 
@@ -400,20 +399,20 @@ pub async fn invite(
         .policy(PolicyId(body.policy_id))
         .await?
         .filter(|p| p.account_id == session.account_id);
-    let policy = policy.ok_or_else(|| AppError::not_found("policy_not_found", "no such policy"))?;
-    let guest_name = validate::bounded_text(&body.guest_name, 100).ok_or_else(|| {
-        AppError::unprocessable("invalid_guest_name", "guest_name: 1 to 100 characters")
-    })?;
+    let policy = policy.ok_or_else(|| AppError::new(Code::PolicyNotFound, "no such policy"))?;
+    let guest_name = validate::bounded_text(&body.guest_name, 100)
+        .ok_or_else(|| AppError::new(Code::InvalidGuestName, "guest_name: 1 to 100 characters"))?;
     let comment = validate::optional_multiline(&body.comment, 1000).ok_or_else(|| {
-        AppError::unprocessable(
-            "invalid_comment",
+        AppError::new(
+            Code::InvalidComment,
             "comment: at most 1000 characters, no control characters but line breaks and tabs",
         )
     })?;
     let email = match body.email.as_deref().filter(|e| !e.trim().is_empty()) {
-        Some(e) => Some(validate::parse_email(e).ok_or_else(|| {
-            AppError::unprocessable("invalid_email", "email is not a valid address")
-        })?),
+        Some(e) => Some(
+            validate::parse_email(e)
+                .ok_or_else(|| AppError::new(Code::InvalidEmail, "email is not a valid address"))?,
+        ),
         None => None,
     };
     if email.is_some() {
@@ -425,7 +424,7 @@ pub async fn invite(
             .await?;
         if sent >= i64::from(cap) {
             return Err(AppError::too_many(
-                "too_many_mails",
+                Code::TooManyMails,
                 format!("at most {cap} invitation mails per hour; send the link yourself"),
                 600,
             ));
@@ -443,7 +442,7 @@ pub async fn invite(
         .await
         .map_err(|_| session_ended())?
         .ok_or_else(|| {
-            AppError::forbidden("not_in_session", "connect to the session before inviting")
+            AppError::new(Code::NotInSession, "connect to the session before inviting")
         })?;
 
     let secret = token::generate(token::prefix::INVITATION).map_err(AppError::internal)?;
@@ -467,7 +466,7 @@ pub async fn invite(
     let cap = state.settings.sessions.max_pending_invitations;
     if !state.store.insert_invitation(&invitation, cap).await? {
         return Err(AppError::too_many(
-            "too_many_invitations",
+            Code::TooManyInvitations,
             format!("this session holds {cap} pending invitations already; revoke one first"),
             60,
         ));
@@ -500,8 +499,8 @@ pub async fn invite(
                 cause: RevokeCause::InviterLeft,
             })
             .await;
-        return Err(AppError::forbidden(
-            "not_in_session",
+        return Err(AppError::new(
+            Code::NotInSession,
             "you are no longer in the session",
         ));
     }
@@ -543,8 +542,13 @@ pub async fn invite(
     }))
 }
 
-fn refusal(r: Refusal) -> AppError {
-    AppError::gone(r.code(), r.message())
+pub fn refusal(r: Refusal) -> AppError {
+    let code = match r {
+        Refusal::Used => Code::InvitationUsed,
+        Refusal::Expired => Code::InvitationExpired,
+        Refusal::Revoked => Code::InvitationRevoked,
+    };
+    AppError::new(code, r.message())
 }
 
 /// The refusal that a finished invitation answers with.
@@ -565,16 +569,13 @@ pub async fn revoke_invitation(
     path: web::Path<InvitationId>,
 ) -> AppResult<HttpResponse> {
     let inv = state.store.invitation(path.into_inner()).await?;
-    let inv =
-        inv.ok_or_else(|| AppError::not_found("invitation_not_found", "no such invitation"))?;
-    let who = auth.in_account(inv.account_id, "invitation_not_found")?;
+    let inv = inv.ok_or_else(|| AppError::new(Code::InvitationNotFound, "no such invitation"))?;
+    let who = auth.in_account(inv.account_id, Code::InvitationNotFound)?;
     // A session on a device outside the caller's groups hides its invitations too.
     let session = visible_session(&state, who, inv.session_id)
         .await
         .map_err(|e| match e {
-            AppError::NotFound { .. } => {
-                AppError::not_found("invitation_not_found", "no such invitation")
-            }
+            e if e.is_not_found() => AppError::new(Code::InvitationNotFound, "no such invitation"),
             other => other,
         })?;
     // Only its inviter, the session's owner, or an admin with sessions + objects.delete.
@@ -582,8 +583,8 @@ pub async fn revoke_invitation(
         || session.owner_user_id == who.user.id
         || who.rights().can_write(Area::Sessions, Write::Delete);
     if !may_revoke {
-        return Err(AppError::forbidden(
-            "not_inviter",
+        return Err(AppError::new(
+            Code::NotInviter,
             "only the inviter, the session's owner or an admin with the delete right may revoke this invitation",
         ));
     }
@@ -626,8 +627,7 @@ pub async fn usable_invitation(state: &AppState, secret: &str) -> AppResult<Invi
         .store
         .invitation_by_token_hash(&token::hash(secret))
         .await?;
-    let inv =
-        inv.ok_or_else(|| AppError::not_found("invitation_not_found", "no such invitation"))?;
+    let inv = inv.ok_or_else(|| AppError::new(Code::InvitationNotFound, "no such invitation"))?;
     if let Some(r) = refusal_of(&inv) {
         return Err(refusal(r));
     }

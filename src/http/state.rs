@@ -18,7 +18,7 @@ use crate::{
     },
     auth::{password::PasswordHasherPool, secret_box::SecretBox},
     config::Settings,
-    error::AppError,
+    error::{AppError, Code},
     outbox::Outbox,
     report::ReportSink,
     store::Store,
@@ -132,7 +132,7 @@ impl AppState {
         let refuse = |not_until: governor::NotUntil<governor::clock::QuantaInstant>| {
             let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
             AppError::too_many(
-                "too_many_attempts",
+                Code::TooManyAttempts,
                 "too many login attempts; try again later",
                 wait.as_secs() + 1,
             )
@@ -156,7 +156,7 @@ impl AppState {
             .map_err(|not_until| {
                 let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
                 AppError::too_many(
-                    "too_many_attempts",
+                    Code::TooManyAttempts,
                     "too many login attempts; try again later",
                     wait.as_secs() + 1,
                 )

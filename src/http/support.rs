@@ -17,7 +17,7 @@ use crate::{
         rights::{Area, PlatformRight, Write},
         validate,
     },
-    error::{AppError, AppResult},
+    error::{AppError, AppResult, Code},
     store::{AccountRecord, UserRecord},
 };
 
@@ -65,11 +65,11 @@ async fn visible_account(
         .store
         .account(id)
         .await?
-        .ok_or_else(|| AppError::not_found("account_not_found", "no such account"))?;
+        .ok_or_else(|| AppError::new(Code::AccountNotFound, "no such account"))?;
     let staff = who.has_platform(PlatformRight::PlatformAdmin)
         || who.has_platform(PlatformRight::PlatformSupport);
     if !staff {
-        who.require_own_account(account.id, "account_not_found")?;
+        who.require_own_account(account.id, Code::AccountNotFound)?;
     }
     Ok(account)
 }
@@ -98,8 +98,8 @@ pub async fn patch_account(
     if let Some(certified) = body.certified {
         who.require_platform(PlatformRight::PlatformAdmin)?;
         if account.kind != "partner" {
-            return Err(AppError::unprocessable(
-                "not_a_partner",
+            return Err(AppError::new(
+                Code::NotAPartnerAccount,
                 "only partner accounts are certified",
             ));
         }
@@ -110,20 +110,20 @@ pub async fn patch_account(
             who.require_write(Area::Settings, Write::Edit)?;
         }
         account.name = validate::bounded_text(name, 200)
-            .ok_or_else(|| AppError::unprocessable("invalid_name", "name: 1 to 200 characters"))?;
+            .ok_or_else(|| AppError::new(Code::InvalidName, "name: 1 to 200 characters"))?;
     }
     if let Some(support_access) = body.support_access {
         // The account's own decision: only its users with settings + edit make it.
         if !own {
-            return Err(AppError::forbidden(
-                "own_account_only",
+            return Err(AppError::new(
+                Code::OwnAccountOnly,
                 "only the account itself decides on vendor support access",
             ));
         }
         who.require_write(Area::Settings, Write::Edit)?;
         if !who.acts_as_itself() {
-            return Err(AppError::forbidden(
-                "own_account_only",
+            return Err(AppError::new(
+                Code::OwnAccountOnly,
                 "vendor support and partners cannot change vendor support access",
             ));
         }
@@ -209,10 +209,10 @@ pub async fn account_support_login(
         .store
         .account(path.into_inner())
         .await?
-        .ok_or_else(|| AppError::not_found("account_not_found", "no such account"))?;
+        .ok_or_else(|| AppError::new(Code::AccountNotFound, "no such account"))?;
     if !account.support_access {
-        return Err(AppError::forbidden(
-            "support_access_disabled",
+        return Err(AppError::new(
+            Code::SupportAccessDisabled,
             "this account does not allow vendor support access",
         ));
     }
@@ -243,10 +243,10 @@ pub async fn user_support_login(
         .user(path.into_inner())
         .await?
         .filter(|u| !u.deleted && u.kind == "user");
-    let user = user.ok_or_else(|| AppError::not_found("user_not_found", "no such user"))?;
+    let user = user.ok_or_else(|| AppError::new(Code::UserNotFound, "no such user"))?;
     if !user.rights.support_access {
-        return Err(AppError::forbidden(
-            "support_access_disabled",
+        return Err(AppError::new(
+            Code::SupportAccessDisabled,
             "this user does not allow vendor support to act as them",
         ));
     }

@@ -4,11 +4,7 @@ use crate::http::authz::{Authorized, InAccount, Level, Staff, area, level, platf
 use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
-use super::{
-    accounts::{audit, duplicate},
-    state::AppState,
-    views::UserView,
-};
+use super::{accounts::audit, state::AppState, views::UserView};
 use crate::{
     actors::messages::{DisconnectCredential, DisconnectUser},
     auth::extract::Principal,
@@ -17,7 +13,7 @@ use crate::{
         rights::{self, Area, Manager, PlatformRight, Rights, Write, leaves_account_unmanaged},
         validate,
     },
-    error::{AppError, AppResult},
+    error::{AppError, AppResult, Code},
     store::UserRecord,
 };
 
@@ -64,8 +60,8 @@ async fn account_user(
         .user(id)
         .await?
         .filter(|u| include_deleted || !u.deleted);
-    let user = user.ok_or_else(|| AppError::not_found("user_not_found", "no such user"))?;
-    who.require_own_account(user.account_id, "user_not_found")?;
+    let user = user.ok_or_else(|| AppError::new(Code::UserNotFound, "no such user"))?;
+    who.require_own_account(user.account_id, Code::UserNotFound)?;
     Ok(user)
 }
 
@@ -77,8 +73,8 @@ async fn managed_user<'a, L: Level>(
     id: UserId,
 ) -> AppResult<(&'a Principal, UserRecord)> {
     let user = state.store.user(id).await?.filter(|u| !u.deleted);
-    let user = user.ok_or_else(|| AppError::not_found("user_not_found", "no such user"))?;
-    let who = auth.in_account(user.account_id, "user_not_found")?;
+    let user = user.ok_or_else(|| AppError::new(Code::UserNotFound, "no such user"))?;
+    let who = auth.in_account(user.account_id, Code::UserNotFound)?;
     Ok((who, user))
 }
 
@@ -97,8 +93,8 @@ fn within_own_rights(
             .iter()
             .any(|right| !who.has_platform(*right));
     if exceeds {
-        return Err(AppError::forbidden(
-            "rights_exceed_own",
+        return Err(AppError::new(
+            Code::RightsExceedOwn,
             "nobody hands out or takes away more than it holds itself",
         ));
     }
@@ -130,8 +126,8 @@ async fn change_keeping_a_manager(
         })
         .await?;
     if !done {
-        return Err(AppError::conflict(
-            "last_user_admin",
+        return Err(AppError::new(
+            Code::LastUserAdmin,
             "the account would be left without a user able to manage users",
         ));
     }
@@ -215,35 +211,34 @@ pub async fn patch(
     let user = account_user(&state, &who, path.into_inner(), false).await?;
     who.require_write(Area::Users, Write::Edit)?;
     if user.kind == "service" {
-        return Err(AppError::unprocessable(
-            "service_user",
+        return Err(AppError::new(
+            Code::ServiceUser,
             "the service user cannot be changed",
         ));
     }
     let first_name = match &body.first_name {
         Some(v) => validate::bounded_text(v, 100).ok_or_else(|| {
-            AppError::unprocessable("invalid_first_name", "first_name: 1 to 100 characters")
+            AppError::new(Code::InvalidFirstName, "first_name: 1 to 100 characters")
         })?,
         None => user.first_name.clone(),
     };
     let last_name = match &body.last_name {
         Some(v) => validate::bounded_text(v, 100).ok_or_else(|| {
-            AppError::unprocessable("invalid_last_name", "last_name: 1 to 100 characters")
+            AppError::new(Code::InvalidLastName, "last_name: 1 to 100 characters")
         })?,
         None => user.last_name.clone(),
     };
     let email = match &body.email {
         Some(v) => {
-            let email = validate::parse_email(v).ok_or_else(|| {
-                AppError::unprocessable("invalid_email", "email is not a valid address")
-            })?;
+            let email = validate::parse_email(v)
+                .ok_or_else(|| AppError::new(Code::InvalidEmail, "email is not a valid address"))?;
             let same = user
                 .email
                 .as_deref()
                 .is_some_and(|e| e.eq_ignore_ascii_case(&email));
             if !same && state.store.email_taken(&email).await? {
-                return Err(AppError::conflict(
-                    "email_taken",
+                return Err(AppError::new(
+                    Code::EmailTaken,
                     "this email address is taken",
                 ));
             }
@@ -253,9 +248,10 @@ pub async fn patch(
     };
     let phone = match body.phone.as_deref().map(str::trim) {
         Some("") => None,
-        Some(v) => Some(validate::parse_phone(v).ok_or_else(|| {
-            AppError::unprocessable("invalid_phone", "phone must be in E.164 form")
-        })?),
+        Some(v) => Some(
+            validate::parse_phone(v)
+                .ok_or_else(|| AppError::new(Code::InvalidPhone, "phone must be in E.164 form"))?,
+        ),
         None => user.phone.clone(),
     };
     state
@@ -267,8 +263,7 @@ pub async fn patch(
             email.as_deref(),
             phone.as_deref(),
         )
-        .await
-        .map_err(duplicate)?;
+        .await?;
     audit(
         &state,
         &who,
@@ -292,14 +287,14 @@ pub async fn put_rights(
 ) -> AppResult<HttpResponse> {
     let (who, target) = managed_user(&state, &auth, path.into_inner()).await?;
     if target.kind == "service" {
-        return Err(AppError::unprocessable(
-            "service_user",
+        return Err(AppError::new(
+            Code::ServiceUser,
             "the service user's rights are fixed",
         ));
     }
     if target.id == who.user.id {
-        return Err(AppError::forbidden(
-            "own_rights",
+        return Err(AppError::new(
+            Code::OwnRights,
             "a user cannot change its own rights",
         ));
     }
@@ -307,8 +302,8 @@ pub async fn put_rights(
     within_own_rights(who, &target, Some(&rights))?;
     for role in &rights.roles {
         if !ROLES.iter().any(|r| r.id == role) {
-            return Err(AppError::unprocessable(
-                "unknown_role",
+            return Err(AppError::new(
+                Code::UnknownRole,
                 format!("no role {role:?}"),
             ));
         }
@@ -322,8 +317,8 @@ pub async fn put_rights(
             .map(|g| g.id)
             .collect();
         if let Some(unknown) = ids.iter().find(|id| !known.contains(id)) {
-            return Err(AppError::unprocessable(
-                "unknown_group",
+            return Err(AppError::new(
+                Code::UnknownGroup,
                 format!("no device group {unknown} in this account"),
             ));
         }
@@ -361,8 +356,8 @@ pub async fn delete(
 ) -> AppResult<HttpResponse> {
     let (who, target) = managed_user(&state, &auth, path.into_inner()).await?;
     if target.kind == "service" {
-        return Err(AppError::unprocessable(
-            "service_user",
+        return Err(AppError::new(
+            Code::ServiceUser,
             "the service user cannot be deleted",
         ));
     }
@@ -394,12 +389,9 @@ pub async fn restore(
         .store
         .user(path.into_inner())
         .await?
-        .ok_or_else(|| AppError::not_found("user_not_found", "no such user"))?;
+        .ok_or_else(|| AppError::new(Code::UserNotFound, "no such user"))?;
     if !user.deleted {
-        return Err(AppError::conflict(
-            "not_deleted",
-            "this user is not deleted",
-        ));
+        return Err(AppError::new(Code::NotDeleted, "this user is not deleted"));
     }
     state.store.restore_user(user.id).await?;
     audit(
@@ -415,7 +407,7 @@ pub async fn restore(
         .store
         .user(user.id)
         .await?
-        .ok_or_else(|| AppError::not_found("user_not_found", "no such user"))?;
+        .ok_or_else(|| AppError::new(Code::UserNotFound, "no such user"))?;
     Ok(HttpResponse::Ok().json(UserView::from(&user)))
 }
 
@@ -458,8 +450,8 @@ pub async fn login_options(
         who.require_write(Area::Users, Write::Edit)?;
     }
     if user.kind == "service" {
-        return Err(AppError::unprocessable(
-            "service_user",
+        return Err(AppError::new(
+            Code::ServiceUser,
             "the service user does not log in",
         ));
     }
@@ -467,21 +459,21 @@ pub async fn login_options(
         "off" => "off",
         "email" if user.email.is_some() => "email",
         "email" => {
-            return Err(AppError::unprocessable(
-                "email_required",
+            return Err(AppError::new(
+                Code::EmailRequired,
                 "two-factor by email needs an email address",
             ));
         }
         "sms" if user.phone.is_some() => "sms",
         "sms" => {
-            return Err(AppError::unprocessable(
-                "phone_required",
+            return Err(AppError::new(
+                Code::PhoneRequired,
                 "two-factor by SMS needs a phone number",
             ));
         }
         "totp" if user.id != who.user.id => {
-            return Err(AppError::forbidden(
-                "self_only",
+            return Err(AppError::new(
+                Code::SelfOnly,
                 "only the user itself can set up an authenticator app",
             ));
         }
@@ -510,8 +502,8 @@ pub async fn login_options(
             }));
         }
         _ => {
-            return Err(AppError::unprocessable(
-                "invalid_two_factor",
+            return Err(AppError::new(
+                Code::InvalidTwoFactor,
                 "two_factor is \"off\", \"email\", \"sms\" or \"totp\"",
             ));
         }

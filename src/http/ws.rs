@@ -22,7 +22,7 @@ use crate::{
         token,
     },
     domain::ids::SessionId,
-    error::{AppError, AppResult},
+    error::{AppError, AppResult, Code},
 };
 
 #[derive(Debug, Deserialize)]
@@ -31,7 +31,7 @@ pub struct TicketQuery {
 }
 
 fn session_ended() -> AppError {
-    AppError::gone("session_ended", "this session has ended")
+    AppError::new(Code::SessionEnded, "this session has ended")
 }
 
 /// Upgrades and starts the participant's actor and writer.
@@ -44,8 +44,8 @@ fn start(
     recheck: Option<Recheck>,
 ) -> AppResult<HttpResponse> {
     let (response, ws, stream) = actix_ws::handle(req, body).map_err(|e| {
-        AppError::bad_request(
-            "not_websocket",
+        AppError::new(
+            Code::NotWebsocket,
             format!("expected a WebSocket upgrade: {e}"),
         )
     })?;
@@ -70,8 +70,8 @@ fn start(
 /// upgrade itself checks them) may use up a one-time credential.
 fn require_handshake(req: &HttpRequest) -> AppResult<()> {
     actix_http::ws::verify_handshake(req.head()).map_err(|e| {
-        AppError::bad_request(
-            "not_websocket",
+        AppError::new(
+            Code::NotWebsocket,
             format!("expected a WebSocket upgrade: {e}"),
         )
     })
@@ -165,8 +165,7 @@ pub async fn customer(
         .store
         .session_by_customer_key(&token::hash(&key))
         .await?;
-    let session =
-        session.ok_or_else(|| AppError::not_found("session_not_found", "no such session"))?;
+    let session = session.ok_or_else(|| AppError::new(Code::SessionNotFound, "no such session"))?;
     let addr = state
         .registry
         .session(session.id)
@@ -192,18 +191,18 @@ pub async fn guest(
         .ok_or_else(session_ended)?;
     let actor = state.registry.invitation(inv.id).ok_or_else(|| {
         // A pending invitation without its actor was finished a moment ago.
-        AppError::gone(
-            "invitation_used",
+        AppError::new(
+            Code::InvitationUsed,
             "this invitation link has already been used",
         )
     })?;
     let grant = match actor.send(Redeem).await {
         Ok(Ok(grant)) => grant,
-        Ok(Err(RedeemError::Refused(r))) => return Err(AppError::gone(r.code(), r.message())),
+        Ok(Err(RedeemError::Refused(r))) => return Err(super::sessions::refusal(r)),
         Ok(Err(RedeemError::Store(e))) => return Err(e.into()),
         Err(_) => {
-            return Err(AppError::gone(
-                "invitation_used",
+            return Err(AppError::new(
+                Code::InvitationUsed,
                 "this invitation link has already been used",
             ));
         }

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use sqlx::Row;
 use uuid::Uuid;
 
-use super::{Store, StoreResult, get_uuid, to_json};
+use super::{Store, StoreResult, Taken, UserWriteError, get_uuid, is_unique_violation, to_json};
 use crate::domain::{
     ids::{AccountId, UserId},
     rights::{PlatformRight, Rights},
@@ -77,8 +77,15 @@ pub fn email_key(email: &str) -> String {
 }
 
 impl Store {
-    /// Inserts an account and its users; a taken username or email fails the whole write.
-    pub async fn create_account(&self, account: &NewAccount) -> StoreResult<()> {
+    /// Inserts an account and its users; a taken username or email fails the whole write and
+    /// answers which rule refused it.
+    pub async fn create_account(&self, account: &NewAccount) -> Result<(), UserWriteError> {
+        let users: Vec<&NewUser> = account.users.iter().collect();
+        let written = self.create_account_tx(account).await;
+        self.classify(written, &users).await
+    }
+
+    async fn create_account_tx(&self, account: &NewAccount) -> StoreResult<()> {
         let now = Utc::now();
         let mut tx = self.write_tx().await?;
         sqlx::query(
@@ -99,10 +106,38 @@ impl Store {
     }
 
     /// Inserts one user into an existing account.
-    pub async fn create_user(&self, account: AccountId, user: &NewUser) -> StoreResult<()> {
-        let mut tx = self.write_tx().await?;
-        insert_user(&mut tx, account, user, Utc::now()).await?;
-        tx.commit().await
+    pub async fn create_user(
+        &self,
+        account: AccountId,
+        user: &NewUser,
+    ) -> Result<(), UserWriteError> {
+        let written = async {
+            let mut tx = self.write_tx().await?;
+            insert_user(&mut tx, account, user, Utc::now()).await?;
+            tx.commit().await
+        }
+        .await;
+        self.classify(written, &[user]).await
+    }
+
+    /// Names the rule behind a unique violation by asking the database which key is taken
+    /// (not by reading the error's text, which differs between backends).
+    async fn classify(
+        &self,
+        written: StoreResult<()>,
+        users: &[&NewUser],
+    ) -> Result<(), UserWriteError> {
+        match written {
+            Err(err) if is_unique_violation(&err) => {
+                for user in users {
+                    if self.username_taken(&user.username).await? {
+                        return Err(UserWriteError::Taken(Taken::Username));
+                    }
+                }
+                Err(UserWriteError::Taken(Taken::Email))
+            }
+            other => other.map_err(UserWriteError::Db),
+        }
     }
 
     pub async fn account(&self, id: AccountId) -> StoreResult<Option<AccountRecord>> {

@@ -123,6 +123,23 @@ fn to_json<T: serde::Serialize>(value: &T) -> StoreResult<String> {
     serde_json::to_string(value).map_err(|e| sqlx::Error::Encode(Box::new(e)))
 }
 
+/// Which "once ever" rule refused a user write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Taken {
+    Username,
+    Email,
+}
+
+/// A user write refused as a duplicate (by the database's unique index, the final word under
+/// concurrency), or a database failure.
+#[derive(Debug, thiserror::Error)]
+pub enum UserWriteError {
+    #[error("{0:?} taken")]
+    Taken(Taken),
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
 /// Whether an error is a unique-constraint violation (a duplicate).
 pub fn is_unique_violation(err: &sqlx::Error) -> bool {
     matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{Row, sqlite::SqliteRow};
 
 use super::{
-    Store, StoreResult,
+    Store, StoreResult, UserWriteError,
     accounts::{email_key, username_key},
     get_json, get_opt_uuid, get_uuid, to_json,
 };
@@ -388,8 +388,8 @@ impl Store {
         last_name: &str,
         email: Option<&str>,
         phone: Option<&str>,
-    ) -> StoreResult<()> {
-        sqlx::query(
+    ) -> Result<(), UserWriteError> {
+        let done = sqlx::query(
             "UPDATE users SET first_name = ?, last_name = ?, email = ?, email_key = ?, phone = ? WHERE id = ?",
         )
         .bind(first_name)
@@ -399,8 +399,14 @@ impl Store {
         .bind(phone)
         .bind(user.to_string())
         .execute(&self.pool)
-        .await
-        .map(|_| ())
+        .await;
+        match done {
+            // Only the email can collide here.
+            Err(err) if super::is_unique_violation(&err) => {
+                Err(UserWriteError::Taken(super::Taken::Email))
+            }
+            other => other.map(|_| ()).map_err(UserWriteError::Db),
+        }
     }
 
     /// Soft delete: the row (and its username and email) stays; logins, tokens and keys stop.

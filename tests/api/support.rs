@@ -196,7 +196,7 @@ async fn account_settings_need_the_settings_area_and_certification_the_platform_
         .await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
-        (422, Some("not_a_partner"))
+        (422, Some("not_a_partner_account"))
     );
     let (status, body) = app
         .call(
