@@ -101,13 +101,15 @@ export async function usersPage(root, ctx) {
       table(
         [t('username'), t('name'), t('email'), t('last_login'), t('api_key'), t('actions')],
         users.map((u) => {
+          // Nobody changes its own rights (the server answers own_rights): no pen for oneself.
+          const self = u.id === ctx.me.user.id;
           const actions =
             u.kind === 'service'
               ? h('span', { class: 'muted' }, 'service')
               : h(
                   'span',
                   { class: 'actions' },
-                  iconButton('pen', `${t('edit_rights')}: ${u.username}`, () => editRights(ctx, u, msg, reload), { 'data-action': 'rights' }),
+                  self ? null : iconButton('pen', `${t('edit_rights')}: ${u.username}`, () => editRights(ctx, u, msg, reload), { 'data-action': 'rights' }),
                   iconButton('door', `${t('login_options')}: ${u.username}`, () => editLoginOptions(u, msg), { 'data-action': 'login-options' }),
                   iconButton('bin', `${t('delete')}: ${u.username}`, () => deleteUser(u, msg, reload), { 'data-action': 'delete', class: 'icon danger' }),
                 );

@@ -1,7 +1,7 @@
 // The live session view shared by technicians, guests and customers: one WebSocket, the
 // participants with their roles and the owner, the chat transcript, and the screen stream.
 
-import { t, when } from '/assets/i18n.js';
+import { t, translation, when } from '/assets/i18n.js';
 import { h, clear, notice } from '/assets/ui.js';
 
 const SCREEN = 1;
@@ -178,7 +178,7 @@ export function liveSession(root, url, options = {}) {
         addChat(m);
         break;
       case 'error':
-        clear(messages, notice('error', `${m.code}: ${m.message}`));
+        clear(messages, notice('error', translation(`err_${m.code}`) || `${m.code}: ${m.message}`));
         break;
       case 'session_ended':
         state.endedReason = m.reason;

@@ -229,3 +229,46 @@ async fn an_admin_creates_a_user_and_sets_2fa_which_the_user_then_passes() {
     })
     .await;
 }
+
+/// A user manager (users + edit) in a German browser: no pen on its own row (nobody changes
+/// its own rights), and trying to strip the account's admin is refused in words, changing
+/// nothing.
+#[actix_web::test]
+async fn a_user_manager_meets_the_rights_ceiling_in_the_browser() {
+    within_deadline(async {
+        let app = TestApp::spawn().await;
+        let t = app.tenant("Acme").await;
+        let (clerk_id, _) = app.user(&t, "clerk", &[]).await;
+        let clerk_rights = serde_json::json!({"areas": ["users"],
+            "objects": {"create": false, "edit": true, "delete": false}, "groups": "all"});
+        app.call("PUT", &format!("/users/{clerk_id}/rights"), Some(&t.admin), Some(clerk_rights))
+            .await;
+        let driver = Driver::start().await;
+        let clerk = driver.browser("de-DE").await;
+        clerk.login_console(&app.base, "clerk", PASSWORD).await;
+        clerk.click("[data-testid=menu-users]").await;
+        clerk.wait_text("[data-testid=users]", "acme-admin").await;
+        let own_pen = clerk
+            .wait_js(
+                "document.querySelector('tr[data-username=clerk] [data-action=login-options]') \
+                 && (document.querySelector('tr[data-username=clerk] [data-action=rights]') === null ? 'none' : 'pen')",
+            )
+            .await;
+        assert_eq!(own_pen, "none", "no pen on the own row");
+        clerk
+            .click("tr[data-username=acme-admin] [data-action=rights]")
+            .await;
+        clerk
+            .click("dialog[open] input[name='area:devices']")
+            .await;
+        clerk.confirm().await;
+        let text = clerk
+            .wait_text("[data-testid=users-message]", "mehr Rechte")
+            .await;
+        assert!(text.contains("als Sie selbst haben"), "{text}");
+        clerk.shot("admin-rights-ceiling-de").await;
+        let (_, admin) = app.get(&format!("/users/{}", t.admin_id), &t.admin).await;
+        assert_eq!(admin["rights"]["areas"].as_array().unwrap().len(), 7, "nothing changed");
+    })
+    .await;
+}
