@@ -56,14 +56,20 @@ pub async fn create(
     path: web::Path<UserId>,
     body: web::Json<NewKeyBody>,
 ) -> AppResult<HttpResponse> {
-    let user = key_owner(&state, &who, path.into_inner()).await?;
     // A key acts as its user forever and without its second factor: only the user itself,
     // signed in as itself, may make one (not an admin, not vendor support, not a partner).
-    if !who.acts_as_itself() || user.id != who.user.id {
-        return Err(AppError::new(
+    let not_own = || {
+        AppError::new(
             Code::NotOwnKey,
             "an API key can be created only by its own user, signed in as itself",
-        ));
+        )
+    };
+    if !who.acts_as_itself() {
+        return Err(not_own());
+    }
+    let user = key_owner(&state, &who, path.into_inner()).await?;
+    if user.id != who.user.id {
+        return Err(not_own());
     }
     let name = validate::bounded_text(&body.name, 100)
         .ok_or_else(|| AppError::new(Code::InvalidName, "name: 1 to 100 characters"))?;

@@ -485,6 +485,13 @@ async fn with_a_certificate_configured_the_broker_serves_https() {
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
+    // Served over TLS by the broker itself: browsers are told to stay on HTTPS.
+    assert_eq!(
+        res.headers()
+            .get("strict-transport-security")
+            .and_then(|v| v.to_str().ok()),
+        Some("max-age=31536000; includeSubDomains")
+    );
     // Plain HTTP on the TLS port gets nowhere.
     assert!(
         reqwest::get(format!("http://127.0.0.1:{port}/healthz"))
