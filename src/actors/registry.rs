@@ -1,16 +1,20 @@
-//! Finds the live actors: session id → session actor, invitation id → invitation actor.
+//! Finds the live actors: session id → session actor, invitation id → invitation actor, and
+//! the sessions a credential or a user is connected to.
 //! Read-mostly indexes; the state of a session lives only inside its actor.
 
-use std::sync::{
-    Arc,
-    atomic::{AtomicBool, Ordering},
+use std::{
+    collections::HashSet,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
 };
 
 use actix::Addr;
 use dashmap::DashMap;
 
 use super::{device::DeviceActor, invitation::InvitationActor, session::SessionActor};
-use crate::domain::ids::{DeviceId, InvitationId, SessionId};
+use crate::domain::ids::{DeviceId, InvitationId, SessionId, UserId};
 
 #[derive(Default)]
 pub struct Registry {
@@ -19,6 +23,12 @@ pub struct Registry {
     devices: DashMap<DeviceId, Addr<DeviceActor>>,
     /// Set by the shutdown: device connections that register afterwards close themselves.
     devices_closed: AtomicBool,
+    /// Credential → the sessions a connection opened with it joined (a logout or key deletion
+    /// reaches exactly those). Entries are added on join and removed when the session ends;
+    /// one left after its participant went is harmless (the session finds nobody to close).
+    by_credential: DashMap<Arc<str>, HashSet<SessionId>>,
+    /// User → the sessions it joined as a technician (deletion, rights changes).
+    by_user: DashMap<UserId, HashSet<SessionId>>,
 }
 
 impl Registry {
@@ -67,6 +77,57 @@ impl Registry {
         self.invitations.remove(&id);
     }
 
+    /// Records that a technician connection of `user`, opened with `credential`, joined
+    /// `session`.
+    pub fn index_connection(&self, session: SessionId, user: UserId, credential: &Arc<str>) {
+        self.by_credential
+            .entry(credential.clone())
+            .or_default()
+            .insert(session);
+        self.by_user.entry(user).or_default().insert(session);
+    }
+
+    /// Forgets what an ended session indexed.
+    pub fn unindex_session(&self, session: SessionId, users: &[UserId], credentials: &[Arc<str>]) {
+        for credential in credentials {
+            self.by_credential.remove_if_mut(credential, |_, sessions| {
+                sessions.remove(&session);
+                sessions.is_empty()
+            });
+        }
+        for user in users {
+            self.by_user.remove_if_mut(user, |_, sessions| {
+                sessions.remove(&session);
+                sessions.is_empty()
+            });
+        }
+    }
+
+    /// The live sessions a connection opened with `credential` joined.
+    pub fn sessions_with_credential(&self, credential: &str) -> Vec<Addr<SessionActor>> {
+        let ids: Vec<SessionId> = self
+            .by_credential
+            .get(credential)
+            .map(|s| s.iter().copied().collect())
+            .unwrap_or_default();
+        ids.into_iter().filter_map(|id| self.session(id)).collect()
+    }
+
+    /// The live sessions `user` joined as a technician.
+    pub fn sessions_of_user(&self, user: UserId) -> Vec<Addr<SessionActor>> {
+        let ids: Vec<SessionId> = self
+            .by_user
+            .get(&user)
+            .map(|s| s.iter().copied().collect())
+            .unwrap_or_default();
+        ids.into_iter().filter_map(|id| self.session(id)).collect()
+    }
+
+    /// How many credentials the index holds (tests: it does not grow with ended sessions).
+    pub fn indexed_credentials(&self) -> usize {
+        self.by_credential.len()
+    }
+
     /// The connected agent of a device.
     pub fn device(&self, id: DeviceId) -> Option<Addr<DeviceActor>> {
         self.devices
@@ -106,5 +167,26 @@ impl Registry {
     /// Whether the shutdown closed device connections (a device registering now must go).
     pub fn devices_closed(&self) -> bool {
         self.devices_closed.load(Ordering::SeqCst)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_ended_session_leaves_nothing_in_the_indexes() {
+        let registry = Registry::default();
+        let (a, b) = (SessionId::new(), SessionId::new());
+        let user = UserId::new();
+        let key: Arc<str> = "key:abc".into();
+        registry.index_connection(a, user, &key);
+        registry.index_connection(b, user, &key);
+        assert_eq!(registry.indexed_credentials(), 1);
+        registry.unindex_session(a, &[user], std::slice::from_ref(&key));
+        assert_eq!(registry.by_credential.get(&key).map(|s| s.len()), Some(1));
+        registry.unindex_session(b, &[user], std::slice::from_ref(&key));
+        assert_eq!(registry.indexed_credentials(), 0);
+        assert!(registry.by_user.is_empty());
     }
 }

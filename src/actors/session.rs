@@ -115,6 +115,8 @@ pub struct SessionActor {
     ended: bool,
     /// Since when no technician is in the session (connected or within its grace).
     empty_since: Option<std::time::Instant>,
+    /// What this session put into the registry's credential and user indexes.
+    indexed: (Vec<UserId>, Vec<Arc<str>>),
     deps: Arc<SessionDeps>,
 }
 
@@ -134,6 +136,7 @@ impl SessionActor {
             too_slow: Vec::new(),
             ended: false,
             empty_since: Some(std::time::Instant::now()),
+            indexed: (Vec::new(), Vec::new()),
             deps,
         }
         .start();
@@ -370,6 +373,9 @@ impl SessionActor {
             at,
         });
         self.deps.registry.remove_session(self.id);
+        self.deps
+            .registry
+            .unindex_session(self.id, &self.indexed.0, &self.indexed.1);
         ctx.stop();
     }
 
@@ -496,6 +502,9 @@ impl Drop for SessionActor {
             at,
         });
         self.deps.registry.remove_session(self.id);
+        self.deps
+            .registry
+            .unindex_session(self.id, &self.indexed.0, &self.indexed.1);
     }
 }
 
@@ -507,7 +516,23 @@ impl Handler<Join> for SessionActor {
             return Err(JoinRefusal::SessionEnded);
         }
         let credential = match &msg.joiner {
-            Joiner::Technician { credential, .. } => Some(credential.clone()),
+            Joiner::Technician {
+                credential,
+                user_id,
+                ..
+            } => {
+                // Findable by its credential and its user (logout, key deletion, rights).
+                self.deps
+                    .registry
+                    .index_connection(self.id, *user_id, credential);
+                if !self.indexed.1.contains(credential) {
+                    self.indexed.1.push(credential.clone());
+                }
+                if !self.indexed.0.contains(user_id) {
+                    self.indexed.0.push(*user_id);
+                }
+                Some(credential.clone())
+            }
             _ => None,
         };
         let conn = Conn {

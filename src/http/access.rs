@@ -681,7 +681,8 @@ pub fn start_expiry_sweeper(state: web::Data<AppState>) {
                 }
             };
             for grant in lapsed {
-                match state.store.end_grant(grant.id, "expired").await {
+                // The same aftermath as a revoke: its sessions end, its sockets close.
+                match end_grant_with_aftermath(&state, &grant, "expired").await {
                     Ok(true) => {}
                     Ok(false) => continue,
                     Err(err) => {
@@ -689,9 +690,6 @@ pub fn start_expiry_sweeper(state: web::Data<AppState>) {
                         continue;
                     }
                 }
-                tracing::info!(grant = %grant.id, "partner access expired");
-                disconnect_partner(&state, grant.partner_account_id, grant.customer_account_id)
-                    .await;
                 for account in [grant.customer_account_id, grant.partner_account_id] {
                     let entry = AuditEntry {
                         account_id: account,

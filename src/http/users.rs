@@ -139,8 +139,9 @@ pub fn disconnect_credential(state: &AppState, credential: &str) {
     if credential.is_empty() {
         return;
     }
+    let sessions = state.registry.sessions_with_credential(credential);
     let credential: std::sync::Arc<str> = credential.into();
-    for session in state.registry.all_sessions() {
+    for session in sessions {
         session.do_send(DisconnectCredential {
             credential: credential.clone(),
         });
@@ -167,7 +168,7 @@ async fn disconnect_out_of_scope(
 
 /// Closes every live connection of a user in any session (close 4003).
 pub fn disconnect_everywhere(state: &AppState, user: UserId) {
-    for session in state.registry.all_sessions() {
+    for session in state.registry.sessions_of_user(user) {
         session.do_send(DisconnectUser { user_id: user });
     }
 }
