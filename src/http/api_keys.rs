@@ -49,7 +49,7 @@ async fn key_owner(state: &AppState, who: &Principal, id: UserId) -> AppResult<U
 }
 
 #[utoipa::path(post, path = "/api/v1/users/{id}/api-keys", tag = "users", request_body = NewKeyBody,
-    responses((status = 201, body = KeyCreated), (status = 403), (status = 404), (status = 422)))]
+    responses((status = 201, body = KeyCreated), (status = 403, description = "not_own_key / missing_right"), (status = 404), (status = 422)))]
 pub async fn create(
     state: web::Data<AppState>,
     who: Principal,

@@ -678,7 +678,8 @@ pub struct Enrolled {
 
 #[utoipa::path(post, path = "/api/v1/enroll", tag = "devices", request_body = EnrollBody,
     responses((status = 201, body = Enrolled), (status = 404, description = "enrollment_code_not_found"),
-              (status = 410, description = "enrollment_code_used / enrollment_code_expired"), (status = 422)))]
+              (status = 409, description = "device_already_enrolled"),
+              (status = 410, description = "enrollment_code_used / enrollment_code_expired / code_revoked"), (status = 422)))]
 pub async fn enroll(
     state: web::Data<AppState>,
     body: web::Json<EnrollBody>,

@@ -39,7 +39,7 @@ fn bad_credentials() -> AppError {
 
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginBody,
     responses((status = 200, body = LoginAnswer), (status = 401, description = "invalid_credentials"),
-              (status = 429, description = "too_many_attempts")))]
+              (status = 429, description = "too_many_attempts / too_many_codes"), (status = 503, description = "busy")))]
 pub async fn login(
     state: web::Data<AppState>,
     req: HttpRequest,

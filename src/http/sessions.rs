@@ -165,7 +165,8 @@ fn session_ended() -> AppError {
 }
 
 #[utoipa::path(post, path = "/api/v1/sessions", tag = "sessions", request_body = CreateSession,
-    responses((status = 201, body = SessionCreated), (status = 403), (status = 404, description = "device_not_found"), (status = 409, description = "device_offline"), (status = 422)))]
+    responses((status = 201, body = SessionCreated), (status = 403), (status = 404, description = "device_not_found"), (status = 409, description = "device_offline"), (status = 422),
+              (status = 429, description = "too_many_sessions")))]
 pub async fn create(
     state: web::Data<AppState>,
     auth: Authorized<area::Sessions, level::Create>,
@@ -385,7 +386,8 @@ fn mailto(email: Option<&str>, subject: &str, url: &str, guest: &str) -> String 
 }
 
 #[utoipa::path(post, path = "/api/v1/sessions/{id}/invitations", tag = "sessions", request_body = InviteBody,
-    responses((status = 201, body = InvitationCreated), (status = 403, description = "not_in_session"), (status = 404), (status = 410), (status = 422)))]
+    responses((status = 201, body = InvitationCreated), (status = 403, description = "not_in_session"), (status = 404), (status = 410), (status = 422),
+              (status = 429, description = "too_many_invitations / too_many_mails")))]
 pub async fn invite(
     state: web::Data<AppState>,
     who: Principal,
@@ -562,7 +564,7 @@ pub fn refusal_of(inv: &InvitationRecord) -> Option<Refusal> {
 }
 
 #[utoipa::path(delete, path = "/api/v1/invitations/{id}", tag = "sessions",
-    responses((status = 204), (status = 403), (status = 404), (status = 410)))]
+    responses((status = 204), (status = 403, description = "missing_right / not_inviter"), (status = 404), (status = 410)))]
 pub async fn revoke_invitation(
     state: web::Data<AppState>,
     auth: Authorized<area::Sessions>,

@@ -279,7 +279,7 @@ pub async fn patch(
 }
 
 #[utoipa::path(put, path = "/api/v1/users/{id}/rights", tag = "users", request_body = Object,
-    responses((status = 200, body = Object), (status = 403), (status = 404), (status = 409, description = "last_user_admin")))]
+    responses((status = 200, body = Object), (status = 403, description = "missing_right / own_rights / rights_exceed_own"), (status = 404), (status = 409, description = "last_user_admin")))]
 pub async fn put_rights(
     state: web::Data<AppState>,
     auth: Authorized<area::Users, level::Edit>,
