@@ -5,3 +5,5 @@ ALTER TABLE enrollment_codes ADD COLUMN grant_id TEXT REFERENCES access_grants (
 CREATE INDEX devices_serial_any ON devices (serial);
 -- A connection opened with an API key is re-checked by the key's hash.
 CREATE INDEX api_keys_hash ON api_keys (key_hash);
+-- Why a set-password link was made (new_user, reset, admin): the reset cap counts its own.
+ALTER TABLE password_tokens ADD COLUMN reason TEXT NOT NULL DEFAULT 'new_user';

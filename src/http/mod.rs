@@ -67,6 +67,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/auth/logout", web::post().to(login::logout))
             .route("/auth/verify", web::post().to(login::verify))
             .route("/auth/password", web::post().to(password::set_password))
+            .route(
+                "/auth/password-reset",
+                web::post().to(password::request_reset),
+            )
+            .route("/me/password", web::post().to(password::change_own))
+            .route(
+                "/users/{id}/set-password-link",
+                web::post().to(password::send_link),
+            )
             .route("/me", web::get().to(accounts::me))
             .route("/accounts", web::post().to(accounts::create_account))
             .route("/accounts/{id}", web::get().to(support::get_account))

@@ -111,6 +111,22 @@ impl Store {
         row.as_ref().map(user_from_row).transpose()
     }
 
+    /// The user a login names: its username, or else its email (both compared as stored keys).
+    pub async fn user_by_login(&self, login: &str) -> StoreResult<Option<UserRecord>> {
+        if let Some(user) = self.user_by_username(login).await? {
+            return Ok(Some(user));
+        }
+        let sql = format!(
+            "SELECT {USER_COLUMNS} FROM users u JOIN accounts a ON a.id = u.account_id
+             WHERE u.email_key = ?"
+        );
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(email_key(login))
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
     pub async fn user(&self, id: UserId) -> StoreResult<Option<UserRecord>> {
         let sql = format!(
             "SELECT {USER_COLUMNS} FROM users u JOIN accounts a ON a.id = u.account_id WHERE u.id = ?"
@@ -424,20 +440,67 @@ impl Store {
 }
 
 impl Store {
+    /// Stores a new set-password link for `user`, ending its earlier unused ones (they answer
+    /// `token_used`), unless `cap` links of the same `reason` were made for it since `since`
+    /// (decided in the same transaction): `false` then, and nothing changes.
     pub async fn insert_password_token(
         &self,
         token_hash: &str,
         user: UserId,
         expires_at: DateTime<Utc>,
-    ) -> StoreResult<()> {
-        sqlx::query("INSERT INTO password_tokens (token_hash, user_id, created_at, expires_at) VALUES (?, ?, ?, ?)")
+        reason: &str,
+        cap: Option<(u32, DateTime<Utc>)>,
+    ) -> StoreResult<bool> {
+        let now = Utc::now();
+        let mut tx = self.write_tx().await?;
+        if let Some((cap, since)) = cap {
+            let made: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM password_tokens
+                 WHERE user_id = ? AND reason = ? AND created_at > ?",
+            )
+            .bind(user.to_string())
+            .bind(reason)
+            .bind(since)
+            .fetch_one(&mut *tx)
+            .await?;
+            if made >= i64::from(cap) {
+                return Ok(false);
+            }
+        }
+        sqlx::query("UPDATE password_tokens SET used_at = ? WHERE user_id = ? AND used_at IS NULL")
+            .bind(now)
+            .bind(user.to_string())
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("INSERT INTO password_tokens (token_hash, user_id, created_at, expires_at, reason) VALUES (?, ?, ?, ?, ?)")
             .bind(token_hash)
             .bind(user.to_string())
-            .bind(Utc::now())
+            .bind(now)
             .bind(expires_at)
-            .execute(&self.pool)
-            .await
-            .map(|_| ())
+            .bind(reason)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Sets a user's password and ends its login tokens except `keep` (the caller's own), in
+    /// one transaction; answers the hashes of the tokens it ended (their sockets close).
+    pub async fn change_password(
+        &self,
+        user: UserId,
+        password_hash: &str,
+        keep: Option<&str>,
+    ) -> StoreResult<Vec<String>> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query("UPDATE users SET password_hash = ? WHERE id = ?")
+            .bind(password_hash)
+            .bind(user.to_string())
+            .execute(&mut *tx)
+            .await?;
+        let ended = revoke_tokens_in(&mut tx, user, keep).await?;
+        tx.commit().await?;
+        Ok(ended)
     }
 
     /// A set-password token: its user, expiry and whether it was used.
@@ -462,13 +525,14 @@ impl Store {
         .transpose()
     }
 
-    /// Uses the token and sets the password in one transaction; `false` when it was used already.
+    /// Uses the token, sets the password and ends the user's login tokens in one transaction;
+    /// `None` when the token was used already, else the hashes of the tokens it ended.
     pub async fn set_password_with_token(
         &self,
         token_hash: &str,
         user: UserId,
         password_hash: &str,
-    ) -> StoreResult<bool> {
+    ) -> StoreResult<Option<Vec<String>>> {
         let mut tx = self.write_tx().await?;
         let done = sqlx::query(
             "UPDATE password_tokens SET used_at = ? WHERE token_hash = ? AND used_at IS NULL",
@@ -478,14 +542,34 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         if done.rows_affected() != 1 {
-            return Ok(false);
+            return Ok(None);
         }
         sqlx::query("UPDATE users SET password_hash = ? WHERE id = ?")
             .bind(password_hash)
             .bind(user.to_string())
             .execute(&mut *tx)
             .await?;
+        // Whoever held a session with the old password is out.
+        let ended = revoke_tokens_in(&mut tx, user, None).await?;
         tx.commit().await?;
-        Ok(true)
+        Ok(Some(ended))
     }
+}
+
+/// Ends a user's live login tokens (all but `keep`); answers their hashes.
+async fn revoke_tokens_in(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    user: UserId,
+    keep: Option<&str>,
+) -> StoreResult<Vec<String>> {
+    sqlx::query_scalar(
+        "UPDATE auth_tokens SET revoked_at = ?
+         WHERE user_id = ? AND revoked_at IS NULL AND token_hash <> ?
+         RETURNING token_hash",
+    )
+    .bind(Utc::now())
+    .bind(user.to_string())
+    .bind(keep.unwrap_or(""))
+    .fetch_all(&mut **tx)
+    .await
 }

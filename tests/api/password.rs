@@ -116,3 +116,158 @@ async fn an_expired_set_password_link_is_gone() {
         .await;
     assert_eq!(status, 401);
 }
+
+fn mails_to(app: &TestApp, to: &str) -> usize {
+    crate::helpers::outbox_mails(app)
+        .iter()
+        .filter(|t| t.contains(&format!("To: {to}")) && t.contains("set-password?token="))
+        .count()
+}
+
+async fn reset(app: &TestApp, login: &str) -> (u16, serde_json::Value) {
+    app.call(
+        "POST",
+        "/auth/password-reset",
+        None,
+        Some(json!({"login": login})),
+    )
+    .await
+}
+
+#[actix_web::test]
+async fn a_forgotten_password_is_reset_by_mail_without_telling_who_exists() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("Acme").await;
+    let (_, old_token) = app.user(&t, "fred", &["sessions"]).await;
+    let (session, _) = app.session(&t.admin).await;
+    let mut old_socket = app.ws_technician(&old_token, &session).await;
+    let before = mails_to(&app, "fred@example.com");
+
+    let known = reset(&app, "fred").await;
+    let unknown = reset(&app, "nobody-here").await;
+    assert_eq!(known, unknown, "the same answer either way");
+    assert_eq!(known.0, 202);
+    let fred_mails = || mails_to(&app, "fred@example.com");
+    assert!(crate::helpers::eventually(|| async { fred_mails() == before + 1 }).await);
+    // By email too; a new link ends the earlier unused one.
+    let first = link_token(&app, "fred@example.com");
+    reset(&app, "FRED@example.com").await;
+    assert!(crate::helpers::eventually(|| async { fred_mails() == before + 2 }).await);
+    let second = link_token(&app, "fred@example.com");
+    let (status, body) = app
+        .call(
+            "POST",
+            "/auth/password",
+            None,
+            Some(json!({"token": first, "password": "a brand new secret"})),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (410, Some("token_used"))
+    );
+    let (status, _) = app
+        .call(
+            "POST",
+            "/auth/password",
+            None,
+            Some(json!({"token": second, "password": "a brand new secret"})),
+        )
+        .await;
+    assert_eq!(status, 204);
+    // The old password is gone, and so is every login made with it, socket included.
+    assert_eq!(old_socket.expect_close().await, Some(4003));
+    let (status, _) = app.get("/me", &old_token).await;
+    assert_eq!(status, 401);
+    app.login("fred", "a brand new secret").await;
+    let (status, _) = app
+        .call(
+            "POST",
+            "/auth/login",
+            None,
+            Some(json!({"username": "fred", "password": crate::helpers::PASSWORD})),
+        )
+        .await;
+    assert_eq!(status, 401);
+
+    // At most three reset mails an hour; the answer stays the same.
+    for _ in 0..3 {
+        assert_eq!(reset(&app, "fred").await.0, 202);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        fred_mails(),
+        before + 3,
+        "two resets above, one more here, then the cap"
+    );
+}
+
+#[actix_web::test]
+async fn an_admin_sends_a_new_link_and_a_user_changes_its_own_password() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("Acme").await;
+    let (gina_id, gina) = app.user(&t, "gina", &["sessions"]).await;
+    let before = mails_to(&app, "gina@example.com");
+    let (status, _) = app
+        .post(
+            &format!("/users/{gina_id}/set-password-link"),
+            &t.admin,
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 202);
+    assert_eq!(mails_to(&app, "gina@example.com"), before + 1);
+    // Not for another account's admin, nor without users + edit.
+    let other = app.tenant("Other").await;
+    let (status, _) = app
+        .post(
+            &format!("/users/{gina_id}/set-password-link"),
+            &other.admin,
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 404);
+    let (status, _) = app
+        .post(
+            &format!("/users/{gina_id}/set-password-link"),
+            &gina,
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 403);
+
+    let second_login = app.login("gina", crate::helpers::PASSWORD).await;
+    let (session, _) = app.session(&t.admin).await;
+    let mut other_socket = app.ws_technician(&second_login, &session).await;
+    let change = |current: &str, new: &str| {
+        app.call(
+            "POST",
+            "/me/password",
+            Some(&gina),
+            Some(json!({"current_password": current, "new_password": new})),
+        )
+    };
+    let (status, body) = change("not my password", "another good one").await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("reauth_required"))
+    );
+    let (status, body) = change(crate::helpers::PASSWORD, "short").await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (422, Some("weak_password"))
+    );
+    let (status, _) = change(crate::helpers::PASSWORD, "another good one").await;
+    assert_eq!(status, 204);
+    // This token goes on; the other login ends, and its socket closes.
+    assert_eq!(app.get("/me", &gina).await.0, 200);
+    assert_eq!(app.get("/me", &second_login).await.0, 401);
+    assert_eq!(other_socket.expect_close().await, Some(4003));
+    app.login("gina", "another good one").await;
+    assert!(
+        app.audit_actions(&t)
+            .await
+            .iter()
+            .any(|a| a == "user.password_changed")
+    );
+}
