@@ -37,7 +37,7 @@ function renderTools(ctx) {
     ),
   ];
   if (ctx && ctx.me) {
-    items.unshift(h('span', { class: 'who', 'data-testid': 'who' }, ctx.me.user.username));
+    items.unshift(h('a', { class: 'who', href: '#/profile', 'data-testid': 'who', title: t('my_profile') }, ctx.me.user.username));
     items.push(
       h(
         'button',
@@ -75,6 +75,7 @@ function loginPage() {
     field(t('password'), { name: 'password', type: 'password', required: true, autocomplete: 'current-password' }),
     msg,
     h('button', { type: 'submit', class: 'primary' }, t('login')),
+    h('button', { type: 'button', class: 'link', 'data-testid': 'forgot', onclick: () => forgotPage() }, t('forgot_password')),
   );
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
@@ -89,6 +90,65 @@ function loginPage() {
   });
   clear(main, form);
   form.querySelector('input').focus();
+}
+
+// "Forgot password?": asks for a username or email; the answer never says whether it exists.
+function forgotPage() {
+  const msg = h('div');
+  const form = h(
+    'form',
+    { class: 'card narrow', 'data-testid': 'forgot-form' },
+    h('h1', { tabindex: '-1' }, t('forgot_title')),
+    h('p', {}, t('forgot_hint')),
+    field(t('login_or_email'), { name: 'login', required: true, autocomplete: 'username' }),
+    msg,
+    h('button', { type: 'submit', class: 'primary' }, t('forgot_send')),
+    h('button', { type: 'button', class: 'link', onclick: () => loginPage() }, t('back_to_login')),
+  );
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    try {
+      await api('POST', '/auth/password-reset', { login: new FormData(form).get('login') }, { token: '' });
+      clear(msg, notice('ok', t('forgot_sent')));
+    } catch (err) {
+      clear(msg, notice('error', errorText(err)));
+    }
+  });
+  clear(main, form);
+  document.title = `${t('forgot_title')} · ${t('app_title')}`;
+  form.querySelector('input').focus();
+}
+
+// The signed-in user's own page: change the password with the current one.
+function profilePage(ctx) {
+  const msg = h('div');
+  const form = h(
+    'form',
+    { class: 'card narrow', 'data-testid': 'password-form' },
+    h('h2', {}, t('change_password')),
+    field(t('current_password'), { name: 'current', type: 'password', required: true, autocomplete: 'current-password' }),
+    field(t('new_password'), { name: 'new', type: 'password', required: true, minlength: 8, autocomplete: 'new-password' }),
+    field(t('password_repeat'), { name: 'repeat', type: 'password', required: true, autocomplete: 'new-password' }),
+    h('p', { class: 'muted' }, t('change_password_hint')),
+    msg,
+    h('button', { type: 'submit', class: 'primary' }, t('save')),
+  );
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const data = new FormData(form);
+    if (data.get('new') !== data.get('repeat')) {
+      clear(msg, notice('error', t('passwords_differ')));
+      return;
+    }
+    try {
+      await api('POST', '/me/password', { current_password: data.get('current'), new_password: data.get('new') });
+      form.reset();
+      clear(msg, notice('ok', t('password_changed')));
+    } catch (err) {
+      clear(msg, notice('error', err.code === 'reauth_required' ? t('current_password_wrong') : errorText(err)));
+    }
+  });
+  clear(main, h('section', { class: 'card narrow' }, h('h1', {}, ctx.me.user.username), h('p', {}, `${ctx.me.user.first_name || ''} ${ctx.me.user.last_name || ''}`.trim())), form);
 }
 
 function codePage(challenge) {
@@ -153,6 +213,7 @@ const PAGES = {
   devices: (ctx) => devicesPage(main, ctx),
   audit: (ctx) => auditPage(main, ctx),
   'my-devices': (ctx) => myDevicesPage(main, ctx),
+  profile: (ctx) => profilePage(ctx),
 };
 
 let ctx = null;
@@ -184,7 +245,7 @@ async function consolePage() {
   const hash = location.hash.replace(/^#\/?/, '');
   const [page, ...restParts] = hash.split('/');
   const rest = restParts.join('/');
-  const current = PAGES[page] && (menu.some(([k]) => k === page) || page === 'reports') ? page : menu[0]?.[0];
+  const current = PAGES[page] && (menu.some(([k]) => k === page) || page === 'reports' || page === 'profile') ? page : menu[0]?.[0];
   clear(
     nav,
     h(

@@ -9,6 +9,7 @@ mod access;
 mod admin;
 mod customer;
 mod guest;
+mod password;
 mod self_service;
 
 use std::{
