@@ -50,6 +50,7 @@ codes! {
     MissingRight = "missing_right", FORBIDDEN, "the caller lacks the area or object right this needs";
     NotAPartner = "not_a_partner", FORBIDDEN, "only users of a partner account ask for access";
     NotAPartnerAccount = "not_a_partner_account", UNPROCESSABLE_ENTITY, "only partner accounts are certified";
+    NoTotpSetup = "no_totp_setup", CONFLICT, "no authenticator app is waiting for its first code";
     NotInSession = "not_in_session", FORBIDDEN, "connect to the session before inviting";
     NotInviter = "not_inviter", FORBIDDEN, "only the inviter, the session's owner or an admin with the delete right may revoke this invitation";
     NotOwnKey = "not_own_key", FORBIDDEN, "an API key can be created only by its own user, signed in as itself";

@@ -148,19 +148,100 @@ function profilePage(ctx) {
       clear(msg, notice('error', err.code === 'reauth_required' ? t('current_password_wrong') : errorText(err)));
     }
   });
-  clear(main, h('section', { class: 'card narrow' }, h('h1', {}, ctx.me.user.username), h('p', {}, `${ctx.me.user.first_name || ''} ${ctx.me.user.last_name || ''}`.trim())), form);
+  clear(
+    main,
+    h('section', { class: 'card narrow' }, h('h1', {}, ctx.me.user.username), h('p', {}, `${ctx.me.user.first_name || ''} ${ctx.me.user.last_name || ''}`.trim())),
+    form,
+    authenticatorSection(ctx),
+  );
 }
 
-function codePage(challenge) {
+// Authenticator app, confirm-first: the secret and its otpauth URL, a first code, then ten
+// recovery codes shown once (copy or download as a text file).
+function authenticatorSection(ctx) {
+  const box = h('section', { class: 'card narrow', 'data-testid': 'totp-setup' });
   const msg = h('div');
+  const on = ctx.me.user.two_factor === 'totp';
+  const start = h(
+    'button',
+    {
+      type: 'button',
+      class: on ? '' : 'primary',
+      'data-testid': 'totp-start',
+      onclick: async () => {
+        try {
+          const setup = await api('PUT', `/users/${ctx.me.user.id}/login-options`, { two_factor: 'totp' });
+          showSetup(setup);
+        } catch (err) {
+          clear(msg, notice('error', errorText(err)));
+        }
+      },
+    },
+    on ? t('totp_renew') : t('totp_start'),
+  );
+  function showSetup(setup) {
+    const form = h(
+      'form',
+      { 'data-testid': 'totp-confirm' },
+      h('p', {}, t('totp_scan')),
+      h('p', {}, h('code', { class: 'secret', 'data-testid': 'totp-secret' }, setup.secret)),
+      h('p', { class: 'muted small' }, h('a', { href: setup.otpauth_url }, t('totp_open_in_app'))),
+      field(t('code'), { name: 'code', required: true, inputmode: 'numeric', pattern: '[0-9 ]{6,7}', autocomplete: 'one-time-code' }),
+      msg,
+      h('button', { type: 'submit', class: 'primary' }, t('totp_confirm')),
+    );
+    form.addEventListener('submit', async (e) => {
+      e.preventDefault();
+      try {
+        const answer = await api('POST', '/me/totp/confirm', { code: new FormData(form).get('code') });
+        showCodes(answer.recovery_codes);
+      } catch (err) {
+        clear(msg, notice('error', errorText(err)));
+      }
+    });
+    clear(box, h('h2', {}, t('totp_title')), form);
+    form.querySelector('input').focus();
+  }
+  function showCodes(codes) {
+    const text = `${t('recovery_file_head')}\n\n${codes.join('\n')}\n`;
+    const file = URL.createObjectURL(new Blob([text], { type: 'text/plain' }));
+    clear(
+      box,
+      h('h2', {}, t('totp_title')),
+      notice('ok', t('totp_on')),
+      h('p', {}, t('recovery_once')),
+      h('ul', { class: 'codes', 'data-testid': 'recovery-codes' }, codes.map((c) => h('li', {}, h('code', {}, c)))),
+      h('p', {}, h('a', { href: file, download: 'support-broker-recovery-codes.txt', class: 'button' }, t('recovery_download'))),
+    );
+  }
+  clear(box, h('h2', {}, t('totp_title')), h('p', {}, on ? t('totp_is_on') : t('totp_is_off')), msg, start);
+  return box;
+}
+
+// The code step adapts to the channel: a 6-digit app code, a 5-digit mailed or texted code,
+// or one of the recovery codes of an authenticator app. Nothing typed is cut off.
+function codePage(challenge, recovery = false) {
+  const msg = h('div');
+  const app = challenge.channel === 'totp';
+  const hint = recovery ? t('code_recovery_hint') : app ? t('code_from_app') : challenge.channel === 'sms' ? t('code_sent_sms') : t('code_sent_email');
+  const input = recovery
+    ? { name: 'code', required: true, autocomplete: 'off', autocapitalize: 'none', spellcheck: 'false' }
+    : { name: 'code', required: true, inputmode: 'numeric', pattern: app ? '[0-9 ]{6,7}' : '[0-9 ]{5,6}', autocomplete: 'one-time-code' };
   const form = h(
     'form',
-    { class: 'card narrow', 'data-testid': 'code-form' },
+    { class: 'card narrow', 'data-testid': 'code-form', 'data-channel': recovery ? 'recovery' : challenge.channel },
     h('h1', {}, t('login')),
-    h('p', {}, challenge.channel === 'sms' ? t('code_sent_sms') : t('code_sent_email')),
-    field(t('code'), { name: 'code', required: true, inputmode: 'numeric', pattern: '[0-9]{5}', maxlength: 5, autocomplete: 'one-time-code' }),
+    h('p', {}, hint),
+    field(recovery ? t('recovery_code') : t('code'), input),
     msg,
     h('button', { type: 'submit', class: 'primary' }, t('verify')),
+    app
+      ? h(
+          'button',
+          { type: 'button', class: 'link', 'data-testid': 'use-recovery', onclick: () => codePage(challenge, !recovery) },
+          recovery ? t('use_app_code') : t('use_recovery_code'),
+        )
+      : null,
   );
   form.addEventListener('submit', async (e) => {
     e.preventDefault();

@@ -25,10 +25,95 @@ pub fn check(secret_base32: &str, code: &str, unix_time: u64) -> anyhow::Result<
     Ok(totp(secret_base32)?.check(code.trim(), unix_time))
 }
 
+/// The letters of recovery codes: lower case, without look-alikes (no 0/o, 1/l/i).
+const RECOVERY_ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyz23456789";
+/// Recovery codes made at each confirmation.
+pub const RECOVERY_CODES: usize = 10;
+
+/// Ten fresh recovery codes, shown as `xxxxx-xxxxx` (10 letters, about 50 bits each, from the
+/// operating system's CSPRNG).
+pub fn recovery_codes() -> anyhow::Result<Vec<String>> {
+    (0..RECOVERY_CODES)
+        .map(|_| {
+            let mut bytes = [0u8; 10];
+            getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+            // 256 is not a multiple of 31: reject the top sliver so every letter is as likely.
+            let mut out = String::with_capacity(11);
+            let mut i = 0;
+            let mut pool = bytes.to_vec();
+            while out.len() < 11 {
+                if i == pool.len() {
+                    let mut more = [0u8; 10];
+                    getrandom::fill(&mut more)
+                        .map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+                    pool.extend_from_slice(&more);
+                }
+                let b = pool[i];
+                i += 1;
+                let limit = 256 - 256 % RECOVERY_ALPHABET.len();
+                if usize::from(b) >= limit {
+                    continue;
+                }
+                if out.len() == 5 {
+                    out.push('-');
+                }
+                out.push(char::from(
+                    RECOVERY_ALPHABET[usize::from(b) % RECOVERY_ALPHABET.len()],
+                ));
+            }
+            Ok(out)
+        })
+        .collect()
+}
+
+/// A typed recovery code in its stored form (letters only, lower case), if it can be one.
+pub fn normalize_recovery(code: &str) -> Option<String> {
+    let letters: String = code
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != '-')
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
+    (letters.len() == 10 && letters.bytes().all(|b| RECOVERY_ALPHABET.contains(&b)))
+        .then_some(letters)
+}
+
+/// The stored hash of a user's recovery code (bound to the user).
+pub fn recovery_hash(user: &str, normalized: &str) -> String {
+    crate::auth::token::hash(&format!("recovery:{user}:{normalized}"))
+}
+
 /// The `otpauth://` URL an authenticator app reads (usually from a QR code).
 pub fn otpauth_url(secret_base32: &str, account: &str) -> String {
     format!(
         "otpauth://totp/{ISSUER}:{}?secret={secret_base32}&issuer={ISSUER}&algorithm=SHA1&digits=6&period=30",
         urlencoding::encode(account)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recovery_codes_are_ten_distinct_and_read_back_however_typed() {
+        let codes = recovery_codes().unwrap();
+        assert_eq!(codes.len(), 10);
+        let distinct: std::collections::HashSet<_> = codes.iter().collect();
+        assert_eq!(distinct.len(), 10);
+        for code in &codes {
+            assert_eq!(code.len(), 11);
+            assert_eq!(&code[5..6], "-");
+            let typed = format!(" {} ", code.to_uppercase().replace('-', " "));
+            assert_eq!(
+                normalize_recovery(&typed).as_deref(),
+                Some(code.replace('-', "").as_str())
+            );
+        }
+        assert_eq!(
+            normalize_recovery("123456"),
+            None,
+            "an app code is no recovery code"
+        );
+        assert_eq!(normalize_recovery("abcde-fghi0"), None, "no look-alikes");
+    }
 }

@@ -249,6 +249,12 @@ fn check_code(
             CodeCheck::Wrong
         };
     }
+    // Not an app code: perhaps one of the user's recovery codes (used up by the store).
+    if let Some(recovery) = crate::auth::totp::normalize_recovery(code) {
+        return CodeCheck::Recovery {
+            code_hash: crate::auth::totp::recovery_hash(&challenge.user_id.to_string(), &recovery),
+        };
+    }
     let Some(totp) = totp else {
         return CodeCheck::Wrong;
     };

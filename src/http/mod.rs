@@ -72,6 +72,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 web::post().to(password::request_reset),
             )
             .route("/me/password", web::post().to(password::change_own))
+            .route("/me/totp/confirm", web::post().to(users::confirm_totp))
             .route(
                 "/users/{id}/set-password-link",
                 web::post().to(password::send_link),

@@ -438,6 +438,98 @@ pub struct TotpSetup {
     pub otpauth_url: String,
 }
 
+/// The answer to `{two_factor: "totp"}`: the secret for the app; `two_factor` is still the
+/// user's current mode until `POST /me/totp/confirm`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TotpSetupAnswer {
+    pub two_factor: String,
+    pub secret: String,
+    pub otpauth_url: String,
+    /// The same two fields, nested (as before the confirm step existed).
+    pub totp: TotpSetup,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TotpConfirmBody {
+    /// The app's current 6-digit code.
+    pub code: String,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RecoveryCodes {
+    /// Shown this once; each works once instead of an app code. Stored only hashed.
+    pub recovery_codes: Vec<String>,
+}
+
+#[utoipa::path(post, path = "/api/v1/me/totp/confirm", tag = "auth", request_body = TotpConfirmBody,
+    responses((status = 200, body = RecoveryCodes), (status = 401, description = "invalid_code"),
+              (status = 403, description = "self_only"), (status = 409, description = "no_totp_setup"),
+              (status = 429, description = "too_many_attempts")))]
+/// Switches the caller to the authenticator app set up last, once a current code proves the
+/// app holds its secret; answers ten recovery codes, once.
+pub async fn confirm_totp(
+    state: web::Data<AppState>,
+    req: actix_web::HttpRequest,
+    who: Principal,
+    body: web::Json<TotpConfirmBody>,
+) -> AppResult<HttpResponse> {
+    if !who.acts_as_itself() {
+        return Err(AppError::new(
+            Code::SelfOnly,
+            "only the user itself can set up an authenticator app",
+        ));
+    }
+    // Guessing the first code is counted like a login.
+    state.check_login_rate(&who.user.username, req.peer_addr().map(|a| a.ip()))?;
+    let Some(sealed) = state.store.totp_pending(who.user.id).await? else {
+        return Err(AppError::new(
+            Code::NoTotpSetup,
+            "set up an authenticator app first (login options: totp)",
+        ));
+    };
+    let secret = state
+        .secrets
+        .open_value(&sealed)
+        .map_err(AppError::internal)?;
+    let unix = u64::try_from(chrono::Utc::now().timestamp()).unwrap_or(0);
+    let step = crate::auth::totp::check(&secret, &body.code, unix).map_err(AppError::internal)?;
+    let Some(step) = step else {
+        return Err(AppError::new(Code::InvalidCode, "wrong code"));
+    };
+    let codes = crate::auth::totp::recovery_codes().map_err(AppError::internal)?;
+    let user = who.user.id.to_string();
+    let hashes: Vec<String> = codes
+        .iter()
+        .filter_map(|c| crate::auth::totp::normalize_recovery(c))
+        .map(|c| crate::auth::totp::recovery_hash(&user, &c))
+        .collect();
+    if !state
+        .store
+        .confirm_totp(who.user.id, &sealed, step, &hashes)
+        .await?
+    {
+        return Err(AppError::new(
+            Code::NoTotpSetup,
+            "the setup changed meanwhile; start again",
+        ));
+    }
+    audit(
+        &state,
+        &who,
+        who.user.account_id,
+        "user.two_factor_changed",
+        Some(who.user.id.to_string()),
+        serde_json::json!({"two_factor": "totp"}),
+    )
+    .await;
+    let mut res = HttpResponse::Ok();
+    super::secret_headers(&mut res);
+    Ok(res.json(RecoveryCodes {
+        recovery_codes: codes,
+    }))
+}
+
 #[utoipa::path(put, path = "/api/v1/users/{id}/login-options", tag = "users", request_body = LoginOptions,
     responses((status = 200, body = LoginOptions), (status = 403), (status = 404), (status = 422, description = "phone_required / email_required / invalid_two_factor")))]
 pub async fn login_options(
@@ -472,34 +564,40 @@ pub async fn login_options(
                 "two-factor by SMS needs a phone number",
             ));
         }
-        "totp" if user.id != who.user.id => {
+        // Only the user itself, signed in as itself (not vendor support acting as it): the
+        // answer carries the shared secret.
+        "totp" if user.id != who.user.id || !who.acts_as_itself() => {
             return Err(AppError::new(
                 Code::SelfOnly,
                 "only the user itself can set up an authenticator app",
             ));
         }
         "totp" => {
+            // Confirm-first: the secret waits until a first code proves the app has it
+            // (POST /me/totp/confirm); the login does not change before that.
             let secret = crate::auth::totp::new_secret().map_err(AppError::internal)?;
             let sealed = state.secrets.seal(&secret).map_err(AppError::internal)?;
-            state.store.set_totp(user.id, &sealed).await?;
+            state.store.set_totp_pending(user.id, &sealed).await?;
             audit(
                 &state,
                 &who,
                 user.account_id,
-                "user.two_factor_changed",
+                "user.totp_setup_started",
                 Some(user.id.to_string()),
-                serde_json::json!({"two_factor": "totp"}),
+                serde_json::json!({}),
             )
             .await;
             let otpauth_url = crate::auth::totp::otpauth_url(&secret, &user.username);
             let mut res = HttpResponse::Ok();
             super::secret_headers(&mut res);
-            return Ok(res.json(LoginOptions {
-                two_factor: "totp".into(),
-                totp: Some(TotpSetup {
+            return Ok(res.json(TotpSetupAnswer {
+                two_factor: user.two_factor.clone(),
+                secret: secret.clone(),
+                otpauth_url: otpauth_url.clone(),
+                totp: TotpSetup {
                     secret,
                     otpauth_url,
-                }),
+                },
             }));
         }
         _ => {

@@ -18,6 +18,8 @@ pub struct UserView {
     pub kind: String,
     pub last_login_at: Option<DateTime<Utc>>,
     pub has_api_key: bool,
+    /// The second factor at sign-in: `off`, `email`, `sms` or `totp`.
+    pub two_factor: String,
 }
 
 impl From<&UserRecord> for UserView {
@@ -33,6 +35,7 @@ impl From<&UserRecord> for UserView {
             kind: u.kind.clone(),
             last_login_at: u.last_login_at,
             has_api_key: u.has_api_key,
+            two_factor: u.two_factor.clone(),
         }
     }
 }

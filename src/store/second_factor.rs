@@ -110,9 +110,11 @@ pub struct TotpState {
     pub last_step: Option<u64>,
 }
 
-/// The code check's answer: right (with the TOTP step it used, to be marked as used) or wrong.
+/// The code check's answer: right (with the TOTP step it used, to be marked as used), a
+/// recovery code to use up (by its hash; right only if it is the user's and unused), or wrong.
 pub enum CodeCheck {
     Right { totp_step: Option<u64> },
+    Recovery { code_hash: String },
     Wrong,
 }
 
@@ -182,6 +184,20 @@ impl Store {
                 .bind(step)
                 .bind(user.to_string())
                 .bind(step)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                    == 1
+            }
+            // A recovery code works once: used up by this statement or not at all.
+            CodeCheck::Recovery { code_hash } => {
+                sqlx::query(
+                    "UPDATE recovery_codes SET used_at = ?
+                     WHERE user_id = ? AND code_hash = ? AND used_at IS NULL",
+                )
+                .bind(now)
+                .bind(user.to_string())
+                .bind(code_hash)
                 .execute(&mut *tx)
                 .await?
                 .rows_affected()
@@ -311,14 +327,67 @@ fn challenge_from_row(row: &sqlx::sqlite::SqliteRow) -> StoreResult<ChallengeRec
 }
 
 impl Store {
-    /// Switches a user to TOTP with a new shared secret (base32).
-    pub async fn set_totp(&self, user: UserId, secret_base32: &str) -> StoreResult<()> {
-        sqlx::query("UPDATE users SET two_factor = 'totp', totp_secret = ?, totp_last_step = NULL WHERE id = ?")
-            .bind(secret_base32)
+    /// Keeps a new authenticator secret (sealed) until a first code confirms it; the user's
+    /// login does not change yet.
+    pub async fn set_totp_pending(&self, user: UserId, sealed: &str) -> StoreResult<()> {
+        sqlx::query("UPDATE users SET totp_pending = ? WHERE id = ?")
+            .bind(sealed)
             .bind(user.to_string())
             .execute(&self.pool)
             .await
             .map(|_| ())
+    }
+
+    /// The authenticator secret waiting for its first code, sealed.
+    pub async fn totp_pending(&self, user: UserId) -> StoreResult<Option<String>> {
+        sqlx::query_scalar("SELECT totp_pending FROM users WHERE id = ?")
+            .bind(user.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map(Option::flatten)
+    }
+
+    /// Switches the user to the pending authenticator secret it just proved with a code of
+    /// `step`, and replaces its recovery codes, in one transaction; only if the pending secret
+    /// is still `sealed` (a second setup in between wins). `false` otherwise.
+    pub async fn confirm_totp(
+        &self,
+        user: UserId,
+        sealed: &str,
+        step: u64,
+        recovery_hashes: &[String],
+    ) -> StoreResult<bool> {
+        let now = Utc::now();
+        let mut tx = self.write_tx().await?;
+        let done = sqlx::query(
+            "UPDATE users SET two_factor = 'totp', totp_secret = totp_pending, totp_pending = NULL,
+                 totp_last_step = ?
+             WHERE id = ? AND totp_pending = ?",
+        )
+        .bind(i64::try_from(step).unwrap_or(i64::MAX))
+        .bind(user.to_string())
+        .bind(sealed)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
+        sqlx::query("DELETE FROM recovery_codes WHERE user_id = ?")
+            .bind(user.to_string())
+            .execute(&mut *tx)
+            .await?;
+        for hash in recovery_hashes {
+            sqlx::query(
+                "INSERT INTO recovery_codes (user_id, code_hash, created_at) VALUES (?, ?, ?)",
+            )
+            .bind(user.to_string())
+            .bind(hash)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// The user's TOTP secret and the last step accepted.

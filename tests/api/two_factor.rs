@@ -278,12 +278,13 @@ async fn an_authenticator_app_code_logs_in_once_per_time_step() {
         .await;
     assert_eq!(status, 200, "{setup}");
     let secret = setup["totp"]["secret"].as_str().unwrap().to_string();
-    // At rest the seed is sealed with the server key, never in the clear.
+    // At rest the waiting seed is sealed with the server key, never in the clear.
     let db = app.db().await;
-    let stored: String = sqlx::query_scalar("SELECT totp_secret FROM users WHERE username = 'bob'")
-        .fetch_one(&db)
-        .await
-        .unwrap();
+    let stored: String =
+        sqlx::query_scalar("SELECT totp_pending FROM users WHERE username = 'bob'")
+            .fetch_one(&db)
+            .await
+            .unwrap();
     db.close().await;
     assert!(
         stored.starts_with("v1:") && !stored.contains(&secret),
@@ -300,24 +301,86 @@ async fn an_authenticator_app_code_logs_in_once_per_time_step() {
         .build()
         .unwrap();
     let code = totp.generate_current().to_string();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    // The next step's code (one step of skew is accepted).
+    let next = totp.generate(now + 30).to_string();
+
+    // Confirm-first: nothing changed yet, the login is still without a second factor.
+    assert_eq!(setup["two_factor"], "off");
+    assert!(password_step(&app, "bob").await.1["token"].is_string());
+    let confirm = |code: String| {
+        let app = &app;
+        let bob = bob.clone();
+        async move {
+            app.call(
+                "POST",
+                "/me/totp/confirm",
+                Some(&bob),
+                Some(json!({"code": code})),
+            )
+            .await
+        }
+    };
+    let (status, body) = confirm(wrong(&code)).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (401, Some("invalid_code"))
+    );
+    let (status, body) = confirm(code.clone()).await;
+    assert_eq!(status, 200, "{body}");
+    let recovery: Vec<String> = body["recovery_codes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(recovery.len(), 10);
+    let (status, body) = confirm(code.clone()).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("no_totp_setup"))
+    );
 
     let (status, challenge) = password_step(&app, "bob").await;
     assert_eq!(
         (status, challenge["second_factor"]["channel"].as_str()),
         (200, Some("totp"))
     );
+    // The step the confirmation used is spent: a replay, refused like a wrong code.
     let (status, body) = verify(&app, &challenge, &code).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (401, Some("invalid_code"))
+    );
+    let (status, body) = verify(&app, &challenge, &next).await;
     assert_eq!(status, 200, "{body}");
 
-    // The same step again is a replay: refused like a wrong code.
+    // The same step again is a replay too.
     let (_, challenge) = password_step(&app, "bob").await;
-    let (status, body) = verify(&app, &challenge, &code).await;
+    let (status, body) = verify(&app, &challenge, &next).await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
         (401, Some("invalid_code"))
     );
     let (status, body) = verify(&app, &challenge, "000000x").await;
     assert_eq!(status, 401, "{body}");
+
+    // A lost phone: a recovery code works once, typed however.
+    let (_, challenge) = password_step(&app, "bob").await;
+    let typed = recovery[0].to_uppercase().replace('-', " ");
+    let (status, body) = verify(&app, &challenge, &typed).await;
+    assert_eq!(status, 200, "{body}");
+    let (_, challenge) = password_step(&app, "bob").await;
+    let (status, body) = verify(&app, &challenge, &recovery[0]).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (401, Some("invalid_code"))
+    );
+    let (status, _) = verify(&app, &challenge, &recovery[1]).await;
+    assert_eq!(status, 200);
 }
 
 /// An SMS gateway on loopback: answers 200 to every POST and hands over each JSON body.

@@ -120,6 +120,18 @@ async fn an_admin_creates_a_user_and_sets_2fa_which_the_user_then_passes() {
             )
             .await;
         assert_eq!(status, 200, "{body}");
+        // Switched on by his first code.
+        let secret = body["secret"].as_str().unwrap();
+        let code = totp_rs::Builder::new()
+            .with_secret(totp_rs::Secret::try_from_base32(secret).unwrap())
+            .build()
+            .unwrap()
+            .generate_current()
+            .to_string();
+        let (status, body) = app
+            .post("/me/totp/confirm", &bob, serde_json::json!({"code": code}))
+            .await;
+        assert_eq!(status, 200, "{body}");
 
         // The user list shows her sign-in; the audit log the admin's changes.
         admin.client.refresh().await.expect("reload");

@@ -100,3 +100,72 @@ async fn a_user_resets_a_forgotten_password_and_later_changes_it_in_the_browser(
     })
     .await;
 }
+
+/// A user turns on an authenticator app in the browser (confirm-first), signs in with its
+/// 6-digit code, then loses the phone and gets in with a recovery code.
+#[actix_web::test]
+async fn a_user_turns_on_an_authenticator_app_and_gets_back_in_with_a_recovery_code() {
+    within_deadline(async {
+        let app = TestApp::spawn().await;
+        let t = app.tenant("Acme").await;
+        app.user(&t, "ivo", &["sessions"]).await;
+        let driver = Driver::start().await;
+        let ivo = driver.browser("de-DE").await;
+        ivo.login_console(&app.base, "ivo", PASSWORD).await;
+        ivo.click("[data-testid=who]").await;
+        ivo.click("[data-testid=totp-start]").await;
+        let secret = ivo.wait_text("[data-testid=totp-secret]", "").await;
+        let totp = totp_rs::Builder::new()
+            .with_secret(totp_rs::Secret::try_from_base32(secret.trim()).unwrap())
+            .build()
+            .unwrap();
+        ivo.shot("totp-setup-de").await;
+        ivo.fill(
+            "[data-testid=totp-confirm] input[name=code]",
+            &totp.generate_current().to_string(),
+        )
+        .await;
+        ivo.click("[data-testid=totp-confirm] button[type=submit]")
+            .await;
+        let codes = ivo.wait_text("[data-testid=recovery-codes]", "-").await;
+        ivo.shot("totp-recovery-codes-de").await;
+        let codes: Vec<&str> = codes.split_whitespace().collect();
+        assert_eq!(codes.len(), 10, "{codes:?}");
+
+        // Sign in again: the code page asks for the app's 6 digits and takes them all.
+        let again = driver.browser("de-DE").await;
+        again.login(&app.base, "ivo", PASSWORD).await;
+        again
+            .wait_text("[data-testid=code-form]", "Authenticator-App")
+            .await;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        again
+            .fill(
+                "[data-testid=code-form] input[name=code]",
+                &totp.generate(now + 30).to_string(),
+            )
+            .await;
+        again.shot("login-code-app-de").await;
+        again
+            .click("[data-testid=code-form] button[type=submit]")
+            .await;
+        again.wait_text("[data-testid=who]", "ivo").await;
+
+        // The phone is gone: a recovery code instead.
+        let lost = driver.browser("de-DE").await;
+        lost.login(&app.base, "ivo", PASSWORD).await;
+        lost.click("[data-testid=use-recovery]").await;
+        lost.wait_text("[data-testid=code-form]", "Wiederherstellungscode")
+            .await;
+        lost.fill("[data-testid=code-form] input[name=code]", codes[3])
+            .await;
+        lost.shot("login-recovery-de").await;
+        lost.click("[data-testid=code-form] button[type=submit]")
+            .await;
+        lost.wait_text("[data-testid=who]", "ivo").await;
+    })
+    .await;
+}
