@@ -8,6 +8,7 @@ pub mod domain;
 pub mod error;
 pub mod http;
 pub mod mail;
+pub mod operator;
 pub mod outbox;
 pub mod private_fs;
 pub mod report;

@@ -7,6 +7,7 @@ use support_broker::{
     agent::{self, AgentOptions, Enrollment},
     config::{Settings, Sources},
     domain::device::Platform,
+    operator::{self, OperatorCommand},
     startup::Application,
     telemetry,
 };
@@ -40,6 +41,18 @@ enum Command {
         /// Directory of the embedded database and the outbox.
         #[arg(long)]
         data_dir: Option<PathBuf>,
+    },
+    /// Operator commands on the machine, working on the database directly (the broker may
+    /// run meanwhile): a way back in for an operator locked out of the console.
+    Admin {
+        /// A TOML file layered over the built-in defaults (config/default.toml).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Directory of the embedded database.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        #[command(subcommand)]
+        command: AdminCommand,
     },
     /// Run the reference device agent: enroll (once), then serve commands and sessions.
     Agent {
@@ -79,6 +92,57 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Print a set-password link for a user (username or email); earlier links end.
+    ResetPassword { user: String },
+    /// Lift a user's lock of the code step (after too many wrong codes).
+    Unlock { user: String },
+    /// List every account.
+    ListAccounts,
+    /// Create a customer or partner account with its first admin; prints the admin's link.
+    CreateAccount {
+        #[arg(long)]
+        name: String,
+        /// customer or partner.
+        #[arg(long, default_value = "customer")]
+        kind: String,
+        #[arg(long)]
+        admin_username: String,
+        #[arg(long)]
+        admin_email: String,
+        #[arg(long, default_value = "Admin")]
+        first_name: String,
+        #[arg(long, default_value = "")]
+        last_name: String,
+    },
+}
+
+impl From<AdminCommand> for OperatorCommand {
+    fn from(c: AdminCommand) -> Self {
+        match c {
+            AdminCommand::ResetPassword { user } => Self::ResetPassword { user },
+            AdminCommand::Unlock { user } => Self::Unlock { user },
+            AdminCommand::ListAccounts => Self::ListAccounts,
+            AdminCommand::CreateAccount {
+                name,
+                kind,
+                admin_username,
+                admin_email,
+                first_name,
+                last_name,
+            } => Self::CreateAccount {
+                name,
+                kind,
+                admin_username,
+                admin_email,
+                first_name,
+                last_name,
+            },
+        }
+    }
+}
+
 fn parse_platform(value: &str) -> Result<Platform, String> {
     Platform::parse(value).ok_or_else(|| "one of ios, android, windows, macos".to_string())
 }
@@ -113,6 +177,23 @@ async fn main() -> anyhow::Result<()> {
                 app.local_addr()
             );
             app.run_until_stopped().await
+        }
+        Command::Admin {
+            config,
+            data_dir,
+            command,
+        } => {
+            let file = config.or_else(|| {
+                let default = PathBuf::from("config/default.toml");
+                default.exists().then_some(default)
+            });
+            let mut settings = Settings::load(&Sources { file, env: true })?;
+            if let Some(dir) = data_dir {
+                settings.storage.data_dir = dir;
+            }
+            let out = operator::run(&settings, command.into()).await?;
+            println!("{out}");
+            Ok(())
         }
         Command::Agent {
             server,

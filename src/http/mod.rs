@@ -79,6 +79,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             )
             .route("/me", web::get().to(accounts::me))
             .route("/accounts", web::post().to(accounts::create_account))
+            .route("/accounts", web::get().to(support::list_accounts))
             .route("/accounts/{id}", web::get().to(support::get_account))
             .route("/accounts/{id}", web::patch().to(support::patch_account))
             .route(

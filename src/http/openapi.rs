@@ -22,6 +22,7 @@ use super::{
         password::request_reset,
         password::send_link,
         password::change_own,
+        support::list_accounts,
         users::confirm_totp,
         accounts::create_account,
         accounts::me,

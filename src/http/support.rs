@@ -56,6 +56,44 @@ pub struct AccountPatch {
 }
 
 /// An account the caller belongs to, or any account for platform staff; else 404.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct AccountsQuery {
+    /// `customer`, `partner` or `platform`.
+    pub kind: Option<String>,
+    /// Part of the name (any case).
+    pub q: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/v1/accounts", tag = "accounts", params(AccountsQuery),
+    responses((status = 200, body = Vec<AccountView>), (status = 400), (status = 401), (status = 403, description = "platform_only")))]
+/// Every account, for platform staff (either platform right), by name.
+pub async fn list_accounts(
+    state: web::Data<AppState>,
+    who: Principal,
+    query: web::Query<AccountsQuery>,
+) -> AppResult<HttpResponse> {
+    if !who.has_platform(PlatformRight::PlatformAdmin)
+        && !who.has_platform(PlatformRight::PlatformSupport)
+    {
+        who.require_platform(PlatformRight::PlatformSupport)?;
+    }
+    let kind = query.kind.as_deref().filter(|k| !k.is_empty());
+    if kind.is_some_and(|k| !["customer", "partner", "platform"].contains(&k)) {
+        return Err(AppError::new(
+            Code::InvalidQuery,
+            "kind is customer, partner or platform",
+        ));
+    }
+    let q: Option<String> = query
+        .q
+        .as_deref()
+        .map(|q| q.trim().chars().take(200).collect())
+        .filter(|q: &String| !q.is_empty());
+    let accounts = state.store.list_accounts(kind, q.as_deref()).await?;
+    Ok(HttpResponse::Ok().json(accounts.iter().map(AccountView::from).collect::<Vec<_>>()))
+}
+
 async fn visible_account(
     state: &AppState,
     who: &Principal,

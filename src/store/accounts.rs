@@ -140,6 +140,45 @@ impl Store {
         }
     }
 
+    /// Every account, by name, optionally of one `kind` and with `q` in its name (any case).
+    pub async fn list_accounts(
+        &self,
+        kind: Option<&str>,
+        q: Option<&str>,
+    ) -> StoreResult<Vec<AccountRecord>> {
+        let pattern = q.map(|q| {
+            let escaped = q
+                .to_lowercase()
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_");
+            format!("%{escaped}%")
+        });
+        let rows = sqlx::query(
+            "SELECT * FROM accounts
+             WHERE (? IS NULL OR kind = ?) AND (? IS NULL OR lower(name) LIKE ? ESCAPE '\\')
+             ORDER BY lower(name), id",
+        )
+        .bind(kind)
+        .bind(kind)
+        .bind(&pattern)
+        .bind(&pattern)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(AccountRecord {
+                    id: AccountId(get_uuid(row, "id")?),
+                    name: row.try_get("name")?,
+                    kind: row.try_get("kind")?,
+                    certified: row.try_get("certified")?,
+                    support_access: row.try_get("support_access")?,
+                    created_at: row.try_get("created_at")?,
+                })
+            })
+            .collect()
+    }
+
     pub async fn account(&self, id: AccountId) -> StoreResult<Option<AccountRecord>> {
         let row = sqlx::query("SELECT * FROM accounts WHERE id = ?")
             .bind(id.to_string())

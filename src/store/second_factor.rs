@@ -327,6 +327,16 @@ fn challenge_from_row(row: &sqlx::sqlite::SqliteRow) -> StoreResult<ChallengeRec
 }
 
 impl Store {
+    /// Lifts a user's lock of the code step and its count of wrong codes (the operator's
+    /// `admin unlock`); `false` when there was nothing to lift.
+    pub async fn unlock_code_step(&self, user: UserId) -> StoreResult<bool> {
+        let done = sqlx::query("DELETE FROM code_guards WHERE user_id = ?")
+            .bind(user.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
     /// Keeps a new authenticator secret (sealed) until a first code confirms it; the user's
     /// login does not change yet.
     pub async fn set_totp_pending(&self, user: UserId, sealed: &str) -> StoreResult<()> {

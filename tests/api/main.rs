@@ -9,6 +9,7 @@ mod helpers;
 mod http_api;
 mod invitations;
 mod limits;
+mod operator;
 mod partner_access;
 mod password;
 mod rights;
