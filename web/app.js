@@ -103,7 +103,18 @@ function forgotPage() {
     field(t('login_or_email'), { name: 'login', required: true, autocomplete: 'username' }),
     msg,
     h('button', { type: 'submit', class: 'primary' }, t('forgot_send')),
-    h('button', { type: 'button', class: 'link', onclick: () => loginPage() }, t('back_to_login')),
+    h(
+      'button',
+      {
+        type: 'button',
+        class: 'link',
+        onclick: () => {
+          history.replaceState(null, '', '/');
+          loginPage();
+        },
+      },
+      t('back_to_login'),
+    ),
   );
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
@@ -308,7 +319,8 @@ async function consolePage() {
     fn();
   }
   if (!token()) {
-    loginPage();
+    if (location.hash === '#/forgot') forgotPage();
+    else loginPage();
     return;
   }
   let me;

@@ -144,6 +144,20 @@ export function setPasswordPage(root) {
     msg,
     h('button', { type: 'submit', class: 'primary' }, t('save')),
   );
+  // A used, expired or unknown link says so before anyone types, and offers a new one.
+  const dead = (code) =>
+    clear(
+      root,
+      h(
+        'section',
+        { class: 'card narrow', 'data-testid': 'link-dead' },
+        h('h1', {}, t('set_password_title')),
+        notice('error', ['token_used', 'token_expired'].includes(code) ? t(code) : t('token_unknown')),
+        h('p', {}, t('link_request_new')),
+        h('a', { href: '/#/forgot', class: 'button', 'data-testid': 'request-new-link' }, t('request_new_link')),
+      ),
+    );
+  api('POST', '/auth/password-link', { token: secret }, { token: '' }).catch((err) => dead(err.code));
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
     const data = new FormData(form);

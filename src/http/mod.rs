@@ -71,6 +71,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 "/auth/password-reset",
                 web::post().to(password::request_reset),
             )
+            .route("/auth/password-link", web::post().to(password::check_link))
             .route("/me/password", web::post().to(password::change_own))
             .route("/me/totp/confirm", web::post().to(users::confirm_totp))
             .route(

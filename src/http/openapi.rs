@@ -20,6 +20,7 @@ use super::{
         users::login_options,
         password::set_password,
         password::request_reset,
+        password::check_link,
         password::send_link,
         password::change_own,
         support::list_accounts,

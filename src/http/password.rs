@@ -124,6 +124,45 @@ pub async fn mail_link(state: &AppState, user: &UserRecord, reason: LinkReason) 
     true
 }
 
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LinkBody {
+    pub token: String,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct LinkState {
+    /// Always `usable` (anything else is an error answer).
+    pub state: &'static str,
+    pub expires_at: chrono::DateTime<Utc>,
+}
+
+#[utoipa::path(post, path = "/api/v1/auth/password-link", tag = "auth", request_body = LinkBody,
+    responses((status = 200, body = LinkState), (status = 404, description = "token_not_found"),
+              (status = 410, description = "token_used / token_expired")))]
+/// Whether a set-password link can still be used, without using it (the page checks its link
+/// as it loads, so nobody types a password into a dead link).
+pub async fn check_link(
+    state: web::Data<AppState>,
+    body: web::Json<LinkBody>,
+) -> AppResult<HttpResponse> {
+    let (_, expires_at, used) = state
+        .store
+        .password_token(&token::hash(&body.token))
+        .await?
+        .ok_or_else(|| AppError::new(Code::TokenNotFound, "unknown set-password link"))?;
+    if used {
+        return Err(AppError::new(Code::TokenUsed, "this link was used already"));
+    }
+    if expires_at <= Utc::now() {
+        return Err(AppError::new(Code::TokenExpired, "this link has expired"));
+    }
+    Ok(HttpResponse::Ok().json(LinkState {
+        state: "usable",
+        expires_at,
+    }))
+}
+
 #[utoipa::path(post, path = "/api/v1/auth/password", tag = "auth", request_body = SetPasswordBody,
     responses((status = 204), (status = 404), (status = 410, description = "token_used / token_expired"), (status = 422)))]
 pub async fn set_password(

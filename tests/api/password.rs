@@ -271,3 +271,45 @@ async fn an_admin_sends_a_new_link_and_a_user_changes_its_own_password() {
             .any(|a| a == "user.password_changed")
     );
 }
+
+#[actix_web::test]
+async fn a_link_is_checked_without_being_used() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("Acme").await;
+    create_user(&app, &t.admin, &t.id, "kim").await;
+    let token = link_token(&app, "kim@example.com");
+    let check = |token: String| {
+        let app = &app;
+        async move {
+            app.call(
+                "POST",
+                "/auth/password-link",
+                None,
+                Some(json!({"token": token})),
+            )
+            .await
+        }
+    };
+    let (status, body) = check(token.clone()).await;
+    assert_eq!(
+        (status, body["state"].as_str()),
+        (200, Some("usable")),
+        "{body}"
+    );
+    let (status, _) = check(token.clone()).await;
+    assert_eq!(status, 200, "looking does not use it up");
+    let (status, _) = check("sbp_nonsense".into()).await;
+    assert_eq!(status, 404);
+    app.call(
+        "POST",
+        "/auth/password",
+        None,
+        Some(json!({"token": token, "password": "kim's new secret"})),
+    )
+    .await;
+    let (status, body) = check(token).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (410, Some("token_used"))
+    );
+}

@@ -169,3 +169,56 @@ async fn a_user_turns_on_an_authenticator_app_and_gets_back_in_with_a_recovery_c
     })
     .await;
 }
+
+/// A used set-password link says so as the page loads, before anyone types, and leads to
+/// asking for a new one.
+#[actix_web::test]
+async fn a_dead_set_password_link_says_so_at_once_and_offers_a_new_one() {
+    within_deadline(async {
+        let app = TestApp::spawn().await;
+        let t = app.tenant("Acme").await;
+        let (status, _) = app
+            .post(
+                &format!("/accounts/{}/users", t.id),
+                &t.admin,
+                serde_json::json!({"username": "jana", "first_name": "Jana", "last_name": "J",
+                                   "email": "jana@example.com"}),
+            )
+            .await;
+        assert_eq!(status, 201);
+        let first = newest_link(&app, "jana@example.com");
+        // A second link (the admin's) ends the first.
+        let (_, users) = app
+            .get(&format!("/accounts/{}/users", t.id), &t.admin)
+            .await;
+        let jana = users
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|u| u["username"] == "jana")
+            .unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        app.post(
+            &format!("/users/{jana}/set-password-link"),
+            &t.admin,
+            serde_json::json!({}),
+        )
+        .await;
+        let driver = Driver::start().await;
+        let b = driver.browser("de-DE").await;
+        b.goto(&format!("{}/set-password?token={first}", app.base))
+            .await;
+        b.wait_text("[data-testid=link-dead]", "bereits verwendet")
+            .await;
+        b.shot("set-password-link-used-de").await;
+        b.click("[data-testid=request-new-link]").await;
+        b.fill("[data-testid=forgot-form] input[name=login]", "jana")
+            .await;
+        b.click("[data-testid=forgot-form] button[type=submit]")
+            .await;
+        b.wait_text("[data-testid=forgot-form]", "unterwegs").await;
+    })
+    .await;
+}
