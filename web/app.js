@@ -8,6 +8,7 @@ import { joinPage, customerPage, setPasswordPage } from '/assets/public.js';
 import { sessionsPage, sessionPage, reportPage } from '/assets/technician.js';
 import { usersPage, policiesPage, accessPage, devicesPage, auditPage } from '/assets/admin.js';
 import { myDevicesPage } from '/assets/selfservice.js';
+import { accountsPage } from '/assets/platform.js';
 
 const main = document.getElementById('main');
 const nav = document.getElementById('nav');
@@ -278,6 +279,7 @@ async function menuFor(me) {
   const areas = new Set(me.rights.areas || []);
   const roles = me.rights.roles || [];
   const items = [];
+  if ((me.platform || []).length > 0) items.push(['accounts', t('menu_accounts')]);
   if (areas.has('sessions')) items.push(['sessions', t('menu_sessions')]);
   if (areas.has('users')) items.push(['users', t('menu_users')]);
   if (areas.has('policies')) items.push(['policies', t('menu_policies')]);
@@ -306,6 +308,7 @@ const PAGES = {
   audit: (ctx) => auditPage(main, ctx),
   'my-devices': (ctx) => myDevicesPage(main, ctx),
   profile: (ctx) => profilePage(ctx),
+  accounts: (ctx) => accountsPage(main, ctx),
 };
 
 let ctx = null;

@@ -22,6 +22,7 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
         include_bytes!("../../web/technician.js"),
     ),
     ("public.js", JS, include_bytes!("../../web/public.js")),
+    ("platform.js", JS, include_bytes!("../../web/platform.js")),
     (
         "selfservice.js",
         JS,

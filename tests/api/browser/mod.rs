@@ -10,6 +10,7 @@ mod admin;
 mod customer;
 mod guest;
 mod password;
+mod platform;
 mod self_service;
 
 use std::{

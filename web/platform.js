@@ -1,0 +1,113 @@
+// Platform staff: every account (filter by kind, search by name), a new customer or partner
+// account with its first admin, and certifying partners.
+
+import { api } from '/assets/api.js';
+import { t, when } from '/assets/i18n.js';
+import { h, clear, field, select, notice, errorText, table } from '/assets/ui.js';
+
+export async function accountsPage(root, ctx) {
+  const isAdmin = (ctx.me.platform || []).includes('platform_admin');
+  const msg = h('div', { 'data-testid': 'accounts-message' });
+  const list = h('div');
+  const filter = h(
+    'form',
+    { class: 'grid', 'data-testid': 'accounts-filter', role: 'search' },
+    select(t('kind'), 'kind', [
+      ['', t('kind_all')],
+      ['customer', t('kind_customer')],
+      ['partner', t('kind_partner')],
+      ['platform', t('kind_platform')],
+    ]),
+    field(t('search_name'), { name: 'q', type: 'search' }),
+    h('button', { type: 'submit' }, t('filter')),
+  );
+  async function reload() {
+    const data = new FormData(filter);
+    const query = new URLSearchParams();
+    if (data.get('kind')) query.set('kind', data.get('kind'));
+    if (data.get('q')) query.set('q', data.get('q'));
+    const accounts = await api('GET', `/accounts?${query}`);
+    clear(
+      list,
+      table(
+        [t('name'), t('kind'), t('certified'), t('vendor_support'), t('created'), t('actions')],
+        accounts.map((a) =>
+          h(
+            'tr',
+            { dataset: { account: a.name } },
+            h('td', {}, a.name),
+            h('td', {}, t(`kind_${a.kind}`)),
+            h('td', {}, a.kind === 'partner' ? (a.certified ? t('yes') : t('no')) : '–'),
+            h('td', {}, a.support_access ? t('support_allowed') : t('not_allowed')),
+            h('td', {}, when(a.created_at)),
+            h(
+              'td',
+              {},
+              isAdmin && a.kind === 'partner'
+                ? h(
+                    'button',
+                    {
+                      type: 'button',
+                      'data-action': 'certify',
+                      onclick: async () => {
+                        try {
+                          await api('PATCH', `/accounts/${a.id}`, { certified: !a.certified });
+                          clear(msg, notice('ok', a.certified ? t('uncertified', { name: a.name }) : t('certified_now', { name: a.name })));
+                          await reload();
+                        } catch (err) {
+                          clear(msg, notice('error', errorText(err)));
+                        }
+                      },
+                    },
+                    a.certified ? t('uncertify') : t('certify'),
+                  )
+                : null,
+            ),
+          ),
+        ),
+        { 'data-testid': 'accounts' },
+      ),
+    );
+  }
+  filter.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    await reload();
+  });
+  const sections = [h('section', { class: 'card' }, h('h1', { tabindex: '-1' }, t('accounts')), filter, msg, list)];
+  if (isAdmin) {
+    const form = h(
+      'form',
+      { class: 'grid', 'data-testid': 'new-account' },
+      field(t('name'), { name: 'name', required: true, maxlength: 200 }),
+      select(t('kind'), 'kind', [
+        ['customer', t('kind_customer')],
+        ['partner', t('kind_partner')],
+      ]),
+      field(t('admin_username'), { name: 'username', required: true, maxlength: 64, autocomplete: 'off' }),
+      field(t('first_name'), { name: 'first_name', required: true, maxlength: 100 }),
+      field(t('last_name'), { name: 'last_name', required: true, maxlength: 100 }),
+      field(t('email'), { name: 'email', type: 'email', required: true }),
+      h('button', { type: 'submit', class: 'primary' }, t('create')),
+    );
+    form.addEventListener('submit', async (e) => {
+      e.preventDefault();
+      const d = new FormData(form);
+      try {
+        await api('POST', '/accounts', {
+          name: d.get('name'),
+          kind: d.get('kind'),
+          admin: { username: d.get('username'), first_name: d.get('first_name'), last_name: d.get('last_name'), email: d.get('email') },
+        });
+        clear(msg, notice('ok', t('account_created', { name: d.get('name'), email: d.get('email') })));
+        form.reset();
+        await reload();
+      } catch (err) {
+        // What was typed stays in the form.
+        clear(msg, notice('error', errorText(err)));
+      }
+    });
+    sections.push(h('section', { class: 'card' }, h('h2', {}, t('new_account')), form));
+  }
+  clear(root, ...sections);
+  await reload();
+}
