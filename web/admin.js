@@ -331,3 +331,44 @@ export async function auditPage(root, ctx) {
     ),
   );
 }
+
+// ---- account settings --------------------------------------------------------------------
+
+export async function settingsPage(root, ctx) {
+  const msg = h('div', { 'data-testid': 'settings-message' });
+  const account = await api('GET', `/accounts/${ctx.accountId}`);
+  const nameForm = h(
+    'form',
+    { class: 'grid', 'data-testid': 'account-name' },
+    field(t('name'), { name: 'name', required: true, maxlength: 200, value: account.name }),
+    h('button', { type: 'submit', class: 'primary' }, t('save')),
+  );
+  nameForm.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const name = new FormData(nameForm).get('name');
+    if (await attempt(msg, () => api('PATCH', `/accounts/${ctx.accountId}`, { name }))) clear(msg, notice('ok', t('saved')));
+  });
+  const state = h('p', { 'data-testid': 'support-state' });
+  const toggle = h('button', { type: 'button', 'data-testid': 'support-toggle' });
+  function render(on) {
+    clear(state, h('strong', {}, on ? t('vendor_support_on') : t('vendor_support_off')));
+    clear(toggle, on ? t('vendor_support_turn_off') : t('vendor_support_turn_on'));
+    toggle.className = on ? 'danger' : 'primary';
+    toggle.onclick = async () => {
+      if (on) {
+        const sure = await dialog(t('vendor_support'), h('p', {}, t('vendor_support_confirm_off')), { submit: t('vendor_support_turn_off'), danger: true });
+        if (!sure) return;
+      }
+      if (await attempt(msg, () => api('PATCH', `/accounts/${ctx.accountId}`, { support_access: !on }))) {
+        clear(msg, notice('ok', t('saved')));
+        render(!on);
+      }
+    };
+  }
+  render(account.support_access);
+  clear(
+    root,
+    h('section', { class: 'card' }, h('h1', { tabindex: '-1' }, t('menu_settings')), msg, nameForm),
+    h('section', { class: 'card', 'data-testid': 'vendor-support' }, h('h2', {}, t('vendor_support')), h('p', {}, t('vendor_support_means')), state, toggle),
+  );
+}

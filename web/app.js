@@ -6,7 +6,7 @@ import { t, lang, setLang, otherLang } from '/assets/i18n.js';
 import { h, clear, field, notice, errorText } from '/assets/ui.js';
 import { joinPage, customerPage, setPasswordPage } from '/assets/public.js';
 import { sessionsPage, sessionPage, reportPage } from '/assets/technician.js';
-import { usersPage, policiesPage, accessPage, devicesPage, auditPage } from '/assets/admin.js';
+import { usersPage, policiesPage, accessPage, devicesPage, auditPage, settingsPage } from '/assets/admin.js';
 import { myDevicesPage } from '/assets/selfservice.js';
 import { accountsPage } from '/assets/platform.js';
 
@@ -294,6 +294,7 @@ async function menuFor(me) {
   }
   if (areas.has('devices')) items.push(['devices', t('menu_devices')]);
   if (areas.has('reports')) items.push(['audit', t('menu_audit')]);
+  if (areas.has('settings')) items.push(['settings', t('menu_settings')]);
   if (roles.some((r) => r.startsWith('self-service'))) items.push(['my-devices', t('menu_my_devices')]);
   return items;
 }
@@ -309,6 +310,7 @@ const PAGES = {
   'my-devices': (ctx) => myDevicesPage(main, ctx),
   profile: (ctx) => profilePage(ctx),
   accounts: (ctx) => accountsPage(main, ctx),
+  settings: (ctx) => settingsPage(main, ctx),
 };
 
 let ctx = null;

@@ -284,3 +284,39 @@ async fn a_user_manager_meets_the_rights_ceiling_in_the_browser() {
     })
     .await;
 }
+
+/// The account admin turns vendor support off in its settings (after a confirmation that says
+/// what it means); the vendor's login into the account is refused from then on.
+#[actix_web::test]
+async fn an_account_admin_turns_vendor_support_off_in_the_settings() {
+    within_deadline(async {
+        let app = TestApp::spawn().await;
+        let t = app.tenant("Acme").await;
+        let driver = Driver::start().await;
+        let admin = driver.browser("de-DE").await;
+        admin.login_console(&app.base, "acme-admin", PASSWORD).await;
+        admin.click("[data-testid=menu-settings]").await;
+        admin
+            .wait_text("[data-testid=support-state]", "darf dieses Konto betreten")
+            .await;
+        admin.click("[data-testid=support-toggle]").await;
+        admin.shot("settings-vendor-support-confirm-de").await;
+        admin.confirm().await;
+        admin
+            .wait_text("[data-testid=support-state]", "nicht betreten")
+            .await;
+        admin.shot("settings-vendor-support-off-de").await;
+        let (status, body) = app
+            .post(
+                &format!("/accounts/{}/support-login", t.id),
+                &app.admin,
+                serde_json::json!({}),
+            )
+            .await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (403, Some("support_access_disabled"))
+        );
+    })
+    .await;
+}
