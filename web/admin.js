@@ -84,6 +84,49 @@ async function editLoginOptions(user, msg) {
   }
 }
 
+// The API keys of a user: name, prefix, made and last used; each can be revoked. Only the user
+// itself makes keys (they act as it, without its second factor).
+async function apiKeys(user, msg, reload) {
+  const keys = await api('GET', `/users/${user.id}/api-keys`);
+  const body = keys.length
+    ? table(
+        [t('name'), t('key_prefix'), t('created'), t('last_used'), t('actions')],
+        keys.map((k) =>
+          h(
+            'tr',
+            { dataset: { key: k.prefix } },
+            h('td', {}, k.name),
+            h('td', {}, h('code', {}, k.prefix)),
+            h('td', {}, when(k.created_at)),
+            h('td', {}, k.last_used_at ? when(k.last_used_at) : t('never')),
+            h(
+              'td',
+              {},
+              iconButton('bin', `${t('revoke_key')}: ${k.name}`, async (e) => {
+                const row = e.currentTarget.closest('tr');
+                if (await attempt(msg, () => api('DELETE', `/api-keys/${k.id}`))) {
+                  clear(msg, notice('ok', t('key_revoked', { name: k.name, user: user.username })));
+                  row.remove();
+                  await reload(false);
+                }
+              }, { 'data-action': 'revoke-key' }),
+            ),
+          ),
+        ),
+        { 'data-testid': 'api-keys' },
+      )
+    : h('p', { 'data-testid': 'api-keys' }, t('no_keys'));
+  await dialog(`${t('api_keys_of')}: ${user.username}`, [body, h('p', { class: 'muted' }, t('keys_own_only'))], { submit: t('close') });
+}
+
+async function sendLink(user, msg) {
+  const sure = await dialog(t('send_link'), h('p', {}, t('confirm_send_link', { name: user.username, email: user.email || '' })), { submit: t('send_link') });
+  if (!sure) return;
+  if (await attempt(msg, () => api('POST', `/users/${user.id}/set-password-link`, {}))) {
+    clear(msg, notice('ok', t('link_sent', { email: user.email || '' })));
+  }
+}
+
 async function deleteUser(user, msg, reload) {
   const sure = await dialog(t('delete'), h('p', {}, t('confirm_delete_user', { name: user.username })), { submit: t('delete'), danger: true });
   if (!sure) return;
@@ -99,7 +142,7 @@ export async function usersPage(root, ctx) {
     clear(
       list,
       table(
-        [t('username'), t('name'), t('email'), t('last_login'), t('api_key'), t('actions')],
+        [t('username'), t('name'), t('email'), t('last_login'), t('two_factor'), t('api_key'), t('actions')],
         users.map((u) => {
           // Nobody changes its own rights (the server answers own_rights): no pen for oneself.
           const self = u.id === ctx.me.user.id;
@@ -111,6 +154,8 @@ export async function usersPage(root, ctx) {
                   { class: 'actions' },
                   self ? null : iconButton('pen', `${t('edit_rights')}: ${u.username}`, () => editRights(ctx, u, msg, reload), { 'data-action': 'rights' }),
                   iconButton('door', `${t('login_options')}: ${u.username}`, () => editLoginOptions(u, msg), { 'data-action': 'login-options' }),
+                  iconButton('key', `${t('api_keys_of')}: ${u.username}`, () => apiKeys(u, msg, reload), { 'data-action': 'api-keys' }),
+                  u.email ? iconButton('mail', `${t('send_link')}: ${u.username}`, () => sendLink(u, msg), { 'data-action': 'send-link' }) : null,
                   iconButton('bin', `${t('delete')}: ${u.username}`, () => deleteUser(u, msg, reload), { 'data-action': 'delete', class: 'icon danger' }),
                 );
           return h(
@@ -120,6 +165,7 @@ export async function usersPage(root, ctx) {
             h('td', {}, `${u.first_name} ${u.last_name}`.trim()),
             h('td', {}, u.email || ''),
             h('td', {}, u.last_login_at ? when(u.last_login_at) : t('never')),
+            h('td', {}, u.kind === 'service' ? '' : t(`tf_${u.two_factor || 'off'}`)),
             h('td', {}, u.has_api_key ? t('yes') : t('no')),
             h('td', {}, actions),
           );

@@ -116,6 +116,8 @@ const ICONS = {
   door: 'M6 21V3h11v18 M3 21h18 M14 12v.5',
   bin: 'M4 7h16 M9 7V4h6v3 M6 7l1 13h10l1-13 M10 11v6 M14 11v6',
   cross: 'M6 6l12 12 M18 6L6 18',
+  key: 'M14 10a4 4 0 1 0-1 2.6L20 20 M17 17l2-2 M15 15l2-2',
+  mail: 'M3 6h18v12H3z M3 6l9 7 9-7',
 };
 
 function icon(name) {

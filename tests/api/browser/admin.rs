@@ -320,3 +320,55 @@ async fn an_account_admin_turns_vendor_support_off_in_the_settings() {
     })
     .await;
 }
+
+/// The users list shows each user's second factor; the admin sees and revokes a user's API
+/// key and mails a new password link, all in the browser.
+#[actix_web::test]
+async fn an_admin_sees_and_revokes_a_users_api_key_and_sends_a_new_link() {
+    within_deadline(async {
+        let app = TestApp::spawn().await;
+        let t = app.tenant("Acme").await;
+        let (kai_id, kai) = app.user(&t, "kai", &["sessions"]).await;
+        let (status, key) = app
+            .post(
+                &format!("/users/{kai_id}/api-keys"),
+                &kai,
+                serde_json::json!({"name": "ci-runner"}),
+            )
+            .await;
+        assert_eq!(status, 201);
+        let key = key["key"].as_str().unwrap().to_string();
+        let driver = Driver::start().await;
+        let admin = driver.browser("en-US").await;
+        admin.login_console(&app.base, "acme-admin", PASSWORD).await;
+        admin.click("[data-testid=menu-users]").await;
+        let row = admin.wait_text("tr[data-username=kai]", "kai").await;
+        assert!(row.contains("off") && row.contains("yes"), "{row}");
+        admin
+            .click("tr[data-username=kai] [data-action=api-keys]")
+            .await;
+        admin.wait_text("dialog[open]", "ci-runner").await;
+        admin.shot("admin-user-api-keys").await;
+        admin.click("dialog[open] [data-action=revoke-key]").await;
+        admin
+            .wait_text("[data-testid=users-message]", "ci-runner")
+            .await;
+        assert_eq!(app.get("/me", &key).await.0, 401, "the key is dead");
+        admin.click("dialog[open] button[type=button]").await;
+
+        admin
+            .click("tr[data-username=kai] [data-action=send-link]")
+            .await;
+        admin.confirm().await;
+        admin
+            .wait_text("[data-testid=users-message]", "kai@example.com")
+            .await;
+        assert!(
+            outbox_mails(&app)
+                .iter()
+                .any(|m| m.contains("To: kai@example.com")
+                    && m.contains("an administrator of your account sent you a link"))
+        );
+    })
+    .await;
+}
