@@ -82,6 +82,20 @@ pub struct TlsSettings {
     pub key_file: String,
 }
 
+impl HttpSettings {
+    /// The base of the links the broker hands out: `public_url` without a trailing slash, or
+    /// `http(s)://` and the address actually bound (`bound`).
+    pub fn link_base(&self, bound: SocketAddr) -> String {
+        let configured = self.public_url.trim().trim_end_matches('/');
+        if configured.is_empty() {
+            let scheme = if self.tls.enabled() { "https" } else { "http" };
+            format!("{scheme}://{bound}")
+        } else {
+            configured.to_string()
+        }
+    }
+}
+
 impl TlsSettings {
     pub fn enabled(&self) -> bool {
         !self.cert_file.is_empty() && !self.key_file.is_empty()

@@ -147,6 +147,20 @@ fn parse_platform(value: &str) -> Result<Platform, String> {
     Platform::parse(value).ok_or_else(|| "one of ios, android, windows, macos".to_string())
 }
 
+/// The built-in defaults, then `--config` (or `config/default.toml` in the working directory),
+/// then `BROKER_*` variables, then `--data-dir`.
+fn load_settings(config: Option<PathBuf>, data_dir: Option<PathBuf>) -> anyhow::Result<Settings> {
+    let file = config.or_else(|| {
+        let default = PathBuf::from("config/default.toml");
+        default.exists().then_some(default)
+    });
+    let mut settings = Settings::load(&Sources { file, env: true })?;
+    if let Some(dir) = data_dir {
+        settings.storage.data_dir = dir;
+    }
+    Ok(settings)
+}
+
 #[actix_web::main]
 async fn main() -> anyhow::Result<()> {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
@@ -157,16 +171,9 @@ async fn main() -> anyhow::Result<()> {
             bind,
             data_dir,
         } => {
-            let file = config.or_else(|| {
-                let default = PathBuf::from("config/default.toml");
-                default.exists().then_some(default)
-            });
-            let mut settings = Settings::load(&Sources { file, env: true })?;
+            let mut settings = load_settings(config, data_dir)?;
             if let Some(bind) = bind {
                 settings.http.bind = bind;
-            }
-            if let Some(dir) = data_dir {
-                settings.storage.data_dir = dir;
             }
             telemetry::init_logs(&settings.log);
             let app = Application::build(settings).await?;
@@ -183,14 +190,7 @@ async fn main() -> anyhow::Result<()> {
             data_dir,
             command,
         } => {
-            let file = config.or_else(|| {
-                let default = PathBuf::from("config/default.toml");
-                default.exists().then_some(default)
-            });
-            let mut settings = Settings::load(&Sources { file, env: true })?;
-            if let Some(dir) = data_dir {
-                settings.storage.data_dir = dir;
-            }
+            let settings = load_settings(config, data_dir)?;
             let out = operator::run(&settings, command.into()).await?;
             println!("{out}");
             Ok(())

@@ -70,16 +70,7 @@ impl Application {
         let listener = TcpListener::bind(settings.http.bind)?;
         let addr = listener.local_addr()?;
         let tls = settings.http.tls.enabled();
-        let public_url = if settings.http.public_url.trim().is_empty() {
-            format!("{}://{addr}", if tls { "https" } else { "http" })
-        } else {
-            settings
-                .http
-                .public_url
-                .trim()
-                .trim_end_matches('/')
-                .to_string()
-        };
+        let public_url = settings.http.link_base(addr);
 
         let (reports, report_task) = ReportSink::start(
             store.clone(),

@@ -31,45 +31,12 @@ impl Store {
             .map(|_| ())
     }
 
-    pub async fn insert_challenge(&self, c: &ChallengeRecord) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO login_challenges (id, user_id, channel, code_hash, created_at, expires_at)
-             VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .bind(c.id.to_string())
-        .bind(c.user_id.to_string())
-        .bind(&c.channel)
-        .bind(&c.code_hash)
-        .bind(Utc::now())
-        .bind(c.expires_at)
-        .execute(&self.pool)
-        .await
-        .map(|_| ())
-    }
-
     pub async fn challenge(&self, id: Uuid) -> StoreResult<Option<ChallengeRecord>> {
         let row = sqlx::query("SELECT * FROM login_challenges WHERE id = ?")
             .bind(id.to_string())
             .fetch_optional(&self.pool)
             .await?;
         row.map(|row| challenge_from_row(&row)).transpose()
-    }
-
-    /// When the user's most recent codes were sent (newest first, at most `limit`).
-    pub async fn recent_code_sends(
-        &self,
-        user: UserId,
-        limit: i64,
-    ) -> StoreResult<Vec<DateTime<Utc>>> {
-        let rows = sqlx::query(
-            "SELECT created_at FROM login_challenges WHERE user_id = ? AND channel <> 'totp'
-             ORDER BY created_at DESC LIMIT ?",
-        )
-        .bind(user.to_string())
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(|r| r.try_get("created_at")).collect()
     }
 
     pub async fn code_guard(&self, user: UserId) -> StoreResult<Guard> {

@@ -142,8 +142,33 @@ async fn vendor_support_acts_as_a_user_only_with_that_users_support_right() {
         )
         .await;
     assert_eq!(status, 200, "{body}");
-    let (_, me) = app.get("/me", body["token"].as_str().unwrap()).await;
+    let vendor = body["token"].as_str().unwrap().to_string();
+    let (_, me) = app.get("/me", &vendor).await;
     assert_eq!(me["user"]["id"], bob_id.as_str());
+    // Acting as bob, staff cannot take over his second factor.
+    let (status, body) = app
+        .call(
+            "PUT",
+            &format!("/users/{bob_id}/login-options"),
+            Some(&vendor),
+            Some(json!({"two_factor": "totp"})),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("self_only"))
+    );
+    // Bob's consent withdrawn: the staff token ends at once, not when it expires.
+    let rights = json!({"areas": ["sessions"], "objects": {"create": true, "edit": false, "delete": false}, "support_access": false});
+    app.call(
+        "PUT",
+        &format!("/users/{bob_id}/rights"),
+        Some(&t.admin),
+        Some(rights),
+    )
+    .await;
+    let (status, _) = app.get("/me", &vendor).await;
+    assert_eq!(status, 401);
 }
 
 #[actix_web::test]
