@@ -95,6 +95,8 @@ function loginPage() {
 
 // "Forgot password?": asks for a username or email; the answer never says whether it exists.
 function forgotPage() {
+  clear(nav);
+  renderTools(null);
   const msg = h('div');
   const form = h(
     'form',
