@@ -366,6 +366,15 @@ async function consolePage() {
   } catch (err) {
     clear(main, notice('error', errorText(err)));
   }
+  // Each page names itself in the title, and focus moves to its heading (screen readers
+  // announce the new page; keyboard users start there).
+  const label = (menu.find(([k]) => k === current) || [])[1] || (current === 'profile' ? t('my_profile') : '');
+  document.title = label ? `${label} · ${t('app_title')}` : t('app_title');
+  const heading = main.querySelector('h1');
+  if (heading && !livePage) {
+    heading.setAttribute('tabindex', '-1');
+    heading.focus({ preventScroll: true });
+  }
 }
 
 function start() {

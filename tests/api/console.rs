@@ -51,6 +51,8 @@ async fn assets_have_their_types_and_unknown_ones_are_404() {
         ("/assets/app.js", "text/javascript", "import"),
         ("/assets/i18n.js", "text/javascript", "Sitzungen"),
         ("/assets/style.css", "text/css", "{"),
+        ("/assets/favicon.svg", "image/svg+xml", "<svg"),
+        ("/assets/platform.js", "text/javascript", "accountsPage"),
     ] {
         let res = raw(&app, path).await;
         assert_eq!(res.status(), 200, "{path}");

@@ -16,6 +16,10 @@ async fn the_platform_admin_runs_accounts_in_the_browser() {
             .await;
         admin.click("[data-testid=menu-accounts]").await;
         admin.wait_text("[data-testid=accounts]", "Fixit").await;
+        // The page names itself, and focus is on its heading.
+        admin
+            .wait_js("document.title === 'Accounts · Support broker' && document.activeElement.tagName === 'H1'")
+            .await;
 
         // Filter: partners only.
         admin
