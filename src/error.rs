@@ -50,6 +50,8 @@ codes! {
     MissingRight = "missing_right", FORBIDDEN, "the caller lacks the area or object right this needs";
     NotAPartner = "not_a_partner", FORBIDDEN, "only users of a partner account ask for access";
     NotAPartnerAccount = "not_a_partner_account", UNPROCESSABLE_ENTITY, "only partner accounts are certified";
+    GroupNotFound = "group_not_found", NOT_FOUND, "no such device group (or not one the caller sees)";
+    GroupNotEmpty = "group_not_empty", CONFLICT, "a device group is deleted only when no device is in it";
     NoTotpSetup = "no_totp_setup", CONFLICT, "no authenticator app is waiting for its first code";
     NotInSession = "not_in_session", FORBIDDEN, "connect to the session before inviting";
     NotInviter = "not_inviter", FORBIDDEN, "only the inviter, the session's owner or an admin with the delete right may revoke this invitation";

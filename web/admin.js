@@ -355,7 +355,12 @@ export async function devicesPage(root, ctx) {
     clear(report, table([t('line'), t('serial'), t('username'), t('outcome')], rows.map((r) => [String(r.line), r.serial, r.username, t(`outcome_${r.outcome}`)])));
     await reload();
   });
-  clear(root, h('section', { class: 'card' }, h('h1', {}, t('devices')), list), h('section', { class: 'card' }, h('h2', {}, t('import_csv')), form, report));
+  clear(
+    root,
+    h('section', { class: 'card' }, h('h1', {}, t('devices')), list),
+    await groupsSection(ctx),
+    h('section', { class: 'card' }, h('h2', {}, t('import_csv')), form, report),
+  );
   await reload();
 }
 
@@ -417,4 +422,64 @@ export async function settingsPage(root, ctx) {
     h('section', { class: 'card' }, h('h1', { tabindex: '-1' }, t('menu_settings')), msg, nameForm),
     h('section', { class: 'card', 'data-testid': 'vendor-support' }, h('h2', {}, t('vendor_support')), h('p', {}, t('vendor_support_means')), state, toggle),
   );
+}
+
+// ---- device groups -----------------------------------------------------------------------
+
+// Device groups the admin sees: create, rename, delete (refused while devices are in it).
+async function groupsSection(ctx) {
+  const box = h('section', { class: 'card', 'data-testid': 'groups' });
+  const msg = h('div', { 'data-testid': 'groups-message' });
+  const list = h('div');
+  async function reload() {
+    const groups = await api('GET', `/accounts/${ctx.accountId}/groups`);
+    clear(
+      list,
+      groups.length
+        ? table(
+            [t('name'), t('created'), t('actions')],
+            groups.map((g) =>
+              h(
+                'tr',
+                { dataset: { group: g.name } },
+                h('td', {}, g.name),
+                h('td', {}, when(g.created_at)),
+                h(
+                  'td',
+                  {},
+                  h(
+                    'span',
+                    { class: 'actions' },
+                    iconButton('pen', `${t('rename')}: ${g.name}`, async () => {
+                    const data = await dialog(t('rename'), field(t('name'), { name: 'name', required: true, maxlength: 100, value: g.name }));
+                    if (data && (await attempt(msg, () => api('PATCH', `/groups/${g.id}`, { name: data.get('name') })))) await reload();
+                  }, { 'data-action': 'rename' }),
+                  iconButton('bin', `${t('delete')}: ${g.name}`, async () => {
+                    const sure = await dialog(t('delete'), h('p', {}, t('confirm_delete_group', { name: g.name })), { submit: t('delete'), danger: true });
+                    if (sure && (await attempt(msg, () => api('DELETE', `/groups/${g.id}`)))) await reload();
+                  }, { 'data-action': 'delete', class: 'icon danger' }),
+                  ),
+                ),
+              ),
+            ),
+          )
+        : h('p', {}, t('no_groups')),
+    );
+  }
+  const form = h(
+    'form',
+    { class: 'grid', 'data-testid': 'new-group' },
+    field(t('name'), { name: 'name', required: true, maxlength: 100 }),
+    h('button', { type: 'submit', class: 'primary' }, t('create')),
+  );
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    if (await attempt(msg, () => api('POST', `/accounts/${ctx.accountId}/groups`, { name: new FormData(form).get('name') }))) {
+      form.reset();
+      await reload();
+    }
+  });
+  clear(box, h('h2', {}, t('device_groups')), h('p', { class: 'muted' }, t('groups_hint')), msg, list, form);
+  await reload();
+  return box;
 }

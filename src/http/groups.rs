@@ -1,6 +1,6 @@
 //! Device groups: a user sees the groups (and so the devices) its rights name.
 
-use crate::http::authz::{InAccount, area, level};
+use crate::http::authz::{Authorized, InAccount, Level, area, level};
 use actix_web::{HttpResponse, web};
 use chrono::Utc;
 use serde::Deserialize;
@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use super::{accounts::audit, state::AppState};
 use crate::{
+    auth::extract::Principal,
     domain::{ids::AccountId, validate},
     error::{AppError, AppResult, Code},
     store::{GroupRecord, is_unique_violation},
@@ -72,4 +73,83 @@ pub async fn create(
     )
     .await;
     Ok(HttpResponse::Created().json(group))
+}
+
+/// A group of the caller's account that the caller sees, for `devices` at level `L`.
+async fn visible_group<'a, L: Level>(
+    state: &AppState,
+    auth: &'a Authorized<area::Devices, L>,
+    id: Uuid,
+) -> AppResult<(&'a Principal, AccountId, GroupRecord)> {
+    let (account, group) = state
+        .store
+        .group(id)
+        .await?
+        .ok_or_else(|| AppError::new(Code::GroupNotFound, "no such device group"))?;
+    let who = auth.in_account_visible(account, Code::GroupNotFound, |who| {
+        who.rights().sees_group(group.id)
+    })?;
+    Ok((who, account, group))
+}
+
+#[utoipa::path(patch, path = "/api/v1/groups/{id}", tag = "devices", request_body = GroupBody,
+    responses((status = 200, body = GroupRecord), (status = 403), (status = 404), (status = 409, description = "group_name_taken"), (status = 422)))]
+pub async fn rename(
+    state: web::Data<AppState>,
+    auth: Authorized<area::Devices, level::Edit>,
+    path: web::Path<Uuid>,
+    body: web::Json<GroupBody>,
+) -> AppResult<HttpResponse> {
+    let (who, account, mut group) = visible_group(&state, &auth, path.into_inner()).await?;
+    let name = validate::bounded_text(&body.name, 100)
+        .ok_or_else(|| AppError::new(Code::InvalidName, "name: 1 to 100 characters"))?;
+    state
+        .store
+        .rename_group(group.id, &name)
+        .await
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                AppError::new(Code::GroupNameTaken, "a group of this name exists")
+            } else {
+                e.into()
+            }
+        })?;
+    audit(
+        &state,
+        who,
+        account,
+        "group.renamed",
+        Some(group.id.to_string()),
+        serde_json::json!({"from": group.name, "to": name}),
+    )
+    .await;
+    group.name = name;
+    Ok(HttpResponse::Ok().json(group))
+}
+
+#[utoipa::path(delete, path = "/api/v1/groups/{id}", tag = "devices",
+    responses((status = 204), (status = 403), (status = 404), (status = 409, description = "group_not_empty")))]
+/// Deletes an empty group; while a device (or an unused enrollment code) is in it: 409.
+pub async fn delete(
+    state: web::Data<AppState>,
+    auth: Authorized<area::Devices, level::Delete>,
+    path: web::Path<Uuid>,
+) -> AppResult<HttpResponse> {
+    let (who, account, group) = visible_group(&state, &auth, path.into_inner()).await?;
+    if !state.store.delete_empty_group(group.id).await? {
+        return Err(AppError::new(
+            Code::GroupNotEmpty,
+            "move or delete its devices (and revoke its unused enrollment codes) first",
+        ));
+    }
+    audit(
+        &state,
+        who,
+        account,
+        "group.deleted",
+        Some(group.id.to_string()),
+        serde_json::json!({"name": group.name}),
+    )
+    .await;
+    Ok(HttpResponse::NoContent().finish())
 }

@@ -100,6 +100,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/accounts/{aid}/roles", web::get().to(users::roles))
             .route("/accounts/{aid}/groups", web::get().to(groups::list))
             .route("/accounts/{aid}/groups", web::post().to(groups::create))
+            .route("/groups/{id}", web::patch().to(groups::rename))
+            .route("/groups/{id}", web::delete().to(groups::delete))
             .route("/users/{id}", web::get().to(users::get))
             .route("/users/{id}", web::patch().to(users::patch))
             .route("/users/{id}", web::delete().to(users::delete))

@@ -25,6 +25,8 @@ use super::{
         password::change_own,
         support::list_accounts,
         users::confirm_totp,
+        groups::rename,
+        groups::delete,
         accounts::create_account,
         accounts::me,
         accounts::list_users,

@@ -44,4 +44,60 @@ impl Store {
         .await
         .map(|_| ())
     }
+
+    /// A group and its account.
+    pub async fn group(&self, id: Uuid) -> StoreResult<Option<(AccountId, GroupRecord)>> {
+        let row = sqlx::query("SELECT * FROM device_groups WHERE id = ?")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|row| {
+            Ok((
+                AccountId(get_uuid(&row, "account_id")?),
+                GroupRecord {
+                    id: get_uuid(&row, "id")?,
+                    name: row.try_get("name")?,
+                    created_at: row.try_get("created_at")?,
+                },
+            ))
+        })
+        .transpose()
+    }
+
+    pub async fn rename_group(&self, id: Uuid, name: &str) -> StoreResult<()> {
+        sqlx::query("UPDATE device_groups SET name = ? WHERE id = ?")
+            .bind(name)
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+    }
+
+    /// Deletes a group that holds no device and no unused enrollment code, in one write
+    /// transaction (used codes forget it); `false` when something is still in it.
+    pub async fn delete_empty_group(&self, id: Uuid) -> StoreResult<bool> {
+        let id = id.to_string();
+        let mut tx = self.write_tx().await?;
+        let busy: i64 = sqlx::query_scalar(
+            "SELECT (SELECT COUNT(*) FROM devices WHERE group_id = ?)
+                  + (SELECT COUNT(*) FROM enrollment_codes WHERE group_id = ? AND used_at IS NULL)",
+        )
+        .bind(&id)
+        .bind(&id)
+        .fetch_one(&mut *tx)
+        .await?;
+        if busy > 0 {
+            return Ok(false);
+        }
+        sqlx::query("UPDATE enrollment_codes SET group_id = NULL WHERE group_id = ?")
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+        let done = sqlx::query("DELETE FROM device_groups WHERE id = ?")
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() == 1)
+    }
 }

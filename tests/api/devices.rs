@@ -675,3 +675,120 @@ async fn a_released_device_reenrolls_in_its_account_and_a_deleted_makers_code_is
         .await;
     assert_eq!(devices.as_array().unwrap().len(), 1, "nothing was enrolled");
 }
+
+#[actix_web::test]
+async fn groups_are_renamed_and_deleted_only_when_empty_and_only_when_seen() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("Acme").await;
+    let other = app.tenant("Other").await;
+    let mut ids = Vec::new();
+    for name in ["Berlin", "Hamburg"] {
+        let (status, g) = app
+            .post(
+                &format!("/accounts/{}/groups", t.id),
+                &t.admin,
+                json!({"name": name}),
+            )
+            .await;
+        assert_eq!(status, 201);
+        ids.push(g["id"].as_str().unwrap().to_string());
+    }
+    let rename = |id: &str, token: &str, name: &str| {
+        let path = format!("/groups/{id}");
+        let token = token.to_string();
+        let name = name.to_string();
+        let app = &app;
+        async move {
+            app.call("PATCH", &path, Some(&token), Some(json!({"name": name})))
+                .await
+        }
+    };
+    let (status, body) = rename(&ids[0], &t.admin, "Berlin-Mitte").await;
+    assert_eq!((status, body["name"].as_str()), (200, Some("Berlin-Mitte")));
+    let (status, body) = rename(&ids[0], &t.admin, "Hamburg").await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("group_name_taken"))
+    );
+    let (status, _) = rename(&ids[0], &other.admin, "Mine").await;
+    assert_eq!(status, 404, "another account's group");
+    // A technician limited to Hamburg does not see Berlin at all.
+    let (tech_id, tech) = app.user(&t, "tech", &["devices"]).await;
+    let limited = json!({"areas": ["devices"], "objects": {"create": true, "edit": true, "delete": true},
+                         "groups": [ids[1]]});
+    app.call(
+        "PUT",
+        &format!("/users/{tech_id}/rights"),
+        Some(&t.admin),
+        Some(limited),
+    )
+    .await;
+    let (status, _) = rename(&ids[0], &tech, "Taken over").await;
+    assert_eq!(status, 404);
+
+    // Not while a device is in it.
+    let (status, _) = app
+        .post(
+            &format!("/accounts/{}/devices", t.id),
+            &t.admin,
+            json!({"name": "d", "serial": "G-1", "platform": "ios", "group_id": ids[0]}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let (status, body) = app
+        .call(
+            "DELETE",
+            &format!("/groups/{}", ids[0]),
+            Some(&t.admin),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("group_not_empty"))
+    );
+    // An empty one goes, also after a used code of it.
+    let (_, code) = app
+        .post(
+            &format!("/accounts/{}/enrollment-codes", t.id),
+            &t.admin,
+            json!({"group_id": ids[1]}),
+        )
+        .await;
+    let (status, _) = app
+        .call(
+            "DELETE",
+            &format!("/groups/{}", ids[1]),
+            Some(&t.admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, 409, "an unused code still enrolls into it");
+    let (device, _) = app
+        .enroll(code["code"].as_str().unwrap(), "G-2", "android")
+        .await;
+    app.call(
+        "DELETE",
+        &format!("/devices/{device}"),
+        Some(&t.admin),
+        None,
+    )
+    .await;
+    let (status, _) = app
+        .call(
+            "DELETE",
+            &format!("/groups/{}", ids[1]),
+            Some(&t.admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, 204);
+    let (_, groups) = app
+        .get(&format!("/accounts/{}/groups", t.id), &t.admin)
+        .await;
+    assert_eq!(groups.as_array().unwrap().len(), 1);
+    let audit = app.audit_actions(&t).await;
+    assert!(
+        audit.iter().any(|a| a == "group.renamed") && audit.iter().any(|a| a == "group.deleted")
+    );
+}

@@ -372,3 +372,47 @@ async fn an_admin_sees_and_revokes_a_users_api_key_and_sends_a_new_link() {
     })
     .await;
 }
+
+/// Device groups on the devices page: create, rename, and delete only when empty (in words).
+#[actix_web::test]
+async fn an_admin_manages_device_groups_in_the_browser() {
+    within_deadline(async {
+        let app = TestApp::spawn().await;
+        let t = app.tenant("Acme").await;
+        let driver = Driver::start().await;
+        let admin = driver.browser("en-US").await;
+        admin.login_console(&app.base, "acme-admin", PASSWORD).await;
+        admin.click("[data-testid=menu-devices]").await;
+        admin.fill("[data-testid=new-group] input[name=name]", "Store").await;
+        admin
+            .click("[data-testid=new-group] button[type=submit]")
+            .await;
+        admin.wait_text("[data-testid=groups] table", "Store").await;
+        admin
+            .click("tr[data-group=Store] [data-action=rename]")
+            .await;
+        admin.fill("dialog[open] input[name=name]", "Store North").await;
+        admin.confirm().await;
+        admin
+            .wait_text("[data-testid=groups] table", "Store North")
+            .await;
+        // A device in it: the delete is refused in words.
+        let (_, groups) = app.get(&format!("/accounts/{}/groups", t.id), &t.admin).await;
+        let gid = groups[0]["id"].as_str().unwrap().to_string();
+        app.post(
+            &format!("/accounts/{}/devices", t.id),
+            &t.admin,
+            serde_json::json!({"name": "Till", "serial": "T-1", "platform": "windows", "group_id": gid}),
+        )
+        .await;
+        admin
+            .click("tr[data-group='Store North'] [data-action=delete]")
+            .await;
+        admin.confirm().await;
+        admin
+            .wait_text("[data-testid=groups-message]", "move them first")
+            .await;
+        admin.shot("admin-device-groups").await;
+    })
+    .await;
+}
