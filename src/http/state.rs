@@ -45,6 +45,16 @@ pub struct AppState {
     address_limiter: DefaultKeyedRateLimiter<std::net::IpAddr>,
 }
 
+/// 429 `too_many_attempts` with the wait a limiter names.
+fn too_many_attempts(not_until: governor::NotUntil<governor::clock::QuantaInstant>) -> AppError {
+    let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
+    AppError::too_many(
+        Code::TooManyAttempts,
+        "too many login attempts; try again later",
+        wait.as_secs() + 1,
+    )
+}
+
 /// The limiter key of a client address: an IPv4 address as it is, an IPv6 address by its /64
 /// (one host usually holds a whole /64, so per-/128 keys would not limit anyone).
 pub fn address_key(ip: std::net::IpAddr) -> std::net::IpAddr {
@@ -129,38 +139,20 @@ impl AppState {
         username: &str,
         address: Option<std::net::IpAddr>,
     ) -> Result<(), AppError> {
-        let refuse = |not_until: governor::NotUntil<governor::clock::QuantaInstant>| {
-            let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
-            AppError::too_many(
-                Code::TooManyAttempts,
-                "too many login attempts; try again later",
-                wait.as_secs() + 1,
-            )
-        };
-        if let Some(ip) = address {
-            self.address_limiter
-                .check_key(&address_key(ip))
-                .map_err(refuse)?;
-        }
+        self.check_code_rate(address)?;
         self.login_limiter
             .check_key(&crate::store::username_key(&username_prefix(username)))
-            .map_err(refuse)
+            .map_err(too_many_attempts)
     }
 
-    /// Counts a code guess (`POST /auth/verify`) from `address` against the same per-address
-    /// limit as the password step; the per-code and per-user caps are the store's.
+    /// Counts a code guess (`POST /auth/verify`), a reset request or the address part of a
+    /// login from `address` against the per-address limit; the per-code and per-user caps of
+    /// the code step are the store's.
     pub fn check_code_rate(&self, address: Option<std::net::IpAddr>) -> Result<(), AppError> {
         let Some(ip) = address else { return Ok(()) };
         self.address_limiter
             .check_key(&address_key(ip))
-            .map_err(|not_until| {
-                let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
-                AppError::too_many(
-                    Code::TooManyAttempts,
-                    "too many login attempts; try again later",
-                    wait.as_secs() + 1,
-                )
-            })
+            .map_err(too_many_attempts)
     }
 
     /// Forgets limiter entries whose quota has fully refilled, so the maps hold only clients
@@ -170,11 +162,6 @@ impl AppState {
         self.login_limiter.retain_recent();
         self.address_limiter.shrink_to_fit();
         self.login_limiter.shrink_to_fit();
-    }
-
-    /// How many keys the login limiters hold (for tests and metrics).
-    pub fn limiter_keys(&self) -> usize {
-        self.address_limiter.len() + self.login_limiter.len()
     }
 
     /// The WebSocket form of the public URL.

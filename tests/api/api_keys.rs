@@ -38,13 +38,7 @@ async fn a_key_inherits_narrows_with_and_dies_with_its_user() {
 
     // Narrows at once with bob's rights.
     let none = json!({"areas": [], "objects": {"create": false, "edit": false, "delete": false}});
-    app.call(
-        "PUT",
-        &format!("/users/{bob_id}/rights"),
-        Some(&t.admin),
-        Some(none),
-    )
-    .await;
+    app.set_rights(&t.admin, &bob_id, none).await;
     let (status, _) = app
         .post("/sessions", &key, json!({"subject": "via key"}))
         .await;
@@ -208,29 +202,9 @@ async fn a_user_manager_cannot_mint_a_key_for_the_admin() {
     assert_eq!(keys.as_array().unwrap().len(), 0, "no key was made");
 
     // The platform account: a delegated staff manager against `admin`.
-    let (_, me) = app.get("/me", &app.admin).await;
-    let platform = me["user"]["account_id"].as_str().unwrap().to_string();
-    let admin_id = me["user"]["id"].as_str().unwrap().to_string();
-    let (status, staff) = app
-        .post(
-            &format!("/accounts/{platform}/users"),
-            &app.admin,
-            json!({"username": "staff", "first_name": "S", "last_name": "T",
-                   "email": "staff@example.com", "password": crate::helpers::PASSWORD}),
-        )
-        .await;
-    assert_eq!(status, 201, "{staff}");
-    let staff_id = staff["id"].as_str().unwrap();
     let edit =
         json!({"areas": ["users"], "objects": {"create": false, "edit": true, "delete": false}});
-    app.call(
-        "PUT",
-        &format!("/users/{staff_id}/rights"),
-        Some(&app.admin),
-        Some(edit),
-    )
-    .await;
-    let staff = app.login("staff", crate::helpers::PASSWORD).await;
+    let (admin_id, staff) = app.platform_user("staff", edit).await;
     let (status, body) = app
         .post(
             &format!("/users/{admin_id}/api-keys"),

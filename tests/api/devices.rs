@@ -716,13 +716,7 @@ async fn groups_are_renamed_and_deleted_only_when_empty_and_only_when_seen() {
     let (tech_id, tech) = app.user(&t, "tech", &["devices"]).await;
     let limited = json!({"areas": ["devices"], "objects": {"create": true, "edit": true, "delete": true},
                          "groups": [ids[1]]});
-    app.call(
-        "PUT",
-        &format!("/users/{tech_id}/rights"),
-        Some(&t.admin),
-        Some(limited),
-    )
-    .await;
+    app.set_rights(&t.admin, &tech_id, limited).await;
     let (status, _) = rename(&ids[0], &tech, "Taken over").await;
     assert_eq!(status, 404);
 

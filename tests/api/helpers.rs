@@ -281,6 +281,39 @@ impl TestApp {
         Ws::connect(&format!("{}/ws/guest/{join_token}", self.ws_base), None).await
     }
 
+    /// A user of the platform account (not platform staff itself) with `rights`, signed in;
+    /// answers (the platform admin's user id, the new user's token).
+    pub async fn platform_user(&self, username: &str, rights: Value) -> (String, String) {
+        let (_, me) = self.get("/me", &self.admin).await;
+        let platform = me["user"]["account_id"].as_str().unwrap().to_string();
+        let admin_id = me["user"]["id"].as_str().unwrap().to_string();
+        let (status, user) = self
+            .post(
+                &format!("/accounts/{platform}/users"),
+                &self.admin,
+                json!({"username": username, "first_name": "S", "last_name": "T",
+                       "email": format!("{username}@example.com"), "password": PASSWORD}),
+            )
+            .await;
+        assert_eq!(status, 201, "{user}");
+        let id = user["id"].as_str().unwrap().to_string();
+        self.set_rights(&self.admin, &id, rights).await;
+        (admin_id, self.login(username, PASSWORD).await)
+    }
+
+    /// Sets a user's rights as `admin` (the setup of a test: it must succeed).
+    pub async fn set_rights(&self, admin: &str, user: &str, rights: Value) {
+        let (status, body) = self
+            .call(
+                "PUT",
+                &format!("/users/{user}/rights"),
+                Some(admin),
+                Some(rights),
+            )
+            .await;
+        assert_eq!(status, 200, "rights: {body}");
+    }
+
     /// Creates a device in the tenant; returns its id.
     pub async fn device(&self, tenant: &Tenant, serial: &str, platform: &str) -> String {
         let (status, body) = self
@@ -592,6 +625,28 @@ pub fn outbox_mails(app: &TestApp) -> Vec<String> {
         .iter()
         .map(|p| decode_quoted_printable(&std::fs::read_to_string(p).unwrap()))
         .collect()
+}
+
+/// The token of the set-password link in `text`.
+pub fn set_password_token_in(text: &str) -> String {
+    let at = text
+        .find("set-password?token=")
+        .expect("a set-password link")
+        + "set-password?token=".len();
+    text[at..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
+        .collect()
+}
+
+/// The set-password token in the newest mail to `to` that carries one.
+pub fn newest_set_password_token(app: &TestApp, to: &str) -> String {
+    let text = outbox_mails(app)
+        .into_iter()
+        .rev()
+        .find(|t| t.contains(&format!("To: {to}")) && t.contains("set-password?token="))
+        .expect("a mail with a set-password link");
+    set_password_token_in(&text)
 }
 
 /// Undoes quoted-printable: soft line breaks and =XX escapes.

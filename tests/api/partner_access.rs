@@ -678,13 +678,7 @@ async fn deciding_on_partner_access_needs_the_edit_right() {
     let (reader_id, reader) = app.user(&c, "reader", &["access"]).await;
     let read_only =
         json!({"areas": ["access"], "objects": {"create": false, "edit": false, "delete": false}});
-    app.call(
-        "PUT",
-        &format!("/users/{reader_id}/rights"),
-        Some(&c.admin),
-        Some(read_only),
-    )
-    .await;
+    app.set_rights(&c.admin, &reader_id, read_only).await;
     let (_, request) = ask(&app, &p, &c, true).await;
     let rid = request["id"].as_str().unwrap();
     for action in ["approve", "reject"] {

@@ -6,21 +6,9 @@ use serde_json::json;
 
 use crate::helpers::TestApp;
 
-/// The set-password token in the newest mail to `to` in the outbox.
+/// The set-password token in the newest mail to `to`.
 fn link_token(app: &TestApp, to: &str) -> String {
-    let text = crate::helpers::outbox_mails(app)
-        .into_iter()
-        .rev()
-        .find(|t| t.contains(&format!("To: {to}")))
-        .expect("a mail to the user");
-    let at = text
-        .find("set-password?token=")
-        .expect("a set-password link")
-        + "set-password?token=".len();
-    text[at..]
-        .chars()
-        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
-        .collect()
+    crate::helpers::newest_set_password_token(app, to)
 }
 
 async fn create_user(app: &TestApp, token: &str, account: &str, name: &str) {

@@ -127,13 +127,7 @@ async fn vendor_support_acts_as_a_user_only_with_that_users_support_right() {
         (403, Some("support_access_disabled"))
     );
     let rights = json!({"areas": ["sessions"], "objects": {"create": true, "edit": false, "delete": false}, "support_access": true});
-    app.call(
-        "PUT",
-        &format!("/users/{bob_id}/rights"),
-        Some(&t.admin),
-        Some(rights),
-    )
-    .await;
+    app.set_rights(&t.admin, &bob_id, rights).await;
     let (status, body) = app
         .post(
             &format!("/users/{bob_id}/support-login"),
@@ -160,13 +154,7 @@ async fn vendor_support_acts_as_a_user_only_with_that_users_support_right() {
     );
     // Bob's consent withdrawn: the staff token ends at once, not when it expires.
     let rights = json!({"areas": ["sessions"], "objects": {"create": true, "edit": false, "delete": false}, "support_access": false});
-    app.call(
-        "PUT",
-        &format!("/users/{bob_id}/rights"),
-        Some(&t.admin),
-        Some(rights),
-    )
-    .await;
+    app.set_rights(&t.admin, &bob_id, rights).await;
     let (status, _) = app.get("/me", &vendor).await;
     assert_eq!(status, 401);
 }

@@ -50,13 +50,8 @@ async fn a_group_limited_technician_never_reaches_sessions_on_other_groups_devic
     let on_b = body["id"].as_str().unwrap().to_string();
     let (plain, _) = app.session(&t.admin).await;
     let (tech_id, tech) = app.user(&t, "tech", &["sessions"]).await;
-    app.call(
-        "PUT",
-        &format!("/users/{tech_id}/rights"),
-        Some(&t.admin),
-        Some(limited_to(&groups[0])),
-    )
-    .await;
+    app.set_rights(&t.admin, &tech_id, limited_to(&groups[0]))
+        .await;
 
     let (_, listed) = app.get("/sessions", &tech).await;
     let ids: Vec<&str> = listed
@@ -133,13 +128,7 @@ async fn ending_a_credential_closes_the_sockets_opened_with_it() {
     let chat = by_other_login.expect("chat").await;
     assert_eq!(chat["text"], "still here");
     let none = json!({"areas": [], "objects": {"create": false, "edit": false, "delete": false}});
-    app.call(
-        "PUT",
-        &format!("/users/{bob_id}/rights"),
-        Some(&t.admin),
-        Some(none),
-    )
-    .await;
+    app.set_rights(&t.admin, &bob_id, none).await;
     assert_eq!(by_other_login.expect_close().await, Some(4003));
     let mut reasons = Vec::new();
     for _ in 0..3 {
@@ -163,20 +152,9 @@ async fn only_the_inviter_the_owner_or_an_admin_with_delete_revokes_an_invitatio
     let (mallory_id, mallory) = app.user(&t, "mallory", &["sessions"]).await;
     let no_delete =
         json!({"areas": ["sessions"], "objects": {"create": true, "edit": true, "delete": false}});
-    app.call(
-        "PUT",
-        &format!("/users/{mallory_id}/rights"),
-        Some(&t.admin),
-        Some(no_delete.clone()),
-    )
-    .await;
-    app.call(
-        "PUT",
-        &format!("/users/{inviter_id}/rights"),
-        Some(&t.admin),
-        Some(no_delete),
-    )
-    .await;
+    app.set_rights(&t.admin, &mallory_id, no_delete.clone())
+        .await;
+    app.set_rights(&t.admin, &inviter_id, no_delete).await;
     let (inv, join) = app.invite(&inviter, &session, &policy, "Gina").await;
     let (status, body) = app
         .call(

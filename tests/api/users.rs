@@ -433,22 +433,10 @@ async fn a_user_manager_cannot_reach_beyond_its_own_rights() {
     let app = TestApp::spawn().await;
     let t = app.tenant("Acme").await;
     let (clerk_id, clerk) = app.user(&t, "clerk", &[]).await;
-    app.call(
-        "PUT",
-        &format!("/users/{clerk_id}/rights"),
-        Some(&t.admin),
-        Some(clerk_rights()),
-    )
-    .await;
+    app.set_rights(&t.admin, &clerk_id, clerk_rights()).await;
     let (bob_id, _) = app.user(&t, "bob", &[]).await;
     let none = json!({"areas": [], "objects": {"create": false, "edit": false, "delete": false}});
-    app.call(
-        "PUT",
-        &format!("/users/{bob_id}/rights"),
-        Some(&t.admin),
-        Some(none.clone()),
-    )
-    .await;
+    app.set_rights(&t.admin, &bob_id, none.clone()).await;
 
     let (status, body) = app
         .call(
@@ -523,28 +511,8 @@ async fn a_user_manager_cannot_reach_beyond_its_own_rights() {
 #[actix_web::test]
 async fn the_platform_admin_cannot_be_deleted_by_a_staff_manager_or_at_all_while_it_is_the_last() {
     let app = TestApp::spawn().await;
-    let (_, me) = app.get("/me", &app.admin).await;
-    let platform = me["user"]["account_id"].as_str().unwrap().to_string();
-    let admin_id = me["user"]["id"].as_str().unwrap().to_string();
-    let (status, staff) = app
-        .post(
-            &format!("/accounts/{platform}/users"),
-            &app.admin,
-            json!({"username": "staff", "first_name": "S", "last_name": "T",
-                   "email": "staff@example.com", "password": crate::helpers::PASSWORD}),
-        )
-        .await;
-    assert_eq!(status, 201);
-    let staff_id = staff["id"].as_str().unwrap();
     // Even with every account right, staff lacks the platform rights admin holds.
-    app.call(
-        "PUT",
-        &format!("/users/{staff_id}/rights"),
-        Some(&app.admin),
-        Some(full_admin()),
-    )
-    .await;
-    let staff = app.login("staff", crate::helpers::PASSWORD).await;
+    let (admin_id, staff) = app.platform_user("staff", full_admin()).await;
     let (status, body) = app
         .call("DELETE", &format!("/users/{admin_id}"), Some(&staff), None)
         .await;
@@ -576,13 +544,7 @@ async fn two_admins_narrowing_each_other_at_once_leave_one_manager() {
     let app = TestApp::spawn().await;
     let t = app.tenant("Acme").await;
     let (carol, carol_token) = app.user(&t, "carol", &[]).await;
-    app.call(
-        "PUT",
-        &format!("/users/{carol}/rights"),
-        Some(&t.admin),
-        Some(full_admin()),
-    )
-    .await;
+    app.set_rights(&t.admin, &carol, full_admin()).await;
     let none = json!({"areas": [], "objects": {"create": false, "edit": false, "delete": false}});
     let admin_path = format!("/users/{}/rights", t.admin_id);
     let carol_path = format!("/users/{carol}/rights");

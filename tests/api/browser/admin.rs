@@ -253,8 +253,7 @@ async fn a_user_manager_meets_the_rights_ceiling_in_the_browser() {
         let (clerk_id, _) = app.user(&t, "clerk", &[]).await;
         let clerk_rights = serde_json::json!({"areas": ["users"],
             "objects": {"create": false, "edit": true, "delete": false}, "groups": "all"});
-        app.call("PUT", &format!("/users/{clerk_id}/rights"), Some(&t.admin), Some(clerk_rights))
-            .await;
+        app.set_rights(&t.admin, &clerk_id, clerk_rights).await;
         let driver = Driver::start().await;
         let clerk = driver.browser("de-DE").await;
         clerk.login_console(&app.base, "clerk", PASSWORD).await;
@@ -306,6 +305,12 @@ async fn an_account_admin_turns_vendor_support_off_in_the_settings() {
             .wait_text("[data-testid=support-state]", "nicht betreten")
             .await;
         admin.shot("settings-vendor-support-off-de").await;
+        admin
+            .client
+            .set_window_size(360, 800)
+            .await
+            .expect("phone size");
+        admin.shot("settings-phone-de").await;
         let (status, body) = app
             .post(
                 &format!("/accounts/{}/support-login", t.id),

@@ -4,20 +4,6 @@
 use super::{Driver, within_deadline};
 use crate::helpers::*;
 
-/// The set-password token in the newest mail to `to`.
-fn newest_link(app: &TestApp, to: &str) -> String {
-    let text = outbox_mails(app)
-        .into_iter()
-        .rev()
-        .find(|t| t.contains(&format!("To: {to}")) && t.contains("set-password?token="))
-        .expect("a mail with a link");
-    let at = text.find("set-password?token=").unwrap() + "set-password?token=".len();
-    text[at..]
-        .chars()
-        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
-        .collect()
-}
-
 #[actix_web::test]
 async fn a_user_resets_a_forgotten_password_and_later_changes_it_in_the_browser() {
     within_deadline(async {
@@ -50,7 +36,7 @@ async fn a_user_resets_a_forgotten_password_and_later_changes_it_in_the_browser(
             })
             .await
         );
-        let link = newest_link(&app, "hanna@example.com");
+        let link = newest_set_password_token(&app, "hanna@example.com");
         hanna
             .goto(&format!("{}/set-password?token={link}", app.base))
             .await;
@@ -186,7 +172,7 @@ async fn a_dead_set_password_link_says_so_at_once_and_offers_a_new_one() {
             )
             .await;
         assert_eq!(status, 201);
-        let first = newest_link(&app, "jana@example.com");
+        let first = newest_set_password_token(&app, "jana@example.com");
         // A second link (the admin's) ends the first.
         let (_, users) = app
             .get(&format!("/accounts/{}/users", t.id), &t.admin)

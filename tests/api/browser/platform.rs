@@ -62,6 +62,17 @@ async fn the_platform_admin_runs_accounts_in_the_browser() {
             .wait_text("[data-testid=accounts-message]", "Account Beta created")
             .await;
         admin.shot("platform-accounts").await;
+        admin
+            .client
+            .set_window_size(360, 800)
+            .await
+            .expect("phone size");
+        admin.shot("platform-accounts-phone").await;
+        admin
+            .client
+            .set_window_size(1366, 900)
+            .await
+            .expect("desktop size");
         assert!(
             outbox_mails(&app)
                 .iter()
