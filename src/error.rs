@@ -79,7 +79,7 @@ codes! {
     PolicyNotFound = "policy_not_found", NOT_FOUND, "no such policy";
     RequestNotFound = "request_not_found", NOT_FOUND, "no such request";
     SessionNotFound = "session_not_found", NOT_FOUND, "no such session";
-    TokenNotFound = "token_not_found", NOT_FOUND, "unknown set-password link";
+    TokenNotFound = "token_not_found", NOT_FOUND, "unknown link";
     UserNotFound = "user_not_found", NOT_FOUND, "no such user";
     AlreadyGranted = "already_granted", CONFLICT, "this account already grants you access";
     DeviceAlreadyEnrolled = "device_already_enrolled", CONFLICT, "a device with this serial is enrolled; release it first (POST /devices/…/release)";
@@ -94,9 +94,10 @@ codes! {
     SerialTaken = "serial_taken", CONFLICT, "a device with this serial exists in the account";
     UsernameTaken = "username_taken", CONFLICT, "this username is taken";
     ChallengeExpired = "challenge_expired", GONE, "this code can no longer be used; log in again";
-    CodeRevoked = "code_revoked", GONE, "this enrollment code was revoked: its maker was deleted or its partner access ended";
+    CodeRevoked = "code_revoked", GONE, "this enrollment code was revoked: by an admin, or its maker was deleted, or its partner access ended";
     EnrollmentCodeExpired = "enrollment_code_expired", GONE, "this enrollment code has expired";
     EnrollmentCodeUsed = "enrollment_code_used", GONE, "this enrollment code has been used";
+    CodeSpent = "code_spent", CONFLICT, "this enrollment code was used or revoked already";
     InvitationExpired = "invitation_expired", GONE, "this invitation link has expired";
     InvitationRevoked = "invitation_revoked", GONE, "this invitation link was withdrawn";
     InvitationUsed = "invitation_used", GONE, "this invitation link has already been used";
@@ -114,6 +115,9 @@ codes! {
     InvalidFirstName = "invalid_first_name", UNPROCESSABLE_ENTITY, "first_name: 1 to 100 characters";
     InvalidGuestName = "invalid_guest_name", UNPROCESSABLE_ENTITY, "guest_name: 1 to 100 characters";
     InvalidKind = "invalid_kind", UNPROCESSABLE_ENTITY, "kind is 'customer' or 'partner'";
+    InvalidLanguage = "invalid_language", UNPROCESSABLE_ENTITY, "language is 'en' or 'de'";
+    InvalidFilter = "invalid_filter", UNPROCESSABLE_ENTITY, "a filter of the list is not valid (date, cursor or limit)";
+    EmailUnchanged = "email_unchanged", UNPROCESSABLE_ENTITY, "this is the user's address already";
     InvalidLastName = "invalid_last_name", UNPROCESSABLE_ENTITY, "last_name: 1 to 100 characters";
     InvalidMessage = "invalid_message", UNPROCESSABLE_ENTITY, "message: at most … characters, no control characters";
     InvalidModel = "invalid_model", UNPROCESSABLE_ENTITY, "model: one line, bounded";

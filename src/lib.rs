@@ -7,6 +7,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod http;
+pub mod i18n;
 pub mod mail;
 pub mod operator;
 pub mod outbox;

@@ -108,6 +108,7 @@ pub async fn run(settings: &Settings, command: OperatorCommand) -> anyhow::Resul
                 password_hash: None,
                 rights: Rights::account_admin(),
                 platform_rights: Vec::new(),
+                language: "en",
             };
             let account = NewAccount {
                 id,

@@ -285,6 +285,7 @@ async fn bootstrap(
         password_hash: Some(passwords.hash(&password).await?),
         rights: Rights::account_admin(),
         platform_rights: vec![PlatformRight::PlatformAdmin, PlatformRight::PlatformSupport],
+        language: "en",
     };
     let service = NewUser::service(id);
     store

@@ -2,7 +2,7 @@
 //! grows here).
 
 use crate::http::authz::{InAccount, Staff, area, level, platform};
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -16,6 +16,7 @@ use crate::{
         validate,
     },
     error::{AppError, AppResult, Code},
+    i18n::Lang,
     store::{AuditEntry, NewAccount, NewUser},
 };
 
@@ -31,6 +32,10 @@ pub struct NewUserBody {
     #[serde(default)]
     #[schema(value_type = Option<String>)]
     pub password: Option<Secret>,
+    /// `en` or `de`: the language of the user's mails (default: the caller's
+    /// `Accept-Language`, else English).
+    #[serde(default)]
+    pub language: Option<String>,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -68,7 +73,13 @@ pub async fn build_user(
     body: &NewUserBody,
     kind: &'static str,
     rights: Rights,
+    fallback: Lang,
 ) -> AppResult<NewUser> {
+    let language = match body.language.as_deref() {
+        Some(code) => Lang::parse(code)
+            .ok_or_else(|| AppError::new(Code::InvalidLanguage, "language: \"en\" or \"de\""))?,
+        None => fallback,
+    };
     let username = validate::parse_username(&body.username).ok_or_else(|| {
         AppError::new(
             Code::InvalidUsername,
@@ -126,6 +137,7 @@ pub async fn build_user(
         password_hash,
         rights,
         platform_rights: Vec::new(),
+        language: language.code(),
     })
 }
 
@@ -175,6 +187,7 @@ pub async fn write_audit(state: &AppState, entry: &AuditEntry) {
               (status = 409, description = "username_taken / email_taken"), (status = 422, description = "invalid field")))]
 pub async fn create_account(
     state: web::Data<AppState>,
+    req: HttpRequest,
     staff: Staff<platform::Admin>,
     body: web::Json<NewAccountBody>,
 ) -> AppResult<HttpResponse> {
@@ -192,7 +205,14 @@ pub async fn create_account(
     let name = validate::bounded_text(&body.name, 200)
         .ok_or_else(|| AppError::new(Code::InvalidName, "name: 1 to 200 characters"))?;
     let id = AccountId::new();
-    let admin = build_user(&state, &body.admin, "user", Rights::account_admin()).await?;
+    let admin = build_user(
+        &state,
+        &body.admin,
+        "user",
+        Rights::account_admin(),
+        super::request_lang(&req),
+    )
+    .await?;
     let service = NewUser::service(id);
     let (admin_id, service_id) = (admin.id, service.id);
     let certified = kind == "partner" && body.certified;
@@ -252,13 +272,21 @@ pub async fn list_users(
     responses((status = 201, body = UserView), (status = 403), (status = 404), (status = 409), (status = 422)))]
 pub async fn create_user(
     state: web::Data<AppState>,
+    req: HttpRequest,
     scope: InAccount<area::Users, level::Create>,
     // Named for the OpenAPI document; InAccount has checked it.
     _path: web::Path<AccountId>,
     body: web::Json<NewUserBody>,
 ) -> AppResult<HttpResponse> {
     let (who, aid) = (&scope.who, scope.account);
-    let user = build_user(&state, &body, "user", Rights::none()).await?;
+    let user = build_user(
+        &state,
+        &body,
+        "user",
+        Rights::none(),
+        super::request_lang(&req),
+    )
+    .await?;
     state.store.create_user(aid, &user).await?;
     audit(
         &state,
@@ -276,16 +304,4 @@ pub async fn create_user(
         .ok_or_else(|| AppError::internal(anyhow::anyhow!("user vanished after insert")))?;
     super::password::mail_set_password_link(&state, &record).await;
     Ok(HttpResponse::Created().json(UserView::from(&record)))
-}
-
-#[utoipa::path(get, path = "/api/v1/accounts/{aid}/audit", tag = "accounts",
-    responses((status = 200, body = Vec<crate::store::AuditRecord>), (status = 403), (status = 404)))]
-pub async fn audit_log(
-    state: web::Data<AppState>,
-    scope: InAccount<area::Reports, level::Read>,
-    // Named for the OpenAPI document; InAccount has checked it.
-    _path: web::Path<AccountId>,
-) -> AppResult<HttpResponse> {
-    let aid = scope.account;
-    Ok(HttpResponse::Ok().json(state.store.audit_log(aid, 500).await?))
 }

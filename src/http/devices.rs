@@ -29,7 +29,10 @@ use crate::{
         validate,
     },
     error::{AppError, AppResult, Code},
-    store::{DeviceRecord, EnrollRefusal, EnrollingDevice, UserRecord, is_unique_violation},
+    store::{
+        DeviceRecord, EnrollRefusal, EnrollingDevice, EnrollmentCodeRecord, UserRecord,
+        is_unique_violation,
+    },
 };
 
 /// A device as the API shows it.
@@ -597,6 +600,8 @@ pub struct CodeBody {
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct EnrollmentCode {
+    /// Its id in the list of codes (for revoking it).
+    pub id: Uuid,
     pub code: String,
     pub expires_at: DateTime<Utc>,
 }
@@ -631,7 +636,7 @@ pub async fn enrollment_code(
     }
     let code = token::generate(token::prefix::ENROLLMENT).map_err(AppError::internal)?;
     let expires_at = Utc::now() + Duration::hours(hours);
-    state
+    let id = state
         .store
         .insert_enrollment_code(
             &token::hash(&code),
@@ -647,13 +652,120 @@ pub async fn enrollment_code(
         who,
         aid,
         "device.enrollment_code_created",
-        None,
+        Some(id.to_string()),
         serde_json::json!({"expires_at": expires_at, "code": token::log_tag(&code)}),
     )
     .await;
     let mut res = HttpResponse::Created();
     secret_headers(&mut res);
-    Ok(res.json(EnrollmentCode { code, expires_at }))
+    Ok(res.json(EnrollmentCode {
+        id,
+        code,
+        expires_at,
+    }))
+}
+
+#[utoipa::path(get, path = "/api/v1/accounts/{aid}/enrollment-codes", tag = "devices",
+    responses((status = 200, body = Vec<EnrollmentCodeRecord>,
+               description = "the newest 200 codes of the groups the caller sees, never the codes themselves"),
+              (status = 403), (status = 404)))]
+pub async fn enrollment_codes(
+    state: web::Data<AppState>,
+    scope: InAccount<area::Devices, level::Read>,
+    // Named for the OpenAPI document; InAccount has checked it.
+    _path: web::Path<AccountId>,
+) -> AppResult<HttpResponse> {
+    let rights = scope.who.rights();
+    let codes: Vec<EnrollmentCodeRecord> = state
+        .store
+        .enrollment_codes_of(scope.account)
+        .await?
+        .into_iter()
+        .filter(|c| rights.sees_device(c.group_id))
+        .collect();
+    Ok(HttpResponse::Ok().json(codes))
+}
+
+#[utoipa::path(delete, path = "/api/v1/accounts/{aid}/enrollment-codes/{id}", tag = "devices",
+    params(("aid" = Uuid, Path), ("id" = Uuid, Path)),
+    responses((status = 204, description = "revoked: enrolling with it answers 410 code_revoked"),
+              (status = 403), (status = 404, description = "enrollment_code_not_found"),
+              (status = 409, description = "code_spent: it was used or revoked already")))]
+pub async fn revoke_enrollment_code(
+    state: web::Data<AppState>,
+    scope: InAccount<area::Devices, level::Delete>,
+    path: web::Path<(AccountId, Uuid)>,
+) -> AppResult<HttpResponse> {
+    let (_, id) = path.into_inner();
+    let not_found = || AppError::new(Code::EnrollmentCodeNotFound, "no such enrollment code");
+    // A code of a group the caller does not see is not there for it: decided before writing.
+    let listed = state.store.enrollment_codes_of(scope.account).await?;
+    let code = listed.iter().find(|c| c.id == id).ok_or_else(not_found)?;
+    if !scope.who.rights().sees_device(code.group_id) {
+        return Err(not_found());
+    }
+    match state
+        .store
+        .revoke_enrollment_code(scope.account, id)
+        .await?
+    {
+        None => Err(not_found()),
+        Some((false, _)) => Err(AppError::new(
+            Code::CodeSpent,
+            "this code was used or revoked already",
+        )),
+        Some((true, _)) => {
+            audit(
+                &state,
+                &scope.who,
+                scope.account,
+                "device.enrollment_code_revoked",
+                Some(id.to_string()),
+                serde_json::json!({"group": code.group_name}),
+            )
+            .await;
+            Ok(HttpResponse::NoContent().finish())
+        }
+    }
+}
+
+#[utoipa::path(post, path = "/api/v1/devices/{id}/actions", tag = "devices",
+    request_body = super::self_service::ActionBody,
+    responses((status = 202, body = super::self_service::CommandQueued),
+              (status = 403, description = "missing_right / reauth_required (wipe needs the caller's password)"),
+              (status = 404), (status = 422, description = "action_not_supported"),
+              (status = 429, description = "too many password attempts")))]
+/// An admin's command to a device of its account (area `devices` + `objects.edit`, the
+/// device's group among the caller's): the same actions, platform table and wipe password
+/// as self-service.
+pub async fn admin_action(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    auth: Authorized<area::Devices, level::Edit>,
+    path: web::Path<DeviceId>,
+    body: web::Json<super::self_service::ActionBody>,
+) -> AppResult<HttpResponse> {
+    let (who, device) = visible_device(&state, &auth, path.into_inner()).await?;
+    super::self_service::act_on_device(&state, who, &req, &device, &body).await
+}
+
+#[utoipa::path(get, path = "/api/v1/devices/{id}/actions/{command_id}", tag = "devices",
+    params(("id" = Uuid, Path), ("command_id" = Uuid, Path)),
+    responses((status = 200, body = super::self_service::CommandView), (status = 403), (status = 404)))]
+pub async fn admin_action_status(
+    state: web::Data<AppState>,
+    auth: Authorized<area::Devices, level::Read>,
+    path: web::Path<(Uuid, Uuid)>,
+) -> AppResult<HttpResponse> {
+    let (device, command) = path.into_inner();
+    let (_, device) = visible_device(&state, &auth, DeviceId(device)).await?;
+    let command = state
+        .store
+        .command(crate::domain::ids::CommandId(command))
+        .await?
+        .filter(|c| c.device_id == device.id)
+        .ok_or_else(|| AppError::new(Code::CommandNotFound, "no such command"))?;
+    Ok(HttpResponse::Ok().json(super::self_service::CommandView::from(command)))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]

@@ -3,13 +3,13 @@
 use crate::http::authz::{Authorized, InAccount, Level, area, level};
 use actix_web::{HttpResponse, web};
 use chrono::Utc;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{accounts::audit, state::AppState};
 use crate::{
     auth::extract::Principal,
-    domain::{ids::AccountId, validate},
+    domain::{ids::AccountId, rights::Area, validate},
     error::{AppError, AppResult, Code},
     store::{GroupRecord, is_unique_violation},
 };
@@ -20,8 +20,18 @@ pub struct GroupBody {
     pub name: String,
 }
 
+/// A group with the users who see it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct GroupView {
+    #[serde(flatten)]
+    pub group: GroupRecord,
+    /// The account's users whose rights show them this group (by username), for callers who
+    /// may read users; `null` otherwise.
+    pub seen_by: Option<Vec<String>>,
+}
+
 #[utoipa::path(get, path = "/api/v1/accounts/{aid}/groups", tag = "devices",
-    responses((status = 200, body = Vec<GroupRecord>), (status = 403), (status = 404)))]
+    responses((status = 200, body = Vec<GroupView>), (status = 403), (status = 404)))]
 pub async fn list(
     state: web::Data<AppState>,
     scope: InAccount<area::Devices, level::Read>,
@@ -29,12 +39,31 @@ pub async fn list(
     _path: web::Path<AccountId>,
 ) -> AppResult<HttpResponse> {
     let (who, aid) = (&scope.who, scope.account);
-    let groups: Vec<GroupRecord> = state
+    let users = if who.rights().can_read(Area::Users) {
+        Some(state.store.users_of(aid).await?)
+    } else {
+        None
+    };
+    let groups: Vec<GroupView> = state
         .store
         .groups_of(aid)
         .await?
         .into_iter()
         .filter(|g| who.rights().sees_group(g.id))
+        .map(|group| GroupView {
+            seen_by: users.as_ref().map(|users| {
+                users
+                    .iter()
+                    .filter(|u| {
+                        u.kind == "user"
+                            && u.rights.can_read(Area::Devices)
+                            && u.rights.sees_group(group.id)
+                    })
+                    .map(|u| u.username.clone())
+                    .collect()
+            }),
+            group,
+        })
         .collect();
     Ok(HttpResponse::Ok().json(groups))
 }

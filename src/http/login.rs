@@ -16,6 +16,7 @@ use crate::{
     config::Secret,
     domain::second_factor::{self, Wrong},
     error::{AppError, AppResult, Code},
+    i18n::{self, Lang},
     store::{AuditEntry, ChallengeRecord, CodeCheck, CodeVerdict, TotpState, UserRecord},
 };
 
@@ -196,9 +197,11 @@ async fn start_second_factor(state: &AppState, user: &UserRecord) -> AppResult<H
             wait,
         ));
     }
-    let text = format!(
-        "Your support-broker login code: {code} (valid {} minutes)",
-        state.settings.auth.code_ttl_secs / 60
+    let words = i18n::login_code(
+        Lang::or_en(&user.language),
+        &user.account_name,
+        &code,
+        state.settings.auth.code_ttl_secs / 60,
     );
     let sent = match (
         user.two_factor.as_str(),
@@ -208,10 +211,10 @@ async fn start_second_factor(state: &AppState, user: &UserRecord) -> AppResult<H
         ("email", Some(email), _) => {
             state
                 .outbox
-                .mail(email, "Your login code", format!("{text}\n"))
+                .mail(email, &words.subject, format!("{}\n", words.body))
                 .await
         }
-        ("sms", _, Some(phone)) => state.outbox.sms(phone, text).await,
+        ("sms", _, Some(phone)) => state.outbox.sms(phone, words.body).await,
         _ => Err(anyhow::anyhow!(
             "no address for the {} channel",
             user.two_factor

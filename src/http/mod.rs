@@ -3,6 +3,7 @@
 pub mod access;
 pub mod accounts;
 pub mod api_keys;
+pub mod audit;
 pub mod authz;
 pub mod console;
 pub mod devices;
@@ -55,6 +56,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .route("/", web::get().to(console::page))
     .route("/customer/{key}", web::get().to(console::page))
     .route("/set-password", web::get().to(console::page))
+    .route("/confirm-email", web::get().to(console::page))
     .route("/assets/{name}", web::get().to(console::asset))
     .route("/join/{token}", web::get().to(sessions::join_info))
     .route("/ws/sessions/{id}", web::get().to(ws::technician))
@@ -73,6 +75,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             )
             .route("/auth/password-link", web::post().to(password::check_link))
             .route("/me/password", web::post().to(password::change_own))
+            .route("/auth/email-confirm", web::post().to(users::confirm_email))
             .route("/me/totp/confirm", web::post().to(users::confirm_totp))
             .route(
                 "/users/{id}/set-password-link",
@@ -96,7 +99,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 "/accounts/{aid}/users",
                 web::post().to(accounts::create_user),
             )
-            .route("/accounts/{aid}/audit", web::get().to(accounts::audit_log))
+            .route("/accounts/{aid}/audit", web::get().to(audit::audit_log))
+            .route("/accounts/{aid}/audit/export", web::get().to(audit::export))
             .route("/accounts/{aid}/roles", web::get().to(users::roles))
             .route("/accounts/{aid}/groups", web::get().to(groups::list))
             .route("/accounts/{aid}/groups", web::post().to(groups::create))
@@ -107,6 +111,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/users/{id}", web::delete().to(users::delete))
             .route("/users/{id}/rights", web::put().to(users::put_rights))
             .route("/users/{id}/restore", web::post().to(users::restore))
+            .route(
+                "/accounts/{aid}/deleted-users",
+                web::get().to(users::deleted_users),
+            )
             .route(
                 "/users/{id}/login-options",
                 web::put().to(users::login_options),
@@ -169,12 +177,28 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 "/accounts/{aid}/enrollment-codes",
                 web::post().to(devices::enrollment_code),
             )
+            .route(
+                "/accounts/{aid}/enrollment-codes",
+                web::get().to(devices::enrollment_codes),
+            )
             .route("/enroll", web::post().to(devices::enroll))
             .route("/devices/{id}", web::get().to(devices::get))
             .route("/devices/{id}", web::patch().to(devices::patch))
             .route("/devices/{id}", web::delete().to(devices::delete))
             .route("/devices/{id}/user", web::put().to(devices::link_user))
             .route("/devices/{id}/release", web::post().to(devices::release))
+            .route(
+                "/devices/{id}/actions",
+                web::post().to(devices::admin_action),
+            )
+            .route(
+                "/devices/{id}/actions/{command_id}",
+                web::get().to(devices::admin_action_status),
+            )
+            .route(
+                "/accounts/{aid}/enrollment-codes/{id}",
+                web::delete().to(devices::revoke_enrollment_code),
+            )
             .route("/me/devices", web::get().to(self_service::my_devices))
             .route("/me/devices/{id}", web::get().to(self_service::my_device))
             .route(
@@ -201,4 +225,15 @@ pub fn secret_headers(
     builder
         .insert_header(("Cache-Control", "no-store"))
         .insert_header(("Referrer-Policy", "no-referrer"))
+}
+
+/// The language a request's reader asked for (`Accept-Language`; the console sends its own
+/// choice), for words the server writes: audit entries, and the default language of users it
+/// creates.
+pub fn request_lang(req: &actix_web::HttpRequest) -> crate::i18n::Lang {
+    crate::i18n::Lang::from_accept(
+        req.headers()
+            .get(actix_web::http::header::ACCEPT_LANGUAGE)
+            .and_then(|v| v.to_str().ok()),
+    )
 }

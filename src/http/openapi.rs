@@ -3,8 +3,8 @@
 use utoipa::OpenApi;
 
 use super::{
-    access, accounts, api_keys, devices, groups, login, password, policies, self_service, sessions,
-    support, users,
+    access, accounts, api_keys, audit, devices, groups, login, password, policies, self_service,
+    sessions, support, users,
 };
 
 #[derive(OpenApi)]
@@ -25,6 +25,7 @@ use super::{
         password::change_own,
         support::list_accounts,
         users::confirm_totp,
+        users::confirm_email,
         groups::rename,
         groups::delete,
         accounts::create_account,
@@ -36,6 +37,7 @@ use super::{
         users::put_rights,
         users::delete,
         users::restore,
+        users::deleted_users,
         users::roles,
         groups::list,
         groups::create,
@@ -46,7 +48,8 @@ use super::{
         support::patch_account,
         support::account_support_login,
         support::user_support_login,
-        accounts::audit_log,
+        audit::audit_log,
+        audit::export,
         policies::list,
         policies::create,
         policies::update,
@@ -66,6 +69,10 @@ use super::{
         devices::delete,
         devices::link_user,
         devices::release,
+        devices::admin_action,
+        devices::admin_action_status,
+        devices::enrollment_codes,
+        devices::revoke_enrollment_code,
         devices::import,
         devices::preassign,
         devices::enrollment_code,

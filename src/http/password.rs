@@ -11,6 +11,7 @@ use crate::{
     config::Secret,
     domain::ids::UserId,
     error::{AppError, AppResult, Code},
+    i18n::{self, Lang, LinkWhy},
     store::{AuditEntry, UserRecord},
 };
 
@@ -97,27 +98,21 @@ pub async fn mail_link(state: &AppState, user: &UserRecord, reason: LinkReason) 
         }
     }
     let link = format!("{}/set-password?token={secret}", state.public_url);
-    let (subject, why) = match reason {
-        LinkReason::NewUser => (
-            "Your support-broker account",
-            "an account was created for you.",
-        ),
-        LinkReason::Reset => (
-            "Set a new support-broker password",
-            "someone (we hope you) asked to set a new password for your account. If it was not you, ignore this mail: your password stays as it is.",
-        ),
-        LinkReason::Admin => (
-            "Set your support-broker password",
-            "an administrator of your account sent you a link to set your password.",
-        ),
+    let why = match reason {
+        LinkReason::NewUser => LinkWhy::NewUser,
+        LinkReason::Reset => LinkWhy::Reset,
+        LinkReason::Admin => LinkWhy::Admin,
     };
-    let body = format!(
-        "Hello {},\n\n{why}\n\nLogin name: {}\n\nSet your password with this link (valid until {}, usable once; earlier links no longer work):\n{link}\n",
-        user.display_name(),
-        user.username,
-        expires_at.format("%Y-%m-%d %H:%M UTC"),
+    let mail = i18n::set_password_mail(
+        Lang::or_en(&user.language),
+        why,
+        &user.display_name(),
+        &user.account_name,
+        &user.username,
+        &link,
+        expires_at,
     );
-    if let Err(err) = state.outbox.mail(email, subject, body).await {
+    if let Err(err) = state.outbox.mail(email, &mail.subject, mail.body).await {
         tracing::error!(user = %user.id, error = %err, "set-password mail not stored");
         return false;
     }

@@ -159,6 +159,19 @@ pub async fn act(
             "read access may look at devices, not act on them",
         ));
     }
+    act_on_device(&state, &who, &req, &device, &body).await
+}
+
+/// Sends `body.action` to `device` for `who` (the caller checked that it may): refused when
+/// the platform lacks the action, a wipe needs `who`'s password (counted like a login
+/// attempt), then queued, audited and answered 202.
+pub async fn act_on_device(
+    state: &AppState,
+    who: &Principal,
+    req: &HttpRequest,
+    device: &DeviceRecord,
+    body: &ActionBody,
+) -> AppResult<HttpResponse> {
     let action = body.action;
     if !supports(device.platform, action) {
         return Err(AppError::new(
@@ -188,10 +201,10 @@ pub async fn act(
             ));
         }
     }
-    let command = queue_command(&state, &device, action, who.user.id).await?;
+    let command = queue_command(state, device, action, who.user.id).await?;
     audit(
-        &state,
-        &who,
+        state,
+        who,
         device.account_id,
         "device.action",
         Some(device.id.to_string()),

@@ -23,6 +23,7 @@ use crate::{
         validate,
     },
     error::{AppError, AppResult, Code},
+    i18n::{self, Lang},
     store::{InvitationRecord, NewInvitation, SessionRecord},
 };
 
@@ -65,8 +66,12 @@ pub struct SessionView {
 pub struct InviteBody {
     pub policy_id: Uuid,
     pub guest_name: String,
+    /// Internal: kept in the report for the technicians, never sent to the guest.
     #[serde(default)]
     pub comment: String,
+    /// A few words to the guest, in the mail with the link.
+    #[serde(default)]
+    pub message: String,
     #[serde(default)]
     pub email: Option<String>,
 }
@@ -410,6 +415,12 @@ pub async fn invite(
             "comment: at most 1000 characters, no control characters but line breaks and tabs",
         )
     })?;
+    let message = validate::optional_multiline(&body.message, 1000).ok_or_else(|| {
+        AppError::new(
+            Code::InvalidComment,
+            "message: at most 1000 characters, no control characters but line breaks and tabs",
+        )
+    })?;
     let email = match body.email.as_deref().filter(|e| !e.trim().is_empty()) {
         Some(e) => Some(
             validate::parse_email(e)
@@ -513,15 +524,19 @@ pub async fn invite(
     let url = format!("{}/join/{secret}", state.public_url);
     let mailed = match &email {
         Some(to) => {
-            let text = format!(
-                "Hello {guest_name},\n\n{} invites you to the support session \"{}\".\n\nJoin with this one-time link (valid until {}):\n{url}\n\n{comment}\n",
-                who.user.display_name(),
-                session.subject,
-                expires_at.format("%Y-%m-%d %H:%M UTC"),
+            let mut mail = i18n::invitation_mail(
+                Lang::or_en(&who.user.language),
+                &guest_name,
+                &who.user.display_name(),
+                &who.user.account_name,
+                &session.subject,
+                &url,
+                expires_at,
             );
-            // Through the outbox: `mailed` says whether it went out now; if not, it is retried.
-            let subject = format!("Invitation to a support session: {}", session.subject);
-            match state.outbox.mail(to, &subject, text).await {
+            if !message.is_empty() {
+                mail.body.push_str(&format!("\n{message}\n"));
+            }
+            match state.outbox.mail(to, &mail.subject, mail.body).await {
                 Ok(sent) => Some(sent),
                 Err(err) => {
                     tracing::error!(invitation = %invitation.id, error = %err, "invitation mail not stored");

@@ -32,6 +32,9 @@ pub struct AccountView {
     pub certified: bool,
     pub support_access: bool,
     pub created_at: DateTime<Utc>,
+    /// The security policy the console offers first for invitations (`null`: the first by
+    /// name).
+    pub default_policy_id: Option<Uuid>,
 }
 
 impl From<&AccountRecord> for AccountView {
@@ -40,6 +43,7 @@ impl From<&AccountRecord> for AccountView {
             id: a.id.0,
             name: a.name.clone(),
             kind: a.kind.clone(),
+            default_policy_id: a.default_policy_id,
             certified: a.certified,
             support_access: a.support_access,
             created_at: a.created_at,
@@ -53,6 +57,15 @@ pub struct AccountPatch {
     pub name: Option<String>,
     pub certified: Option<bool>,
     pub support_access: Option<bool>,
+    /// A live policy of the account, or `null` for none (`settings` + `objects.edit`).
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Uuid>)]
+    pub default_policy_id: Option<Option<Uuid>>,
+}
+
+/// Tells a field sent as `null` (`Some(None)`) from one left out (`None`).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<Uuid>>, D::Error> {
+    Option::<Uuid>::deserialize(d).map(Some)
 }
 
 /// An account the caller belongs to, or any account for platform staff; else 404.
@@ -167,6 +180,26 @@ pub async fn patch_account(
         }
         account.support_access = support_access;
     }
+    if let Some(policy) = body.default_policy_id {
+        if !own {
+            return Err(AppError::new(
+                Code::OwnAccountOnly,
+                "only the account itself chooses its default policy",
+            ));
+        }
+        who.require_write(Area::Settings, Write::Edit)?;
+        if let Some(id) = policy {
+            let live = state
+                .store
+                .policy(crate::domain::ids::PolicyId(id))
+                .await?
+                .is_some_and(|p| p.account_id == account.id);
+            if !live {
+                return Err(AppError::new(Code::PolicyNotFound, "no such policy"));
+            }
+        }
+        account.default_policy_id = policy;
+    }
     let uncertified = body.certified == Some(false);
     state.store.update_account(&account).await?;
     if body.support_access == Some(false) {
@@ -186,7 +219,8 @@ pub async fn patch_account(
         }
     }
     audit(&state, &who, account.id, "account.changed", Some(account.id.to_string()),
-        serde_json::json!({"name": body.name, "certified": body.certified, "support_access": body.support_access})).await;
+        serde_json::json!({"name": body.name, "certified": body.certified, "support_access": body.support_access,
+            "default_policy_id": body.default_policy_id})).await;
     Ok(HttpResponse::Ok().json(AccountView::from(&account)))
 }
 

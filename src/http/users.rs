@@ -8,23 +8,30 @@ use super::{accounts::audit, state::AppState, views::UserView};
 use crate::{
     actors::messages::{DisconnectCredential, DisconnectUser},
     auth::extract::Principal,
+    auth::token,
     domain::{
         ids::{AccountId, UserId},
         rights::{self, Area, Manager, PlatformRight, Rights, Write, leaves_account_unmanaged},
         validate,
     },
     error::{AppError, AppResult, Code},
-    store::UserRecord,
+    i18n::Lang,
+    store::{AuditEntry, EmailChangeRefusal, UserRecord},
 };
+use chrono::Utc;
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserPatch {
     pub first_name: Option<String>,
     pub last_name: Option<String>,
+    /// A new address takes effect only when the link mailed to it is opened
+    /// (`POST /auth/email-confirm`); until then the answer's `email_pending` names it.
     pub email: Option<String>,
     /// `""` or `null` removes the phone number.
     pub phone: Option<String>,
+    /// `en` or `de`: the language of the user's mails.
+    pub language: Option<String>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -183,11 +190,16 @@ pub async fn get(
     if user.id != who.user.id {
         who.require_area(Area::Users)?;
     }
-    Ok(HttpResponse::Ok().json(UserDetail {
-        user: UserView::from(&user),
+    Ok(HttpResponse::Ok().json(user_detail(&state, &user).await?))
+}
+
+async fn user_detail(state: &AppState, user: &UserRecord) -> AppResult<UserDetail> {
+    Ok(UserDetail {
+        user: UserView::from(user),
         rights: user.rights.clone(),
         two_factor: user.two_factor.clone(),
-    }))
+        email_pending: state.store.pending_email(user.id).await?,
+    })
 }
 
 /// `GET /users/{id}`: the user with what an admin edits (rights, login options).
@@ -199,10 +211,12 @@ pub struct UserDetail {
     pub rights: crate::domain::rights::Rights,
     /// `off`, `email`, `sms` or `totp`.
     pub two_factor: String,
+    /// A new address mailed a confirmation link, not yet in effect.
+    pub email_pending: Option<String>,
 }
 
 #[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "users", request_body = UserPatch,
-    responses((status = 200, body = UserView), (status = 403), (status = 404), (status = 409), (status = 422)))]
+    responses((status = 200, body = UserDetail), (status = 403), (status = 404), (status = 409), (status = 422)))]
 pub async fn patch(
     state: web::Data<AppState>,
     who: Principal,
@@ -210,7 +224,12 @@ pub async fn patch(
     body: web::Json<UserPatch>,
 ) -> AppResult<HttpResponse> {
     let user = account_user(&state, &who, path.into_inner(), false).await?;
-    who.require_write(Area::Users, Write::Edit)?;
+    // A user edits its own name and language; the address and phone (where login codes go)
+    // and everyone else's fields need `users` + `objects.edit`.
+    let own_only = user.id == who.user.id && body.email.is_none() && body.phone.is_none();
+    if !own_only {
+        who.require_write(Area::Users, Write::Edit)?;
+    }
     if user.kind == "service" {
         return Err(AppError::new(
             Code::ServiceUser,
@@ -229,7 +248,7 @@ pub async fn patch(
         })?,
         None => user.last_name.clone(),
     };
-    let email = match &body.email {
+    let new_email = match &body.email {
         Some(v) => {
             let email = validate::parse_email(v)
                 .ok_or_else(|| AppError::new(Code::InvalidEmail, "email is not a valid address"))?;
@@ -237,15 +256,18 @@ pub async fn patch(
                 .email
                 .as_deref()
                 .is_some_and(|e| e.eq_ignore_ascii_case(&email));
-            if !same && state.store.email_taken(&email).await? {
+            if same {
+                None
+            } else if state.store.email_taken(&email).await? {
                 return Err(AppError::new(
                     Code::EmailTaken,
                     "this email address is taken",
                 ));
+            } else {
+                Some(email)
             }
-            Some(email)
         }
-        None => user.email.clone(),
+        None => None,
     };
     let phone = match body.phone.as_deref().map(str::trim) {
         Some("") => None,
@@ -255,14 +277,25 @@ pub async fn patch(
         ),
         None => user.phone.clone(),
     };
+    let language = match body.language.as_deref() {
+        Some(code) => Lang::parse(code)
+            .ok_or_else(|| AppError::new(Code::InvalidLanguage, "language: \"en\" or \"de\""))?,
+        None => Lang::or_en(&user.language),
+    };
+    if phone.is_none() && user.two_factor == "sms" {
+        return Err(AppError::new(
+            Code::PhoneRequired,
+            "this user gets its login codes by SMS: choose another channel before removing the phone",
+        ));
+    }
     state
         .store
         .update_user_profile(
             user.id,
             &first_name,
             &last_name,
-            email.as_deref(),
             phone.as_deref(),
+            language.code(),
         )
         .await?;
     audit(
@@ -275,7 +308,101 @@ pub async fn patch(
     )
     .await;
     let updated = account_user(&state, &who, user.id, false).await?;
-    Ok(HttpResponse::Ok().json(UserView::from(&updated)))
+    if let Some(email) = new_email {
+        mail_email_confirmation(&state, &updated, &email).await?;
+        audit(
+            &state,
+            &who,
+            user.account_id,
+            "user.email_change_requested",
+            Some(user.id.to_string()),
+            serde_json::json!({"username": user.username, "new_email": email}),
+        )
+        .await;
+    }
+    Ok(HttpResponse::Ok().json(user_detail(&state, &updated).await?))
+}
+
+/// Mails a link to `email` that makes it `user`'s address once opened.
+async fn mail_email_confirmation(
+    state: &AppState,
+    user: &UserRecord,
+    email: &str,
+) -> AppResult<()> {
+    let secret = token::generate("sbe_").map_err(AppError::internal)?;
+    let expires_at =
+        Utc::now() + chrono::Duration::seconds(state.settings.auth.set_password_ttl_secs as i64);
+    state
+        .store
+        .insert_email_change(&token::hash(&secret), user.id, email, expires_at)
+        .await?;
+    let link = format!("{}/confirm-email?token={secret}", state.public_url);
+    let mail = crate::i18n::confirm_email_mail(
+        Lang::or_en(&user.language),
+        &user.display_name(),
+        &user.account_name,
+        &link,
+        expires_at,
+    );
+    state
+        .outbox
+        .mail(email, &mail.subject, mail.body)
+        .await
+        .map_err(AppError::internal)?;
+    Ok(())
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EmailConfirmBody {
+    pub token: String,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct EmailConfirmed {
+    pub email: String,
+}
+
+#[utoipa::path(post, path = "/api/v1/auth/email-confirm", tag = "auth", request_body = EmailConfirmBody,
+    responses((status = 200, body = EmailConfirmed),
+              (status = 404, description = "token_not_found"),
+              (status = 409, description = "email_taken: another user holds or held the address"),
+              (status = 410, description = "token_used / token_expired")))]
+pub async fn confirm_email(
+    state: web::Data<AppState>,
+    body: web::Json<EmailConfirmBody>,
+) -> AppResult<HttpResponse> {
+    let hash = token::hash(body.token.trim());
+    match state.store.confirm_email_change(&hash).await? {
+        Ok((user, email)) => {
+            if let Some(record) = state.store.user(user).await? {
+                let entry = AuditEntry {
+                    account_id: record.account_id,
+                    actor_user_id: Some(record.id),
+                    actor_name: record.display_name(),
+                    via: "email_link".into(),
+                    action: "user.email_confirmed",
+                    target: Some(record.id.to_string()),
+                    details: serde_json::json!({"username": record.username, "email": email}),
+                };
+                super::accounts::write_audit(&state, &entry).await;
+            }
+            Ok(HttpResponse::Ok().json(EmailConfirmed { email }))
+        }
+        Err(EmailChangeRefusal::Unknown) => {
+            Err(AppError::new(Code::TokenNotFound, "this link is not known"))
+        }
+        Err(EmailChangeRefusal::Used) => {
+            Err(AppError::new(Code::TokenUsed, "this link was used already"))
+        }
+        Err(EmailChangeRefusal::Expired) => {
+            Err(AppError::new(Code::TokenExpired, "this link has expired"))
+        }
+        Err(EmailChangeRefusal::Taken) => Err(AppError::new(
+            Code::EmailTaken,
+            "this email address is taken",
+        )),
+    }
 }
 
 #[utoipa::path(put, path = "/api/v1/users/{id}/rights", tag = "users", request_body = Object,
@@ -410,6 +537,39 @@ pub async fn restore(
         .await?
         .ok_or_else(|| AppError::new(Code::UserNotFound, "no such user"))?;
     Ok(HttpResponse::Ok().json(UserView::from(&user)))
+}
+
+/// A deleted user, as platform support sees it before restoring it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct DeletedUserView {
+    #[serde(flatten)]
+    pub user: UserView,
+    pub deleted_at: chrono::DateTime<Utc>,
+}
+
+#[utoipa::path(get, path = "/api/v1/accounts/{aid}/deleted-users", tag = "users",
+    params(("aid" = Uuid, Path)),
+    responses((status = 200, body = Vec<DeletedUserView>), (status = 403, description = "platform support only"), (status = 404)))]
+pub async fn deleted_users(
+    state: web::Data<AppState>,
+    _staff: Staff<platform::Support>,
+    path: web::Path<AccountId>,
+) -> AppResult<HttpResponse> {
+    let aid = path.into_inner();
+    if state.store.account(aid).await?.is_none() {
+        return Err(AppError::new(Code::AccountNotFound, "no such account"));
+    }
+    let users: Vec<DeletedUserView> = state
+        .store
+        .deleted_users_of(aid)
+        .await?
+        .iter()
+        .map(|(u, at)| DeletedUserView {
+            user: UserView::from(u),
+            deleted_at: *at,
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(users))
 }
 
 #[utoipa::path(get, path = "/api/v1/accounts/{aid}/roles", tag = "users", responses((status = 200, body = Vec<RoleView>), (status = 403), (status = 404)))]

@@ -20,6 +20,8 @@ pub struct UserView {
     pub has_api_key: bool,
     /// The second factor at sign-in: `off`, `email`, `sms` or `totp`.
     pub two_factor: String,
+    /// `en` or `de`: the language of the user's mails.
+    pub language: String,
 }
 
 impl From<&UserRecord> for UserView {
@@ -33,6 +35,7 @@ impl From<&UserRecord> for UserView {
             email: u.email.clone(),
             phone: u.phone.clone(),
             kind: u.kind.clone(),
+            language: u.language.clone(),
             last_login_at: u.last_login_at,
             has_api_key: u.has_api_key,
             two_factor: u.two_factor.clone(),

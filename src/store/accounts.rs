@@ -4,7 +4,9 @@ use chrono::{DateTime, Utc};
 use sqlx::Row;
 use uuid::Uuid;
 
-use super::{Store, StoreResult, Taken, UserWriteError, get_uuid, is_unique_violation, to_json};
+use super::{
+    Store, StoreResult, Taken, UserWriteError, get_opt_uuid, get_uuid, is_unique_violation, to_json,
+};
 use crate::domain::{
     ids::{AccountId, UserId},
     rights::{PlatformRight, Rights},
@@ -18,6 +20,8 @@ pub struct AccountRecord {
     pub certified: bool,
     pub support_access: bool,
     pub created_at: DateTime<Utc>,
+    /// The security policy new invitations start with (`None`: the first one by name).
+    pub default_policy_id: Option<Uuid>,
 }
 
 /// A user to insert (its normalised keys are computed by the store).
@@ -33,6 +37,8 @@ pub struct NewUser {
     pub password_hash: Option<String>,
     pub rights: Rights,
     pub platform_rights: Vec<PlatformRight>,
+    /// `en` or `de`: the language of the user's mails.
+    pub language: &'static str,
 }
 
 impl NewUser {
@@ -50,6 +56,7 @@ impl NewUser {
             password_hash: None,
             rights: Rights::account_admin(),
             platform_rights: Vec::new(),
+            language: "en",
         }
     }
 }
@@ -174,6 +181,7 @@ impl Store {
                     certified: row.try_get("certified")?,
                     support_access: row.try_get("support_access")?,
                     created_at: row.try_get("created_at")?,
+                    default_policy_id: get_opt_uuid(row, "default_policy_id")?,
                 })
             })
             .collect()
@@ -192,6 +200,7 @@ impl Store {
                 certified: row.try_get("certified")?,
                 support_access: row.try_get("support_access")?,
                 created_at: row.try_get("created_at")?,
+                default_policy_id: get_opt_uuid(&row, "default_policy_id")?,
             })
         })
         .transpose()
@@ -224,8 +233,8 @@ async fn insert_user(
 ) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO users (id, account_id, kind, username, username_key, email, email_key,
-            first_name, last_name, phone, password_hash, rights, platform_rights, created_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            first_name, last_name, phone, password_hash, rights, platform_rights, language, created_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(user.id.to_string())
     .bind(account.to_string())
@@ -240,22 +249,36 @@ async fn insert_user(
     .bind(&user.password_hash)
     .bind(to_json(&user.rights)?)
     .bind(to_json(&user.platform_rights)?)
+    .bind(user.language)
     .bind(now)
     .execute(&mut **tx)
     .await?;
+    if let Some(email) = &user.email {
+        // Usable once ever: the history's primary key refuses an address any user ever held.
+        sqlx::query("INSERT INTO email_history (email_key, user_id, since) VALUES (?, ?, ?)")
+            .bind(email_key(email))
+            .bind(user.id.to_string())
+            .bind(now)
+            .execute(&mut **tx)
+            .await?;
+    }
     Ok(())
 }
 
 impl Store {
     pub async fn update_account(&self, a: &AccountRecord) -> StoreResult<()> {
-        sqlx::query("UPDATE accounts SET name = ?, certified = ?, support_access = ? WHERE id = ?")
-            .bind(&a.name)
-            .bind(a.certified)
-            .bind(a.support_access)
-            .bind(a.id.to_string())
-            .execute(&self.pool)
-            .await
-            .map(|_| ())
+        sqlx::query(
+            "UPDATE accounts SET name = ?, certified = ?, support_access = ?, default_policy_id = ?
+             WHERE id = ?",
+        )
+        .bind(&a.name)
+        .bind(a.certified)
+        .bind(a.support_access)
+        .bind(a.default_policy_id.map(|p| p.to_string()))
+        .bind(a.id.to_string())
+        .execute(&self.pool)
+        .await
+        .map(|_| ())
     }
 }
 

@@ -20,8 +20,8 @@ pub struct AuditEntry {
     pub details: serde_json::Value,
 }
 
-/// An entry as read back.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+/// An entry as read back, with its target resolved to a kind and a current name.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AuditRecord {
     pub id: Uuid,
     pub actor_user_id: Option<Uuid>,
@@ -29,9 +29,28 @@ pub struct AuditRecord {
     pub via: String,
     pub action: String,
     pub target: Option<String>,
+    /// What the target is: `user`, `device`, `group`, `policy`, `session`, `invitation`,
+    /// `api_key`, `account`, `grant`, `access_request`; `None` when it is unknown or gone.
+    pub target_kind: Option<String>,
+    /// The target's name as it is now (a username, a device's name, a session's subject...).
+    pub target_name: Option<String>,
     #[schema(value_type = Object)]
     pub details: serde_json::Value,
     pub at: DateTime<Utc>,
+}
+
+/// Which entries to read: all filters optional, combined with AND.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub actor: Option<UserId>,
+    /// An action (`user.created`) or a family ending in a dot (`user.`).
+    pub action: Option<String>,
+    pub via: Option<String>,
+    pub from: Option<DateTime<Utc>>,
+    /// Exclusive.
+    pub to: Option<DateTime<Utc>>,
+    /// Only entries older than this entry (the cursor of the next page).
+    pub before: Option<Uuid>,
 }
 
 impl Store {
@@ -54,12 +73,66 @@ impl Store {
         .map(|_| ())
     }
 
-    /// The newest `limit` entries of an account, newest first.
-    pub async fn audit_log(&self, account: AccountId, limit: i64) -> StoreResult<Vec<AuditRecord>> {
+    /// Up to `limit` entries of an account matching `filter`, newest first.
+    pub async fn audit_log(
+        &self,
+        account: AccountId,
+        filter: &AuditFilter,
+        limit: i64,
+    ) -> StoreResult<Vec<AuditRecord>> {
+        let (action_exact, action_prefix) = match filter.action.as_deref() {
+            Some(a) if a.ends_with('.') => (None, Some(format!("{}%", a.replace(['%', '_'], "")))),
+            Some(a) => (Some(a.to_string()), None),
+            None => (None, None),
+        };
         let rows = sqlx::query(
-            "SELECT * FROM audit_log WHERE account_id = ? ORDER BY at DESC, id DESC LIMIT ?",
+            "SELECT l.*,
+                CASE WHEN u.id IS NOT NULL THEN 'user' WHEN d.id IS NOT NULL THEN 'device'
+                     WHEN g.id IS NOT NULL THEN 'group' WHEN p.id IS NOT NULL THEN 'policy'
+                     WHEN s.id IS NOT NULL THEN 'session' WHEN i.id IS NOT NULL THEN 'invitation'
+                     WHEN k.id IS NOT NULL THEN 'api_key' WHEN a.id IS NOT NULL THEN 'account'
+                     WHEN gr.id IS NOT NULL THEN 'grant' WHEN r.id IS NOT NULL THEN 'access_request'
+                END AS target_kind,
+                COALESCE(u.username, d.name, g.name, p.name, s.subject, i.guest_name, k.name,
+                         a.name, gp.name, rp.name) AS target_name
+             FROM audit_log l
+             LEFT JOIN users u ON u.id = l.target
+             LEFT JOIN devices d ON d.id = l.target
+             LEFT JOIN device_groups g ON g.id = l.target
+             LEFT JOIN policies p ON p.id = l.target
+             LEFT JOIN sessions s ON s.id = l.target
+             LEFT JOIN invitations i ON i.id = l.target
+             LEFT JOIN api_keys k ON k.id = l.target
+             LEFT JOIN accounts a ON a.id = l.target
+             LEFT JOIN access_grants gr ON gr.id = l.target
+             LEFT JOIN accounts gp ON gp.id = gr.partner_account_id
+             LEFT JOIN access_requests r ON r.id = l.target
+             LEFT JOIN accounts rp ON rp.id = r.partner_account_id
+             WHERE l.account_id = ?
+               AND (? IS NULL OR l.actor_user_id = ?)
+               AND (? IS NULL OR l.action = ?)
+               AND (? IS NULL OR l.action LIKE ?)
+               AND (? IS NULL OR l.via = ?)
+               AND (? IS NULL OR l.at >= ?)
+               AND (? IS NULL OR l.at < ?)
+               AND (? IS NULL OR (l.at, l.id) < (SELECT c.at, c.id FROM audit_log c WHERE c.id = ?))
+             ORDER BY l.at DESC, l.id DESC LIMIT ?",
         )
         .bind(account.to_string())
+        .bind(filter.actor.map(|u| u.to_string()))
+        .bind(filter.actor.map(|u| u.to_string()))
+        .bind(&action_exact)
+        .bind(&action_exact)
+        .bind(&action_prefix)
+        .bind(&action_prefix)
+        .bind(&filter.via)
+        .bind(&filter.via)
+        .bind(filter.from)
+        .bind(filter.from)
+        .bind(filter.to)
+        .bind(filter.to)
+        .bind(filter.before.map(|b| b.to_string()))
+        .bind(filter.before.map(|b| b.to_string()))
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
@@ -73,6 +146,8 @@ impl Store {
                     via: row.try_get("via")?,
                     action: row.try_get("action")?,
                     target: row.try_get("target")?,
+                    target_kind: row.try_get("target_kind")?,
+                    target_name: row.try_get("target_name")?,
                     details: serde_json::from_str(&details).unwrap_or(serde_json::Value::Null),
                     at: row.try_get("at")?,
                 })

@@ -272,6 +272,23 @@ impl Store {
     }
 }
 
+/// An enrollment code as listed (never the code itself: only its hash is stored).
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct EnrollmentCodeRecord {
+    pub id: uuid::Uuid,
+    pub group_id: Option<uuid::Uuid>,
+    pub group_name: Option<String>,
+    /// The name of the user who made it.
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub used_at: Option<DateTime<Utc>>,
+    pub device_id: Option<uuid::Uuid>,
+    pub device_name: Option<String>,
+    /// `open`, `used`, `expired` or `revoked`.
+    pub state: &'static str,
+}
+
 impl Store {
     pub async fn insert_enrollment_code(
         &self,
@@ -281,11 +298,13 @@ impl Store {
         created_by: UserId,
         expires_at: DateTime<Utc>,
         grant: Option<GrantId>,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<uuid::Uuid> {
+        let id = uuid::Uuid::now_v7();
         sqlx::query(
-            "INSERT INTO enrollment_codes (code_hash, account_id, group_id, created_by, created_at, expires_at, grant_id)
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO enrollment_codes (id, code_hash, account_id, group_id, created_by, created_at, expires_at, grant_id)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         )
+        .bind(id.to_string())
         .bind(code_hash)
         .bind(account.to_string())
         .bind(group.map(|g| g.to_string()))
@@ -295,7 +314,95 @@ impl Store {
         .bind(grant.map(|g| g.to_string()))
         .execute(&self.pool)
         .await
-        .map(|_| ())
+        .map(|_| id)
+    }
+
+    /// The account's newest enrollment codes (at most 200), with who made them and what
+    /// became of them.
+    pub async fn enrollment_codes_of(
+        &self,
+        account: AccountId,
+    ) -> StoreResult<Vec<EnrollmentCodeRecord>> {
+        let rows = sqlx::query(
+            "SELECT c.id, c.group_id, g.name AS group_name, c.created_at, c.expires_at, c.used_at,
+                    c.revoked_at, c.device_id, d.name AS device_name,
+                    u.first_name || ' ' || u.last_name AS maker,
+                    u.deleted_at IS NOT NULL AS maker_deleted,
+                    c.grant_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM access_grants ag
+                        WHERE ag.id = c.grant_id AND ag.ended_at IS NULL
+                          AND (ag.expires_at IS NULL OR ag.expires_at > ?)) AS grant_ended
+             FROM enrollment_codes c
+             JOIN users u ON u.id = c.created_by
+             LEFT JOIN device_groups g ON g.id = c.group_id
+             LEFT JOIN devices d ON d.id = c.device_id
+             WHERE c.account_id = ? AND c.id IS NOT NULL
+             ORDER BY c.created_at DESC LIMIT 200",
+        )
+        .bind(crate::domain::access::sortable_time(Utc::now()))
+        .bind(account.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        let now = Utc::now();
+        rows.iter()
+            .map(|row| {
+                let used_at: Option<DateTime<Utc>> = row.try_get("used_at")?;
+                let revoked_at: Option<DateTime<Utc>> = row.try_get("revoked_at")?;
+                let expires_at: DateTime<Utc> = row.try_get("expires_at")?;
+                let ended = revoked_at.is_some()
+                    || row.try_get::<bool, _>("maker_deleted")?
+                    || row.try_get::<bool, _>("grant_ended")?;
+                let state = if used_at.is_some() {
+                    "used"
+                } else if ended {
+                    "revoked"
+                } else if expires_at <= now {
+                    "expired"
+                } else {
+                    "open"
+                };
+                Ok(EnrollmentCodeRecord {
+                    id: get_uuid(row, "id")?,
+                    group_id: get_opt_uuid(row, "group_id")?,
+                    group_name: row.try_get("group_name")?,
+                    created_by: row.try_get::<String, _>("maker")?.trim().to_string(),
+                    created_at: row.try_get("created_at")?,
+                    expires_at,
+                    used_at,
+                    device_id: get_opt_uuid(row, "device_id")?,
+                    device_name: row.try_get("device_name")?,
+                    state,
+                })
+            })
+            .collect()
+    }
+
+    /// Ends an unused code of the account for good; `None` when there is no such code,
+    /// `Some(false)` when it was used or revoked already.
+    pub async fn revoke_enrollment_code(
+        &self,
+        account: AccountId,
+        id: uuid::Uuid,
+    ) -> StoreResult<Option<(bool, Option<uuid::Uuid>)>> {
+        let group: Option<(Option<String>,)> =
+            sqlx::query_as("SELECT group_id FROM enrollment_codes WHERE id = ? AND account_id = ?")
+                .bind(id.to_string())
+                .bind(account.to_string())
+                .fetch_optional(&self.pool)
+                .await?;
+        let Some((group,)) = group else {
+            return Ok(None);
+        };
+        let done = sqlx::query(
+            "UPDATE enrollment_codes SET revoked_at = ?
+             WHERE id = ? AND account_id = ? AND used_at IS NULL AND revoked_at IS NULL",
+        )
+        .bind(Utc::now())
+        .bind(id.to_string())
+        .bind(account.to_string())
+        .execute(&self.pool)
+        .await?;
+        let group = group.and_then(|g| uuid::Uuid::parse_str(&g).ok());
+        Ok(Some((done.rows_affected() == 1, group)))
     }
 
     /// Uses an enrollment code up and enrolls the device in one transaction. A code never takes
@@ -330,7 +437,7 @@ impl Store {
         let mut tx = self.write_tx().await?;
         let code = sqlx::query(
             "SELECT c.account_id, c.group_id, c.expires_at, c.used_at,
-                    u.deleted_at IS NOT NULL AS maker_deleted,
+                    u.deleted_at IS NOT NULL OR c.revoked_at IS NOT NULL AS maker_deleted,
                     c.grant_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM access_grants g
                         WHERE g.id = c.grant_id AND g.ended_at IS NULL
                           AND (g.expires_at IS NULL OR g.expires_at > ?)) AS grant_ended

@@ -29,15 +29,17 @@ use uuid::Uuid;
 pub use access::{AccessRequestRecord, Assignment, Direction, GrantRecord};
 pub use accounts::{AccountRecord, NewAccount, NewUser, username_key};
 pub use api_keys::ApiKeyRecord;
-pub use audit::{AuditEntry, AuditRecord};
-pub use devices::{CommandRecord, DeviceRecord, EnrollRefusal, EnrollingDevice};
+pub use audit::{AuditEntry, AuditFilter, AuditRecord};
+pub use devices::{
+    CommandRecord, DeviceRecord, EnrollRefusal, EnrollingDevice, EnrollmentCodeRecord,
+};
 pub use groups::GroupRecord;
 pub use outbox::OutboxMessage;
 pub use policies::PolicyRecord;
 pub use reports::{ChatChunk, ChatLine, ReportEvent, SessionReport};
 pub use second_factor::{ChallengeRecord, CodeCheck, CodeVerdict, TotpState};
 pub use sessions::{InvitationRecord, NewInvitation, SessionRecord};
-pub use users::{TokenGrant, TokenPrincipal, UsedTicket, UserRecord};
+pub use users::{EmailChangeRefusal, TokenGrant, TokenPrincipal, UsedTicket, UserRecord};
 
 /// Handle to the database; cheap to clone.
 #[derive(Clone)]

@@ -87,13 +87,21 @@ impl Store {
     }
 
     /// Soft-deletes a policy: invitations and reports keep their reference and name.
+    /// Deletes a policy; an account whose default it was has none afterwards (same
+    /// transaction).
     pub async fn delete_policy(&self, id: PolicyId) -> StoreResult<bool> {
+        let mut tx = self.write_tx().await?;
         let done =
             sqlx::query("UPDATE policies SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL")
                 .bind(Utc::now())
                 .bind(id.to_string())
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await?;
+        sqlx::query("UPDATE accounts SET default_policy_id = NULL WHERE default_policy_id = ?")
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
         Ok(done.rows_affected() == 1)
     }
 }

@@ -2,9 +2,10 @@
 
 use chrono::{DateTime, Utc};
 use sqlx::{Row, sqlite::SqliteRow};
+use uuid::Uuid;
 
 use super::{
-    Store, StoreResult, UserWriteError,
+    Store, StoreResult,
     accounts::{email_key, username_key},
     get_json, get_opt_uuid, get_uuid, to_json,
 };
@@ -32,6 +33,10 @@ pub struct UserRecord {
     pub has_api_key: bool,
     /// `off`, `email` or `sms`.
     pub two_factor: String,
+    /// `en` or `de`: the language of the user's mails.
+    pub language: String,
+    /// The name of the user's account (mails name it).
+    pub account_name: String,
 }
 
 impl UserRecord {
@@ -45,6 +50,16 @@ impl UserRecord {
             full.to_string()
         }
     }
+}
+
+/// Why an email confirmation link did not change anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmailChangeRefusal {
+    Unknown,
+    Used,
+    Expired,
+    /// Another user holds or held the address.
+    Taken,
 }
 
 /// A login token's user and how the token was obtained.
@@ -72,7 +87,7 @@ pub struct TokenGrant {
 
 const USER_COLUMNS: &str = "u.id, u.account_id, a.kind AS account_kind, u.kind, u.username,
     u.first_name, u.last_name, u.email, u.phone, u.password_hash, u.rights, u.platform_rights,
-    u.last_login_at, u.deleted_at, u.two_factor,
+    u.last_login_at, u.deleted_at, u.two_factor, u.language, a.name AS account_name,
     EXISTS (SELECT 1 FROM api_keys k WHERE k.user_id = u.id AND k.deleted_at IS NULL) AS has_api_key";
 
 fn user_from_row(row: &SqliteRow) -> StoreResult<UserRecord> {
@@ -94,6 +109,8 @@ fn user_from_row(row: &SqliteRow) -> StoreResult<UserRecord> {
         deleted: deleted_at.is_some(),
         has_api_key: row.try_get("has_api_key")?,
         two_factor: row.try_get("two_factor")?,
+        language: row.try_get("language")?,
+        account_name: row.try_get("account_name")?,
     })
 }
 
@@ -138,6 +155,24 @@ impl Store {
         row.as_ref().map(user_from_row).transpose()
     }
 
+    /// The account's deleted users, newest deletion first, with when they were deleted.
+    pub async fn deleted_users_of(
+        &self,
+        account: AccountId,
+    ) -> StoreResult<Vec<(UserRecord, DateTime<Utc>)>> {
+        let sql = format!(
+            "SELECT {USER_COLUMNS} FROM users u JOIN accounts a ON a.id = u.account_id
+             WHERE u.account_id = ? AND u.deleted_at IS NOT NULL ORDER BY u.deleted_at DESC"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(account.to_string())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| Ok((user_from_row(row)?, row.try_get("deleted_at")?)))
+            .collect()
+    }
+
     /// The account's users that are not deleted, by username.
     pub async fn users_of(&self, account: AccountId) -> StoreResult<Vec<UserRecord>> {
         let sql = format!(
@@ -160,7 +195,7 @@ impl Store {
     }
 
     pub async fn email_taken(&self, email: &str) -> StoreResult<bool> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE email_key = ?")
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM email_history WHERE email_key = ?")
             .bind(email_key(email))
             .fetch_one(&self.pool)
             .await?;
@@ -396,33 +431,137 @@ pub struct UsedTicket {
 }
 
 impl Store {
-    /// Changes a user's profile fields (the caller validated them).
+    /// Changes a user's profile fields (the caller validated them). The email changes only
+    /// through [`Store::confirm_email_change`].
     pub async fn update_user_profile(
         &self,
         user: UserId,
         first_name: &str,
         last_name: &str,
-        email: Option<&str>,
         phone: Option<&str>,
-    ) -> Result<(), UserWriteError> {
-        let done = sqlx::query(
-            "UPDATE users SET first_name = ?, last_name = ?, email = ?, email_key = ?, phone = ? WHERE id = ?",
+        language: &str,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE users SET first_name = ?, last_name = ?, phone = ?, language = ? WHERE id = ?",
         )
         .bind(first_name)
         .bind(last_name)
-        .bind(email)
-        .bind(email.map(email_key))
         .bind(phone)
+        .bind(language)
         .bind(user.to_string())
         .execute(&self.pool)
-        .await;
-        match done {
-            // Only the email can collide here.
-            Err(err) if super::is_unique_violation(&err) => {
-                Err(UserWriteError::Taken(super::Taken::Email))
-            }
-            other => other.map(|_| ()).map_err(UserWriteError::Db),
+        .await
+        .map(|_| ())
+    }
+
+    /// Records a new address waiting for its confirmation link; earlier waiting ones of the
+    /// user end (one change at a time).
+    pub async fn insert_email_change(
+        &self,
+        token_hash: &str,
+        user: UserId,
+        new_email: &str,
+        expires_at: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let now = Utc::now();
+        let mut tx = self.write_tx().await?;
+        sqlx::query("UPDATE email_changes SET used_at = ? WHERE user_id = ? AND used_at IS NULL")
+            .bind(now)
+            .bind(user.to_string())
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO email_changes (token_hash, user_id, new_email, created_at, expires_at)
+             VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(token_hash)
+        .bind(user.to_string())
+        .bind(new_email)
+        .bind(now)
+        .bind(expires_at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await
+    }
+
+    /// The address a user waits to confirm, if any.
+    pub async fn pending_email(&self, user: UserId) -> StoreResult<Option<String>> {
+        sqlx::query_scalar(
+            "SELECT new_email FROM email_changes
+             WHERE user_id = ? AND used_at IS NULL AND expires_at > ?
+             ORDER BY created_at DESC LIMIT 1",
+        )
+        .bind(user.to_string())
+        .bind(Utc::now())
+        .fetch_optional(&self.pool)
+        .await
+    }
+
+    /// Opens a confirmation link: in one transaction the link is used up (once), the address
+    /// is claimed in the history of addresses (once ever, by the primary key; the user's own
+    /// earlier address may come back) and becomes the user's.
+    pub async fn confirm_email_change(
+        &self,
+        token_hash: &str,
+    ) -> StoreResult<Result<(UserId, String), EmailChangeRefusal>> {
+        let now = Utc::now();
+        let mut tx = self.write_tx().await?;
+        let row: Option<(String, String, DateTime<Utc>, Option<DateTime<Utc>>, bool)> =
+            sqlx::query_as(
+                "SELECT c.user_id, c.new_email, c.expires_at, c.used_at, u.deleted_at IS NOT NULL
+                 FROM email_changes c JOIN users u ON u.id = c.user_id WHERE c.token_hash = ?",
+            )
+            .bind(token_hash)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some((user, email, expires_at, used_at, deleted)) = row else {
+            return Ok(Err(EmailChangeRefusal::Unknown));
+        };
+        if used_at.is_some() || deleted {
+            return Ok(Err(EmailChangeRefusal::Used));
         }
+        if expires_at <= now {
+            return Ok(Err(EmailChangeRefusal::Expired));
+        }
+        let used = sqlx::query(
+            "UPDATE email_changes SET used_at = ? WHERE token_hash = ? AND used_at IS NULL",
+        )
+        .bind(now)
+        .bind(token_hash)
+        .execute(&mut *tx)
+        .await?;
+        if used.rows_affected() != 1 {
+            return Ok(Err(EmailChangeRefusal::Used));
+        }
+        let key = email_key(&email);
+        let claimed = sqlx::query(
+            "INSERT INTO email_history (email_key, user_id, since) VALUES (?, ?, ?)
+             ON CONFLICT (email_key) DO UPDATE SET since = excluded.since
+             WHERE email_history.user_id = excluded.user_id",
+        )
+        .bind(&key)
+        .bind(&user)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        if claimed.rows_affected() != 1 {
+            return Ok(Err(EmailChangeRefusal::Taken));
+        }
+        let updated = sqlx::query("UPDATE users SET email = ?, email_key = ? WHERE id = ?")
+            .bind(&email)
+            .bind(&key)
+            .bind(&user)
+            .execute(&mut *tx)
+            .await;
+        match updated {
+            Err(err) if super::is_unique_violation(&err) => {
+                return Ok(Err(EmailChangeRefusal::Taken));
+            }
+            other => other?,
+        };
+        tx.commit().await?;
+        let id = Uuid::parse_str(&user).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+        Ok(Ok((UserId(id), email)))
     }
 
     /// Soft delete: the row (and its username and email) stays; logins, tokens and keys stop.

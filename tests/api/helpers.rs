@@ -591,9 +591,16 @@ where
     false
 }
 
-/// The code in a message ("... login code: 12345 ...").
+/// The code in a message ("... login code for acme: 12345 ...", in any language):
+/// the digits right after the first ": " that digits follow, after the last "code".
 pub fn code_in(text: &str) -> String {
-    let at = text.find("login code: ").expect("a code") + "login code: ".len();
+    let from = text.rfind("code").expect("a code");
+    let text = &text[from..];
+    let at = text
+        .match_indices(": ")
+        .map(|(at, _)| at + 2)
+        .find(|&at| text[at..].starts_with(|c: char| c.is_ascii_digit()))
+        .expect("a code");
     text[at..]
         .chars()
         .take_while(char::is_ascii_digit)
