@@ -1,6 +1,7 @@
 //! Integration tests: the real broker on a free port, real HTTP and WebSocket clients.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod account_admin;
 mod api_keys;
 mod browser;
 mod console;
