@@ -90,9 +90,29 @@ pub fn otpauth_url(secret_base32: &str, account: &str) -> String {
     )
 }
 
+/// The otpauth URL as a QR code for the app's camera: an SVG document, dark modules on white,
+/// with a quiet zone, scaled by the page.
+pub fn qr_svg(url: &str) -> anyhow::Result<String> {
+    let code = qrcode::QrCode::with_error_correction_level(url, qrcode::EcLevel::M)?;
+    Ok(code
+        .render::<qrcode::render::svg::Color<'_>>()
+        .min_dimensions(200, 200)
+        .dark_color(qrcode::render::svg::Color("#000000"))
+        .light_color(qrcode::render::svg::Color("#ffffff"))
+        .build())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_qr_code_is_an_svg_document_without_scripts() {
+        let svg = qr_svg(&otpauth_url("JBSWY3DPEHPK3PXP", "ann")).unwrap();
+        assert!(svg.contains("<svg"), "{svg}");
+        assert!(svg.contains("<path") || svg.contains("<rect"), "{svg}");
+        assert!(!svg.contains("<script"));
+    }
 
     #[test]
     fn recovery_codes_are_ten_distinct_and_read_back_however_typed() {

@@ -605,6 +605,8 @@ pub struct TotpSetupAnswer {
     pub two_factor: String,
     pub secret: String,
     pub otpauth_url: String,
+    /// The `otpauth_url` as a QR code to scan: an SVG document (black on white, no scripts).
+    pub qr_svg: String,
     /// The same two fields, nested (as before the confirm step existed).
     pub totp: TotpSetup,
 }
@@ -748,12 +750,14 @@ pub async fn login_options(
             )
             .await;
             let otpauth_url = crate::auth::totp::otpauth_url(&secret, &user.username);
+            let qr_svg = crate::auth::totp::qr_svg(&otpauth_url).map_err(AppError::internal)?;
             let mut res = HttpResponse::Ok();
             super::secret_headers(&mut res);
             return Ok(res.json(TotpSetupAnswer {
                 two_factor: user.two_factor.clone(),
                 secret: secret.clone(),
                 otpauth_url: otpauth_url.clone(),
+                qr_svg,
                 totp: TotpSetup {
                     secret,
                     otpauth_url,

@@ -372,7 +372,7 @@ async fn an_admin_sees_and_revokes_a_users_api_key_and_sends_a_new_link() {
             outbox_mails(&app)
                 .iter()
                 .any(|m| m.contains("To: kai@example.com")
-                    && m.contains("an administrator of your account sent you a link"))
+                    && m.contains("sent you a link to set your password"))
         );
     })
     .await;
