@@ -1,9 +1,10 @@
 // Account admins: users (rights, login options, delete), security policies, partner access,
 // devices with the CSV import, and the audit log.
 
-import { api } from '/assets/api.js';
-import { t, when } from '/assets/i18n.js';
+import { api, download } from '/assets/api.js';
+import { t, when, lang, translation } from '/assets/i18n.js';
 import { h, clear, field, select, checkbox, notice, errorText, table, dialog, iconButton } from '/assets/ui.js';
+import { actionsFor } from '/assets/selfservice.js';
 
 const AREAS = ['users', 'devices', 'sessions', 'policies', 'access', 'settings', 'reports'];
 const PERMISSIONS = ['chat', 'view', 'control', 'files'];
@@ -119,6 +120,61 @@ async function apiKeys(user, msg, reload) {
   await dialog(`${t('api_keys_of')}: ${user.username}`, [body, h('p', { class: 'muted' }, t('keys_own_only'))], { submit: t('close') });
 }
 
+const LANGUAGES = [
+  ['en', 'English'],
+  ['de', 'Deutsch'],
+];
+
+// A dialog that stays open, with what was typed, until its action succeeds or it is cancelled.
+// `build(values)` makes the fields; `run(data)` does the work and throws ApiError on refusal.
+export async function dialogUntilDone(title, build, run, options = {}) {
+  let error = null;
+  let values = null;
+  for (;;) {
+    const fields = build(values);
+    const body = [...(Array.isArray(fields) ? fields : [fields]), error ? notice('error', errorText(error)) : null].filter(Boolean);
+    const data = await dialog(title, body, options);
+    if (!data) return undefined;
+    try {
+      return (await run(data)) ?? true;
+    } catch (err) {
+      error = err;
+      values = data;
+    }
+  }
+}
+
+// Name, email, phone and language of a user. A new email address takes effect only once the
+// link mailed to it is opened.
+async function editUser(user, msg, reload) {
+  const detail = await api('GET', `/users/${user.id}`);
+  const value = (values, key, fallback) => (values ? values.get(key) : fallback) ?? '';
+  const answer = await dialogUntilDone(
+    `${t('edit_user')}: ${user.username}`,
+    (v) => [
+      field(t('first_name'), { name: 'first_name', required: true, maxlength: 100, value: value(v, 'first_name', detail.first_name) }),
+      field(t('last_name'), { name: 'last_name', required: true, maxlength: 100, value: value(v, 'last_name', detail.last_name) }),
+      field(t('email'), { name: 'email', type: 'email', required: true, value: value(v, 'email', detail.email) }),
+      detail.email_pending ? h('p', { class: 'muted', 'data-testid': 'email-pending' }, t('email_pending', { email: detail.email_pending })) : null,
+      field(t('phone'), { name: 'phone', type: 'tel', value: value(v, 'phone', detail.phone) }),
+      select(t('mail_language'), 'language', LANGUAGES, value(v, 'language', detail.language)),
+    ],
+    async (data) => {
+      const patch = {};
+      for (const key of ['first_name', 'last_name', 'email', 'phone', 'language']) {
+        const now = (data.get(key) || '').trim();
+        if (now !== (detail[key] || '')) patch[key] = now;
+      }
+      if (Object.keys(patch).length === 0) return 'unchanged';
+      return api('PATCH', `/users/${user.id}`, patch);
+    },
+  );
+  if (!answer || answer === 'unchanged') return;
+  const pending = answer.email_pending && answer.email_pending !== detail.email_pending;
+  clear(msg, notice('ok', pending ? t('email_link_sent', { email: answer.email_pending }) : t('saved')));
+  await reload(false);
+}
+
 async function sendLink(user, msg) {
   const sure = await dialog(t('send_link'), h('p', {}, t('confirm_send_link', { name: user.username, email: user.email || '' })), { submit: t('send_link') });
   if (!sure) return;
@@ -152,7 +208,8 @@ export async function usersPage(root, ctx) {
               : h(
                   'span',
                   { class: 'actions' },
-                  self ? null : iconButton('pen', `${t('edit_rights')}: ${u.username}`, () => editRights(ctx, u, msg, reload), { 'data-action': 'rights' }),
+                  iconButton('person', `${t('edit_user')}: ${u.username}`, () => editUser(u, msg, reload), { 'data-action': 'edit' }),
+                  self ? null : iconButton('shield', `${t('edit_rights')}: ${u.username}`, () => editRights(ctx, u, msg, reload), { 'data-action': 'rights' }),
                   iconButton('door', `${t('login_options')}: ${u.username}`, () => editLoginOptions(u, msg), { 'data-action': 'login-options' }),
                   iconButton('key', `${t('api_keys_of')}: ${u.username}`, () => apiKeys(u, msg, reload), { 'data-action': 'api-keys' }),
                   u.email ? iconButton('mail', `${t('send_link')}: ${u.username}`, () => sendLink(u, msg), { 'data-action': 'send-link' }) : null,
@@ -183,6 +240,7 @@ export async function usersPage(root, ctx) {
     field(t('last_name'), { name: 'last_name', required: true }),
     field(t('email'), { name: 'email', type: 'email', required: true }),
     field(t('phone'), { name: 'phone', type: 'tel' }),
+    select(t('mail_language'), 'language', LANGUAGES, lang()),
     field(t('password_optional'), { name: 'password', type: 'password', autocomplete: 'new-password' }),
     formMsg,
     h('button', { type: 'submit', class: 'primary' }, t('create')),
@@ -316,71 +374,363 @@ export async function accessPage(root, ctx) {
 
 // ---- devices -----------------------------------------------------------------------------
 
+const PLATFORMS = ['ios', 'android', 'windows', 'macos'];
+
+// Follows a command until the agent answers (or 60 s pass), writing its state into `line`.
+async function followCommand(device, command, line) {
+  for (let i = 0; i < 60; i += 1) {
+    let c;
+    try {
+      c = await api('GET', `/devices/${device.id}/actions/${command.command_id}`);
+    } catch {
+      return;
+    }
+    line.dataset.status = c.status;
+    clear(line, notice(c.status === 'failed' ? 'error' : 'ok', `${device.name}: ${t(`act_${c.action}`)}: ${t(`status_${c.status}`)}`));
+    if (c.status === 'done' || c.status === 'failed') return;
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+}
+
+// Lock, locate, lost mode, passcode reset or wipe by an admin; a wipe asks for the admin's
+// password (and says it cannot be undone).
+async function deviceAction(device, msg) {
+  const actions = actionsFor(device.platform);
+  const command = await dialogUntilDone(
+    `${t('device_action')}: ${device.name}`,
+    (v) => [
+      select(t('action'), 'action', actions.map((a) => [a, t(`act_${a}`)]), v ? v.get('action') : actions[0]),
+      h('p', { class: 'muted' }, t('wipe_needs_password')),
+      field(t('password_for_wipe'), { name: 'password', type: 'password', autocomplete: 'current-password' }),
+    ],
+    async (data) => {
+      const body = { action: data.get('action') };
+      if (body.action === 'wipe') body.password = data.get('password') || '';
+      const answer = await api('POST', `/devices/${device.id}/actions`, body);
+      return { ...answer, action: body.action };
+    },
+    { submit: t('send_command') },
+  );
+  if (!command) return;
+  const line = h('div', { 'data-testid': 'command-state' });
+  clear(msg, line);
+  await followCommand(device, command, line);
+}
+
+async function editDevice(device, groups, msg, reload) {
+  const answer = await dialogUntilDone(
+    `${t('edit')}: ${device.name}`,
+    (v) => [
+      field(t('name'), { name: 'name', required: true, maxlength: 200, value: v ? v.get('name') : device.name }),
+      select(t('group'), 'group_id', [['', t('no_group')], ...groups.map((g) => [g.id, g.name])], v ? v.get('group_id') : device.group_id || ''),
+    ],
+    async (data) => {
+      const patch = {};
+      if (data.get('name') !== device.name) patch.name = data.get('name');
+      if ((data.get('group_id') || '') !== (device.group_id || '') && data.get('group_id')) patch.group_id = data.get('group_id');
+      if (Object.keys(patch).length === 0) return 'unchanged';
+      return api('PATCH', `/devices/${device.id}`, patch);
+    },
+  );
+  if (answer && answer !== 'unchanged') {
+    clear(msg, notice('ok', t('saved')));
+    await reload();
+  }
+}
+
 export async function devicesPage(root, ctx) {
   const list = h('div');
+  const msg = h('div', { 'data-testid': 'devices-message' });
   const users = await api('GET', `/accounts/${ctx.accountId}/users`).catch(() => []);
   const userName = new Map(users.map((u) => [u.id, u.username]));
+  let groups = await api('GET', `/accounts/${ctx.accountId}/groups`).catch(() => []);
   async function reload() {
     const devices = await api('GET', `/accounts/${ctx.accountId}/devices`);
+    groups = await api('GET', `/accounts/${ctx.accountId}/groups`).catch(() => groups);
+    const groupName = new Map(groups.map((g) => [g.id, g.name]));
     clear(
       list,
-      table(
-        [t('name'), t('serial'), t('platform'), t('model'), t('user'), t('battery'), t('last_seen'), t('online')],
-        devices.map((d) => [
-          d.name,
-          d.serial,
-          d.platform,
-          d.model,
-          d.user_id ? userName.get(d.user_id) || d.user_id : t('nothing'),
-          d.battery == null ? t('nothing') : `${d.battery} %`,
-          when(d.last_seen_at),
-          d.online ? t('yes') : t('no'),
-        ]),
-        { 'data-testid': 'devices' },
-      ),
+      devices.length
+        ? table(
+            [t('name'), t('serial'), t('platform'), t('group'), t('user'), t('battery'), t('last_seen'), t('online'), t('actions')],
+            devices.map((d) =>
+              h(
+                'tr',
+                { dataset: { serial: d.serial } },
+                h('td', {}, d.name, d.lost_mode ? h('span', { class: 'muted' }, ` (${t('lost_mode')})`) : null),
+                h('td', {}, d.serial),
+                h('td', {}, d.platform),
+                h('td', {}, d.group_id ? groupName.get(d.group_id) || '' : t('nothing')),
+                h('td', {}, d.user_id ? userName.get(d.user_id) || d.user_id : t('nothing')),
+                h('td', {}, d.battery == null ? t('nothing') : `${d.battery} %`),
+                h('td', {}, when(d.last_seen_at)),
+                h('td', {}, d.online ? t('yes') : t('no')),
+                h(
+                  'td',
+                  {},
+                  h(
+                    'span',
+                    { class: 'actions' },
+                    iconButton('bolt', `${t('device_action')}: ${d.name}`, () => deviceAction(d, msg), { 'data-action': 'command' }),
+                    iconButton('pen', `${t('edit')}: ${d.name}`, () => editDevice(d, groups, msg, reload), { 'data-action': 'edit' }),
+                    d.user_id
+                      ? iconButton('release', `${t('release')}: ${d.name}`, async () => {
+                          const sure = await dialog(t('release'), h('p', {}, t('confirm_release', { name: d.name })), { submit: t('release'), danger: true });
+                          if (sure && (await attempt(msg, () => api('POST', `/devices/${d.id}/release`, {})))) await reload();
+                        }, { 'data-action': 'release' })
+                      : null,
+                    iconButton('bin', `${t('delete')}: ${d.name}`, async () => {
+                      const sure = await dialog(t('delete'), h('p', {}, t('confirm_delete_device', { name: d.name })), { submit: t('delete'), danger: true });
+                      if (sure && (await attempt(msg, () => api('DELETE', `/devices/${d.id}`)))) await reload();
+                    }, { 'data-action': 'delete', class: 'icon danger' }),
+                  ),
+                ),
+              ),
+            ),
+            { 'data-testid': 'devices' },
+          )
+        : h('p', { class: 'muted', 'data-testid': 'devices' }, t('no_devices')),
     );
   }
-  const msg = h('div');
+  const addMsg = h('div');
+  const add = h(
+    'form',
+    { class: 'grid', 'data-testid': 'new-device' },
+    field(t('name'), { name: 'name', required: true, maxlength: 200 }),
+    field(t('serial'), { name: 'serial', required: true, maxlength: 64 }),
+    select(t('platform'), 'platform', PLATFORMS.map((p) => [p, p])),
+    select(t('group'), 'group_id', [['', t('no_group')], ...groups.map((g) => [g.id, g.name])]),
+    addMsg,
+    h('button', { type: 'submit', class: 'primary' }, t('add_device')),
+  );
+  add.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    if (await attempt(addMsg, () => api('POST', `/accounts/${ctx.accountId}/devices`, formValues(add)))) {
+      add.reset();
+      await reload();
+    }
+  });
   const report = h('div', { 'data-testid': 'import-report' });
+  const importMsg = h('div');
   const text = h('textarea', { name: 'csv', rows: 5, 'aria-label': 'CSV', placeholder: 'serial,username', 'data-testid': 'csv-text' });
   const file = h('input', { type: 'file', accept: '.csv,text/csv', 'aria-label': t('csv_file') });
   file.addEventListener('change', async () => {
     if (file.files[0]) text.value = await file.files[0].text();
   });
-  const form = h('form', { 'data-testid': 'csv-import' }, file, text, msg, h('button', { type: 'submit', class: 'primary' }, t('import')));
+  const form = h('form', { 'data-testid': 'csv-import' }, file, text, importMsg, h('button', { type: 'submit', class: 'primary' }, t('import')));
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
-    const rows = await attempt(msg, () => api('POST', `/accounts/${ctx.accountId}/devices/import`, undefined, { csv: text.value }));
+    const rows = await attempt(importMsg, () => api('POST', `/accounts/${ctx.accountId}/devices/import`, undefined, { csv: text.value }));
     if (!rows) return;
     clear(report, table([t('line'), t('serial'), t('username'), t('outcome')], rows.map((r) => [String(r.line), r.serial, r.username, t(`outcome_${r.outcome}`)])));
     await reload();
   });
   clear(
     root,
-    h('section', { class: 'card' }, h('h1', {}, t('devices')), list),
+    h('section', { class: 'card' }, h('h1', {}, t('devices')), msg, list),
+    h('section', { class: 'card' }, h('h2', {}, t('add_device')), add),
+    await enrollmentSection(ctx, groups),
     await groupsSection(ctx),
     h('section', { class: 'card' }, h('h2', {}, t('import_csv')), form, report),
   );
   await reload();
 }
 
+// Enrollment codes: made with a validity and a group, shown once, listed with their state,
+// revoked while open.
+async function enrollmentSection(ctx, groups) {
+  const box = h('section', { class: 'card', 'data-testid': 'enrollment-codes' });
+  const msg = h('div', { 'data-testid': 'codes-message' });
+  const list = h('div');
+  const groupName = new Map(groups.map((g) => [g.id, g.name]));
+  async function reload() {
+    const codes = await api('GET', `/accounts/${ctx.accountId}/enrollment-codes`);
+    clear(
+      list,
+      codes.length
+        ? table(
+            [t('created'), t('created_by'), t('group'), t('expires'), t('state'), t('device'), t('actions')],
+            codes.map((c) =>
+              h(
+                'tr',
+                { dataset: { code: c.id, state: c.state } },
+                h('td', {}, when(c.created_at)),
+                h('td', {}, c.created_by),
+                h('td', {}, c.group_name || (c.group_id ? groupName.get(c.group_id) : '') || t('nothing')),
+                h('td', {}, when(c.expires_at)),
+                h('td', {}, t(`code_${c.state}`)),
+                h('td', {}, c.device_name || t('nothing')),
+                h(
+                  'td',
+                  {},
+                  c.state === 'open'
+                    ? iconButton('cross', `${t('revoke')}: ${when(c.created_at)}`, async () => {
+                        const sure = await dialog(t('revoke'), h('p', {}, t('confirm_revoke_code')), { submit: t('revoke'), danger: true });
+                        if (sure && (await attempt(msg, () => api('DELETE', `/accounts/${ctx.accountId}/enrollment-codes/${c.id}`)))) {
+                          clear(msg, notice('ok', t('code_revoked_now')));
+                          await reload();
+                        }
+                      }, { 'data-action': 'revoke', class: 'icon danger' })
+                    : null,
+                ),
+              ),
+            ),
+          )
+        : h('p', { class: 'muted' }, t('no_codes')),
+    );
+  }
+  const form = h(
+    'form',
+    { class: 'grid', 'data-testid': 'new-code' },
+    select(t('group'), 'group_id', [['', t('no_group')], ...groups.map((g) => [g.id, g.name])]),
+    select(t('valid_for'), 'expires_in_hours', [
+      ['24', t('hours_n', { n: 24 })],
+      ['72', t('days_n', { n: 3 })],
+      ['168', t('days_n', { n: 7 })],
+      ['720', t('days_n', { n: 30 })],
+    ], '72'),
+    h('button', { type: 'submit', class: 'primary' }, t('make_code')),
+  );
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const data = new FormData(form);
+    const body = { expires_in_hours: Number(data.get('expires_in_hours')) };
+    if (data.get('group_id')) body.group_id = data.get('group_id');
+    const made = await attempt(msg, () => api('POST', `/accounts/${ctx.accountId}/enrollment-codes`, body));
+    if (!made) return;
+    clear(
+      msg,
+      h(
+        'div',
+        { class: 'notice ok', role: 'status' },
+        h('p', {}, t('code_made', { until: when(made.expires_at) })),
+        h('p', {}, h('code', { class: 'secret', 'data-testid': 'new-code-value' }, made.code)),
+      ),
+    );
+    await reload();
+  });
+  clear(box, h('h2', {}, t('enrollment_codes')), h('p', { class: 'muted' }, t('codes_hint')), form, msg, list);
+  await reload();
+  return box;
+}
+
 // ---- audit log ---------------------------------------------------------------------------
 
+// Families of actions the filter offers (the server matches `family.` as a prefix).
+const AUDIT_FAMILIES = ['user', 'api_key', 'device', 'group', 'session', 'invitation', 'policy', 'access', 'account', 'support', 'login'];
+// The access paths an entry can come through.
+const AUDIT_VIAS = ['login', 'api_key', 'vendor_support', 'partner_support', 'ticket', 'enrollment', 'expiry', 'set_password_link', 'password_reset', 'email_link', 'admin_cli'];
+const AUDIT_PAGE = 100;
+
+// What an entry's details say, in words where the console has them, without ids (targets are
+// named in their own column).
+function detailValue(key, v) {
+  if (v === true) return t('yes');
+  if (v === false) return t('no');
+  if (key === 'two_factor') return t(`tf_${v}`);
+  if (key === 'action') return t(`act_${v}`);
+  if (key === 'areas' && Array.isArray(v)) return v.length ? v.map((a) => t(`area_${a}`)).join(', ') : t('nothing');
+  if (key === 'groups' && v === 'all') return t('all_groups');
+  if (key === 'permissions' && Array.isArray(v)) return v.map((p) => t(`perm_${p}`)).join(', ');
+  if (Array.isArray(v)) return v.length ? v.join(', ') : t('nothing');
+  if (v && typeof v === 'object') {
+    const on = Object.entries(v).filter(([, x]) => x === true).map(([k]) => (key === 'objects' ? t(`obj_${k}`) : k));
+    if (Object.values(v).every((x) => typeof x === 'boolean')) return on.length ? on.join(', ') : t('nothing');
+    return Object.entries(v).map(([k, x]) => `${k} ${x}`).join(', ');
+  }
+  return String(v);
+}
+
+function auditDetails(details) {
+  if (!details || typeof details !== 'object') return '';
+  return Object.entries(details)
+    .filter(([k, v]) => v !== null && v !== '' && !k.endsWith('_id') && k !== 'id')
+    .map(([k, v]) => `${translation(`detail_${k}`) || k.replace(/_/g, ' ')}: ${detailValue(k, v)}`)
+    .join(' · ');
+}
+
 export async function auditPage(root, ctx) {
-  const entries = await api('GET', `/accounts/${ctx.accountId}/audit`);
-  clear(
-    root,
-    h(
-      'section',
-      { class: 'card' },
-      h('h1', {}, t('audit')),
-      table(
-        [t('when'), t('who'), t('via'), t('action'), t('target')],
-        entries.map((e) => [when(e.at), e.actor_name, e.via, e.action, e.target || '']),
-        { 'data-testid': 'audit' },
-      ),
-    ),
+  const users = await api('GET', `/accounts/${ctx.accountId}/users`).catch(() => []);
+  const msg = h('div', { 'data-testid': 'audit-message' });
+  const filter = h(
+    'form',
+    { class: 'grid filters', 'data-testid': 'audit-filter', role: 'search' },
+    select(t('who'), 'actor', [['', t('everyone')], ...users.map((u) => [u.id, u.username])]),
+    select(t('action'), 'action', [['', t('all_actions')], ...AUDIT_FAMILIES.map((f) => [`${f}.`, t(`family_${f}`)])]),
+    select(t('via'), 'via', [['', t('all_paths')], ...AUDIT_VIAS.map((v) => [v, t(`via_${v}`)])]),
+    field(t('date_from'), { name: 'from', type: 'date' }),
+    field(t('date_to'), { name: 'to', type: 'date' }),
+    h('button', { type: 'submit', class: 'primary' }, t('filter')),
   );
+  const body = h('tbody');
+  const list = h(
+    'table',
+    { 'data-testid': 'audit' },
+    h('thead', {}, h('tr', {}, [t('when'), t('who'), t('via'), t('action'), t('target'), t('details')].map((x) => h('th', { scope: 'col' }, x)))),
+    body,
+  );
+  const more = h('div');
+  const count = h('p', { class: 'muted', 'data-testid': 'audit-count' });
+  let shown = 0;
+  const query = (before) => {
+    const q = new URLSearchParams();
+    for (const [k, v] of new FormData(filter).entries()) if (v) q.set(k, v);
+    if (before) {
+      q.set('before', before);
+      q.set('limit', String(AUDIT_PAGE));
+    }
+    return q;
+  };
+  async function load(before) {
+    const q = query(before);
+    q.set('limit', String(AUDIT_PAGE));
+    const entries = await attempt(msg, () => api('GET', `/accounts/${ctx.accountId}/audit?${q}`));
+    if (!entries) return;
+    if (!before) {
+      body.replaceChildren();
+      shown = 0;
+    }
+    for (const e of entries) {
+      body.append(
+        h(
+          'tr',
+          { dataset: { action: e.action } },
+          h('td', { class: 'nowrap' }, when(e.at)),
+          h('td', { class: 'nowrap' }, e.actor_name),
+          h('td', {}, e.via_text),
+          h('td', { title: e.action }, e.action_text),
+          h('td', {}, e.target_name ? `${t(`kind_of_${e.target_kind}`)} ${e.target_name}` : e.target_kind ? t(`kind_of_${e.target_kind}`) : ''),
+          h('td', { class: 'small' }, auditDetails(e.details)),
+        ),
+      );
+    }
+    shown += entries.length;
+    clear(count, shown ? t('audit_shown', { n: shown }) : t('audit_none'));
+    clear(
+      more,
+      entries.length === AUDIT_PAGE
+        ? h('button', { type: 'button', 'data-testid': 'audit-older', onclick: () => load(entries[entries.length - 1].id) }, t('older_entries'))
+        : null,
+    );
+  }
+  filter.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    await load(null);
+  });
+  const exportButton = h(
+    'button',
+    {
+      type: 'button',
+      'data-testid': 'audit-export',
+      onclick: async () => {
+        const q = query(null);
+        await attempt(msg, () => download(`/accounts/${ctx.accountId}/audit/export?${q}`, `audit-${new Date().toISOString().slice(0, 10)}.csv`));
+      },
+    },
+    t('export_csv'),
+  );
+  clear(root, h('section', { class: 'card' }, h('h1', {}, t('audit')), filter, msg, h('div', { class: 'inline' }, count, exportButton), h('div', { class: 'scroll' }, list), more));
+  await load(null);
 }
 
 // ---- account settings --------------------------------------------------------------------
@@ -417,10 +767,24 @@ export async function settingsPage(root, ctx) {
     };
   }
   render(account.support_access);
+  const policies = await api('GET', `/accounts/${ctx.accountId}/policies`).catch(() => []);
+  const policyMsg = h('div', { 'data-testid': 'default-policy-message' });
+  const policyForm = h(
+    'form',
+    { class: 'grid', 'data-testid': 'default-policy' },
+    select(t('default_policy'), 'default_policy_id', [['', t('no_default_policy')], ...policies.map((p) => [p.id, `${p.name} (${p.permissions.map((x) => t(`perm_${x}`)).join(', ')})`])], account.default_policy_id || ''),
+    h('button', { type: 'submit', class: 'primary' }, t('save')),
+  );
+  policyForm.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const id = new FormData(policyForm).get('default_policy_id') || null;
+    if (await attempt(policyMsg, () => api('PATCH', `/accounts/${ctx.accountId}`, { default_policy_id: id }))) clear(policyMsg, notice('ok', t('saved')));
+  });
   clear(
     root,
     h('section', { class: 'card' }, h('h1', { tabindex: '-1' }, t('menu_settings')), msg, nameForm),
     h('section', { class: 'card', 'data-testid': 'vendor-support' }, h('h2', {}, t('vendor_support')), h('p', {}, t('vendor_support_means')), state, toggle),
+    h('section', { class: 'card' }, h('h2', {}, t('default_policy')), h('p', { class: 'muted' }, t('default_policy_means')), policyForm, policyMsg),
   );
 }
 
@@ -437,12 +801,13 @@ async function groupsSection(ctx) {
       list,
       groups.length
         ? table(
-            [t('name'), t('created'), t('actions')],
+            [t('name'), t('seen_by'), t('created'), t('actions')],
             groups.map((g) =>
               h(
                 'tr',
                 { dataset: { group: g.name } },
                 h('td', {}, g.name),
+                h('td', { 'data-testid': 'seen-by' }, g.seen_by ? (g.seen_by.length ? g.seen_by.join(', ') : t('nobody')) : '–'),
                 h('td', {}, when(g.created_at)),
                 h(
                   'td',

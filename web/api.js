@@ -1,6 +1,8 @@
 // The broker's HTTP API from the browser: JSON in and out, the login token in sessionStorage
 // (gone when the tab closes), errors as ApiError with the contract's code.
 
+import { lang } from '/assets/i18n.js';
+
 const TOKEN_KEY = 'sb.token';
 
 export class ApiError extends Error {
@@ -24,7 +26,8 @@ export function setToken(value) {
 // Calls `/api/v1{path}` (or `path` as is when it starts with `/join/`).
 export async function api(method, path, body, options = {}) {
   const url = path.startsWith('/join/') ? path : `/api/v1${path}`;
-  const headers = { Accept: 'application/json' };
+  // The server answers words (audit texts, mails to new users) in the console's language.
+  const headers = { Accept: 'application/json', 'Accept-Language': lang() };
   const auth = options.token ?? token();
   if (auth) headers.Authorization = `Bearer ${auth}`;
   let payload;
@@ -60,4 +63,28 @@ export async function api(method, path, body, options = {}) {
 // The WebSocket base of this page's origin.
 export function wsBase() {
   return `${location.protocol === 'https:' ? 'wss:' : 'ws:'}//${location.host}`;
+}
+
+// Downloads `/api/v1{path}` (an export) with the login token as the file `name`.
+export async function download(path, name) {
+  const headers = { 'Accept-Language': lang() };
+  if (token()) headers.Authorization = `Bearer ${token()}`;
+  const res = await fetch(`/api/v1${path}`, { headers, cache: 'no-store' });
+  if (!res.ok) {
+    let e = { code: `http_${res.status}`, message: res.statusText };
+    try {
+      e = (await res.json()).error || e;
+    } catch {
+      // Not JSON: the status says enough.
+    }
+    throw new ApiError(res.status, e.code, e.message, res.headers.get('Retry-After'));
+  }
+  const url = URL.createObjectURL(await res.blob());
+  const a = document.createElement('a');
+  a.href = url;
+  a.download = name;
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60_000);
 }

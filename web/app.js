@@ -3,8 +3,9 @@
 
 import { api, setToken, token } from '/assets/api.js';
 import { t, lang, setLang, otherLang } from '/assets/i18n.js';
-import { h, clear, field, notice, errorText } from '/assets/ui.js';
-import { joinPage, customerPage, setPasswordPage } from '/assets/public.js';
+import { actingAs, leaveAccount } from '/assets/platform.js';
+import { h, clear, field, select, notice, errorText } from '/assets/ui.js';
+import { joinPage, customerPage, setPasswordPage, confirmEmailPage } from '/assets/public.js';
 import { sessionsPage, sessionPage, reportPage } from '/assets/technician.js';
 import { usersPage, policiesPage, accessPage, devicesPage, auditPage, settingsPage } from '/assets/admin.js';
 import { myDevicesPage } from '/assets/selfservice.js';
@@ -53,6 +54,7 @@ function renderTools(ctx) {
               // The token is dropped either way.
             }
             setToken(null);
+            await leaveAccount({ logout: true });
             location.hash = '';
             start();
           },
@@ -162,9 +164,35 @@ function profilePage(ctx) {
       clear(msg, notice('error', err.code === 'reauth_required' ? t('current_password_wrong') : errorText(err)));
     }
   });
+  const me = ctx.me.user;
+  const aboutMsg = h('div', { 'data-testid': 'profile-message' });
+  const about = h(
+    'form',
+    { 'data-testid': 'profile-form' },
+    field(t('first_name'), { name: 'first_name', required: true, maxlength: 100, value: me.first_name || '' }),
+    field(t('last_name'), { name: 'last_name', required: true, maxlength: 100, value: me.last_name || '' }),
+    select(t('mail_language'), 'language', [
+      ['en', 'English'],
+      ['de', 'Deutsch'],
+    ], me.language || lang()),
+    h('p', { class: 'muted' }, t('mail_language_hint')),
+    aboutMsg,
+    h('button', { type: 'submit', class: 'primary' }, t('save')),
+  );
+  about.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const data = new FormData(about);
+    try {
+      const user = await api('PATCH', `/users/${me.id}`, { first_name: data.get('first_name'), last_name: data.get('last_name'), language: data.get('language') });
+      Object.assign(ctx.me.user, { first_name: user.first_name, last_name: user.last_name, language: user.language });
+      clear(aboutMsg, notice('ok', t('saved')));
+    } catch (err) {
+      clear(aboutMsg, notice('error', errorText(err)));
+    }
+  });
   clear(
     main,
-    h('section', { class: 'card narrow' }, h('h1', {}, ctx.me.user.username), h('p', {}, `${ctx.me.user.first_name || ''} ${ctx.me.user.last_name || ''}`.trim())),
+    h('section', { class: 'card narrow' }, h('h1', {}, me.username), h('p', { class: 'muted' }, [me.email, me.account_name].filter(Boolean).join(' · ')), about),
     form,
     authenticatorSection(ctx),
   );
@@ -198,7 +226,13 @@ function authenticatorSection(ctx) {
       'form',
       { 'data-testid': 'totp-confirm' },
       h('p', {}, t('totp_scan')),
-      h('p', {}, h('code', { class: 'secret', 'data-testid': 'totp-secret' }, setup.secret)),
+      h(
+        'div',
+        { class: 'totp-pair' },
+        // The server draws the QR code; as an image it can run nothing.
+        setup.qr_svg ? h('img', { class: 'qr', alt: t('totp_qr_alt'), 'data-testid': 'totp-qr', src: `data:image/svg+xml;charset=utf-8,${encodeURIComponent(setup.qr_svg)}` }) : null,
+        h('div', {}, h('p', { class: 'muted' }, t('totp_secret_text')), h('p', {}, h('code', { class: 'secret', 'data-testid': 'totp-secret' }, setup.secret))),
+      ),
       h('p', { class: 'muted small' }, h('a', { href: setup.otpauth_url }, t('totp_open_in_app'))),
       field(t('code'), { name: 'code', required: true, inputmode: 'numeric', pattern: '[0-9 ]{6,7}', autocomplete: 'one-time-code' }),
       msg,
@@ -271,6 +305,32 @@ function codePage(challenge, recovery = false) {
   form.querySelector('input').focus();
 }
 
+// Vendor support inside a customer account: a banner on every page, with the way out.
+function renderActing() {
+  document.getElementById('acting')?.remove();
+  const account = actingAs();
+  if (!account) return;
+  const banner = h(
+    'div',
+    { id: 'acting', class: 'acting', role: 'note', 'data-testid': 'acting-banner' },
+    h('strong', {}, t('acting_as_support', { account })),
+    h(
+      'button',
+      {
+        type: 'button',
+        'data-testid': 'leave-account',
+        onclick: async () => {
+          await leaveAccount();
+          location.hash = '#/accounts';
+          start();
+        },
+      },
+      t('leave_account'),
+    ),
+  );
+  document.querySelector('header.top').after(banner);
+}
+
 function signedIn(value) {
   setToken(value);
   start();
@@ -334,7 +394,14 @@ async function consolePage() {
   try {
     me = await api('GET', '/me');
   } catch (err) {
+    if (err.status === 401 && actingAs()) {
+      // The visit ended (the account turned vendor support off): back to the staff login.
+      await leaveAccount();
+      location.hash = '#/accounts';
+      return consolePage();
+    }
     setToken(null);
+    renderActing();
     loginPage();
     if (err.status !== 401) main.prepend(notice('error', errorText(err)));
     return;
@@ -342,6 +409,7 @@ async function consolePage() {
   const menu = await menuFor(me);
   ctx = { me, accountId: me.user.account_id, menu, onLeave: (fn) => (leaving = fn) };
   renderTools(ctx);
+  renderActing();
   const hash = location.hash.replace(/^#\/?/, '');
   const [page, ...restParts] = hash.split('/');
   const rest = restParts.join('/');
@@ -392,6 +460,9 @@ function start() {
   } else if (path === '/set-password') {
     renderTools(null);
     setPasswordPage(main);
+  } else if (path === '/confirm-email') {
+    renderTools(null);
+    confirmEmailPage(main);
   } else {
     consolePage();
   }

@@ -1,12 +1,94 @@
 // Platform staff: every account (filter by kind, search by name), a new customer or partner
 // account with its first admin, and certifying partners.
 
-import { api } from '/assets/api.js';
+import { api, token, setToken } from '/assets/api.js';
 import { t, when } from '/assets/i18n.js';
-import { h, clear, field, select, notice, errorText, table } from '/assets/ui.js';
+import { h, clear, field, select, notice, errorText, table, dialog } from '/assets/ui.js';
+
+// While platform support is inside a customer account, the staff login waits here (this tab
+// only) and the console works with the account's service user.
+const STAFF_KEY = 'sb.staff_token';
+const ACTING_KEY = 'sb.acting';
+
+// The name of the account vendor support is in, or null.
+export function actingAs() {
+  return sessionStorage.getItem(STAFF_KEY) ? sessionStorage.getItem(ACTING_KEY) : null;
+}
+
+async function enterAccount(account) {
+  const answer = await api('POST', `/accounts/${account.id}/support-login`, {});
+  sessionStorage.setItem(STAFF_KEY, token());
+  sessionStorage.setItem(ACTING_KEY, account.name);
+  setToken(answer.token);
+}
+
+// Ends the visit: the service user's token is logged out and the staff login is back. With
+// `logout`, the staff login ends as well (the user signed out).
+export async function leaveAccount({ logout = false } = {}) {
+  const staff = sessionStorage.getItem(STAFF_KEY);
+  sessionStorage.removeItem(STAFF_KEY);
+  sessionStorage.removeItem(ACTING_KEY);
+  if (!staff) return;
+  if (logout) {
+    await api('POST', '/auth/logout', undefined, { token: staff }).catch(() => null);
+    return;
+  }
+  if (token()) await api('POST', '/auth/logout').catch(() => null);
+  setToken(staff);
+}
+
+// The deleted users of an account, each with a restore button (platform support).
+async function deletedUsers(account, msg) {
+  const users = await api('GET', `/accounts/${account.id}/deleted-users`);
+  const list = h('div', { 'data-testid': 'deleted-users' });
+  const render = (rows) =>
+    clear(
+      list,
+      rows.length
+        ? table(
+            [t('username'), t('name'), t('email'), t('deleted_at'), ''],
+            rows.map((u) =>
+              h(
+                'tr',
+                { dataset: { username: u.username } },
+                h('td', {}, u.username),
+                h('td', {}, `${u.first_name} ${u.last_name}`.trim()),
+                h('td', {}, u.email || ''),
+                h('td', {}, when(u.deleted_at)),
+                h(
+                  'td',
+                  {},
+                  h(
+                    'button',
+                    {
+                      type: 'button',
+                      'data-action': 'restore',
+                      onclick: async (e) => {
+                        const button = e.currentTarget;
+                        try {
+                          await api('POST', `/users/${u.id}/restore`, {});
+                          button.closest('tr').remove();
+                          clear(msg, notice('ok', t('user_restored', { name: u.username, account: account.name })));
+                        } catch (err) {
+                          clear(msg, notice('error', errorText(err)));
+                        }
+                      },
+                    },
+                    t('restore'),
+                  ),
+                ),
+              ),
+            ),
+          )
+        : h('p', { class: 'muted' }, t('no_deleted_users')),
+    );
+  render(users);
+  await dialog(`${t('deleted_users')}: ${account.name}`, [list, h('p', { class: 'muted' }, t('restore_means'))], { submit: t('close') });
+}
 
 export async function accountsPage(root, ctx) {
   const isAdmin = (ctx.me.platform || []).includes('platform_admin');
+  const isSupport = (ctx.me.platform || []).includes('platform_support');
   const msg = h('div', { 'data-testid': 'accounts-message' });
   const list = h('div');
   const filter = h(
@@ -42,7 +124,39 @@ export async function accountsPage(root, ctx) {
             h('td', {}, when(a.created_at)),
             h(
               'td',
-              {},
+              { class: 'actions' },
+              isSupport && a.kind !== 'platform'
+                ? h(
+                    'button',
+                    {
+                      type: 'button',
+                      'data-action': 'enter',
+                      disabled: !a.support_access,
+                      title: a.support_access ? t('enter_account') : t('support_not_allowed_hint'),
+                      onclick: async () => {
+                        try {
+                          await enterAccount(a);
+                          // The hash change loads the account's console as its service user.
+                          location.hash = location.hash === '#/' ? '#/users' : '#/';
+                        } catch (err) {
+                          clear(msg, notice('error', errorText(err)));
+                        }
+                      },
+                    },
+                    t('enter_account'),
+                  )
+                : null,
+              isSupport
+                ? h(
+                    'button',
+                    {
+                      type: 'button',
+                      'data-action': 'deleted-users',
+                      onclick: () => deletedUsers(a, msg).catch((err) => clear(msg, notice('error', errorText(err)))),
+                    },
+                    t('deleted_users'),
+                  )
+                : null,
               isAdmin && a.kind === 'partner'
                 ? h(
                     'button',

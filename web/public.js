@@ -174,3 +174,21 @@ export function setPasswordPage(root) {
   });
   clear(root, form);
 }
+
+// The link mailed to a new email address: opening it confirms the address (once).
+let confirmEmailSecret = null;
+export async function confirmEmailPage(root) {
+  const secret = new URLSearchParams(location.search).get('token') || confirmEmailSecret;
+  confirmEmailSecret = secret;
+  history.replaceState(null, '', '/confirm-email');
+  document.title = `${t('confirm_email_title')} · ${t('app_title')}`;
+  const box = h('section', { class: 'card narrow', 'data-testid': 'confirm-email' }, h('h1', {}, t('confirm_email_title')), h('p', { class: 'muted' }, t('confirming')));
+  clear(root, box);
+  try {
+    const answer = await api('POST', '/auth/email-confirm', { token: secret || '' }, { token: '' });
+    clear(box, h('h1', {}, t('confirm_email_title')), notice('ok', t('email_confirmed', { email: answer.email })), h('a', { href: '/', class: 'button' }, t('login')));
+  } catch (err) {
+    const text = ['token_used', 'token_expired'].includes(err.code) ? t(err.code) : err.code === 'token_not_found' ? t('token_unknown') : errorText(err);
+    clear(box, h('h1', {}, t('confirm_email_title')), notice('error', text), h('p', {}, t('confirm_email_again')));
+  }
+}

@@ -80,23 +80,24 @@ async function copy(text, button) {
   button.textContent = t('copied');
 }
 
-function inviteForm(ctx, sessionId, policies) {
+function inviteForm(ctx, sessionId, policies, defaultPolicy) {
   const msg = h('div');
   const result = h('div', { 'data-testid': 'invitation-result' });
   const form = h(
     'form',
     { 'data-testid': 'invite-form' },
-    select(t('policy'), 'policy_id', policies.map((p) => [p.id, `${p.name} (${p.permissions.join(', ')})`])),
+    select(t('policy'), 'policy_id', policies.map((p) => [p.id, `${p.name} (${p.permissions.map((x) => t(`perm_${x}`)).join(', ')})`]), defaultPolicy || undefined),
     field(t('guest_name'), { name: 'guest_name', required: true, maxlength: 100 }),
-    field(t('comment'), { name: 'comment', maxlength: 1000 }),
     field(t('email_optional'), { name: 'email', type: 'email' }),
+    field(t('message_to_guest'), { name: 'message', tag: 'textarea', rows: 2, maxlength: 1000 }),
+    field(t('internal_comment'), { name: 'comment', maxlength: 1000 }),
     msg,
     h('button', { type: 'submit', class: 'primary' }, t('invite')),
   );
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
     const data = new FormData(form);
-    const body = { policy_id: data.get('policy_id'), guest_name: data.get('guest_name'), comment: data.get('comment') || '' };
+    const body = { policy_id: data.get('policy_id'), guest_name: data.get('guest_name'), comment: data.get('comment') || '', message: data.get('message') || '' };
     if (data.get('email')) body.email = data.get('email');
     try {
       const inv = await api('POST', `/sessions/${sessionId}/invitations`, body);
@@ -131,6 +132,8 @@ function inviteForm(ctx, sessionId, policies) {
       });
       result.prepend(box);
       form.reset();
+      // The account's default policy stays chosen for the next guest.
+      if (defaultPolicy) form.elements.policy_id.value = defaultPolicy;
     } catch (err) {
       clear(msg, notice('error', errorText(err)));
     }
@@ -150,6 +153,7 @@ export async function sessionPage(root, ctx, id) {
   } catch {
     policies = [];
   }
+  const account = await api('GET', `/accounts/${ctx.accountId}`).catch(() => ({}));
   const { ticket } = await api('POST', '/ws-tickets', { session_id: id });
   const key = customerKey(id);
   const box = h('div');
@@ -166,7 +170,7 @@ export async function sessionPage(root, ctx, id) {
     ),
   );
   const live = liveSession(box, `${wsBase()}/ws/sessions/${id}?ticket=${encodeURIComponent(ticket)}`, {
-    aside: inviteForm(ctx, id, policies),
+    aside: inviteForm(ctx, id, policies, account.default_policy_id),
     onEnd: () => clear(after, h('a', { href: `#/reports/${id}`, class: 'button', 'data-testid': 'report-link' }, t('report'))),
   });
   ctx.onLeave(() => live.close());

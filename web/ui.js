@@ -118,6 +118,10 @@ const ICONS = {
   cross: 'M6 6l12 12 M18 6L6 18',
   key: 'M14 10a4 4 0 1 0-1 2.6L20 20 M17 17l2-2 M15 15l2-2',
   mail: 'M3 6h18v12H3z M3 6l9 7 9-7',
+  person: 'M12 12a4 4 0 1 0 0-8 4 4 0 0 0 0 8z M4 21a8 8 0 0 1 16 0',
+  shield: 'M12 3l8 3v6c0 5-4 8-8 9-4-1-8-4-8-9V6z',
+  bolt: 'M13 2L4 14h7l-1 8 9-12h-7z',
+  release: 'M9 12h12 M17 8l4 4-4 4 M14 4H4v16h10',
 };
 
 function icon(name) {

@@ -321,6 +321,19 @@ pub async fn verify(
         CodeVerdict::Accepted(user_id) => {
             let user = state.store.user(user_id).await?.filter(|u| !u.deleted);
             let user = user.ok_or_else(closed)?;
+            if user.two_factor == "totp" && crate::auth::totp::normalize_recovery(code).is_some() {
+                // A lost phone is worth knowing about: the account's admins see it in words.
+                let entry = AuditEntry {
+                    account_id: user.account_id,
+                    actor_user_id: Some(user.id),
+                    actor_name: user.username.clone(),
+                    via: "login".into(),
+                    action: "user.recovery_code_used",
+                    target: Some(user.id.to_string()),
+                    details: serde_json::json!({"username": user.username}),
+                };
+                write_audit(&state, &entry).await;
+            }
             return issue_login_token(&state, &user).await;
         }
         CodeVerdict::Wrong(user_id, outcome) => (user_id, outcome),

@@ -381,6 +381,14 @@ async fn an_authenticator_app_code_logs_in_once_per_time_step() {
     );
     let (status, _) = verify(&app, &challenge, &recovery[1]).await;
     assert_eq!(status, 200);
+    // Each recovery login is in the account's audit log, the refused reuse is not.
+    let used = app
+        .audit_actions(&t)
+        .await
+        .iter()
+        .filter(|a| *a == "user.recovery_code_used")
+        .count();
+    assert_eq!(used, 2);
 }
 
 /// An SMS gateway on loopback: answers 200 to every POST and hands over each JSON body.

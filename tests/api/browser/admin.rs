@@ -171,10 +171,10 @@ async fn an_admin_creates_a_user_and_sets_2fa_which_the_user_then_passes() {
         assert_eq!(detail["two_factor"], "email");
         admin.click("[data-testid=menu-audit]").await;
         admin
-            .wait_text("[data-testid=audit]", "user.two_factor_changed")
+            .wait_text("[data-testid=audit]", "changed the second factor")
             .await;
         admin
-            .wait_text("[data-testid=audit]", "user.rights_changed")
+            .wait_text("[data-testid=audit]", "changed a user's rights")
             .await;
         admin.shot("admin-audit").await;
 

@@ -9,6 +9,7 @@ mod access;
 mod admin;
 mod customer;
 mod guest;
+mod operator;
 mod password;
 mod platform;
 mod self_service;
@@ -165,15 +166,37 @@ impl Browser {
             .unwrap_or_else(|e| panic!("no element {css}: {e}"))
     }
 
+    /// Clicks `css`; when the page re-renders under the click (a stale element), finds it
+    /// again.
     pub async fn click(&self, css: &str) {
-        self.find(css).await.click().await.expect("click");
+        for attempt in 0.. {
+            match self.find(css).await.click().await {
+                Ok(()) => return,
+                Err(e) if is_stale(&e) && attempt < 5 => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("click {css}: {e}"),
+            }
+        }
     }
 
-    /// Types into the input `css` (after clearing it).
+    /// Types into the input `css` (after clearing it), again into the new one when the page
+    /// re-rendered meanwhile.
     pub async fn fill(&self, css: &str, text: &str) {
-        let input = self.find(css).await;
-        input.clear().await.expect("clear");
-        input.send_keys(text).await.expect("typing");
+        for attempt in 0.. {
+            let input = self.find(css).await;
+            let typed = match input.clear().await {
+                Ok(()) => input.send_keys(text).await,
+                Err(e) => Err(e),
+            };
+            match typed {
+                Ok(()) => return,
+                Err(e) if is_stale(&e) && attempt < 5 => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("typing into {css}: {e}"),
+            }
+        }
     }
 
     /// Waits until the text of `css` contains `needle`; returns the text.
@@ -281,6 +304,10 @@ impl Browser {
     pub async fn close(self) {
         let _ = self.client.close().await;
     }
+}
+
+fn is_stale(e: &fantoccini::error::CmdError) -> bool {
+    e.to_string().contains("stale element")
 }
 
 fn screenshots_dir() -> PathBuf {
