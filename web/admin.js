@@ -204,7 +204,7 @@ export async function usersPage(root, ctx) {
           const self = u.id === ctx.me.user.id;
           const actions =
             u.kind === 'service'
-              ? h('span', { class: 'muted' }, 'service')
+              ? h('span', { class: 'muted' }, t('service_user'))
               : h(
                   'span',
                   { class: 'actions' },
@@ -632,6 +632,7 @@ function detailValue(key, v) {
   if (key === 'areas' && Array.isArray(v)) return v.length ? v.map((a) => t(`area_${a}`)).join(', ') : t('nothing');
   if (key === 'groups' && v === 'all') return t('all_groups');
   if (key === 'permissions' && Array.isArray(v)) return v.map((p) => t(`perm_${p}`)).join(', ');
+  if (typeof v === 'string' && /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}/.test(v)) return when(v);
   if (Array.isArray(v)) return v.length ? v.join(', ') : t('nothing');
   if (v && typeof v === 'object') {
     const on = Object.entries(v).filter(([, x]) => x === true).map(([k]) => (key === 'objects' ? t(`obj_${k}`) : k));

@@ -39,7 +39,10 @@ function renderTools(ctx) {
     ),
   ];
   if (ctx && ctx.me) {
-    items.unshift(h('a', { class: 'who', href: '#/profile', 'data-testid': 'who', title: t('my_profile') }, ctx.me.user.username));
+    // Vendor support acts as the account's service user: its name, not its generated username.
+    const me = ctx.me.user;
+    const name = actingAs() ? `${me.first_name} ${me.last_name}`.trim() || me.username : me.username;
+    items.unshift(h('a', { class: 'who', href: '#/profile', 'data-testid': 'who', title: t('my_profile') }, name));
     items.push(
       h(
         'button',

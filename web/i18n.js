@@ -308,6 +308,7 @@ const TEXTS = {
     nothing: '—',
     // Running an account (users, devices, audit, settings, vendor support).
     edit_user: 'Edit user',
+    service_user: 'vendor support',
     email_pending: 'Waiting for confirmation: {email}. The address changes when the link mailed to it is opened.',
     mail_language: 'Language of mails',
     mail_language_hint: 'Mails to you (links, codes, invitations) come in this language.',
@@ -374,6 +375,8 @@ const TEXTS = {
     detail_roles: 'roles',
     detail_edit_group_settings: 'edit group settings',
     detail_step: 'step',
+    detail_code: 'code',
+    detail_expires_at: 'valid until',
     device_action: 'Command to the device',
     wipe_needs_password: 'A wipe erases the device and cannot be undone: confirm it with your password.',
     password_for_wipe: 'Your password (for a wipe)',
@@ -778,6 +781,7 @@ const TEXTS = {
     nothing: '—',
     // Ein Konto führen (Benutzer, Geräte, Protokoll, Einstellungen, Herstellersupport).
     edit_user: 'Benutzer bearbeiten',
+    service_user: 'Herstellersupport',
     email_pending: 'Wartet auf Bestätigung: {email}. Die Adresse ändert sich, sobald der dorthin gesendete Link geöffnet wird.',
     mail_language: 'Sprache der E-Mails',
     mail_language_hint: 'E-Mails an Sie (Links, Codes, Einladungen) kommen in dieser Sprache.',
@@ -844,6 +848,8 @@ const TEXTS = {
     detail_roles: 'Rollen',
     detail_edit_group_settings: 'Gruppeneinstellungen bearbeiten',
     detail_step: 'Schritt',
+    detail_code: 'Code',
+    detail_expires_at: 'gültig bis',
     device_action: 'Befehl an das Gerät',
     wipe_needs_password: 'Das Löschen setzt das Gerät zurück und kann nicht rückgängig gemacht werden: bestätigen Sie es mit Ihrem Passwort.',
     password_for_wipe: 'Ihr Passwort (zum Löschen)',

@@ -63,11 +63,10 @@ async function deletedUsers(account, msg) {
                     {
                       type: 'button',
                       'data-action': 'restore',
-                      onclick: async (e) => {
-                        const button = e.currentTarget;
+                      onclick: async () => {
                         try {
                           await api('POST', `/users/${u.id}/restore`, {});
-                          button.closest('tr').remove();
+                          render(rows.filter((x) => x.id !== u.id));
                           clear(msg, notice('ok', t('user_restored', { name: u.username, account: account.name })));
                         } catch (err) {
                           clear(msg, notice('error', errorText(err)));

@@ -36,6 +36,8 @@ pub mod prefix {
     pub const WS_TICKET: &str = "sbw_";
     pub const ENROLLMENT: &str = "sbe_";
     pub const DEVICE: &str = "sbd_";
+    /// The link that confirms a new email address.
+    pub const EMAIL_CONFIRM: &str = "sbm_";
 }
 
 #[cfg(test)]

@@ -329,7 +329,7 @@ async fn mail_email_confirmation(
     user: &UserRecord,
     email: &str,
 ) -> AppResult<()> {
-    let secret = token::generate("sbe_").map_err(AppError::internal)?;
+    let secret = token::generate(token::prefix::EMAIL_CONFIRM).map_err(AppError::internal)?;
     let expires_at =
         Utc::now() + chrono::Duration::seconds(state.settings.auth.set_password_ttl_secs as i64);
     state

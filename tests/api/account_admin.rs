@@ -64,9 +64,9 @@ async fn a_new_email_address_counts_only_once_the_link_mailed_to_it_is_opened() 
         (Some("bob@example.com"), Some("bob.new@example.com"))
     );
     let token = confirm_token(&app, "bob.new@example.com");
-    assert!(token.starts_with("sbe_"), "{token}");
+    assert!(token.starts_with("sbm_"), "{token}");
 
-    let (status, body) = confirm(&app, "sbe_not-a-real-link").await;
+    let (status, body) = confirm(&app, "sbm_not-a-real-link").await;
     assert_eq!((status, code(&body)), (404, Some("token_not_found")));
     let (status, body) = confirm(&app, &token).await;
     assert_eq!(

@@ -6,6 +6,7 @@
 //! them the tests fail with a message saying so rather than pass unseen.
 
 mod access;
+mod account;
 mod admin;
 mod customer;
 mod guest;
