@@ -117,7 +117,6 @@ codes! {
     InvalidKind = "invalid_kind", UNPROCESSABLE_ENTITY, "kind is 'customer' or 'partner'";
     InvalidLanguage = "invalid_language", UNPROCESSABLE_ENTITY, "language is 'en' or 'de'";
     InvalidFilter = "invalid_filter", UNPROCESSABLE_ENTITY, "a filter of the list is not valid (date, cursor or limit)";
-    EmailUnchanged = "email_unchanged", UNPROCESSABLE_ENTITY, "this is the user's address already";
     InvalidLastName = "invalid_last_name", UNPROCESSABLE_ENTITY, "last_name: 1 to 100 characters";
     InvalidMessage = "invalid_message", UNPROCESSABLE_ENTITY, "message: at most … characters, no control characters";
     InvalidModel = "invalid_model", UNPROCESSABLE_ENTITY, "model: one line, bounded";

@@ -417,7 +417,7 @@ pub async fn invite(
     })?;
     let message = validate::optional_multiline(&body.message, 1000).ok_or_else(|| {
         AppError::new(
-            Code::InvalidComment,
+            Code::InvalidMessage,
             "message: at most 1000 characters, no control characters but line breaks and tabs",
         )
     })?;
