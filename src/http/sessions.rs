@@ -377,16 +377,14 @@ pub async fn report(
     Ok(HttpResponse::Ok().json(report))
 }
 
-fn mailto(email: Option<&str>, subject: &str, url: &str, guest: &str) -> String {
-    let mail_subject = format!("Invitation to a support session: {subject}");
-    let body = format!(
-        "Hello {guest},\n\nplease join the support session \"{subject}\" with this one-time link:\n{url}\n"
-    );
+/// A `mailto:` link with the same words as the mail the server sends (the technician's own
+/// mail client sends it).
+fn mailto(email: Option<&str>, mail: &i18n::Mail) -> String {
     format!(
         "mailto:{}?subject={}&body={}",
         email.map(urlencoding::encode).unwrap_or_default(),
-        urlencoding::encode(&mail_subject),
-        urlencoding::encode(&body)
+        urlencoding::encode(&mail.subject),
+        urlencoding::encode(&mail.body)
     )
 }
 
@@ -522,21 +520,26 @@ pub async fn invite(
         serde_json::json!({"session_id": session.id, "guest_name": guest_name, "policy": policy.name})).await;
 
     let url = format!("{}/join/{secret}", state.public_url);
+    // In the inviter's language, with its message to the guest; the comment stays internal.
+    let mut mail = i18n::invitation_mail(
+        Lang::or_en(&who.user.language),
+        &guest_name,
+        &who.user.display_name(),
+        &who.user.account_name,
+        &session.subject,
+        &url,
+        expires_at,
+    );
+    if !message.is_empty() {
+        mail.body.push_str(&format!("\n{message}\n"));
+    }
     let mailed = match &email {
         Some(to) => {
-            let mut mail = i18n::invitation_mail(
-                Lang::or_en(&who.user.language),
-                &guest_name,
-                &who.user.display_name(),
-                &who.user.account_name,
-                &session.subject,
-                &url,
-                expires_at,
-            );
-            if !message.is_empty() {
-                mail.body.push_str(&format!("\n{message}\n"));
-            }
-            match state.outbox.mail(to, &mail.subject, mail.body).await {
+            match state
+                .outbox
+                .mail(to, &mail.subject, mail.body.clone())
+                .await
+            {
                 Ok(sent) => Some(sent),
                 Err(err) => {
                     tracing::error!(invitation = %invitation.id, error = %err, "invitation mail not stored");
@@ -550,7 +553,7 @@ pub async fn invite(
     secret_headers(&mut res);
     Ok(res.json(InvitationCreated {
         id: invitation.id.0,
-        mailto: mailto(email.as_deref(), &session.subject, &url, &guest_name),
+        mailto: mailto(email.as_deref(), &mail),
         url,
         expires_at,
         policy_id: policy.id.0,

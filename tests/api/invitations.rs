@@ -296,6 +296,17 @@ async fn an_invitation_with_email_is_mailed_and_offers_a_mailto_link() {
     assert_eq!(mails.len(), 1);
     let text = &mails[0];
     assert!(text.contains(url), "the mail carries the link");
+    assert!(
+        !text.contains("paper jam"),
+        "the comment is internal: {text}"
+    );
+    // The mailto link says what the server's mail says: the link, never the comment.
+    let mailto = urlencoding::decode(body["mailto"].as_str().unwrap())
+        .unwrap()
+        .into_owned();
+    assert!(mailto.contains(url), "{mailto}");
+    assert!(mailto.contains("Acme"), "it names the account: {mailto}");
+    assert!(!mailto.contains("paper jam"), "{mailto}");
     // A comment of several lines is kept as written.
     let report = app.report(&t.admin, &sid).await;
     assert_eq!(
