@@ -276,11 +276,11 @@ pub fn audit_action(lang: Lang, action: &str) -> &str {
         "session.created" => ("started a support session", "Support-Sitzung gestartet"),
         "support.account_login" => (
             "entered the account as vendor support",
-            "als Herstellersupport ins Konto gewechselt",
+            "als Hersteller-Support ins Konto gewechselt",
         ),
         "support.user_login" => (
             "acted as a user as vendor support",
-            "als Herstellersupport als Benutzer angemeldet",
+            "als Hersteller-Support als Benutzer angemeldet",
         ),
         "user.changed" => ("changed a user", "Benutzer geändert"),
         "user.code_step_unlocked" => (
@@ -331,7 +331,7 @@ pub fn audit_via(lang: Lang, via: &str) -> &str {
     let (en, de) = match via {
         "login" => ("own login", "eigene Anmeldung"),
         "api_key" => ("API key", "API-Schlüssel"),
-        "vendor_support" => ("vendor support", "Herstellersupport"),
+        "vendor_support" => ("vendor support", "Hersteller-Support"),
         "partner_support" => ("partner support access", "Partner-Supportzugang"),
         "enrollment" => ("device enrollment", "Geräteregistrierung"),
         "expiry" => ("expiry", "Ablauf"),

@@ -773,7 +773,7 @@ export async function settingsPage(root, ctx) {
   const policyForm = h(
     'form',
     { class: 'grid', 'data-testid': 'default-policy' },
-    select(t('default_policy'), 'default_policy_id', [['', t('no_default_policy')], ...policies.map((p) => [p.id, `${p.name} (${p.permissions.map((x) => t(`perm_${x}`)).join(', ')})`])], account.default_policy_id || ''),
+    select(t('policy'), 'default_policy_id', [['', t('no_default_policy')], ...policies.map((p) => [p.id, `${p.name} (${p.permissions.map((x) => t(`perm_${x}`)).join(', ')})`])], account.default_policy_id || ''),
     h('button', { type: 'submit', class: 'primary' }, t('save')),
   );
   policyForm.addEventListener('submit', async (e) => {

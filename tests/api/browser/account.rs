@@ -159,6 +159,7 @@ async fn an_admin_runs_users_devices_settings_and_audit_in_the_browser() {
         admin
             .wait_text("[data-testid=default-policy-message]", "Gespeichert")
             .await;
+        admin.shot("settings-default-policy-de").await;
         let (_, account) = app.get(&format!("/accounts/{}", t.id), &t.admin).await;
         assert_eq!(account["default_policy_id"].as_str(), Some(policy.as_str()));
 
@@ -211,6 +212,9 @@ async fn vendor_support_enters_an_account_with_a_banner_and_restores_a_deleted_u
             .login_console(&app.base, "admin", ADMIN_PASSWORD)
             .await;
         staff.click("[data-testid=menu-accounts]").await;
+
+        staff.wait_text("[data-testid=accounts]", "Acme").await;
+        staff.shot("platform-accounts-support").await;
 
         // The deleted user, restored.
         staff
