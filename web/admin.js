@@ -35,35 +35,39 @@ async function editRights(ctx, user, msg, reload) {
   const rights = detail.rights;
   const roles = await api('GET', `/accounts/${ctx.accountId}/roles`).catch(() => []);
   const groups = await api('GET', `/accounts/${ctx.accountId}/groups`).catch(() => []);
-  const allGroups = rights.groups === 'all';
   const chosen = new Set(Array.isArray(rights.groups) ? rights.groups : []);
-  const body = [
-    h('fieldset', {}, h('legend', {}, t('areas')), AREAS.map((a) => checkbox(t(`area_${a}`), `area:${a}`, rights.areas.includes(a)))),
-    h('fieldset', {}, h('legend', {}, t('objects')), ['create', 'edit', 'delete'].map((o) => checkbox(t(`obj_${o}`), `obj:${o}`, rights.objects[o]))),
-    h(
-      'fieldset',
-      {},
-      h('legend', {}, t('groups')),
-      checkbox(t('all_groups'), 'groups:all', allGroups),
-      groups.map((g) => checkbox(g.name, `group:${g.id}`, chosen.has(g.id))),
-    ),
-    checkbox(t('edit_group_settings'), 'edit_group_settings', rights.edit_group_settings),
-    checkbox(t('support_access'), 'support_access', rights.support_access),
-    h('fieldset', {}, h('legend', {}, t('roles')), roles.map((r) => checkbox(r.name, `role:${r.id}`, (rights.roles || []).includes(r.id)))),
-  ];
-  const data = await dialog(t('rights_of', { name: user.username }), body);
-  if (!data) return;
-  const keys = [...data.keys()];
-  const pick = (prefix) => keys.filter((k) => k.startsWith(prefix)).map((k) => k.slice(prefix.length));
-  const next = {
-    areas: pick('area:'),
-    objects: { create: data.has('obj:create'), edit: data.has('obj:edit'), delete: data.has('obj:delete') },
-    groups: data.has('groups:all') ? 'all' : pick('group:'),
-    edit_group_settings: data.has('edit_group_settings'),
-    support_access: data.has('support_access'),
-    roles: pick('role:'),
-  };
-  if (await attempt(msg, () => api('PUT', `/users/${user.id}/rights`, next))) {
+  // After a refusal the dialog opens again with what was ticked.
+  const ticked = (v, name, now) => (v ? v.has(name) : now);
+  const saved = await dialogUntilDone(
+    t('rights_of', { name: user.username }),
+    (v) => [
+      h('fieldset', {}, h('legend', {}, t('areas')), AREAS.map((a) => checkbox(t(`area_${a}`), `area:${a}`, ticked(v, `area:${a}`, rights.areas.includes(a))))),
+      h('fieldset', {}, h('legend', {}, t('objects')), ['create', 'edit', 'delete'].map((o) => checkbox(t(`obj_${o}`), `obj:${o}`, ticked(v, `obj:${o}`, rights.objects[o])))),
+      h(
+        'fieldset',
+        {},
+        h('legend', {}, t('groups')),
+        checkbox(t('all_groups'), 'groups:all', ticked(v, 'groups:all', rights.groups === 'all')),
+        groups.map((g) => checkbox(g.name, `group:${g.id}`, ticked(v, `group:${g.id}`, chosen.has(g.id)))),
+      ),
+      checkbox(t('edit_group_settings'), 'edit_group_settings', ticked(v, 'edit_group_settings', rights.edit_group_settings)),
+      checkbox(t('support_access'), 'support_access', ticked(v, 'support_access', rights.support_access)),
+      h('fieldset', {}, h('legend', {}, t('roles')), roles.map((r) => checkbox(translation(`role_${r.id.replace(/-/g, '_')}`) || r.name, `role:${r.id}`, ticked(v, `role:${r.id}`, (rights.roles || []).includes(r.id))))),
+    ],
+    (data) => {
+      const keys = [...data.keys()];
+      const pick = (prefix) => keys.filter((k) => k.startsWith(prefix)).map((k) => k.slice(prefix.length));
+      return api('PUT', `/users/${user.id}/rights`, {
+        areas: pick('area:'),
+        objects: { create: data.has('obj:create'), edit: data.has('obj:edit'), delete: data.has('obj:delete') },
+        groups: data.has('groups:all') ? 'all' : pick('group:'),
+        edit_group_settings: data.has('edit_group_settings'),
+        support_access: data.has('support_access'),
+        roles: pick('role:'),
+      });
+    },
+  );
+  if (saved) {
     clear(msg, notice('ok', t('saved')));
     await reload(false);
   }
@@ -78,11 +82,12 @@ async function editLoginOptions(user, msg) {
   ];
   // Only the user can set up an authenticator app; an admin sees it and may switch away.
   if (detail.two_factor === 'totp') options.push(['totp', t('tf_totp')]);
-  const data = await dialog(`${t('login_options')}: ${user.username}`, select(t('two_factor'), 'two_factor', options, detail.two_factor));
-  if (!data || data.get('two_factor') === detail.two_factor) return;
-  if (await attempt(msg, () => api('PUT', `/users/${user.id}/login-options`, { two_factor: data.get('two_factor') }))) {
-    clear(msg, notice('ok', t('saved')));
-  }
+  const saved = await dialogUntilDone(
+    `${t('login_options')}: ${user.username}`,
+    (v) => select(t('two_factor'), 'two_factor', options, v ? v.get('two_factor') : detail.two_factor),
+    (data) => (data.get('two_factor') === detail.two_factor ? 'unchanged' : api('PUT', `/users/${user.id}/login-options`, { two_factor: data.get('two_factor') })),
+  );
+  if (saved && saved !== 'unchanged') clear(msg, notice('ok', t('saved')));
 }
 
 // The API keys of a user: name, prefix, made and last used; each can be revoked. Only the user

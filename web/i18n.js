@@ -308,6 +308,8 @@ const TEXTS = {
     nothing: '—',
     // Running an account (users, devices, audit, settings, vendor support).
     edit_user: 'Edit user',
+    role_self_service_full: 'Self-service portal: full access',
+    role_self_service_read: 'Self-service portal: read only',
     service_user: 'vendor support',
     email_pending: 'Waiting for confirmation: {email}. The address changes when the link mailed to it is opened.',
     mail_language: 'Language of mails',
@@ -781,6 +783,8 @@ const TEXTS = {
     nothing: '—',
     // Ein Konto führen (Benutzer, Geräte, Protokoll, Einstellungen, Hersteller-Support).
     edit_user: 'Benutzer bearbeiten',
+    role_self_service_full: 'Self-Service-Portal: voller Zugriff',
+    role_self_service_read: 'Self-Service-Portal: nur lesen',
     service_user: 'Hersteller-Support',
     email_pending: 'Wartet auf Bestätigung: {email}. Die Adresse ändert sich, sobald der dorthin gesendete Link geöffnet wird.',
     mail_language: 'Sprache der E-Mails',

@@ -272,12 +272,19 @@ async fn a_user_manager_meets_the_rights_ceiling_in_the_browser() {
         clerk
             .click("dialog[open] input[name='area:devices']")
             .await;
-        clerk.confirm().await;
-        let text = clerk
-            .wait_text("[data-testid=users-message]", "mehr Rechte")
+        let before = clerk
+            .wait_js("String(document.querySelector(\"dialog[open] input[name='area:devices']\").checked)")
             .await;
+        clerk.click("dialog[open] [data-confirm]").await;
+        // The refusal shows in the dialog, which keeps what was ticked.
+        let text = clerk.wait_text("dialog[open]", "mehr Rechte").await;
         assert!(text.contains("als Sie selbst haben"), "{text}");
+        let after = clerk
+            .wait_js("String(document.querySelector(\"dialog[open] input[name='area:devices']\").checked)")
+            .await;
+        assert_eq!(before, after, "the dialog keeps what was ticked");
         clerk.shot("admin-rights-ceiling-de").await;
+        clerk.click("dialog[open] button[type=button]").await;
         let (_, admin) = app.get(&format!("/users/{}", t.admin_id), &t.admin).await;
         assert_eq!(admin["rights"]["areas"].as_array().unwrap().len(), 7, "nothing changed");
     })
