@@ -138,6 +138,9 @@ async fn an_admin_runs_users_devices_settings_and_audit_in_the_browser() {
             .set_window_size(390, 844)
             .await
             .expect("phone size");
+        admin
+            .wait_js("document.documentElement.scrollWidth <= window.innerWidth")
+            .await;
         admin.shot("devices-phone-de").await;
         admin
             .client
