@@ -52,6 +52,9 @@ impl UserRecord {
     }
 }
 
+/// user id, new address, expiry, use, whether the user is deleted.
+type EmailChangeRow = (String, String, DateTime<Utc>, Option<DateTime<Utc>>, bool);
+
 /// Why an email confirmation link did not change anything.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EmailChangeRefusal {
@@ -506,14 +509,13 @@ impl Store {
     ) -> StoreResult<Result<(UserId, String), EmailChangeRefusal>> {
         let now = Utc::now();
         let mut tx = self.write_tx().await?;
-        let row: Option<(String, String, DateTime<Utc>, Option<DateTime<Utc>>, bool)> =
-            sqlx::query_as(
-                "SELECT c.user_id, c.new_email, c.expires_at, c.used_at, u.deleted_at IS NOT NULL
+        let row: Option<EmailChangeRow> = sqlx::query_as(
+            "SELECT c.user_id, c.new_email, c.expires_at, c.used_at, u.deleted_at IS NOT NULL
                  FROM email_changes c JOIN users u ON u.id = c.user_id WHERE c.token_hash = ?",
-            )
-            .bind(token_hash)
-            .fetch_optional(&mut *tx)
-            .await?;
+        )
+        .bind(token_hash)
+        .fetch_optional(&mut *tx)
+        .await?;
         let Some((user, email, expires_at, used_at, deleted)) = row else {
             return Ok(Err(EmailChangeRefusal::Unknown));
         };

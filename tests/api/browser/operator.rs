@@ -6,7 +6,7 @@
 use super::{Driver, within_deadline};
 use crate::helpers::*;
 
-fn totp_of(secret: &str) -> totp_rs::TOTP {
+fn totp_of(secret: &str) -> totp_rs::Totp {
     totp_rs::Builder::new()
         .with_secret(totp_rs::Secret::try_from_base32(secret.trim()).unwrap())
         .build()
