@@ -17,6 +17,7 @@ mod rights;
 mod self_service;
 mod sessions;
 mod shutdown;
+mod supply_chain;
 mod support;
 mod trust;
 mod two_factor;
