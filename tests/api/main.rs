@@ -7,6 +7,7 @@ mod browser;
 mod console;
 mod devices;
 mod helpers;
+mod hostile_frames;
 mod http_api;
 mod invitations;
 mod limits;
