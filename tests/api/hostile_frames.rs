@@ -65,8 +65,11 @@ fn hostile(rng: &mut Rng) -> (Message, Expect) {
     let pick = rng.below(1000);
     let json_text = |rng: &mut Rng| -> String {
         match rng.below(12) {
-            0 => json!({"type": "chat", "text": (|| { let n = rng.below(300) as usize; rng.text(n) })()})
-                .to_string(),
+            0 => {
+                let n = rng.below(300) as usize;
+                json!({"type": "chat", "text": rng.text(n)})
+            }
+            .to_string(),
             1 => json!({"type": "chat"}).to_string(),
             2 => json!({"type": "chat", "text": rng.next()}).to_string(),
             3 => json!({"type": "transfer_ownership", "to": rng.text(10)}).to_string(),
