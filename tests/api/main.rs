@@ -16,6 +16,7 @@ mod partner_access;
 mod password;
 mod rights;
 mod self_service;
+mod session_model;
 mod sessions;
 mod shutdown;
 mod supply_chain;
