@@ -76,6 +76,27 @@ impl TestApp {
         app
     }
 
+    /// A broker in a thread (and actix system) of its own, for tests that drive it from
+    /// outside any async runtime (proptest state machines), with a tokio runtime to do so.
+    pub fn in_thread(
+        tweak: impl FnOnce(&mut Settings) + Send + 'static,
+    ) -> (Self, tokio::runtime::Runtime) {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            actix_web::rt::System::new().block_on(async move {
+                let app = TestApp::spawn_with(tweak).await;
+                tx.send(app).expect("the test waits for the broker");
+                std::future::pending::<()>().await;
+            });
+        });
+        let app = rx.recv().expect("the broker starts");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        (app, rt)
+    }
+
     /// A direct connection to the broker's database (to check what is stored at rest, or to
     /// move time on for a stored expiry).
     pub async fn db(&self) -> sqlx::SqlitePool {

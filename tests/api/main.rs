@@ -6,6 +6,7 @@ mod api_keys;
 mod browser;
 mod console;
 mod devices;
+mod grant_model;
 mod helpers;
 mod hostile_frames;
 mod http_api;

@@ -419,25 +419,12 @@ async fn check(world: &World, m: &Model, step: usize, op: &Op) -> Result<(), Tes
 #[test]
 fn random_sequences_of_joins_leaves_transfers_and_invitations_keep_the_session_rules() {
     // The broker in its own thread and actix system, for the whole run.
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        actix_web::rt::System::new().block_on(async move {
-            let app = TestApp::spawn_with(|s| {
-                // A lost connection is a departure at once: the model has no clock.
-                s.sessions.reconnect_grace_secs = 0;
-                s.sessions.max_live_per_account = 100_000;
-                s.sessions.max_pending_invitations = 1_000;
-            })
-            .await;
-            tx.send(app).unwrap();
-            std::future::pending::<()>().await;
-        });
+    let (app, rt) = TestApp::in_thread(|s| {
+        // A lost connection is a departure at once: the model has no clock.
+        s.sessions.reconnect_grace_secs = 0;
+        s.sessions.max_live_per_account = 100_000;
+        s.sessions.max_pending_invitations = 1_000;
     });
-    let app = rx.recv().unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
     let world = rt.block_on(async {
         let tenant = app.tenant("Acme").await;
         let mut tokens = vec![tenant.admin.clone()];
