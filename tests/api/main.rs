@@ -5,6 +5,7 @@ mod account_admin;
 mod api_keys;
 mod browser;
 mod console;
+mod crash;
 mod devices;
 mod grant_model;
 mod helpers;
