@@ -31,7 +31,7 @@ fn free_port() -> u16 {
 
 async fn start(data: &std::path::Path) -> Broker {
     let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_support-broker"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_support-broker"))
         .arg("serve")
         .env("BROKER_HTTP__BIND", format!("127.0.0.1:{port}"))
         .env("BROKER_STORAGE__DATA_DIR", data)
@@ -56,7 +56,17 @@ async fn start(data: &std::path::Path) -> Broker {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    let _ = child.kill();
+    let _ = child.wait();
     panic!("the broker did not become ready");
+}
+
+impl Drop for Broker {
+    /// A failing test does not leave a broker running.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 async fn call(
@@ -302,7 +312,5 @@ async fn a_broker_killed_under_chat_load_restarts_and_loses_nothing_it_acknowled
         oldest_lost <= Duration::from_millis(CHUNK_MS + 500),
         "chat older than the chunk interval was lost: {lost:?}"
     );
-    let mut again = again;
-    again.child.kill().unwrap();
-    again.child.wait().unwrap();
+    drop(again);
 }
