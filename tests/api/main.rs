@@ -8,6 +8,7 @@ mod console;
 mod crash;
 mod devices;
 mod grant_model;
+mod guard_model;
 mod helpers;
 mod hostile_frames;
 mod http_api;
