@@ -379,10 +379,10 @@ pub async fn approve(
     state: web::Data<AppState>,
     auth: Authorized<area::Access, level::Edit>,
     path: web::Path<AccessRequestId>,
-    body: Option<web::Json<ApproveBody>>,
+    body: super::optional_json::OptionalJson<ApproveBody>,
 ) -> AppResult<HttpResponse> {
     let (who, request) = own_request(&state, &auth, path.into_inner()).await?;
-    let expires_at = body.and_then(|b| b.into_inner().expires_at);
+    let expires_at = body.into_inner().and_then(|b| b.expires_at);
     if expires_at.is_some_and(|e| e <= Utc::now()) {
         return Err(AppError::new(
             Code::InvalidExpiry,

@@ -32,13 +32,21 @@ pub struct KeyCreated {
 }
 
 /// The user whose keys are meant, if the caller may manage them.
-async fn key_owner(state: &AppState, who: &Principal, id: UserId) -> AppResult<UserRecord> {
+/// A user of the caller's account whose keys the caller may see (itself, or anyone with
+/// `users` + `objects.edit`).
+async fn key_holder(state: &AppState, who: &Principal, id: UserId) -> AppResult<UserRecord> {
     let user = state.store.user(id).await?.filter(|u| !u.deleted);
     let user = user.ok_or_else(|| AppError::new(Code::UserNotFound, "no such user"))?;
     who.require_own_account(user.account_id, Code::UserNotFound)?;
     if user.id != who.user.id {
         who.require_write(Area::Users, Write::Edit)?;
     }
+    Ok(user)
+}
+
+/// The same, for changing keys: the service user has none and gets none.
+async fn key_owner(state: &AppState, who: &Principal, id: UserId) -> AppResult<UserRecord> {
+    let user = key_holder(state, who, id).await?;
     if user.kind == "service" {
         return Err(AppError::new(
             Code::ServiceUser,
@@ -104,7 +112,8 @@ pub async fn list(
     who: Principal,
     path: web::Path<UserId>,
 ) -> AppResult<HttpResponse> {
-    let user = key_owner(&state, &who, path.into_inner()).await?;
+    // The service user has no keys: its list is empty, like any user's without keys.
+    let user = key_holder(&state, &who, path.into_inner()).await?;
     Ok(HttpResponse::Ok().json(state.store.api_keys_of(user.id).await?))
 }
 

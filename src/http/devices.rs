@@ -613,10 +613,10 @@ pub async fn enrollment_code(
     scope: InAccount<area::Devices, level::Create>,
     // Named for the OpenAPI document; InAccount has checked it.
     _path: web::Path<AccountId>,
-    body: Option<web::Json<CodeBody>>,
+    body: super::optional_json::OptionalJson<CodeBody>,
 ) -> AppResult<HttpResponse> {
     let (who, aid) = (&scope.who, scope.account);
-    let body = body.map(|b| b.into_inner()).unwrap_or_default();
+    let body = body.into_inner().unwrap_or_default();
     let hours = body.expires_in_hours.unwrap_or(72);
     if !(1..=720).contains(&hours) {
         return Err(AppError::new(

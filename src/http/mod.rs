@@ -12,6 +12,7 @@ pub mod login;
 pub mod middleware;
 pub mod openapi;
 pub mod ops;
+pub mod optional_json;
 pub mod password;
 pub mod policies;
 pub mod self_service;
@@ -49,10 +50,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .route("/metrics", web::get().to(ops::metrics))
     .route("/api/docs", web::get().to(ops::docs_redirect))
     // The interactive API page at /api/docs/ and the generated document at /api/openapi.json.
-    .service(utoipa_swagger_ui::SwaggerUi::new("/api/docs/{_:.*}").url(
-        "/api/openapi.json",
-        <openapi::ApiDoc as utoipa::OpenApi>::openapi(),
-    ))
+    .service(
+        utoipa_swagger_ui::SwaggerUi::new("/api/docs/{_:.*}")
+            .url("/api/openapi.json", openapi::document()),
+    )
     .route("/", web::get().to(console::page))
     .route("/customer/{key}", web::get().to(console::page))
     .route("/set-password", web::get().to(console::page))

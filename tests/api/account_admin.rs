@@ -825,3 +825,38 @@ async fn the_group_list_says_who_sees_each_group_to_those_who_may_read_users() {
     let (_, hers) = app.get(&groups, &dana).await;
     assert_eq!(hers[0]["seen_by"], Value::Null, "dana may not read users");
 }
+
+/// A body that does not parse must not mint a code with the defaults.
+#[actix_web::test]
+async fn a_malformed_enrollment_code_request_mints_nothing() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("Acme").await;
+    let codes = format!("/accounts/{}/enrollment-codes", t.id);
+    for body in [
+        json!({"expires_in_hours": "soon"}),
+        json!({"expires_in_hours": 2, "group": "typo"}),
+        json!([null, null]),
+    ] {
+        let (status, answer) = app.post(&codes, &t.admin, body.clone()).await;
+        assert_eq!(
+            (status, code(&answer)),
+            (400, Some("invalid_json")),
+            "{body}"
+        );
+    }
+    let (status, answer) = app
+        .post(&codes, &t.admin, json!({"expires_in_hours": 0}))
+        .await;
+    assert_eq!((status, code(&answer)), (422, Some("invalid_expiry")));
+    let (_, list) = app.get(&codes, &t.admin).await;
+    assert_eq!(list, json!([]), "no code was made");
+    // Without a body: a code with the defaults.
+    let res = app
+        .http
+        .post(app.url(&codes))
+        .bearer_auth(&t.admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+}

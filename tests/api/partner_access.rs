@@ -750,3 +750,51 @@ async fn un_certifying_a_partner_ends_its_grants() {
         "access.revoked"
     ));
 }
+
+/// The attack on an approval: a body that does not parse (a mistyped expiry, an unknown field)
+/// must be refused, not taken as "no body", which would grant access with no end at all.
+#[actix_web::test]
+async fn a_malformed_approval_is_refused_and_grants_nothing() {
+    let app = TestApp::spawn().await;
+    let c = app.tenant("Customer").await;
+    let p = app.partner("Fixit", true).await;
+    let (_, request) = ask(&app, &p, &c, true).await;
+    let approve = format!(
+        "/access-requests/{}/approve",
+        request["id"].as_str().unwrap()
+    );
+    for body in [
+        json!({"expires_at": "next tuesday"}),
+        json!({"expires_at": "2030-01-01T00:00:00Z", "expires": "typo"}),
+        json!("2030-01-01T00:00:00Z"),
+    ] {
+        let (status, answer) = app.post(&approve, &c.admin, body.clone()).await;
+        assert_eq!(
+            (status, answer["error"]["code"].as_str()),
+            (400, Some("invalid_json")),
+            "{body}"
+        );
+    }
+    let res = app
+        .http
+        .post(app.url(&approve))
+        .bearer_auth(&c.admin)
+        .header("Content-Type", "text/plain")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400, "only JSON is read");
+    let list = access_list(&app, &c).await;
+    assert_eq!(list["grants"], json!([]), "nothing was granted: {list}");
+    assert_eq!(list["requests"].as_array().unwrap().len(), 1);
+    // No body at all still approves, without an expiry.
+    let res = app
+        .http
+        .post(app.url(&approve))
+        .bearer_auth(&c.admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+}
