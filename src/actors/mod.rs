@@ -3,6 +3,8 @@
 
 pub mod connection;
 pub mod device;
+#[cfg(feature = "ws-echo")]
+pub mod echo;
 pub mod invitation;
 pub mod messages;
 pub mod participant;

@@ -313,6 +313,27 @@ impl Actor for ParticipantActor {
     }
 }
 
+/// The close code and reason for a frame the WebSocket layer refused: too big (1009), not
+/// UTF-8 (1007), anything else that breaks the protocol (1002, RFC 6455 7.4.1; it was 1008
+/// until the Autobahn cases showed it). One mapping for every WebSocket the broker serves
+/// (and for the conformance echo route).
+pub fn close_for(err: &ProtocolError) -> (u16, &'static str) {
+    match err {
+        ProtocolError::Overflow => (close_code::TOO_BIG, "message_too_big"),
+        // actix-http reports reserved bits as InvalidData too (its TODO: a variant of its own).
+        ProtocolError::Io(err) if err.to_string().contains("reserved bits") => {
+            (close_code::PROTOCOL_ERROR, "protocol_error")
+        }
+        ProtocolError::Io(err) if err.kind() == std::io::ErrorKind::InvalidData => {
+            (close_code::INVALID_PAYLOAD, "invalid_utf8")
+        }
+        ProtocolError::Io(err) if err.to_string().contains("continuation size") => {
+            (close_code::TOO_BIG, "message_too_big")
+        }
+        _ => (close_code::PROTOCOL_ERROR, "protocol_error"),
+    }
+}
+
 impl StreamHandler<Result<AggregatedMessage, ProtocolError>> for ParticipantActor {
     fn handle(&mut self, item: Result<AggregatedMessage, ProtocolError>, ctx: &mut Self::Context) {
         self.last_heard = Instant::now();
@@ -327,18 +348,10 @@ impl StreamHandler<Result<AggregatedMessage, ProtocolError>> for ParticipantActo
                 self.outlet.close(close_code::NORMAL, "bye");
                 self.depart(LeaveReason::Disconnected, ctx);
             }
-            Err(ProtocolError::Overflow) => {
-                self.close_with(close_code::TOO_BIG, "message_too_big", ctx)
-            }
-            Err(ProtocolError::Io(err)) if err.kind() == std::io::ErrorKind::InvalidData => {
-                self.close_with(close_code::INVALID_PAYLOAD, "invalid_utf8", ctx)
-            }
-            Err(ProtocolError::Io(err)) if err.to_string().contains("continuation size") => {
-                self.close_with(close_code::TOO_BIG, "message_too_big", ctx)
-            }
             Err(err) => {
                 tracing::debug!(participant = ?self.participant, error = %err, "websocket protocol error");
-                self.close_with(close_code::POLICY_VIOLATION, "protocol_error", ctx);
+                let (code, reason) = close_for(&err);
+                self.close_with(code, reason, ctx);
             }
         }
     }
@@ -354,5 +367,28 @@ impl Handler<Evicted> for ParticipantActor {
     fn handle(&mut self, _: Evicted, ctx: &mut Self::Context) {
         self.done = true;
         ctx.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refused_frames_close_with_the_rfc_codes() {
+        let io = |msg: &str| {
+            ProtocolError::Io(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                msg.to_string(),
+            ))
+        };
+        assert_eq!(close_for(&ProtocolError::Overflow).0, 1009);
+        assert_eq!(close_for(&io("invalid utf-8 sequence")).0, 1007);
+        assert_eq!(
+            close_for(&io("Received a frame with non-zero reserved bits")).0,
+            1002
+        );
+        assert_eq!(close_for(&ProtocolError::InvalidOpcode(3)).0, 1002);
+        assert_eq!(close_for(&ProtocolError::UnmaskedFrame).0, 1002);
     }
 }

@@ -215,6 +215,9 @@ impl LeaveReason {
 pub mod close_code {
     pub const NORMAL: u16 = 1000;
     pub const GOING_AWAY: u16 = 1001;
+    /// A frame that breaks RFC 6455 itself (a bad opcode, a control frame over 125 bytes, an
+    /// invalid close code, a reserved bit set).
+    pub const PROTOCOL_ERROR: u16 = 1002;
     pub const INVALID_PAYLOAD: u16 = 1007;
     pub const POLICY_VIOLATION: u16 = 1008;
     pub const TOO_BIG: u16 = 1009;

@@ -32,6 +32,8 @@ const JSON_LIMIT: usize = 64 * 1024;
 
 /// Registers every route.
 pub fn configure(cfg: &mut web::ServiceConfig) {
+    #[cfg(feature = "ws-echo")]
+    cfg.route("/ws/echo", web::get().to(ws::echo));
     cfg.app_data(
         web::JsonConfig::default()
             .limit(JSON_LIMIT)

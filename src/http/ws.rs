@@ -51,10 +51,7 @@ fn start(
     })?;
     let limits = state.ws_limits.clone();
     let outlet = connection::open(ws, limits.outbound_queue, &state.connections);
-    let stream = stream
-        .max_frame_size(limits.max_binary_bytes.max(limits.max_text_bytes))
-        .aggregate_continuations()
-        .max_continuation_size(limits.max_binary_bytes.max(limits.max_text_bytes));
+    let stream = configured(stream, &limits);
     ParticipantActor::create(move |ctx| {
         ctx.add_stream(stream);
         let actor = ParticipantActor::new(session, joiner, outlet, limits);
@@ -63,6 +60,38 @@ fn start(
             None => actor,
         }
     });
+    Ok(response)
+}
+
+/// The message stream with the production limits: frames and reassembled messages up to the
+/// larger of the text and binary limits (each kind is checked against its own afterwards).
+fn configured(
+    stream: actix_ws::MessageStream,
+    limits: &crate::actors::participant::WsLimits,
+) -> actix_ws::AggregatedMessageStream {
+    stream
+        .max_frame_size(limits.max_binary_bytes.max(limits.max_text_bytes))
+        .aggregate_continuations()
+        .max_continuation_size(limits.max_binary_bytes.max(limits.max_text_bytes))
+}
+
+/// An echo socket with the production settings, for the Autobahn conformance cases
+/// (`scripts/ws-conformance`); compiled only with the `ws-echo` feature.
+#[cfg(feature = "ws-echo")]
+pub async fn echo(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Payload,
+) -> AppResult<HttpResponse> {
+    let (response, ws, stream) = actix_ws::handle(&req, body).map_err(|e| {
+        AppError::new(
+            Code::NotWebsocket,
+            format!("expected a WebSocket upgrade: {e}"),
+        )
+    })?;
+    let limits = state.ws_limits.clone();
+    let outlet = connection::open(ws, limits.outbound_queue, &state.connections);
+    crate::actors::echo::spawn(configured(stream, &limits), outlet, limits);
     Ok(response)
 }
 
