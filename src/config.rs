@@ -236,20 +236,38 @@ impl Settings {
             builder = builder.add_source(config::File::from(file.as_path()).required(true));
         }
         if sources.env {
-            builder = builder.add_source(
-                config::Environment::with_prefix("BROKER")
-                    .prefix_separator("_")
-                    .separator("__")
-                    .try_parsing(true),
-            );
+            builder = builder.add_source(environment(None));
         }
         builder.build()?.try_deserialize()
+    }
+
+    /// Defaults, then a TOML text, then `BROKER_*` variables from `env` (not the process's):
+    /// the same layering as `load`, for the config fuzz target.
+    pub fn load_from(
+        toml: &str,
+        env: std::collections::HashMap<String, String>,
+    ) -> Result<Self, config::ConfigError> {
+        config::Config::builder()
+            .add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml))
+            .add_source(config::File::from_str(toml, config::FileFormat::Toml))
+            .add_source(environment(Some(env)))
+            .build()?
+            .try_deserialize()
     }
 
     /// The built-in defaults alone (tests start from here).
     pub fn defaults() -> Result<Self, config::ConfigError> {
         Self::load(&Sources::default())
     }
+}
+
+/// `BROKER_HTTP__BIND=...` and the like; from the process unless `source` is given.
+fn environment(source: Option<std::collections::HashMap<String, String>>) -> config::Environment {
+    config::Environment::with_prefix("BROKER")
+        .prefix_separator("_")
+        .separator("__")
+        .try_parsing(true)
+        .source(source)
 }
 
 #[cfg(test)]

@@ -444,7 +444,7 @@ async fn read_limited(mut payload: web::Payload, limit: usize) -> AppResult<web:
 
 /// Parses `serial,username` rows: `(line, serial, username)`. A wrong header or a malformed
 /// row refuses the whole file.
-fn parse_import(data: &[u8]) -> AppResult<Vec<(u64, String, String)>> {
+pub(crate) fn parse_import(data: &[u8]) -> AppResult<Vec<(u64, String, String)>> {
     let data = data.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(data);
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)

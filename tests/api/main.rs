@@ -7,6 +7,7 @@ mod browser;
 mod console;
 mod crash;
 mod devices;
+mod fuzz_corpus;
 mod grant_model;
 mod guard_model;
 mod helpers;

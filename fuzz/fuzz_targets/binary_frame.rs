@@ -1,0 +1,4 @@
+//! cargo fuzz run binary_frame (see docs/reliability.md).
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| support_broker::fuzzing::binary_frame(data));
