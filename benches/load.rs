@@ -7,7 +7,7 @@
 //!
 //! cargo bench --bench load -- [--sessions N] [--secs S] [--chat-per-sec R|max] [--window W]
 //!                             [--screen-bytes B] [--screens-per-sec R] [--target broker|baseline]
-//!                             [--compare [--rounds K]] [--no-pin]
+//!                             [--compare [--rounds K]] [--no-pin] [--soak]
 //!
 //! `--rounds K` repeats the broker/baseline pair K times, alternating, and reports each round's
 //! ratios and their median, minimum and maximum: on a shared machine one pair varies by ±15%,
@@ -49,6 +49,8 @@ struct Opts {
     /// Broker/baseline pairs to run with `--compare`.
     rounds: usize,
     pin: bool,
+    /// Soak: print the server's RSS every minute of the hold.
+    soak: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -77,6 +79,7 @@ fn opts(args: &[String]) -> Opts {
         targets: vec![Target::Broker],
         rounds: 1,
         pin: true,
+        soak: false,
     };
     let mut i = 1;
     while i < args.len() {
@@ -105,6 +108,7 @@ fn opts(args: &[String]) -> Opts {
                 step = 1;
             }
             "--rounds" => o.rounds = val().parse::<usize>().expect("--rounds K").max(1),
+            "--soak" => o.soak = true,
             "--no-pin" => {
                 o.pin = false;
                 step = 1;
@@ -126,6 +130,13 @@ struct Stats {
     errors: AtomicU64,
     disconnects: AtomicU64,
     latencies_us: Mutex<Vec<u64>>,
+}
+
+/// Open file descriptors of a process.
+fn fd_count(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0)
 }
 
 fn proc_stat(pid: u32) -> (f64, u64, u64) {
@@ -500,6 +511,7 @@ async fn run(o: &Opts, target: Target) -> Value {
         Target::Baseline => None,
     };
     let ws_base = base.replace("http://", "ws://");
+    let fds_idle = fd_count(pid);
     let (_, rss_before, _) = proc_stat(pid);
     let cpu_before = proc_stat(pid).0;
     let stats = Arc::new(Stats::default());
@@ -570,7 +582,23 @@ async fn run(o: &Opts, target: Target) -> Value {
     let hold_started = Instant::now();
     let cpu_hold_start = proc_stat(pid).0;
     let delivered_at_start = stats.chat_delivered.load(Ordering::Relaxed);
-    tokio::time::sleep(Duration::from_secs(o.secs)).await;
+    // The hold, with the server's RSS at the end of every minute (and of the hold).
+    let mut rss_by_minute: Vec<u64> = Vec::new();
+    let hold_end = Instant::now() + Duration::from_secs(o.secs);
+    while Instant::now() < hold_end {
+        let step = (hold_end - Instant::now()).min(Duration::from_secs(60));
+        tokio::time::sleep(step).await;
+        rss_by_minute.push(proc_stat(pid).1);
+        if o.soak {
+            println!(
+                "  minute {}: rss {} KiB, errors {}, disconnects {}",
+                rss_by_minute.len(),
+                rss_by_minute.last().unwrap_or(&0),
+                stats.errors.load(Ordering::Relaxed),
+                stats.disconnects.load(Ordering::Relaxed)
+            );
+        }
+    }
     let hold_secs = hold_started.elapsed().as_secs_f64();
     let cpu_hold = proc_stat(pid).0 - cpu_hold_start;
     let delivered_in_hold = stats.chat_delivered.load(Ordering::Relaxed) - delivered_at_start;
@@ -582,6 +610,16 @@ async fn run(o: &Opts, target: Target) -> Value {
         let _ = t.await;
     }
     let (cpu_after, _, peak_rss) = proc_stat(pid);
+    // Every client socket is closed now: the server's descriptors must be back to idle.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let fds_after_close = fd_count(pid);
+    // RSS growth from the end of minute 2 to the end of the hold (the soak's leak check).
+    let rss_growth_pct = match (rss_by_minute.get(1), rss_by_minute.last()) {
+        (Some(&m2), Some(&last)) if m2 > 0 && rss_by_minute.len() > 2 => {
+            (last as f64 - m2 as f64) / m2 as f64 * 100.0
+        }
+        _ => 0.0,
+    };
     let _ = Command::new("kill")
         .args(["-TERM", &pid.to_string()])
         .status();
@@ -618,6 +656,10 @@ async fn run(o: &Opts, target: Target) -> Value {
         "server_cpu_secs_hold": cpu_hold,
         "server_cpu_us_per_delivery": if delivered_in_hold > 0 { cpu_hold * 1e6 / delivered_in_hold as f64 } else { 0.0 },
         "server_peak_rss_kib": peak_rss,
+        "rss_by_minute_kib": rss_by_minute,
+        "rss_growth_minute2_to_end_pct": rss_growth_pct,
+        "fds_idle": fds_idle,
+        "fds_after_close": fds_after_close,
         "rss_per_idle_connection_kib": (idle_rss_kib.saturating_sub(rss_before)) as f64 / connections as f64,
         "errors": stats.errors.load(Ordering::Relaxed),
         "disconnects": stats.disconnects.load(Ordering::Relaxed),
