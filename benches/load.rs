@@ -132,11 +132,19 @@ struct Stats {
     latencies_us: Mutex<Vec<u64>>,
 }
 
-/// Open file descriptors of a process.
-fn fd_count(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .map(|d| d.count())
-        .unwrap_or(0)
+/// Open file descriptors of a process: all of them, and the sockets among them (the database
+/// pool opens its files lazily, so only the sockets must come back to the idle figure).
+fn fd_count(pid: u32) -> (usize, usize) {
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return (0, 0);
+    };
+    let links: Vec<String> = dir
+        .filter_map(|e| e.ok())
+        .filter_map(|e| std::fs::read_link(e.path()).ok())
+        .map(|l| l.to_string_lossy().into_owned())
+        .collect();
+    let sockets = links.iter().filter(|l| l.starts_with("socket:")).count();
+    (links.len(), sockets)
 }
 
 fn proc_stat(pid: u32) -> (f64, u64, u64) {
@@ -658,8 +666,10 @@ async fn run(o: &Opts, target: Target) -> Value {
         "server_peak_rss_kib": peak_rss,
         "rss_by_minute_kib": rss_by_minute,
         "rss_growth_minute2_to_end_pct": rss_growth_pct,
-        "fds_idle": fds_idle,
-        "fds_after_close": fds_after_close,
+        "fds_idle": fds_idle.0,
+        "fds_after_close": fds_after_close.0,
+        "socket_fds_idle": fds_idle.1,
+        "socket_fds_after_close": fds_after_close.1,
         "rss_per_idle_connection_kib": (idle_rss_kib.saturating_sub(rss_before)) as f64 / connections as f64,
         "errors": stats.errors.load(Ordering::Relaxed),
         "disconnects": stats.disconnects.load(Ordering::Relaxed),
