@@ -125,7 +125,13 @@ impl Model {
 
     /// A technician is gone (leave or dropped connection, no grace): its guests are put out
     /// (4001), its pending links revoked, ownership passes on, or the session ends.
-    async fn technician_gone(&mut self, pid: String) -> Result<(), TestCaseError> {
+    async fn technician_gone(&mut self, app: &TestApp, pid: String) -> Result<(), TestCaseError> {
+        let pending_before: Vec<String> = self
+            .invitations
+            .iter()
+            .filter(|i| i.state == LinkState::Pending)
+            .map(|i| i.token.clone())
+            .collect();
         self.joined_order.retain(|p| *p != pid);
         let (theirs, others): (Vec<Guest>, Vec<Guest>) = std::mem::take(&mut self.guests)
             .into_iter()
@@ -158,6 +164,25 @@ impl Model {
             }
             Some(next) if self.owner.as_deref() == Some(pid.as_str()) => self.owner = Some(next),
             Some(_) => {}
+        }
+        // The links revoked by this departure are revoked by the invitation actors, a moment
+        // after the session saw the departure: wait for each to answer 410 (a link that never
+        // does is a failure), so that the next step meets the state the contract promises.
+        for inv in &self.invitations {
+            if inv.state == LinkState::Revoked && pending_before.contains(&inv.token) {
+                let mut status = 0;
+                for _ in 0..100 {
+                    status = app
+                        .call("GET", &format!("/join/{}", inv.token), None, None)
+                        .await
+                        .0;
+                    if status == 410 {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                prop_assert_eq!(status, 410, "the link of a departed inviter is revoked");
+            }
         }
         Ok(())
     }
@@ -209,13 +234,13 @@ async fn run_case(world: &World, ops: &[Op]) -> Result<(), TestCaseError> {
                 if let Some((mut ws, pid)) = m.techs[i].take() {
                     ws.send_json(json!({"type": "leave"})).await;
                     let _ = ws.expect_close().await;
-                    m.technician_gone(pid).await?;
+                    m.technician_gone(app, pid).await?;
                 }
             }
             Op::TechDrop(i) => {
                 if let Some((ws, pid)) = m.techs[i].take() {
                     ws.drop_connection();
-                    m.technician_gone(pid).await?;
+                    m.technician_gone(app, pid).await?;
                 }
             }
             Op::Transfer { from, to } => {
