@@ -149,6 +149,7 @@ pub struct WsSettings {
     pub chat_per_sec: u32,
     pub binary_bytes_per_sec: u64,
     pub agent_frames_per_sec: u32,
+    pub file_max_bytes: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

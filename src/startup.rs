@@ -82,6 +82,7 @@ impl Application {
             reports: reports.clone(),
             registry: registry.clone(),
             reconnect_grace: Duration::from_secs(settings.sessions.reconnect_grace_secs),
+            file_max_bytes: settings.ws.file_max_bytes,
             empty_end: Duration::from_secs(settings.sessions.empty_end_secs.max(1)),
             metrics: RelayMetrics::register(),
         });

@@ -26,6 +26,8 @@ pub enum Joiner {
         /// The credential the connection was opened with (a login token's hash, or `key:`
         /// and an API key's hash): its logout or deletion closes this connection.
         credential: std::sync::Arc<str>,
+        /// The participant this connection takes over (the same user's, see `?resume=`).
+        resume: Option<ParticipantId>,
     },
     /// The customer side, through the session's customer key.
     Customer,
@@ -88,6 +90,9 @@ pub struct StreamFrame {
 pub struct Departed {
     /// Who left.
     pub participant: ParticipantId,
+    /// The connection that ended: a participant taken over by a newer connection
+    /// (`?resume=`) ignores what its old one says.
+    pub from: Addr<ParticipantActor>,
     /// Why, as it goes into the report.
     pub reason: LeaveReason,
 }

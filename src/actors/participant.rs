@@ -141,6 +141,7 @@ impl ParticipantActor {
             if let Some(pid) = self.participant {
                 self.session.do_send(Departed {
                     participant: pid,
+                    from: ctx.address(),
                     reason,
                 });
             }
@@ -301,12 +302,13 @@ impl Actor for ParticipantActor {
         });
     }
 
-    fn stopped(&mut self, _: &mut Self::Context) {
+    fn stopped(&mut self, ctx: &mut Self::Context) {
         if !self.done
             && let Some(pid) = self.participant
         {
             self.session.do_send(Departed {
                 participant: pid,
+                from: ctx.address(),
                 reason: LeaveReason::Disconnected,
             });
         }

@@ -14,13 +14,35 @@ use crate::domain::{
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ClientFrame {
-    Chat { text: String },
-    TransferOwnership { to: Uuid },
+    Chat {
+        text: String,
+    },
+    TransferOwnership {
+        to: Uuid,
+    },
     EndSession,
     Leave,
+    /// The owner takes a guest out of the session (closed with 4004, reason `removed`).
+    RemoveGuest {
+        participant_id: Uuid,
+    },
+    /// Announces a file on channel 3: its chunks follow as binary frames
+    /// `[3][transfer_id: 16 bytes][data]`.
+    FileOffer {
+        transfer_id: Uuid,
+        name: String,
+        size: u64,
+    },
 }
 
-const CLIENT_TYPES: [&str; 4] = ["chat", "transfer_ownership", "end_session", "leave"];
+const CLIENT_TYPES: [&str; 6] = [
+    "chat",
+    "transfer_ownership",
+    "end_session",
+    "leave",
+    "remove_guest",
+    "file_offer",
+];
 
 /// Why a text frame was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -191,6 +213,10 @@ pub enum ServerFrame<'a> {
         permissions: PermissionSet,
         owner_id: Option<Uuid>,
         participants: Vec<ParticipantView>,
+        /// The largest file a `file_offer` may announce (extension).
+        file_max_bytes: u64,
+        /// How long a technician's place is kept after its connection drops (extension).
+        reconnect_grace_secs: u64,
     },
     ParticipantJoined {
         participant: &'a ParticipantView,
@@ -215,6 +241,14 @@ pub enum ServerFrame<'a> {
     },
     OwnerChanged {
         owner_id: Option<Uuid>,
+    },
+    /// A file on its way to this participant; its chunks follow on channel 3.
+    FileOffer {
+        transfer_id: Uuid,
+        from: Speaker<'a>,
+        name: &'a str,
+        size: u64,
+        at: DateTime<Utc>,
     },
     Error {
         code: &'a str,
@@ -250,6 +284,20 @@ mod tests {
         assert_eq!(
             parse_client_frame(r#"{"type":"leave"}"#),
             Ok(ClientFrame::Leave)
+        );
+        assert_eq!(
+            parse_client_frame(
+                r#"{"type":"remove_guest","participant_id":"0190a0a0-0000-7000-8000-000000000000"}"#
+            ),
+            Ok(ClientFrame::RemoveGuest {
+                participant_id: Uuid::from_u128(0x0190a0a0_0000_7000_8000_000000000000)
+            })
+        );
+        assert_eq!(
+            parse_client_frame(r#"{"type":"file_offer","transfer_id":"0190a0a0-0000-7000-8000-000000000000","name":"a.txt","size":-1}"#)
+                .unwrap_err()
+                .code(),
+            "invalid_frame"
         );
     }
 

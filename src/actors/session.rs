@@ -34,6 +34,8 @@ pub struct SessionDeps {
     pub reports: ReportSink,
     pub registry: Arc<Registry>,
     pub reconnect_grace: Duration,
+    /// The largest file a `file_offer` may announce (`ws.file_max_bytes`).
+    pub file_max_bytes: u64,
     /// A session without any technician for this long ends (`no_technician`).
     pub empty_end: Duration,
     pub metrics: RelayMetrics,
@@ -117,8 +119,17 @@ pub struct SessionActor {
     empty_since: Option<std::time::Instant>,
     /// What this session put into the registry's credential and user indexes.
     indexed: (Vec<UserId>, Vec<Arc<str>>),
+    /// Files announced with `file_offer` and not yet complete: their sender and the bytes
+    /// still to come (chunks beyond the announced size are refused).
+    transfers: HashMap<uuid::Uuid, (ParticipantId, u64)>,
     deps: Arc<SessionDeps>,
 }
+
+/// Announced transfers one session keeps track of at once; an offer beyond that is refused
+/// (`too_many_transfers`) until one completes or its sender leaves.
+const MAX_OPEN_TRANSFERS: usize = 64;
+/// A file chunk: the channel byte, then the transfer id, then data.
+const FILE_CHUNK_HEADER: usize = 1 + 16;
 
 impl SessionActor {
     /// Starts the actor for a session just created and registers it at once.
@@ -137,6 +148,7 @@ impl SessionActor {
             ended: false,
             empty_since: Some(std::time::Instant::now()),
             indexed: (Vec::new(), Vec::new()),
+            transfers: HashMap::new(),
             deps,
         }
         .start();
@@ -226,6 +238,8 @@ impl SessionActor {
             permissions: m.perms,
             owner_id: self.connected_owner().map(|o| o.0),
             participants: participants.into_iter().map(|(_, v)| v).collect(),
+            file_max_bytes: self.deps.file_max_bytes,
+            reconnect_grace_secs: self.deps.reconnect_grace.as_secs(),
         }
         .encode();
         self.send_to(pid, Outbound::Text(text));
@@ -250,6 +264,7 @@ impl SessionActor {
             ctx.cancel_future(handle);
         }
         self.deps.metrics.gauge(m.kind).decrement(1.0);
+        self.transfers.retain(|_, (sender, _)| *sender != pid);
         self.record(ReportEvent::Left {
             participant: pid,
             reason: reason.as_str(),
@@ -417,6 +432,132 @@ impl SessionActor {
         self.broadcast(&frame, None);
     }
 
+    /// `remove_guest`: the owner takes a guest out (4004, reason `removed`, in the report).
+    fn on_remove_guest(&mut self, pid: ParticipantId, target: uuid::Uuid, ctx: &mut Context<Self>) {
+        let target = ParticipantId(target);
+        let kind = self.members.get(&target).map(|m| m.kind);
+        match session::check_remove(self.owner == Some(pid), kind) {
+            Ok(()) => {
+                tracing::info!(session = %self.id, participant = %target, by = %pid, "guest removed by the owner");
+                self.evict(target, close_code::REMOVED, "removed");
+                self.remove_member(target, LeaveReason::Removed, ctx);
+            }
+            Err(refusal) => {
+                let message = match refusal {
+                    session::RemoveRefusal::NotOwner => "only the owner can remove a guest",
+                    session::RemoveRefusal::UnknownParticipant => "no such participant",
+                    session::RemoveRefusal::NotAGuest => "only guests can be removed",
+                };
+                self.send_error(pid, refusal.code(), message);
+            }
+        }
+    }
+
+    /// `file_offer`: checks the sender, name and size, records the transfer in the report
+    /// and tells the receivers (those the file channel routes to) what is coming.
+    fn on_file_offer(&mut self, pid: ParticipantId, transfer: uuid::Uuid, name: String, size: u64) {
+        let Some(m) = self.members.get(&pid) else {
+            return;
+        };
+        if let Err(refusal) =
+            session::check_file_offer(m.kind, m.perms, &name, size, self.deps.file_max_bytes)
+        {
+            let message = match refusal {
+                session::OfferRefusal::Forbidden => "you may not send files".to_string(),
+                session::OfferRefusal::TooLarge => {
+                    format!("files may be at most {} bytes", self.deps.file_max_bytes)
+                }
+                session::OfferRefusal::Invalid => {
+                    "a file needs a name (1 to 255 characters, no path) and at least one byte"
+                        .to_string()
+                }
+            };
+            if refusal == session::OfferRefusal::Forbidden {
+                self.deps.metrics.dropped_forbidden.increment(1);
+            }
+            self.send_error(pid, refusal.code(), &message);
+            return;
+        }
+        if self.transfers.contains_key(&transfer) {
+            self.send_error(pid, "invalid_frame", "this transfer id is in use");
+            return;
+        }
+        if self.transfers.len() >= MAX_OPEN_TRANSFERS {
+            self.send_error(
+                pid,
+                "too_many_transfers",
+                "too many files on their way in this session; wait for one to finish",
+            );
+            return;
+        }
+        let at = Utc::now();
+        let role = self.role_of(m);
+        let route = session::route(m.kind, m.perms, session::Channel::File);
+        let frame = ServerFrame::FileOffer {
+            transfer_id: transfer,
+            from: Speaker {
+                id: pid.0,
+                name: &m.name,
+                role,
+            },
+            name: &name,
+            size,
+            at,
+        }
+        .encode();
+        self.record(ReportEvent::FileOffered {
+            session: self.id,
+            transfer,
+            participant: pid,
+            name: name.clone(),
+            size,
+            at,
+        });
+        self.transfers.insert(transfer, (pid, size));
+        let receivers: Vec<ParticipantId> = self
+            .members
+            .values()
+            .filter(|r| {
+                r.id != pid
+                    && match route {
+                        Route::ToHolders(needed) => receives(r.kind, r.perms, needed),
+                        Route::ToCustomer => r.kind == Kind::Customer,
+                        Route::Forbidden => false,
+                    }
+            })
+            .map(|r| r.id)
+            .collect();
+        for r in receivers {
+            self.send_to(r, Outbound::Text(frame.clone()));
+        }
+    }
+
+    /// A chunk of an announced file must come from its sender and stay within its size;
+    /// `Err` names the refusal. Frames naming no announced transfer pass unchanged.
+    fn check_file_chunk(&mut self, pid: ParticipantId, data: &[u8]) -> Result<(), &'static str> {
+        let Some(id) = data
+            .get(1..FILE_CHUNK_HEADER)
+            .and_then(|b| uuid::Uuid::from_slice(b).ok())
+        else {
+            return Ok(());
+        };
+        let Some((sender, remaining)) = self.transfers.get_mut(&id) else {
+            return Ok(());
+        };
+        if *sender != pid {
+            return Err("forbidden");
+        }
+        let len = (data.len() - FILE_CHUNK_HEADER) as u64;
+        if len > *remaining {
+            return Err("file_too_large");
+        }
+        *remaining -= len;
+        if *remaining == 0 {
+            self.transfers.remove(&id);
+        }
+        Ok(())
+    }
+
     fn on_transfer(&mut self, pid: ParticipantId, to: uuid::Uuid) {
         let to = ParticipantId(to);
         let target = self
@@ -541,13 +682,30 @@ impl Handler<Join> for SessionActor {
             credential,
         };
         let (user_id, name, kind, perms, invited_by) = match msg.joiner {
-            Joiner::Technician { user_id, name, .. } => {
-                // Back within the reconnect grace: same place, ownership and guests.
+            Joiner::Technician {
+                user_id,
+                name,
+                resume,
+                ..
+            } => {
+                // Back within the reconnect grace: same place, ownership and guests. With
+                // `resume` the participant named (its own), even while its old connection is
+                // still open here (a network that dropped without a close): that one goes.
                 let away = self.members.values_mut().find(|m| {
-                    m.kind == Kind::Technician && m.user_id == Some(user_id) && m.conn.is_none()
+                    m.kind == Kind::Technician
+                        && m.user_id == Some(user_id)
+                        && match resume {
+                            Some(r) => m.id == r,
+                            None => m.conn.is_none(),
+                        }
                 });
                 if let Some(m) = away {
                     let pid = m.id;
+                    if let Some(old) = m.conn.take() {
+                        tracing::info!(session = %self.id, participant = %pid, "technician resumed on a new connection");
+                        old.outlet.close(close_code::NORMAL, "resumed");
+                        old.addr.do_send(Evicted);
+                    }
                     m.conn = Some(conn);
                     if let Some(handle) = m.grace.take() {
                         ctx.cancel_future(handle);
@@ -712,6 +870,14 @@ impl Handler<FromClient> for SessionActor {
                 self.evict(pid, close_code::NORMAL, "left");
                 self.remove_member(pid, LeaveReason::Left, ctx);
             }
+            ClientFrame::RemoveGuest { participant_id } => {
+                self.on_remove_guest(pid, participant_id, ctx);
+            }
+            ClientFrame::FileOffer {
+                transfer_id,
+                name,
+                size,
+            } => self.on_file_offer(pid, transfer_id, name, size),
         }
         self.settle(ctx);
     }
@@ -725,6 +891,18 @@ impl Handler<StreamFrame> for SessionActor {
             return;
         };
         let route = session::route(sender.kind, sender.perms, msg.channel);
+        if route != Route::Forbidden
+            && msg.channel == session::Channel::File
+            && let Err(code) = self.check_file_chunk(msg.participant, &msg.data)
+        {
+            let message = if code == "forbidden" {
+                "this file is someone else's"
+            } else {
+                "more bytes than the file announced"
+            };
+            self.send_error(msg.participant, code, message);
+            return;
+        }
         let counter = match msg.channel {
             session::Channel::Screen => &self.deps.metrics.screen,
             session::Channel::Input => &self.deps.metrics.input,
@@ -781,6 +959,11 @@ impl Handler<Departed> for SessionActor {
         let Some(m) = self.members.get_mut(&pid) else {
             return;
         };
+        // Only the member's current connection speaks for it: an old one that a resume
+        // replaced (or one that is already away) changes nothing.
+        if m.conn.as_ref().is_none_or(|c| c.addr != msg.from) {
+            return;
+        }
         if m.kind == Kind::Technician && msg.reason == LeaveReason::Disconnected && !grace.is_zero()
         {
             // Keep its place for the grace; it comes back with the same participant id.

@@ -148,6 +148,90 @@ pub fn check_transfer(
     }
 }
 
+/// Why a `remove_guest` request is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RemoveRefusal {
+    NotOwner,
+    UnknownParticipant,
+    NotAGuest,
+}
+
+impl RemoveRefusal {
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::NotOwner => "not_owner",
+            Self::UnknownParticipant => "unknown_participant",
+            Self::NotAGuest => "not_a_guest",
+        }
+    }
+}
+
+/// Checks a `remove_guest` request: only the owner removes, and only guests (a technician
+/// leaves by itself; the customer's link is the customer's).
+pub fn check_remove(requester_is_owner: bool, target: Option<Kind>) -> Result<(), RemoveRefusal> {
+    if !requester_is_owner {
+        return Err(RemoveRefusal::NotOwner);
+    }
+    match target {
+        None => Err(RemoveRefusal::UnknownParticipant),
+        Some(Kind::Guest) => Ok(()),
+        Some(_) => Err(RemoveRefusal::NotAGuest),
+    }
+}
+
+/// Why a `file_offer` is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OfferRefusal {
+    /// The sender may not send files (no `files` permission).
+    Forbidden,
+    /// Larger than `ws.file_max_bytes`.
+    TooLarge,
+    /// An empty file, or a name that is empty, too long or holds control characters.
+    Invalid,
+}
+
+impl OfferRefusal {
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Forbidden => "forbidden",
+            Self::TooLarge => "file_too_large",
+            Self::Invalid => "invalid_frame",
+        }
+    }
+}
+
+/// The longest file name a `file_offer` may carry, in characters.
+pub const FILE_NAME_MAX: usize = 255;
+
+/// Checks a `file_offer`: a sender that may send on the file channel, a name of 1 to 255
+/// characters without control characters or path separators, and 1 to `max` bytes.
+pub fn check_file_offer(
+    sender: Kind,
+    perms: PermissionSet,
+    name: &str,
+    size: u64,
+    max: u64,
+) -> Result<(), OfferRefusal> {
+    if route(sender, perms, Channel::File) == Route::Forbidden {
+        return Err(OfferRefusal::Forbidden);
+    }
+    let chars = name.chars().count();
+    if chars == 0
+        || chars > FILE_NAME_MAX
+        || name
+            .chars()
+            .any(|c| c.is_control() || c == '/' || c == '\\')
+        || name.trim().is_empty()
+        || size == 0
+    {
+        return Err(OfferRefusal::Invalid);
+    }
+    if size > max {
+        return Err(OfferRefusal::TooLarge);
+    }
+    Ok(())
+}
+
 /// The successor of a departing owner: the technician present longest, i.e. with the lowest
 /// join sequence number.
 pub fn successor<P: Copy>(technicians: impl IntoIterator<Item = (P, u64)>) -> Option<P> {
@@ -194,6 +278,8 @@ pub enum LeaveReason {
     Shutdown,
     /// A newer connection of the same customer took its place.
     Replaced,
+    /// The owner removed this guest (`remove_guest`).
+    Removed,
 }
 
 impl LeaveReason {
@@ -207,6 +293,7 @@ impl LeaveReason {
             Self::TooSlow => "too_slow",
             Self::Shutdown => "shutdown",
             Self::Replaced => "replaced",
+            Self::Removed => "removed",
         }
     }
 }
@@ -225,6 +312,8 @@ pub mod close_code {
     pub const INVITER_LEFT: u16 = 4001;
     pub const SESSION_ENDED: u16 = 4002;
     pub const ACCESS_REVOKED: u16 = 4003;
+    /// The owner removed this guest from the session.
+    pub const REMOVED: u16 = 4004;
     pub const TOO_SLOW: u16 = 4008;
     /// A device agent's connection was replaced by a newer one with the same secret.
     pub const REPLACED: u16 = 4009;
@@ -234,6 +323,66 @@ pub mod close_code {
 mod tests {
     use super::*;
     use crate::domain::permissions::Permission::*;
+
+    #[test]
+    fn only_the_owner_removes_and_only_guests() {
+        assert_eq!(check_remove(true, Some(Kind::Guest)), Ok(()));
+        assert_eq!(
+            check_remove(false, Some(Kind::Guest)),
+            Err(RemoveRefusal::NotOwner)
+        );
+        assert_eq!(
+            check_remove(true, Some(Kind::Technician)),
+            Err(RemoveRefusal::NotAGuest)
+        );
+        assert_eq!(
+            check_remove(true, Some(Kind::Customer)),
+            Err(RemoveRefusal::NotAGuest)
+        );
+        assert_eq!(
+            check_remove(true, None),
+            Err(RemoveRefusal::UnknownParticipant)
+        );
+    }
+
+    #[test]
+    fn file_offers_need_files_a_sane_name_and_a_size_within_the_limit() {
+        let tech = PermissionSet::ALL;
+        let viewer = PermissionSet::only(View);
+        let customer = permissions_of(Kind::Customer, PermissionSet::NONE);
+        assert_eq!(
+            check_file_offer(Kind::Technician, tech, "log.txt", 10, 100),
+            Ok(())
+        );
+        assert_eq!(
+            check_file_offer(Kind::Customer, customer, "a.png", 100, 100),
+            Ok(())
+        );
+        assert_eq!(
+            check_file_offer(Kind::Guest, viewer, "log.txt", 10, 100),
+            Err(OfferRefusal::Forbidden)
+        );
+        assert_eq!(
+            check_file_offer(Kind::Technician, tech, "log.txt", 101, 100),
+            Err(OfferRefusal::TooLarge)
+        );
+        for bad in ["", "  ", "../etc/passwd", "a\\b", "a\nb"] {
+            assert_eq!(
+                check_file_offer(Kind::Technician, tech, bad, 10, 100),
+                Err(OfferRefusal::Invalid),
+                "{bad:?}"
+            );
+        }
+        let long = "x".repeat(FILE_NAME_MAX + 1);
+        assert_eq!(
+            check_file_offer(Kind::Technician, tech, &long, 10, 100),
+            Err(OfferRefusal::Invalid)
+        );
+        assert_eq!(
+            check_file_offer(Kind::Technician, tech, "empty", 0, 100),
+            Err(OfferRefusal::Invalid)
+        );
+    }
 
     #[test]
     fn screen_goes_from_the_customer_to_viewers_only() {

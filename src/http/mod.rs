@@ -134,6 +134,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/sessions/{id}", web::get().to(sessions::get))
             .route("/sessions/{id}/report", web::get().to(sessions::report))
             .route(
+                "/customer-sessions/{key}",
+                web::get().to(sessions::customer_link),
+            )
+            .route(
                 "/sessions/{id}/invitations",
                 web::post().to(sessions::invite),
             )

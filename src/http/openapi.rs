@@ -58,6 +58,7 @@ use super::{
         sessions::list,
         sessions::get,
         sessions::report,
+        sessions::customer_link,
         sessions::invite,
         sessions::revoke_invitation,
         sessions::join_info,
@@ -104,6 +105,7 @@ const PUBLIC: &[(&str, &str)] = &[
     ("post", "/api/v1/auth/email-confirm"),
     ("post", "/api/v1/enroll"),
     ("get", "/join/{token}"),
+    ("get", "/api/v1/customer-sessions/{key}"),
 ];
 
 const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];

@@ -59,6 +59,11 @@ pub struct SessionView {
     pub end_reason: Option<String>,
     #[schema(value_type = Vec<Object>)]
     pub participants: Vec<ParticipantView>,
+    /// While the session is open: the customer's page, for every technician who sees the
+    /// session (extension; `null` once it ended, and for sessions of earlier versions).
+    pub customer_url: Option<String>,
+    /// While the session is open: the customer's WebSocket (extension).
+    pub customer_ws_url: Option<String>,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -201,6 +206,10 @@ pub async fn create(
         None => None,
     };
     let customer_key = token::generate(token::prefix::CUSTOMER).map_err(AppError::internal)?;
+    let sealed_key = state
+        .secrets
+        .seal(&customer_key)
+        .map_err(AppError::internal)?;
     let record = SessionRecord {
         id: SessionId::new(),
         account_id: who.account(),
@@ -215,7 +224,7 @@ pub async fn create(
     let cap = state.settings.sessions.max_live_per_account;
     if !state
         .store
-        .insert_session(&record, &token::hash(&customer_key), cap)
+        .insert_session(&record, &token::hash(&customer_key), &sealed_key, cap)
         .await?
     {
         return Err(AppError::too_many(
@@ -266,6 +275,19 @@ async fn view_of(state: &AppState, s: SessionRecord) -> SessionView {
         None => None,
     };
     let open = snapshot.is_some();
+    // The customer link again, for every technician of the session (and after a reload).
+    let key = if open {
+        match state.store.customer_key_sealed(s.id).await {
+            Ok(Some(sealed)) => state.secrets.open_value(&sealed).ok(),
+            Ok(None) => None,
+            Err(err) => {
+                tracing::warn!(session = %s.id, error = %err, "cannot read the customer key");
+                None
+            }
+        }
+    } else {
+        None
+    };
     SessionView {
         id: s.id.0,
         subject: s.subject,
@@ -277,6 +299,10 @@ async fn view_of(state: &AppState, s: SessionRecord) -> SessionView {
         ended_at: s.ended_at,
         end_reason: s.end_reason,
         participants: snapshot.map(|snap| snap.participants).unwrap_or_default(),
+        customer_url: key
+            .as_ref()
+            .map(|k| format!("{}/customer/{k}", state.public_url)),
+        customer_ws_url: key.map(|k| format!("{}/ws/customer/{k}", state.public_ws_url())),
     }
 }
 
@@ -286,6 +312,18 @@ async fn view_of(state: &AppState, s: SessionRecord) -> SessionView {
 pub struct ListQuery {
     #[serde(default)]
     pub state: Option<String>,
+    /// Ended sessions started at or after this time (RFC 3339).
+    #[serde(default)]
+    pub from: Option<DateTime<Utc>>,
+    /// Ended sessions started before this time (RFC 3339).
+    #[serde(default)]
+    pub to: Option<DateTime<Utc>>,
+    /// Ended sessions a user of the account took part in as a technician (its user id).
+    #[serde(default)]
+    pub technician: Option<Uuid>,
+    /// Ended sessions whose subject contains this text (case-insensitive).
+    #[serde(default)]
+    pub q: Option<String>,
 }
 
 /// How many ended sessions `GET /sessions?state=ended` returns.
@@ -313,9 +351,22 @@ pub async fn list(
             }
         }
         Some("ended") => {
+            let q = query.q.as_deref().map(str::trim).filter(|q| !q.is_empty());
+            if q.is_some_and(|q| q.chars().count() > 200) {
+                return Err(AppError::new(
+                    Code::InvalidQuery,
+                    "q: at most 200 characters",
+                ));
+            }
+            let filter = crate::store::EndedFilter {
+                from: query.from,
+                to: query.to,
+                technician: query.technician,
+                subject: q.map(str::to_string),
+            };
             for s in state
                 .store
-                .ended_sessions_of(who.account(), ENDED_LIST_LIMIT)
+                .ended_sessions_of(who.account(), &filter, ENDED_LIST_LIMIT)
                 .await?
             {
                 if !session_in_scope(&state, who.rights(), &s).await? {
@@ -331,7 +382,9 @@ pub async fn list(
             ));
         }
     }
-    Ok(HttpResponse::Ok().json(out))
+    let mut res = HttpResponse::Ok();
+    secret_headers(&mut res);
+    Ok(res.json(out))
 }
 
 #[utoipa::path(get, path = "/api/v1/sessions/{id}", tag = "sessions", responses((status = 200, body = SessionView), (status = 403), (status = 404)))]
@@ -341,7 +394,42 @@ pub async fn get(
     path: web::Path<SessionId>,
 ) -> AppResult<HttpResponse> {
     let session = visible_session(&state, &who, path.into_inner()).await?;
-    Ok(HttpResponse::Ok().json(view_of(&state, session).await))
+    let mut res = HttpResponse::Ok();
+    secret_headers(&mut res);
+    Ok(res.json(view_of(&state, session).await))
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CustomerLinkInfo {
+    pub session_subject: String,
+    /// `open` (the only answer with 200).
+    pub state: &'static str,
+}
+
+/// `GET /customer-sessions/{key}`: what the customer's page shows before it connects, and
+/// why a link is dead: 404 `session_not_found` for a key that never existed, 410
+/// `session_ended` for a session that is over (extension).
+#[utoipa::path(get, path = "/api/v1/customer-sessions/{key}", tag = "sessions",
+    params(("key" = String, Path, description = "the customer key of the session's link")),
+    responses((status = 200, body = CustomerLinkInfo), (status = 404), (status = 410)))]
+pub async fn customer_link(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> AppResult<HttpResponse> {
+    let session = state
+        .store
+        .session_by_customer_key(&token::hash(&path.into_inner()))
+        .await?
+        .ok_or_else(session_not_found)?;
+    if !session.open || state.registry.session(session.id).is_none() {
+        return Err(session_ended());
+    }
+    let mut res = HttpResponse::Ok();
+    secret_headers(&mut res);
+    Ok(res.json(CustomerLinkInfo {
+        session_subject: session.subject,
+        state: "open",
+    }))
 }
 
 #[utoipa::path(get, path = "/api/v1/sessions/{id}/report", tag = "sessions",

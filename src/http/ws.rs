@@ -28,6 +28,9 @@ use crate::{
 #[derive(Debug, Deserialize)]
 pub struct TicketQuery {
     pub ticket: Option<String>,
+    /// A technician coming back names its participant id: it takes that place over, even
+    /// while the server still holds the old connection (a network that dropped silently).
+    pub resume: Option<uuid::Uuid>,
 }
 
 fn session_ended() -> AppError {
@@ -153,6 +156,7 @@ pub async fn technician(
         who.credential.clone().into()
     };
     let joiner = Joiner::Technician {
+        resume: query.resume.map(crate::domain::ids::ParticipantId),
         user_id: who.user.id,
         name: who.user.display_name(),
         credential: credential.clone(),

@@ -50,6 +50,15 @@ pub enum ReportEvent {
         invitation: InvitationId,
         guest: ParticipantId,
     },
+    /// A file announced with `file_offer` (its metadata, never its content).
+    FileOffered {
+        session: SessionId,
+        transfer: Uuid,
+        participant: ParticipantId,
+        name: String,
+        size: u64,
+        at: DateTime<Utc>,
+    },
     Ended {
         session: SessionId,
         reason: &'static str,
@@ -267,6 +276,35 @@ impl Store {
                 })
                 .collect::<StoreResult<Vec<_>>>()?;
 
+        let files = sqlx::query(
+            "SELECT f.id, f.participant_id, f.name, f.size, f.offered_at,
+                    p.name AS from_name, p.role AS from_role
+             FROM file_transfers f LEFT JOIN session_participants p ON p.id = f.participant_id
+             WHERE f.session_id = ? ORDER BY f.offered_at, f.id",
+        )
+        .bind(&sid)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(ReportFile {
+                id: get_uuid(row, "id")?,
+                from: ReportSpeaker {
+                    id: get_uuid(row, "participant_id")?,
+                    name: row
+                        .try_get::<Option<String>, _>("from_name")?
+                        .unwrap_or_default(),
+                    role: row
+                        .try_get::<Option<String>, _>("from_role")?
+                        .unwrap_or_default(),
+                },
+                name: row.try_get("name")?,
+                size: u64::try_from(row.try_get::<i64, _>("size")?).unwrap_or(0),
+                at: row.try_get("offered_at")?,
+            })
+        })
+        .collect::<StoreResult<Vec<_>>>()?;
+
         Ok(Some(SessionReport {
             session: ReportSession {
                 id: session.id.0,
@@ -280,6 +318,7 @@ impl Store {
             invitations,
             chat,
             ownership,
+            files,
         }))
     }
 }
@@ -394,6 +433,28 @@ async fn apply(
                 .execute(&mut **tx)
                 .await?;
         }
+        ReportEvent::FileOffered {
+            session,
+            transfer,
+            participant,
+            name,
+            size,
+            at,
+        } => {
+            // A repeated id (a client reusing one after completion) keeps the first record.
+            sqlx::query(
+                "INSERT INTO file_transfers (id, session_id, participant_id, name, size, offered_at)
+                 VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(transfer.to_string())
+            .bind(session.to_string())
+            .bind(participant.to_string())
+            .bind(name)
+            .bind(i64::try_from(*size).unwrap_or(i64::MAX))
+            .bind(at)
+            .execute(&mut **tx)
+            .await?;
+        }
         ReportEvent::InvitationRedeemed { invitation, guest } => {
             sqlx::query("UPDATE invitations SET guest_participant_id = ? WHERE id = ?")
                 .bind(guest.to_string())
@@ -443,6 +504,17 @@ pub struct SessionReport {
     pub invitations: Vec<ReportInvitation>,
     pub chat: Vec<ReportChat>,
     pub ownership: Vec<ReportOwnership>,
+    /// Files sent in the session (extension): who, what, how big, when; never the content.
+    pub files: Vec<ReportFile>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ReportFile {
+    pub id: Uuid,
+    pub from: ReportSpeaker,
+    pub name: String,
+    pub size: u64,
+    pub at: DateTime<Utc>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]

@@ -10,6 +10,17 @@ use crate::domain::{
     permissions::{Permission, PermissionSet},
 };
 
+/// What narrows the list of ended sessions (every field optional).
+#[derive(Debug, Clone, Default)]
+pub struct EndedFilter {
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+    /// A user who owned the session or took part in it.
+    pub technician: Option<uuid::Uuid>,
+    /// Text the subject contains (case-insensitive).
+    pub subject: Option<String>,
+}
+
 #[derive(Debug, Clone)]
 pub struct SessionRecord {
     pub id: SessionId,
@@ -106,12 +117,13 @@ impl Store {
         &self,
         s: &SessionRecord,
         customer_key_hash: &str,
+        customer_key_sealed: &str,
         cap: u32,
     ) -> StoreResult<bool> {
         let done = sqlx::query(
             "INSERT INTO sessions (id, account_id, subject, device_id, owner_user_id,
-                customer_key_hash, state, started_at)
-             SELECT ?, ?, ?, ?, ?, ?, 'open', ?
+                customer_key_hash, customer_key_sealed, state, started_at)
+             SELECT ?, ?, ?, ?, ?, ?, ?, 'open', ?
              WHERE (SELECT COUNT(*) FROM sessions WHERE account_id = ? AND state = 'open') < ?",
         )
         .bind(s.id.to_string())
@@ -120,6 +132,7 @@ impl Store {
         .bind(s.device_id.map(|d| d.to_string()))
         .bind(s.owner_user_id.to_string())
         .bind(customer_key_hash)
+        .bind(customer_key_sealed)
         .bind(s.started_at)
         .bind(s.account_id.to_string())
         .bind(i64::from(cap))
@@ -152,6 +165,16 @@ impl Store {
         row.as_ref().map(session_from_row).transpose()
     }
 
+    /// The sealed customer key of a session (sessions of earlier versions have none).
+    pub async fn customer_key_sealed(&self, id: SessionId) -> StoreResult<Option<String>> {
+        let sealed: Option<Option<String>> =
+            sqlx::query_scalar("SELECT customer_key_sealed FROM sessions WHERE id = ?")
+                .bind(id.to_string())
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(sealed.flatten())
+    }
+
     pub async fn session_by_customer_key(
         &self,
         key_hash: &str,
@@ -174,19 +197,46 @@ impl Store {
         rows.iter().map(session_from_row).collect()
     }
 
-    /// The most recently started ended sessions of an account (at most `limit`), newest first.
+    /// The most recently started ended sessions of an account that pass `filter` (at most
+    /// `limit`), newest first.
     pub async fn ended_sessions_of(
         &self,
         account: AccountId,
+        filter: &EndedFilter,
         limit: u32,
     ) -> StoreResult<Vec<SessionRecord>> {
-        let rows = sqlx::query(
-            "SELECT * FROM sessions WHERE account_id = ? AND state <> 'open' ORDER BY started_at DESC LIMIT ?",
-        )
-        .bind(account.to_string())
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
+        let mut query = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "SELECT * FROM sessions WHERE state <> 'open' AND account_id = ",
+        );
+        query.push_bind(account.to_string());
+        if let Some(from) = filter.from {
+            query.push(" AND started_at >= ").push_bind(from);
+        }
+        if let Some(to) = filter.to {
+            query.push(" AND started_at < ").push_bind(to);
+        }
+        if let Some(user) = filter.technician {
+            query
+                .push(" AND (owner_user_id = ")
+                .push_bind(user.to_string())
+                .push(
+                    " OR EXISTS (SELECT 1 FROM session_participants p
+                       WHERE p.session_id = sessions.id AND p.user_id = ",
+                )
+                .push_bind(user.to_string())
+                .push("))");
+        }
+        if let Some(text) = &filter.subject {
+            // instr() on lower(): no LIKE wildcards to escape in what the user typed.
+            query
+                .push(" AND instr(lower(subject), lower(")
+                .push_bind(text.clone())
+                .push(")) > 0");
+        }
+        query
+            .push(" ORDER BY started_at DESC LIMIT ")
+            .push_bind(i64::from(limit));
+        let rows = query.build().fetch_all(&self.pool).await?;
         rows.iter().map(session_from_row).collect()
     }
 

@@ -28,3 +28,4 @@ mod support;
 mod trust;
 mod two_factor;
 mod users;
+mod workspace;
