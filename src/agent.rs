@@ -72,6 +72,11 @@ pub struct DeviceState {
     pub sessions: Vec<uuid::Uuid>,
     /// How many times the agent connected.
     pub connections: u32,
+    /// Remote-control input received in sessions, as read (`pointer_move 100,200`, `key_down
+    /// Enter`), newest last; at most the last 1000.
+    pub inputs: Vec<String>,
+    /// Screen frames sent in sessions.
+    pub screens_sent: u32,
 }
 
 /// Shared view of the agent's state (the tests watch it).
@@ -305,6 +310,7 @@ async fn connect_once(
                                         ws_base(&opts.server),
                                         key.to_string(),
                                         identity.name.clone(),
+                                        state.clone(),
                                         stop.clone(),
                                     ));
                                 }
@@ -371,8 +377,17 @@ fn answer(
     (ack, wiped)
 }
 
-/// Joins a session as its customer and stays until the session ends.
-async fn join_session(ws_base: String, key: String, name: String, stop: CancellationToken) {
+/// Joins a session as its customer and stays until the session ends: reads the technicians'
+/// remote-control input (channel 2), applies it to a simulated screen (a pointer, a line of
+/// typed text) and shares that screen as an SVG image on channel 1, once a second and after
+/// each input.
+async fn join_session(
+    ws_base: String,
+    key: String,
+    name: String,
+    state: SharedState,
+    stop: CancellationToken,
+) {
     let url = format!("{ws_base}/ws/customer/{key}");
     let (mut ws, _) = match tokio_tungstenite::connect_async(url.as_str()).await {
         Ok(conn) => conn,
@@ -386,6 +401,8 @@ async fn join_session(ws_base: String, key: String, name: String, stop: Cancella
     if ws.send(Message::text(hello.to_string())).await.is_err() {
         return;
     }
+    let mut screen = Screen::new(name);
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tokio::select! {
             _ = stop.cancelled() => {
@@ -395,10 +412,137 @@ async fn join_session(ws_base: String, key: String, name: String, stop: Cancella
                 })).await;
                 return;
             }
+            _ = tick.tick() => {
+                if ws.send(Message::binary(screen.frame())).await.is_err() {
+                    return;
+                }
+                with_state(&state, |s| s.screens_sent += 1);
+            }
             msg = ws.next() => match msg {
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                Some(Ok(Message::Binary(data))) if data.first() == Some(&2) => {
+                    match crate::domain::input::decode(&data[1..]) {
+                        Ok(event) => {
+                            let said = screen.apply(&event);
+                            tracing::info!(input = %said, "remote input");
+                            with_state(&state, |s| {
+                                if s.inputs.len() >= 1000 {
+                                    s.inputs.remove(0);
+                                }
+                                s.inputs.push(said);
+                            });
+                            if ws.send(Message::binary(screen.frame())).await.is_err() {
+                                return;
+                            }
+                            with_state(&state, |s| s.screens_sent += 1);
+                        }
+                        Err(err) => tracing::warn!(?err, "unreadable input frame"),
+                    }
+                }
                 Some(Ok(_)) => {}
             }
         }
     }
+}
+
+/// The agent's simulated screen: where the pointer is, what was typed, what happened last.
+struct Screen {
+    name: String,
+    pointer: (u16, u16),
+    typed: String,
+    last: String,
+}
+
+impl Screen {
+    const WIDTH: u32 = 640;
+    const HEIGHT: u32 = 400;
+
+    fn new(name: String) -> Self {
+        Self {
+            name,
+            pointer: (32768, 32768),
+            typed: String::new(),
+            last: String::new(),
+        }
+    }
+
+    /// Applies one input event; returns it in words for the log.
+    fn apply(&mut self, event: &crate::domain::input::InputEvent) -> String {
+        use crate::domain::input::InputEvent::*;
+        let said = match event {
+            PointerMove { x, y } => {
+                self.pointer = (*x, *y);
+                format!("pointer_move {x},{y}")
+            }
+            ButtonDown { button, x, y } => {
+                self.pointer = (*x, *y);
+                format!("button_down {button} {x},{y}")
+            }
+            ButtonUp { button, x, y } => {
+                self.pointer = (*x, *y);
+                format!("button_up {button} {x},{y}")
+            }
+            Wheel { dx, dy } => format!("wheel {dx},{dy}"),
+            KeyDown { key } => {
+                match key.as_str() {
+                    "Backspace" => {
+                        self.typed.pop();
+                    }
+                    k if k.chars().count() == 1 => {
+                        if self.typed.chars().count() >= 60 {
+                            self.typed.remove(0);
+                        }
+                        self.typed.push_str(k);
+                    }
+                    _ => {}
+                }
+                format!("key_down {key}")
+            }
+            KeyUp { key } => format!("key_up {key}"),
+        };
+        self.last = said.clone();
+        said
+    }
+
+    /// The screen as an SVG image behind the screen channel's byte.
+    fn frame(&self) -> Vec<u8> {
+        let (w, h) = (Self::WIDTH, Self::HEIGHT);
+        let px = u32::from(self.pointer.0) * w / 65535;
+        let py = u32::from(self.pointer.1) * h / 65535;
+        let now = chrono::Utc::now().format("%H:%M:%S");
+        let svg = format!(
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\">\
+             <rect width=\"{w}\" height=\"{h}\" fill=\"#1d3557\"/>\
+             <text x=\"20\" y=\"40\" fill=\"#fff\" font-family=\"sans-serif\" font-size=\"22\">{name}</text>\
+             <text x=\"20\" y=\"70\" fill=\"#a8dadc\" font-family=\"sans-serif\" font-size=\"16\">{now} UTC</text>\
+             <rect x=\"20\" y=\"110\" width=\"600\" height=\"40\" fill=\"#f1faee\"/>\
+             <text x=\"30\" y=\"137\" fill=\"#000\" font-family=\"monospace\" font-size=\"18\">{typed}</text>\
+             <text x=\"20\" y=\"380\" fill=\"#a8dadc\" font-family=\"monospace\" font-size=\"14\">{last}</text>\
+             <circle cx=\"{px}\" cy=\"{py}\" r=\"8\" fill=\"#e63946\" stroke=\"#fff\" stroke-width=\"2\"/>\
+             </svg>",
+            name = xml_escape(&self.name),
+            typed = xml_escape(&self.typed),
+            last = xml_escape(&self.last),
+        );
+        let mut frame = Vec::with_capacity(svg.len() + 1);
+        frame.push(1);
+        frame.extend_from_slice(svg.as_bytes());
+        frame
+    }
+}
+
+fn xml_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            c if c.is_control() => {}
+            c => out.push(c),
+        }
+    }
+    out
 }

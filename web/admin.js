@@ -304,6 +304,7 @@ export async function policiesPage(root, ctx) {
     if (await attempt(msg, () => api('POST', `/accounts/${ctx.accountId}/policies`, body))) {
       form.reset();
       await reload();
+      clear(msg, notice('ok', t('policy_created', { name: body.name })));
     }
   });
   clear(root, h('section', { class: 'card' }, h('h1', {}, t('policies')), msg, list), h('section', { class: 'card' }, h('h2', {}, t('new_policy')), form));

@@ -1,5 +1,6 @@
 // The broker's HTTP API from the browser: JSON in and out, the login token in sessionStorage
-// (gone when the tab closes), errors as ApiError with the contract's code.
+// (gone when the tab closes; a new tab asks an open one for it), errors as ApiError with the
+// contract's code.
 
 import { lang } from '/assets/i18n.js';
 
@@ -21,6 +22,55 @@ export function token() {
 export function setToken(value) {
   if (value) sessionStorage.setItem(TOKEN_KEY, value);
   else sessionStorage.removeItem(TOKEN_KEY);
+}
+
+// Tabs of one console share the sign-in without writing it to disk: a new tab asks the open
+// ones over a BroadcastChannel (same origin only) and takes the token and the vendor-support
+// state; signing out in one tab signs out all. Per-tab keys (`sb.resume.*`, a technician's
+// place in a session) stay in their tab.
+const channel = typeof BroadcastChannel === 'function' ? new BroadcastChannel('sb-auth') : null;
+const SHARED = (key) => key.startsWith('sb.') && !key.startsWith('sb.resume.');
+if (channel) {
+  channel.addEventListener('message', (ev) => {
+    const m = ev.data || {};
+    if (m.type === 'ask' && token()) {
+      const items = {};
+      for (let i = 0; i < sessionStorage.length; i += 1) {
+        const key = sessionStorage.key(i);
+        if (SHARED(key)) items[key] = sessionStorage.getItem(key);
+      }
+      channel.postMessage({ type: 'token', items });
+    } else if (m.type === 'logout' && token()) {
+      for (const key of Object.keys(sessionStorage)) if (key.startsWith('sb.')) sessionStorage.removeItem(key);
+      window.dispatchEvent(new Event('sb-logout'));
+    }
+  });
+}
+
+// A tab without a token asks the others (for up to 400 ms); resolves either way.
+export function adoptToken() {
+  if (token() || !channel) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      channel.removeEventListener('message', take);
+      clearTimeout(timer);
+      resolve();
+    };
+    const take = (ev) => {
+      const m = ev.data || {};
+      if (m.type !== 'token' || token()) return;
+      for (const [key, value] of Object.entries(m.items || {})) if (SHARED(key)) sessionStorage.setItem(key, value);
+      done();
+    };
+    const timer = setTimeout(done, 400);
+    channel.addEventListener('message', take);
+    channel.postMessage({ type: 'ask' });
+  });
+}
+
+// Tells the other tabs that this user signed out.
+export function announceLogout() {
+  if (channel) channel.postMessage({ type: 'logout' });
 }
 
 // Calls `/api/v1{path}` (or `path` as is when it starts with `/join/`).

@@ -1,12 +1,12 @@
 // The console's entry: picks the page from the path, signs in (with the second factor), and
 // builds the menu from the caller's rights.
 
-import { api, setToken, token } from '/assets/api.js';
+import { api, setToken, token, adoptToken, announceLogout } from '/assets/api.js';
 import { t, lang, setLang, otherLang } from '/assets/i18n.js';
 import { actingAs, leaveAccount } from '/assets/platform.js';
 import { h, clear, field, select, notice, errorText } from '/assets/ui.js';
 import { joinPage, customerPage, setPasswordPage, confirmEmailPage } from '/assets/public.js';
-import { sessionsPage, sessionPage, reportPage } from '/assets/technician.js';
+import { sessionsPage, sessionPage, reportPage, attachDock, closeAllSessions } from '/assets/technician.js';
 import { usersPage, policiesPage, accessPage, devicesPage, auditPage, settingsPage } from '/assets/admin.js';
 import { myDevicesPage } from '/assets/selfservice.js';
 import { accountsPage } from '/assets/platform.js';
@@ -14,6 +14,10 @@ import { accountsPage } from '/assets/platform.js';
 const main = document.getElementById('main');
 const nav = document.getElementById('nav');
 const tools = document.getElementById('tools');
+// Live sessions of this tab that are not on screen: a bar under the header leads back.
+const dock = h('div', { id: 'dock', class: 'dock', hidden: true, role: 'region', 'aria-label': 'Live sessions' });
+document.querySelector('header.top').after(dock);
+attachDock(dock);
 
 // A live page holds a WebSocket (a guest's link works once): the language switch must not
 // rebuild it, so it only takes effect on the next page.
@@ -51,12 +55,14 @@ function renderTools(ctx) {
           class: 'link',
           'data-testid': 'logout',
           onclick: async () => {
+            closeAllSessions();
             try {
               await api('POST', '/auth/logout');
             } catch {
               // The token is dropped either way.
             }
             setToken(null);
+            announceLogout();
             await leaveAccount({ logout: true });
             location.hash = '';
             start();
@@ -431,7 +437,8 @@ async function consolePage() {
     clear(main, h('section', { class: 'card' }, h('p', {}, me.user.username)));
     return;
   }
-  livePage = current === 'sessions' && !!rest;
+  // A live session stays docked across pages, so the console may always be redrawn.
+  livePage = false;
   try {
     await PAGES[current](ctx, current === page ? rest : '');
   } catch (err) {
@@ -467,9 +474,17 @@ function start() {
     renderTools(null);
     confirmEmailPage(main);
   } else {
-    consolePage();
+    // A new tab of a signed-in user: the token comes from another tab of this console.
+    adoptToken().then(consolePage);
   }
 }
+
+// Another tab signed out: this one follows.
+window.addEventListener('sb-logout', () => {
+  closeAllSessions();
+  location.hash = '';
+  start();
+});
 
 window.addEventListener('hashchange', () => {
   if (location.pathname === '/') consolePage();

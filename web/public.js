@@ -8,21 +8,52 @@ import { liveSession } from '/assets/live.js';
 
 const REFUSALS = ['invitation_used', 'invitation_expired', 'invitation_revoked'];
 
+// The text for an invitation link that cannot be used (any more), from the broker's answer.
+function refusalOf(err) {
+  const code = REFUSALS.includes(err.code) ? err.code : err.status === 404 ? 'invitation_unknown' : null;
+  return { code: code || err.code || 'error', text: code ? t(code) : errorText(err), next: t('ask_new_link') };
+}
+
+// A whole page that says what happened and what to do next.
+function outcomeCard(root, title, next, code, keep) {
+  clear(
+    root,
+    h(
+      'section',
+      { class: 'card outcome', 'data-testid': 'outcome', 'data-code': String(code ?? '') },
+      h('h1', {}, title),
+      next ? h('p', { 'data-testid': 'what-next' }, next) : null,
+    ),
+    keep || null,
+  );
+}
+
+// What a guest is told when its connection ends, by close code.
+function guestNext(end) {
+  if (end.next) return end.next;
+  switch (end.code) {
+    case 4001:
+      return t('what_next_inviter_left');
+    case 4004:
+      return t('what_next_removed');
+    case 4002:
+    case 1001:
+      return t('what_next_ended');
+    case 4003:
+      return t('what_next_revoked');
+    default:
+      return end.kind === 'left' ? t('what_next_ended') : t('what_next_guest_used');
+  }
+}
+
 export async function joinPage(root, token) {
   let info;
   try {
     info = await api('GET', `/join/${encodeURIComponent(token)}`, undefined, { token: '' });
   } catch (err) {
-    const code = REFUSALS.includes(err.code) ? err.code : err.status === 404 ? 'invitation_unknown' : null;
-    clear(
-      root,
-      h(
-        'section',
-        { class: 'card refused', 'data-testid': 'join-refused', 'data-code': err.code || '' },
-        h('h1', {}, code ? t(code) : t('error')),
-        h('p', {}, code ? t('ask_new_link') : errorText(err)),
-      ),
-    );
+    const why = refusalOf(err);
+    outcomeCard(root, why.text, why.next, why.code);
+    root.firstChild.dataset.testid = 'join-refused';
     return;
   }
   const perms = info.policy.permissions.map((p) => t(`perm_${p}`));
@@ -35,15 +66,15 @@ export async function joinPage(root, token) {
       h('h1', {}, t('you_are_invited')),
       h(
         'dl',
-        {},
+        { class: 'facts' },
         h('dt', {}, t('session')),
         h('dd', { 'data-testid': 'subject' }, info.session_subject),
         h('dt', {}, t('invited_by')),
         h('dd', { 'data-testid': 'inviter' }, info.inviter_name),
         h('dt', {}, t('guest_name')),
         h('dd', {}, info.guest_name),
-        h('dt', {}, `${t('allowed')} (${info.policy.name})`),
-        h('dd', { 'data-testid': 'permissions' }, perms.join(', ')),
+        h('dt', {}, t('policy_label')),
+        h('dd', { 'data-testid': 'permissions' }, h('strong', {}, info.policy.name), h('br'), t('you_may', { list: perms.join(', ') })),
         h('dt', {}, t('expires')),
         h('dd', {}, when(info.expires_at)),
       ),
@@ -56,7 +87,24 @@ export async function joinPage(root, token) {
     const box = h('div');
     view.append(box);
     clear(root, view);
-    liveSession(box, `${wsBase()}/ws/guest/${encodeURIComponent(token)}`);
+    liveSession(box, `${wsBase()}/ws/guest/${encodeURIComponent(token)}`, {
+      // Refused at the door (revoked, used or expired since the page loaded): ask why.
+      explain: async () => {
+        try {
+          await api('GET', `/join/${encodeURIComponent(token)}`, undefined, { token: '' });
+          return null;
+        } catch (err) {
+          return refusalOf(err);
+        }
+      },
+      onEnd: (end) => {
+        // The transcript stays readable under the outcome.
+        const log = view.querySelector('[data-testid="chat-log"]');
+        if (log) log.classList.add('static');
+        const keep = log && log.children.length ? h('section', { class: 'card' }, h('h2', {}, t('chat')), log) : null;
+        outcomeCard(root, end.text, guestNext(end), end.code ?? end.kind, keep);
+      },
+    });
   });
 }
 
@@ -114,14 +162,39 @@ function screenShare(getLive) {
   return { el: h('section', { class: 'share' }, h('h3', {}, t('screen')), start, stop, status, video), end };
 }
 
-export function customerPage(root, key) {
+export async function customerPage(root, key) {
+  clear(root, h('section', { class: 'card' }, h('p', { class: 'muted' }, t('waiting_for_link'))));
+  const check = async () => {
+    try {
+      return { info: await api('GET', `/customer-sessions/${encodeURIComponent(key)}`, undefined, { token: '' }) };
+    } catch (err) {
+      if (err.status === 404) return { dead: { code: 'unknown', text: t('customer_link_unknown'), next: t('customer_link_next') } };
+      if (err.status === 410) return { dead: { code: 'ended', text: t('customer_link_ended'), next: t('customer_link_next') } };
+      return { dead: { code: 'error', text: errorText(err), next: t('what_next_lost') } };
+    }
+  };
+  const first = await check();
+  if (first.dead) {
+    outcomeCard(root, first.dead.text, first.dead.next, first.dead.code);
+    return;
+  }
   let live = null;
   const share = screenShare(() => live);
   const box = h('div');
-  clear(root, h('section', { class: 'card' }, h('h1', {}, t('customer_title')), box));
+  clear(root, h('section', { class: 'card' }, h('h1', {}, t('customer_title')), h('p', { class: 'muted', 'data-testid': 'customer-subject' }, first.info.session_subject), box));
+  const aside = h('div', { class: 'customer-aside' }, share.el, h('p', { class: 'muted small', 'data-testid': 'control-needs-agent' }, t('control_needs_agent')));
   live = liveSession(box, `${wsBase()}/ws/customer/${encodeURIComponent(key)}`, {
-    aside: share.el,
-    onEnd: () => share.end(),
+    aside,
+    reconnect: true,
+    explain: async () => (await check()).dead || null,
+    onEnd: (end) => {
+      share.end();
+      const next = end.next || (end.code === 4002 || end.code === 1001 ? t('what_next_ended') : end.kind === 'lost' ? t('what_next_lost') : t('customer_link_next'));
+      const log = box.querySelector('[data-testid="chat-log"]');
+      if (log) log.classList.add('static');
+        const keep = log && log.children.length ? h('section', { class: 'card' }, h('h2', {}, t('chat')), log) : null;
+      outcomeCard(root, end.text, next, end.code ?? end.kind, keep);
+    },
   });
 }
 

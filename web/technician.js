@@ -1,70 +1,183 @@
-// Technicians: live sessions, one session (participants, chat, screen, ownership, inviting a
-// guest) and the report of a session.
+// Technicians: live sessions (a list that updates itself), one session (participants, chat,
+// files, screen and control, ownership, inviting a guest) that stays connected while the user
+// moves around the console, and the reports of ended sessions with filters and export.
 
 import { api, wsBase } from '/assets/api.js';
 import { t, when, why } from '/assets/i18n.js';
 import { h, clear, field, select, notice, errorText, table } from '/assets/ui.js';
-import { liveSession } from '/assets/live.js';
+import { liveSession, sizeText } from '/assets/live.js';
 
-const CUSTOMER_KEYS = 'sb.customer-keys';
+// Live sessions of this tab: id → {view, live, subject}. Leaving the session's page keeps its
+// socket; the dock under the header leads back.
+const docked = new Map();
+let dockEl = null;
+let shownSession = null;
 
-function rememberCustomerKey(id, key) {
-  const all = JSON.parse(sessionStorage.getItem(CUSTOMER_KEYS) || '{}');
-  all[id] = key;
-  sessionStorage.setItem(CUSTOMER_KEYS, JSON.stringify(all));
+const resumeKey = (id) => `sb.resume.${id}`;
+
+// Where the dock is drawn (app.js hands over its element once).
+export function attachDock(el) {
+  dockEl = el;
+  renderDock();
 }
 
-function customerKey(id) {
-  return JSON.parse(sessionStorage.getItem(CUSTOMER_KEYS) || '{}')[id];
+// Draws the dock: every live session of this tab but the one on screen.
+export function renderDock() {
+  if (!dockEl) return;
+  const items = [...docked.entries()].filter(([id, d]) => id !== shownSession && !d.live.state.ended);
+  clear(
+    dockEl,
+    items.map(([id, d]) =>
+      h(
+        'div',
+        { class: 'dock-item', 'data-testid': 'dock', dataset: { session: id } },
+        h('span', { class: 'live-dot', 'aria-hidden': 'true' }),
+        h('strong', {}, t('in_session_dock', { subject: d.subject })),
+        h('span', { class: 'muted', 'data-testid': 'dock-status' }, d.live.state.ended ? '' : d.live.ws && d.live.ws.readyState === WebSocket.OPEN ? t('connected') : t('reconnecting')),
+        h('a', { href: `#/sessions/${id}`, class: 'button primary', 'data-testid': 'dock-back' }, t('back_to_session')),
+      ),
+    ),
+  );
+  dockEl.hidden = items.length === 0;
 }
 
-export async function sessionsPage(root) {
-  const [live, ended] = await Promise.all([api('GET', '/sessions'), api('GET', '/sessions?state=ended')]);
-  const msg = h('div');
+// The page left a session's view (another page is shown).
+export function leftSessionPage() {
+  shownSession = null;
+  renderDock();
+}
+
+// Signing out: every session of this tab is left.
+export function closeAllSessions() {
+  for (const d of docked.values()) d.live.close();
+  docked.clear();
+  renderDock();
+}
+
+function minutesSince(iso) {
+  return Math.max(0, Math.floor((Date.now() - new Date(iso).getTime()) / 60000));
+}
+
+function customerState(s) {
+  const customer = s.participants.some((p) => p.role === 'customer');
+  const technicians = s.participants.filter((p) => p.role === 'owner' || p.role === 'technician').length;
+  if (customer && technicians === 0) return h('span', { class: 'badge warn', 'data-testid': 'waiting' }, t('waiting_customer'));
+  if (customer) return h('span', { class: 'badge customer' }, t('customer_connected'));
+  return h('span', { class: 'muted' }, t('no_customer'));
+}
+
+function liveTable(live) {
+  if (!live.length) return h('p', { class: 'muted' }, t('no_sessions'));
+  return table(
+    [t('subject'), t('age'), t('participants'), t('role_customer'), ''],
+    live.map((s) => [
+      s.subject,
+      t('minutes_short', { n: minutesSince(s.started_at) }),
+      s.participants.map((p) => `${p.name} (${t(`role_${p.role}`)})`).join(', ') || t('nothing'),
+      customerState(s),
+      h('a', { href: `#/sessions/${s.id}`, class: 'button', 'data-testid': 'open-session' }, docked.has(s.id) ? t('back_to_session') : t('open')),
+    ]),
+    { 'data-testid': 'live-sessions' },
+  );
+}
+
+async function newSessionForm(ctx, msg) {
+  // Online devices the caller sees: a session on one asks its agent to join as the customer.
+  let devices = [];
+  if ((ctx.me.rights.areas || []).includes('devices')) {
+    devices = await api('GET', `/accounts/${ctx.accountId}/devices`).catch(() => []);
+  }
   const form = h(
     'form',
-    { class: 'inline', 'data-testid': 'new-session' },
+    { class: 'grid', 'data-testid': 'new-session' },
     field(t('subject'), { name: 'subject', required: true, maxlength: 200 }),
+    devices.length
+      ? select(t('start_on_device'), 'device_id', [['', t('no_device')], ...devices.map((d) => [d.id, `${d.name} (${d.serial})${d.online ? '' : ` ${t('device_offline_suffix')}`}`])], '')
+      : null,
     h('button', { type: 'submit', class: 'primary' }, t('create')),
   );
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
+    const data = new FormData(form);
+    const body = { subject: data.get('subject') };
+    if (data.get('device_id')) body.device_id = data.get('device_id');
     try {
-      const created = await api('POST', '/sessions', { subject: new FormData(form).get('subject') });
-      rememberCustomerKey(created.id, created.customer_key);
+      const created = await api('POST', '/sessions', body);
       location.hash = `#/sessions/${created.id}`;
     } catch (err) {
       clear(msg, notice('error', errorText(err)));
     }
   });
+  return form;
+}
+
+export async function sessionsPage(root, ctx) {
+  const [live, users] = await Promise.all([api('GET', '/sessions'), api('GET', `/accounts/${ctx.accountId}/users`).catch(() => [])]);
+  const msg = h('div');
+  const liveBox = h('div', {}, liveTable(live));
+  const endedBox = h('div');
+  const technicians = users.filter((u) => u.kind !== 'service');
+  const filters = h(
+    'form',
+    { class: 'grid filters', 'data-testid': 'session-filters' },
+    field(t('search_subject'), { name: 'q', type: 'search', maxlength: 200 }),
+    select(t('technician'), 'technician', [['', t('anyone')], ...technicians.map((u) => [u.id, `${u.first_name} ${u.last_name}`.trim() || u.username])], ''),
+    field(t('date_from'), { name: 'from', type: 'date' }),
+    field(t('date_to'), { name: 'to', type: 'date' }),
+    h('button', { type: 'submit' }, t('filter')),
+  );
+  async function loadEnded() {
+    const data = new FormData(filters);
+    const q = new URLSearchParams({ state: 'ended' });
+    if (data.get('q')) q.set('q', data.get('q'));
+    if (data.get('technician')) q.set('technician', data.get('technician'));
+    if (data.get('from')) q.set('from', new Date(`${data.get('from')}T00:00:00`).toISOString());
+    if (data.get('to')) q.set('to', new Date(new Date(`${data.get('to')}T00:00:00`).getTime() + 86400000).toISOString());
+    try {
+      const ended = await api('GET', `/sessions?${q}`);
+      clear(
+        endedBox,
+        ended.length
+          ? table(
+              [t('subject'), t('started'), t('duration'), t('reason'), ''],
+              ended.map((s) => [s.subject, when(s.started_at), duration(s.started_at, s.ended_at), why(s.end_reason), h('a', { href: `#/reports/${s.id}`, class: 'button' }, t('report'))]),
+              { 'data-testid': 'ended-sessions' },
+            )
+          : h('p', { class: 'muted' }, t('no_ended_sessions')),
+      );
+    } catch (err) {
+      clear(endedBox, notice('error', errorText(err)));
+    }
+  }
+  filters.addEventListener('submit', (e) => {
+    e.preventDefault();
+    loadEnded();
+  });
   clear(
     root,
-    h('section', { class: 'card' }, h('h1', {}, t('new_session')), form, msg),
-    h(
-      'section',
-      { class: 'card' },
-      h('h2', {}, t('live_sessions')),
-      live.length
-        ? table(
-            [t('subject'), t('started'), t('participants'), ''],
-            live.map((s) => [s.subject, when(s.started_at), String(s.participants.length), h('a', { href: `#/sessions/${s.id}`, class: 'button' }, t('open'))]),
-            { 'data-testid': 'live-sessions' },
-          )
-        : h('p', { class: 'muted' }, t('no_sessions')),
-    ),
-    h(
-      'section',
-      { class: 'card' },
-      h('h2', {}, t('ended_sessions')),
-      ended.length
-        ? table(
-            [t('subject'), t('started'), t('ended'), t('reason'), ''],
-            ended.map((s) => [s.subject, when(s.started_at), when(s.ended_at), why(s.end_reason), h('a', { href: `#/reports/${s.id}` }, t('report'))]),
-            { 'data-testid': 'ended-sessions' },
-          )
-        : h('p', { class: 'muted' }, t('no_ended_sessions')),
-    ),
+    h('section', { class: 'card' }, h('h1', {}, t('new_session')), await newSessionForm(ctx, msg), msg),
+    h('section', { class: 'card' }, h('h2', {}, t('live_sessions')), liveBox),
+    h('section', { class: 'card' }, h('h2', {}, t('ended_sessions')), filters, endedBox),
   );
+  await loadEnded();
+  // The live list follows by itself: who is in, whether a customer waits, how long it runs.
+  const timer = setInterval(async () => {
+    try {
+      clear(liveBox, liveTable(await api('GET', '/sessions')));
+    } catch {
+      // The next round tries again.
+    }
+  }, 5000);
+  ctx.onLeave(() => clearInterval(timer));
+}
+
+function duration(from, to) {
+  if (!from || !to) return t('nothing');
+  const secs = Math.max(0, Math.round((new Date(to) - new Date(from)) / 1000));
+  const hrs = Math.floor(secs / 3600);
+  const mins = Math.floor((secs % 3600) / 60);
+  const rest = secs % 60;
+  return hrs ? `${hrs} h ${mins} min` : mins ? `${mins} min ${rest} s` : `${rest} s`;
 }
 
 async function copy(text, button) {
@@ -80,20 +193,40 @@ async function copy(text, button) {
   button.textContent = t('copied');
 }
 
+function linkRow(label, url, testid) {
+  const input = h('input', { type: 'text', readonly: true, value: url, 'aria-label': label, 'data-testid': testid });
+  const button = h('button', { type: 'button' }, t('copy'));
+  button.addEventListener('click', () => copy(url, button));
+  return h('div', { class: 'link-row' }, h('label', {}, label), h('div', { class: 'inline' }, input, button));
+}
+
 function inviteForm(ctx, sessionId, policies, defaultPolicy) {
   const msg = h('div');
   const result = h('div', { 'data-testid': 'invitation-result' });
+  const pending = [];
+  // No silent choice: the account's default policy, else the technician picks one.
+  const options = [['', t('choose_policy')], ...policies.map((p) => [p.id, `${p.name} (${p.permissions.map((x) => t(`perm_${x}`)).join(', ')})`])];
+  const policySelect = select(t('policy'), 'policy_id', options, defaultPolicy || '');
+  policySelect.querySelector('select').required = true;
+  const chatWarning = h('p', { class: 'notice warn', hidden: true, 'data-testid': 'policy-no-chat' }, t('policy_no_chat_warning'));
+  const warn = () => {
+    const p = policies.find((x) => x.id === form.elements.policy_id.value);
+    chatWarning.hidden = !p || p.permissions.includes('chat');
+  };
   const form = h(
     'form',
     { 'data-testid': 'invite-form' },
-    select(t('policy'), 'policy_id', policies.map((p) => [p.id, `${p.name} (${p.permissions.map((x) => t(`perm_${x}`)).join(', ')})`]), defaultPolicy || undefined),
+    policySelect,
+    chatWarning,
     field(t('guest_name'), { name: 'guest_name', required: true, maxlength: 100 }),
     field(t('email_optional'), { name: 'email', type: 'email' }),
     field(t('message_to_guest'), { name: 'message', tag: 'textarea', rows: 2, maxlength: 1000 }),
     field(t('internal_comment'), { name: 'comment', maxlength: 1000 }),
     msg,
-    h('button', { type: 'submit', class: 'primary' }, t('invite')),
+    h('button', { type: 'submit', class: 'primary' }, t('create_link')),
   );
+  form.elements.policy_id.addEventListener('change', warn);
+  warn();
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
     const data = new FormData(form);
@@ -102,105 +235,198 @@ function inviteForm(ctx, sessionId, policies, defaultPolicy) {
     try {
       const inv = await api('POST', `/sessions/${sessionId}/invitations`, body);
       clear(msg);
-      const url = h('input', { type: 'text', readonly: true, value: inv.url, 'aria-label': t('invitation_url'), 'data-testid': 'invitation-url' });
-      const copyButton = h('button', { type: 'button' }, t('copy'));
-      copyButton.addEventListener('click', () => copy(inv.url, copyButton));
       const revoke = h('button', { type: 'button', class: 'danger', 'data-testid': 'revoke-invitation' }, t('revoke'));
+      const state = h('p', { class: 'muted', 'data-testid': 'invitation-state' }, `${t('expires')} ${when(inv.expires_at)}`);
       const box = h(
         'div',
-        { class: 'invitation' },
-        h('p', {}, `${inv.guest_name}: ${t('invitation_url')} (${t('expires')} ${when(inv.expires_at)})`),
-        h('div', { class: 'inline' }, url, copyButton),
+        { class: 'invitation', dataset: { guest: inv.guest_name } },
+        h('p', {}, h('strong', {}, inv.guest_name)),
+        linkRow(t('invitation_url'), inv.url, 'invitation-url'),
         h('p', {}, h('a', { href: inv.mailto }, t('mail_client'))),
         inv.mailed ? notice('ok', t('mailed')) : null,
+        state,
         revoke,
       );
+      const entry = { name: inv.guest_name, box, state, revoke, open: true };
+      pending.push(entry);
       revoke.addEventListener('click', async () => {
         try {
           await api('DELETE', `/invitations/${inv.id}`);
           box.remove();
         } catch (err) {
-          if (err.status === 410) {
-            // Used, expired or already revoked: nothing left to revoke, so say why and drop
-            // the button instead of leaving an error next to it.
-            revoke.remove();
-            box.append(notice('ok', errorText(err)));
-          } else {
-            box.append(notice('error', errorText(err)));
-          }
+          // Used, expired or already revoked: nothing left to revoke; say why.
+          revoke.remove();
+          box.append(notice(err.status === 410 ? 'ok' : 'error', errorText(err)));
         }
       });
       result.prepend(box);
       form.reset();
       // The account's default policy stays chosen for the next guest.
-      if (defaultPolicy) form.elements.policy_id.value = defaultPolicy;
+      form.elements.policy_id.value = defaultPolicy || '';
+      warn();
     } catch (err) {
       clear(msg, notice('error', errorText(err)));
     }
   });
-  return h('section', { class: 'invite' }, h('h3', {}, t('invite')), form, result);
+  const section = h('section', { class: 'invite', 'data-testid': 'invite' }, h('h3', {}, t('invite')), form, result);
+  // A guest that joined used its link: the box says so instead of offering a revoke.
+  section.guestJoined = (name) => {
+    const entry = pending.find((p) => p.open && p.name === name);
+    if (!entry) return;
+    entry.open = false;
+    entry.revoke.remove();
+    clear(entry.state, t('inv_redeemed'));
+    entry.box.dataset.used = 'true';
+  };
+  return section;
 }
 
 export async function sessionPage(root, ctx, id) {
+  shownSession = id;
+  const existing = docked.get(id);
+  if (existing && !existing.live.state.ended) {
+    clear(root, existing.view);
+    renderDock();
+    ctx.onLeave(() => leftSessionPage());
+    return;
+  }
   const session = await api('GET', `/sessions/${id}`);
   if (session.state !== 'open') {
     location.hash = `#/reports/${id}`;
     return;
   }
-  let policies = [];
-  try {
-    policies = await api('GET', `/accounts/${ctx.accountId}/policies`);
-  } catch {
-    policies = [];
-  }
-  const account = await api('GET', `/accounts/${ctx.accountId}`).catch(() => ({}));
-  const { ticket } = await api('POST', '/ws-tickets', { session_id: id });
-  const key = customerKey(id);
+  const [policies, account] = await Promise.all([
+    api('GET', `/accounts/${ctx.accountId}/policies`).catch(() => []),
+    api('GET', `/accounts/${ctx.accountId}`).catch(() => ({})),
+  ]);
   const box = h('div');
-  const after = h('div');
-  clear(
-    root,
-    h(
-      'section',
-      { class: 'card' },
-      h('h1', { 'data-testid': 'session-subject' }, session.subject),
-      key ? h('p', {}, `${t('role_customer')}: `, h('a', { href: `/customer/${key}`, target: '_blank', rel: 'noopener', 'data-testid': 'customer-link' }, `${location.origin}/customer/${key}`)) : null,
-      box,
-      after,
-    ),
+  const top = h('div', { class: 'session-top' });
+  const aside = inviteForm(ctx, id, policies, account.default_policy_id);
+  const view = h(
+    'section',
+    { class: 'card', 'data-testid': 'session-view' },
+    h('h1', { 'data-testid': 'session-subject' }, session.subject),
+    top,
+    session.customer_url ? linkRow(t('customer_link'), session.customer_url, 'customer-link') : null,
+    box,
   );
-  const live = liveSession(box, `${wsBase()}/ws/sessions/${id}?ticket=${encodeURIComponent(ticket)}`, {
-    aside: inviteForm(ctx, id, policies, account.default_policy_id),
-    onEnd: () => clear(after, h('a', { href: `#/reports/${id}`, class: 'button', 'data-testid': 'report-link' }, t('report'))),
+  clear(root, view);
+  // Each attempt gets its own ticket; coming back names our place (`resume`).
+  const connect = async (me) => {
+    const { ticket } = await api('POST', '/ws-tickets', { session_id: id });
+    const resume = me || sessionStorage.getItem(resumeKey(id));
+    return `${wsBase()}/ws/sessions/${id}?ticket=${encodeURIComponent(ticket)}${resume ? `&resume=${encodeURIComponent(resume)}` : ''}`;
+  };
+  const live = liveSession(box, connect, {
+    aside,
+    reconnect: true,
+    onWelcome: (m) => {
+      sessionStorage.setItem(resumeKey(id), m.participant_id);
+      renderDock();
+    },
+    onPeople: (state) => {
+      for (const p of state.participants.values()) if (p.role === 'guest') aside.guestJoined(p.name);
+    },
+    onEnd: (end) => {
+      sessionStorage.removeItem(resumeKey(id));
+      docked.delete(id);
+      aside.remove();
+      view.querySelector('[data-testid="customer-link"]')?.closest('.link-row')?.remove();
+      clear(
+        top,
+        end.kind === 'left' ? h('p', { class: 'muted' }, t('left_session_report_hint')) : null,
+        h('div', { class: 'buttons' }, h('a', { href: `#/reports/${id}`, class: 'button primary', 'data-testid': 'report-link' }, t('report')), h('a', { href: '#/sessions', class: 'button' }, t('back_to_sessions'))),
+      );
+      renderDock();
+    },
   });
-  ctx.onLeave(() => live.close());
+  docked.set(id, { view, live, subject: session.subject });
+  renderDock();
+  ctx.onLeave(() => leftSessionPage());
+}
+
+function download(name, type, text) {
+  const url = URL.createObjectURL(new Blob([text], { type }));
+  const a = h('a', { href: url, download: name });
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60000);
+}
+
+// The report as CSV: one row per thing that happened, in time order.
+function reportCsv(r, name) {
+  const rows = [['when', 'what', 'who', 'role', 'detail']];
+  for (const p of r.participants) {
+    rows.push([p.joined_at, 'joined', p.name, p.role, '']);
+    if (p.left_at) rows.push([p.left_at, 'left', p.name, p.role, p.leave_reason || '']);
+  }
+  for (const i of r.invitations) rows.push([i.created_at, 'invited', name(i.inviter_id), '', `${i.guest_name} (${i.policy.name}): ${i.outcome}; ${i.comment}`]);
+  for (const m of r.chat) rows.push([m.at, 'chat', m.from.name, m.from.role, m.text]);
+  for (const f of r.files || []) rows.push([f.at, 'file', f.from.name, f.from.role, `${f.name} (${f.size} bytes)`]);
+  for (const o of r.ownership) rows.push([o.at, 'owner', name(o.to), '', `from ${name(o.from)}`]);
+  if (r.session.ended_at) rows.push([r.session.ended_at, 'ended', '', '', r.session.end_reason || '']);
+  const head = rows.shift();
+  rows.sort((a, b) => String(a[0]).localeCompare(String(b[0])));
+  // Quote every field; a leading = + - @ is defused so a spreadsheet does not run it.
+  const cell = (v) => {
+    let s = String(v ?? '');
+    if (/^[=+\-@\t\r]/.test(s)) s = `'${s}`;
+    return `"${s.replace(/"/g, '""')}"`;
+  };
+  return [head, ...rows].map((r2) => r2.map(cell).join(',')).join('\r\n');
 }
 
 export async function reportPage(root, ctx, id) {
   const r = await api('GET', `/sessions/${id}/report`);
   const names = new Map(r.participants.map((p) => [p.id, p.name]));
   const name = (pid) => names.get(pid) || pid || '';
+  const none = (list, el) => (list.length ? el : h('p', { class: 'muted' }, t('no_entries')));
+  const slug = r.session.subject.replace(/[^\w-]+/g, '-').slice(0, 40) || 'session';
   clear(
     root,
     h(
       'section',
       { class: 'card', 'data-testid': 'report' },
+      h('p', {}, h('a', { href: '#/sessions', class: 'button' }, t('back_to_sessions'))),
       h('h1', {}, `${t('report')}: ${r.session.subject}`),
-      h('p', {}, `${t('started')}: ${when(r.session.started_at)} · ${t('ended')}: ${when(r.session.ended_at)} · ${t('reason')}: ${why(r.session.end_reason) || t('nothing')}`),
+      h(
+        'p',
+        { 'data-testid': 'report-summary' },
+        `${t('started')}: ${when(r.session.started_at)} · ${t('ended')}: ${when(r.session.ended_at)} · ${t('duration')}: ${duration(r.session.started_at, r.session.ended_at)} · ${t('reason')}: ${why(r.session.end_reason) || t('nothing')}`,
+      ),
+      h(
+        'div',
+        { class: 'buttons' },
+        h('button', { type: 'button', 'data-testid': 'export-json', onclick: () => download(`report-${slug}.json`, 'application/json', JSON.stringify(r, null, 2)) }, t('export_json')),
+        h('button', { type: 'button', 'data-testid': 'export-csv', onclick: () => download(`report-${slug}.csv`, 'text/csv', reportCsv(r, name)) }, t('export_csv')),
+      ),
       h('h2', {}, t('participants')),
       table(
         [t('name'), t('role'), t('joined'), t('left'), t('reason')],
         r.participants.map((p) => [p.name, t(`role_${p.role}`), when(p.joined_at), when(p.left_at), why(p.leave_reason)]),
       ),
       h('h2', {}, t('invitations')),
-      table(
-        [t('guest_name'), t('invited_by'), t('policy'), t('comment'), t('outcome')],
-        r.invitations.map((i) => [i.guest_name, name(i.inviter_id), i.policy.name, i.comment, t(`inv_${i.outcome}`)]),
+      none(
+        r.invitations,
+        table(
+          [t('guest_name'), t('invited_by'), t('policy'), t('comment'), t('outcome')],
+          r.invitations.map((i) => [i.guest_name, name(i.inviter_id), i.policy.name, i.comment, t(`inv_${i.outcome}`)]),
+        ),
       ),
       h('h2', {}, t('chat')),
-      h('ol', { class: 'chat-log static', 'data-testid': 'report-chat' }, r.chat.map((m) => h('li', {}, h('span', { class: 'from' }, m.from.name), h('time', { datetime: m.at }, when(m.at)), h('p', { class: 'text' }, m.text)))),
+      none(r.chat, h('ol', { class: 'chat-log static', 'data-testid': 'report-chat' }, r.chat.map((m) => h('li', {}, h('span', { class: 'from' }, m.from.name), h('time', { datetime: m.at }, when(m.at)), h('p', { class: 'text' }, m.text))))),
+      h('h2', {}, t('report_files')),
+      none(
+        r.files || [],
+        table(
+          [t('name'), t('file_size'), t('sent_by'), t('when')],
+          (r.files || []).map((f) => [f.name, sizeText(f.size), `${f.from.name} (${t(`role_${f.from.role}`)})`, when(f.at)]),
+          { 'data-testid': 'report-files' },
+        ),
+      ),
       h('h2', {}, t('ownership')),
-      table([t('from'), t('to'), t('when')], r.ownership.map((o) => [name(o.from), name(o.to), when(o.at)])),
+      none(r.ownership, table([t('from'), t('to'), t('when')], r.ownership.map((o) => [name(o.from), name(o.to), when(o.at)]))),
     ),
   );
 }

@@ -51,6 +51,8 @@ export function select(label, name, options, value) {
 
 export function checkbox(label, name, checked, attrs = {}) {
   const input = h('input', { type: 'checkbox', name, ...attrs });
+  // The default too, so that a form's reset() comes back to it (not to "unticked").
+  input.defaultChecked = !!checked;
   input.checked = !!checked;
   return h('label', { class: 'check' }, input, ' ', label);
 }

@@ -3,6 +3,7 @@
 pub mod access;
 pub mod device;
 pub mod ids;
+pub mod input;
 pub mod invitation;
 pub mod permissions;
 pub mod rate;

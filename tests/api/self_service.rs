@@ -275,7 +275,53 @@ async fn the_reference_agent_serves_commands_sessions_and_a_wipe() {
             .iter()
             .any(|s| s.to_string() == session)
     );
-    let _ws = app.ws_technician(&tech, &session).await;
+    let mut ws = app.ws_technician(&tech, &session).await;
+    // The agent shares its (simulated) screen as SVG images on the screen channel.
+    let screen = ws.expect_binary().await;
+    assert_eq!(screen[0], 1, "screen channel");
+    assert!(screen[1..].starts_with(b"<svg"), "an SVG image");
+    assert!(String::from_utf8_lossy(&screen).contains("Ann&apos;s phone"));
+    // Remote control: a click and typed keys reach the agent in the documented format, and
+    // its next screen shows them.
+    use support_broker::domain::input::{InputEvent, encode};
+    for event in [
+        InputEvent::ButtonDown {
+            button: 0,
+            x: 32768,
+            y: 16384,
+        },
+        InputEvent::KeyDown { key: "o".into() },
+        InputEvent::KeyDown { key: "k".into() },
+        InputEvent::KeyDown { key: "<".into() },
+    ] {
+        let mut frame = vec![2u8];
+        frame.extend_from_slice(&encode(&event));
+        ws.send_binary(frame).await;
+    }
+    assert!(
+        eventually(|| async { watch(&state).inputs.len() == 4 }).await,
+        "{:?}",
+        watch(&state).inputs
+    );
+    assert_eq!(
+        watch(&state).inputs,
+        [
+            "button_down 0 32768,16384",
+            "key_down o",
+            "key_down k",
+            "key_down <"
+        ]
+    );
+    let typed = loop {
+        let frame = String::from_utf8_lossy(&ws.expect_binary().await).into_owned();
+        if frame.contains("ok&lt;") {
+            break frame;
+        }
+    };
+    assert!(
+        typed.contains("cx=\"320\" cy=\"100\""),
+        "the pointer moved: {typed}"
+    );
     let (_, view) = app.get(&format!("/sessions/{session}"), &tech).await;
     assert!(
         view["participants"]

@@ -43,6 +43,13 @@ async fn a_guest_joins_from_the_link_chats_and_sees_its_inviter_leave() {
             "printer vendor",
         )
         .await;
+        // No policy is chosen silently: without an account default the technician picks one.
+        tech.wait_js(
+            "document.querySelector('[data-testid=invite-form] select[name=policy_id]').value === ''",
+        )
+        .await;
+        tech.choose("[data-testid=invite-form] select[name=policy_id]", &policy)
+            .await;
         tech.click("[data-testid=invite-form] button[type=submit]")
             .await;
         let url = tech
@@ -59,7 +66,7 @@ async fn a_guest_joins_from_the_link_chats_and_sees_its_inviter_leave() {
         let customer_link = tech
             .find("[data-testid=customer-link]")
             .await
-            .attr("href")
+            .prop("value")
             .await
             .unwrap()
             .expect("customer link");
@@ -96,13 +103,9 @@ async fn a_guest_joins_from_the_link_chats_and_sees_its_inviter_leave() {
             .await;
         tech.wait_text("[data-testid=participants]", "Gina Guest")
             .await;
-        // The link is used up: revoking it now says so and the button goes.
-        tech.click("[data-testid=revoke-invitation]").await;
-        tech.wait_text(
-            "[data-testid=invitation-result]",
-            "invitation link has already been used",
-        )
-        .await;
+        // The link is used up: its box says so and offers no revoke any more.
+        tech.wait_text("[data-testid=invitation-state]", "redeemed")
+            .await;
         tech.wait_js("document.querySelector('[data-testid=revoke-invitation]') === null")
             .await;
 
@@ -163,11 +166,19 @@ async fn a_guest_joins_from_the_link_chats_and_sees_its_inviter_leave() {
 
         // The inviter leaves: the guest is told so (close 4001), in its language.
         tech.click("[data-testid=leave]").await;
+        guest.find("[data-testid=outcome][data-code='4001']").await;
         guest
-            .find("[data-testid=live-status][data-close-code='4001']")
+            .wait_text("[data-testid=outcome]", "hat die Sitzung verlassen")
+            .await;
+        // What to do next, and the conversation, stay on the page; the frozen screen does not.
+        guest
+            .wait_text("[data-testid=what-next]", "neuen Link")
             .await;
         guest
-            .wait_text("[data-testid=live-status]", "hat die Sitzung verlassen")
+            .wait_text("[data-testid=chat-log]", "Welcome Gina")
+            .await;
+        guest
+            .wait_js("document.querySelector('[data-testid=screen]') === null")
             .await;
         guest.shot("guest-inviter-left").await;
 
