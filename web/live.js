@@ -225,7 +225,11 @@ export function liveSession(root, connect, options = {}) {
     clear(controls, buttons);
   }
 
+  const seen = new Set();
   function addChat(m) {
+    // After a reconnect the broker replays its recent chat: each message shows once.
+    if (m.id && seen.has(m.id)) return;
+    if (m.id) seen.add(m.id);
     const mine = m.from && m.from.id === state.me;
     log.append(
       h(
@@ -324,7 +328,10 @@ export function liveSession(root, connect, options = {}) {
     file.row.bar.value = file.got;
     if (file.got >= file.size) {
       incoming.delete(id);
-      const url = URL.createObjectURL(new Blob(file.parts));
+      const blob = new Blob(file.parts);
+      const url = URL.createObjectURL(blob);
+      // The received file itself, for the console's own tests.
+      file.row.li.fileBlob = blob;
       file.row.li.dataset.done = 'true';
       clear(file.row.end, h('a', { href: url, download: file.name, class: 'button', 'data-testid': 'save-file' }, t('save_file')));
     }
@@ -546,7 +553,7 @@ export function liveSession(root, connect, options = {}) {
       // Refused before the welcome (the browser only says 1006): ask the page why.
       const why = !state.welcomed && options.explain ? await options.explain().catch(() => null) : null;
       if (why) {
-        finish(why.text, { code: ev.code, kind: 'refused', next: why.next });
+        finish(why.text, { code: why.code || ev.code, kind: 'refused', next: why.next });
       } else {
         finish(closeText(ev.code, state.endedReason, ev.reason), { code: ev.code, reason: state.endedReason, kind: final ? 'closed' : 'lost' });
       }

@@ -346,8 +346,11 @@ impl StreamHandler<Result<AggregatedMessage, ProtocolError>> for ParticipantActo
                 let _ = self.outlet.send(Outbound::Pong(data));
             }
             Ok(AggregatedMessage::Pong(_)) => {}
-            Ok(AggregatedMessage::Close(_)) => {
-                self.outlet.close(close_code::NORMAL, "bye");
+            Ok(AggregatedMessage::Close(reason)) => {
+                // Echo the peer's code (RFC 6455 5.5.1): a client that closed with its own
+                // code (say, to start over on a new connection) sees that code, not 1000.
+                let code = reason.map_or(close_code::NORMAL, |r| u16::from(r.code));
+                self.outlet.close(code, "bye");
                 self.depart(LeaveReason::Disconnected, ctx);
             }
             Err(err) => {

@@ -122,8 +122,15 @@ pub struct SessionActor {
     /// Files announced with `file_offer` and not yet complete: their sender and the bytes
     /// still to come (chunks beyond the announced size are refused).
     transfers: HashMap<uuid::Uuid, (ParticipantId, u64)>,
+    /// The last chat frames, replayed after the welcome to technicians and the customer (a
+    /// second tab, a reconnect, a page reload); never to guests, who see only what was said
+    /// while they are in.
+    recent_chat: std::collections::VecDeque<ByteString>,
     deps: Arc<SessionDeps>,
 }
+
+/// Chat messages a joining technician or customer gets replayed.
+const RECENT_CHAT: usize = 100;
 
 /// Announced transfers one session keeps track of at once; an offer beyond that is refused
 /// (`too_many_transfers`) until one completes or its sender leaves.
@@ -149,6 +156,7 @@ impl SessionActor {
             empty_since: Some(std::time::Instant::now()),
             indexed: (Vec::new(), Vec::new()),
             transfers: HashMap::new(),
+            recent_chat: std::collections::VecDeque::new(),
             deps,
         }
         .start();
@@ -242,7 +250,14 @@ impl SessionActor {
             reconnect_grace_secs: self.deps.reconnect_grace.as_secs(),
         }
         .encode();
+        let replay = m.kind != Kind::Guest;
         self.send_to(pid, Outbound::Text(text));
+        if replay {
+            let replay: Vec<ByteString> = self.recent_chat.iter().cloned().collect();
+            for frame in replay {
+                self.send_to(pid, Outbound::Text(frame));
+            }
+        }
     }
 
     /// Closes one participant's socket with `code` and tells its actor; the caller removes it.
@@ -430,6 +445,10 @@ impl SessionActor {
         let receivers = self.members.values().filter(|m| m.conn.is_some()).count();
         self.deps.metrics.chat.increment(receivers as u64);
         self.broadcast(&frame, None);
+        if self.recent_chat.len() == RECENT_CHAT {
+            self.recent_chat.pop_front();
+        }
+        self.recent_chat.push_back(frame);
     }
 
     /// `remove_guest`: the owner takes a guest out (4004, reason `removed`, in the report).

@@ -14,6 +14,7 @@ mod operator;
 mod password;
 mod platform;
 mod self_service;
+mod workspace;
 
 use std::{
     path::PathBuf,
