@@ -63,6 +63,9 @@ pub struct DeviceState {
     pub enrolled: bool,
     pub connected: bool,
     pub lost_mode: bool,
+    /// Lost mode's message and phone number, as the lock screen shows them.
+    pub lost_message: Option<String>,
+    pub lost_phone: Option<String>,
     pub locked: bool,
     pub passcode_resets: u32,
     pub wiped: bool,
@@ -348,8 +351,17 @@ fn answer(
     let mut wiped = false;
     with_state(state, |s| {
         match action.as_str() {
-            "lost_mode_on" => s.lost_mode = true,
-            "lost_mode_off" => s.lost_mode = false,
+            "lost_mode_on" => {
+                s.lost_mode = true;
+                // What the lock screen shows to whoever finds the device.
+                s.lost_message = frame["params"]["message"].as_str().map(str::to_string);
+                s.lost_phone = frame["params"]["phone"].as_str().map(str::to_string);
+            }
+            "lost_mode_off" => {
+                s.lost_mode = false;
+                s.lost_message = None;
+                s.lost_phone = None;
+            }
             "lock" => s.locked = true,
             "reset_passcode" => {
                 s.passcode_resets += 1;

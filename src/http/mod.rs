@@ -213,6 +213,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 web::post().to(self_service::act),
             )
             .route(
+                "/me/devices/{id}/actions",
+                web::get().to(self_service::action_history),
+            )
+            .route(
                 "/me/devices/{id}/actions/{command_id}",
                 web::get().to(self_service::action_status),
             )

@@ -81,6 +81,7 @@ use super::{
         self_service::my_devices,
         self_service::my_device,
         self_service::act,
+        self_service::action_history,
         self_service::action_status,
         access::request_access,
         access::access_list,

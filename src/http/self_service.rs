@@ -15,6 +15,7 @@ use crate::{
         device::{Action, CommandStatus, supports},
         ids::{CommandId, DeviceId, UserId},
         rights::SelfService,
+        validate,
     },
     error::{AppError, AppResult, Code},
     store::{CommandRecord, DeviceRecord},
@@ -75,6 +76,52 @@ pub struct ActionBody {
     #[serde(default)]
     #[schema(value_type = Option<String>)]
     pub password: Option<Secret>,
+    /// `lost_mode_on` only: what the device shows to whoever finds it (at most 200
+    /// characters, may span lines).
+    #[serde(default)]
+    pub message: Option<String>,
+    /// `lost_mode_on` only: a number to call, shown on the device (E.164, `+49…`).
+    #[serde(default)]
+    pub phone: Option<String>,
+}
+
+impl ActionBody {
+    /// The command's parameters: lost mode's message and phone, checked; nothing for the
+    /// other actions (which refuse them).
+    fn params(&self) -> AppResult<serde_json::Value> {
+        let message = self.message.as_deref().filter(|m| !m.trim().is_empty());
+        let phone = self.phone.as_deref().filter(|p| !p.trim().is_empty());
+        if self.action != Action::LostModeOn {
+            if message.is_some() || phone.is_some() {
+                return Err(AppError::new(
+                    Code::ParamsNotAllowed,
+                    "message and phone belong to lost_mode_on only",
+                ));
+            }
+            return Ok(serde_json::json!({}));
+        }
+        let mut params = serde_json::Map::new();
+        if let Some(m) = message {
+            let m = validate::optional_multiline(m, 200).ok_or_else(|| {
+                AppError::new(
+                    Code::InvalidMessage,
+                    "message: at most 200 characters, no control characters but line breaks",
+                )
+            })?;
+            params.insert("message".into(), m.into());
+        }
+        if let Some(p) = phone {
+            // People write numbers with spaces, dashes and brackets; the device gets E.164.
+            let compact: String = p
+                .chars()
+                .filter(|c| !matches!(c, ' ' | '-' | '(' | ')' | '/' | '.'))
+                .collect();
+            let p = validate::parse_phone(&compact)
+                .ok_or_else(|| AppError::new(Code::InvalidPhone, "phone must be in E.164 form"))?;
+            params.insert("phone".into(), p.into());
+        }
+        Ok(serde_json::Value::Object(params))
+    }
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -94,6 +141,9 @@ pub struct CommandView {
     pub finished_at: Option<DateTime<Utc>>,
     #[schema(value_type = Option<Object>)]
     pub result: Option<serde_json::Value>,
+    /// What the command was sent with (lost mode's message and phone).
+    #[schema(value_type = Object)]
+    pub params: serde_json::Value,
 }
 
 impl From<CommandRecord> for CommandView {
@@ -107,6 +157,7 @@ impl From<CommandRecord> for CommandView {
             sent_at: c.sent_at,
             finished_at: c.finished_at,
             result: c.result,
+            params: c.params,
         }
     }
 }
@@ -117,6 +168,7 @@ pub async fn queue_command(
     state: &AppState,
     device: &DeviceRecord,
     action: Action,
+    params: serde_json::Value,
     requested_by: UserId,
 ) -> AppResult<CommandRecord> {
     let now = Utc::now();
@@ -125,7 +177,7 @@ pub async fn queue_command(
         device_id: device.id,
         account_id: device.account_id,
         action,
-        params: serde_json::json!({}),
+        params,
         status: CommandStatus::Queued,
         result: None,
         requested_by: Some(requested_by),
@@ -173,6 +225,7 @@ pub async fn act_on_device(
     body: &ActionBody,
 ) -> AppResult<HttpResponse> {
     let action = body.action;
+    let params = body.params()?;
     if !supports(device.platform, action) {
         return Err(AppError::new(
             Code::ActionNotSupported,
@@ -195,13 +248,15 @@ pub async fn act_on_device(
             _ => false,
         };
         if !ok {
-            return Err(AppError::new(
-                Code::ReauthRequired,
-                "wipe cannot be undone: confirm it with your password",
-            ));
+            let message = if body.password.as_ref().is_some_and(|p| !p.is_empty()) {
+                "the password is wrong; a wipe cannot be undone, so it needs your password"
+            } else {
+                "wipe cannot be undone: confirm it with your password"
+            };
+            return Err(AppError::new(Code::ReauthRequired, message));
         }
     }
-    let command = queue_command(state, device, action, who.user.id).await?;
+    let command = queue_command(state, device, action, params, who.user.id).await?;
     audit(
         state,
         who,
@@ -238,4 +293,25 @@ pub async fn action_status(
         .filter(|c| c.device_id == device.id)
         .ok_or_else(|| AppError::new(Code::CommandNotFound, "no such command"))?;
     Ok(HttpResponse::Ok().json(CommandView::from(command)))
+}
+
+/// How many commands `GET /me/devices/{id}/actions` lists.
+const HISTORY: u32 = 50;
+
+#[utoipa::path(get, path = "/api/v1/me/devices/{id}/actions", tag = "self-service",
+    responses((status = 200, body = Vec<CommandView>), (status = 403), (status = 404)))]
+pub async fn action_history(
+    state: web::Data<AppState>,
+    who: Principal,
+    path: web::Path<DeviceId>,
+) -> AppResult<HttpResponse> {
+    portal_access(&who)?;
+    let device = own_device(&state, &who, path.into_inner()).await?;
+    let commands = state.store.commands_of(device.id, HISTORY).await?;
+    Ok(HttpResponse::Ok().json(
+        commands
+            .into_iter()
+            .map(CommandView::from)
+            .collect::<Vec<_>>(),
+    ))
 }

@@ -646,6 +646,22 @@ impl Store {
         row.as_ref().map(command_from_row).transpose()
     }
 
+    /// The newest `limit` commands of a device, newest first.
+    pub async fn commands_of(
+        &self,
+        device: DeviceId,
+        limit: u32,
+    ) -> StoreResult<Vec<CommandRecord>> {
+        let rows = sqlx::query(
+            "SELECT * FROM device_commands WHERE device_id = ? ORDER BY created_at DESC, id DESC LIMIT ?",
+        )
+        .bind(device.to_string())
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(command_from_row).collect()
+    }
+
     /// Commands not yet answered, oldest first: what a connecting agent is sent.
     pub async fn pending_commands(&self, device: DeviceId) -> StoreResult<Vec<CommandRecord>> {
         let rows = sqlx::query(

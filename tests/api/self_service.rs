@@ -194,6 +194,108 @@ async fn wipe_needs_the_password_and_a_refused_wipe_sends_nothing() {
     assert_eq!(app.ws_device(&secret).await.err(), Some(401));
 }
 
+#[actix_web::test]
+async fn lost_mode_carries_a_message_and_a_phone_and_the_history_lists_commands() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("Acme").await;
+    let (uid, user) = app.self_service_user(&t, "ann", "self-service-full").await;
+    let (other_uid, other) = app.self_service_user(&t, "bob", "self-service-full").await;
+    let code = app.enrollment_code(&t).await;
+    let (device, secret) = app.enroll(&code, "L-1", "ios").await;
+    app.link(&t, &device, Some(&uid)).await;
+    let bobs = app.device(&t, "L-2", "ios").await;
+    app.link(&t, &bobs, Some(&other_uid)).await;
+    let mut agent = app.ws_device(&secret).await.unwrap();
+    let path = format!("/me/devices/{device}/actions");
+
+    // Bad input is refused and sends nothing.
+    for (body, code) in [
+        (
+            json!({"action": "lost_mode_on", "message": "bell\u{7}"}),
+            "invalid_message",
+        ),
+        (
+            json!({"action": "lost_mode_on", "message": "x".repeat(201)}),
+            "invalid_message",
+        ),
+        (
+            json!({"action": "lost_mode_on", "phone": "call me"}),
+            "invalid_phone",
+        ),
+        (
+            json!({"action": "lock", "message": "hello"}),
+            "params_not_allowed",
+        ),
+        (
+            json!({"action": "locate", "phone": "+4930123456"}),
+            "params_not_allowed",
+        ),
+    ] {
+        let (status, answer) = app.post(&path, &user, body.clone()).await;
+        assert_eq!(
+            (status, answer["error"]["code"].as_str()),
+            (422, Some(code)),
+            "{body}"
+        );
+    }
+    agent.expect_silence(Duration::from_millis(300), &[]).await;
+
+    let (status, queued) = app
+        .post(
+            &path,
+            &user,
+            json!({"action": "lost_mode_on", "message": "Please return to the front desk.\nReward!", "phone": "+49 30 1234567"}),
+        )
+        .await;
+    assert_eq!(status, 202, "{queued}");
+    let frame = agent.expect("command").await;
+    assert_eq!(
+        frame["params"]["message"],
+        "Please return to the front desk.\nReward!"
+    );
+    assert_eq!(frame["params"]["phone"], "+49301234567");
+    agent
+        .send_json(json!({"type": "ack", "command_id": queued["command_id"], "status": "done"}))
+        .await;
+    let (status, _) = app.post(&path, &user, json!({"action": "locate"})).await;
+    assert_eq!(status, 202);
+    agent.expect("command").await;
+
+    // The history, newest first, with what each command was sent with.
+    assert!(eventually(|| async { app.get(&path, &user).await.1[1]["status"] == "done" }).await);
+    let (status, history) = app.get(&path, &user).await;
+    assert_eq!(status, 200);
+    let actions: Vec<_> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["locate", "lost_mode_on"]);
+    assert_eq!(history[1]["params"]["phone"], "+49301234567");
+    // Someone else's device: 404, as for every other call on it.
+    let (status, _) = app.get(&path, &other).await;
+    assert_eq!(status, 404);
+    let (status, _) = app.get(&format!("/me/devices/{bobs}/actions"), &user).await;
+    assert_eq!(status, 404);
+    // A wrong wipe password says that it is wrong.
+    let (status, answer) = app
+        .post(
+            &path,
+            &user,
+            json!({"action": "wipe", "password": "not it"}),
+        )
+        .await;
+    assert_eq!(status, 403);
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("wrong"),
+        "{answer}"
+    );
+}
+
 fn watch(state: &agent::SharedState) -> DeviceState {
     state.lock().unwrap().clone()
 }
