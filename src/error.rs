@@ -124,6 +124,7 @@ codes! {
     InvalidOsVersion = "invalid_os_version", UNPROCESSABLE_ENTITY, "os_version: one line, bounded";
     InvalidPermissions = "invalid_permissions", UNPROCESSABLE_ENTITY, "permissions unknown or repeated";
     InvalidPhone = "invalid_phone", UNPROCESSABLE_ENTITY, "phone must be in E.164 form";
+    InvalidCustomerNumber = "invalid_customer_number", UNPROCESSABLE_ENTITY, "a customer number has nine digits";
     ParamsNotAllowed = "params_not_allowed", UNPROCESSABLE_ENTITY, "message and phone belong to lost_mode_on only";
     InvalidSerial = "invalid_serial", UNPROCESSABLE_ENTITY, "serial: 1 to 64 printable characters without spaces";
     InvalidSubject = "invalid_subject", UNPROCESSABLE_ENTITY, "subject: 1 to 200 characters";

@@ -217,6 +217,89 @@ pub fn invitation_mail(
     }
 }
 
+/// To a customer's admins (area `access`): a partner asks for access.
+pub fn access_request_mail(
+    lang: Lang,
+    customer: &str,
+    partner: &str,
+    requester: &str,
+    support_user: bool,
+    message: Option<&str>,
+    link: &str,
+) -> Mail {
+    let note = message.map(|m| format!("\n\n\"{m}\"")).unwrap_or_default();
+    match lang {
+        Lang::En => Mail {
+            subject: format!("{partner} asks for access to {customer}"),
+            body: format!(
+                "{requester} of the partner {partner} asks for access to your account {customer}{}.{note}\n\nApprove or reject it in the console:\n{link}\n",
+                if support_user {
+                    ", with a support login"
+                } else {
+                    ""
+                }
+            ),
+        },
+        Lang::De => Mail {
+            subject: format!("{partner} bittet um Zugriff auf {customer}"),
+            body: format!(
+                "{requester} vom Partner {partner} bittet um Zugriff auf Ihr Konto {customer}{}.{note}\n\nGenehmigen oder ablehnen können Sie das in der Konsole:\n{link}\n",
+                if support_user {
+                    ", mit Support-Anmeldung"
+                } else {
+                    ""
+                }
+            ),
+        },
+    }
+}
+
+/// What became of a partner's access: `approved` (until `until`, or without end), `rejected`
+/// or `revoked`.
+pub fn access_decision_mail(
+    lang: Lang,
+    customer: &str,
+    decision: &str,
+    until: Option<DateTime<Utc>>,
+    link: &str,
+) -> Mail {
+    let until = until.map(|u| lang.time(u));
+    match lang {
+        Lang::En => {
+            let what = match decision {
+                "approved" => match &until {
+                    Some(u) => format!("approved your access request (until {u})"),
+                    None => "approved your access request".to_string(),
+                },
+                "rejected" => "rejected your access request".to_string(),
+                _ => "revoked your access".to_string(),
+            };
+            Mail {
+                subject: format!("{customer} {what}"),
+                body: format!(
+                    "The customer {customer} {what}.\n\nYour customers in the console:\n{link}\n"
+                ),
+            }
+        }
+        Lang::De => {
+            let what = match decision {
+                "approved" => match &until {
+                    Some(u) => format!("hat Ihre Zugriffsanfrage genehmigt (bis {u})"),
+                    None => "hat Ihre Zugriffsanfrage genehmigt".to_string(),
+                },
+                "rejected" => "hat Ihre Zugriffsanfrage abgelehnt".to_string(),
+                _ => "hat Ihren Zugriff widerrufen".to_string(),
+            };
+            Mail {
+                subject: format!("{customer} {what}"),
+                body: format!(
+                    "Der Kunde {customer} {what}.\n\nIhre Kunden in der Konsole:\n{link}\n"
+                ),
+            }
+        }
+    }
+}
+
 /// An audit action in words; an action without words reads as its code.
 pub fn audit_action(lang: Lang, action: &str) -> &str {
     let (en, de) = match action {

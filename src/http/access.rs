@@ -57,6 +57,9 @@ pub struct RequestView {
     pub requested_at: DateTime<Utc>,
     pub support_user: bool,
     pub message: Option<String>,
+    /// The customer account asked (in the partner's own list).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub customer: Option<Named>,
 }
 
 impl From<AccessRequestRecord> for RequestView {
@@ -76,6 +79,7 @@ impl From<AccessRequestRecord> for RequestView {
             requested_at: r.created_at,
             support_user: r.support_user,
             message: r.message,
+            customer: None,
         }
     }
 }
@@ -88,6 +92,9 @@ pub struct GrantView {
     pub support_user: bool,
     pub granted_at: DateTime<Utc>,
     pub expires_at: Option<DateTime<Utc>>,
+    /// The customer account that granted it (in the partner's own list).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub customer: Option<Named>,
 }
 
 impl From<GrantRecord> for GrantView {
@@ -102,6 +109,7 @@ impl From<GrantRecord> for GrantView {
             support_user: g.support_user,
             granted_at: g.granted_at,
             expires_at: g.expires_at,
+            customer: None,
         }
     }
 }
@@ -204,7 +212,12 @@ async fn disconnect_partner(state: &AppState, partner: AccountId, customer: Acco
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewRequest {
-    pub account_id: Uuid,
+    /// The customer account: its id, or (extension) its `customer_number`.
+    #[serde(default)]
+    pub account_id: Option<Uuid>,
+    /// The nine digits the customer's admins see in their settings and hand out.
+    #[serde(default)]
+    pub customer_number: Option<String>,
     #[serde(default)]
     pub support_user: bool,
     #[serde(default)]
@@ -237,7 +250,33 @@ pub async fn request_access(
             "only certified partners may ask for access",
         ));
     }
-    let customer = AccountId(body.account_id);
+    let customer = match (body.account_id, body.customer_number.as_deref()) {
+        (Some(id), None) => AccountId(id),
+        (None, Some(number)) => {
+            // People copy numbers with spaces or dashes.
+            let digits: String = number.chars().filter(char::is_ascii_digit).collect();
+            let stray = number
+                .chars()
+                .any(|c| !c.is_ascii_digit() && !matches!(c, ' ' | '-'));
+            if digits.len() != 9 || stray {
+                return Err(AppError::new(
+                    Code::InvalidCustomerNumber,
+                    "a customer number has nine digits",
+                ));
+            }
+            state
+                .store
+                .account_by_customer_number(&digits)
+                .await?
+                .ok_or_else(|| AppError::new(Code::AccountNotFound, "no such account"))?
+        }
+        _ => {
+            return Err(AppError::new(
+                Code::InvalidCustomerNumber,
+                "name the customer by account_id or by customer_number, one of them",
+            ));
+        }
+    };
     let target = state
         .store
         .account(customer)
@@ -303,7 +342,13 @@ pub async fn request_access(
                            "support_user": request.support_user}),
     )
     .await;
-    Ok(HttpResponse::Created().json(RequestView::from(request)))
+    notify_customer_admins(&state, &target, &request).await;
+    let mut view = RequestView::from(request);
+    view.customer = Some(Named {
+        id: target.id.0,
+        name: target.name,
+    });
+    Ok(HttpResponse::Created().json(view))
 }
 
 #[utoipa::path(get, path = "/api/v1/accounts/{aid}/access", tag = "partner access",
@@ -408,6 +453,7 @@ pub async fn approve(
                            "support_user": grant.support_user, "expires_at": grant.expires_at}),
     )
     .await;
+    notify_requester(&state, &request, "approved", grant.expires_at).await;
     Ok(HttpResponse::Created().json(GrantView::from(grant)))
 }
 
@@ -433,6 +479,7 @@ pub async fn reject(
         serde_json::json!({"partner": request.partner_name}),
     )
     .await;
+    notify_requester(&state, &request, "rejected", None).await;
     Ok(HttpResponse::Ok().json(RequestView::from(request)))
 }
 
@@ -470,6 +517,9 @@ pub async fn revoke(
         serde_json::json!({"partner": grant.partner_name}),
     )
     .await;
+    if let Some(request) = state.store.access_request(grant.request_id).await? {
+        notify_requester(&state, &request, "revoked", None).await;
+    }
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -481,15 +531,150 @@ pub async fn partner_grants(
 ) -> AppResult<HttpResponse> {
     let who = auth.own()?;
     let now = Utc::now();
-    let grants: Vec<GrantView> = state
-        .store
-        .open_grants(who.account(), true)
-        .await?
-        .into_iter()
-        .filter(|g| g.active(now))
-        .map(GrantView::from)
-        .collect();
+    let mut grants = Vec::new();
+    for g in state.store.open_grants(who.account(), true).await? {
+        if !g.active(now) {
+            continue;
+        }
+        let customer = account_name(&state, g.customer_account_id).await?;
+        let mut view = GrantView::from(g);
+        view.customer = Some(customer);
+        grants.push(view);
+    }
     Ok(HttpResponse::Ok().json(grants))
+}
+
+async fn account_name(state: &AppState, id: AccountId) -> AppResult<Named> {
+    let name = state
+        .store
+        .account(id)
+        .await?
+        .map(|a| a.name)
+        .unwrap_or_default();
+    Ok(Named { id: id.0, name })
+}
+
+/// How many of its requests a partner's list shows.
+const PARTNER_REQUESTS: u32 = 100;
+
+#[utoipa::path(get, path = "/api/v1/access-requests", tag = "partner access",
+    responses((status = 200, body = Vec<RequestView>), (status = 403)))]
+pub async fn partner_requests(
+    state: web::Data<AppState>,
+    auth: Authorized<area::Access>,
+) -> AppResult<HttpResponse> {
+    let who = auth.own()?;
+    if who.partner.is_some() || who.user.account_kind != "partner" {
+        return Err(AppError::new(
+            Code::NotAPartner,
+            "only users of a partner account ask for access",
+        ));
+    }
+    let mut out = Vec::new();
+    for r in state
+        .store
+        .requests_of_partner(who.account(), PARTNER_REQUESTS)
+        .await?
+    {
+        let customer = account_name(&state, r.customer_account_id).await?;
+        let mut view = RequestView::from(r);
+        view.customer = Some(customer);
+        out.push(view);
+    }
+    Ok(HttpResponse::Ok().json(out))
+}
+
+#[utoipa::path(get, path = "/api/v1/access-grants/{id}/devices", tag = "partner access",
+    responses((status = 200, body = Vec<DeviceView>), (status = 403), (status = 404)))]
+pub async fn assigned_devices(
+    state: web::Data<AppState>,
+    who: Principal,
+    path: web::Path<GrantId>,
+) -> AppResult<HttpResponse> {
+    if who.partner.is_some() || who.user.account_kind != "partner" {
+        return Err(AppError::new(
+            Code::NotAPartner,
+            "devices are assigned with the partner user's own login",
+        ));
+    }
+    let grant = partner_grant(&state, &who, path.into_inner()).await?;
+    who.require_area(Area::Devices)?;
+    let devices = state
+        .store
+        .devices_assigned_by(grant.partner_account_id, grant.customer_account_id)
+        .await?;
+    Ok(HttpResponse::Ok().json(
+        devices
+            .into_iter()
+            .map(|d| DeviceView::of(&state, d))
+            .collect::<Vec<_>>(),
+    ))
+}
+
+/// Mails the customer's admins who decide on access (area `access`) that a partner asks.
+async fn notify_customer_admins(
+    state: &AppState,
+    customer: &crate::store::AccountRecord,
+    request: &AccessRequestRecord,
+) {
+    let users = match state.store.users_of(customer.id).await {
+        Ok(users) => users,
+        Err(err) => {
+            tracing::warn!(error = %err, "access request: admins not read for the mail");
+            return;
+        }
+    };
+    let link = format!("{}/#/access", state.public_url);
+    for user in users {
+        if user.kind == "service" || !user.rights.has_area(Area::Access) {
+            continue;
+        }
+        let Some(email) = &user.email else { continue };
+        let mail = crate::i18n::access_request_mail(
+            crate::i18n::Lang::or_en(&user.language),
+            &customer.name,
+            &request.partner_name,
+            &request.requested_by_name,
+            request.support_user,
+            request.message.as_deref(),
+            &link,
+        );
+        if let Err(err) = state.outbox.mail(email, &mail.subject, mail.body).await {
+            tracing::warn!(user = %user.id, error = %err, "access request mail not stored");
+        }
+    }
+}
+
+/// Mails the partner user who asked what became of its request or grant.
+async fn notify_requester(
+    state: &AppState,
+    request: &AccessRequestRecord,
+    decision: &str,
+    until: Option<DateTime<Utc>>,
+) {
+    let user = match state.store.user(request.requested_by).await {
+        Ok(Some(user)) if !user.deleted => user,
+        Ok(_) => return,
+        Err(err) => {
+            tracing::warn!(error = %err, "access decision: requester not read for the mail");
+            return;
+        }
+    };
+    let Some(email) = &user.email else { return };
+    let customer = match state.store.account(request.customer_account_id).await {
+        Ok(Some(a)) => a.name,
+        _ => String::new(),
+    };
+    let mail = crate::i18n::access_decision_mail(
+        crate::i18n::Lang::or_en(&user.language),
+        &customer,
+        decision,
+        until,
+        &format!("{}/#/partner", state.public_url),
+    );
+    if let Err(err) = state.outbox.mail(email, &mail.subject, mail.body).await {
+        tracing::warn!(user = %user.id, error = %err, "access decision mail not stored");
+    }
 }
 
 /// A grant in force given to the caller's partner account.

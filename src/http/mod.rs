@@ -157,6 +157,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 web::post().to(access::reject),
             )
             .route("/access-grants", web::get().to(access::partner_grants))
+            .route("/access-requests", web::get().to(access::partner_requests))
+            .route(
+                "/access-grants/{id}/devices",
+                web::get().to(access::assigned_devices),
+            )
             .route("/access-grants/{id}", web::delete().to(access::revoke))
             .route(
                 "/access-grants/{id}/login",

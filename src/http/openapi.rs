@@ -89,6 +89,8 @@ use super::{
         access::reject,
         access::revoke,
         access::partner_grants,
+        access::partner_requests,
+        access::assigned_devices,
         access::grant_login,
         access::assign,
         access::unassign,

@@ -35,6 +35,10 @@ pub struct AccountView {
     /// The security policy the console offers first for invitations (`null`: the first by
     /// name).
     pub default_policy_id: Option<Uuid>,
+    /// A customer account's number (nine digits) that its admins hand to a partner, who asks
+    /// for access with it; shown to the account's own users and platform staff.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub customer_number: Option<String>,
 }
 
 impl From<&AccountRecord> for AccountView {
@@ -47,6 +51,7 @@ impl From<&AccountRecord> for AccountView {
             certified: a.certified,
             support_access: a.support_access,
             created_at: a.created_at,
+            customer_number: a.customer_number.clone(),
         }
     }
 }
@@ -131,7 +136,10 @@ pub async fn get_account(
     who: Principal,
     path: web::Path<AccountId>,
 ) -> AppResult<HttpResponse> {
-    let account = visible_account(&state, &who, path.into_inner()).await?;
+    let mut account = visible_account(&state, &who, path.into_inner()).await?;
+    if account.kind == "customer" && account.customer_number.is_none() {
+        account.customer_number = Some(state.store.ensure_customer_number(account.id).await?);
+    }
     Ok(HttpResponse::Ok().json(AccountView::from(&account)))
 }
 

@@ -143,6 +143,24 @@ impl Store {
         row.as_ref().map(request_from_row).transpose()
     }
 
+    /// A partner's requests in every state, newest first (at most `limit`).
+    pub async fn requests_of_partner(
+        &self,
+        partner: AccountId,
+        limit: u32,
+    ) -> StoreResult<Vec<AccessRequestRecord>> {
+        let sql = format!(
+            "{REQUEST_SELECT} WHERE r.partner_account_id = ?
+             ORDER BY r.created_at DESC, r.id DESC LIMIT ?"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(partner.to_string())
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(request_from_row).collect()
+    }
+
     /// The customer's pending requests, newest first.
     pub async fn pending_requests_of(
         &self,

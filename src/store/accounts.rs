@@ -22,6 +22,8 @@ pub struct AccountRecord {
     pub created_at: DateTime<Utc>,
     /// The security policy new invitations start with (`None`: the first one by name).
     pub default_policy_id: Option<Uuid>,
+    /// Nine digits a customer hands to a partner (`None` until first given out).
+    pub customer_number: Option<String>,
 }
 
 /// A user to insert (its normalised keys are computed by the store).
@@ -182,6 +184,7 @@ impl Store {
                     support_access: row.try_get("support_access")?,
                     created_at: row.try_get("created_at")?,
                     default_policy_id: get_opt_uuid(row, "default_policy_id")?,
+                    customer_number: row.try_get("customer_number")?,
                 })
             })
             .collect()
@@ -201,9 +204,56 @@ impl Store {
                 support_access: row.try_get("support_access")?,
                 created_at: row.try_get("created_at")?,
                 default_policy_id: get_opt_uuid(&row, "default_policy_id")?,
+                customer_number: row.try_get("customer_number")?,
             })
         })
         .transpose()
+    }
+
+    /// The customer number of `account`, given out now if it has none yet: a random nine-digit
+    /// number, kept by the first writer (the statement only fills an empty one) and unique by
+    /// index (a collision draws again).
+    pub async fn ensure_customer_number(&self, account: AccountId) -> StoreResult<String> {
+        for _ in 0..8 {
+            let mut bytes = [0u8; 4];
+            getrandom::fill(&mut bytes)
+                .map_err(|e| sqlx::Error::Protocol(format!("no randomness: {e}")))?;
+            let number = (u32::from_le_bytes(bytes) % 900_000_000 + 100_000_000).to_string();
+            let done = sqlx::query(
+                "UPDATE accounts SET customer_number = ? WHERE id = ? AND customer_number IS NULL",
+            )
+            .bind(&number)
+            .bind(account.to_string())
+            .execute(&self.pool)
+            .await;
+            match done {
+                Ok(_) => {}
+                Err(err) if super::is_unique_violation(&err) => continue,
+                Err(err) => return Err(err),
+            }
+            let current: Option<Option<String>> =
+                sqlx::query_scalar("SELECT customer_number FROM accounts WHERE id = ?")
+                    .bind(account.to_string())
+                    .fetch_optional(&self.pool)
+                    .await?;
+            if let Some(Some(n)) = current {
+                return Ok(n);
+            }
+        }
+        Err(sqlx::Error::Protocol(
+            "no free customer number after 8 draws".into(),
+        ))
+    }
+
+    /// The customer account with this number.
+    pub async fn account_by_customer_number(&self, number: &str) -> StoreResult<Option<AccountId>> {
+        let id: Option<String> = sqlx::query_scalar(
+            "SELECT id FROM accounts WHERE customer_number = ? AND kind = 'customer'",
+        )
+        .bind(number)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(id.and_then(|s| Uuid::parse_str(&s).ok()).map(AccountId))
     }
 
     /// Whether the platform account exists (i.e. the installation is bootstrapped).

@@ -646,6 +646,22 @@ impl Store {
         row.as_ref().map(command_from_row).transpose()
     }
 
+    /// The devices `partner` assigned into `customer` (and may take back).
+    pub async fn devices_assigned_by(
+        &self,
+        partner: AccountId,
+        customer: AccountId,
+    ) -> StoreResult<Vec<DeviceRecord>> {
+        let rows = sqlx::query(
+            "SELECT * FROM devices WHERE account_id = ? AND owner_account_id = ? ORDER BY name, id",
+        )
+        .bind(customer.to_string())
+        .bind(partner.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(device_from_row).collect()
+    }
+
     /// The newest `limit` commands of a device, newest first.
     pub async fn commands_of(
         &self,

@@ -798,3 +798,165 @@ async fn a_malformed_approval_is_refused_and_grants_nothing() {
         .unwrap();
     assert_eq!(res.status(), 201);
 }
+
+#[actix_web::test]
+async fn a_partner_asks_by_customer_number_sees_its_lists_and_everyone_is_told_by_mail() {
+    let app = TestApp::spawn().await;
+    let c = app.tenant("Mueller Logistik").await;
+    let p = app.partner("Fixit", true).await;
+    let other = app.tenant("Other").await;
+    // The customer's admins see the number (given out once, then the same).
+    let (status, account) = app.get(&format!("/accounts/{}", c.id), &c.admin).await;
+    assert_eq!(status, 200);
+    let number = account["customer_number"].as_str().unwrap().to_string();
+    assert_eq!(number.len(), 9);
+    assert!(number.chars().all(|ch| ch.is_ascii_digit()));
+    let (_, again) = app.get(&format!("/accounts/{}", c.id), &c.admin).await;
+    assert_eq!(again["customer_number"], number.as_str());
+    let (_, others) = app
+        .get(&format!("/accounts/{}", other.id), &other.admin)
+        .await;
+    assert_ne!(others["customer_number"], number.as_str());
+    // Partner accounts have none; the partner cannot read the customer's account.
+    let (_, own) = app.get(&format!("/accounts/{}", p.id), &p.admin).await;
+    assert!(own.get("customer_number").is_none(), "{own}");
+    let (status, _) = app.get(&format!("/accounts/{}", c.id), &p.admin).await;
+    assert_eq!(status, 404);
+
+    // Bad numbers: wrong length, letters, both ways at once, one that nobody has.
+    for (body, status_code, code) in [
+        (
+            json!({"customer_number": "12345"}),
+            422,
+            "invalid_customer_number",
+        ),
+        (
+            json!({"customer_number": "12345678x"}),
+            422,
+            "invalid_customer_number",
+        ),
+        (
+            json!({"customer_number": number, "account_id": c.id}),
+            422,
+            "invalid_customer_number",
+        ),
+        (json!({}), 422, "invalid_customer_number"),
+    ] {
+        let (status, answer) = app.post("/access-requests", &p.admin, body.clone()).await;
+        assert_eq!(
+            (status, answer["error"]["code"].as_str()),
+            (status_code, Some(code)),
+            "{body}"
+        );
+    }
+    let unused = if number == "999999999" {
+        "999999998"
+    } else {
+        "999999999"
+    };
+    let (status, _) = app
+        .post(
+            "/access-requests",
+            &p.admin,
+            json!({"customer_number": unused}),
+        )
+        .await;
+    assert_eq!(status, 404);
+
+    // Spaces and dashes as people write it.
+    let spaced = format!("{} {}-{}", &number[..3], &number[3..6], &number[6..]);
+    let (status, request) = app
+        .post(
+            "/access-requests",
+            &p.admin,
+            json!({"customer_number": spaced, "support_user": true, "message": "Fleet service"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{request}");
+    assert_eq!(request["customer"]["name"], "Mueller Logistik");
+    // The customer's admin (area access) is told by mail, with the partner and the message.
+    let mails = outbox_mails(&app);
+    let asked = mails
+        .iter()
+        .find(|m| {
+            m.contains("To: mueller-logistik-admin@example.com") && m.contains("asks for access")
+        })
+        .expect("a mail to the customer's admin");
+    assert!(asked.contains("Fixit"), "{asked}");
+    assert!(asked.contains("Fleet service"), "{asked}");
+    assert!(asked.contains("/#/access"), "{asked}");
+
+    // The partner's own list: the request, with the customer's name, pending.
+    let (status, mine) = app.get("/access-requests", &p.admin).await;
+    assert_eq!(status, 200);
+    assert_eq!(mine[0]["state"], "pending");
+    assert_eq!(mine[0]["customer"]["name"], "Mueller Logistik");
+    // A customer's user is no partner: 403.
+    let (status, _) = app.get("/access-requests", &c.admin).await;
+    assert_eq!(status, 403);
+
+    let (status, grant) = app
+        .post(
+            &format!(
+                "/access-requests/{}/approve",
+                request["id"].as_str().unwrap()
+            ),
+            &c.admin,
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let decided = outbox_mails(&app);
+    let approved = decided
+        .iter()
+        .find(|m| m.contains("To: fixit-admin@partner.example") && m.contains("approved"))
+        .expect("a mail to the partner user who asked");
+    assert!(approved.contains("Mueller Logistik"), "{approved}");
+    let (_, grants) = app.get("/access-grants", &p.admin).await;
+    assert_eq!(grants[0]["customer"]["name"], "Mueller Logistik");
+    let (_, mine) = app.get("/access-requests", &p.admin).await;
+    assert_eq!(mine[0]["state"], "approved");
+
+    // Devices the partner assigned under the grant, listed per grant.
+    let gid = grant["id"].as_str().unwrap().to_string();
+    let device = app.device(&p, "P-7", "android").await;
+    let (status, _) = app
+        .post(
+            &format!("/accounts/{}/devices/assign", c.id),
+            &p.admin,
+            json!({"device_id": device}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, assigned) = app
+        .get(&format!("/access-grants/{gid}/devices"), &p.admin)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(assigned[0]["serial"], "P-7");
+    // Not the customer's, and not another partner's view.
+    let (status, _) = app
+        .get(&format!("/access-grants/{gid}/devices"), &c.admin)
+        .await;
+    assert_eq!(status, 403);
+
+    // Revoked: the partner user hears of it too.
+    let (status, _) = app
+        .call(
+            "DELETE",
+            &format!("/access-grants/{gid}"),
+            Some(&c.admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, 204);
+    assert!(
+        outbox_mails(&app)
+            .iter()
+            .any(|m| m.contains("To: fixit-admin@partner.example") && m.contains("revoked")),
+        "a revoke mail"
+    );
+    let (status, _) = app
+        .get(&format!("/access-grants/{gid}/devices"), &p.admin)
+        .await;
+    assert_eq!(status, 404, "a revoked grant lists nothing");
+}
