@@ -339,7 +339,27 @@ export async function accessPage(root, ctx) {
                 h(
                   'td',
                   { class: 'actions' },
-                  h('button', { type: 'button', class: 'primary', 'data-action': 'approve', onclick: act(`/access-requests/${r.id}/approve`) }, t('approve')),
+                  h(
+                    'button',
+                    {
+                      type: 'button',
+                      class: 'primary',
+                      'data-action': 'approve',
+                      onclick: async () => {
+                        // The customer may end the grant on a day of its choosing.
+                        const data = await dialog(t('approve'), [
+                          h('p', {}, t('confirm_approve', { partner: r.partner.name })),
+                          field(t('grant_until'), { name: 'until', type: 'date', min: new Date(Date.now() + 86400000).toISOString().slice(0, 10) }),
+                          h('p', { class: 'muted small' }, t('grant_until_hint')),
+                        ], { submit: t('approve') });
+                        if (!data) return;
+                        const body = {};
+                        if (data.get('until')) body.expires_at = new Date(`${data.get('until')}T23:59:59`).toISOString();
+                        if (await attempt(msg, () => api('POST', `/access-requests/${r.id}/approve`, body))) await reload();
+                      },
+                    },
+                    t('approve'),
+                  ),
                   h('button', { type: 'button', 'data-action': 'reject', onclick: act(`/access-requests/${r.id}/reject`) }, t('reject')),
                 ),
               ),
@@ -790,6 +810,15 @@ export async function settingsPage(root, ctx) {
   clear(
     root,
     h('section', { class: 'card' }, h('h1', { tabindex: '-1' }, t('menu_settings')), msg, nameForm),
+    account.customer_number
+      ? h(
+          'section',
+          { class: 'card', 'data-testid': 'customer-number' },
+          h('h2', {}, t('customer_number')),
+          h('p', { class: 'big-number' }, h('code', { 'data-testid': 'customer-number-value' }, account.customer_number.replace(/(\d{3})(\d{3})(\d{3})/, '$1 $2 $3'))),
+          h('p', { class: 'muted' }, t('customer_number_means')),
+        )
+      : null,
     h('section', { class: 'card', 'data-testid': 'vendor-support' }, h('h2', {}, t('vendor_support')), h('p', {}, t('vendor_support_means')), state, toggle),
     h('section', { class: 'card' }, h('h2', {}, t('default_policy')), h('p', { class: 'muted' }, t('default_policy_means')), policyForm, policyMsg),
   );

@@ -3,7 +3,8 @@
 
 import { api, setToken, token, adoptToken, announceLogout } from '/assets/api.js';
 import { t, lang, setLang, otherLang } from '/assets/i18n.js';
-import { actingAs, leaveAccount } from '/assets/platform.js';
+import { actingAs, actingPartner, leaveAccount } from '/assets/platform.js';
+import { partnerPage } from '/assets/partner.js';
 import { h, clear, field, select, notice, errorText } from '/assets/ui.js';
 import { joinPage, customerPage, setPasswordPage, confirmEmailPage } from '/assets/public.js';
 import { sessionsPage, sessionPage, reportPage, attachDock, closeAllSessions } from '/assets/technician.js';
@@ -319,10 +320,11 @@ function renderActing() {
   document.getElementById('acting')?.remove();
   const account = actingAs();
   if (!account) return;
+  const partner = actingPartner();
   const banner = h(
     'div',
     { id: 'acting', class: 'acting', role: 'note', 'data-testid': 'acting-banner' },
-    h('strong', {}, t('acting_as_support', { account })),
+    h('strong', {}, partner ? t('acting_as_partner', { partner, account }) : t('acting_as_support', { account })),
     h(
       'button',
       {
@@ -330,7 +332,7 @@ function renderActing() {
         'data-testid': 'leave-account',
         onclick: async () => {
           await leaveAccount();
-          location.hash = '#/accounts';
+          location.hash = partner ? '#/partner' : '#/accounts';
           start();
         },
       },
@@ -351,10 +353,11 @@ async function menuFor(me) {
   const roles = me.rights.roles || [];
   const items = [];
   if ((me.platform || []).length > 0) items.push(['accounts', t('menu_accounts')]);
+  if (me.account && me.account.kind === 'partner' && areas.has('access')) items.push(['partner', t('menu_partner')]);
   if (areas.has('sessions')) items.push(['sessions', t('menu_sessions')]);
   if (areas.has('users')) items.push(['users', t('menu_users')]);
   if (areas.has('policies')) items.push(['policies', t('menu_policies')]);
-  if (areas.has('access')) {
+  if (areas.has('access') && !(me.account && me.account.kind === 'partner')) {
     // Shown only while there is a request or a grant (the contract's `visible`).
     try {
       const list = await api('GET', `/accounts/${me.user.account_id}/access`);
@@ -382,6 +385,7 @@ const PAGES = {
   profile: (ctx) => profilePage(ctx),
   accounts: (ctx) => accountsPage(main, ctx),
   settings: (ctx) => settingsPage(main, ctx),
+  partner: (ctx) => partnerPage(main, ctx, start),
 };
 
 let ctx = null;

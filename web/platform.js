@@ -10,16 +10,31 @@ import { h, clear, field, select, notice, errorText, table, dialog } from '/asse
 const STAFF_KEY = 'sb.staff_token';
 const ACTING_KEY = 'sb.acting';
 
-// The name of the account vendor support is in, or null.
+const ACTING_PARTNER_KEY = 'sb.acting_partner';
+
+// The name of the account vendor support (or a partner) is in, or null.
 export function actingAs() {
   return sessionStorage.getItem(STAFF_KEY) ? sessionStorage.getItem(ACTING_KEY) : null;
 }
 
+// The partner whose user acts in a customer account through a grant, or null (vendor support).
+export function actingPartner() {
+  return sessionStorage.getItem(STAFF_KEY) ? sessionStorage.getItem(ACTING_PARTNER_KEY) : null;
+}
+
+// Works inside another account with `actingToken` until leaveAccount(): the own login waits
+// in this tab.
+export function enterWith(actingToken, accountName, partnerName = null) {
+  sessionStorage.setItem(STAFF_KEY, token());
+  sessionStorage.setItem(ACTING_KEY, accountName);
+  if (partnerName) sessionStorage.setItem(ACTING_PARTNER_KEY, partnerName);
+  else sessionStorage.removeItem(ACTING_PARTNER_KEY);
+  setToken(actingToken);
+}
+
 async function enterAccount(account) {
   const answer = await api('POST', `/accounts/${account.id}/support-login`, {});
-  sessionStorage.setItem(STAFF_KEY, token());
-  sessionStorage.setItem(ACTING_KEY, account.name);
-  setToken(answer.token);
+  enterWith(answer.token, account.name);
 }
 
 // Ends the visit: the service user's token is logged out and the staff login is back. With
@@ -28,6 +43,7 @@ export async function leaveAccount({ logout = false } = {}) {
   const staff = sessionStorage.getItem(STAFF_KEY);
   sessionStorage.removeItem(STAFF_KEY);
   sessionStorage.removeItem(ACTING_KEY);
+  sessionStorage.removeItem(ACTING_PARTNER_KEY);
   if (!staff) return;
   if (logout) {
     await api('POST', '/auth/logout', undefined, { token: staff }).catch(() => null);

@@ -65,6 +65,18 @@ pub struct MeView {
     pub rights: Rights,
     #[schema(value_type = Vec<String>)]
     pub platform: Vec<PlatformRight>,
+    /// The account the caller acts in: its id, name and kind (extension). A partner's support
+    /// login names the customer account and `partner` the partner it came from.
+    pub account: MeAccount,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct MeAccount {
+    pub id: Uuid,
+    pub name: String,
+    pub kind: String,
+    /// Set while a partner user acts inside a customer account through a grant.
+    pub partner: Option<String>,
 }
 
 /// Checks a new user's fields and hashes its password.
@@ -247,11 +259,27 @@ pub async fn create_account(
 }
 
 #[utoipa::path(get, path = "/api/v1/me", tag = "accounts", responses((status = 200, body = MeView), (status = 401)))]
-pub async fn me(who: Principal) -> AppResult<HttpResponse> {
+pub async fn me(state: web::Data<AppState>, who: Principal) -> AppResult<HttpResponse> {
+    // Acting through a partner grant, the account is the customer's (its name looked up).
+    let account_name = match &who.partner {
+        Some(_) => state
+            .store
+            .account(who.user.account_id)
+            .await?
+            .map(|a| a.name)
+            .unwrap_or_default(),
+        None => who.user.account_name.clone(),
+    };
     Ok(HttpResponse::Ok().json(MeView {
         user: UserView::from(&who.user),
         rights: who.user.rights.clone(),
         platform: who.user.platform_rights.clone(),
+        account: MeAccount {
+            id: who.user.account_id.0,
+            name: account_name,
+            kind: who.user.account_kind.clone(),
+            partner: who.partner.as_ref().map(|p| p.home_account_name.clone()),
+        },
     }))
 }
 

@@ -23,6 +23,7 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
     ),
     ("public.js", JS, include_bytes!("../../web/public.js")),
     ("platform.js", JS, include_bytes!("../../web/platform.js")),
+    ("partner.js", JS, include_bytes!("../../web/partner.js")),
     (
         "selfservice.js",
         JS,

@@ -56,12 +56,23 @@ async fn the_customer_approves_rejects_and_revokes_partner_access_in_the_browser
             .await;
         admin.shot("access-requests").await;
 
-        // Approve one, reject the other.
+        // Approve one (until a day the customer picks), reject the other.
         admin
             .click(&format!(
                 "tr[data-request='{fleet_request}'] [data-action=approve]"
             ))
             .await;
+        admin.wait_text("dialog[open]", "Fleetco").await;
+        admin
+            .client
+            .execute(
+                "document.querySelector('dialog[open] input[name=until]').value = '2030-01-31';",
+                vec![],
+            )
+            .await
+            .unwrap();
+        admin.shot("access-approve-until").await;
+        admin.confirm().await;
         admin
             .wait_text("[data-testid=access-grants]", "Fleetco")
             .await;
@@ -79,6 +90,12 @@ async fn the_customer_approves_rejects_and_revokes_partner_access_in_the_browser
         let grants = list["grants"].as_array().unwrap();
         assert_eq!(grants.len(), 1, "{list}");
         assert_eq!(grants[0]["partner"]["name"], "Fleetco");
+        assert!(
+            grants[0]["expires_at"]
+                .as_str()
+                .is_some_and(|e| e.starts_with("2030-01-3") || e.starts_with("2030-02-01")),
+            "{list}"
+        );
         let grant = grants[0]["id"].as_str().unwrap().to_string();
 
         // The grant works: the partner enters the account through its support user.

@@ -11,6 +11,7 @@ mod admin;
 mod customer;
 mod guest;
 mod operator;
+mod partner;
 mod password;
 mod platform;
 mod self_service;
