@@ -122,10 +122,12 @@ export function liveSession(root, connect, options = {}) {
   let retryTimer = null;
   let retryDeadline = 0;
 
+  // The screen first: it is what remote support is about.
   clear(
     root,
     status,
     messages,
+    screenBox,
     h(
       'div',
       { class: 'live' },
@@ -134,7 +136,6 @@ export function liveSession(root, connect, options = {}) {
       options.aside || null,
     ),
     filesBox,
-    screenBox,
   );
 
   function send(frame) {

@@ -335,7 +335,7 @@ export async function sessionPage(root, ctx, id) {
       clear(
         top,
         end.kind === 'left' ? h('p', { class: 'muted' }, t('left_session_report_hint')) : null,
-        h('div', { class: 'buttons' }, h('a', { href: `#/reports/${id}`, class: 'button primary', 'data-testid': 'report-link' }, t('report')), h('a', { href: '#/sessions', class: 'button' }, t('back_to_sessions'))),
+        h('div', { class: 'buttons' }, h('a', { href: `#/reports/${id}`, class: 'button primary', 'data-testid': 'report-link' }, t('report')), h('a', { href: '#/sessions', class: 'button', 'data-testid': 'back-to-sessions' }, t('back_to_sessions'))),
       );
       renderDock();
     },

@@ -54,6 +54,11 @@ async fn the_customer_approves_rejects_and_revokes_partner_access_in_the_browser
         admin
             .wait_text("[data-testid=access-requests]", "We manage your fleet")
             .await;
+        // The actions cell stays a table cell (the row's border is whole).
+        let display = admin
+            .wait_js("getComputedStyle(document.querySelector('[data-testid=access-requests] td.actions')).display")
+            .await;
+        assert_eq!(display, "table-cell");
         admin.shot("access-requests").await;
 
         // Approve one (until a day the customer picks), reject the other.

@@ -422,3 +422,104 @@ async fn a_new_policy_keeps_chat_ticked_and_a_chatless_policy_is_never_chosen_si
     })
     .await;
 }
+
+#[actix_web::test]
+async fn a_session_on_a_device_shows_its_screen_takes_control_and_the_report_exports() {
+    use std::sync::Arc;
+    use support_broker::agent;
+    use tokio_util::sync::CancellationToken;
+    within_deadline(async {
+        let app = TestApp::spawn().await;
+        let t = app.tenant("Acme").await;
+        app.self_service_user(&t, "ann", "self-service-full").await;
+        let enrollment = preassigned_phone(&app, &t, "ann").await;
+        let dir = tempfile::tempdir().unwrap();
+        let state: agent::SharedState = Arc::default();
+        let stop = CancellationToken::new();
+        let running = tokio::spawn(agent::run(
+            agent_options(&app, dir.path(), Some(enrollment)),
+            state.clone(),
+            stop.clone(),
+        ));
+        assert!(eventually(|| async { state.lock().unwrap().connected }).await);
+        let (_, devices) = app
+            .get(&format!("/accounts/{}/devices", t.id), &t.admin)
+            .await;
+        let device = devices[0]["id"].as_str().unwrap().to_string();
+
+        let driver = Driver::start().await;
+        let tech = driver.browser("en-US").await;
+        tech.login_console(&app.base, "acme-admin", PASSWORD).await;
+        // Start the session on the phone: its agent joins as the customer and shares its screen.
+        tech.fill("[data-testid=new-session] input[name=subject]", "Phone mail setup")
+            .await;
+        tech.choose("[data-testid=new-session] select[name=device_id]", &device)
+            .await;
+        tech.click("[data-testid=new-session] button[type=submit]")
+            .await;
+        tech.find("[data-testid=live-status][data-connected=true]")
+            .await;
+        tech.wait_text("[data-testid=participants]", "Customer")
+            .await;
+        tech.wait_js("document.querySelector('[data-testid=screen]').naturalWidth === 640")
+            .await;
+
+        // Control: a click on the screen and typed keys reach the agent.
+        tech.click("[data-testid=control-toggle]").await;
+        tech.find("[data-testid=control-note]").await;
+        tech.click("[data-testid=screen]").await;
+        tech.client
+            .active_element()
+            .await
+            .unwrap()
+            .send_keys("hi")
+            .await
+            .unwrap();
+        assert!(
+            eventually(|| async {
+                let inputs = state.lock().unwrap().inputs.clone();
+                inputs.iter().any(|i| i.starts_with("button_down 0"))
+                    && inputs.iter().any(|i| i == "key_down h")
+                    && inputs.iter().any(|i| i == "key_down i")
+            })
+            .await,
+            "{:?}",
+            state.lock().unwrap().inputs
+        );
+        tech.shot("technician-controls-the-device").await;
+
+        // End it, then find it again by its subject and export its report.
+        tech.click("[data-testid=end-session]").await;
+        tech.confirm().await;
+        tech.click("[data-testid=back-to-sessions]").await;
+        tech.fill("[data-testid=session-filters] input[name=q]", "mail setup")
+            .await;
+        tech.click("[data-testid=session-filters] button[type=submit]")
+            .await;
+        tech.wait_text("[data-testid=ended-sessions]", "Phone mail setup")
+            .await;
+        tech.click("[data-testid=ended-sessions] a.button").await;
+        tech.wait_text("[data-testid=report-summary]", "Duration").await;
+        tech.client
+            .execute(
+                "window.__exported = null;
+                 const make = URL.createObjectURL;
+                 URL.createObjectURL = (b) => { b.text().then((x) => (window.__exported = x)); return make(b); };",
+                vec![],
+            )
+            .await
+            .unwrap();
+        tech.click("[data-testid=export-csv]").await;
+        let csv = tech.wait_js("window.__exported").await;
+        let csv = csv.as_str().unwrap();
+        assert!(csv.starts_with("\"when\",\"what\",\"who\""), "{csv}");
+        assert!(csv.contains("\"Ann's phone is connected.\""), "{csv}");
+        assert!(csv.contains("\"ended\""), "{csv}");
+        tech.shot("session-report-export").await;
+
+        tech.close().await;
+        stop.cancel();
+        let _ = running.await;
+    })
+    .await;
+}
