@@ -317,6 +317,10 @@ pub fn audit_action(lang: Lang, action: &str) -> &str {
         "api_key.created" => ("created an API key", "API-Schlüssel erstellt"),
         "api_key.deleted" => ("revoked an API key", "API-Schlüssel widerrufen"),
         "device.action" => ("sent a command to a device", "Befehl an Gerät gesendet"),
+        "device.action_refused" => (
+            "was refused a command without a valid step-up",
+            "Befehl ohne gültige Bestätigung abgelehnt",
+        ),
         "device.assigned" => ("assigned a partner device", "Partnergerät zugewiesen"),
         "device.changed" => ("changed a device", "Gerät geändert"),
         "device.created" => ("added a device", "Gerät hinzugefügt"),
@@ -441,6 +445,7 @@ pub const AUDIT_ACTIONS: &[&str] = &[
     "api_key.created",
     "api_key.deleted",
     "device.action",
+    "device.action_refused",
     "device.assigned",
     "device.changed",
     "device.created",

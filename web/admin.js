@@ -422,6 +422,8 @@ async function followCommand(device, command, line) {
 // password (and says it cannot be undone).
 async function deviceAction(device, msg) {
   const actions = actionsFor(device.platform);
+  // One key per decision: a double click, or a retry after a lost answer, is one command.
+  const key = crypto.randomUUID();
   const command = await dialogUntilDone(
     `${t('device_action')}: ${device.name}`,
     (v) => [
@@ -431,8 +433,8 @@ async function deviceAction(device, msg) {
     ],
     async (data) => {
       const body = { action: data.get('action') };
-      if (body.action === 'wipe') body.password = data.get('password') || '';
-      const answer = await api('POST', `/devices/${device.id}/actions`, body);
+      if (body.action === 'wipe' || body.action === 'reset_passcode') body.password = data.get('password') || '';
+      const answer = await api('POST', `/devices/${device.id}/actions`, body, { headers: { 'Idempotency-Key': key } });
       return { ...answer, action: body.action };
     },
     { submit: t('send_command') },

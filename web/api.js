@@ -80,6 +80,7 @@ export async function api(method, path, body, options = {}) {
   const headers = { Accept: 'application/json', 'Accept-Language': lang() };
   const auth = options.token ?? token();
   if (auth) headers.Authorization = `Bearer ${auth}`;
+  Object.assign(headers, options.headers || {});
   let payload;
   if (options.csv !== undefined) {
     headers['Content-Type'] = 'text/csv';

@@ -2,6 +2,7 @@
 
 const TEXTS = {
   en: {
+    confirm_reset_passcode: "Reset the passcode of {device}? The device can then be opened without its old code. Enter your password to confirm.",
     confirm_approve: "Grant {partner} access to this account?",
     grant_until: "Until (optional)",
     grant_until_hint: "Without a date the access lasts until you revoke it.",
@@ -505,8 +506,8 @@ const TEXTS = {
     detail_code: 'code',
     detail_expires_at: 'valid until',
     device_action: 'Command to the device',
-    wipe_needs_password: 'A wipe erases the device and cannot be undone: confirm it with your password.',
-    password_for_wipe: 'Your password (for a wipe)',
+    wipe_needs_password: 'A wipe or a passcode reset cannot be undone: confirm it with your password.',
+    password_for_wipe: 'Your password (for a wipe or a passcode reset)',
     send_command: 'Send',
     edit: 'Edit',
     group: 'Group',
@@ -567,6 +568,7 @@ const TEXTS = {
     err_support_access_disabled: 'This account does not allow vendor support access.',
   },
   de: {
+    confirm_reset_passcode: "Den Code von {device} zurücksetzen? Das Gerät lässt sich dann ohne seinen alten Code öffnen. Geben Sie zur Bestätigung Ihr Passwort ein.",
     confirm_approve: "{partner} Zugriff auf dieses Konto gewähren?",
     grant_until: "Bis (optional)",
     grant_until_hint: "Ohne Datum gilt der Zugriff, bis Sie ihn widerrufen.",
@@ -1105,8 +1107,8 @@ const TEXTS = {
     detail_code: 'Code',
     detail_expires_at: 'gültig bis',
     device_action: 'Befehl an das Gerät',
-    wipe_needs_password: 'Das Löschen setzt das Gerät zurück und kann nicht rückgängig gemacht werden: bestätigen Sie es mit Ihrem Passwort.',
-    password_for_wipe: 'Ihr Passwort (zum Löschen)',
+    wipe_needs_password: 'Löschen und Code zurücksetzen lassen sich nicht rückgängig machen: bestätigen Sie es mit Ihrem Passwort.',
+    password_for_wipe: 'Ihr Passwort (zum Löschen oder Code zurücksetzen)',
     send_command: 'Senden',
     edit: 'Bearbeiten',
     group: 'Gruppe',

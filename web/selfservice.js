@@ -79,9 +79,12 @@ async function follow(deviceId, commandId, line, refresh) {
 // for a wipe) and sends it; a refusal stays in the dialog with what was typed.
 async function runAction(d, action, refresh) {
   const label = t(`act_${action}`);
+  // One key per decision: a double click, or a retry after a lost answer, is one command.
+  const key = crypto.randomUUID();
   const build = (v) => {
-    if (action === 'wipe') {
-      return [h('p', {}, t('confirm_wipe', { device: d.name })), field(t('password'), { name: 'password', type: 'password', required: true, autocomplete: 'current-password' })];
+    if (action === 'wipe' || action === 'reset_passcode') {
+      const question = action === 'wipe' ? t('confirm_wipe', { device: d.name }) : t('confirm_reset_passcode', { device: d.name });
+      return [h('p', {}, question), field(t('password'), { name: 'password', type: 'password', required: true, autocomplete: 'current-password' })];
     }
     if (action === 'lost_mode_on') {
       return [
@@ -97,15 +100,15 @@ async function runAction(d, action, refresh) {
     build,
     async (data) => {
       const req = { action };
-      if (action === 'wipe') req.password = data.get('password');
+      if (action === 'wipe' || action === 'reset_passcode') req.password = data.get('password');
       if (action === 'lost_mode_on') {
         if (data.get('message')) req.message = data.get('message');
         if (data.get('phone')) req.phone = data.get('phone');
       }
       try {
-        return await api('POST', `/me/devices/${d.id}/actions`, req);
+        return await api('POST', `/me/devices/${d.id}/actions`, req, { headers: { 'Idempotency-Key': key } });
       } catch (err) {
-        // A wipe sends the password always: refused means it was wrong.
+        // A wipe or reset sends the password always: refused means it was wrong.
         if (err.code === 'reauth_required') err.code = 'wrong_password';
         throw err;
       }

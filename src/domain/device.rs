@@ -75,8 +75,10 @@ impl Action {
     }
 
     /// Whether the action cannot be undone, so the user confirms it with its password.
+    /// Destructive actions that need a step-up: the password, or a second factor proven in
+    /// the last five minutes.
     pub fn needs_reauth(self) -> bool {
-        self == Action::Wipe
+        matches!(self, Action::Wipe | Action::ResetPasscode)
     }
 }
 

@@ -75,17 +75,28 @@ pub async fn login(
     if user.two_factor == "email" || user.two_factor == "sms" || user.two_factor == "totp" {
         return start_second_factor(&state, user).await;
     }
-    issue_login_token(&state, user).await
+    issue_login_token(&state, user, false).await
 }
 
 /// The token of a completed login, audited, with the last login time updated.
-async fn issue_login_token(state: &AppState, user: &UserRecord) -> AppResult<HttpResponse> {
+async fn issue_login_token(
+    state: &AppState,
+    user: &UserRecord,
+    second_factor: bool,
+) -> AppResult<HttpResponse> {
     let secret = token::generate(token::prefix::LOGIN).map_err(AppError::internal)?;
     let expires_at = Utc::now() + Duration::seconds(state.settings.auth.token_ttl_secs as i64);
     state
         .store
         .insert_token(&token::hash(&secret), user.id, "login", None, expires_at)
         .await?;
+    if second_factor {
+        // A fresh second factor stands in for the password in a step-up (for a while).
+        state
+            .store
+            .mark_second_factor(&token::hash(&secret), Utc::now())
+            .await?;
+    }
     state.store.touch_last_login(user.id, Utc::now()).await?;
     let principal = Principal::own(user.clone(), "login");
     audit(
@@ -334,7 +345,7 @@ pub async fn verify(
                 };
                 write_audit(&state, &entry).await;
             }
-            return issue_login_token(&state, &user).await;
+            return issue_login_token(&state, &user, true).await;
         }
         CodeVerdict::Wrong(user_id, outcome) => (user_id, outcome),
     };

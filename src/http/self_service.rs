@@ -171,6 +171,23 @@ pub async fn queue_command(
     params: serde_json::Value,
     requested_by: UserId,
 ) -> AppResult<CommandRecord> {
+    Ok(
+        queue_command_once(state, device, action, params, requested_by, None)
+            .await?
+            .0,
+    )
+}
+
+/// Like `queue_command`, under the requester's idempotency key when there is one: a repeat
+/// answers the earlier command (`true`: it was a repeat; nothing is sent again).
+pub async fn queue_command_once(
+    state: &AppState,
+    device: &DeviceRecord,
+    action: Action,
+    params: serde_json::Value,
+    requested_by: UserId,
+    key: Option<&str>,
+) -> AppResult<(CommandRecord, bool)> {
     let now = Utc::now();
     let command = CommandRecord {
         id: CommandId::new(),
@@ -186,11 +203,46 @@ pub async fn queue_command(
         finished_at: None,
         updated_at: now,
     };
-    state.store.insert_command(&command).await?;
+    if let Some(key) = key {
+        if let Some(earlier) = state.store.insert_command_once(&command, key).await? {
+            if earlier.device_id != device.id || earlier.action != action {
+                return Err(AppError::new(
+                    Code::IdempotencyKeyReused,
+                    "this Idempotency-Key was used for another command",
+                ));
+            }
+            return Ok((earlier, true));
+        }
+    } else {
+        state.store.insert_command(&command).await?;
+    }
     if let Some(agent) = state.registry.device(device.id) {
         agent.do_send(Deliver(command.clone()));
     }
-    Ok(command)
+    Ok((command, false))
+}
+
+/// How long a second factor proven at login stands in for the password.
+const STEP_UP_WINDOW: chrono::Duration = chrono::Duration::minutes(5);
+
+/// The request's `Idempotency-Key`: 1 to 64 of `A-Z a-z 0-9 . _ : -`.
+fn idempotency_key(req: &HttpRequest) -> AppResult<Option<String>> {
+    let Some(value) = req.headers().get("Idempotency-Key") else {
+        return Ok(None);
+    };
+    let key = value.to_str().unwrap_or_default();
+    if key.is_empty()
+        || key.len() > 64
+        || !key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-'))
+    {
+        return Err(AppError::new(
+            Code::InvalidIdempotencyKey,
+            "Idempotency-Key: 1 to 64 letters, digits, '.', '_', ':' or '-'",
+        ));
+    }
+    Ok(Some(key.to_string()))
 }
 
 #[utoipa::path(post, path = "/api/v1/me/devices/{id}/actions", tag = "self-service", request_body = ActionBody,
@@ -236,9 +288,12 @@ pub async fn act_on_device(
             ),
         ));
     }
+    let key = idempotency_key(req)?;
+    let mut stepped_up = None;
     if action.needs_reauth() {
         // Counted like a login attempt: the password check must not become a guessing oracle.
         state.check_login_rate(&who.user.username, req.peer_addr().map(|a| a.ip()))?;
+        let given = body.password.as_ref().is_some_and(|p| !p.is_empty());
         let ok = match &body.password {
             Some(pw) if !pw.is_empty() => state
                 .passwords
@@ -247,16 +302,48 @@ pub async fn act_on_device(
                 .map_err(AppError::internal)?,
             _ => false,
         };
-        if !ok {
-            let message = if body.password.as_ref().is_some_and(|p| !p.is_empty()) {
-                "the password is wrong; a wipe cannot be undone, so it needs your password"
+        // Without a password: a second factor proven at this login in the last five minutes.
+        let fresh = !given
+            && !who.token_hash.is_empty()
+            && state
+                .store
+                .second_factor_at(&who.token_hash)
+                .await?
+                .is_some_and(|at| Utc::now() - at <= STEP_UP_WINDOW);
+        if !ok && !fresh {
+            let reason = if given {
+                "wrong_password"
             } else {
-                "wipe cannot be undone: confirm it with your password"
+                "no_password"
+            };
+            audit(
+                state,
+                who,
+                device.account_id,
+                "device.action_refused",
+                Some(device.id.to_string()),
+                serde_json::json!({"action": action.as_str(), "reason": reason,
+                                   "serial": device.serial}),
+            )
+            .await;
+            let message = if given {
+                "the password is wrong; this action cannot be undone, so it needs your password"
+            } else {
+                "this action cannot be undone: confirm it with your password"
             };
             return Err(AppError::new(Code::ReauthRequired, message));
         }
+        stepped_up = Some(if ok { "password" } else { "second_factor" });
     }
-    let command = queue_command(state, device, action, params, who.user.id).await?;
+    let (command, repeat) =
+        queue_command_once(state, device, action, params, who.user.id, key.as_deref()).await?;
+    if repeat {
+        // The same click again: the same command, nothing sent or audited twice.
+        return Ok(HttpResponse::Accepted().json(CommandQueued {
+            command_id: command.id.0,
+            status: command.status,
+        }));
+    }
     audit(
         state,
         who,
@@ -267,6 +354,7 @@ pub async fn act_on_device(
             "action": action.as_str(),
             "command_id": command.id,
             "serial": device.serial,
+            "step_up": stepped_up,
         }),
     )
     .await;

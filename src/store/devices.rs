@@ -618,6 +618,46 @@ impl Store {
 }
 
 impl Store {
+    /// Stores a command under its requester's idempotency key: `Ok(None)` when it was
+    /// stored, `Ok(Some(earlier))` when that user sent a command with this key before (the
+    /// unique index decides, so parallel repeats store one).
+    pub async fn insert_command_once(
+        &self,
+        c: &CommandRecord,
+        key: &str,
+    ) -> StoreResult<Option<CommandRecord>> {
+        let done = sqlx::query(
+            "INSERT INTO device_commands (id, device_id, account_id, action, params, status,
+                requested_by, created_at, updated_at, idempotency_key)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT (requested_by, idempotency_key) WHERE idempotency_key IS NOT NULL
+             DO NOTHING",
+        )
+        .bind(c.id.to_string())
+        .bind(c.device_id.to_string())
+        .bind(c.account_id.to_string())
+        .bind(c.action.as_str())
+        .bind(to_json(&c.params)?)
+        .bind(c.status.as_str())
+        .bind(c.requested_by.map(|u| u.to_string()))
+        .bind(c.created_at)
+        .bind(c.updated_at)
+        .bind(key)
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 1 {
+            return Ok(None);
+        }
+        let row = sqlx::query(
+            "SELECT * FROM device_commands WHERE requested_by = ? AND idempotency_key = ?",
+        )
+        .bind(c.requested_by.map(|u| u.to_string()))
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(command_from_row).transpose()
+    }
+
     pub async fn insert_command(&self, c: &CommandRecord) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO device_commands (id, device_id, account_id, action, params, status,

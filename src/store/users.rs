@@ -324,6 +324,26 @@ impl Store {
         .map(|_| ())
     }
 
+    /// Marks a token as made by a login that proved a second factor now.
+    pub async fn mark_second_factor(&self, token_hash: &str, at: DateTime<Utc>) -> StoreResult<()> {
+        sqlx::query("UPDATE auth_tokens SET second_factor_at = ? WHERE token_hash = ?")
+            .bind(at)
+            .bind(token_hash)
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+    }
+
+    /// When the login behind a token last proved a second factor (`None`: never).
+    pub async fn second_factor_at(&self, token_hash: &str) -> StoreResult<Option<DateTime<Utc>>> {
+        let at: Option<Option<DateTime<Utc>>> =
+            sqlx::query_scalar("SELECT second_factor_at FROM auth_tokens WHERE token_hash = ?")
+                .bind(token_hash)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(at.flatten())
+    }
+
     /// The user behind a token that is not revoked and whose user is not deleted. The caller
     /// checks `expires_at`.
     pub async fn token_principal(&self, token_hash: &str) -> StoreResult<Option<TokenPrincipal>> {

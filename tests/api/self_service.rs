@@ -544,3 +544,185 @@ async fn the_agent_command_of_the_binary_enrolls_and_stays_connected() {
         .unwrap();
     assert!(!status.success());
 }
+
+/// POST with an `Idempotency-Key` header.
+async fn post_keyed(
+    app: &TestApp,
+    path: &str,
+    token: &str,
+    key: &str,
+    body: serde_json::Value,
+) -> (u16, serde_json::Value) {
+    let res = app
+        .http
+        .post(app.url(path))
+        .bearer_auth(token)
+        .header("Idempotency-Key", key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(serde_json::Value::Null))
+}
+
+#[actix_web::test]
+async fn destructive_actions_need_a_step_up_and_a_repeated_click_is_one_command() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("Acme").await;
+    let (uid, user) = app.self_service_user(&t, "ann", "self-service-full").await;
+    let code = app.enrollment_code(&t).await;
+    let (device, secret) = app.enroll(&code, "S-1", "ios").await;
+    app.link(&t, &device, Some(&uid)).await;
+    let mut agent = app.ws_device(&secret).await.unwrap();
+    let path = format!("/me/devices/{device}/actions");
+
+    // A passcode reset needs the password now, like a wipe; refusals are audited too.
+    for (body, reason) in [
+        (json!({"action": "reset_passcode"}), "no_password"),
+        (
+            json!({"action": "reset_passcode", "password": "guess"}),
+            "wrong_password",
+        ),
+    ] {
+        let (status, answer) = app.post(&path, &user, body).await;
+        assert_eq!(
+            (status, answer["error"]["code"].as_str()),
+            (403, Some("reauth_required"))
+        );
+        let (_, log) = app
+            .get(
+                &format!("/accounts/{}/audit?action=device.", t.id),
+                &t.admin,
+            )
+            .await;
+        assert!(
+            log.as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["action"] == "device.action_refused"
+                    && e["details"]["reason"] == reason
+                    && e["details"]["action"] == "reset_passcode"),
+            "{log}"
+        );
+    }
+    agent.expect_silence(Duration::from_millis(300), &[]).await;
+    let (status, _) = app
+        .post(
+            &path,
+            &user,
+            json!({"action": "reset_passcode", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(status, 202);
+    assert_eq!(agent.expect("command").await["action"], "reset_passcode");
+
+    // A repeated click (ten at once, the same key) is one command; the agent gets it once.
+    let sends = (0..10).map(|_| {
+        post_keyed(
+            &app,
+            &path,
+            &user,
+            "lock-click-1",
+            json!({"action": "lock"}),
+        )
+    });
+    let answers = futures_util::future::join_all(sends).await;
+    let ids: std::collections::HashSet<String> = answers
+        .iter()
+        .map(|(status, body)| {
+            assert_eq!(*status, 202, "{body}");
+            body["command_id"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(ids.len(), 1, "one command for one key: {answers:?}");
+    assert_eq!(agent.expect("command").await["action"], "lock");
+    agent.expect_silence(Duration::from_millis(300), &[]).await;
+    // The key of another command, a bad key: refused.
+    let (status, body) = post_keyed(
+        &app,
+        &path,
+        &user,
+        "lock-click-1",
+        json!({"action": "locate"}),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (422, Some("idempotency_key_reused"))
+    );
+    for bad in ["", "has space", &"k".repeat(65)] {
+        let res = app
+            .http
+            .post(app.url(&path))
+            .bearer_auth(&user)
+            .header("Idempotency-Key", bad)
+            .json(&json!({"action": "lock"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status().as_u16(), 422, "{bad:?}");
+    }
+    // Another key is another command.
+    let (status, other) = post_keyed(
+        &app,
+        &path,
+        &user,
+        "lock-click-2",
+        json!({"action": "lock"}),
+    )
+    .await;
+    assert_eq!(status, 202);
+    assert!(!ids.contains(other["command_id"].as_str().unwrap()));
+
+    // A second factor proven at this login in the last five minutes stands in for the password.
+    let (status, _) = app
+        .call(
+            "PUT",
+            &format!("/users/{uid}/login-options"),
+            Some(&t.admin),
+            Some(json!({"two_factor": "email"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (_, challenge) = app
+        .call(
+            "POST",
+            "/auth/login",
+            None,
+            Some(json!({"username": "ann", "password": PASSWORD})),
+        )
+        .await;
+    let code = last_mail_code(&app, "ann@example.com");
+    let (status, verified) = app
+        .call(
+            "POST",
+            "/auth/verify",
+            None,
+            Some(json!({"challenge_id": challenge["second_factor"]["challenge_id"], "code": code})),
+        )
+        .await;
+    assert_eq!(status, 200, "{verified}");
+    let fresh = verified["token"].as_str().unwrap().to_string();
+    let (status, body) = app
+        .post(&path, &fresh, json!({"action": "reset_passcode"}))
+        .await;
+    assert_eq!(status, 202, "{body}");
+    // The old token (a login without a second factor) still needs the password.
+    let (status, _) = app
+        .post(&path, &user, json!({"action": "reset_passcode"}))
+        .await;
+    assert_eq!(status, 403);
+    // Six minutes later the second factor is stale.
+    let db = app.db().await;
+    let six_minutes_ago = chrono::Utc::now() - chrono::Duration::minutes(6);
+    sqlx::query("UPDATE auth_tokens SET second_factor_at = ? WHERE second_factor_at IS NOT NULL")
+        .bind(six_minutes_ago)
+        .execute(&db)
+        .await
+        .unwrap();
+    let (status, _) = app
+        .post(&path, &fresh, json!({"action": "reset_passcode"}))
+        .await;
+    assert_eq!(status, 403);
+}
