@@ -758,7 +758,42 @@ export async function auditPage(root, ctx) {
     },
     t('export_csv'),
   );
-  clear(root, h('section', { class: 'card' }, h('h1', {}, t('audit')), filter, msg, h('div', { class: 'inline' }, count, exportButton), h('div', { class: 'scroll' }, list), more));
+  // The hash chain: check it here, or take it away and check it offline.
+  const chainState = h('div', { 'data-testid': 'chain-state' });
+  const verifyButton = h(
+    'button',
+    {
+      type: 'button',
+      'data-testid': 'audit-verify',
+      onclick: async () => {
+        try {
+          const c = await api('GET', `/accounts/${ctx.accountId}/audit/verify`);
+          clear(
+            chainState,
+            c.intact
+              ? notice('ok', t('chain_intact', { n: c.entries, head: c.head.slice(0, 16) }))
+              : notice('error', c.first_broken ? t('chain_broken', { seq: c.first_broken.seq, reason: t(`chain_${c.first_broken.reason}`) }) : t('chain_outside', { n: c.outside_chain })),
+          );
+        } catch (err) {
+          clear(chainState, notice('error', errorText(err)));
+        }
+      },
+    },
+    t('verify_chain'),
+  );
+  const chainExport = h(
+    'button',
+    {
+      type: 'button',
+      'data-testid': 'audit-chain-export',
+      onclick: () => attempt(msg, () => download(`/accounts/${ctx.accountId}/audit/chain`, `audit-chain-${new Date().toISOString().slice(0, 10)}.jsonl`)),
+    },
+    t('export_chain'),
+  );
+  clear(
+    root,
+    h('section', { class: 'card' }, h('h1', {}, t('audit')), filter, msg, h('div', { class: 'inline' }, count, exportButton, verifyButton, chainExport), chainState, h('div', { class: 'scroll' }, list), more),
+  );
   await load(null);
 }
 

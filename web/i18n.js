@@ -2,6 +2,14 @@
 
 const TEXTS = {
   en: {
+    verify_chain: "Verify the chain",
+    export_chain: "Export the chain (JSON Lines)",
+    chain_intact: "The audit log is intact: {n} entries, each chained to the one before (head {head}…).",
+    chain_broken: "The audit log was changed: the chain breaks at entry {seq} ({reason}).",
+    chain_outside: "{n} entries were put into the log by hand, outside the chain.",
+    chain_hash_mismatch: "the entry was changed",
+    chain_broken_link: "an entry before it was changed, removed or put in between",
+    chain_gap: "an entry is missing",
     confirm_reset_passcode: "Reset the passcode of {device}? The device can then be opened without its old code. Enter your password to confirm.",
     confirm_approve: "Grant {partner} access to this account?",
     grant_until: "Until (optional)",
@@ -568,6 +576,14 @@ const TEXTS = {
     err_support_access_disabled: 'This account does not allow vendor support access.',
   },
   de: {
+    verify_chain: "Kette prüfen",
+    export_chain: "Kette exportieren (JSON Lines)",
+    chain_intact: "Das Protokoll ist unverändert: {n} Einträge, jeder mit dem vorigen verkettet (Kopf {head}…).",
+    chain_broken: "Das Protokoll wurde verändert: die Kette bricht bei Eintrag {seq} ({reason}).",
+    chain_outside: "{n} Einträge wurden von Hand ins Protokoll gesetzt, außerhalb der Kette.",
+    chain_hash_mismatch: "der Eintrag wurde geändert",
+    chain_broken_link: "ein Eintrag davor wurde geändert, entfernt oder eingeschoben",
+    chain_gap: "ein Eintrag fehlt",
     confirm_reset_passcode: "Den Code von {device} zurücksetzen? Das Gerät lässt sich dann ohne seinen alten Code öffnen. Geben Sie zur Bestätigung Ihr Passwort ein.",
     confirm_approve: "{partner} Zugriff auf dieses Konto gewähren?",
     grant_until: "Bis (optional)",

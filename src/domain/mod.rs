@@ -1,6 +1,7 @@
 //! Plain types and rules of the product: no actix, no sqlx, no HTTP.
 
 pub mod access;
+pub mod audit_chain;
 pub mod device;
 pub mod ids;
 pub mod input;

@@ -187,6 +187,9 @@ pub async fn export(
         "target_id",
         "target_name",
         "details",
+        "seq",
+        "prev_hash",
+        "hash",
     ])
     .map_err(csv_err)?;
     let mut written = 0usize;
@@ -217,6 +220,9 @@ pub async fn export(
                 v.record.target.clone().unwrap_or_default(),
                 v.record.target_name.clone().unwrap_or_default(),
                 v.record.details.to_string(),
+                v.record.seq.map(|n| n.to_string()).unwrap_or_default(),
+                v.record.prev_hash.clone().unwrap_or_default(),
+                v.record.hash.clone().unwrap_or_default(),
             ])
             .map_err(csv_err)?;
             written += 1;
@@ -234,6 +240,106 @@ pub async fn export(
         .insert_header((
             header::CONTENT_DISPOSITION,
             "attachment; filename=\"audit-log.csv\"",
+        ))
+        .body(body))
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ChainBreak {
+    pub id: String,
+    pub seq: i64,
+    /// `hash_mismatch`, `broken_link` or `gap` (docs/security.md).
+    pub reason: &'static str,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ChainCheck {
+    /// Whether every entry is in the chain and every link holds.
+    pub intact: bool,
+    /// Entries in the chain.
+    pub entries: usize,
+    /// The hash of the last entry that holds (hand it to an auditor: a later export must
+    /// still contain it at the same place).
+    pub head: String,
+    /// The first entry at which the chain breaks.
+    pub first_broken: Option<ChainBreak>,
+    /// Rows without a place in the chain (written to the table by hand).
+    pub outside_chain: i64,
+}
+
+#[utoipa::path(get, path = "/api/v1/accounts/{aid}/audit/verify", tag = "accounts",
+    responses((status = 200, body = ChainCheck), (status = 403), (status = 404)))]
+pub async fn verify_chain(
+    state: web::Data<AppState>,
+    scope: InAccount<area::Reports, level::Read>,
+    // Named for the OpenAPI document; InAccount has checked it.
+    _path: web::Path<AccountId>,
+) -> AppResult<HttpResponse> {
+    let (chain, outside) = state.store.audit_chain(scope.account).await?;
+    let entries = chain.len();
+    let check = match crate::domain::audit_chain::verify(&chain) {
+        Ok(head) => ChainCheck {
+            intact: outside == 0,
+            entries,
+            head,
+            first_broken: None,
+            outside_chain: outside,
+        },
+        Err(b) => {
+            // The head is the last entry before the break.
+            let head = chain
+                .iter()
+                .take_while(|(e, _)| e.seq < b.seq)
+                .last()
+                .map_or_else(
+                    || crate::domain::audit_chain::GENESIS.to_string(),
+                    |(_, h)| h.clone(),
+                );
+            tracing::warn!(account = %scope.account, seq = b.seq, reason = b.reason, "audit chain broken");
+            ChainCheck {
+                intact: false,
+                entries,
+                head,
+                first_broken: Some(ChainBreak {
+                    id: b.id,
+                    seq: b.seq,
+                    reason: b.reason,
+                }),
+                outside_chain: outside,
+            }
+        }
+    };
+    Ok(HttpResponse::Ok().json(check))
+}
+
+#[utoipa::path(get, path = "/api/v1/accounts/{aid}/audit/chain", tag = "accounts",
+    responses((status = 200, content_type = "application/x-ndjson",
+               description = "the whole chain, oldest first, one JSON object per line: account_id, seq, id, at, actor_user_id, actor_name, via, action, target, details, prev_hash, hash (check it offline with scripts/verify-audit-export)"),
+              (status = 403), (status = 404)))]
+pub async fn export_chain(
+    state: web::Data<AppState>,
+    scope: InAccount<area::Reports, level::Read>,
+    // Named for the OpenAPI document; InAccount has checked it.
+    _path: web::Path<AccountId>,
+) -> AppResult<HttpResponse> {
+    let (chain, _) = state.store.audit_chain(scope.account).await?;
+    let mut body = String::new();
+    for (e, hash) in &chain {
+        let line = serde_json::json!({
+            "account_id": e.account_id, "seq": e.seq, "id": e.id, "at": e.at,
+            "actor_user_id": e.actor_user_id, "actor_name": e.actor_name, "via": e.via,
+            "action": e.action, "target": e.target, "details": e.details,
+            "prev_hash": e.prev_hash, "hash": hash,
+        });
+        body.push_str(&line.to_string());
+        body.push('\n');
+    }
+    tracing::info!(account = %scope.account, entries = chain.len(), "audit chain exported");
+    Ok(HttpResponse::Ok()
+        .content_type("application/x-ndjson")
+        .insert_header((
+            header::CONTENT_DISPOSITION,
+            "attachment; filename=\"audit-chain.jsonl\"",
         ))
         .body(body))
 }

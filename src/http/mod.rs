@@ -104,6 +104,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             )
             .route("/accounts/{aid}/audit", web::get().to(audit::audit_log))
             .route("/accounts/{aid}/audit/export", web::get().to(audit::export))
+            .route(
+                "/accounts/{aid}/audit/verify",
+                web::get().to(audit::verify_chain),
+            )
+            .route(
+                "/accounts/{aid}/audit/chain",
+                web::get().to(audit::export_chain),
+            )
             .route("/accounts/{aid}/roles", web::get().to(users::roles))
             .route("/accounts/{aid}/groups", web::get().to(groups::list))
             .route("/accounts/{aid}/groups", web::post().to(groups::create))

@@ -50,6 +50,8 @@ use super::{
         support::user_support_login,
         audit::audit_log,
         audit::export,
+        audit::verify_chain,
+        audit::export_chain,
         policies::list,
         policies::create,
         policies::update,

@@ -6,7 +6,10 @@ use sqlx::Row;
 use uuid::Uuid;
 
 use super::{Store, StoreResult, get_opt_uuid, get_uuid};
-use crate::domain::ids::{AccountId, UserId};
+use crate::domain::{
+    audit_chain::{self, ChainEntry},
+    ids::{AccountId, UserId},
+};
 
 /// An entry to write.
 #[derive(Debug, Clone)]
@@ -37,6 +40,12 @@ pub struct AuditRecord {
     #[schema(value_type = Object)]
     pub details: serde_json::Value,
     pub at: DateTime<Utc>,
+    /// The entry's place in its account's chain (from 1).
+    pub seq: Option<i64>,
+    /// SHA-256 of the entry before it (64 zeros for the first).
+    pub prev_hash: Option<String>,
+    /// SHA-256 over this entry's canonical encoding (docs/security.md).
+    pub hash: Option<String>,
 }
 
 /// Which entries to read: all filters optional, combined with AND.
@@ -54,12 +63,44 @@ pub struct AuditFilter {
 }
 
 impl Store {
+    /// Appends an entry to its account's chain: the last entry's hash and place are read and
+    /// the new one written in one write transaction, and the unique index on (account, seq)
+    /// refuses a fork.
     pub async fn audit(&self, entry: &AuditEntry) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO audit_log (id, account_id, actor_user_id, actor_name, via, action, target, details, at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        let id = Uuid::now_v7().to_string();
+        let at = Utc::now();
+        let mut tx = self.write_tx().await?;
+        let last: Option<(i64, String)> = sqlx::query_as(
+            "SELECT seq, hash FROM audit_log WHERE account_id = ? AND seq IS NOT NULL
+             ORDER BY seq DESC LIMIT 1",
         )
-        .bind(Uuid::now_v7().to_string())
+        .bind(entry.account_id.to_string())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let (seq, prev_hash) = match last {
+            Some((seq, hash)) => (seq + 1, hash),
+            None => (1, audit_chain::GENESIS.to_string()),
+        };
+        let link = ChainEntry {
+            account_id: entry.account_id.to_string(),
+            seq,
+            id: id.clone(),
+            at: chain_time(at),
+            actor_user_id: entry.actor_user_id.map(|u| u.to_string()),
+            actor_name: entry.actor_name.clone(),
+            via: entry.via.clone(),
+            action: entry.action.to_string(),
+            target: entry.target.clone(),
+            details: entry.details.clone(),
+            prev_hash,
+        };
+        let hash = link.hash();
+        sqlx::query(
+            "INSERT INTO audit_log (id, account_id, actor_user_id, actor_name, via, action, target,
+                details, at, seq, prev_hash, hash)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&id)
         .bind(entry.account_id.to_string())
         .bind(entry.actor_user_id.map(|u| u.to_string()))
         .bind(&entry.actor_name)
@@ -67,10 +108,84 @@ impl Store {
         .bind(entry.action)
         .bind(&entry.target)
         .bind(entry.details.to_string())
-        .bind(Utc::now())
-        .execute(&self.pool)
-        .await
-        .map(|_| ())
+        .bind(at)
+        .bind(seq)
+        .bind(&link.prev_hash)
+        .bind(&hash)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await
+    }
+
+    /// Seals entries written before the chain existed into it, in their order, per account
+    /// (once, at start). Returns how many it sealed.
+    pub async fn seal_audit_chain(&self) -> StoreResult<u64> {
+        let accounts: Vec<String> =
+            sqlx::query_scalar("SELECT DISTINCT account_id FROM audit_log WHERE seq IS NULL")
+                .fetch_all(&self.pool)
+                .await?;
+        let mut sealed = 0;
+        for account in accounts {
+            let mut tx = self.write_tx().await?;
+            let last: Option<(i64, String)> = sqlx::query_as(
+                "SELECT seq, hash FROM audit_log WHERE account_id = ? AND seq IS NOT NULL
+                 ORDER BY seq DESC LIMIT 1",
+            )
+            .bind(&account)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let (mut seq, mut prev) = last.unwrap_or((0, audit_chain::GENESIS.to_string()));
+            let rows = sqlx::query(
+                "SELECT * FROM audit_log WHERE account_id = ? AND seq IS NULL ORDER BY at, id",
+            )
+            .bind(&account)
+            .fetch_all(&mut *tx)
+            .await?;
+            for row in &rows {
+                seq += 1;
+                let mut link = chain_entry(row)?;
+                link.seq = seq;
+                link.prev_hash = prev;
+                let hash = link.hash();
+                sqlx::query("UPDATE audit_log SET seq = ?, prev_hash = ?, hash = ? WHERE id = ?")
+                    .bind(seq)
+                    .bind(&link.prev_hash)
+                    .bind(&hash)
+                    .bind(&link.id)
+                    .execute(&mut *tx)
+                    .await?;
+                prev = hash;
+                sealed += 1;
+            }
+            tx.commit().await?;
+        }
+        Ok(sealed)
+    }
+
+    /// An account's chain in order, with each entry's stored hash, and how many entries are
+    /// outside it (a row without a place: put there by hand).
+    pub async fn audit_chain(
+        &self,
+        account: AccountId,
+    ) -> StoreResult<(Vec<(ChainEntry, String)>, i64)> {
+        let rows = sqlx::query(
+            "SELECT * FROM audit_log WHERE account_id = ? AND seq IS NOT NULL ORDER BY seq",
+        )
+        .bind(account.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        let mut chain = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let hash: Option<String> = row.try_get("hash")?;
+            chain.push((chain_entry(row)?, hash.unwrap_or_default()));
+        }
+        let outside: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM audit_log WHERE account_id = ? AND seq IS NULL",
+        )
+        .bind(account.to_string())
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((chain, outside))
     }
 
     /// Up to `limit` entries of an account matching `filter`, newest first.
@@ -150,8 +265,100 @@ impl Store {
                     target_name: row.try_get("target_name")?,
                     details: serde_json::from_str(&details).unwrap_or(serde_json::Value::Null),
                     at: row.try_get("at")?,
+                    seq: row.try_get("seq")?,
+                    prev_hash: row.try_get("prev_hash")?,
+                    hash: row.try_get("hash")?,
                 })
             })
             .collect()
+    }
+}
+
+/// The time as the chain encodes it: RFC 3339, nanoseconds, `Z`.
+pub fn chain_time(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+}
+
+fn chain_entry(row: &sqlx::sqlite::SqliteRow) -> StoreResult<ChainEntry> {
+    let details: String = row.try_get("details")?;
+    let at: DateTime<Utc> = row.try_get("at")?;
+    Ok(ChainEntry {
+        account_id: row.try_get("account_id")?,
+        seq: row.try_get::<Option<i64>, _>("seq")?.unwrap_or(0),
+        id: row.try_get("id")?,
+        at: chain_time(at),
+        actor_user_id: row.try_get("actor_user_id")?,
+        actor_name: row.try_get("actor_name")?,
+        via: row.try_get("via")?,
+        action: row.try_get("action")?,
+        target: row.try_get("target")?,
+        // A details text that is not JSON any more (edited by hand) hashes as its text.
+        details: serde_json::from_str(&details).unwrap_or(serde_json::Value::String(details)),
+        prev_hash: row
+            .try_get::<Option<String>, _>("prev_hash")?
+            .unwrap_or_default(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn entries_of_an_earlier_version_are_sealed_into_the_chain_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).await.unwrap();
+        let account = AccountId(Uuid::now_v7());
+        // Two rows as a version before the chain wrote them (no place, no hashes).
+        for (id, action, at) in [
+            (
+                "0190a0a0-0000-7000-8000-000000000001",
+                "user.created",
+                "2026-01-01T10:00:00Z",
+            ),
+            (
+                "0190a0a0-0000-7000-8000-000000000002",
+                "user.deleted",
+                "2026-01-02T10:00:00Z",
+            ),
+        ] {
+            sqlx::query(
+                "INSERT INTO audit_log (id, account_id, actor_name, via, action, details, at)
+                 VALUES (?, ?, 'ada', 'login', ?, '{\"b\":1,\"a\":2}', ?)",
+            )
+            .bind(id)
+            .bind(account.to_string())
+            .bind(action)
+            .bind(at.parse::<DateTime<Utc>>().unwrap())
+            .execute(store.pool_for_tests())
+            .await
+            .unwrap();
+        }
+        assert_eq!(
+            store.audit_chain(account).await.unwrap().1,
+            2,
+            "outside the chain"
+        );
+        drop(store);
+        // The next start seals them, oldest first; new entries follow on.
+        let store = Store::open(dir.path()).await.unwrap();
+        store
+            .audit(&AuditEntry {
+                account_id: account,
+                actor_user_id: None,
+                actor_name: "system".into(),
+                via: "expiry".into(),
+                action: "access.expired",
+                target: None,
+                details: serde_json::json!({}),
+            })
+            .await
+            .unwrap();
+        let (chain, outside) = store.audit_chain(account).await.unwrap();
+        assert_eq!(outside, 0);
+        let actions: Vec<&str> = chain.iter().map(|(e, _)| e.action.as_str()).collect();
+        assert_eq!(actions, ["user.created", "user.deleted", "access.expired"]);
+        assert!(audit_chain::verify(&chain).is_ok());
+        assert_eq!(store.seal_audit_chain().await.unwrap(), 0, "sealed once");
     }
 }

@@ -73,7 +73,16 @@ impl Store {
                 crate::private_fs::restrict_file(&file)?;
             }
         }
-        Ok(Self { pool })
+        let store = Self { pool };
+        // Entries of a version before the hash chain join it once, in their order.
+        let sealed = store.seal_audit_chain().await?;
+        if sealed > 0 {
+            tracing::info!(
+                entries = sealed,
+                "sealed earlier audit entries into the hash chain"
+            );
+        }
+        Ok(store)
     }
 
     /// Whether the database answers.

@@ -3,6 +3,7 @@
 
 mod account_admin;
 mod api_keys;
+mod audit_chain;
 mod browser;
 mod console;
 mod crash;

@@ -195,6 +195,23 @@ async fn an_admin_runs_users_devices_settings_and_audit_in_the_browser() {
             .await
             .unwrap();
         assert_eq!(errors, json!(0), "the export downloads without an error");
+
+        // The hash chain checks out in the browser; a row edited in the database is named.
+        admin.click("[data-testid=audit-verify]").await;
+        admin
+            .wait_text("[data-testid=chain-state]", "unverändert")
+            .await;
+        admin.shot("audit-chain-intact-de").await;
+        sqlx::query("UPDATE audit_log SET actor_name = 'nobody' WHERE account_id = ? AND seq = 3")
+            .bind(&t.id)
+            .execute(&app.db().await)
+            .await
+            .unwrap();
+        admin.click("[data-testid=audit-verify]").await;
+        admin
+            .wait_text("[data-testid=chain-state]", "bricht bei Eintrag 3")
+            .await;
+        admin.shot("audit-chain-broken-de").await;
     })
     .await;
 }
