@@ -110,8 +110,7 @@ pub struct Break {
 /// last entry's hash (the genesis for an empty chain).
 pub fn verify(entries: &[(ChainEntry, String)]) -> Result<String, Break> {
     let mut prev = GENESIS.to_string();
-    let mut expected_seq = 1;
-    for (entry, stored) in entries {
+    for (expected_seq, (entry, stored)) in (1..).zip(entries.iter()) {
         let broken = |reason| Break {
             id: entry.id.clone(),
             seq: entry.seq,
@@ -127,7 +126,6 @@ pub fn verify(entries: &[(ChainEntry, String)]) -> Result<String, Break> {
             return Err(broken("hash_mismatch"));
         }
         prev = stored.clone();
-        expected_seq += 1;
     }
     Ok(prev)
 }
