@@ -237,7 +237,10 @@ impl Settings {
             builder = builder.add_source(config::File::from(file.as_path()).required(true));
         }
         if sources.env {
-            builder = builder.add_source(environment(None));
+            let vars: std::collections::HashMap<String, String> = std::env::vars_os()
+                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+                .collect();
+            builder = builder.add_source(environment(broker_vars(vars)?));
         }
         builder.build()?.try_deserialize()
     }
@@ -251,7 +254,7 @@ impl Settings {
         config::Config::builder()
             .add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml))
             .add_source(config::File::from_str(toml, config::FileFormat::Toml))
-            .add_source(environment(Some(env)))
+            .add_source(environment(broker_vars(env)?))
             .build()?
             .try_deserialize()
     }
@@ -262,13 +265,39 @@ impl Settings {
     }
 }
 
-/// `BROKER_HTTP__BIND=...` and the like; from the process unless `source` is given.
-fn environment(source: Option<std::collections::HashMap<String, String>>) -> config::Environment {
+/// The `BROKER_*` variables of `vars`, each name checked: only letters, digits and `_`. The config
+/// library reads `[n]` in a name as a list index and grows a list to it, so
+/// `BROKER_X[5333333333333]=1` would exhaust memory at start (found by the config fuzz target):
+/// such a name is refused with an error that names it.
+fn broker_vars(
+    vars: std::collections::HashMap<String, String>,
+) -> Result<std::collections::HashMap<String, String>, config::ConfigError> {
+    let mut out = std::collections::HashMap::new();
+    for (key, value) in vars {
+        if !key.to_ascii_uppercase().starts_with("BROKER_") {
+            continue;
+        }
+        if !key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_')
+        {
+            let shown: String = key.chars().take(64).collect();
+            return Err(config::ConfigError::Message(format!(
+                "environment variable {shown:?}: a BROKER_ name has only letters, digits and _"
+            )));
+        }
+        out.insert(key, value);
+    }
+    Ok(out)
+}
+
+/// `BROKER_HTTP__BIND=...` and the like, from `vars` (already checked by `broker_vars`).
+fn environment(vars: std::collections::HashMap<String, String>) -> config::Environment {
     config::Environment::with_prefix("BROKER")
         .prefix_separator("_")
         .separator("__")
         .try_parsing(true)
-        .source(source)
+        .source(Some(vars))
 }
 
 #[cfg(test)]
@@ -284,6 +313,24 @@ mod tests {
         assert_eq!(s.auth.code_ttl_secs, 300);
         assert_eq!(s.auth.code_sends_per_10min, 3);
         assert_eq!(s.storage.data_dir, PathBuf::from("./data"));
+    }
+
+    #[test]
+    fn an_environment_name_with_a_list_index_is_refused_not_grown_into() {
+        // What the config fuzz target found: the library grew a list to the index and the
+        // allocation aborted the process.
+        let env = std::collections::HashMap::from([(
+            "BROKER_ECS[5333333333333]".to_string(),
+            "4][2$]r".to_string(),
+        )]);
+        let err = Settings::load_from("", env).expect_err("refused");
+        assert!(err.to_string().contains("BROKER_ECS[5333333333333]"), "{err}");
+        // Ordinary names still work; others than BROKER_ are not read.
+        let env = std::collections::HashMap::from([
+            ("BROKER_WS__CHAT_PER_SEC".to_string(), "7".to_string()),
+            ("OTHER[1]".to_string(), "x".to_string()),
+        ]);
+        assert_eq!(Settings::load_from("", env).unwrap().ws.chat_per_sec, 7);
     }
 
     #[test]
