@@ -277,10 +277,7 @@ fn broker_vars(
         if !key.to_ascii_uppercase().starts_with("BROKER_") {
             continue;
         }
-        if !key
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_')
-        {
+        if !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
             let shown: String = key.chars().take(64).collect();
             return Err(config::ConfigError::Message(format!(
                 "environment variable {shown:?}: a BROKER_ name has only letters, digits and _"
@@ -324,7 +321,10 @@ mod tests {
             "4][2$]r".to_string(),
         )]);
         let err = Settings::load_from("", env).expect_err("refused");
-        assert!(err.to_string().contains("BROKER_ECS[5333333333333]"), "{err}");
+        assert!(
+            err.to_string().contains("BROKER_ECS[5333333333333]"),
+            "{err}"
+        );
         // Ordinary names still work; others than BROKER_ are not read.
         let env = std::collections::HashMap::from([
             ("BROKER_WS__CHAT_PER_SEC".to_string(), "7".to_string()),

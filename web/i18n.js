@@ -2,6 +2,14 @@
 
 const TEXTS = {
   en: {
+    verified_email: 'Verified email',
+    send_code: "Send me the code",
+    send_code_again: "Send a new code",
+    code_sent_to: "A code is on its way to {email}.",
+    email_verified_join: "Your address is confirmed. You can join now.",
+    bound_to_email: "This invitation is for {email}: we mail a code to that address, and the link works once you have entered it.",
+    err_email_not_verified: "Enter the code mailed to the invitation’s address first.",
+    err_no_email_to_verify: "This invitation needs no code.",
     verify_chain: "Verify the chain",
     export_chain: "Export the chain (JSON Lines)",
     chain_intact: "The audit log is intact: {n} entries, each chained to the one before (head {head}…).",
@@ -576,6 +584,14 @@ const TEXTS = {
     err_support_access_disabled: 'This account does not allow vendor support access.',
   },
   de: {
+    verified_email: 'Bestätigte E-Mail',
+    send_code: "Code senden",
+    send_code_again: "Neuen Code senden",
+    code_sent_to: "Ein Code ist an {email} unterwegs.",
+    email_verified_join: "Ihre Adresse ist bestätigt. Sie können jetzt beitreten.",
+    bound_to_email: "Diese Einladung gilt für {email}: wir senden einen Code an diese Adresse, und der Link funktioniert, sobald Sie ihn eingegeben haben.",
+    err_email_not_verified: "Geben Sie zuerst den Code ein, der an die Adresse der Einladung ging.",
+    err_no_email_to_verify: "Diese Einladung braucht keinen Code.",
     verify_chain: "Kette prüfen",
     export_chain: "Kette exportieren (JSON Lines)",
     chain_intact: "Das Protokoll ist unverändert: {n} Einträge, jeder mit dem vorigen verkettet (Kopf {head}…).",

@@ -46,6 +46,45 @@ function guestNext(end) {
   }
 }
 
+// The code step of an invitation bound to an email address: send the code, enter it, and
+// `done(ticket)` once it was right.
+function emailStep(token, info, done) {
+  const msg = h('div', { 'data-testid': 'email-message' });
+  let challenge = null;
+  const send = h('button', { type: 'button', class: 'primary', 'data-testid': 'send-code' }, t('send_code'));
+  const form = h(
+    'form',
+    { class: 'inline', hidden: true, 'data-testid': 'code-form' },
+    field(t('code'), { name: 'code', required: true, inputmode: 'numeric', pattern: '[0-9 ]{5,9}', autocomplete: 'one-time-code' }),
+    h('button', { type: 'submit', class: 'primary' }, t('verify')),
+  );
+  send.addEventListener('click', async () => {
+    try {
+      const sent = await api('POST', `/join/${encodeURIComponent(token)}/code`, undefined, { token: '' });
+      challenge = sent.challenge_id;
+      form.hidden = false;
+      send.textContent = t('send_code_again');
+      send.className = '';
+      clear(msg, notice('ok', t('code_sent_to', { email: sent.sent_to })));
+      form.querySelector('input').focus();
+    } catch (err) {
+      clear(msg, notice('error', errorText(err)));
+    }
+  });
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    try {
+      const answer = await api('POST', `/join/${encodeURIComponent(token)}/verify`, { challenge_id: challenge, code: new FormData(form).get('code') }, { token: '' });
+      clear(box, notice('ok', t('email_verified_join')));
+      done(answer.ticket);
+    } catch (err) {
+      clear(msg, notice('error', errorText(err)));
+    }
+  });
+  const box = h('div', { class: 'email-step', 'data-testid': 'email-step' }, h('p', {}, t('bound_to_email', { email: info.email_hint })), send, form, msg);
+  return box;
+}
+
 export async function joinPage(root, token) {
   let info;
   try {
@@ -58,6 +97,14 @@ export async function joinPage(root, token) {
   }
   const perms = info.policy.permissions.map((p) => t(`perm_${p}`));
   const joinButton = h('button', { type: 'button', class: 'primary', 'data-testid': 'join' }, t('join'));
+  // Bound to a person: the code mailed to the invitation's address first, then Join.
+  let ticket = null;
+  const verifyBox = info.email_required ? emailStep(token, info, (got) => {
+    ticket = got;
+    joinButton.hidden = false;
+    joinButton.focus();
+  }) : null;
+  if (verifyBox) joinButton.hidden = true;
   clear(
     root,
     h(
@@ -79,6 +126,7 @@ export async function joinPage(root, token) {
         h('dd', {}, when(info.expires_at)),
       ),
       h('p', { class: 'muted' }, t('link_once')),
+      verifyBox,
       joinButton,
     ),
   );
@@ -87,7 +135,8 @@ export async function joinPage(root, token) {
     const box = h('div');
     view.append(box);
     clear(root, view);
-    liveSession(box, `${wsBase()}/ws/guest/${encodeURIComponent(token)}`, {
+    const query = ticket ? `?ticket=${encodeURIComponent(ticket)}` : '';
+    liveSession(box, `${wsBase()}/ws/guest/${encodeURIComponent(token)}${query}`, {
       // Refused at the door (revoked, used or expired since the page loaded): ask why.
       explain: async () => {
         try {

@@ -410,8 +410,8 @@ export async function reportPage(root, ctx, id) {
       none(
         r.invitations,
         table(
-          [t('guest_name'), t('invited_by'), t('policy'), t('comment'), t('outcome')],
-          r.invitations.map((i) => [i.guest_name, name(i.inviter_id), i.policy.name, i.comment, t(`inv_${i.outcome}`)]),
+          [t('guest_name'), t('verified_email'), t('invited_by'), t('policy'), t('comment'), t('outcome')],
+          r.invitations.map((i) => [i.guest_name, i.verified_email || '–', name(i.inviter_id), i.policy.name, i.comment, t(`inv_${i.outcome}`)]),
         ),
       ),
       h('h2', {}, t('chat')),

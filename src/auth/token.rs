@@ -38,6 +38,8 @@ pub mod prefix {
     pub const DEVICE: &str = "sbd_";
     /// The link that confirms a new email address.
     pub const EMAIL_CONFIRM: &str = "sbm_";
+    /// The ticket a right invitation code gives for the guest's WebSocket.
+    pub const JOIN_TICKET: &str = "sbj_";
 }
 
 #[cfg(test)]

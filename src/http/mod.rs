@@ -62,6 +62,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .route("/confirm-email", web::get().to(console::page))
     .route("/assets/{name}", web::get().to(console::asset))
     .route("/join/{token}", web::get().to(sessions::join_info))
+    .route("/join/{token}/code", web::post().to(sessions::join_code))
+    .route(
+        "/join/{token}/verify",
+        web::post().to(sessions::join_verify),
+    )
     .route("/ws/sessions/{id}", web::get().to(ws::technician))
     .route("/ws/customer/{key}", web::get().to(ws::customer))
     .route("/ws/guest/{token}", web::get().to(ws::guest))

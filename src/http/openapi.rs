@@ -64,6 +64,8 @@ use super::{
         sessions::invite,
         sessions::revoke_invitation,
         sessions::join_info,
+        sessions::join_code,
+        sessions::join_verify,
         sessions::ws_ticket,
         devices::list,
         devices::create,
@@ -110,6 +112,8 @@ const PUBLIC: &[(&str, &str)] = &[
     ("post", "/api/v1/auth/email-confirm"),
     ("post", "/api/v1/enroll"),
     ("get", "/join/{token}"),
+    ("post", "/join/{token}/code"),
+    ("post", "/join/{token}/verify"),
     ("get", "/api/v1/customer-sessions/{key}"),
 ];
 

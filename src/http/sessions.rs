@@ -102,6 +102,11 @@ pub struct JoinInfo {
     pub policy: JoinPolicy,
     pub ws_url: String,
     pub expires_at: DateTime<Utc>,
+    /// Bound to a person (extension): the link works only after the code mailed to this
+    /// address is entered (`POST /join/{token}/code`, then `/join/{token}/verify`).
+    pub email_required: bool,
+    /// The address, partly hidden (`g•••@example.com`).
+    pub email_hint: Option<String>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -784,6 +789,8 @@ pub async fn join_info(
                 },
                 ws_url: format!("{}/ws/guest/{secret}", state.public_ws_url()),
                 expires_at: inv.expires_at,
+                email_required: inv.email.is_some(),
+                email_hint: inv.email.as_deref().map(email_hint),
             })
         }
         (Err(err), true) => actix_web::ResponseError::error_response(&err),
@@ -833,4 +840,184 @@ pub async fn ws_ticket(
         ticket: secret,
         expires_at,
     }))
+}
+
+/// An address with most of its local part hidden: `g•••@example.com`.
+fn email_hint(email: &str) -> String {
+    match email.split_once('@') {
+        Some((local, domain)) => {
+            let first: String = local.chars().take(1).collect();
+            format!("{first}•••@{domain}")
+        }
+        None => "•••".to_string(),
+    }
+}
+
+/// How long a join ticket (what a right invitation code gives) opens the WebSocket.
+const JOIN_TICKET_SECS: i64 = 600;
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct JoinCodeSent {
+    pub challenge_id: Uuid,
+    pub expires_at: DateTime<Utc>,
+    /// Where it went, partly hidden.
+    pub sent_to: String,
+}
+
+#[utoipa::path(post, path = "/join/{token}/code", tag = "sessions",
+    params(("token" = String, Path, description = "the invitation's one-time token")),
+    responses((status = 202, body = JoinCodeSent), (status = 404), (status = 409, description = "no_email_to_verify"),
+              (status = 410), (status = 429, description = "too_many_codes")))]
+pub async fn join_code(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> AppResult<HttpResponse> {
+    state.check_code_rate(req.peer_addr().map(|a| a.ip()))?;
+    let secret = path.into_inner();
+    let inv = usable_invitation(&state, &secret).await?;
+    let Some(email) = inv.email.clone() else {
+        return Err(AppError::new(
+            Code::NoEmailToVerify,
+            "this invitation is not bound to an email address",
+        ));
+    };
+    let now = Utc::now();
+    let code = crate::domain::second_factor::generate_code(state.settings.auth.code_digits)
+        .map_err(AppError::internal)?;
+    let id = Uuid::now_v7();
+    let expires_at = now + Duration::seconds(state.settings.auth.code_ttl_secs as i64);
+    let cap = state.settings.auth.code_sends_per_10min;
+    if let Err(wait) = state
+        .store
+        .open_invitation_challenge(
+            id,
+            inv.id,
+            &invitation_code_hash(id, &code),
+            expires_at,
+            cap,
+            now,
+        )
+        .await?
+    {
+        return Err(AppError::too_many(
+            Code::TooManyCodes,
+            "too many codes sent for this invitation; wait a moment",
+            wait,
+        ));
+    }
+    let lang = super::request_lang(&req);
+    let minutes = state.settings.auth.code_ttl_secs / 60;
+    let (subject, body) = match lang {
+        Lang::De => (
+            format!("Ihr Code für die Support-Sitzung: {}", inv.session_subject),
+            format!("Ihr Code zum Beitreten: {code} (gültig {minutes} Minuten)\n"),
+        ),
+        Lang::En => (
+            format!("Your code for the support session: {}", inv.session_subject),
+            format!("Your code to join: {code} (valid {minutes} minutes)\n"),
+        ),
+    };
+    state
+        .outbox
+        .mail(&email, &subject, body)
+        .await
+        .map_err(AppError::internal)?;
+    let mut res = HttpResponse::Accepted();
+    secret_headers(&mut res);
+    Ok(res.json(JoinCodeSent {
+        challenge_id: id,
+        expires_at,
+        sent_to: email_hint(&email),
+    }))
+}
+
+/// A code is stored bound to its challenge, as login codes are.
+fn invitation_code_hash(challenge: Uuid, code: &str) -> String {
+    token::hash(&format!("invitation:{challenge}:{code}"))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct JoinVerifyBody {
+    pub challenge_id: Uuid,
+    pub code: String,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct JoinVerified {
+    /// For `GET /ws/guest/{token}?ticket=`: opens this invitation's WebSocket within 10 minutes.
+    pub ticket: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+#[utoipa::path(post, path = "/join/{token}/verify", tag = "sessions", request_body = JoinVerifyBody,
+    params(("token" = String, Path, description = "the invitation's one-time token")),
+    responses((status = 200, body = JoinVerified), (status = 401, description = "invalid_code"), (status = 404),
+              (status = 409, description = "no_email_to_verify"),
+              (status = 410, description = "challenge_expired or the invitation is used, expired or revoked"),
+              (status = 429, description = "too_many_attempts")))]
+pub async fn join_verify(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Json<JoinVerifyBody>,
+) -> AppResult<HttpResponse> {
+    use crate::{domain::second_factor::Wrong, store::InvitationCodeVerdict as V};
+    state.check_code_rate(req.peer_addr().map(|a| a.ip()))?;
+    let secret = path.into_inner();
+    let inv = usable_invitation(&state, &secret).await?;
+    let Some(email) = inv.email.clone() else {
+        return Err(AppError::new(
+            Code::NoEmailToVerify,
+            "this invitation is not bound to an email address",
+        ));
+    };
+    let now = Utc::now();
+    let ticket = token::generate(token::prefix::JOIN_TICKET).map_err(AppError::internal)?;
+    let until = now + Duration::seconds(JOIN_TICKET_SECS);
+    let typed: String = body.code.chars().filter(|c| !c.is_whitespace()).collect();
+    let verdict = state
+        .store
+        .judge_invitation_code(
+            inv.id,
+            body.challenge_id,
+            now,
+            |stored| token::hashes_equal(stored, &invitation_code_hash(body.challenge_id, &typed)),
+            &email,
+            &token::hash(&ticket),
+            until,
+        )
+        .await?;
+    let locked = |wait: u64| {
+        AppError::too_many(
+            Code::TooManyAttempts,
+            "too many wrong codes for this invitation; wait",
+            wait,
+        )
+    };
+    match verdict {
+        V::Accepted => {
+            tracing::info!(invitation = %inv.id, "invitation email verified");
+            let mut res = HttpResponse::Ok();
+            secret_headers(&mut res);
+            Ok(res.json(JoinVerified {
+                ticket,
+                expires_at: until,
+            }))
+        }
+        V::Unknown => Err(AppError::new(
+            Code::ChallengeNotFound,
+            "no such code request",
+        )),
+        V::Closed => Err(AppError::new(
+            Code::ChallengeExpired,
+            "this code can no longer be used; ask for a new one",
+        )),
+        V::Locked(wait) => Err(locked(wait)),
+        V::Wrong(Wrong::Locked) => Err(locked(
+            crate::domain::second_factor::LOCK_FOR.num_seconds() as u64,
+        )),
+        V::Wrong(_) => Err(AppError::new(Code::InvalidCode, "wrong code")),
+    }
 }

@@ -213,10 +213,27 @@ pub async fn guest(
     req: HttpRequest,
     body: web::Payload,
     path: web::Path<String>,
+    query: web::Query<TicketQuery>,
 ) -> AppResult<HttpResponse> {
     state.refuse_if_draining()?;
     let secret = path.into_inner();
     let inv = usable_invitation(&state, &secret).await?;
+    // Bound to a person: only with the ticket that the code mailed to its address gave.
+    if inv.email.is_some() {
+        let ticket = query.ticket.as_deref().unwrap_or_default();
+        let held = state.store.join_ticket(inv.id).await?;
+        let valid = held.is_some_and(|(hash, until)| {
+            until > Utc::now()
+                && !ticket.is_empty()
+                && token::hashes_equal(&hash, &token::hash(ticket))
+        });
+        if !valid {
+            return Err(AppError::new(
+                Code::EmailNotVerified,
+                "this invitation is bound to an email address: enter the code mailed to it first",
+            ));
+        }
+    }
     require_handshake(&req)?;
     let session = state
         .registry

@@ -8,6 +8,7 @@ mod api_keys;
 mod audit;
 mod devices;
 mod groups;
+mod invitation_codes;
 mod outbox;
 mod policies;
 mod reports;
@@ -34,6 +35,7 @@ pub use devices::{
     CommandRecord, DeviceRecord, EnrollRefusal, EnrollingDevice, EnrollmentCodeRecord,
 };
 pub use groups::GroupRecord;
+pub use invitation_codes::InvitationCodeVerdict;
 pub use outbox::OutboxMessage;
 pub use policies::PolicyRecord;
 pub use reports::{ChatChunk, ChatLine, ReportEvent, SessionReport};

@@ -202,7 +202,8 @@ impl Store {
         let invitations = sqlx::query(
             "SELECT i.id, i.session_id, s.account_id, s.subject AS session_subject,
                 i.inviter_participant_id, i.inviter_user_id, i.policy_id, i.policy_name,
-                i.permissions, i.guest_name, i.comment, i.created_at, i.expires_at, i.outcome
+                i.permissions, i.guest_name, i.comment, i.created_at, i.expires_at, i.outcome,
+                i.email, i.verified_email
              FROM invitations i JOIN sessions s ON s.id = i.session_id
              WHERE i.session_id = ? ORDER BY i.created_at, i.id",
         )
@@ -223,6 +224,7 @@ impl Store {
                 comment: inv.comment,
                 created_at: inv.created_at,
                 outcome: inv.outcome.as_str(),
+                verified_email: inv.verified_email,
             })
         })
         .collect::<StoreResult<Vec<_>>>()?;
@@ -547,6 +549,8 @@ pub struct ReportInvitation {
     pub comment: String,
     pub created_at: DateTime<Utc>,
     pub outcome: &'static str,
+    /// The guest's address, proven by the code mailed to it (invitations with an email).
+    pub verified_email: Option<String>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]

@@ -82,11 +82,15 @@ pub struct InvitationRecord {
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
     pub outcome: Outcome,
+    /// The address the link was mailed to: with one, the link needs a mailed code.
+    pub email: Option<String>,
+    /// The address proven by a right code.
+    pub verified_email: Option<String>,
 }
 
 const INVITATION_COLUMNS: &str = "i.id, i.session_id, s.account_id, s.subject AS session_subject,
     i.inviter_participant_id, i.inviter_user_id, i.policy_id, i.policy_name, i.permissions,
-    i.guest_name, i.comment, i.created_at, i.expires_at, i.outcome";
+    i.guest_name, i.comment, i.created_at, i.expires_at, i.outcome, i.email, i.verified_email";
 
 pub(super) fn invitation_from_row(row: &SqliteRow) -> StoreResult<InvitationRecord> {
     let perms: Vec<Permission> = get_json(row, "permissions")?;
@@ -107,6 +111,8 @@ pub(super) fn invitation_from_row(row: &SqliteRow) -> StoreResult<InvitationReco
         expires_at: row.try_get("expires_at")?,
         outcome: Outcome::parse(&outcome)
             .ok_or_else(|| sqlx::Error::Decode(format!("bad outcome {outcome}").into()))?,
+        email: row.try_get("email")?,
+        verified_email: row.try_get("verified_email")?,
     })
 }
 

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::helpers::{TestApp, Ws};
+use crate::helpers::{TestApp, Ws, code_in, outbox_mails};
 
 #[actix_web::test]
 async fn looking_at_the_join_link_does_not_use_it_up() {
@@ -484,4 +484,151 @@ async fn a_mail_that_fails_is_kept_and_retried_until_it_goes_out() {
     .await
     .expect("the invitation is retried and arrives");
     assert!(transcript.contains(body["url"].as_str().unwrap()));
+}
+
+/// The code of the newest join-code mail to `to`.
+fn join_code_in_mail(app: &TestApp, to: &str) -> String {
+    let mail = outbox_mails(app)
+        .into_iter()
+        .rev()
+        .find(|m| m.contains(&format!("To: {to}")) && m.contains("code to join"))
+        .expect("a join code mail");
+    code_in(&mail)
+}
+
+#[actix_web::test]
+async fn an_invitation_with_an_email_works_only_after_the_code_mailed_to_it() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("Acme").await;
+    let policy = app.policy(&t, "Chat", &["chat"]).await;
+    let (sid, _) = app.session(&t.admin).await;
+    let mut owner = app.ws_technician(&t.admin, &sid).await;
+    let (status, inv) = app
+        .post(
+            &format!("/sessions/{sid}/invitations"),
+            &t.admin,
+            json!({"policy_id": policy, "guest_name": "Gina", "comment": "", "email": "gina@vendor.example"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{inv}");
+    let token = inv["url"]
+        .as_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let (status, info) = app.call("GET", &format!("/join/{token}"), None, None).await;
+    assert_eq!(status, 200);
+    assert_eq!(info["email_required"], true);
+    assert_eq!(info["email_hint"], "g•••@vendor.example");
+
+    // A forwarded link alone is worthless: no ticket, a made-up ticket.
+    assert_eq!(app.ws_guest(&token).await.err(), Some(403));
+    let forged = format!("{token}?ticket=sbj_forged");
+    assert_eq!(app.ws_guest(&forged).await.err(), Some(403));
+
+    // Wrong codes count like login codes: 3 burn a code.
+    let (status, sent) = app
+        .call("POST", &format!("/join/{token}/code"), None, None)
+        .await;
+    assert_eq!(status, 202, "{sent}");
+    assert_eq!(sent["sent_to"], "g•••@vendor.example");
+    let challenge = sent["challenge_id"].as_str().unwrap().to_string();
+    let code = join_code_in_mail(&app, "gina@vendor.example");
+    let wrong = if code.starts_with('0') {
+        format!("1{}", &code[1..])
+    } else {
+        format!("0{}", &code[1..])
+    };
+    for _ in 0..3 {
+        let (status, body) = app
+            .call(
+                "POST",
+                &format!("/join/{token}/verify"),
+                None,
+                Some(json!({"challenge_id": challenge, "code": wrong})),
+            )
+            .await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (401, Some("invalid_code"))
+        );
+    }
+    let (status, body) = app
+        .call(
+            "POST",
+            &format!("/join/{token}/verify"),
+            None,
+            Some(json!({"challenge_id": challenge, "code": code})),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (410, Some("challenge_expired")),
+        "burned"
+    );
+    // Malformed and unknown: clear refusals.
+    let (status, _) = app
+        .call(
+            "POST",
+            &format!("/join/{token}/verify"),
+            None,
+            Some(json!({"code": code})),
+        )
+        .await;
+    assert_eq!(status, 400);
+    let (status, _) = app.call("POST", "/join/sbi_unknown/code", None, None).await;
+    assert_eq!(status, 404);
+
+    // A new code, guessed right by many at once: exactly one ticket.
+    let (_, sent) = app
+        .call("POST", &format!("/join/{token}/code"), None, None)
+        .await;
+    let challenge = sent["challenge_id"].as_str().unwrap().to_string();
+    let code = join_code_in_mail(&app, "gina@vendor.example");
+    let path = format!("/join/{token}/verify");
+    let tries = (0..10).map(|_| {
+        app.call(
+            "POST",
+            &path,
+            None,
+            Some(json!({"challenge_id": challenge, "code": code})),
+        )
+    });
+    let answers = futures_util::future::join_all(tries).await;
+    let tickets: Vec<String> = answers
+        .iter()
+        .filter(|(s, _)| *s == 200)
+        .map(|(_, b)| b["ticket"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(tickets.len(), 1, "one code, one ticket: {answers:?}");
+    let mut guest = app
+        .ws_guest(&format!("{token}?ticket={}", tickets[0]))
+        .await
+        .unwrap();
+    owner.expect("participant_joined").await;
+    guest.chat("verified").await;
+    // The verified address is in the report; the link is used up.
+    let report = app.report(&t.admin, &sid).await;
+    assert_eq!(
+        report["invitations"][0]["verified_email"],
+        "gina@vendor.example"
+    );
+    assert_eq!(
+        app.ws_guest(&format!("{token}?ticket={}", tickets[0]))
+            .await
+            .err(),
+        Some(410)
+    );
+    // An invitation without an email needs no code (and has none to send).
+    let (_, plain) = app.invite(&t.admin, &sid, &policy, "Paul").await;
+    let (status, body) = app
+        .call("POST", &format!("/join/{plain}/code"), None, None)
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("no_email_to_verify"))
+    );
+    assert!(app.ws_guest(&plain).await.is_ok());
 }

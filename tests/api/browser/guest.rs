@@ -256,3 +256,67 @@ async fn an_expired_link_says_so_in_the_browser() {
     })
     .await;
 }
+
+#[actix_web::test]
+async fn a_guest_bound_to_an_email_joins_only_with_the_code_mailed_to_it() {
+    within_deadline(async {
+        let app = TestApp::spawn().await;
+        let t = app.tenant("Acme").await;
+        let policy = app.policy(&t, "Chat", &["chat", "view"]).await;
+        let (sid, _) = app.session(&t.admin).await;
+        let mut owner = app.ws_technician(&t.admin, &sid).await;
+        let (status, inv) = app
+            .post(
+                &format!("/sessions/{sid}/invitations"),
+                &t.admin,
+                serde_json::json!({"policy_id": policy, "guest_name": "Gina", "comment": "", "email": "gina@vendor.example"}),
+            )
+            .await;
+        assert_eq!(status, 201);
+        let driver = Driver::start().await;
+        let guest = driver.browser("en-US").await;
+        guest.goto(inv["url"].as_str().unwrap()).await;
+        guest
+            .wait_text("[data-testid=email-step]", "g•••@vendor.example")
+            .await;
+        // No Join before the code.
+        guest
+            .wait_js("document.querySelector('[data-testid=join]').offsetParent === null")
+            .await;
+        guest.shot("guest-email-step").await;
+        guest.click("[data-testid=send-code]").await;
+        guest
+            .wait_text("[data-testid=email-message]", "on its way")
+            .await;
+        let mail = outbox_mails(&app)
+            .into_iter()
+            .rev()
+            .find(|m| m.contains("To: gina@vendor.example") && m.contains("code to join"))
+            .expect("the code mail");
+        let code = code_in(&mail);
+        guest.fill("[data-testid=code-form] input[name=code]", "00000").await;
+        guest
+            .click("[data-testid=code-form] button[type=submit]")
+            .await;
+        guest
+            .wait_text("[data-testid=email-message]", "wrong code")
+            .await;
+        guest.fill("[data-testid=code-form] input[name=code]", &code).await;
+        guest
+            .click("[data-testid=code-form] button[type=submit]")
+            .await;
+        guest
+            .wait_text("[data-testid=email-step]", "confirmed")
+            .await;
+        guest.click("[data-testid=join]").await;
+        guest
+            .find("[data-testid=live-status][data-connected=true]")
+            .await;
+        owner.expect("participant_joined").await;
+        guest.shot("guest-email-verified-joined").await;
+        let report = app.report(&t.admin, &sid).await;
+        assert_eq!(report["invitations"][0]["verified_email"], "gina@vendor.example");
+        guest.close().await;
+    })
+    .await;
+}
