@@ -536,11 +536,8 @@ async fn an_invitation_with_an_email_works_only_after_the_code_mailed_to_it() {
     assert_eq!(sent["sent_to"], "g•••@vendor.example");
     let challenge = sent["challenge_id"].as_str().unwrap().to_string();
     let code = join_code_in_mail(&app, "gina@vendor.example");
-    let wrong = if code.starts_with('0') {
-        format!("1{}", &code[1..])
-    } else {
-        format!("0{}", &code[1..])
-    };
+    let first = if code.starts_with('0') { '1' } else { '0' };
+    let wrong = format!("{first}{}", &code[1..]);
     for _ in 0..3 {
         let (status, body) = app
             .call(
