@@ -134,6 +134,7 @@ pub struct SessionSettings {
     pub max_pending_invitations: u32,
     pub invitation_mails_per_hour: u32,
     pub report_queue_events: usize,
+    pub admission_timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

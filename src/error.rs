@@ -129,6 +129,7 @@ codes! {
     IdempotencyKeyReused = "idempotency_key_reused", UNPROCESSABLE_ENTITY, "this Idempotency-Key was used for another command";
     EmailNotVerified = "email_not_verified", FORBIDDEN, "enter the code mailed to the invitation's address first";
     NoEmailToVerify = "no_email_to_verify", CONFLICT, "this invitation is not bound to an email address";
+    InvalidAdmission = "invalid_admission", UNPROCESSABLE_ENTITY, "guest_admission is 'off', 'technician' or 'always'";
     ParamsNotAllowed = "params_not_allowed", UNPROCESSABLE_ENTITY, "message and phone belong to lost_mode_on only";
     InvalidSerial = "invalid_serial", UNPROCESSABLE_ENTITY, "serial: 1 to 64 printable characters without spaces";
     InvalidSubject = "invalid_subject", UNPROCESSABLE_ENTITY, "subject: 1 to 200 characters";

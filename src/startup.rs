@@ -83,6 +83,7 @@ impl Application {
             registry: registry.clone(),
             reconnect_grace: Duration::from_secs(settings.sessions.reconnect_grace_secs),
             file_max_bytes: settings.ws.file_max_bytes,
+            admission_timeout: Duration::from_secs(settings.sessions.admission_timeout_secs.max(1)),
             empty_end: Duration::from_secs(settings.sessions.empty_end_secs.max(1)),
             metrics: RelayMetrics::register(),
         });

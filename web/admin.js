@@ -857,8 +857,26 @@ export async function settingsPage(root, ctx) {
         )
       : null,
     h('section', { class: 'card', 'data-testid': 'vendor-support' }, h('h2', {}, t('vendor_support')), h('p', {}, t('vendor_support_means')), state, toggle),
+    admissionSection(ctx, account),
     h('section', { class: 'card' }, h('h2', {}, t('default_policy')), h('p', { class: 'muted' }, t('default_policy_means')), policyForm, policyMsg),
   );
+}
+
+// Whether guests wait until the customer admits them.
+function admissionSection(ctx, account) {
+  const msg = h('div', { 'data-testid': 'admission-message' });
+  const form = h(
+    'form',
+    { class: 'grid', 'data-testid': 'guest-admission' },
+    select(t('guest_admission'), 'guest_admission', [['off', t('admission_off')], ['technician', t('admission_technician')], ['always', t('admission_always')]], account.guest_admission || 'off'),
+    h('button', { type: 'submit', class: 'primary' }, t('save')),
+  );
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const rule = new FormData(form).get('guest_admission');
+    if (await attempt(msg, () => api('PATCH', `/accounts/${ctx.accountId}`, { guest_admission: rule }))) clear(msg, notice('ok', t('saved')));
+  });
+  return h('section', { class: 'card' }, h('h2', {}, t('guest_admission')), h('p', { class: 'muted' }, t('guest_admission_means')), form, msg);
 }
 
 // ---- device groups -----------------------------------------------------------------------

@@ -14,7 +14,7 @@ const CHUNK = 256 * 1024;
 // What the page sends at most per second, below the broker's 16 MiB/s per connection.
 const FILE_BYTES_PER_SEC = 8 * 1024 * 1024;
 // Close codes after which opening the socket again cannot help.
-const FINAL = new Set([1000, 1001, 1002, 1007, 1008, 1009, 1011, 4001, 4002, 4003, 4004, 4008]);
+const FINAL = new Set([1000, 1001, 1002, 1007, 1008, 1009, 1011, 4001, 4002, 4003, 4004, 4005, 4006, 4008]);
 
 // The text for a close code of the contract.
 export function closeText(code, endedReason, reason) {
@@ -27,6 +27,10 @@ export function closeText(code, endedReason, reason) {
       return t('access_revoked');
     case 4004:
       return t('removed_by_owner');
+    case 4005:
+      return t('admission_refused');
+    case 4006:
+      return t('admission_timeout');
     case 4008:
       return t('too_slow');
     case 1001:
@@ -115,6 +119,10 @@ export function liveSession(root, connect, options = {}) {
   );
   const messages = h('div', { class: 'messages' });
   const controls = h('div', { class: 'buttons' });
+  // Guests asking to join: the customer decides; technicians see them wait.
+  const lobby = h('section', { class: 'lobby', hidden: true, 'data-testid': 'lobby' });
+  const waitingGuests = new Map();
+  const admissionToggle = h('button', { type: 'button', hidden: true, 'data-testid': 'admission-toggle' }, t('lobby_off'));
   const incoming = new Map();
   let screenUrl = null;
   let ws = null;
@@ -127,11 +135,12 @@ export function liveSession(root, connect, options = {}) {
     root,
     status,
     messages,
+    lobby,
     screenBox,
     h(
       'div',
       { class: 'live' },
-      h('section', { class: 'people' }, h('h3', {}, t('participants')), people, controls),
+      h('section', { class: 'people' }, h('h3', {}, t('participants')), people, controls, admissionToggle),
       h('section', { class: 'chat' }, h('h3', {}, t('chat')), log, form, noChat),
       options.aside || null,
     ),
@@ -252,6 +261,42 @@ export function liveSession(root, connect, options = {}) {
     state.ownerId = ownerId;
     const me = state.participants.get(state.me);
     if (me && (state.role === 'owner' || state.role === 'technician')) state.role = me.role;
+  }
+
+  // ---- the lobby ---------------------------------------------------------------------
+
+  function renderLobby() {
+    const cards = [...waitingGuests.values()].map((w) => {
+      const who = h(
+        'div',
+        {},
+        h('strong', {}, w.name),
+        ` · ${t('invited_by')} ${w.invited_by.name} · ${w.policy} (${w.permissions.map((p) => t(`perm_${p}`)).join(', ')})`,
+        w.verified_email ? h('div', { class: 'muted small' }, `${t('verified_email')}: ${w.verified_email}`) : null,
+      );
+      const buttons =
+        state.role === 'customer'
+          ? h(
+              'div',
+              { class: 'buttons' },
+              h('button', { type: 'button', class: 'primary', 'data-testid': 'admit', onclick: () => send({ type: 'admit', participant_id: w.participant_id }) }, t('admit')),
+              h('button', { type: 'button', class: 'danger', 'data-testid': 'refuse', onclick: () => send({ type: 'refuse', participant_id: w.participant_id }) }, t('refuse')),
+            )
+          : h('p', { class: 'muted small' }, t('waits_for_customer'));
+      return h('div', { class: 'lobby-card', 'data-testid': 'admission-request', dataset: { guest: w.participant_id } }, who, buttons);
+    });
+    clear(lobby, cards.length ? [h('h3', {}, t('asks_to_join')), ...cards] : []);
+    lobby.hidden = cards.length === 0 || !!state.ended;
+  }
+
+  function renderAdmissionToggle() {
+    const rule = state.admissionRule;
+    const mayToggle = isOwner() && !state.ended && rule === 'technician';
+    admissionToggle.hidden = !mayToggle && !(isOwner() && rule === 'always');
+    admissionToggle.disabled = rule === 'always';
+    admissionToggle.textContent = state.admissionRequired ? t('lobby_on') : t('lobby_off');
+    admissionToggle.title = rule === 'always' ? t('lobby_always') : '';
+    admissionToggle.onclick = () => send({ type: 'guest_admission', required: !state.admissionRequired });
   }
 
   // ---- files -------------------------------------------------------------------------
@@ -440,6 +485,10 @@ export function liveSession(root, connect, options = {}) {
     // no frozen image of the customer's screen.
     state.participants.clear();
     state.away.clear();
+    waitingGuests.clear();
+    renderLobby();
+    admissionToggle.hidden = true;
+    delete status.dataset.waiting;
     screenBox.hidden = true;
     if (screenUrl) URL.revokeObjectURL(screenUrl);
     screenUrl = null;
@@ -472,8 +521,12 @@ export function liveSession(root, connect, options = {}) {
     screenBox.hidden = !(state.permissions.includes('view') && state.role !== 'customer');
     controlButton.hidden = !(state.permissions.includes('control') && state.role !== 'customer');
     filesBox.hidden = !mayFiles();
+    state.admissionRequired = !!m.guest_admission_required;
+    state.admissionRule = m.guest_admission || 'off';
     if (again) say('ok', t('reconnected'));
     renderPeople();
+    renderAdmissionToggle();
+    renderLobby();
     if (options.onWelcome) options.onWelcome(m, api, again);
   }
 
@@ -510,6 +563,25 @@ export function liveSession(root, connect, options = {}) {
       case 'owner_changed':
         setOwner(m.owner_id);
         renderPeople();
+        renderAdmissionToggle();
+        break;
+      case 'lobby':
+        status.textContent = t('waiting_for_admission');
+        status.className = 'status reconnecting';
+        status.dataset.waiting = 'true';
+        break;
+      case 'admission_request':
+        waitingGuests.set(m.participant_id, m);
+        renderLobby();
+        break;
+      case 'admission_decided':
+        waitingGuests.delete(m.participant_id);
+        renderLobby();
+        break;
+      case 'guest_admission':
+        state.admissionRequired = m.required;
+        renderAdmissionToggle();
+        say('ok', m.required ? t('lobby_now_on') : t('lobby_now_off'));
         break;
       case 'chat':
         addChat(m);
@@ -552,7 +624,7 @@ export function liveSession(root, connect, options = {}) {
     const final = FINAL.has(ev.code) || state.endedReason;
     if (!state.welcomed || final || !options.reconnect) {
       // Refused before the welcome (the browser only says 1006): ask the page why.
-      const why = !state.welcomed && options.explain ? await options.explain().catch(() => null) : null;
+      const why = !state.welcomed && !FINAL.has(ev.code) && options.explain ? await options.explain().catch(() => null) : null;
       if (why) {
         finish(why.text, { code: why.code || ev.code, kind: 'refused', next: why.next });
       } else {

@@ -36,6 +36,9 @@ function guestNext(end) {
       return t('what_next_inviter_left');
     case 4004:
       return t('what_next_removed');
+    case 4005:
+    case 4006:
+      return t('what_next_not_admitted');
     case 4002:
     case 1001:
       return t('what_next_ended');

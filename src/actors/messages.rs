@@ -37,6 +37,9 @@ pub enum Joiner {
         inviter: ParticipantId,
         name: String,
         permissions: PermissionSet,
+        /// Shown to the customer who decides on admission.
+        policy_name: String,
+        verified_email: Option<String>,
     },
 }
 

@@ -33,9 +33,24 @@ pub enum ClientFrame {
         name: String,
         size: u64,
     },
+    /// The customer lets a waiting guest in.
+    Admit {
+        participant_id: Uuid,
+    },
+    /// The customer sends a waiting guest away (closed with 4005).
+    Refuse {
+        participant_id: Uuid,
+    },
+    /// The owner switches the lobby for this session (within the account's setting).
+    GuestAdmission {
+        required: bool,
+    },
 }
 
-const CLIENT_TYPES: [&str; 6] = [
+const CLIENT_TYPES: [&str; 9] = [
+    "admit",
+    "refuse",
+    "guest_admission",
     "chat",
     "transfer_ownership",
     "end_session",
@@ -217,6 +232,34 @@ pub enum ServerFrame<'a> {
         file_max_bytes: u64,
         /// How long a technician's place is kept after its connection drops (extension).
         reconnect_grace_secs: u64,
+        /// Whether new guests wait until the customer admits them (extension).
+        guest_admission_required: bool,
+        /// The account's rule: `off`, `technician` (the owner switches it), `always`.
+        guest_admission: &'a str,
+    },
+    /// To a guest in the lobby: it waits until the customer admits it.
+    Lobby {
+        session_id: Uuid,
+        timeout_secs: u64,
+    },
+    /// To the customer (who decides) and the technicians: a guest asks to join.
+    AdmissionRequest {
+        participant_id: Uuid,
+        name: &'a str,
+        invited_by: Speaker<'a>,
+        policy: &'a str,
+        permissions: PermissionSet,
+        verified_email: Option<&'a str>,
+    },
+    /// What became of a request: `admitted`, `refused`, `timed_out`, `withdrawn` (the guest
+    /// went), `inviter_left`.
+    AdmissionDecided {
+        participant_id: Uuid,
+        decision: &'a str,
+    },
+    /// The lobby was switched on or off for this session.
+    GuestAdmission {
+        required: bool,
     },
     ParticipantJoined {
         participant: &'a ParticipantView,

@@ -36,6 +36,8 @@ pub struct SessionDeps {
     pub reconnect_grace: Duration,
     /// The largest file a `file_offer` may announce (`ws.file_max_bytes`).
     pub file_max_bytes: u64,
+    /// How long a guest waits in the lobby before it is sent away (4006).
+    pub admission_timeout: Duration,
     /// A session without any technician for this long ends (`no_technician`).
     pub empty_end: Duration,
     pub metrics: RelayMetrics,
@@ -126,7 +128,24 @@ pub struct SessionActor {
     /// second tab, a reconnect, a page reload); never to guests, who see only what was said
     /// while they are in.
     recent_chat: std::collections::VecDeque<ByteString>,
+    /// The account's rule for the lobby, and whether it is on in this session now.
+    admission: session::Admission,
+    admission_required: bool,
+    /// Guests in the lobby: connected, never members, sent nothing of the session.
+    waiting: HashMap<ParticipantId, Waiting>,
     deps: Arc<SessionDeps>,
+}
+
+/// A guest in the lobby.
+struct Waiting {
+    conn: Conn,
+    name: String,
+    perms: PermissionSet,
+    invited_by: ParticipantId,
+    invitation_id: InvitationId,
+    policy_name: String,
+    verified_email: Option<String>,
+    timer: SpawnHandle,
 }
 
 /// Chat messages a joining technician or customer gets replayed.
@@ -140,7 +159,12 @@ const FILE_CHUNK_HEADER: usize = 1 + 16;
 
 impl SessionActor {
     /// Starts the actor for a session just created and registers it at once.
-    pub fn spawn(id: SessionId, owner_user: UserId, deps: Arc<SessionDeps>) -> Addr<Self> {
+    pub fn spawn(
+        id: SessionId,
+        owner_user: UserId,
+        admission: session::Admission,
+        deps: Arc<SessionDeps>,
+    ) -> Addr<Self> {
         let registry = deps.registry.clone();
         let addr = SessionActor {
             id,
@@ -157,6 +181,9 @@ impl SessionActor {
             indexed: (Vec::new(), Vec::new()),
             transfers: HashMap::new(),
             recent_chat: std::collections::VecDeque::new(),
+            admission,
+            admission_required: admission.starts_on(),
+            waiting: HashMap::new(),
             deps,
         }
         .start();
@@ -248,6 +275,8 @@ impl SessionActor {
             participants: participants.into_iter().map(|(_, v)| v).collect(),
             file_max_bytes: self.deps.file_max_bytes,
             reconnect_grace_secs: self.deps.reconnect_grace.as_secs(),
+            guest_admission_required: self.admission_required,
+            guest_admission: self.admission.as_str(),
         }
         .encode();
         let replay = m.kind != Kind::Guest;
@@ -304,6 +333,15 @@ impl SessionActor {
         for guest in guests {
             self.evict(guest, close_code::INVITER_LEFT, "inviter_left");
             self.remove_member(guest, LeaveReason::InviterLeft, ctx);
+        }
+        let waiting: Vec<ParticipantId> = self
+            .waiting
+            .iter()
+            .filter(|(_, w)| w.invited_by == pid)
+            .map(|(id, _)| *id)
+            .collect();
+        for guest in waiting {
+            self.decide(guest, "inviter_left", None, ctx);
         }
         let pending: Vec<InvitationId> = self
             .invitations
@@ -377,6 +415,10 @@ impl SessionActor {
             _ => (close_code::SESSION_ENDED, LeaveReason::SessionEnded),
         };
         let at = Utc::now();
+        let waiting: Vec<ParticipantId> = self.waiting.keys().copied().collect();
+        for guest in waiting {
+            self.decide(guest, "session_ended", None, ctx);
+        }
         let mut members: Vec<Member> = self.members.drain().map(|(_, m)| m).collect();
         members.sort_by_key(|m| m.seq);
         for m in members {
@@ -577,6 +619,193 @@ impl SessionActor {
         Ok(())
     }
 
+    /// Puts a guest in the lobby: it hears only that it waits; the customer (who decides) and
+    /// the technicians hear who asks, invited by whom, with which policy.
+    fn seat_in_lobby(&mut self, pid: ParticipantId, mut w: Waiting, ctx: &mut Context<Self>) {
+        let timeout = self.deps.admission_timeout;
+        w.timer = ctx.run_later(timeout, move |act, ctx| {
+            act.decide(pid, "timed_out", None, ctx);
+        });
+        let lobby = ServerFrame::Lobby {
+            session_id: self.id.0,
+            timeout_secs: timeout.as_secs(),
+        }
+        .encode();
+        if w.conn.outlet.send(Outbound::Text(lobby)).is_err() {
+            w.conn.outlet.force_close(close_code::TOO_SLOW);
+        }
+        self.record(ReportEvent::AdmissionAsked {
+            session: self.id,
+            guest: pid,
+            invitation: w.invitation_id,
+            name: w.name.clone(),
+            at: Utc::now(),
+        });
+        tracing::info!(session = %self.id, guest = %pid, "guest waits for admission");
+        self.waiting.insert(pid, w);
+        self.announce_waiting(pid, None);
+    }
+
+    /// Sends one waiting guest's request to the customer and the technicians (all of them, or
+    /// only `to`).
+    fn announce_waiting(&mut self, pid: ParticipantId, to: Option<ParticipantId>) {
+        let Some(w) = self.waiting.get(&pid) else {
+            return;
+        };
+        let inviter_name = self
+            .members
+            .get(&w.invited_by)
+            .map(|m| m.name.clone())
+            .unwrap_or_default();
+        let inviter_role = self
+            .members
+            .get(&w.invited_by)
+            .map_or(Role::Technician, |m| self.role_of(m));
+        let frame = ServerFrame::AdmissionRequest {
+            participant_id: pid.0,
+            name: &w.name,
+            invited_by: Speaker {
+                id: w.invited_by.0,
+                name: &inviter_name,
+                role: inviter_role,
+            },
+            policy: &w.policy_name,
+            permissions: w.perms,
+            verified_email: w.verified_email.as_deref(),
+        }
+        .encode();
+        let receivers: Vec<ParticipantId> = self
+            .members
+            .values()
+            .filter(|m| to.is_none_or(|t| t == m.id))
+            .filter(|m| m.kind != Kind::Guest)
+            .map(|m| m.id)
+            .collect();
+        for r in receivers {
+            self.send_to(r, Outbound::Text(frame.clone()));
+        }
+    }
+
+    /// Ends a wait: `admitted` lets the guest in; anything else closes it without a frame of
+    /// the session (refused 4005, timed out 4006, inviter left 4001, session ended 4002).
+    fn decide(
+        &mut self,
+        pid: ParticipantId,
+        decision: &'static str,
+        by: Option<ParticipantId>,
+        ctx: &mut Context<Self>,
+    ) {
+        let Some(w) = self.waiting.remove(&pid) else {
+            return;
+        };
+        ctx.cancel_future(w.timer);
+        self.record(ReportEvent::AdmissionDecided {
+            guest: pid,
+            decision,
+            by,
+            at: Utc::now(),
+        });
+        tracing::info!(session = %self.id, guest = %pid, decision, "admission decided");
+        let told = ServerFrame::AdmissionDecided {
+            participant_id: pid.0,
+            decision,
+        }
+        .encode();
+        self.broadcast_non_guests(&told);
+        if decision == "admitted" {
+            self.admit(
+                pid,
+                None,
+                w.name,
+                Kind::Guest,
+                w.perms,
+                Some(w.invited_by),
+                w.conn,
+                ctx,
+            );
+            return;
+        }
+        let code = match decision {
+            "refused" => close_code::ADMISSION_REFUSED,
+            "timed_out" => close_code::ADMISSION_TIMEOUT,
+            "inviter_left" => close_code::INVITER_LEFT,
+            "withdrawn" => return,
+            _ => close_code::SESSION_ENDED,
+        };
+        w.conn.outlet.close(code, decision);
+        w.conn.addr.do_send(Evicted);
+    }
+
+    fn broadcast_non_guests(&mut self, text: &ByteString) {
+        let to: Vec<ParticipantId> = self
+            .members
+            .values()
+            .filter(|m| m.kind != Kind::Guest)
+            .map(|m| m.id)
+            .collect();
+        for pid in to {
+            self.send_to(pid, Outbound::Text(text.clone()));
+        }
+    }
+
+    /// `admit` / `refuse`: the customer decides on a waiting guest.
+    fn on_admission(
+        &mut self,
+        pid: ParticipantId,
+        guest: uuid::Uuid,
+        admit: bool,
+        ctx: &mut Context<Self>,
+    ) {
+        let is_customer = self
+            .members
+            .get(&pid)
+            .is_some_and(|m| m.kind == Kind::Customer);
+        if !is_customer {
+            self.send_error(
+                pid,
+                "forbidden",
+                "only the customer admits or refuses a guest",
+            );
+            return;
+        }
+        let guest = ParticipantId(guest);
+        if !self.waiting.contains_key(&guest) {
+            self.send_error(pid, "unknown_participant", "no such guest is waiting");
+            return;
+        }
+        self.decide(
+            guest,
+            if admit { "admitted" } else { "refused" },
+            Some(pid),
+            ctx,
+        );
+    }
+
+    /// `guest_admission`: the owner switches the lobby, within the account's setting.
+    fn on_guest_admission(&mut self, pid: ParticipantId, required: bool) {
+        if self.owner != Some(pid) {
+            self.send_error(pid, "not_owner", "only the owner switches the lobby");
+            return;
+        }
+        if !self.admission.owner_may_set(required) {
+            self.send_error(
+                pid,
+                "forbidden",
+                "the account's setting decides this: ask an administrator",
+            );
+            return;
+        }
+        self.admission_required = required;
+        self.record(ReportEvent::AdmissionSwitched {
+            session: self.id,
+            required,
+            by: pid,
+            at: Utc::now(),
+        });
+        let text = ServerFrame::GuestAdmission { required }.encode();
+        self.broadcast_non_guests(&text);
+    }
+
     fn on_transfer(&mut self, pid: ParticipantId, to: uuid::Uuid) {
         let to = ParticipantId(to);
         let target = self
@@ -731,6 +960,10 @@ impl Handler<Join> for SessionActor {
                     }
                     tracing::info!(session = %self.id, participant = %pid, "technician reconnected within grace");
                     self.welcome(pid);
+                    let waiting: Vec<ParticipantId> = self.waiting.keys().copied().collect();
+                    for w in waiting {
+                        self.announce_waiting(w, Some(pid));
+                    }
                     let text = ServerFrame::ParticipantBack {
                         participant_id: pid.0,
                     }
@@ -778,6 +1011,8 @@ impl Handler<Join> for SessionActor {
                 inviter,
                 name,
                 permissions,
+                policy_name,
+                verified_email,
             } => {
                 if !self.members.contains_key(&inviter) {
                     return Err(JoinRefusal::InviterLeft);
@@ -788,6 +1023,23 @@ impl Handler<Join> for SessionActor {
                     invitation: invitation_id,
                     guest: pid,
                 });
+                if self.admission_required {
+                    self.seat_in_lobby(
+                        pid,
+                        Waiting {
+                            conn,
+                            name,
+                            perms: permissions,
+                            invited_by: inviter,
+                            invitation_id,
+                            policy_name,
+                            verified_email,
+                            timer: SpawnHandle::default(),
+                        },
+                        ctx,
+                    );
+                    return Ok(pid);
+                }
                 return Ok(self.admit(
                     pid,
                     None,
@@ -846,6 +1098,13 @@ impl SessionActor {
         });
         tracing::info!(session = %self.id, participant = %pid, role = view.role.as_str(), "participant joined");
         self.welcome(pid);
+        if kind != Kind::Guest {
+            // Whoever decides (or should know) hears of the guests already waiting.
+            let waiting: Vec<ParticipantId> = self.waiting.keys().copied().collect();
+            for w in waiting {
+                self.announce_waiting(w, Some(pid));
+            }
+        }
         let text = ServerFrame::ParticipantJoined { participant: &view }.encode();
         self.broadcast(&text, Some(pid));
         if self.owner == Some(pid) {
@@ -897,6 +1156,13 @@ impl Handler<FromClient> for SessionActor {
                 name,
                 size,
             } => self.on_file_offer(pid, transfer_id, name, size),
+            ClientFrame::Admit { participant_id } => {
+                self.on_admission(pid, participant_id, true, ctx);
+            }
+            ClientFrame::Refuse { participant_id } => {
+                self.on_admission(pid, participant_id, false, ctx);
+            }
+            ClientFrame::GuestAdmission { required } => self.on_guest_admission(pid, required),
         }
         self.settle(ctx);
     }
@@ -975,6 +1241,14 @@ impl Handler<Departed> for SessionActor {
     fn handle(&mut self, msg: Departed, ctx: &mut Self::Context) {
         let pid = msg.participant;
         let grace = self.deps.reconnect_grace;
+        if self
+            .waiting
+            .get(&pid)
+            .is_some_and(|w| w.conn.addr == msg.from)
+        {
+            self.decide(pid, "withdrawn", None, ctx);
+            return;
+        }
         let Some(m) = self.members.get_mut(&pid) else {
             return;
         };

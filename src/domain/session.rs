@@ -148,6 +148,50 @@ pub fn check_transfer(
     }
 }
 
+/// Whether guests wait in a lobby until the customer admits them (an account setting).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// Guests join at once.
+    Off,
+    /// The session's owner decides per session (`guest_admission` frame); off at the start.
+    Technician,
+    /// Every guest waits for the customer.
+    Always,
+}
+
+impl Admission {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "off" => Some(Self::Off),
+            "technician" => Some(Self::Technician),
+            "always" => Some(Self::Always),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Off => "off",
+            Self::Technician => "technician",
+            Self::Always => "always",
+        }
+    }
+
+    /// Whether a new session starts with the lobby on.
+    pub fn starts_on(self) -> bool {
+        self == Self::Always
+    }
+
+    /// Whether the owner may switch the lobby to `on` in a session.
+    pub fn owner_may_set(self, on: bool) -> bool {
+        match self {
+            Self::Technician => true,
+            Self::Always => on,
+            Self::Off => !on,
+        }
+    }
+}
+
 /// Why a `remove_guest` request is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RemoveRefusal {
@@ -314,6 +358,10 @@ pub mod close_code {
     pub const ACCESS_REVOKED: u16 = 4003;
     /// The owner removed this guest from the session.
     pub const REMOVED: u16 = 4004;
+    /// The customer refused to let this guest in.
+    pub const ADMISSION_REFUSED: u16 = 4005;
+    /// Nobody admitted this guest in time (`sessions.admission_timeout_secs`).
+    pub const ADMISSION_TIMEOUT: u16 = 4006;
     pub const TOO_SLOW: u16 = 4008;
     /// A device agent's connection was replaced by a newer one with the same secret.
     pub const REPLACED: u16 = 4009;
@@ -323,6 +371,20 @@ pub mod close_code {
 mod tests {
     use super::*;
     use crate::domain::permissions::Permission::*;
+
+    #[test]
+    fn the_account_setting_bounds_what_the_owner_may_switch() {
+        assert!(Admission::Always.starts_on() && !Admission::Technician.starts_on());
+        assert!(!Admission::Always.owner_may_set(false));
+        assert!(!Admission::Off.owner_may_set(true));
+        assert!(
+            Admission::Technician.owner_may_set(true) && Admission::Technician.owner_may_set(false)
+        );
+        for a in [Admission::Off, Admission::Technician, Admission::Always] {
+            assert_eq!(Admission::parse(a.as_str()), Some(a));
+        }
+        assert_eq!(Admission::parse("sometimes"), None);
+    }
 
     #[test]
     fn only_the_owner_removes_and_only_guests() {

@@ -238,7 +238,18 @@ pub async fn create(
             60,
         ));
     }
-    SessionActor::spawn(record.id, who.user.id, state.session_deps.clone());
+    let admission = state
+        .store
+        .account(record.account_id)
+        .await?
+        .and_then(|a| crate::domain::session::Admission::parse(&a.guest_admission))
+        .unwrap_or(crate::domain::session::Admission::Off);
+    SessionActor::spawn(
+        record.id,
+        who.user.id,
+        admission,
+        state.session_deps.clone(),
+    );
     if let Some((_, agent)) = &agent {
         agent.do_send(RequestSession {
             session_id: record.id,

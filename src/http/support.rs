@@ -39,6 +39,9 @@ pub struct AccountView {
     /// for access with it; shown to the account's own users and platform staff.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub customer_number: Option<String>,
+    /// Whether guests wait until the customer admits them: `off`, `technician` (the owner of a
+    /// session switches it), `always`.
+    pub guest_admission: String,
 }
 
 impl From<&AccountRecord> for AccountView {
@@ -52,6 +55,7 @@ impl From<&AccountRecord> for AccountView {
             support_access: a.support_access,
             created_at: a.created_at,
             customer_number: a.customer_number.clone(),
+            guest_admission: a.guest_admission.clone(),
         }
     }
 }
@@ -66,6 +70,9 @@ pub struct AccountPatch {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<Uuid>)]
     pub default_policy_id: Option<Option<Uuid>>,
+    /// `off`, `technician` or `always` (`settings` + `objects.edit`, the account itself).
+    #[serde(default)]
+    pub guest_admission: Option<String>,
 }
 
 /// Tells a field sent as `null` (`Some(None)`) from one left out (`None`).
@@ -208,6 +215,22 @@ pub async fn patch_account(
         }
         account.default_policy_id = policy;
     }
+    if let Some(rule) = &body.guest_admission {
+        if !own {
+            return Err(AppError::new(
+                Code::OwnAccountOnly,
+                "only the account itself decides how guests are admitted",
+            ));
+        }
+        who.require_write(Area::Settings, Write::Edit)?;
+        let rule = crate::domain::session::Admission::parse(rule).ok_or_else(|| {
+            AppError::new(
+                Code::InvalidAdmission,
+                "guest_admission is 'off', 'technician' or 'always'",
+            )
+        })?;
+        account.guest_admission = rule.as_str().to_string();
+    }
     let uncertified = body.certified == Some(false);
     state.store.update_account(&account).await?;
     if body.support_access == Some(false) {
@@ -228,7 +251,7 @@ pub async fn patch_account(
     }
     audit(&state, &who, account.id, "account.changed", Some(account.id.to_string()),
         serde_json::json!({"name": body.name, "certified": body.certified, "support_access": body.support_access,
-            "default_policy_id": body.default_policy_id})).await;
+            "default_policy_id": body.default_policy_id, "guest_admission": body.guest_admission})).await;
     Ok(HttpResponse::Ok().json(AccountView::from(&account)))
 }
 

@@ -263,6 +263,8 @@ pub async fn guest(
         inviter: grant.inviter,
         name: grant.guest_name,
         permissions: grant.permissions,
+        policy_name: inv.policy_name.clone(),
+        verified_email: inv.verified_email.clone(),
     };
     start(&state, &req, body, session, joiner, None)
 }

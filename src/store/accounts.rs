@@ -24,6 +24,8 @@ pub struct AccountRecord {
     pub default_policy_id: Option<Uuid>,
     /// Nine digits a customer hands to a partner (`None` until first given out).
     pub customer_number: Option<String>,
+    /// Whether guests wait for the customer: `off`, `technician`, `always`.
+    pub guest_admission: String,
 }
 
 /// A user to insert (its normalised keys are computed by the store).
@@ -185,6 +187,7 @@ impl Store {
                     created_at: row.try_get("created_at")?,
                     default_policy_id: get_opt_uuid(row, "default_policy_id")?,
                     customer_number: row.try_get("customer_number")?,
+                    guest_admission: row.try_get("guest_admission")?,
                 })
             })
             .collect()
@@ -205,6 +208,7 @@ impl Store {
                 created_at: row.try_get("created_at")?,
                 default_policy_id: get_opt_uuid(&row, "default_policy_id")?,
                 customer_number: row.try_get("customer_number")?,
+                guest_admission: row.try_get("guest_admission")?,
             })
         })
         .transpose()
@@ -318,13 +322,15 @@ async fn insert_user(
 impl Store {
     pub async fn update_account(&self, a: &AccountRecord) -> StoreResult<()> {
         sqlx::query(
-            "UPDATE accounts SET name = ?, certified = ?, support_access = ?, default_policy_id = ?
+            "UPDATE accounts SET name = ?, certified = ?, support_access = ?, default_policy_id = ?,
+                guest_admission = ?
              WHERE id = ?",
         )
         .bind(&a.name)
         .bind(a.certified)
         .bind(a.support_access)
         .bind(a.default_policy_id.map(|p| p.to_string()))
+        .bind(&a.guest_admission)
         .bind(a.id.to_string())
         .execute(&self.pool)
         .await

@@ -64,6 +64,28 @@ pub enum ReportEvent {
         reason: &'static str,
         at: DateTime<Utc>,
     },
+    /// A guest waits in the lobby.
+    AdmissionAsked {
+        session: SessionId,
+        guest: ParticipantId,
+        invitation: InvitationId,
+        name: String,
+        at: DateTime<Utc>,
+    },
+    /// What became of it, and who decided (the customer's participant id).
+    AdmissionDecided {
+        guest: ParticipantId,
+        decision: &'static str,
+        by: Option<ParticipantId>,
+        at: DateTime<Utc>,
+    },
+    /// The owner switched the lobby on or off.
+    AdmissionSwitched {
+        session: SessionId,
+        required: bool,
+        by: ParticipantId,
+        at: DateTime<Utc>,
+    },
 }
 
 /// One chat message as stored inside a chunk: its place in the session and its `chat` frame.
@@ -307,6 +329,28 @@ impl Store {
         })
         .collect::<StoreResult<Vec<_>>>()?;
 
+        let admissions = sqlx::query(
+            "SELECT * FROM guest_admissions WHERE session_id = ? ORDER BY asked_at, guest_participant_id",
+        )
+        .bind(&sid)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(ReportAdmission {
+                guest_id: get_uuid(row, "guest_participant_id")?,
+                invitation_id: get_uuid(row, "invitation_id")?,
+                guest_name: row.try_get("guest_name")?,
+                asked_at: row.try_get("asked_at")?,
+                decision: row
+                    .try_get::<Option<String>, _>("decision")?
+                    .unwrap_or_else(|| "pending".into()),
+                decided_by: get_opt_uuid(row, "decided_by")?,
+                decided_at: row.try_get("decided_at")?,
+            })
+        })
+        .collect::<StoreResult<Vec<_>>>()?;
+
         Ok(Some(SessionReport {
             session: ReportSession {
                 id: session.id.0,
@@ -321,6 +365,7 @@ impl Store {
             chat,
             ownership,
             files,
+            admissions,
         }))
     }
 }
@@ -457,6 +502,59 @@ async fn apply(
             .execute(&mut **tx)
             .await?;
         }
+        ReportEvent::AdmissionAsked {
+            session,
+            guest,
+            invitation,
+            name,
+            at,
+        } => {
+            sqlx::query(
+                "INSERT INTO guest_admissions (guest_participant_id, session_id, invitation_id,
+                    guest_name, asked_at) VALUES (?, ?, ?, ?, ?)",
+            )
+            .bind(guest.to_string())
+            .bind(session.to_string())
+            .bind(invitation.to_string())
+            .bind(name)
+            .bind(at)
+            .execute(&mut **tx)
+            .await?;
+        }
+        ReportEvent::AdmissionDecided {
+            guest,
+            decision,
+            by,
+            at,
+        } => {
+            sqlx::query(
+                "UPDATE guest_admissions SET decision = ?, decided_by = ?, decided_at = ?
+                 WHERE guest_participant_id = ? AND decision IS NULL",
+            )
+            .bind(decision)
+            .bind(by.map(|b| b.to_string()))
+            .bind(at)
+            .bind(guest.to_string())
+            .execute(&mut **tx)
+            .await?;
+        }
+        ReportEvent::AdmissionSwitched {
+            session,
+            required,
+            by,
+            at,
+        } => {
+            sqlx::query(
+                "INSERT INTO admission_switches (session_id, required, by_participant_id, at)
+                 VALUES (?, ?, ?, ?)",
+            )
+            .bind(session.to_string())
+            .bind(required)
+            .bind(by.to_string())
+            .bind(at)
+            .execute(&mut **tx)
+            .await?;
+        }
         ReportEvent::InvitationRedeemed { invitation, guest } => {
             sqlx::query("UPDATE invitations SET guest_participant_id = ? WHERE id = ?")
                 .bind(guest.to_string())
@@ -508,6 +606,22 @@ pub struct SessionReport {
     pub ownership: Vec<ReportOwnership>,
     /// Files sent in the session (extension): who, what, how big, when; never the content.
     pub files: Vec<ReportFile>,
+    /// Guests who waited in the lobby (extension): asked when, decided what (`admitted`,
+    /// `refused`, `timed_out`, `withdrawn`, `inviter_left`, `session_ended`), by whom, when.
+    pub admissions: Vec<ReportAdmission>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ReportAdmission {
+    /// The guest's participant id (a participant only if admitted).
+    pub guest_id: Uuid,
+    pub invitation_id: Uuid,
+    pub guest_name: String,
+    pub asked_at: DateTime<Utc>,
+    pub decision: String,
+    /// The customer's participant id when it decided.
+    pub decided_by: Option<Uuid>,
+    pub decided_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]

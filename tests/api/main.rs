@@ -16,6 +16,7 @@ mod hostile_frames;
 mod http_api;
 mod invitations;
 mod limits;
+mod lobby;
 mod operator;
 mod partner_access;
 mod password;

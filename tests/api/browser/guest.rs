@@ -320,3 +320,84 @@ async fn a_guest_bound_to_an_email_joins_only_with_the_code_mailed_to_it() {
     })
     .await;
 }
+
+#[actix_web::test]
+async fn the_customer_lets_one_guest_in_and_refuses_another_in_the_browser() {
+    within_deadline(async {
+        let app = TestApp::spawn().await;
+        let t = app.tenant("Acme").await;
+        let (status, _) = app
+            .call(
+                "PATCH",
+                &format!("/accounts/{}", t.id),
+                Some(&t.admin),
+                Some(serde_json::json!({"guest_admission": "always"})),
+            )
+            .await;
+        assert_eq!(status, 200);
+        let policy = app.policy(&t, "Watch and chat", &["chat", "view"]).await;
+        let (sid, key) = app.session(&t.admin).await;
+        let mut owner = app.ws_technician(&t.admin, &sid).await;
+        let driver = Driver::start().await;
+        let customer = driver.browser("de-DE").await;
+        let guest = driver.browser("en-US").await;
+        customer.goto(&format!("{}/customer/{key}", app.base)).await;
+        customer
+            .find("[data-testid=live-status][data-connected=true]")
+            .await;
+
+        // A guest asks: it waits, the customer sees who, from whom, with what.
+        let (_, join) = app.invite(&t.admin, &sid, &policy, "Gina Guest").await;
+        guest.goto(&format!("{}/join/{join}", app.base)).await;
+        guest.click("[data-testid=join]").await;
+        guest
+            .wait_text("[data-testid=live-status]", "Waiting for the customer")
+            .await;
+        let card = customer
+            .wait_text("[data-testid=admission-request]", "Gina Guest")
+            .await;
+        assert!(
+            card.contains("Ada Acme") && card.contains("Watch and chat"),
+            "{card}"
+        );
+        customer.shot("customer-admission-request-de").await;
+        guest.shot("guest-waiting-for-admission").await;
+        customer.click("[data-testid=admit]").await;
+        guest
+            .find("[data-testid=live-status][data-connected=true]")
+            .await;
+        customer
+            .wait_text("[data-testid=participants]", "Gina Guest")
+            .await;
+        owner.expect("participant_joined").await;
+
+        // Another one is refused: told so, with what to do, and it saw nothing of the session.
+        let (_, join) = app.invite(&t.admin, &sid, &policy, "Mallory").await;
+        let intruder = driver.browser("en-US").await;
+        intruder.goto(&format!("{}/join/{join}", app.base)).await;
+        intruder.click("[data-testid=join]").await;
+        customer
+            .wait_text("[data-testid=admission-request]", "Mallory")
+            .await;
+        customer.click("[data-testid=refuse]").await;
+        intruder
+            .find("[data-testid=outcome][data-code='4005']")
+            .await;
+        intruder
+            .wait_text("[data-testid=outcome]", "did not let you in")
+            .await;
+        intruder.shot("guest-refused").await;
+        let report = app.report(&t.admin, &sid).await;
+        let decisions: Vec<&str> = report["admissions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["decision"].as_str().unwrap())
+            .collect();
+        assert_eq!(decisions, ["admitted", "refused"]);
+        customer.close().await;
+        guest.close().await;
+        intruder.close().await;
+    })
+    .await;
+}
