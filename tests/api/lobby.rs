@@ -98,14 +98,9 @@ async fn with_admission_always_the_customer_admits_or_refuses_each_guest() {
     customer
         .send_json(json!({"type": "refuse", "participant_id": gid}))
         .await;
-    loop {
-        match gina.next().await {
-            Event::Closed(code) => {
-                assert_eq!(code, Some(4005));
-                break;
-            }
-            other => panic!("a refused guest got a frame: {other:?}"),
-        }
+    match gina.next().await {
+        Event::Closed(code) => assert_eq!(code, Some(4005)),
+        other => panic!("a refused guest got a frame: {other:?}"),
     }
     assert_eq!(
         owner.expect("admission_decided").await["decision"],
