@@ -272,6 +272,10 @@ pub fn access_decision_mail(
                     None => "approved your access request".to_string(),
                 },
                 "rejected" => "rejected your access request".to_string(),
+                "changed" => match &until {
+                    Some(u) => format!("changed your access (it now ends {u})"),
+                    None => "changed your access (it has no end)".to_string(),
+                },
                 _ => "revoked your access".to_string(),
             };
             Mail {
@@ -288,6 +292,10 @@ pub fn access_decision_mail(
                     None => "hat Ihre Zugriffsanfrage genehmigt".to_string(),
                 },
                 "rejected" => "hat Ihre Zugriffsanfrage abgelehnt".to_string(),
+                "changed" => match &until {
+                    Some(u) => format!("hat Ihren Zugriff geändert (er endet jetzt {u})"),
+                    None => "hat Ihren Zugriff geändert (er endet nicht)".to_string(),
+                },
                 _ => "hat Ihren Zugriff widerrufen".to_string(),
             };
             Mail {
@@ -317,6 +325,11 @@ pub fn audit_action(lang: Lang, action: &str) -> &str {
         "api_key.created" => ("created an API key", "API-Schlüssel erstellt"),
         "api_key.deleted" => ("revoked an API key", "API-Schlüssel widerrufen"),
         "device.action" => ("sent a command to a device", "Befehl an Gerät gesendet"),
+        "access.changed" => ("changed a partner's access", "Partnerzugriff geändert"),
+        "access.renewal_requested" => (
+            "asked to renew a partner access",
+            "Verlängerung eines Partnerzugriffs erbeten",
+        ),
         "device.action_refused" => (
             "was refused a command without a valid step-up",
             "Befehl ohne gültige Bestätigung abgelehnt",
@@ -446,6 +459,8 @@ pub const AUDIT_ACTIONS: &[&str] = &[
     "api_key.deleted",
     "device.action",
     "device.action_refused",
+    "access.changed",
+    "access.renewal_requested",
     "device.assigned",
     "device.changed",
     "device.created",

@@ -370,7 +370,7 @@ export async function accessPage(root, ctx) {
       h('h2', {}, t('grants')),
       access.grants.length
         ? table(
-            [t('partner'), t('support_user'), t('granted_at'), t('expires'), ''],
+            [t('partner'), t('support_user'), t('granted_at'), t('expires'), t('device_groups'), ''],
             access.grants.map((g) =>
               h(
                 'tr',
@@ -378,10 +378,17 @@ export async function accessPage(root, ctx) {
                 h('td', {}, g.partner.name),
                 h('td', {}, g.support_user ? t('yes') : t('no')),
                 h('td', {}, when(g.granted_at)),
-                h('td', {}, g.expires_at ? when(g.expires_at) : t('never')),
                 h(
                   'td',
                   {},
+                  g.expires_at ? when(g.expires_at) : t('never'),
+                  g.renewal_requested_at ? h('div', { class: 'notice warn small', 'data-testid': 'renewal-requested' }, t('renewal_requested', { when: when(g.renewal_requested_at) }), g.renewal_message ? ` “${g.renewal_message}”` : '') : null,
+                ),
+                h('td', { 'data-testid': 'grant-groups' }, g.groups ? g.groups.map((id) => (groups.find((x) => x.id === id) || { name: id }).name).join(', ') : t('all_devices')),
+                h(
+                  'td',
+                  {},
+                  iconButton('pen', `${t('shape_grant')}: ${g.partner.name}`, () => shapeGrant(g), { 'data-action': 'shape' }),
                   iconButton('cross', `${t('revoke')}: ${g.partner.name}`, async () => {
                     const sure = await dialog(t('revoke'), h('p', {}, t('confirm_revoke', { name: g.partner.name })), { submit: t('revoke'), danger: true });
                     if (sure && (await attempt(msg, () => api('DELETE', `/access-grants/${g.id}`)))) await reload();
@@ -394,6 +401,35 @@ export async function accessPage(root, ctx) {
         : h('p', { class: 'muted' }, t('no_grants')),
     );
   }
+  // The grant's end (renew or shorten) and the device groups it reaches.
+  async function shapeGrant(g) {
+    const current = g.expires_at ? new Date(g.expires_at).toISOString().slice(0, 10) : '';
+    const done = await dialogUntilDone(
+      `${t('shape_grant')}: ${g.partner.name}`,
+      (v) => [
+        field(t('grant_until'), { name: 'until', type: 'date', value: v ? v.get('until') : current, min: new Date(Date.now() + 86400000).toISOString().slice(0, 10) }),
+        h('p', { class: 'muted small' }, t('grant_until_hint')),
+        groups.length
+          ? h('fieldset', {}, h('legend', {}, t('grant_groups')), groups.map((x) => checkbox(x.name, `group:${x.id}`, v ? v.has(`group:${x.id}`) : (g.groups || []).includes(x.id))))
+          : h('p', { class: 'muted small' }, t('no_groups_to_narrow')),
+        h('p', { class: 'muted small' }, t('grant_groups_hint')),
+      ],
+      async (data) => {
+        const chosen = groups.filter((x) => data.has(`group:${x.id}`)).map((x) => x.id);
+        const body = {
+          expires_at: data.get('until') ? new Date(`${data.get('until')}T23:59:59`).toISOString() : null,
+          groups: chosen.length ? chosen : null,
+        };
+        return api('PATCH', `/access-grants/${g.id}`, body);
+      },
+      { submit: t('save') },
+    );
+    if (done) {
+      clear(msg, notice('ok', t('saved')));
+      await reload();
+    }
+  }
+  const groups = await api('GET', `/accounts/${ctx.accountId}/groups`).catch(() => []);
   clear(root, h('section', { class: 'card' }, h('h1', {}, t('access_title')), msg, body));
   await reload();
 }

@@ -126,7 +126,32 @@ export async function partnerPage(root, ctx, start) {
         { class: 'grant card', dataset: { grant: g.id, customer: g.customer.name } },
         h('h3', {}, g.customer.name),
         h('p', {}, `${t('granted_at')}: ${when(g.granted_at)} · ${t('expires')}: ${g.expires_at ? when(g.expires_at) : t('never')} · ${t('support_user')}: ${g.support_user ? t('yes') : t('no')}`),
-        h('div', { class: 'buttons' }, enter),
+        g.groups ? h('p', { class: 'muted small' }, t('grant_narrowed')) : null,
+        g.renewal_requested_at ? h('p', { class: 'muted small', 'data-testid': 'renewal-asked' }, t('renewal_asked', { when: when(g.renewal_requested_at) })) : null,
+        h(
+          'div',
+          { class: 'buttons' },
+          enter,
+          h(
+            'button',
+            {
+              type: 'button',
+              'data-action': 'renew',
+              onclick: async () => {
+                const data = await dialog(t('ask_renewal'), [h('p', {}, t('ask_renewal_hint', { customer: g.customer.name })), field(t('message'), { name: 'message', maxlength: 500 })], { submit: t('ask_renewal') });
+                if (!data) return;
+                try {
+                  await api('POST', `/access-grants/${g.id}/renewal`, data.get('message') ? { message: data.get('message') } : {});
+                  clear(msg, notice('ok', t('renewal_sent', { customer: g.customer.name })));
+                  await reload();
+                } catch (err) {
+                  clear(msg, notice('error', errorText(err)));
+                }
+              },
+            },
+            t('ask_renewal'),
+          ),
+        ),
         canDevices ? await devicesBox(ctx, g, msg) : null,
       );
       grantRows.push(row);

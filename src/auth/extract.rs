@@ -205,6 +205,11 @@ pub async fn principal_from_token_hash(store: &Store, hash: String) -> Result<Pr
             user.account_id = g.customer;
             user.account_kind = "customer".into();
             user.rights = support_rights(&user.rights);
+            // A grant the customer narrowed to device groups: only those devices and the
+            // sessions on them.
+            if let Some(groups) = g.scope_groups {
+                user.rights.groups = crate::domain::rights::Groups::Some(groups);
+            }
             user.platform_rights.clear();
             Some(home)
         }

@@ -95,6 +95,11 @@ pub struct GrantView {
     /// The customer account that granted it (in the partner's own list).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub customer: Option<Named>,
+    /// The device groups it is narrowed to (`null`: all of the account's devices).
+    pub groups: Option<Vec<Uuid>>,
+    /// When the partner asked to renew it (and its words), until the customer sets an end.
+    pub renewal_requested_at: Option<DateTime<Utc>>,
+    pub renewal_message: Option<String>,
 }
 
 impl From<GrantRecord> for GrantView {
@@ -110,6 +115,9 @@ impl From<GrantRecord> for GrantView {
             granted_at: g.granted_at,
             expires_at: g.expires_at,
             customer: None,
+            groups: g.scope_groups,
+            renewal_requested_at: g.renewal_requested_at,
+            renewal_message: g.renewal_message,
         }
     }
 }
@@ -891,4 +899,177 @@ pub fn start_expiry_sweeper(state: web::Data<AppState>) {
             }
         }
     });
+}
+
+/// Tells a field sent as `null` (`Some(None)`) from one left out (`None`).
+fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GrantShape {
+    /// A new end (later: renewal; sooner: shortened), or `null` for none.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<DateTime<Utc>>)]
+    pub expires_at: Option<Option<DateTime<Utc>>>,
+    /// Narrow to these device groups of the account, or `null` for all its devices.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Vec<Uuid>>)]
+    pub groups: Option<Option<Vec<Uuid>>>,
+}
+
+#[utoipa::path(patch, path = "/api/v1/access-grants/{id}", tag = "partner access", request_body = GrantShape,
+    responses((status = 200, body = GrantView), (status = 403),
+              (status = 404, description = "grant_not_found / group_not_found"), (status = 422, description = "invalid_expiry")))]
+pub async fn shape_grant(
+    state: web::Data<AppState>,
+    auth: Authorized<area::Access, level::Edit>,
+    path: web::Path<GrantId>,
+    body: web::Json<GrantShape>,
+) -> AppResult<HttpResponse> {
+    let now = Utc::now();
+    let grant = state
+        .store
+        .grant(path.into_inner())
+        .await?
+        .filter(|g| g.active(now))
+        .ok_or_else(|| AppError::new(Code::GrantNotFound, "no such grant"))?;
+    let who = auth.in_account(grant.customer_account_id, Code::GrantNotFound)?;
+    if who.partner.is_some() {
+        return Err(AppError::new(
+            Code::MissingRight,
+            "a partner support login cannot shape access",
+        ));
+    }
+    if body.expires_at.is_some_and(|e| e.is_some_and(|e| e <= now)) {
+        return Err(AppError::new(
+            Code::InvalidExpiry,
+            "expires_at must be in the future (revoke to end it now)",
+        ));
+    }
+    if let Some(Some(groups)) = &body.groups {
+        let own: Vec<Uuid> = state
+            .store
+            .groups_of(grant.customer_account_id)
+            .await?
+            .into_iter()
+            .map(|g| g.id)
+            .collect();
+        if groups.is_empty() || groups.len() > 100 || groups.iter().any(|g| !own.contains(g)) {
+            return Err(AppError::new(
+                Code::GroupNotFound,
+                "groups: 1 to 100 device groups of this account",
+            ));
+        }
+    }
+    if !state
+        .store
+        .shape_grant(grant.id, body.expires_at, body.groups.clone(), now)
+        .await?
+    {
+        return Err(AppError::new(Code::GrantNotFound, "no such grant"));
+    }
+    let narrowed = matches!(&body.groups, Some(Some(_)));
+    if narrowed {
+        // What the partner may reach shrank: its live connections go (4003) and come back
+        // within the new bounds.
+        disconnect_partner(&state, grant.partner_account_id, grant.customer_account_id).await;
+    }
+    audit_both(
+        &state,
+        who,
+        grant.customer_account_id,
+        grant.partner_account_id,
+        "access.changed",
+        grant.id.to_string(),
+        serde_json::json!({"partner": grant.partner_name, "expires_at": body.expires_at,
+                           "groups": body.groups}),
+    )
+    .await;
+    let updated = state
+        .store
+        .grant(grant.id)
+        .await?
+        .ok_or_else(|| AppError::new(Code::GrantNotFound, "no such grant"))?;
+    if let Some(request) = state.store.access_request(updated.request_id).await? {
+        notify_requester(&state, &request, "changed", updated.expires_at).await;
+    }
+    Ok(HttpResponse::Ok().json(GrantView::from(updated)))
+}
+
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RenewalBody {
+    #[serde(default)]
+    pub message: Option<String>,
+}
+
+#[utoipa::path(post, path = "/api/v1/access-grants/{id}/renewal", tag = "partner access", request_body = RenewalBody,
+    responses((status = 202, body = GrantView), (status = 403), (status = 404), (status = 422)))]
+pub async fn request_renewal(
+    state: web::Data<AppState>,
+    who: Principal,
+    path: web::Path<GrantId>,
+    body: super::optional_json::OptionalJson<RenewalBody>,
+) -> AppResult<HttpResponse> {
+    if who.partner.is_some() || who.user.account_kind != "partner" {
+        return Err(AppError::new(
+            Code::NotAPartner,
+            "a renewal is asked with the partner user's own login",
+        ));
+    }
+    let grant = partner_grant(&state, &who, path.into_inner()).await?;
+    who.require_area(Area::Access)?;
+    let message = match body.into_inner().and_then(|b| b.message) {
+        None => None,
+        Some(m) if m.trim().is_empty() => None,
+        Some(m) => Some(
+            validate::bounded_text(&m, MAX_MESSAGE_CHARS).ok_or_else(|| {
+                AppError::new(
+                    Code::InvalidMessage,
+                    format!(
+                        "message: at most {MAX_MESSAGE_CHARS} characters, no control characters"
+                    ),
+                )
+            })?,
+        ),
+    };
+    if !state
+        .store
+        .request_renewal(grant.id, message.as_deref(), Utc::now())
+        .await?
+    {
+        return Err(AppError::new(Code::GrantNotFound, "no such grant"));
+    }
+    audit_both(
+        &state,
+        &who,
+        grant.customer_account_id,
+        grant.partner_account_id,
+        "access.renewal_requested",
+        grant.id.to_string(),
+        serde_json::json!({"partner": grant.partner_name, "message": message}),
+    )
+    .await;
+    // The customer's admins hear of it as of a new request.
+    if let (Ok(Some(customer)), Ok(Some(request))) = (
+        state.store.account(grant.customer_account_id).await,
+        state.store.access_request(grant.request_id).await,
+    ) {
+        let mut asked = request;
+        asked.message = message.clone().or(asked.message);
+        asked.requested_by_name = who.user.display_name();
+        notify_customer_admins(&state, &customer, &asked).await;
+    }
+    let updated = state
+        .store
+        .grant(grant.id)
+        .await?
+        .ok_or_else(|| AppError::new(Code::GrantNotFound, "no such grant"))?;
+    Ok(HttpResponse::Accepted().json(GrantView::from(updated)))
 }

@@ -176,6 +176,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 web::get().to(access::assigned_devices),
             )
             .route("/access-grants/{id}", web::delete().to(access::revoke))
+            .route("/access-grants/{id}", web::patch().to(access::shape_grant))
+            .route(
+                "/access-grants/{id}/renewal",
+                web::post().to(access::request_renewal),
+            )
             .route(
                 "/access-grants/{id}/login",
                 web::post().to(access::grant_login),

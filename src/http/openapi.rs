@@ -95,6 +95,8 @@ use super::{
         access::partner_grants,
         access::partner_requests,
         access::assigned_devices,
+        access::shape_grant,
+        access::request_renewal,
         access::grant_login,
         access::assign,
         access::unassign,
@@ -123,6 +125,7 @@ const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];
 const OPTIONAL_BODY: &[(&str, &str)] = &[
     ("post", "/api/v1/accounts/{aid}/enrollment-codes"),
     ("post", "/api/v1/access-requests/{id}/approve"),
+    ("post", "/api/v1/access-grants/{id}/renewal"),
 ];
 
 /// The document served at `/api/openapi.json`: the handlers' annotations, completed with what

@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use sqlx::{Row, sqlite::SqliteRow};
+use uuid::Uuid;
 
 use super::{Store, StoreResult, get_uuid};
 use crate::domain::{
@@ -37,6 +38,11 @@ pub struct GrantRecord {
     pub expires_at: Option<DateTime<Utc>>,
     pub ended_at: Option<DateTime<Utc>>,
     pub end_reason: Option<String>,
+    /// The device groups the grant is narrowed to (`None`: all of the account's devices).
+    pub scope_groups: Option<Vec<Uuid>>,
+    /// When the partner asked to renew it, and with what words.
+    pub renewal_requested_at: Option<DateTime<Utc>>,
+    pub renewal_message: Option<String>,
 }
 
 impl GrantRecord {
@@ -103,6 +109,13 @@ fn grant_from_row(row: &SqliteRow) -> StoreResult<GrantRecord> {
         expires_at: row.try_get("expires_at")?,
         ended_at: row.try_get("ended_at")?,
         end_reason: row.try_get("end_reason")?,
+        scope_groups: row
+            .try_get::<Option<String>, _>("scope_groups")?
+            .map(|text| serde_json::from_str(&text))
+            .transpose()
+            .map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
+        renewal_requested_at: row.try_get("renewal_requested_at")?,
+        renewal_message: row.try_get("renewal_message")?,
     })
 }
 
@@ -141,6 +154,73 @@ impl Store {
             .fetch_optional(&self.pool)
             .await?;
         row.as_ref().map(request_from_row).transpose()
+    }
+
+    /// Changes a grant in force: its end (`Some(None)`: none) and its device groups
+    /// (`Some(None)`: all). `false` when it is no longer in force. A new end clears a renewal
+    /// request (it was answered).
+    pub async fn shape_grant(
+        &self,
+        id: GrantId,
+        expires_at: Option<Option<DateTime<Utc>>>,
+        scope_groups: Option<Option<Vec<Uuid>>>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let mut tx = self.write_tx().await?;
+        let live = sqlx::query_scalar::<_, i64>(
+            "SELECT COUNT(*) FROM access_grants WHERE id = ? AND ended_at IS NULL
+               AND (expires_at IS NULL OR expires_at > ?)",
+        )
+        .bind(id.to_string())
+        .bind(sortable_time(now))
+        .fetch_one(&mut *tx)
+        .await?;
+        if live != 1 {
+            return Ok(false);
+        }
+        if let Some(end) = expires_at {
+            sqlx::query(
+                "UPDATE access_grants SET expires_at = ?, renewal_requested_at = NULL,
+                     renewal_message = NULL WHERE id = ?",
+            )
+            .bind(end.map(sortable_time))
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        }
+        if let Some(groups) = scope_groups {
+            let text = groups
+                .map(|g| serde_json::to_string(&g))
+                .transpose()
+                .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+            sqlx::query("UPDATE access_grants SET scope_groups = ? WHERE id = ?")
+                .bind(text)
+                .bind(id.to_string())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Records the partner's request to renew a grant in force; `false` when it is not.
+    pub async fn request_renewal(
+        &self,
+        id: GrantId,
+        message: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE access_grants SET renewal_requested_at = ?, renewal_message = ?
+             WHERE id = ? AND ended_at IS NULL AND (expires_at IS NULL OR expires_at > ?)",
+        )
+        .bind(now)
+        .bind(message)
+        .bind(id.to_string())
+        .bind(sortable_time(now))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     /// A partner's requests in every state, newest first (at most `limit`).

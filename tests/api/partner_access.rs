@@ -960,3 +960,157 @@ async fn a_partner_asks_by_customer_number_sees_its_lists_and_everyone_is_told_b
         .await;
     assert_eq!(status, 404, "a revoked grant lists nothing");
 }
+
+#[actix_web::test]
+async fn the_customer_narrows_extends_and_shortens_a_grant_and_the_partner_asks_to_renew() {
+    let app = TestApp::spawn().await;
+    let c = app.tenant("Customer").await;
+    let p = app.partner("Fixit", true).await;
+    let other = app.tenant("Other").await;
+    let group = |t: &Tenant, name: &str| {
+        let app = &app;
+        let token = t.admin.clone();
+        let path = format!("/accounts/{}/groups", t.id);
+        let name = name.to_string();
+        async move {
+            let (status, g) = app.post(&path, &token, json!({"name": name})).await;
+            assert_eq!(status, 201, "{g}");
+            g["id"].as_str().unwrap().to_string()
+        }
+    };
+    let north = group(&c, "North").await;
+    let south = group(&c, "South").await;
+    let foreign = group(&other, "Elsewhere").await;
+    let d_north = app.device(&c, "N-1", "android").await;
+    let d_south = app.device(&c, "S-1", "android").await;
+    for (device, g) in [(&d_north, &north), (&d_south, &south)] {
+        let (status, body) = app
+            .call(
+                "PATCH",
+                &format!("/devices/{device}"),
+                Some(&c.admin),
+                Some(json!({"group_id": g})),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let grant = granted(&app, &p, &c, true, None).await;
+    let gid = grant["id"].as_str().unwrap().to_string();
+    let (_, login) = support_login(&app, &p, &grant).await;
+    let support = login["token"].as_str().unwrap().to_string();
+    let serials = |list: &Value| -> Vec<String> {
+        let mut v: Vec<String> = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["serial"].as_str().unwrap().to_string())
+            .collect();
+        v.sort();
+        v
+    };
+    let devices = format!("/accounts/{}/devices", c.id);
+    assert_eq!(
+        serials(&app.get(&devices, &support).await.1),
+        ["N-1", "S-1"]
+    );
+
+    // Narrowed to one group: the partner sees and acts on only its devices.
+    let shape = |body: Value| {
+        let app = &app;
+        let token = c.admin.clone();
+        let path = format!("/access-grants/{gid}");
+        async move { app.call("PATCH", &path, Some(&token), Some(body)).await }
+    };
+    for (body, code) in [
+        (json!({"groups": [foreign]}), "group_not_found"),
+        (json!({"groups": []}), "group_not_found"),
+        (
+            json!({"expires_at": "2001-01-01T00:00:00Z"}),
+            "invalid_expiry",
+        ),
+    ] {
+        let (status, answer) = shape(body.clone()).await;
+        assert_eq!(answer["error"]["code"], code, "{body}: {status}");
+    }
+    let (status, view) = shape(json!({"groups": [north]})).await;
+    assert_eq!(status, 200, "{view}");
+    assert_eq!(view["groups"], json!([north]));
+    assert_eq!(serials(&app.get(&devices, &support).await.1), ["N-1"]);
+    let (status, _) = app.get(&format!("/devices/{d_south}"), &support).await;
+    assert_eq!(status, 404);
+    let (status, _) = app
+        .post(
+            &format!("/devices/{d_south}/actions"),
+            &support,
+            json!({"action": "locate"}),
+        )
+        .await;
+    assert_eq!(status, 404);
+    // Back to all devices.
+    let (status, view) = shape(json!({"groups": null})).await;
+    assert_eq!((status, view["groups"].clone()), (200, Value::Null));
+    assert_eq!(serials(&app.get(&devices, &support).await.1).len(), 2);
+
+    // The partner asks to renew; the customer's admin hears of it and extends.
+    let (status, asked) = app
+        .post(
+            &format!("/access-grants/{gid}/renewal"),
+            &p.admin,
+            json!({"message": "Contract runs on"}),
+        )
+        .await;
+    assert_eq!(status, 202, "{asked}");
+    let list = access_list(&app, &c).await;
+    assert!(
+        list["grants"][0]["renewal_requested_at"].is_string(),
+        "{list}"
+    );
+    assert_eq!(list["grants"][0]["renewal_message"], "Contract runs on");
+    assert!(
+        outbox_mails(&app)
+            .iter()
+            .any(|m| m.contains("To: customer-admin@example.com") && m.contains("Contract runs on")),
+        "the customer's admin is told"
+    );
+    let until = (chrono::Utc::now() + chrono::Duration::days(30)).to_rfc3339();
+    let (status, view) = shape(json!({"expires_at": until})).await;
+    assert_eq!(status, 200);
+    assert!(view["expires_at"].is_string());
+    assert!(view["renewal_requested_at"].is_null(), "answered");
+    assert!(
+        outbox_mails(&app)
+            .iter()
+            .any(|m| m.contains("To: fixit-admin@partner.example")
+                && m.contains("changed your access")),
+        "the partner is told"
+    );
+    // Who may not: the partner's own support login, the partner, another customer.
+    let (status, _) = app
+        .call(
+            "PATCH",
+            &format!("/access-grants/{gid}"),
+            Some(&support),
+            Some(json!({"expires_at": null})),
+        )
+        .await;
+    assert_eq!(status, 403);
+    let (status, _) = app
+        .call(
+            "PATCH",
+            &format!("/access-grants/{gid}"),
+            Some(&other.admin),
+            Some(json!({"expires_at": null})),
+        )
+        .await;
+    assert_eq!(status, 404);
+    let (status, _) = app
+        .post(
+            &format!("/access-grants/{gid}/renewal"),
+            &support,
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 403);
+    let log = audit_of(&app, &c.admin, &c.id).await;
+    assert!(has(&log, "access.changed") && has(&log, "access.renewal_requested"));
+}

@@ -44,6 +44,10 @@ async fn the_customer_approves_rejects_and_revokes_partner_access_in_the_browser
             .wait_js("!document.querySelector('[data-testid=menu-access]')")
             .await;
 
+        let (_, north) = app
+            .post(&format!("/accounts/{}/groups", acme.id), &acme.admin, json!({"name": "North"}))
+            .await;
+        let north = north["id"].as_str().unwrap().to_string();
         let fleet_request = ask(&app, &fleetco, &acme).await;
         let other_request = ask(&app, &otherco, &acme).await;
         admin.client.refresh().await.expect("reload");
@@ -102,6 +106,21 @@ async fn the_customer_approves_rejects_and_revokes_partner_access_in_the_browser
             "{list}"
         );
         let grant = grants[0]["id"].as_str().unwrap().to_string();
+
+        // The customer narrows it to one device group (and keeps its end).
+        admin
+            .click(&format!("tr[data-grant='{grant}'] [data-action=shape]"))
+            .await;
+        admin
+            .click(&format!("dialog[open] input[name='group:{north}']"))
+            .await;
+        admin.shot("access-shape-grant").await;
+        admin.confirm().await;
+        admin
+            .wait_text(&format!("tr[data-grant='{grant}'] [data-testid=grant-groups]"), "North")
+            .await;
+        let list = access(&app, &acme).await;
+        assert_eq!(list["grants"][0]["groups"], json!([north]));
 
         // The grant works: the partner enters the account through its support user.
         let (status, login) = app

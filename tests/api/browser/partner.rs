@@ -97,6 +97,26 @@ async fn a_partner_asks_by_number_assigns_a_device_and_enters_the_customer_accou
             .wait_text("[data-testid=my-requests]", "genehmigt")
             .await;
 
+        // Ask the customer to renew: its admins are told.
+        partner.click(&format!("{card} [data-action=renew]")).await;
+        partner
+            .fill("dialog[open] input[name=message]", "Vertrag läuft weiter")
+            .await;
+        partner.confirm().await;
+        partner
+            .wait_text(
+                &format!("{card} [data-testid=renewal-asked]"),
+                "Verlängerung",
+            )
+            .await;
+        assert!(
+            outbox_mails(&app)
+                .iter()
+                .any(|m| m.contains("To: acme-admin@example.com")
+                    && m.contains("Vertrag läuft weiter")),
+            "the renewal request reaches the customer's admin"
+        );
+
         // Assign its device to the customer, take it back, assign it again.
         partner
             .click(&format!(
