@@ -389,6 +389,7 @@ export async function accessPage(root, ctx) {
                   'td',
                   {},
                   iconButton('pen', `${t('shape_grant')}: ${g.partner.name}`, () => shapeGrant(g), { 'data-action': 'shape' }),
+                  h('button', { type: 'button', class: 'small', 'data-action': 'activity', onclick: () => showActivity(g) }, t('activity')),
                   iconButton('cross', `${t('revoke')}: ${g.partner.name}`, async () => {
                     const sure = await dialog(t('revoke'), h('p', {}, t('confirm_revoke', { name: g.partner.name })), { submit: t('revoke'), danger: true });
                     if (sure && (await attempt(msg, () => api('DELETE', `/access-grants/${g.id}`)))) await reload();
@@ -429,8 +430,33 @@ export async function accessPage(root, ctx) {
       await reload();
     }
   }
+  // Everything the partner did through one grant, in words, with a CSV export.
+  const activity = h('section', { class: 'card', hidden: true, 'data-testid': 'grant-activity' });
+  async function showActivity(g) {
+    try {
+      const entries = await api('GET', `/access-grants/${g.id}/activity`);
+      const canExport = (ctx.me.rights.areas || []).includes('reports');
+      clear(
+        activity,
+        h('h2', {}, t('grant_activity', { partner: g.partner.name })),
+        canExport
+          ? h('button', { type: 'button', 'data-testid': 'grant-activity-export', onclick: () => attempt(msg, () => download(`/accounts/${ctx.accountId}/audit/export?grant=${g.id}`, `partner-activity-${new Date().toISOString().slice(0, 10)}.csv`)) }, t('export_csv'))
+          : null,
+        entries.length
+          ? table(
+              [t('when'), t('actor'), t('action'), t('object')],
+              entries.map((e) => [when(e.at), e.actor_name, e.action_text, e.target_name || (e.details && e.details.subject) || '']),
+            )
+          : h('p', { class: 'muted' }, t('no_entries')),
+      );
+      activity.hidden = false;
+      activity.scrollIntoView({ block: 'start' });
+    } catch (err) {
+      clear(msg, notice('error', errorText(err)));
+    }
+  }
   const groups = await api('GET', `/accounts/${ctx.accountId}/groups`).catch(() => []);
-  clear(root, h('section', { class: 'card' }, h('h1', {}, t('access_title')), msg, body));
+  clear(root, h('section', { class: 'card' }, h('h1', {}, t('access_title')), msg, body), activity);
   await reload();
 }
 

@@ -2,6 +2,10 @@
 
 const TEXTS = {
   en: {
+    actor: "Who",
+    object: "What",
+    activity: "Activity",
+    grant_activity: "What {partner} did through this access",
     all_devices: "all devices",
     shape_grant: "Change the access",
     grant_groups: "Only these device groups",
@@ -613,6 +617,10 @@ const TEXTS = {
     err_support_access_disabled: 'This account does not allow vendor support access.',
   },
   de: {
+    actor: "Wer",
+    object: "Was",
+    activity: "Aktivität",
+    grant_activity: "Was {partner} über diesen Zugriff getan hat",
     all_devices: "alle Geräte",
     shape_grant: "Zugriff ändern",
     grant_groups: "Nur diese Gerätegruppen",

@@ -812,6 +812,10 @@ async fn move_device(
         Direction::Assign => "device.assigned",
         Direction::Unassign => "device.unassigned",
     };
+    // The grant it happened under, for the customer's activity feed of that grant.
+    let grant = grant_in_force(state, partner, customer)
+        .await?
+        .map(|g| g.id);
     audit_both(
         state,
         who,
@@ -819,7 +823,7 @@ async fn move_device(
         partner,
         action,
         device.to_string(),
-        serde_json::json!({"serial": record.serial}),
+        serde_json::json!({"serial": record.serial, "grant_id": grant}),
     )
     .await;
     Ok(HttpResponse::Ok().json(DeviceView::of(state, record)))

@@ -38,6 +38,10 @@ pub struct AuditQuery {
     pub to: Option<String>,
     /// The id of the last entry of the previous page: the next page starts after it.
     pub before: Option<Uuid>,
+    /// Only what happened through this partner grant: everything the partner's users did in
+    /// the account with it (logins, sessions, device actions), its devices assigned and taken
+    /// back, and the grant's own story (requested, approved, changed, revoked).
+    pub grant: Option<Uuid>,
     /// 1 to 1000 (default 500).
     pub limit: Option<i64>,
 }
@@ -98,6 +102,7 @@ impl AuditQuery {
             from,
             to,
             before: self.before,
+            grant: self.grant,
         })
     }
 
@@ -342,4 +347,41 @@ pub async fn export_chain(
             "attachment; filename=\"audit-chain.jsonl\"",
         ))
         .body(body))
+}
+
+#[utoipa::path(get, path = "/api/v1/access-grants/{id}/activity", tag = "partner access",
+    responses((status = 200, body = Vec<AuditView>,
+               description = "everything done through the grant or to it, newest first (at most 1000), in words"),
+              (status = 403), (status = 404)))]
+pub async fn grant_activity(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    auth: crate::http::authz::Authorized<area::Access, level::Read>,
+    path: web::Path<crate::domain::ids::GrantId>,
+) -> AppResult<HttpResponse> {
+    let grant = state
+        .store
+        .grant(path.into_inner())
+        .await?
+        .ok_or_else(|| AppError::new(Code::GrantNotFound, "no such grant"))?;
+    // The customer's feed: its own users (not the partner's support login) read it.
+    let who = auth.in_account(grant.customer_account_id, Code::GrantNotFound)?;
+    if who.partner.is_some() {
+        return Err(AppError::new(Code::GrantNotFound, "no such grant"));
+    }
+    let filter = AuditFilter {
+        grant: Some(grant.id.0),
+        ..AuditFilter::default()
+    };
+    let lang = super::request_lang(&req);
+    let records = state
+        .store
+        .audit_log(grant.customer_account_id, &filter, MAX_PAGE)
+        .await?;
+    Ok(HttpResponse::Ok().json(
+        records
+            .into_iter()
+            .map(|r| view(lang, r))
+            .collect::<Vec<_>>(),
+    ))
 }

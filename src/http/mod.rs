@@ -178,6 +178,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/access-grants/{id}", web::delete().to(access::revoke))
             .route("/access-grants/{id}", web::patch().to(access::shape_grant))
             .route(
+                "/access-grants/{id}/activity",
+                web::get().to(audit::grant_activity),
+            )
+            .route(
                 "/access-grants/{id}/renewal",
                 web::post().to(access::request_renewal),
             )

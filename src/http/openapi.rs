@@ -52,6 +52,7 @@ use super::{
         audit::export,
         audit::verify_chain,
         audit::export_chain,
+        audit::grant_activity,
         policies::list,
         policies::create,
         policies::update,

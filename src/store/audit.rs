@@ -60,6 +60,8 @@ pub struct AuditFilter {
     pub to: Option<DateTime<Utc>>,
     /// Only entries older than this entry (the cursor of the next page).
     pub before: Option<Uuid>,
+    /// Only entries about or made through this partner grant.
+    pub grant: Option<Uuid>,
 }
 
 impl Store {
@@ -228,6 +230,8 @@ impl Store {
                AND (? IS NULL OR l.action = ?)
                AND (? IS NULL OR l.action LIKE ?)
                AND (? IS NULL OR l.via = ?)
+               AND (? IS NULL OR l.target = ? OR json_extract(l.details, '$.grant_id') = ?
+                    OR l.target IN (SELECT request_id FROM access_grants WHERE id = ?))
                AND (? IS NULL OR l.at >= ?)
                AND (? IS NULL OR l.at < ?)
                AND (? IS NULL OR (l.at, l.id) < (SELECT c.at, c.id FROM audit_log c WHERE c.id = ?))
@@ -242,6 +246,10 @@ impl Store {
         .bind(&action_prefix)
         .bind(&filter.via)
         .bind(&filter.via)
+        .bind(filter.grant.map(|g| g.to_string()))
+        .bind(filter.grant.map(|g| g.to_string()))
+        .bind(filter.grant.map(|g| g.to_string()))
+        .bind(filter.grant.map(|g| g.to_string()))
         .bind(filter.from)
         .bind(filter.from)
         .bind(filter.to)

@@ -1114,3 +1114,114 @@ async fn the_customer_narrows_extends_and_shortens_a_grant_and_the_partner_asks_
     let log = audit_of(&app, &c.admin, &c.id).await;
     assert!(has(&log, "access.changed") && has(&log, "access.renewal_requested"));
 }
+
+#[actix_web::test]
+async fn the_customer_reads_everything_a_partner_did_through_one_grant() {
+    let app = TestApp::spawn().await;
+    let c = app.tenant("Customer").await;
+    let p = app.partner("Fixit", true).await;
+    let q = app.partner("Quickfix", true).await;
+    let grant = granted(&app, &p, &c, true, None).await;
+    let gid = grant["id"].as_str().unwrap().to_string();
+    let other = granted(&app, &q, &c, true, None).await;
+    // Through the grant: a support login, a session, a device action; by the partner's own
+    // login: a device assigned.
+    let (_, login) = support_login(&app, &p, &grant).await;
+    let support = login["token"].as_str().unwrap().to_string();
+    let (status, _) = app
+        .post("/sessions", &support, json!({"subject": "Fleet check"}))
+        .await;
+    assert_eq!(status, 201);
+    let customers_device = app.device(&c, "C-9", "android").await;
+    let (status, _) = app
+        .post(
+            &format!("/devices/{customers_device}/actions"),
+            &support,
+            json!({"action": "locate"}),
+        )
+        .await;
+    assert_eq!(status, 202);
+    let own = app.device(&p, "P-9", "android").await;
+    let (status, _) = app
+        .post(
+            &format!("/accounts/{}/devices/assign", c.id),
+            &p.admin,
+            json!({"device_id": own}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    // Something through the other grant, and the customer's own doing: not in this feed.
+    let (_, other_login) = support_login(&app, &q, &other).await;
+    app.post(
+        "/sessions",
+        other_login["token"].as_str().unwrap(),
+        json!({"subject": "Not mine"}),
+    )
+    .await;
+    app.post("/sessions", &c.admin, json!({"subject": "Own work"}))
+        .await;
+
+    let (status, feed) = app
+        .get(&format!("/access-grants/{gid}/activity"), &c.admin)
+        .await;
+    assert_eq!(status, 200, "{feed}");
+    let actions: Vec<&str> = feed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    for expected in [
+        "access.requested",
+        "access.approved",
+        "access.support_login",
+        "session.created",
+        "device.action",
+        "device.assigned",
+    ] {
+        assert!(
+            actions.contains(&expected),
+            "{expected} missing from {actions:?}"
+        );
+    }
+    let subjects: Vec<String> = feed
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["details"]["subject"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(subjects, ["Fleet check"], "only this grant's sessions");
+    assert!(feed[0]["action_text"].is_string(), "in words");
+    // The same through the audit log's filter and its export.
+    let (status, filtered) = app
+        .get(&format!("/accounts/{}/audit?grant={gid}", c.id), &c.admin)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        filtered.as_array().unwrap().len(),
+        feed.as_array().unwrap().len()
+    );
+    let csv = app
+        .http
+        .get(app.url(&format!("/accounts/{}/audit/export?grant={gid}", c.id)))
+        .bearer_auth(&c.admin)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        csv.contains("Fleet check") && !csv.contains("Not mine"),
+        "{csv}"
+    );
+    // Not for the partner, nor another customer.
+    let (status, _) = app
+        .get(&format!("/access-grants/{gid}/activity"), &p.admin)
+        .await;
+    assert_eq!(status, 404);
+    let (status, _) = app
+        .get(&format!("/access-grants/{gid}/activity"), &support)
+        .await;
+    assert!(status == 404 || status == 403, "{status}");
+}

@@ -122,6 +122,15 @@ async fn the_customer_approves_rejects_and_revokes_partner_access_in_the_browser
         let list = access(&app, &acme).await;
         assert_eq!(list["grants"][0]["groups"], json!([north]));
 
+        // Its activity: what the partner did through it, in words.
+        admin
+            .click(&format!("tr[data-grant='{grant}'] [data-action=activity]"))
+            .await;
+        admin
+            .wait_text("[data-testid=grant-activity]", "Fleetco")
+            .await;
+        admin.shot("access-grant-activity").await;
+
         // The grant works: the partner enters the account through its support user.
         let (status, login) = app
             .post(
