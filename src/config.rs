@@ -135,6 +135,7 @@ pub struct SessionSettings {
     pub invitation_mails_per_hour: u32,
     pub report_queue_events: usize,
     pub admission_timeout_secs: u64,
+    pub recording_retention_days: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -50,6 +50,7 @@ codes! {
     MissingRight = "missing_right", FORBIDDEN, "the caller lacks the area or object right this needs";
     NotAPartner = "not_a_partner", FORBIDDEN, "only users of a partner account ask for access";
     NotAPartnerAccount = "not_a_partner_account", UNPROCESSABLE_ENTITY, "only partner accounts are certified";
+    RecordingNotFound = "recording_not_found", NOT_FOUND, "this session has no recording";
     GroupNotFound = "group_not_found", NOT_FOUND, "no such device group (or not one the caller sees)";
     GroupNotEmpty = "group_not_empty", CONFLICT, "a device group is deleted only when no device is in it";
     NoTotpSetup = "no_totp_setup", CONFLICT, "no authenticator app is waiting for its first code";

@@ -14,6 +14,7 @@ pub mod mail;
 pub mod operator;
 pub mod outbox;
 pub mod private_fs;
+pub mod recording;
 pub mod report;
 pub mod sms;
 pub mod startup;

@@ -84,6 +84,7 @@ impl Application {
             reconnect_grace: Duration::from_secs(settings.sessions.reconnect_grace_secs),
             file_max_bytes: settings.ws.file_max_bytes,
             admission_timeout: Duration::from_secs(settings.sessions.admission_timeout_secs.max(1)),
+            recordings_dir: data_dir.join("recordings"),
             empty_end: Duration::from_secs(settings.sessions.empty_end_secs.max(1)),
             metrics: RelayMetrics::register(),
         });
@@ -106,6 +107,23 @@ impl Application {
         ));
 
         http::access::start_expiry_sweeper(state.clone());
+        // Recordings older than their retention go, at start and every hour.
+        let recordings = data_dir.join("recordings");
+        let keep = Duration::from_secs(settings.sessions.recording_retention_days.max(1) * 86_400);
+        actix_web::rt::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(3600));
+            loop {
+                tick.tick().await;
+                let dir = recordings.clone();
+                let removed =
+                    tokio::task::spawn_blocking(move || crate::recording::sweep(&dir, keep))
+                        .await
+                        .unwrap_or(0);
+                if removed > 0 {
+                    tracing::info!(removed, "recordings past their retention deleted");
+                }
+            }
+        });
         start_housekeeping(state.clone());
         let app_state = state.clone();
         let mut server = HttpServer::new(move || {

@@ -938,7 +938,30 @@ function admissionSection(ctx, account) {
     const rule = new FormData(form).get('guest_admission');
     if (await attempt(msg, () => api('PATCH', `/accounts/${ctx.accountId}`, { guest_admission: rule }))) clear(msg, notice('ok', t('saved')));
   });
-  return h('section', { class: 'card' }, h('h2', {}, t('guest_admission')), h('p', { class: 'muted' }, t('guest_admission_means')), form, msg);
+  const recMsg = h('div', { 'data-testid': 'recording-message' });
+  const rec = h(
+    'form',
+    { class: 'grid', 'data-testid': 'record-sessions' },
+    checkbox(t('record_sessions'), 'record_sessions', account.record_sessions),
+    h('button', { type: 'submit', class: 'primary' }, t('save')),
+  );
+  rec.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const on = new FormData(rec).has('record_sessions');
+    if (await attempt(recMsg, () => api('PATCH', `/accounts/${ctx.accountId}`, { record_sessions: on }))) clear(recMsg, notice('ok', t('saved')));
+  });
+  return h(
+    'section',
+    { class: 'card' },
+    h('h2', {}, t('guest_admission')),
+    h('p', { class: 'muted' }, t('guest_admission_means')),
+    form,
+    msg,
+    h('h2', {}, t('recordings')),
+    h('p', { class: 'muted' }, t('record_sessions_means')),
+    rec,
+    recMsg,
+  );
 }
 
 // ---- device groups -----------------------------------------------------------------------

@@ -118,6 +118,7 @@ export function liveSession(root, connect, options = {}) {
     fileList,
   );
   const messages = h('div', { class: 'messages' });
+  const recordingBadge = h('p', { class: 'recording-badge', hidden: true, role: 'status', 'data-testid': 'recording-badge' }, t('recording_on'));
   const controls = h('div', { class: 'buttons' });
   // Guests asking to join: the customer decides; technicians see them wait.
   const lobby = h('section', { class: 'lobby', hidden: true, 'data-testid': 'lobby' });
@@ -134,6 +135,7 @@ export function liveSession(root, connect, options = {}) {
   clear(
     root,
     status,
+    recordingBadge,
     messages,
     lobby,
     screenBox,
@@ -486,6 +488,7 @@ export function liveSession(root, connect, options = {}) {
     state.participants.clear();
     state.away.clear();
     waitingGuests.clear();
+    recordingBadge.hidden = true;
     renderLobby();
     admissionToggle.hidden = true;
     delete status.dataset.waiting;
@@ -522,6 +525,7 @@ export function liveSession(root, connect, options = {}) {
     controlButton.hidden = !(state.permissions.includes('control') && state.role !== 'customer');
     filesBox.hidden = !mayFiles();
     state.admissionRequired = !!m.guest_admission_required;
+    recordingBadge.hidden = !m.recording;
     state.admissionRule = m.guest_admission || 'off';
     if (again) say('ok', t('reconnected'));
     renderPeople();

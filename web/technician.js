@@ -2,7 +2,7 @@
 // files, screen and control, ownership, inviting a guest) that stays connected while the user
 // moves around the console, and the reports of ended sessions with filters and export.
 
-import { api, wsBase } from '/assets/api.js';
+import { api, wsBase, token } from '/assets/api.js';
 import { t, when, why } from '/assets/i18n.js';
 import { h, clear, field, select, notice, errorText, table } from '/assets/ui.js';
 import { liveSession, sizeText } from '/assets/live.js';
@@ -377,8 +377,87 @@ function reportCsv(r, name) {
   return [head, ...rows].map((r2) => r2.map(cell).join(',')).join('\r\n');
 }
 
+// A recording's records: [kind, at_ms, bytes] (the format of docs/protocol.md).
+function parseRecording(buffer) {
+  const bytes = new Uint8Array(buffer);
+  const magic = new TextDecoder().decode(bytes.subarray(0, 8));
+  if (magic !== 'SBREC001') return null;
+  const view = new DataView(buffer);
+  const out = [];
+  let at = 8;
+  while (at + 13 <= bytes.length) {
+    const len = view.getUint32(at);
+    if (len < 9 || at + 4 + len > bytes.length) break;
+    const kind = bytes[at + 4];
+    const ms = Number(view.getBigUint64(at + 5));
+    out.push([kind, ms, bytes.subarray(at + 13, at + 4 + len)]);
+    at += 4 + len;
+  }
+  return out;
+}
+
+// Plays a recording: the screen frames at their timing, chat, files, input and who came and
+// went beside them; and a download of the file.
+async function recordingPlayer(id) {
+  const res = await fetch(`/api/v1/sessions/${id}/recording`, { headers: { Authorization: `Bearer ${token()}` }, cache: 'no-store' });
+  if (!res.ok) return null;
+  const buffer = await res.arrayBuffer();
+  const records = parseRecording(buffer) || [];
+  const screen = h('img', { class: 'screen', alt: t('screen'), 'data-testid': 'replay-screen', hidden: true });
+  const log = h('ol', { class: 'chat-log static', 'data-testid': 'replay-log' });
+  const clock = h('span', { class: 'muted', 'data-testid': 'replay-clock' }, '0:00');
+  const decoder = new TextDecoder();
+  const fileUrl = URL.createObjectURL(new Blob([buffer], { type: 'application/octet-stream' }));
+  let timers = [];
+  let url = null;
+  const fmt = (ms) => `${Math.floor(ms / 60000)}:${String(Math.floor(ms / 1000) % 60).padStart(2, '0')}`;
+  function show([kind, ms, data]) {
+    clock.textContent = fmt(ms);
+    if (kind === 1) {
+      if (url) URL.revokeObjectURL(url);
+      url = URL.createObjectURL(new Blob([data], { type: data[0] === 0x3c ? 'image/svg+xml' : data[0] === 0x89 ? 'image/png' : 'image/jpeg' }));
+      screen.src = url;
+      screen.hidden = false;
+      return;
+    }
+    let text = '';
+    if (kind === 2) text = t('replay_input');
+    else {
+      try {
+        const v = JSON.parse(decoder.decode(data));
+        if (kind === 3) text = `${v.from.name}: ${t('replay_file', { name: v.name, size: sizeText(v.size) })}`;
+        else if (kind === 4) text = `${v.from.name}: ${v.text}`;
+        else if (v.event === 'joined') text = t('replay_joined', { name: v.name, role: t(`role_${v.role}`) }) + (v.verified_email ? ` (${v.verified_email})` : '');
+        else if (v.event === 'left') text = t('replay_left', { name: v.name, reason: why(v.reason) });
+        else if (v.event === 'ended') text = t('replay_ended', { reason: why(v.reason) });
+      } catch {
+        return;
+      }
+    }
+    if (kind === 2 && log.lastChild && log.lastChild.dataset.kind === '2') return;
+    log.append(h('li', { dataset: { kind: String(kind) } }, h('time', {}, fmt(ms)), ' ', text));
+  }
+  const play = h('button', { type: 'button', class: 'primary', 'data-testid': 'replay-play' }, t('replay_play'));
+  play.addEventListener('click', () => {
+    timers.forEach(clearTimeout);
+    timers = [];
+    clear(log);
+    screen.hidden = true;
+    for (const r of records) timers.push(setTimeout(() => show(r), r[1]));
+  });
+  return h(
+    'section',
+    { 'data-testid': 'recording' },
+    h('h2', {}, t('recording')),
+    h('p', { class: 'muted' }, t('recording_summary', { n: records.length, length: fmt(records.length ? records[records.length - 1][1] : 0) })),
+    h('div', { class: 'buttons' }, play, clock, h('a', { href: fileUrl, download: `session-${id}.sbrec`, class: 'button', 'data-testid': 'recording-download' }, t('download'))),
+    h('div', { class: 'replay' }, h('div', {}, screen), log),
+  );
+}
+
 export async function reportPage(root, ctx, id) {
   const r = await api('GET', `/sessions/${id}/report`);
+  const player = await recordingPlayer(id).catch(() => null);
   const names = new Map(r.participants.map((p) => [p.id, p.name]));
   const name = (pid) => names.get(pid) || pid || '';
   const none = (list, el) => (list.length ? el : h('p', { class: 'muted' }, t('no_entries')));
@@ -427,6 +506,7 @@ export async function reportPage(root, ctx, id) {
       ),
       h('h2', {}, t('ownership')),
       none(r.ownership, table([t('from'), t('to'), t('when')], r.ownership.map((o) => [name(o.from), name(o.to), when(o.at)]))),
+      player,
     ),
   );
 }

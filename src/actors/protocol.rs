@@ -236,6 +236,8 @@ pub enum ServerFrame<'a> {
         guest_admission_required: bool,
         /// The account's rule: `off`, `technician` (the owner switches it), `always`.
         guest_admission: &'a str,
+        /// Whether the session is recorded (extension): every participant is told.
+        recording: bool,
     },
     /// To a guest in the lobby: it waits until the customer admits it.
     Lobby {

@@ -38,6 +38,8 @@ pub struct SessionDeps {
     pub file_max_bytes: u64,
     /// How long a guest waits in the lobby before it is sent away (4006).
     pub admission_timeout: Duration,
+    /// Where recordings go (`<data_dir>/recordings`).
+    pub recordings_dir: std::path::PathBuf,
     /// A session without any technician for this long ends (`no_technician`).
     pub empty_end: Duration,
     pub metrics: RelayMetrics,
@@ -133,6 +135,10 @@ pub struct SessionActor {
     admission_required: bool,
     /// Guests in the lobby: connected, never members, sent nothing of the session.
     waiting: HashMap<ParticipantId, Waiting>,
+    /// Set when the account records sessions: everyone is told in `welcome`.
+    recorder: Option<crate::recording::Recorder>,
+    /// Guests' addresses proven by a code (for the recording's "who").
+    verified_emails: HashMap<ParticipantId, String>,
     deps: Arc<SessionDeps>,
 }
 
@@ -163,9 +169,21 @@ impl SessionActor {
         id: SessionId,
         owner_user: UserId,
         admission: session::Admission,
+        record: bool,
         deps: Arc<SessionDeps>,
     ) -> Addr<Self> {
         let registry = deps.registry.clone();
+        let recorder = if record {
+            match crate::recording::Recorder::start(&deps.recordings_dir, id) {
+                Ok(r) => Some(r),
+                Err(err) => {
+                    tracing::error!(session = %id, error = %err, "recording could not start");
+                    None
+                }
+            }
+        } else {
+            None
+        };
         let addr = SessionActor {
             id,
             owner_user,
@@ -184,6 +202,8 @@ impl SessionActor {
             admission,
             admission_required: admission.starts_on(),
             waiting: HashMap::new(),
+            recorder,
+            verified_emails: HashMap::new(),
             deps,
         }
         .start();
@@ -277,6 +297,7 @@ impl SessionActor {
             reconnect_grace_secs: self.deps.reconnect_grace.as_secs(),
             guest_admission_required: self.admission_required,
             guest_admission: self.admission.as_str(),
+            recording: self.recorder.is_some(),
         }
         .encode();
         let replay = m.kind != Kind::Guest;
@@ -309,6 +330,8 @@ impl SessionActor {
         }
         self.deps.metrics.gauge(m.kind).decrement(1.0);
         self.transfers.retain(|_, (sender, _)| *sender != pid);
+        self.record_event(serde_json::json!({"event": "left", "participant": pid.0,
+            "name": m.name, "reason": reason.as_str()}));
         self.record(ReportEvent::Left {
             participant: pid,
             reason: reason.as_str(),
@@ -406,6 +429,7 @@ impl SessionActor {
         }
         self.ended = true;
         tracing::info!(session = %self.id, reason = reason.as_str(), "session ended");
+        self.record_event(serde_json::json!({"event": "ended", "reason": reason.as_str()}));
         let text = ServerFrame::SessionEnded {
             reason: reason.as_str(),
         }
@@ -487,6 +511,9 @@ impl SessionActor {
         let receivers = self.members.values().filter(|m| m.conn.is_some()).count();
         self.deps.metrics.chat.increment(receivers as u64);
         self.broadcast(&frame, None);
+        if let Some(r) = &self.recorder {
+            r.keep(crate::recording::Kind::Chat, frame.to_string());
+        }
         if self.recent_chat.len() == RECENT_CHAT {
             self.recent_chat.pop_front();
         }
@@ -575,6 +602,9 @@ impl SessionActor {
             at,
         });
         self.transfers.insert(transfer, (pid, size));
+        if let Some(r) = &self.recorder {
+            r.keep(crate::recording::Kind::FileOffer, frame.to_string());
+        }
         let receivers: Vec<ParticipantId> = self
             .members
             .values()
@@ -617,6 +647,13 @@ impl SessionActor {
             self.transfers.remove(&id);
         }
         Ok(())
+    }
+
+    /// An event in the recording (who joined, left, the end), if the session records.
+    fn record_event(&self, event: serde_json::Value) {
+        if let Some(r) = &self.recorder {
+            r.keep(crate::recording::Kind::Event, event.to_string());
+        }
     }
 
     /// Puts a guest in the lobby: it hears only that it waits; the customer (who decides) and
@@ -1023,6 +1060,9 @@ impl Handler<Join> for SessionActor {
                     invitation: invitation_id,
                     guest: pid,
                 });
+                if let Some(email) = &verified_email {
+                    self.verified_emails.insert(pid, email.clone());
+                }
                 if self.admission_required {
                     self.seat_in_lobby(
                         pid,
@@ -1097,6 +1137,9 @@ impl SessionActor {
             at: Utc::now(),
         });
         tracing::info!(session = %self.id, participant = %pid, role = view.role.as_str(), "participant joined");
+        self.record_event(serde_json::json!({"event": "joined", "participant": pid.0,
+            "name": view.name, "role": view.role.as_str(), "user_id": user_id.map(|u| u.0),
+            "verified_email": self.verified_emails.get(&pid)}));
         self.welcome(pid);
         if kind != Kind::Guest {
             // Whoever decides (or should know) hears of the guests already waiting.
@@ -1231,6 +1274,16 @@ impl Handler<StreamFrame> for SessionActor {
             }
         }
         counter.increment(delivered);
+        if let Some(r) = &self.recorder {
+            let kind = match msg.channel {
+                session::Channel::Screen => Some(crate::recording::Kind::Screen),
+                session::Channel::Input => Some(crate::recording::Kind::Input),
+                session::Channel::File => None,
+            };
+            if let Some(kind) = kind {
+                r.stream(kind, msg.data.slice(1..));
+            }
+        }
         self.settle(ctx);
     }
 }

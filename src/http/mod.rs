@@ -147,6 +147,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/sessions/{id}", web::get().to(sessions::get))
             .route("/sessions/{id}/report", web::get().to(sessions::report))
             .route(
+                "/sessions/{id}/recording",
+                web::get().to(sessions::recording),
+            )
+            .route(
                 "/customer-sessions/{key}",
                 web::get().to(sessions::customer_link),
             )

@@ -62,6 +62,7 @@ use super::{
         sessions::get,
         sessions::report,
         sessions::customer_link,
+        sessions::recording,
         sessions::invite,
         sessions::revoke_invitation,
         sessions::join_info,

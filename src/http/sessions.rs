@@ -238,16 +238,17 @@ pub async fn create(
             60,
         ));
     }
-    let admission = state
-        .store
-        .account(record.account_id)
-        .await?
+    let account = state.store.account(record.account_id).await?;
+    let admission = account
+        .as_ref()
         .and_then(|a| crate::domain::session::Admission::parse(&a.guest_admission))
         .unwrap_or(crate::domain::session::Admission::Off);
+    let recorded = account.as_ref().is_some_and(|a| a.record_sessions);
     SessionActor::spawn(
         record.id,
         who.user.id,
         admission,
+        recorded,
         state.session_deps.clone(),
     );
     if let Some((_, agent)) = &agent {
@@ -1031,4 +1032,51 @@ pub async fn join_verify(
         )),
         V::Wrong(_) => Err(AppError::new(Code::InvalidCode, "wrong code")),
     }
+}
+
+#[utoipa::path(get, path = "/api/v1/sessions/{id}/recording", tag = "sessions",
+    responses((status = 200, content_type = "application/octet-stream",
+               description = "the recording (docs/protocol.md, Recordings); grows while the session runs"),
+              (status = 403), (status = 404, description = "session_not_found / recording_not_found")))]
+pub async fn recording(
+    state: web::Data<AppState>,
+    who: Principal,
+    path: web::Path<SessionId>,
+) -> AppResult<HttpResponse> {
+    let id = path.into_inner();
+    let session = state
+        .store
+        .session(id)
+        .await?
+        .ok_or_else(session_not_found)?;
+    who.require_own_account(session.account_id, Code::SessionNotFound)?;
+    if !who.rights().can_read(Area::Sessions) && !who.rights().can_read(Area::Reports) {
+        return Err(AppError::new(
+            Code::MissingRight,
+            "this needs the sessions or reports area",
+        ));
+    }
+    if !session_in_scope(&state, who.rights(), &session).await? {
+        return Err(session_not_found());
+    }
+    let file = crate::recording::path_of(&state.session_deps.recordings_dir, id);
+    let bytes = match tokio::fs::read(&file).await {
+        Ok(b) => b,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            return Err(AppError::new(
+                Code::RecordingNotFound,
+                "this session was not recorded (or its recording is past its retention)",
+            ));
+        }
+        Err(err) => return Err(AppError::internal(anyhow::anyhow!(err))),
+    };
+    let mut res = HttpResponse::Ok();
+    secret_headers(&mut res);
+    Ok(res
+        .content_type("application/octet-stream")
+        .insert_header((
+            actix_web::http::header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"session-{id}.sbrec\""),
+        ))
+        .body(bytes))
 }

@@ -42,6 +42,8 @@ pub struct AccountView {
     /// Whether guests wait until the customer admits them: `off`, `technician` (the owner of a
     /// session switches it), `always`.
     pub guest_admission: String,
+    /// Whether the account's sessions are recorded (shown to every participant).
+    pub record_sessions: bool,
 }
 
 impl From<&AccountRecord> for AccountView {
@@ -56,6 +58,7 @@ impl From<&AccountRecord> for AccountView {
             created_at: a.created_at,
             customer_number: a.customer_number.clone(),
             guest_admission: a.guest_admission.clone(),
+            record_sessions: a.record_sessions,
         }
     }
 }
@@ -73,6 +76,9 @@ pub struct AccountPatch {
     /// `off`, `technician` or `always` (`settings` + `objects.edit`, the account itself).
     #[serde(default)]
     pub guest_admission: Option<String>,
+    /// Record the account's sessions (`settings` + `objects.edit`, the account itself).
+    #[serde(default)]
+    pub record_sessions: Option<bool>,
 }
 
 /// Tells a field sent as `null` (`Some(None)`) from one left out (`None`).
@@ -231,6 +237,16 @@ pub async fn patch_account(
         })?;
         account.guest_admission = rule.as_str().to_string();
     }
+    if let Some(record) = body.record_sessions {
+        if !own {
+            return Err(AppError::new(
+                Code::OwnAccountOnly,
+                "only the account itself decides whether its sessions are recorded",
+            ));
+        }
+        who.require_write(Area::Settings, Write::Edit)?;
+        account.record_sessions = record;
+    }
     let uncertified = body.certified == Some(false);
     state.store.update_account(&account).await?;
     if body.support_access == Some(false) {
@@ -251,7 +267,8 @@ pub async fn patch_account(
     }
     audit(&state, &who, account.id, "account.changed", Some(account.id.to_string()),
         serde_json::json!({"name": body.name, "certified": body.certified, "support_access": body.support_access,
-            "default_policy_id": body.default_policy_id, "guest_admission": body.guest_admission})).await;
+            "default_policy_id": body.default_policy_id, "guest_admission": body.guest_admission,
+            "record_sessions": body.record_sessions})).await;
     Ok(HttpResponse::Ok().json(AccountView::from(&account)))
 }
 

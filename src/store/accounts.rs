@@ -26,6 +26,8 @@ pub struct AccountRecord {
     pub customer_number: Option<String>,
     /// Whether guests wait for the customer: `off`, `technician`, `always`.
     pub guest_admission: String,
+    /// Whether the account's sessions are recorded.
+    pub record_sessions: bool,
 }
 
 /// A user to insert (its normalised keys are computed by the store).
@@ -188,6 +190,7 @@ impl Store {
                     default_policy_id: get_opt_uuid(row, "default_policy_id")?,
                     customer_number: row.try_get("customer_number")?,
                     guest_admission: row.try_get("guest_admission")?,
+                    record_sessions: row.try_get("record_sessions")?,
                 })
             })
             .collect()
@@ -209,6 +212,7 @@ impl Store {
                 default_policy_id: get_opt_uuid(&row, "default_policy_id")?,
                 customer_number: row.try_get("customer_number")?,
                 guest_admission: row.try_get("guest_admission")?,
+                record_sessions: row.try_get("record_sessions")?,
             })
         })
         .transpose()
@@ -323,7 +327,7 @@ impl Store {
     pub async fn update_account(&self, a: &AccountRecord) -> StoreResult<()> {
         sqlx::query(
             "UPDATE accounts SET name = ?, certified = ?, support_access = ?, default_policy_id = ?,
-                guest_admission = ?
+                guest_admission = ?, record_sessions = ?
              WHERE id = ?",
         )
         .bind(&a.name)
@@ -331,6 +335,7 @@ impl Store {
         .bind(a.support_access)
         .bind(a.default_policy_id.map(|p| p.to_string()))
         .bind(&a.guest_admission)
+        .bind(a.record_sessions)
         .bind(a.id.to_string())
         .execute(&self.pool)
         .await

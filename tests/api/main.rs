@@ -20,6 +20,7 @@ mod lobby;
 mod operator;
 mod partner_access;
 mod password;
+mod recording;
 mod rights;
 mod self_service;
 mod session_model;

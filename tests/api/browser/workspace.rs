@@ -523,3 +523,52 @@ async fn a_session_on_a_device_shows_its_screen_takes_control_and_the_report_exp
     })
     .await;
 }
+
+#[actix_web::test]
+async fn a_recorded_session_says_so_to_everyone_and_plays_back_in_the_report() {
+    within_deadline(async {
+        let app = TestApp::spawn().await;
+        let t = app.tenant("Acme").await;
+        let driver = Driver::start().await;
+        let tech = driver.browser("en-US").await;
+        let customer = driver.browser("de-DE").await;
+        tech.login_console(&app.base, "acme-admin", PASSWORD).await;
+        // Settings: record every session.
+        tech.click("[data-testid=menu-settings]").await;
+        tech.click("[data-testid=record-sessions] input[name=record_sessions]")
+            .await;
+        tech.click("[data-testid=record-sessions] button[type=submit]")
+            .await;
+        tech.wait_text("[data-testid=recording-message]", "Saved")
+            .await;
+        tech.click("[data-testid=menu-sessions]").await;
+        start_session(&tech, "Recorded help").await;
+        tech.find("[data-testid=recording-badge]:not([hidden])")
+            .await;
+        let link = value_of(&tech, "[data-testid=customer-link]").await;
+        customer.goto(&link).await;
+        customer
+            .wait_text("[data-testid=recording-badge]", "aufgezeichnet")
+            .await;
+        customer.shot("customer-recording-badge-de").await;
+        customer
+            .fill("[data-testid=chat-input]", "Bitte helfen")
+            .await;
+        customer.click("[data-testid=chat-send]").await;
+        tech.wait_text("[data-testid=chat-log]", "Bitte helfen")
+            .await;
+        tech.click("[data-testid=end-session]").await;
+        tech.confirm().await;
+        tech.click("[data-testid=report-link]").await;
+        tech.find("[data-testid=recording]").await;
+        tech.find("[data-testid=recording-download]").await;
+        tech.click("[data-testid=replay-play]").await;
+        tech.wait_text("[data-testid=replay-log]", "Bitte helfen")
+            .await;
+        tech.wait_text("[data-testid=replay-log]", "ended").await;
+        tech.shot("report-recording-playback").await;
+        tech.close().await;
+        customer.close().await;
+    })
+    .await;
+}

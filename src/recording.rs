@@ -1,0 +1,205 @@
+//! Session recordings: what a recorded session showed and did (screen frames, input events,
+//! file offers, chat, who joined and left), written off the relay path by one task per
+//! session into `<data_dir>/recordings/<session_id>.sbrec`, kept `recordings.retention_days`.
+//!
+//! The file format (docs/protocol.md, "Recordings"): the 8 bytes `SBREC001`, then records of
+//! `[length: u32 BE][kind: u8][at_ms: u64 BE since the recording began][payload]`, where
+//! `length` counts kind, time and payload. Kinds: 1 screen (the image), 2 input (the channel-2
+//! payload), 3 file offer (JSON), 4 chat (the `chat` frame's JSON), 5 event (JSON: who joined
+//! or left, with role, name and a guest's verified address).
+
+use std::{
+    path::{Path, PathBuf},
+    time::{Duration, Instant},
+};
+
+use bytes::Bytes;
+use tokio::{io::AsyncWriteExt, sync::mpsc};
+
+use crate::domain::ids::SessionId;
+
+pub const MAGIC: &[u8; 8] = b"SBREC001";
+
+/// What a record holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Screen = 1,
+    Input = 2,
+    FileOffer = 3,
+    Chat = 4,
+    Event = 5,
+}
+
+/// Records waiting for the writer before screen and input frames are skipped (chat, files and
+/// events are always kept: they are small and bounded by the connections' own limits).
+const QUEUE: usize = 1024;
+
+/// The recorder of one session; cheap to clone. Dropping every clone ends the file.
+#[derive(Clone, Debug)]
+pub struct Recorder {
+    tx: mpsc::Sender<(Kind, u64, Bytes)>,
+    started: Instant,
+}
+
+impl Recorder {
+    /// Starts the writer task for `session` under `dir`.
+    pub fn start(dir: &Path, session: SessionId) -> std::io::Result<Self> {
+        crate::private_fs::create_private_dir(dir).map_err(std::io::Error::other)?;
+        let path = dir.join(format!("{session}.sbrec"));
+        let (tx, rx) = mpsc::channel(QUEUE);
+        tokio::spawn(write_all(path, rx));
+        Ok(Self {
+            tx,
+            started: Instant::now(),
+        })
+    }
+
+    fn at(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// A screen or input frame: skipped (and counted in the log) while the writer is behind.
+    pub fn stream(&self, kind: Kind, data: Bytes) {
+        if self.tx.try_send((kind, self.at(), data)).is_err() {
+            tracing::debug!("recording behind: a stream frame is not recorded");
+        }
+    }
+
+    /// Chat, a file offer or an event: always kept (the writer catches up).
+    pub fn keep(&self, kind: Kind, json: String) {
+        let tx = self.tx.clone();
+        let at = self.at();
+        let record = (kind, at, Bytes::from(json));
+        if let Err(mpsc::error::TrySendError::Full(record)) = tx.try_send(record) {
+            tokio::spawn(async move {
+                let _ = tx.send(record).await;
+            });
+        }
+    }
+}
+
+async fn write_all(path: PathBuf, mut rx: mpsc::Receiver<(Kind, u64, Bytes)>) {
+    let file = tokio::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .await;
+    let mut file = match file {
+        Ok(f) => tokio::io::BufWriter::new(f),
+        Err(err) => {
+            tracing::error!(path = %path.display(), error = %err, "recording not written");
+            return;
+        }
+    };
+    let _ = crate::private_fs::restrict_file(&path);
+    if file.write_all(MAGIC).await.is_err() {
+        return;
+    }
+    let mut records = 0u64;
+    while let Some((kind, at, data)) = rx.recv().await {
+        let len = u32::try_from(1 + 8 + data.len()).unwrap_or(u32::MAX);
+        let mut head = [0u8; 13];
+        head[..4].copy_from_slice(&len.to_be_bytes());
+        head[4] = kind as u8;
+        head[5..].copy_from_slice(&at.to_be_bytes());
+        if file.write_all(&head).await.is_err() || file.write_all(&data).await.is_err() {
+            tracing::error!(path = %path.display(), "recording write failed");
+            return;
+        }
+        records += 1;
+        // Chat and events reach the disk soon; screen frames may wait for the buffer.
+        if kind != Kind::Screen && kind != Kind::Input {
+            let _ = file.flush().await;
+        }
+    }
+    let _ = file.flush().await;
+    tracing::info!(path = %path.display(), records, "recording closed");
+}
+
+/// The recording of a session, if there is one.
+pub fn path_of(dir: &Path, session: SessionId) -> PathBuf {
+    dir.join(format!("{session}.sbrec"))
+}
+
+/// Deletes recordings older than `keep`; returns how many went.
+pub fn sweep(dir: &Path, keep: Duration) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.extension().is_none_or(|e| e != "sbrec") {
+            continue;
+        }
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > keep);
+        if old && std::fs::remove_file(&path).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
+}
+
+/// Reads a recording back (for tests and tools): `(kind, at_ms, payload)` records.
+pub fn read(bytes: &[u8]) -> Option<Vec<(u8, u64, Vec<u8>)>> {
+    let mut rest = bytes.strip_prefix(MAGIC.as_slice())?;
+    let mut out = Vec::new();
+    while !rest.is_empty() {
+        if rest.len() < 13 {
+            return None;
+        }
+        let len = u32::from_be_bytes(rest[..4].try_into().ok()?) as usize;
+        if len < 9 || rest.len() < 4 + len {
+            return None;
+        }
+        let kind = rest[4];
+        let at = u64::from_be_bytes(rest[5..13].try_into().ok()?);
+        out.push((kind, at, rest[13..4 + len].to_vec()));
+        rest = &rest[4 + len..];
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recordings_past_their_retention_are_swept_and_others_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = dir.path().join("old.sbrec");
+        let new = dir.path().join("new.sbrec");
+        let other = dir.path().join("notes.txt");
+        for p in [&old, &new, &other] {
+            std::fs::write(p, MAGIC).unwrap();
+        }
+        let long_ago = std::time::SystemTime::now() - Duration::from_secs(40 * 86_400);
+        for p in [&old, &other] {
+            std::fs::File::options()
+                .write(true)
+                .open(p)
+                .unwrap()
+                .set_modified(long_ago)
+                .unwrap();
+        }
+        assert_eq!(sweep(dir.path(), Duration::from_secs(30 * 86_400)), 1);
+        assert!(!old.exists() && new.exists() && other.exists());
+    }
+
+    #[test]
+    fn a_torn_recording_is_refused_not_misread() {
+        let mut bytes = MAGIC.to_vec();
+        bytes.extend_from_slice(&12u32.to_be_bytes());
+        bytes.push(4);
+        bytes.extend_from_slice(&7u64.to_be_bytes());
+        bytes.extend_from_slice(b"{}!");
+        assert_eq!(read(&bytes).unwrap(), vec![(4, 7, b"{}!".to_vec())]);
+        assert!(read(&bytes[..bytes.len() - 1]).is_none());
+        assert!(read(b"NOTAREC").is_none());
+    }
+}
