@@ -166,7 +166,7 @@ fn url_pairs(qs: &str) -> Vec<(String, String)> {
 
 #[utoipa::path(get, path = "/api/v1/accounts/{aid}/audit/export", tag = "accounts", params(AuditQuery),
     responses((status = 200, content_type = "text/csv",
-               description = "every matching entry (at most 100,000), newest first: at, actor, actor_user_id, via, via_text, action, action_text, target_kind, target_id, target_name, details"),
+               description = "every matching entry (at most 100,000), newest first: at, actor, actor_user_id, via, via_text, action, action_text, target_kind, target_id, target_name, details, seq, prev_hash, hash"),
               (status = 403), (status = 404), (status = 422, description = "invalid_filter")))]
 pub async fn export(
     state: web::Data<AppState>,

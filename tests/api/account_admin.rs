@@ -466,7 +466,10 @@ async fn the_audit_log_reads_in_words_filters_pages_and_exports() {
             "target_kind",
             "target_id",
             "target_name",
-            "details"
+            "details",
+            "seq",
+            "prev_hash",
+            "hash"
         ]
     );
     let rows: Vec<csv::StringRecord> = rows.records().map(Result::unwrap).collect();

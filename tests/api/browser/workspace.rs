@@ -528,7 +528,7 @@ async fn a_session_on_a_device_shows_its_screen_takes_control_and_the_report_exp
 async fn a_recorded_session_says_so_to_everyone_and_plays_back_in_the_report() {
     within_deadline(async {
         let app = TestApp::spawn().await;
-        let t = app.tenant("Acme").await;
+        app.tenant("Acme").await;
         let driver = Driver::start().await;
         let tech = driver.browser("en-US").await;
         let customer = driver.browser("de-DE").await;
