@@ -934,8 +934,15 @@ pub async fn shape_grant(
     state: web::Data<AppState>,
     auth: Authorized<area::Access, level::Edit>,
     path: web::Path<GrantId>,
-    body: web::Json<GrantShape>,
+    // An object only: `web::Json` would take `[null, null]` for the two fields.
+    body: super::optional_json::OptionalJson<GrantShape>,
 ) -> AppResult<HttpResponse> {
+    let body = body.into_inner().ok_or_else(|| {
+        AppError::new(
+            Code::InvalidJson,
+            "a JSON object with expires_at and/or groups is needed",
+        )
+    })?;
     let now = Utc::now();
     let grant = state
         .store

@@ -973,9 +973,16 @@ pub async fn join_verify(
     state: web::Data<AppState>,
     req: HttpRequest,
     path: web::Path<String>,
-    body: web::Json<JoinVerifyBody>,
+    // An object only (`web::Json` would also take `[challenge_id, code]`).
+    body: super::optional_json::OptionalJson<JoinVerifyBody>,
 ) -> AppResult<HttpResponse> {
     use crate::{domain::second_factor::Wrong, store::InvitationCodeVerdict as V};
+    let body = body.into_inner().ok_or_else(|| {
+        AppError::new(
+            Code::InvalidJson,
+            "a JSON object with challenge_id and code is needed",
+        )
+    })?;
     state.check_code_rate(req.peer_addr().map(|a| a.ip()))?;
     let secret = path.into_inner();
     let inv = usable_invitation(&state, &secret).await?;

@@ -1022,6 +1022,7 @@ async fn the_customer_narrows_extends_and_shortens_a_grant_and_the_partner_asks_
         async move { app.call("PATCH", &path, Some(&token), Some(body)).await }
     };
     for (body, code) in [
+        (json!([null, null]), "invalid_json"),
         (json!({"groups": [foreign]}), "group_not_found"),
         (json!({"groups": []}), "group_not_found"),
         (
