@@ -384,7 +384,12 @@ export async function accessPage(root, ctx) {
                   g.expires_at ? when(g.expires_at) : t('never'),
                   g.renewal_requested_at ? h('div', { class: 'notice warn small', 'data-testid': 'renewal-requested' }, t('renewal_requested', { when: when(g.renewal_requested_at) }), g.renewal_message ? ` “${g.renewal_message}”` : '') : null,
                 ),
-                h('td', { 'data-testid': 'grant-groups' }, g.groups ? g.groups.map((id) => (groups.find((x) => x.id === id) || { name: id }).name).join(', ') : t('all_devices')),
+                h(
+                  'td',
+                  { 'data-testid': 'grant-groups' },
+                  g.groups ? g.groups.map((id) => (groups.find((x) => x.id === id) || { name: id }).name).join(', ') : t('all_devices'),
+                  g.devices ? h('div', { class: 'muted small' }, t('only_devices', { list: g.devices.map((id) => (devices.find((d) => d.id === id) || { name: id }).name).join(', ') })) : null,
+                ),
                 h(
                   'td',
                   {},
@@ -414,12 +419,17 @@ export async function accessPage(root, ctx) {
           ? h('fieldset', {}, h('legend', {}, t('grant_groups')), groups.map((x) => checkbox(x.name, `group:${x.id}`, v ? v.has(`group:${x.id}`) : (g.groups || []).includes(x.id))))
           : h('p', { class: 'muted small' }, t('no_groups_to_narrow')),
         h('p', { class: 'muted small' }, t('grant_groups_hint')),
+        devices.length
+          ? h('fieldset', {}, h('legend', {}, t('grant_devices')), devices.map((d) => checkbox(`${d.name} (${d.serial})`, `device:${d.id}`, v ? v.has(`device:${d.id}`) : (g.devices || []).includes(d.id))))
+          : null,
       ],
       async (data) => {
         const chosen = groups.filter((x) => data.has(`group:${x.id}`)).map((x) => x.id);
+        const picked = devices.filter((d) => data.has(`device:${d.id}`)).map((d) => d.id);
         const body = {
           expires_at: data.get('until') ? new Date(`${data.get('until')}T23:59:59`).toISOString() : null,
           groups: chosen.length ? chosen : null,
+          devices: picked.length ? picked : null,
         };
         return api('PATCH', `/access-grants/${g.id}`, body);
       },
@@ -456,6 +466,7 @@ export async function accessPage(root, ctx) {
     }
   }
   const groups = await api('GET', `/accounts/${ctx.accountId}/groups`).catch(() => []);
+  const devices = await api('GET', `/accounts/${ctx.accountId}/devices`).catch(() => []);
   clear(root, h('section', { class: 'card' }, h('h1', {}, t('access_title')), msg, body), activity);
   await reload();
 }

@@ -2,6 +2,8 @@
 
 const TEXTS = {
   en: {
+    grant_devices: "Only these devices",
+    only_devices: "only: {list}",
     recording_on: "● This session is recorded: screen, input, files, chat and who takes part.",
     recordings: "Recordings",
     record_sessions: "Record every session of this account",
@@ -630,6 +632,8 @@ const TEXTS = {
     err_support_access_disabled: 'This account does not allow vendor support access.',
   },
   de: {
+    grant_devices: "Nur diese Geräte",
+    only_devices: "nur: {list}",
     recording_on: "● Diese Sitzung wird aufgezeichnet: Bildschirm, Eingaben, Dateien, Chat und wer teilnimmt.",
     recordings: "Aufzeichnungen",
     record_sessions: "Jede Sitzung dieses Kontos aufzeichnen",

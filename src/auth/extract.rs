@@ -210,6 +210,7 @@ pub async fn principal_from_token_hash(store: &Store, hash: String) -> Result<Pr
             if let Some(groups) = g.scope_groups {
                 user.rights.groups = crate::domain::rights::Groups::Some(groups);
             }
+            user.rights.only_devices = g.scope_devices;
             user.platform_rights.clear();
             Some(home)
         }

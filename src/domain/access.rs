@@ -30,6 +30,7 @@ pub fn support_rights(partner_rights: &Rights) -> Rights {
         edit_group_settings: false,
         support_access: false,
         roles: Vec::new(),
+        only_devices: None,
     }
 }
 

@@ -83,6 +83,10 @@ pub struct Rights {
     pub support_access: bool,
     #[serde(default)]
     pub roles: Vec<String>,
+    /// Set only for a partner's support login whose grant the customer narrowed to single
+    /// devices: those alone (never part of `PUT /users/{id}/rights`).
+    #[serde(skip)]
+    pub only_devices: Option<Vec<uuid::Uuid>>,
 }
 
 impl Rights {
@@ -99,6 +103,7 @@ impl Rights {
             edit_group_settings: true,
             support_access: true,
             roles: Vec::new(),
+            only_devices: None,
         }
     }
 
@@ -141,6 +146,12 @@ impl Rights {
     }
 
     /// Whether these rights show a device in `group` (a device in no group only with `all`).
+    /// Whether these rights reach the device `id` in `group`: its group, and for a partner
+    /// login narrowed to single devices, the device itself.
+    pub fn sees(&self, id: uuid::Uuid, group: Option<uuid::Uuid>) -> bool {
+        self.only_devices.as_ref().is_none_or(|d| d.contains(&id)) && self.sees_device(group)
+    }
+
     pub fn sees_device(&self, group: Option<uuid::Uuid>) -> bool {
         match group {
             Some(g) => self.sees_group(g),

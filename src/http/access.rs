@@ -97,6 +97,8 @@ pub struct GrantView {
     pub customer: Option<Named>,
     /// The device groups it is narrowed to (`null`: all of the account's devices).
     pub groups: Option<Vec<Uuid>>,
+    /// The single devices it is narrowed to (`null`: not narrowed to devices).
+    pub devices: Option<Vec<Uuid>>,
     /// When the partner asked to renew it (and its words), until the customer sets an end.
     pub renewal_requested_at: Option<DateTime<Utc>>,
     pub renewal_message: Option<String>,
@@ -116,6 +118,7 @@ impl From<GrantRecord> for GrantView {
             expires_at: g.expires_at,
             customer: None,
             groups: g.scope_groups,
+            devices: g.scope_devices,
             renewal_requested_at: g.renewal_requested_at,
             renewal_message: g.renewal_message,
         }
@@ -925,6 +928,10 @@ pub struct GrantShape {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<Vec<Uuid>>)]
     pub groups: Option<Option<Vec<Uuid>>>,
+    /// Narrow to these devices of the account (with `groups`, both must hold), or `null`.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Vec<Uuid>>)]
+    pub devices: Option<Option<Vec<Uuid>>>,
 }
 
 #[utoipa::path(patch, path = "/api/v1/access-grants/{id}", tag = "partner access", request_body = GrantShape,
@@ -978,14 +985,35 @@ pub async fn shape_grant(
             ));
         }
     }
+    if let Some(Some(devices)) = &body.devices {
+        let own: Vec<Uuid> = state
+            .store
+            .devices_of(grant.customer_account_id)
+            .await?
+            .into_iter()
+            .map(|d| d.id.0)
+            .collect();
+        if devices.is_empty() || devices.len() > 1000 || devices.iter().any(|d| !own.contains(d)) {
+            return Err(AppError::new(
+                Code::DeviceNotFound,
+                "devices: 1 to 1000 devices of this account",
+            ));
+        }
+    }
     if !state
         .store
-        .shape_grant(grant.id, body.expires_at, body.groups.clone(), now)
+        .shape_grant(
+            grant.id,
+            body.expires_at,
+            body.groups.clone(),
+            body.devices.clone(),
+            now,
+        )
         .await?
     {
         return Err(AppError::new(Code::GrantNotFound, "no such grant"));
     }
-    let narrowed = matches!(&body.groups, Some(Some(_)));
+    let narrowed = matches!(&body.groups, Some(Some(_))) || matches!(&body.devices, Some(Some(_)));
     if narrowed {
         // What the partner may reach shrank: its live connections go (4003) and come back
         // within the new bounds.
@@ -999,7 +1027,7 @@ pub async fn shape_grant(
         "access.changed",
         grant.id.to_string(),
         serde_json::json!({"partner": grant.partner_name, "expires_at": body.expires_at,
-                           "groups": body.groups}),
+                           "groups": body.groups, "devices": body.devices}),
     )
     .await;
     let updated = state

@@ -89,7 +89,7 @@ pub async fn visible_device<'a, L: Level>(
 ) -> AppResult<(&'a Principal, DeviceRecord)> {
     let device = state.store.device(id).await?.ok_or_else(device_not_found)?;
     let who = auth.in_account_visible(device.account_id, Code::DeviceNotFound, |who| {
-        who.rights().sees_device(device.group_id)
+        who.rights().sees(device.id.0, device.group_id)
     })?;
     Ok((who, device))
 }
@@ -139,7 +139,7 @@ pub async fn list(
         .devices_of(aid)
         .await?
         .into_iter()
-        .filter(|d| who.rights().sees_device(d.group_id))
+        .filter(|d| who.rights().sees(d.id.0, d.group_id))
         .map(|d| DeviceView::of(&state, d))
         .collect();
     Ok(HttpResponse::Ok().json(devices))
@@ -494,7 +494,7 @@ pub async fn import(
         .devices_of(aid)
         .await?
         .into_iter()
-        .filter(|d| who.rights().sees_device(d.group_id))
+        .filter(|d| who.rights().sees(d.id.0, d.group_id))
         .map(|d| (d.serial, d.id))
         .collect();
     let users: HashMap<String, UserId> = state
@@ -567,7 +567,7 @@ pub async fn preassign(
         })?;
     // An enrolled serial is linked at once: only when the caller sees that device.
     let enrolled = state.store.device_by_serial(aid, &serial).await?;
-    if enrolled.is_some_and(|d| !who.rights().sees_device(d.group_id)) {
+    if enrolled.is_some_and(|d| !who.rights().sees(d.id.0, d.group_id)) {
         return Err(device_not_found());
     }
     let linked = state.store.preassign(aid, &serial, user.id).await?;

@@ -140,7 +140,7 @@ pub async fn session_in_scope(
     let Some(device) = session.device_id else {
         return Ok(true);
     };
-    if matches!(rights.groups, Groups::All(_)) {
+    if matches!(rights.groups, Groups::All(_)) && rights.only_devices.is_none() {
         return Ok(true);
     }
     let group = state
@@ -148,7 +148,7 @@ pub async fn session_in_scope(
         .device(DeviceId(device))
         .await?
         .and_then(|d| d.group_id);
-    Ok(rights.sees_device(group))
+    Ok(rights.sees(device, group))
 }
 
 /// A session of the caller's account that the caller may see (area `sessions`, and its device
@@ -198,7 +198,7 @@ pub async fn create(
                 .store
                 .device(DeviceId(id))
                 .await?
-                .filter(|d| d.account_id == who.account() && who.rights().sees_device(d.group_id))
+                .filter(|d| d.account_id == who.account() && who.rights().sees(d.id.0, d.group_id))
                 .ok_or_else(|| AppError::new(Code::DeviceNotFound, "no such device"))?;
             let agent = state.registry.device(device.id).ok_or_else(|| {
                 AppError::new(

@@ -40,6 +40,8 @@ pub struct GrantRecord {
     pub end_reason: Option<String>,
     /// The device groups the grant is narrowed to (`None`: all of the account's devices).
     pub scope_groups: Option<Vec<Uuid>>,
+    /// The single devices it is narrowed to (`None`: not narrowed so).
+    pub scope_devices: Option<Vec<Uuid>>,
     /// When the partner asked to renew it, and with what words.
     pub renewal_requested_at: Option<DateTime<Utc>>,
     pub renewal_message: Option<String>,
@@ -114,6 +116,11 @@ fn grant_from_row(row: &SqliteRow) -> StoreResult<GrantRecord> {
             .map(|text| serde_json::from_str(&text))
             .transpose()
             .map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
+        scope_devices: row
+            .try_get::<Option<String>, _>("scope_devices")?
+            .map(|text| serde_json::from_str(&text))
+            .transpose()
+            .map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
         renewal_requested_at: row.try_get("renewal_requested_at")?,
         renewal_message: row.try_get("renewal_message")?,
     })
@@ -164,6 +171,7 @@ impl Store {
         id: GrantId,
         expires_at: Option<Option<DateTime<Utc>>>,
         scope_groups: Option<Option<Vec<Uuid>>>,
+        scope_devices: Option<Option<Vec<Uuid>>>,
         now: DateTime<Utc>,
     ) -> StoreResult<bool> {
         let mut tx = self.write_tx().await?;
@@ -194,6 +202,17 @@ impl Store {
                 .transpose()
                 .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
             sqlx::query("UPDATE access_grants SET scope_groups = ? WHERE id = ?")
+                .bind(text)
+                .bind(id.to_string())
+                .execute(&mut *tx)
+                .await?;
+        }
+        if let Some(devices) = scope_devices {
+            let text = devices
+                .map(|d| serde_json::to_string(&d))
+                .transpose()
+                .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+            sqlx::query("UPDATE access_grants SET scope_devices = ? WHERE id = ?")
                 .bind(text)
                 .bind(id.to_string())
                 .execute(&mut *tx)

@@ -88,6 +88,8 @@ pub struct TokenGrant {
     pub ended_at: Option<DateTime<Utc>>,
     /// The device groups the grant is narrowed to (`None`: all).
     pub scope_groups: Option<Vec<Uuid>>,
+    /// The single devices it is narrowed to (`None`: not narrowed so).
+    pub scope_devices: Option<Vec<Uuid>>,
 }
 
 const USER_COLUMNS: &str = "u.id, u.account_id, a.kind AS account_kind, u.kind, u.username,
@@ -353,7 +355,8 @@ impl Store {
             "SELECT {USER_COLUMNS}, t.via AS token_via, t.on_behalf_of, t.expires_at AS token_expires_at,
                 a.name AS account_name, t.grant_id, g.customer_account_id AS grant_customer,
                 g.expires_at AS grant_expires_at,
-                g.ended_at AS grant_ended_at, g.scope_groups AS grant_scope_groups
+                g.ended_at AS grant_ended_at, g.scope_groups AS grant_scope_groups,
+                g.scope_devices AS grant_scope_devices
              FROM auth_tokens t JOIN users u ON u.id = t.user_id JOIN accounts a ON a.id = u.account_id
              LEFT JOIN access_grants g ON g.id = t.grant_id
              WHERE t.token_hash = ? AND t.revoked_at IS NULL AND u.deleted_at IS NULL"
@@ -377,6 +380,11 @@ impl Store {
                         ended_at: row.try_get("grant_ended_at")?,
                         scope_groups: row
                             .try_get::<Option<String>, _>("grant_scope_groups")?
+                            .map(|text| serde_json::from_str(&text))
+                            .transpose()
+                            .map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
+                        scope_devices: row
+                            .try_get::<Option<String>, _>("grant_scope_devices")?
                             .map(|text| serde_json::from_str(&text))
                             .transpose()
                             .map_err(|e| sqlx::Error::Decode(Box::new(e)))?,

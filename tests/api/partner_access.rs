@@ -1226,3 +1226,84 @@ async fn the_customer_reads_everything_a_partner_did_through_one_grant() {
         .await;
     assert!(status == 404 || status == 403, "{status}");
 }
+
+#[actix_web::test]
+async fn a_grant_narrowed_to_single_devices_reaches_only_those() {
+    let app = TestApp::spawn().await;
+    let c = app.tenant("Customer").await;
+    let p = app.partner("Fixit", true).await;
+    let other = app.tenant("Other").await;
+    let one = app.device(&c, "D-1", "android").await;
+    let two = app.device(&c, "D-2", "android").await;
+    let foreign = app.device(&other, "X-1", "android").await;
+    let grant = granted(&app, &p, &c, true, None).await;
+    let gid = grant["id"].as_str().unwrap().to_string();
+    let (_, login) = support_login(&app, &p, &grant).await;
+    let support = login["token"].as_str().unwrap().to_string();
+    let path = format!("/access-grants/{gid}");
+    for bad in [json!({"devices": [foreign]}), json!({"devices": []})] {
+        let (status, body) = app
+            .call("PATCH", &path, Some(&c.admin), Some(bad.clone()))
+            .await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (404, Some("device_not_found")),
+            "{bad}"
+        );
+    }
+    let (status, view) = app
+        .call(
+            "PATCH",
+            &path,
+            Some(&c.admin),
+            Some(json!({"devices": [one]})),
+        )
+        .await;
+    assert_eq!((status, view["devices"].clone()), (200, json!([one])));
+    let (_, list) = app
+        .get(&format!("/accounts/{}/devices", c.id), &support)
+        .await;
+    let ids: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [one.as_str()]);
+    assert_eq!(app.get(&format!("/devices/{two}"), &support).await.0, 404);
+    let (status, _) = app
+        .post(
+            &format!("/devices/{two}/actions"),
+            &support,
+            json!({"action": "locate"}),
+        )
+        .await;
+    assert_eq!(status, 404);
+    let (status, _) = app
+        .post(
+            &format!("/devices/{one}/actions"),
+            &support,
+            json!({"action": "locate"}),
+        )
+        .await;
+    assert_eq!(status, 202);
+    // A session on the other device is out of reach too (refused before it starts).
+    let (status, _) = app
+        .post(
+            "/sessions",
+            &support,
+            json!({"subject": "x", "device_id": two}),
+        )
+        .await;
+    assert_eq!(status, 404);
+    let (status, view) = app
+        .call(
+            "PATCH",
+            &path,
+            Some(&c.admin),
+            Some(json!({"devices": null})),
+        )
+        .await;
+    assert_eq!((status, view["devices"].clone()), (200, Value::Null));
+    assert_eq!(app.get(&format!("/devices/{two}"), &support).await.0, 200);
+}
