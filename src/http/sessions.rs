@@ -887,13 +887,7 @@ pub async fn join_code(
 ) -> AppResult<HttpResponse> {
     state.check_code_rate(req.peer_addr().map(|a| a.ip()))?;
     let secret = path.into_inner();
-    let inv = usable_invitation(&state, &secret).await?;
-    let Some(email) = inv.email.clone() else {
-        return Err(AppError::new(
-            Code::NoEmailToVerify,
-            "this invitation is not bound to an email address",
-        ));
-    };
+    let (inv, email) = email_bound_invitation(&state, &secret).await?;
     let now = Utc::now();
     let code = crate::domain::second_factor::generate_code(state.settings.auth.code_digits)
         .map_err(AppError::internal)?;
@@ -944,6 +938,22 @@ pub async fn join_code(
     }))
 }
 
+/// A usable invitation that is bound to an email address, with that address (409
+/// `no_email_to_verify` for one that is not).
+async fn email_bound_invitation(
+    state: &AppState,
+    secret: &str,
+) -> AppResult<(InvitationRecord, String)> {
+    let inv = usable_invitation(state, secret).await?;
+    let email = inv.email.clone().ok_or_else(|| {
+        AppError::new(
+            Code::NoEmailToVerify,
+            "this invitation is not bound to an email address",
+        )
+    })?;
+    Ok((inv, email))
+}
+
 /// A code is stored bound to its challenge, as login codes are.
 fn invitation_code_hash(challenge: Uuid, code: &str) -> String {
     token::hash(&format!("invitation:{challenge}:{code}"))
@@ -985,13 +995,7 @@ pub async fn join_verify(
     })?;
     state.check_code_rate(req.peer_addr().map(|a| a.ip()))?;
     let secret = path.into_inner();
-    let inv = usable_invitation(&state, &secret).await?;
-    let Some(email) = inv.email.clone() else {
-        return Err(AppError::new(
-            Code::NoEmailToVerify,
-            "this invitation is not bound to an email address",
-        ));
-    };
+    let (inv, email) = email_bound_invitation(&state, &secret).await?;
     let now = Utc::now();
     let ticket = token::generate(token::prefix::JOIN_TICKET).map_err(AppError::internal)?;
     let until = now + Duration::seconds(JOIN_TICKET_SECS);
