@@ -42,8 +42,13 @@ pub async fn run(settings: &Settings, command: OperatorCommand) -> anyhow::Resul
     let out = match command {
         OperatorCommand::ResetPassword { user } => {
             let user = find_user(&store, &user).await?;
-            let link = new_link(&store, settings, &user).await?;
-            audit(&store, &user, "user.password_link_sent").await;
+            let audited = store.audited(vec![entry(
+                user.account_id,
+                user.id,
+                &user.username,
+                "user.password_link_sent",
+            )]);
+            let link = new_link(&audited, settings, &user).await?;
             format!(
                 "Set-password link for {} (valid {} hours, usable once; earlier links end):\n{link}",
                 user.username,
@@ -52,8 +57,15 @@ pub async fn run(settings: &Settings, command: OperatorCommand) -> anyhow::Resul
         }
         OperatorCommand::Unlock { user } => {
             let user = find_user(&store, &user).await?;
-            let lifted = store.unlock_code_step(user.id).await?;
-            audit(&store, &user, "user.code_step_unlocked").await;
+            let lifted = store
+                .audited(vec![entry(
+                    user.account_id,
+                    user.id,
+                    &user.username,
+                    "user.code_step_unlocked",
+                )])
+                .unlock_code_step(user.id)
+                .await?;
             if lifted {
                 format!("{}: the code step is unlocked", user.username)
             } else {
@@ -96,6 +108,7 @@ pub async fn run(settings: &Settings, command: OperatorCommand) -> anyhow::Resul
                 .ok_or_else(|| anyhow::anyhow!("the email is not a valid address"))?;
             let id = AccountId::new();
             let admin_id = UserId::new();
+            let created = entry(id, admin_id, &username, "account.created");
             let admin = NewUser {
                 id: admin_id,
                 kind: "user",
@@ -117,7 +130,7 @@ pub async fn run(settings: &Settings, command: OperatorCommand) -> anyhow::Resul
                 certified: false,
                 users: vec![admin, NewUser::service(id)],
             };
-            match store.create_account(&account).await {
+            match store.audited(vec![created]).create_account(&account).await {
                 Ok(()) => {}
                 Err(UserWriteError::Taken(taken)) => {
                     let what = match taken {
@@ -134,7 +147,6 @@ pub async fn run(settings: &Settings, command: OperatorCommand) -> anyhow::Resul
                 .user(admin_id)
                 .await?
                 .ok_or_else(|| anyhow::anyhow!("the new admin vanished"))?;
-            audit(&store, &user, "account.created").await;
             let link = new_link(&store, settings, &user).await?;
             format!(
                 "Account {name} ({kind}) created: {id}\nIts admin {} sets a password with this link:\n{link}",
@@ -183,17 +195,15 @@ async fn new_link(store: &Store, settings: &Settings, user: &UserRecord) -> anyh
     Ok(format!("{base}/set-password?token={secret}"))
 }
 
-async fn audit(store: &Store, user: &UserRecord, action: &'static str) {
-    let entry = AuditEntry {
-        account_id: user.account_id,
+/// An entry of the operator's, written with the change it records.
+fn entry(account: AccountId, user: UserId, username: &str, action: &'static str) -> AuditEntry {
+    AuditEntry {
+        account_id: account,
         actor_user_id: None,
         actor_name: "operator".into(),
         via: "admin_cli".into(),
         action,
-        target: Some(user.id.to_string()),
-        details: serde_json::json!({"username": user.username}),
-    };
-    if let Err(err) = store.audit(&entry).await {
-        eprintln!("warning: audit entry not written: {err}");
+        target: Some(user.to_string()),
+        details: serde_json::json!({"username": username}),
     }
 }

@@ -45,14 +45,22 @@ impl InvitationActor {
     }
 
     /// Persists a final outcome, tells the session, and stops.
-    fn finish(&mut self, outcome: Outcome) -> ResponseActFuture<Self, bool> {
+    fn finish(
+        &mut self,
+        outcome: Outcome,
+        audit: Vec<crate::store::AuditEntry>,
+    ) -> ResponseActFuture<Self, bool> {
         metrics::counter!("broker_invitations_total", "outcome" => outcome.as_str()).increment(1);
         self.session.do_send(InvitationClosed {
             invitation_id: self.id,
         });
         // The actor stays registered until the outcome is stored: whoever finds neither the
         // actor nor a final outcome in the store would take a finished invitation as pending.
-        let store = self.store.clone();
+        let store = if audit.is_empty() {
+            self.store.clone()
+        } else {
+            self.store.audited(audit)
+        };
         let id = self.id;
         Box::pin(
             async move {
@@ -85,7 +93,7 @@ impl Actor for InvitationActor {
         ctx.run_later(left, |act, ctx| {
             if act.state.expire() {
                 tracing::info!(invitation = %act.id, "invitation expired");
-                ctx.spawn(act.finish(Outcome::Expired).map(|_, _, _| ()));
+                ctx.spawn(act.finish(Outcome::Expired, Vec::new()).map(|_, _, _| ()));
             }
         });
     }
@@ -110,17 +118,20 @@ impl Handler<Redeem> for InvitationActor {
             permissions: self.permissions,
             policy_id: self.policy_id,
         };
-        Box::pin(self.finish(Outcome::Redeemed).map(move |changed, _, _| {
-            if changed {
-                Ok(grant)
-            } else {
-                // Someone else finished it in the database first (cannot happen while this
-                // actor is the only writer, but never hand out a second grant).
-                Err(RedeemError::Refused(
-                    crate::domain::invitation::Refusal::Used,
-                ))
-            }
-        }))
+        Box::pin(
+            self.finish(Outcome::Redeemed, Vec::new())
+                .map(move |changed, _, _| {
+                    if changed {
+                        Ok(grant)
+                    } else {
+                        // Someone else finished it in the database first (cannot happen while this
+                        // actor is the only writer, but never hand out a second grant).
+                        Err(RedeemError::Refused(
+                            crate::domain::invitation::Refusal::Used,
+                        ))
+                    }
+                }),
+        )
     }
 }
 
@@ -138,7 +149,7 @@ impl Handler<Revoke> for InvitationActor {
     fn handle(&mut self, msg: Revoke, _: &mut Self::Context) -> Self::Result {
         if self.state.revoke() {
             tracing::info!(invitation = %self.id, cause = ?msg.cause, "invitation revoked");
-            self.finish(Outcome::Revoked)
+            self.finish(Outcome::Revoked, msg.audit)
         } else {
             Box::pin(fut::ready(false))
         }

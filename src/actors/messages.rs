@@ -204,6 +204,9 @@ pub struct Peek;
 pub struct Revoke {
     /// Why.
     pub cause: RevokeCause,
+    /// The audit entries of a revoke someone asked for: written with the outcome, in its
+    /// transaction (empty for one the session made).
+    pub audit: Vec<crate::store::AuditEntry>,
 }
 
 /// A user lost its access (deleted, or a grant was revoked): close its connections with 4003.

@@ -376,6 +376,7 @@ impl SessionActor {
             if let Some((_, addr)) = self.invitations.remove(&id) {
                 addr.do_send(Revoke {
                     cause: RevokeCause::InviterLeft,
+                    audit: Vec::new(),
                 });
             }
         }
@@ -461,6 +462,7 @@ impl SessionActor {
         for (_, (_, addr)) in self.invitations.drain() {
             addr.do_send(Revoke {
                 cause: RevokeCause::SessionEnded,
+                audit: Vec::new(),
             });
         }
         self.record(ReportEvent::Ended {
@@ -920,6 +922,7 @@ impl Drop for SessionActor {
         for (_, (_, addr)) in self.invitations.drain() {
             addr.do_send(Revoke {
                 cause: RevokeCause::SessionEnded,
+                audit: Vec::new(),
             });
         }
         self.deps.reports.record(ReportEvent::Ended {

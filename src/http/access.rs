@@ -12,12 +12,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{
-    accounts::{audit, write_audit},
-    devices::DeviceView,
-    login::LoginAnswer,
-    secret_headers,
-    state::AppState,
-    views::UserView,
+    accounts::audit_entries, devices::DeviceView, login::LoginAnswer, secret_headers,
+    state::AppState, views::UserView,
 };
 use crate::{
     actors::messages::{DisconnectUser, EndSession},
@@ -133,26 +129,18 @@ pub struct AccessList {
     pub grants: Vec<GrantView>,
 }
 
-/// Audits one step in both accounts: the customer's log and the partner's.
-async fn audit_both(
-    state: &AppState,
+/// The entries of one step in both accounts: the customer's log and the partner's.
+fn both_entries(
     who: &Principal,
     customer: AccountId,
     partner: AccountId,
     action: &'static str,
     target: String,
     details: serde_json::Value,
-) {
-    audit(
-        state,
-        who,
-        customer,
-        action,
-        Some(target.clone()),
-        details.clone(),
-    )
-    .await;
-    audit(state, who, partner, action, Some(target), details).await;
+) -> Vec<AuditEntry> {
+    let mut entries = audit_entries(who, customer, action, Some(target.clone()), details.clone());
+    entries.extend(audit_entries(who, partner, action, Some(target), details));
+    entries
 }
 
 /// The partner's grants in force towards `customer`.
@@ -180,8 +168,14 @@ pub async fn end_grant_with_aftermath(
     state: &AppState,
     grant: &GrantRecord,
     reason: &str,
+    audit: Vec<AuditEntry>,
 ) -> AppResult<bool> {
-    if !state.store.end_grant(grant.id, reason).await? {
+    if !state
+        .store
+        .audited(audit)
+        .end_grant(grant.id, reason)
+        .await?
+    {
         return Ok(false);
     }
     disconnect_partner(state, grant.partner_account_id, grant.customer_account_id).await;
@@ -330,6 +324,15 @@ pub async fn request_access(
     };
     state
         .store
+        .audited(both_entries(
+            &who,
+            target.id,
+            partner.id,
+            "access.requested",
+            request.id.to_string(),
+            serde_json::json!({"partner": partner.name, "customer": target.name,
+                               "support_user": request.support_user}),
+        ))
         .insert_access_request(&request)
         .await
         .map_err(|e| {
@@ -342,17 +345,6 @@ pub async fn request_access(
                 e.into()
             }
         })?;
-    audit_both(
-        &state,
-        &who,
-        target.id,
-        partner.id,
-        "access.requested",
-        request.id.to_string(),
-        serde_json::json!({"partner": partner.name, "customer": target.name,
-                           "support_user": request.support_user}),
-    )
-    .await;
     notify_customer_admins(&state, &target, &request).await;
     let mut view = RequestView::from(request);
     view.customer = Some(Named {
@@ -448,22 +440,21 @@ pub async fn approve(
     if request.state != "pending" {
         return Err(not_pending());
     }
+    let grant_id = GrantId::new();
     let grant = state
         .store
-        .approve_request(&request, GrantId::new(), who.user.id, expires_at)
+        .audited(both_entries(
+            who,
+            request.customer_account_id,
+            request.partner_account_id,
+            "access.approved",
+            grant_id.to_string(),
+            serde_json::json!({"request_id": request.id, "partner": request.partner_name,
+                               "support_user": request.support_user, "expires_at": expires_at}),
+        ))
+        .approve_request(&request, grant_id, who.user.id, expires_at)
         .await?
         .ok_or_else(not_pending)?;
-    audit_both(
-        &state,
-        who,
-        grant.customer_account_id,
-        grant.partner_account_id,
-        "access.approved",
-        grant.id.to_string(),
-        serde_json::json!({"request_id": request.id, "partner": grant.partner_name,
-                           "support_user": grant.support_user, "expires_at": grant.expires_at}),
-    )
-    .await;
     notify_requester(&state, &request, "approved", grant.expires_at).await;
     Ok(HttpResponse::Created().json(GrantView::from(grant)))
 }
@@ -476,20 +467,22 @@ pub async fn reject(
     path: web::Path<AccessRequestId>,
 ) -> AppResult<HttpResponse> {
     let (who, mut request) = own_request(&state, &auth, path.into_inner()).await?;
-    if !state.store.reject_request(request.id, who.user.id).await? {
+    if !state
+        .store
+        .audited(both_entries(
+            who,
+            request.customer_account_id,
+            request.partner_account_id,
+            "access.rejected",
+            request.id.to_string(),
+            serde_json::json!({"partner": request.partner_name}),
+        ))
+        .reject_request(request.id, who.user.id)
+        .await?
+    {
         return Err(not_pending());
     }
     request.state = "rejected".into();
-    audit_both(
-        &state,
-        who,
-        request.customer_account_id,
-        request.partner_account_id,
-        "access.rejected",
-        request.id.to_string(),
-        serde_json::json!({"partner": request.partner_name}),
-    )
-    .await;
     notify_requester(&state, &request, "rejected", None).await;
     Ok(HttpResponse::Ok().json(RequestView::from(request)))
 }
@@ -515,19 +508,17 @@ pub async fn revoke(
             "a partner support login cannot revoke access",
         ));
     }
-    if !end_grant_with_aftermath(&state, &grant, "revoked").await? {
-        return Err(AppError::new(Code::GrantNotFound, "no such grant"));
-    }
-    audit_both(
-        &state,
+    let entries = both_entries(
         who,
         grant.customer_account_id,
         grant.partner_account_id,
         "access.revoked",
         grant.id.to_string(),
         serde_json::json!({"partner": grant.partner_name}),
-    )
-    .await;
+    );
+    if !end_grant_with_aftermath(&state, &grant, "revoked", entries).await? {
+        return Err(AppError::new(Code::GrantNotFound, "no such grant"));
+    }
     if let Some(request) = state.store.access_request(grant.request_id).await? {
         notify_requester(&state, &request, "revoked", None).await;
     }
@@ -728,21 +719,19 @@ pub async fn grant_login(
     }
     state
         .store
+        .audited(both_entries(
+            &who,
+            grant.customer_account_id,
+            grant.partner_account_id,
+            "access.support_login",
+            grant.id.to_string(),
+            serde_json::json!({"partner_user": who.user.username, "grant_id": grant.id}),
+        ))
         .insert_grant_token(&token::hash(&secret), who.user.id, grant.id, expires_at)
         .await?;
     let mut acting = who.user.clone();
     acting.account_id = grant.customer_account_id;
     acting.rights = support_rights(&who.user.rights);
-    audit_both(
-        &state,
-        &who,
-        grant.customer_account_id,
-        grant.partner_account_id,
-        "access.support_login",
-        grant.id.to_string(),
-        serde_json::json!({"partner_user": who.user.username, "grant_id": grant.id}),
-    )
-    .await;
     let mut res = HttpResponse::Ok();
     secret_headers(&mut res);
     Ok(res.json(LoginAnswer {
@@ -789,8 +778,26 @@ async fn move_device(
 ) -> AppResult<HttpResponse> {
     require_partner_devices(who)?;
     let partner = who.account();
+    let action = match direction {
+        Direction::Assign => "device.assigned",
+        Direction::Unassign => "device.unassigned",
+    };
+    // The grant it happens under, for the customer's activity feed of that grant, and the
+    // serial for the log (the move itself decides whether either is real).
+    let grant = grant_in_force(state, partner, customer)
+        .await?
+        .map(|g| g.id);
+    let serial = state.store.device(device).await?.map(|d| d.serial);
     let result = state
         .store
+        .audited(both_entries(
+            who,
+            customer,
+            partner,
+            action,
+            device.to_string(),
+            serde_json::json!({"serial": serial, "grant_id": grant}),
+        ))
         .move_device(device, partner, customer, direction)
         .await
         .map_err(serial_taken)?;
@@ -811,24 +818,6 @@ async fn move_device(
         .device(device)
         .await?
         .ok_or_else(|| AppError::new(Code::DeviceNotFound, "no such device"))?;
-    let action = match direction {
-        Direction::Assign => "device.assigned",
-        Direction::Unassign => "device.unassigned",
-    };
-    // The grant it happened under, for the customer's activity feed of that grant.
-    let grant = grant_in_force(state, partner, customer)
-        .await?
-        .map(|g| g.id);
-    audit_both(
-        state,
-        who,
-        customer,
-        partner,
-        action,
-        device.to_string(),
-        serde_json::json!({"serial": record.serial, "grant_id": grant}),
-    )
-    .await;
     Ok(HttpResponse::Ok().json(DeviceView::of(state, record)))
 }
 
@@ -882,16 +871,9 @@ pub fn start_expiry_sweeper(state: web::Data<AppState>) {
             };
             for grant in lapsed {
                 // The same aftermath as a revoke: its sessions end, its sockets close.
-                match end_grant_with_aftermath(&state, &grant, "expired").await {
-                    Ok(true) => {}
-                    Ok(false) => continue,
-                    Err(err) => {
-                        tracing::warn!(grant = %grant.id, error = %err, "lapsed grant not ended");
-                        continue;
-                    }
-                }
-                for account in [grant.customer_account_id, grant.partner_account_id] {
-                    let entry = AuditEntry {
+                let entries = [grant.customer_account_id, grant.partner_account_id]
+                    .into_iter()
+                    .map(|account| AuditEntry {
                         account_id: account,
                         actor_user_id: None,
                         actor_name: "system".into(),
@@ -900,8 +882,11 @@ pub fn start_expiry_sweeper(state: web::Data<AppState>) {
                         target: Some(grant.id.to_string()),
                         details: serde_json::json!({"partner": grant.partner_name,
                                                     "expires_at": grant.expires_at}),
-                    };
-                    write_audit(&state, &entry).await;
+                    })
+                    .collect();
+                if let Err(err) = end_grant_with_aftermath(&state, &grant, "expired", entries).await
+                {
+                    tracing::warn!(grant = %grant.id, error = %err, "lapsed grant not ended");
                 }
             }
         }
@@ -1002,6 +987,15 @@ pub async fn shape_grant(
     }
     if !state
         .store
+        .audited(both_entries(
+            who,
+            grant.customer_account_id,
+            grant.partner_account_id,
+            "access.changed",
+            grant.id.to_string(),
+            serde_json::json!({"partner": grant.partner_name, "expires_at": body.expires_at,
+                               "groups": body.groups, "devices": body.devices}),
+        ))
         .shape_grant(
             grant.id,
             body.expires_at,
@@ -1019,17 +1013,6 @@ pub async fn shape_grant(
         // within the new bounds.
         disconnect_partner(&state, grant.partner_account_id, grant.customer_account_id).await;
     }
-    audit_both(
-        &state,
-        who,
-        grant.customer_account_id,
-        grant.partner_account_id,
-        "access.changed",
-        grant.id.to_string(),
-        serde_json::json!({"partner": grant.partner_name, "expires_at": body.expires_at,
-                           "groups": body.groups, "devices": body.devices}),
-    )
-    .await;
     let updated = state
         .store
         .grant(grant.id)
@@ -1080,21 +1063,19 @@ pub async fn request_renewal(
     };
     if !state
         .store
+        .audited(both_entries(
+            &who,
+            grant.customer_account_id,
+            grant.partner_account_id,
+            "access.renewal_requested",
+            grant.id.to_string(),
+            serde_json::json!({"partner": grant.partner_name, "message": message}),
+        ))
         .request_renewal(grant.id, message.as_deref(), Utc::now())
         .await?
     {
         return Err(AppError::new(Code::GrantNotFound, "no such grant"));
     }
-    audit_both(
-        &state,
-        &who,
-        grant.customer_account_id,
-        grant.partner_account_id,
-        "access.renewal_requested",
-        grant.id.to_string(),
-        serde_json::json!({"partner": grant.partner_name, "message": message}),
-    )
-    .await;
     // The customer's admins hear of it as of a new request.
     if let (Ok(Some(customer)), Ok(Some(request))) = (
         state.store.account(grant.customer_account_id).await,

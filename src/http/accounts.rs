@@ -153,19 +153,21 @@ pub async fn build_user(
     })
 }
 
-pub async fn audit(
-    state: &AppState,
+/// The audit entries that record `action` done by `who` in `account`: one in the account, and
+/// a copy in the partner's own account when a partner user acted inside a customer account.
+/// Hand them to [`crate::store::Store::audited`] so that they commit with the action.
+pub fn audit_entries(
     who: &Principal,
     account: AccountId,
     action: &'static str,
     target: Option<String>,
     details: serde_json::Value,
-) {
+) -> Vec<AuditEntry> {
     let mut details = details;
     if let (Some(p), Some(map)) = (&who.partner, details.as_object_mut()) {
         map.insert("grant_id".into(), serde_json::json!(p.grant));
     }
-    let mut entry = AuditEntry {
+    let entry = AuditEntry {
         account_id: account,
         actor_user_id: Some(who.user.id),
         actor_name: who.actor_name(),
@@ -174,15 +176,32 @@ pub async fn audit(
         target,
         details,
     };
-    write_audit(state, &entry).await;
+    let mut entries = vec![entry.clone()];
     // What a partner user does inside a customer account lands in its partner's log too.
     if let Some(p) = &who.partner
         && p.home_account != account
     {
-        if let Some(map) = entry.details.as_object_mut() {
+        let mut copy = entry;
+        if let Some(map) = copy.details.as_object_mut() {
             map.insert("customer_account_id".into(), serde_json::json!(account));
         }
-        entry.account_id = p.home_account;
+        copy.account_id = p.home_account;
+        entries.push(copy);
+    }
+    entries
+}
+
+/// Records an event that is not a write of its own (a refusal, a command handed to an agent, a
+/// mail sent): its entries in a transaction of their own.
+pub async fn audit(
+    state: &AppState,
+    who: &Principal,
+    account: AccountId,
+    action: &'static str,
+    target: Option<String>,
+    details: serde_json::Value,
+) {
+    for entry in audit_entries(who, account, action, target, details) {
         write_audit(state, &entry).await;
     }
 }
@@ -235,19 +254,20 @@ pub async fn create_account(
         certified,
         users: vec![admin, service],
     };
-    state.store.create_account(&account).await?;
+    state
+        .store
+        .audited(audit_entries(
+            who,
+            id,
+            "account.created",
+            Some(id.to_string()),
+            serde_json::json!({"name": name, "kind": kind}),
+        ))
+        .create_account(&account)
+        .await?;
     if let Some(admin) = state.store.user(admin_id).await? {
         super::password::mail_set_password_link(&state, &admin).await;
     }
-    audit(
-        &state,
-        who,
-        id,
-        "account.created",
-        Some(id.to_string()),
-        serde_json::json!({"name": name, "kind": kind}),
-    )
-    .await;
     Ok(HttpResponse::Created().json(AccountCreated {
         id: id.0,
         name,
@@ -315,16 +335,17 @@ pub async fn create_user(
         super::request_lang(&req),
     )
     .await?;
-    state.store.create_user(aid, &user).await?;
-    audit(
-        &state,
-        who,
-        aid,
-        "user.created",
-        Some(user.id.to_string()),
-        serde_json::json!({"username": user.username}),
-    )
-    .await;
+    state
+        .store
+        .audited(audit_entries(
+            who,
+            aid,
+            "user.created",
+            Some(user.id.to_string()),
+            serde_json::json!({"username": user.username}),
+        ))
+        .create_user(aid, &user)
+        .await?;
     let record = state
         .store
         .user(user.id)

@@ -4,7 +4,7 @@ use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{accounts::audit, secret_headers, state::AppState};
+use super::{accounts::audit_entries, secret_headers, state::AppState};
 use crate::{
     auth::{api_key, extract::Principal, token},
     domain::{
@@ -85,17 +85,15 @@ pub async fn create(
     let id = Uuid::now_v7();
     state
         .store
+        .audited(audit_entries(
+            &who,
+            user.account_id,
+            "api_key.created",
+            Some(id.to_string()),
+            serde_json::json!({"user_id": user.id, "name": name, "prefix": prefix}),
+        ))
         .insert_api_key(id, user.id, &name, &prefix, &token::hash(&key))
         .await?;
-    audit(
-        &state,
-        &who,
-        user.account_id,
-        "api_key.created",
-        Some(id.to_string()),
-        serde_json::json!({"user_id": user.id, "name": name, "prefix": prefix}),
-    )
-    .await;
     let mut res = HttpResponse::Created();
     secret_headers(&mut res);
     Ok(res.json(KeyCreated {
@@ -134,21 +132,23 @@ pub async fn delete(
             e if e.is_not_found() => AppError::new(Code::ApiKeyNotFound, "no such API key"),
             other => other,
         })?;
-    if let Some(hash) = state.store.delete_api_key(key.id).await? {
+    if let Some(hash) = state
+        .store
+        .audited(audit_entries(
+            &who,
+            user.account_id,
+            "api_key.deleted",
+            Some(key.id.to_string()),
+            serde_json::json!({"user_id": user.id, "prefix": key.prefix}),
+        ))
+        .delete_api_key(key.id)
+        .await?
+    {
         // Connections opened with the key (or a ticket made with it) close within the second.
         super::users::disconnect_credential(
             &state,
             &format!("{}{hash}", crate::auth::extract::KEY_CREDENTIAL),
         );
     }
-    audit(
-        &state,
-        &who,
-        user.account_id,
-        "api_key.deleted",
-        Some(key.id.to_string()),
-        serde_json::json!({"user_id": user.id, "prefix": key.prefix}),
-    )
-    .await;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -11,11 +11,7 @@ use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{
-    accounts::{audit, write_audit},
-    secret_headers,
-    state::AppState,
-};
+use super::{accounts::audit_entries, secret_headers, state::AppState};
 use crate::{
     actors::{
         connection,
@@ -226,25 +222,27 @@ pub async fn create(
         group_id: body.group_id,
         created_at: Utc::now(),
     };
-    state.store.insert_device(&device).await.map_err(|e| {
-        if is_unique_violation(&e) {
-            AppError::new(
-                Code::SerialTaken,
-                "a device with this serial exists in the account",
-            )
-        } else {
-            e.into()
-        }
-    })?;
-    audit(
-        &state,
-        who,
-        aid,
-        "device.created",
-        Some(device.id.to_string()),
-        serde_json::json!({"serial": device.serial, "platform": device.platform.as_str()}),
-    )
-    .await;
+    state
+        .store
+        .audited(audit_entries(
+            who,
+            aid,
+            "device.created",
+            Some(device.id.to_string()),
+            serde_json::json!({"serial": device.serial, "platform": device.platform.as_str()}),
+        ))
+        .insert_device(&device)
+        .await
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                AppError::new(
+                    Code::SerialTaken,
+                    "a device with this serial exists in the account",
+                )
+            } else {
+                e.into()
+            }
+        })?;
     Ok(HttpResponse::Created().json(DeviceView::of(&state, device)))
 }
 
@@ -299,16 +297,17 @@ pub async fn patch(
         check_group(&state, who, group).await?;
         device.group_id = Some(group);
     }
-    state.store.update_device(&device).await?;
-    audit(
-        &state,
-        who,
-        device.account_id,
-        "device.changed",
-        Some(device.id.to_string()),
-        serde_json::json!({"name": device.name, "group_id": device.group_id}),
-    )
-    .await;
+    state
+        .store
+        .audited(audit_entries(
+            who,
+            device.account_id,
+            "device.changed",
+            Some(device.id.to_string()),
+            serde_json::json!({"name": device.name, "group_id": device.group_id}),
+        ))
+        .update_device(&device)
+        .await?;
     Ok(HttpResponse::Ok().json(DeviceView::of(&state, device)))
 }
 
@@ -320,7 +319,18 @@ pub async fn delete(
     path: web::Path<DeviceId>,
 ) -> AppResult<HttpResponse> {
     let (who, device) = visible_device(&state, &auth, path.into_inner()).await?;
-    if !state.store.delete_device(device.id).await? {
+    if !state
+        .store
+        .audited(audit_entries(
+            who,
+            device.account_id,
+            "device.deleted",
+            Some(device.id.to_string()),
+            serde_json::json!({"serial": device.serial}),
+        ))
+        .delete_device(device.id)
+        .await?
+    {
         return Err(device_not_found());
     }
     if let Some(agent) = state.registry.device(device.id) {
@@ -329,15 +339,6 @@ pub async fn delete(
             reason: "device_deleted",
         });
     }
-    audit(
-        &state,
-        who,
-        device.account_id,
-        "device.deleted",
-        Some(device.id.to_string()),
-        serde_json::json!({"serial": device.serial}),
-    )
-    .await;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -352,7 +353,18 @@ pub async fn release(
     path: web::Path<DeviceId>,
 ) -> AppResult<HttpResponse> {
     let (who, device) = visible_device(&state, &auth, path.into_inner()).await?;
-    if !state.store.release_device(device.id).await? {
+    if !state
+        .store
+        .audited(audit_entries(
+            who,
+            device.account_id,
+            "device.released",
+            Some(device.id.to_string()),
+            serde_json::json!({"serial": device.serial}),
+        ))
+        .release_device(device.id)
+        .await?
+    {
         return Err(device_not_found());
     }
     if let Some(agent) = state.registry.device(device.id) {
@@ -361,15 +373,6 @@ pub async fn release(
             reason: "device_released",
         });
     }
-    audit(
-        &state,
-        who,
-        device.account_id,
-        "device.released",
-        Some(device.id.to_string()),
-        serde_json::json!({"serial": device.serial}),
-    )
-    .await;
     let device = state
         .store
         .device(device.id)
@@ -406,20 +409,21 @@ pub async fn link_user(
     };
     let before = device.user_id;
     device.user_id = user.as_ref().map(|u| u.id);
-    state.store.link_device(device.id, device.user_id).await?;
-    audit(
-        &state,
-        who,
-        device.account_id,
-        "device.linked",
-        Some(device.id.to_string()),
-        serde_json::json!({
-            "serial": device.serial,
-            "from": before,
-            "to": user.as_ref().map(|u| &u.username),
-        }),
-    )
-    .await;
+    state
+        .store
+        .audited(audit_entries(
+            who,
+            device.account_id,
+            "device.linked",
+            Some(device.id.to_string()),
+            serde_json::json!({
+                "serial": device.serial,
+                "from": before,
+                "to": user.as_ref().map(|u| &u.username),
+            }),
+        ))
+        .link_device(device.id, device.user_id)
+        .await?;
     Ok(HttpResponse::Ok().json(DeviceView::of(&state, device)))
 }
 
@@ -511,18 +515,19 @@ pub async fn import(
         |username| users.get(&crate::store::username_key(username)).copied(),
     );
     let links: Vec<(DeviceId, UserId)> = plan.iter().filter_map(|(_, link)| *link).collect();
-    state.store.link_devices(&links).await?;
     let report: Vec<ImportRow> = plan.into_iter().map(|(row, _)| row).collect();
+    state
+        .store
+        .audited(audit_entries(
+            who,
+            aid,
+            "device.imported",
+            None,
+            serde_json::json!({"rows": report.len(), "linked": links.len()}),
+        ))
+        .link_devices(&links)
+        .await?;
     tracing::info!(account = %aid, rows = report.len(), linked = links.len(), "device import");
-    audit(
-        &state,
-        who,
-        aid,
-        "device.imported",
-        None,
-        serde_json::json!({"rows": report.len(), "linked": links.len()}),
-    )
-    .await;
     Ok(HttpResponse::Ok().json(report))
 }
 
@@ -567,19 +572,23 @@ pub async fn preassign(
         })?;
     // An enrolled serial is linked at once: only when the caller sees that device.
     let enrolled = state.store.device_by_serial(aid, &serial).await?;
-    if enrolled.is_some_and(|d| !who.rights().sees(d.id.0, d.group_id)) {
+    if enrolled
+        .as_ref()
+        .is_some_and(|d| !who.rights().sees(d.id.0, d.group_id))
+    {
         return Err(device_not_found());
     }
-    let linked = state.store.preassign(aid, &serial, user.id).await?;
-    audit(
-        &state,
-        who,
-        aid,
-        "device.preassigned",
-        linked.map(|d| d.to_string()),
-        serde_json::json!({"serial": serial, "username": user.username}),
-    )
-    .await;
+    let linked = state
+        .store
+        .audited(audit_entries(
+            who,
+            aid,
+            "device.preassigned",
+            enrolled.map(|d| d.id.to_string()),
+            serde_json::json!({"serial": serial, "username": user.username}),
+        ))
+        .preassign(aid, &serial, user.id)
+        .await?;
     Ok(HttpResponse::Created().json(Preassigned {
         serial,
         user_id: user.id.0,
@@ -636,9 +645,18 @@ pub async fn enrollment_code(
     }
     let code = token::generate(token::prefix::ENROLLMENT).map_err(AppError::internal)?;
     let expires_at = Utc::now() + Duration::hours(hours);
-    let id = state
+    let id = Uuid::now_v7();
+    state
         .store
+        .audited(audit_entries(
+            who,
+            aid,
+            "device.enrollment_code_created",
+            Some(id.to_string()),
+            serde_json::json!({"expires_at": expires_at, "code": token::log_tag(&code)}),
+        ))
         .insert_enrollment_code(
+            id,
             &token::hash(&code),
             aid,
             body.group_id,
@@ -647,15 +665,6 @@ pub async fn enrollment_code(
             who.partner.as_ref().map(|p| p.grant),
         )
         .await?;
-    audit(
-        &state,
-        who,
-        aid,
-        "device.enrollment_code_created",
-        Some(id.to_string()),
-        serde_json::json!({"expires_at": expires_at, "code": token::log_tag(&code)}),
-    )
-    .await;
     let mut res = HttpResponse::Created();
     secret_headers(&mut res);
     Ok(res.json(EnrollmentCode {
@@ -706,6 +715,13 @@ pub async fn revoke_enrollment_code(
     }
     match state
         .store
+        .audited(audit_entries(
+            &scope.who,
+            scope.account,
+            "device.enrollment_code_revoked",
+            Some(id.to_string()),
+            serde_json::json!({"group": code.group_name}),
+        ))
         .revoke_enrollment_code(scope.account, id)
         .await?
     {
@@ -714,18 +730,7 @@ pub async fn revoke_enrollment_code(
             Code::CodeSpent,
             "this code was used or revoked already",
         )),
-        Some((true, _)) => {
-            audit(
-                &state,
-                &scope.who,
-                scope.account,
-                "device.enrollment_code_revoked",
-                Some(id.to_string()),
-                serde_json::json!({"group": code.group_name}),
-            )
-            .await;
-            Ok(HttpResponse::NoContent().finish())
-        }
+        Some((true, _)) => Ok(HttpResponse::NoContent().finish()),
     }
 }
 
@@ -858,21 +863,6 @@ pub async fn enroll(
         });
     }
     tracing::info!(device = %record.id, account = %record.account_id, new, "device enrolled");
-    let entry = crate::store::AuditEntry {
-        account_id: record.account_id,
-        actor_user_id: None,
-        actor_name: format!("device {}", record.serial),
-        via: "enrollment".into(),
-        action: "device.enrolled",
-        target: Some(record.id.to_string()),
-        details: serde_json::json!({
-            "serial": record.serial,
-            "platform": record.platform.as_str(),
-            "new": new,
-            "linked_user_id": record.user_id,
-        }),
-    };
-    write_audit(&state, &entry).await;
     let mut res = HttpResponse::Created();
     secret_headers(&mut res);
     Ok(res.json(Enrolled {

@@ -6,7 +6,7 @@ use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{accounts::audit, state::AppState};
+use super::{accounts::audit_entries, state::AppState};
 use crate::{
     auth::extract::Principal,
     domain::{ids::AccountId, rights::Area, validate},
@@ -85,22 +85,24 @@ pub async fn create(
         name,
         created_at: Utc::now(),
     };
-    state.store.insert_group(aid, &group).await.map_err(|e| {
-        if is_unique_violation(&e) {
-            AppError::new(Code::GroupNameTaken, "a group of this name exists")
-        } else {
-            e.into()
-        }
-    })?;
-    audit(
-        &state,
-        who,
-        aid,
-        "group.created",
-        Some(group.id.to_string()),
-        serde_json::json!({"name": group.name}),
-    )
-    .await;
+    state
+        .store
+        .audited(audit_entries(
+            who,
+            aid,
+            "group.created",
+            Some(group.id.to_string()),
+            serde_json::json!({"name": group.name}),
+        ))
+        .insert_group(aid, &group)
+        .await
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                AppError::new(Code::GroupNameTaken, "a group of this name exists")
+            } else {
+                e.into()
+            }
+        })?;
     Ok(HttpResponse::Created().json(group))
 }
 
@@ -134,6 +136,13 @@ pub async fn rename(
         .ok_or_else(|| AppError::new(Code::InvalidName, "name: 1 to 100 characters"))?;
     state
         .store
+        .audited(audit_entries(
+            who,
+            account,
+            "group.renamed",
+            Some(group.id.to_string()),
+            serde_json::json!({"from": group.name, "to": name}),
+        ))
         .rename_group(group.id, &name)
         .await
         .map_err(|e| {
@@ -143,15 +152,6 @@ pub async fn rename(
                 e.into()
             }
         })?;
-    audit(
-        &state,
-        who,
-        account,
-        "group.renamed",
-        Some(group.id.to_string()),
-        serde_json::json!({"from": group.name, "to": name}),
-    )
-    .await;
     group.name = name;
     Ok(HttpResponse::Ok().json(group))
 }
@@ -165,20 +165,22 @@ pub async fn delete(
     path: web::Path<Uuid>,
 ) -> AppResult<HttpResponse> {
     let (who, account, group) = visible_group(&state, &auth, path.into_inner()).await?;
-    if !state.store.delete_empty_group(group.id).await? {
+    if !state
+        .store
+        .audited(audit_entries(
+            who,
+            account,
+            "group.deleted",
+            Some(group.id.to_string()),
+            serde_json::json!({"name": group.name}),
+        ))
+        .delete_empty_group(group.id)
+        .await?
+    {
         return Err(AppError::new(
             Code::GroupNotEmpty,
             "move or delete its devices (and revoke its unused enrollment codes) first",
         ));
     }
-    audit(
-        &state,
-        who,
-        account,
-        "group.deleted",
-        Some(group.id.to_string()),
-        serde_json::json!({"name": group.name}),
-    )
-    .await;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -5,7 +5,7 @@ use chrono::{Duration, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    accounts::{audit, write_audit},
+    accounts::{audit_entries, write_audit},
     state::AppState,
     views::UserView,
 };
@@ -75,19 +75,31 @@ pub async fn login(
     if user.two_factor == "email" || user.two_factor == "sms" || user.two_factor == "totp" {
         return start_second_factor(&state, user).await;
     }
-    issue_login_token(&state, user, false).await
+    issue_login_token(&state, user, false, Vec::new()).await
 }
 
 /// The token of a completed login, audited, with the last login time updated.
+/// Issues a login token; the login's audit entry (and `also`) is written with it.
 async fn issue_login_token(
     state: &AppState,
     user: &UserRecord,
     second_factor: bool,
+    also: Vec<AuditEntry>,
 ) -> AppResult<HttpResponse> {
     let secret = token::generate(token::prefix::LOGIN).map_err(AppError::internal)?;
     let expires_at = Utc::now() + Duration::seconds(state.settings.auth.token_ttl_secs as i64);
+    let principal = Principal::own(user.clone(), "login");
+    let mut entries = also;
+    entries.extend(audit_entries(
+        &principal,
+        user.account_id,
+        "login.succeeded",
+        None,
+        serde_json::json!({"two_factor": user.two_factor}),
+    ));
     state
         .store
+        .audited(entries)
         .insert_token(&token::hash(&secret), user.id, "login", None, expires_at)
         .await?;
     if second_factor {
@@ -98,16 +110,6 @@ async fn issue_login_token(
             .await?;
     }
     state.store.touch_last_login(user.id, Utc::now()).await?;
-    let principal = Principal::own(user.clone(), "login");
-    audit(
-        state,
-        &principal,
-        user.account_id,
-        "login.succeeded",
-        None,
-        serde_json::json!({"two_factor": user.two_factor}),
-    )
-    .await;
     tracing::info!(user = %user.id, "login");
     let user = state
         .store
@@ -332,9 +334,10 @@ pub async fn verify(
         CodeVerdict::Accepted(user_id) => {
             let user = state.store.user(user_id).await?.filter(|u| !u.deleted);
             let user = user.ok_or_else(closed)?;
+            let mut also = Vec::new();
             if user.two_factor == "totp" && crate::auth::totp::normalize_recovery(code).is_some() {
                 // A lost phone is worth knowing about: the account's admins see it in words.
-                let entry = AuditEntry {
+                also.push(AuditEntry {
                     account_id: user.account_id,
                     actor_user_id: Some(user.id),
                     actor_name: user.username.clone(),
@@ -342,10 +345,9 @@ pub async fn verify(
                     action: "user.recovery_code_used",
                     target: Some(user.id.to_string()),
                     details: serde_json::json!({"username": user.username}),
-                };
-                write_audit(&state, &entry).await;
+                });
             }
-            return issue_login_token(&state, &user, true).await;
+            return issue_login_token(&state, &user, true, also).await;
         }
         CodeVerdict::Wrong(user_id, outcome) => (user_id, outcome),
     };

@@ -4,7 +4,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{Duration, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{accounts::write_audit, state::AppState};
+use super::state::AppState;
 use crate::http::authz::{Authorized, area, level};
 use crate::{
     auth::{extract::Principal, password::acceptable, token},
@@ -52,12 +52,18 @@ pub const ADMIN_LINKS_PER_HOUR: u32 = 10;
 /// Mails a new user its login name and a single-use set-password link (through the outbox, so
 /// a failed send is retried).
 pub async fn mail_set_password_link(state: &AppState, user: &UserRecord) {
-    mail_link(state, user, LinkReason::NewUser).await;
+    mail_link(state, user, LinkReason::NewUser, Vec::new()).await;
 }
 
 /// Mails `user` a fresh set-password link, ending its earlier unused ones. `false` when it has
 /// no email, its cap for `reason` is reached, or the link could not be stored.
-pub async fn mail_link(state: &AppState, user: &UserRecord, reason: LinkReason) -> bool {
+/// `audit` is written with the link's token, in its transaction.
+pub async fn mail_link(
+    state: &AppState,
+    user: &UserRecord,
+    reason: LinkReason,
+    audit: Vec<AuditEntry>,
+) -> bool {
     let Some(email) = user.email.as_deref() else {
         return false;
     };
@@ -78,6 +84,7 @@ pub async fn mail_link(state: &AppState, user: &UserRecord, reason: LinkReason) 
     };
     match state
         .store
+        .audited(audit)
         .insert_password_token(
             &token::hash(&secret),
             user.id,
@@ -190,17 +197,6 @@ pub async fn set_password(
         .hash(&body.password)
         .await
         .map_err(AppError::from_hashing)?;
-    let Some(ended) = state
-        .store
-        .set_password_with_token(&hash, user.id, &phc)
-        .await?
-    else {
-        return Err(AppError::new(Code::TokenUsed, "this link was used already"));
-    };
-    // Every login made with the old password is over, sockets included.
-    for credential in ended {
-        super::users::disconnect_credential(&state, &credential);
-    }
     let entry = AuditEntry {
         account_id: user.account_id,
         actor_user_id: Some(user.id),
@@ -210,7 +206,18 @@ pub async fn set_password(
         target: Some(user.id.to_string()),
         details: serde_json::json!({}),
     };
-    write_audit(&state, &entry).await;
+    let Some(ended) = state
+        .store
+        .audited(vec![entry])
+        .set_password_with_token(&hash, user.id, &phc)
+        .await?
+    else {
+        return Err(AppError::new(Code::TokenUsed, "this link was used already"));
+    };
+    // Every login made with the old password is over, sockets included.
+    for credential in ended {
+        super::users::disconnect_credential(&state, &credential);
+    }
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -256,18 +263,16 @@ pub async fn request_reset(
         let Some(user) = user.filter(|u| !u.deleted && u.kind == "user") else {
             return;
         };
-        if mail_link(&state, &user, LinkReason::Reset).await {
-            let entry = AuditEntry {
-                account_id: user.account_id,
-                actor_user_id: Some(user.id),
-                actor_name: user.username.clone(),
-                via: "password_reset".into(),
-                action: "user.password_reset_requested",
-                target: Some(user.id.to_string()),
-                details: serde_json::json!({}),
-            };
-            write_audit(&state, &entry).await;
-        }
+        let entry = AuditEntry {
+            account_id: user.account_id,
+            actor_user_id: Some(user.id),
+            actor_name: user.username.clone(),
+            via: "password_reset".into(),
+            action: "user.password_reset_requested",
+            target: Some(user.id.to_string()),
+            details: serde_json::json!({}),
+        };
+        mail_link(&state, &user, LinkReason::Reset, vec![entry]).await;
     });
     Ok(HttpResponse::Accepted().json(RESET_ANSWER))
 }
@@ -294,22 +299,20 @@ pub async fn send_link(
             "this user has no email address to send a link to",
         ));
     }
-    if !mail_link(&state, &user, LinkReason::Admin).await {
+    let entries = super::accounts::audit_entries(
+        who,
+        user.account_id,
+        "user.password_link_sent",
+        Some(user.id.to_string()),
+        serde_json::json!({"username": user.username}),
+    );
+    if !mail_link(&state, &user, LinkReason::Admin, entries).await {
         return Err(AppError::too_many(
             Code::TooManyMails,
             format!("at most {ADMIN_LINKS_PER_HOUR} links per user and hour"),
             3600,
         ));
     }
-    super::accounts::audit(
-        &state,
-        who,
-        user.account_id,
-        "user.password_link_sent",
-        Some(user.id.to_string()),
-        serde_json::json!({"username": user.username}),
-    )
-    .await;
     Ok(HttpResponse::Accepted().finish())
 }
 
@@ -365,19 +368,17 @@ pub async fn change_own(
         .map_err(AppError::from_hashing)?;
     let ended = state
         .store
+        .audited(super::accounts::audit_entries(
+            &who,
+            who.user.account_id,
+            "user.password_changed",
+            Some(who.user.id.to_string()),
+            serde_json::json!({}),
+        ))
         .change_password(who.user.id, &phc, Some(&who.token_hash))
         .await?;
     for credential in ended {
         super::users::disconnect_credential(&state, &credential);
     }
-    super::accounts::audit(
-        &state,
-        &who,
-        who.user.account_id,
-        "user.password_changed",
-        Some(who.user.id.to_string()),
-        serde_json::json!({}),
-    )
-    .await;
     Ok(HttpResponse::NoContent().finish())
 }

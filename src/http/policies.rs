@@ -5,7 +5,7 @@ use actix_web::{HttpResponse, web};
 use chrono::Utc;
 use serde::Deserialize;
 
-use super::{accounts::audit, state::AppState, views::PolicyView};
+use super::{accounts::audit_entries, state::AppState, views::PolicyView};
 use crate::{
     auth::extract::Principal,
     domain::{
@@ -108,18 +108,16 @@ pub async fn create(
     };
     state
         .store
+        .audited(audit_entries(
+            who,
+            aid,
+            "policy.created",
+            Some(policy.id.to_string()),
+            serde_json::json!({"name": policy.name}),
+        ))
         .insert_policy(&policy)
         .await
         .map_err(name_taken)?;
-    audit(
-        &state,
-        who,
-        aid,
-        "policy.created",
-        Some(policy.id.to_string()),
-        serde_json::json!({"name": policy.name}),
-    )
-    .await;
     Ok(HttpResponse::Created().json(PolicyView::from(&policy)))
 }
 
@@ -144,18 +142,16 @@ pub async fn update(
     policy.updated_at = Utc::now();
     state
         .store
+        .audited(audit_entries(
+            who,
+            policy.account_id,
+            "policy.changed",
+            Some(policy.id.to_string()),
+            serde_json::json!({"name": policy.name}),
+        ))
         .update_policy(&policy)
         .await
         .map_err(name_taken)?;
-    audit(
-        &state,
-        who,
-        policy.account_id,
-        "policy.changed",
-        Some(policy.id.to_string()),
-        serde_json::json!({"name": policy.name}),
-    )
-    .await;
     Ok(HttpResponse::Ok().json(PolicyView::from(&policy)))
 }
 
@@ -167,15 +163,16 @@ pub async fn delete(
     path: web::Path<PolicyId>,
 ) -> AppResult<HttpResponse> {
     let (who, policy) = own_policy(&state, &auth, path.into_inner()).await?;
-    state.store.delete_policy(policy.id).await?;
-    audit(
-        &state,
-        who,
-        policy.account_id,
-        "policy.deleted",
-        Some(policy.id.to_string()),
-        serde_json::json!({"name": policy.name}),
-    )
-    .await;
+    state
+        .store
+        .audited(audit_entries(
+            who,
+            policy.account_id,
+            "policy.deleted",
+            Some(policy.id.to_string()),
+            serde_json::json!({"name": policy.name}),
+        ))
+        .delete_policy(policy.id)
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }

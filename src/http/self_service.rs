@@ -6,7 +6,11 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{accounts::audit, devices::DeviceView, state::AppState};
+use super::{
+    accounts::{audit, audit_entries},
+    devices::DeviceView,
+    state::AppState,
+};
 use crate::{
     actors::device::Deliver,
     auth::extract::Principal,
@@ -162,35 +166,25 @@ impl From<CommandRecord> for CommandView {
     }
 }
 
-/// Stores a command for a device and hands it to the agent when it is connected; otherwise it
-/// waits, queued, until the agent connects.
-pub async fn queue_command(
-    state: &AppState,
-    device: &DeviceRecord,
-    action: Action,
-    params: serde_json::Value,
-    requested_by: UserId,
-) -> AppResult<CommandRecord> {
-    Ok(
-        queue_command_once(state, device, action, params, requested_by, None)
-            .await?
-            .0,
-    )
-}
-
-/// Like `queue_command`, under the requester's idempotency key when there is one: a repeat
-/// answers the earlier command (`true`: it was a repeat; nothing is sent again).
+/// Stores a command for a device and hands it to the agent when it is connected (otherwise it
+/// waits, queued, until the agent connects), with `audit` in the same transaction; under the
+/// requester's idempotency key when there is one: a repeat
+/// answers the earlier command (nothing is sent or recorded again).
+#[allow(clippy::too_many_arguments)]
 pub async fn queue_command_once(
     state: &AppState,
+    id: CommandId,
     device: &DeviceRecord,
     action: Action,
     params: serde_json::Value,
     requested_by: UserId,
     key: Option<&str>,
-) -> AppResult<(CommandRecord, bool)> {
+    audit: Vec<crate::store::AuditEntry>,
+) -> AppResult<CommandRecord> {
+    let store = state.store.audited(audit);
     let now = Utc::now();
     let command = CommandRecord {
-        id: CommandId::new(),
+        id,
         device_id: device.id,
         account_id: device.account_id,
         action,
@@ -204,22 +198,22 @@ pub async fn queue_command_once(
         updated_at: now,
     };
     if let Some(key) = key {
-        if let Some(earlier) = state.store.insert_command_once(&command, key).await? {
+        if let Some(earlier) = store.insert_command_once(&command, key).await? {
             if earlier.device_id != device.id || earlier.action != action {
                 return Err(AppError::new(
                     Code::IdempotencyKeyReused,
                     "this Idempotency-Key was used for another command",
                 ));
             }
-            return Ok((earlier, true));
+            return Ok(earlier);
         }
     } else {
-        state.store.insert_command(&command).await?;
+        store.insert_command(&command).await?;
     }
     if let Some(agent) = state.registry.device(device.id) {
         agent.do_send(Deliver(command.clone()));
     }
-    Ok((command, false))
+    Ok(command)
 }
 
 /// How long a second factor proven at login stands in for the password.
@@ -335,29 +329,31 @@ pub async fn act_on_device(
         }
         stepped_up = Some(if ok { "password" } else { "second_factor" });
     }
-    let (command, repeat) =
-        queue_command_once(state, device, action, params, who.user.id, key.as_deref()).await?;
-    if repeat {
-        // The same click again: the same command, nothing sent or audited twice.
-        return Ok(HttpResponse::Accepted().json(CommandQueued {
-            command_id: command.id.0,
-            status: command.status,
-        }));
-    }
-    audit(
-        state,
+    let id = CommandId::new();
+    let entries = audit_entries(
         who,
         device.account_id,
         "device.action",
         Some(device.id.to_string()),
         serde_json::json!({
             "action": action.as_str(),
-            "command_id": command.id,
+            "command_id": id,
             "serial": device.serial,
             "step_up": stepped_up,
         }),
+    );
+    // A repeat of the same click answers the same command: nothing sent or audited twice.
+    let command = queue_command_once(
+        state,
+        id,
+        device,
+        action,
+        params,
+        who.user.id,
+        key.as_deref(),
+        entries,
     )
-    .await;
+    .await?;
     Ok(HttpResponse::Accepted().json(CommandQueued {
         command_id: command.id.0,
         status: command.status,

@@ -6,7 +6,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{accounts::audit, secret_headers, state::AppState};
+use super::{accounts::audit_entries, secret_headers, state::AppState};
 use crate::{
     actors::{
         device::RequestSession,
@@ -229,6 +229,13 @@ pub async fn create(
     let cap = state.settings.sessions.max_live_per_account;
     if !state
         .store
+        .audited(audit_entries(
+            who,
+            record.account_id,
+            "session.created",
+            Some(record.id.to_string()),
+            serde_json::json!({"subject": record.subject}),
+        ))
         .insert_session(&record, &token::hash(&customer_key), &sealed_key, cap)
         .await?
     {
@@ -257,15 +264,6 @@ pub async fn create(
             customer_key: customer_key.clone(),
         });
     }
-    audit(
-        &state,
-        who,
-        record.account_id,
-        "session.created",
-        Some(record.id.to_string()),
-        serde_json::json!({"subject": record.subject}),
-    )
-    .await;
     let customer_url = format!("{}/customer/{customer_key}", state.public_url);
     let customer_ws_url = format!("{}/ws/customer/{customer_key}", state.public_ws_url());
     let mut res = HttpResponse::Created();
@@ -580,7 +578,18 @@ pub async fn invite(
         expires_at,
     };
     let cap = state.settings.sessions.max_pending_invitations;
-    if !state.store.insert_invitation(&invitation, cap).await? {
+    if !state
+        .store
+        .audited(audit_entries(
+            &who,
+            session.account_id,
+            "invitation.created",
+            Some(invitation.id.to_string()),
+            serde_json::json!({"session_id": session.id, "guest_name": guest_name, "policy": policy.name}),
+        ))
+        .insert_invitation(&invitation, cap)
+        .await?
+    {
         return Err(AppError::too_many(
             Code::TooManyInvitations,
             format!("this session holds {cap} pending invitations already; revoke one first"),
@@ -613,6 +622,7 @@ pub async fn invite(
         let _ = actor
             .send(Revoke {
                 cause: RevokeCause::InviterLeft,
+                audit: Vec::new(),
             })
             .await;
         return Err(AppError::new(
@@ -621,8 +631,6 @@ pub async fn invite(
         ));
     }
     tracing::info!(session = %session.id, invitation = %invitation.id, token = %token::log_tag(&secret), "invitation created");
-    audit(&state, &who, session.account_id, "invitation.created", Some(invitation.id.to_string()),
-        serde_json::json!({"session_id": session.id, "guest_name": guest_name, "policy": policy.name})).await;
 
     let url = format!("{}/join/{secret}", state.public_url);
     // In the inviter's language, with its message to the guest; the comment stays internal.
@@ -713,23 +721,22 @@ pub async fn revoke_invitation(
             "only the inviter, the session's owner or an admin with the delete right may revoke this invitation",
         ));
     }
+    let entries = audit_entries(
+        who,
+        inv.account_id,
+        "invitation.revoked",
+        Some(inv.id.to_string()),
+        serde_json::json!({}),
+    );
     if let Some(addr) = state.registry.invitation(inv.id)
         && addr
             .send(Revoke {
                 cause: RevokeCause::Deleted,
+                audit: entries.clone(),
             })
             .await
             .unwrap_or(false)
     {
-        audit(
-            &state,
-            who,
-            inv.account_id,
-            "invitation.revoked",
-            Some(inv.id.to_string()),
-            serde_json::json!({}),
-        )
-        .await;
         return Ok(HttpResponse::NoContent().finish());
     }
     // No live actor: answer with what became of it.
@@ -739,6 +746,7 @@ pub async fn revoke_invitation(
         None => {
             state
                 .store
+                .audited(entries)
                 .finish_invitation(now.id, Outcome::Revoked, Utc::now())
                 .await?;
             Ok(HttpResponse::NoContent().finish())

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{
-    accounts::audit, login::LoginAnswer, secret_headers, state::AppState, views::UserView,
+    accounts::audit_entries, login::LoginAnswer, secret_headers, state::AppState, views::UserView,
 };
 use crate::{
     auth::{extract::Principal, token},
@@ -248,7 +248,14 @@ pub async fn patch_account(
         account.record_sessions = record;
     }
     let uncertified = body.certified == Some(false);
-    state.store.update_account(&account).await?;
+    state
+        .store
+        .audited(audit_entries(&who, account.id, "account.changed", Some(account.id.to_string()),
+            serde_json::json!({"name": body.name, "certified": body.certified, "support_access": body.support_access,
+                "default_policy_id": body.default_policy_id, "guest_admission": body.guest_admission,
+                "record_sessions": body.record_sessions})))
+        .update_account(&account)
+        .await?;
     if body.support_access == Some(false) {
         // Ends every vendor support token into the account at once, and their sockets.
         for hash in state.store.revoke_vendor_tokens(account.id, None).await? {
@@ -258,17 +265,16 @@ pub async fn patch_account(
     if uncertified {
         // An un-certified partner keeps no access: its grants end as if revoked.
         for grant in state.store.open_grants(account.id, true).await? {
-            if super::access::end_grant_with_aftermath(&state, &grant, "revoked").await? {
-                audit(&state, &who, grant.customer_account_id, "access.revoked",
-                    Some(grant.id.to_string()),
-                    serde_json::json!({"partner": grant.partner_name, "cause": "partner_uncertified"})).await;
-            }
+            let entries = audit_entries(
+                &who,
+                grant.customer_account_id,
+                "access.revoked",
+                Some(grant.id.to_string()),
+                serde_json::json!({"partner": grant.partner_name, "cause": "partner_uncertified"}),
+            );
+            super::access::end_grant_with_aftermath(&state, &grant, "revoked", entries).await?;
         }
     }
-    audit(&state, &who, account.id, "account.changed", Some(account.id.to_string()),
-        serde_json::json!({"name": body.name, "certified": body.certified, "support_access": body.support_access,
-            "default_policy_id": body.default_policy_id, "guest_admission": body.guest_admission,
-            "record_sessions": body.record_sessions})).await;
     Ok(HttpResponse::Ok().json(AccountView::from(&account)))
 }
 
@@ -281,16 +287,6 @@ async fn support_token(
 ) -> AppResult<HttpResponse> {
     let secret = token::generate(token::prefix::LOGIN).map_err(AppError::internal)?;
     let expires_at = Utc::now() + Duration::hours(SUPPORT_TOKEN_HOURS);
-    state
-        .store
-        .insert_token(
-            &token::hash(&secret),
-            user.id,
-            "vendor_support",
-            Some(&who.user.username),
-            expires_at,
-        )
-        .await?;
     let acting = Principal {
         user: user.clone(),
         via: "vendor_support".into(),
@@ -299,15 +295,23 @@ async fn support_token(
         on_behalf_of: Some(who.user.username.clone()),
         partner: None,
     };
-    audit(
-        state,
-        &acting,
-        user.account_id,
-        action,
-        Some(user.id.to_string()),
-        serde_json::json!({"staff": who.user.username}),
-    )
-    .await;
+    state
+        .store
+        .audited(audit_entries(
+            &acting,
+            user.account_id,
+            action,
+            Some(user.id.to_string()),
+            serde_json::json!({"staff": who.user.username}),
+        ))
+        .insert_token(
+            &token::hash(&secret),
+            user.id,
+            "vendor_support",
+            Some(&who.user.username),
+            expires_at,
+        )
+        .await?;
     tracing::info!(staff = %who.user.id, user = %user.id, "vendor support login");
     let mut res = HttpResponse::Ok();
     secret_headers(&mut res);

@@ -4,7 +4,7 @@ use crate::http::authz::{Authorized, InAccount, Level, Staff, area, level, platf
 use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
-use super::{accounts::audit, state::AppState, views::UserView};
+use super::{accounts::audit_entries, state::AppState, views::UserView};
 use crate::{
     actors::messages::{DisconnectCredential, DisconnectUser},
     auth::extract::Principal,
@@ -115,10 +115,12 @@ async fn change_keeping_a_manager(
     state: &AppState,
     target: &UserRecord,
     change: Option<&Rights>,
+    audit: Vec<AuditEntry>,
 ) -> AppResult<()> {
     let target_id = target.id.0;
     let done = state
         .store
+        .audited(audit)
         .change_user_guarded(target.account_id, target.id, change, |users| {
             let managers: Vec<Manager<'_>> = users
                 .iter()
@@ -290,6 +292,13 @@ pub async fn patch(
     }
     state
         .store
+        .audited(audit_entries(
+            &who,
+            user.account_id,
+            "user.changed",
+            Some(user.id.to_string()),
+            serde_json::json!({"username": user.username}),
+        ))
         .update_user_profile(
             user.id,
             &first_name,
@@ -298,27 +307,16 @@ pub async fn patch(
             language.code(),
         )
         .await?;
-    audit(
-        &state,
-        &who,
-        user.account_id,
-        "user.changed",
-        Some(user.id.to_string()),
-        serde_json::json!({"username": user.username}),
-    )
-    .await;
     let updated = account_user(&state, &who, user.id, false).await?;
     if let Some(email) = new_email {
-        mail_email_confirmation(&state, &updated, &email).await?;
-        audit(
-            &state,
+        let entries = audit_entries(
             &who,
             user.account_id,
             "user.email_change_requested",
             Some(user.id.to_string()),
             serde_json::json!({"username": user.username, "new_email": email}),
-        )
-        .await;
+        );
+        mail_email_confirmation(&state, &updated, &email, entries).await?;
     }
     Ok(HttpResponse::Ok().json(user_detail(&state, &updated).await?))
 }
@@ -328,12 +326,14 @@ async fn mail_email_confirmation(
     state: &AppState,
     user: &UserRecord,
     email: &str,
+    audit: Vec<AuditEntry>,
 ) -> AppResult<()> {
     let secret = token::generate(token::prefix::EMAIL_CONFIRM).map_err(AppError::internal)?;
     let expires_at =
         Utc::now() + chrono::Duration::seconds(state.settings.auth.set_password_ttl_secs as i64);
     state
         .store
+        .audited(audit)
         .insert_email_change(&token::hash(&secret), user.id, email, expires_at)
         .await?;
     let link = format!("{}/confirm-email?token={secret}", state.public_url);
@@ -374,21 +374,7 @@ pub async fn confirm_email(
 ) -> AppResult<HttpResponse> {
     let hash = token::hash(body.token.trim());
     match state.store.confirm_email_change(&hash).await? {
-        Ok((user, email)) => {
-            if let Some(record) = state.store.user(user).await? {
-                let entry = AuditEntry {
-                    account_id: record.account_id,
-                    actor_user_id: Some(record.id),
-                    actor_name: record.display_name(),
-                    via: "email_link".into(),
-                    action: "user.email_confirmed",
-                    target: Some(record.id.to_string()),
-                    details: serde_json::json!({"username": record.username, "email": email}),
-                };
-                super::accounts::write_audit(&state, &entry).await;
-            }
-            Ok(HttpResponse::Ok().json(EmailConfirmed { email }))
-        }
+        Ok((_, email)) => Ok(HttpResponse::Ok().json(EmailConfirmed { email })),
         Err(EmailChangeRefusal::Unknown) => {
             Err(AppError::new(Code::TokenNotFound, "this link is not known"))
         }
@@ -451,7 +437,14 @@ pub async fn put_rights(
             ));
         }
     }
-    change_keeping_a_manager(&state, &target, Some(&rights)).await?;
+    let entries = audit_entries(
+        who,
+        target.account_id,
+        "user.rights_changed",
+        Some(target.id.to_string()),
+        serde_json::to_value(&rights).unwrap_or_default(),
+    );
+    change_keeping_a_manager(&state, &target, Some(&rights), entries).await?;
     disconnect_out_of_scope(&state, &target, &rights).await?;
     if !rights.support_access {
         // The user's consent to vendor support ends now, not when the token expires.
@@ -463,15 +456,6 @@ pub async fn put_rights(
             disconnect_credential(&state, &hash);
         }
     }
-    audit(
-        &state,
-        who,
-        target.account_id,
-        "user.rights_changed",
-        Some(target.id.to_string()),
-        serde_json::to_value(&rights).unwrap_or_default(),
-    )
-    .await;
     Ok(HttpResponse::Ok().json(rights))
 }
 
@@ -490,18 +474,16 @@ pub async fn delete(
         ));
     }
     within_own_rights(who, &target, None)?;
-    change_keeping_a_manager(&state, &target, None).await?;
-    // Tokens and keys stop by themselves (they resolve only to live users); sockets are told.
-    disconnect_everywhere(&state, target.id);
-    audit(
-        &state,
+    let entries = audit_entries(
         who,
         target.account_id,
         "user.deleted",
         Some(target.id.to_string()),
         serde_json::json!({"username": target.username}),
-    )
-    .await;
+    );
+    change_keeping_a_manager(&state, &target, None, entries).await?;
+    // Tokens and keys stop by themselves (they resolve only to live users); sockets are told.
+    disconnect_everywhere(&state, target.id);
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -521,16 +503,17 @@ pub async fn restore(
     if !user.deleted {
         return Err(AppError::new(Code::NotDeleted, "this user is not deleted"));
     }
-    state.store.restore_user(user.id).await?;
-    audit(
-        &state,
-        who,
-        user.account_id,
-        "user.restored",
-        Some(user.id.to_string()),
-        serde_json::json!({"username": user.username}),
-    )
-    .await;
+    state
+        .store
+        .audited(audit_entries(
+            who,
+            user.account_id,
+            "user.restored",
+            Some(user.id.to_string()),
+            serde_json::json!({"username": user.username}),
+        ))
+        .restore_user(user.id)
+        .await?;
     let user = state
         .store
         .user(user.id)
@@ -668,6 +651,13 @@ pub async fn confirm_totp(
         .collect();
     if !state
         .store
+        .audited(audit_entries(
+            &who,
+            who.user.account_id,
+            "user.two_factor_changed",
+            Some(who.user.id.to_string()),
+            serde_json::json!({"two_factor": "totp"}),
+        ))
         .confirm_totp(who.user.id, &sealed, step, &hashes)
         .await?
     {
@@ -676,15 +666,6 @@ pub async fn confirm_totp(
             "the setup changed meanwhile; start again",
         ));
     }
-    audit(
-        &state,
-        &who,
-        who.user.account_id,
-        "user.two_factor_changed",
-        Some(who.user.id.to_string()),
-        serde_json::json!({"two_factor": "totp"}),
-    )
-    .await;
     let mut res = HttpResponse::Ok();
     super::secret_headers(&mut res);
     Ok(res.json(RecoveryCodes {
@@ -739,16 +720,17 @@ pub async fn login_options(
             // (POST /me/totp/confirm); the login does not change before that.
             let secret = crate::auth::totp::new_secret().map_err(AppError::internal)?;
             let sealed = state.secrets.seal(&secret).map_err(AppError::internal)?;
-            state.store.set_totp_pending(user.id, &sealed).await?;
-            audit(
-                &state,
-                &who,
-                user.account_id,
-                "user.totp_setup_started",
-                Some(user.id.to_string()),
-                serde_json::json!({}),
-            )
-            .await;
+            state
+                .store
+                .audited(audit_entries(
+                    &who,
+                    user.account_id,
+                    "user.totp_setup_started",
+                    Some(user.id.to_string()),
+                    serde_json::json!({}),
+                ))
+                .set_totp_pending(user.id, &sealed)
+                .await?;
             let otpauth_url = crate::auth::totp::otpauth_url(&secret, &user.username);
             let qr_svg = crate::auth::totp::qr_svg(&otpauth_url).map_err(AppError::internal)?;
             let mut res = HttpResponse::Ok();
@@ -771,16 +753,17 @@ pub async fn login_options(
             ));
         }
     };
-    state.store.set_two_factor(user.id, mode).await?;
-    audit(
-        &state,
-        &who,
-        user.account_id,
-        "user.two_factor_changed",
-        Some(user.id.to_string()),
-        serde_json::json!({"two_factor": mode}),
-    )
-    .await;
+    state
+        .store
+        .audited(audit_entries(
+            &who,
+            user.account_id,
+            "user.two_factor_changed",
+            Some(user.id.to_string()),
+            serde_json::json!({"two_factor": mode}),
+        ))
+        .set_two_factor(user.id, mode)
+        .await?;
     Ok(HttpResponse::Ok().json(LoginOptions {
         two_factor: mode.to_string(),
         totp: None,

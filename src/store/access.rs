@@ -134,7 +134,7 @@ const GRANT_IN_FORCE: &str = "EXISTS (SELECT 1 FROM access_grants g
 impl Store {
     /// Stores a pending request; a second pending one for the same pair is a unique violation.
     pub async fn insert_access_request(&self, r: &AccessRequestRecord) -> StoreResult<()> {
-        sqlx::query(
+        self.write_one(sqlx::query(
             "INSERT INTO access_requests (id, partner_account_id, customer_account_id, requested_by,
                 support_user, message, state, created_at)
              VALUES (?, ?, ?, ?, ?, ?, 'pending', ?)",
@@ -146,7 +146,7 @@ impl Store {
         .bind(r.support_user)
         .bind(&r.message)
         .bind(sortable_time(r.created_at))
-        .execute(&self.pool)
+        )
         .await
         .map(|_| ())
     }
@@ -229,16 +229,18 @@ impl Store {
         message: Option<&str>,
         now: DateTime<Utc>,
     ) -> StoreResult<bool> {
-        let done = sqlx::query(
-            "UPDATE access_grants SET renewal_requested_at = ?, renewal_message = ?
+        let done = self
+            .write_one(
+                sqlx::query(
+                    "UPDATE access_grants SET renewal_requested_at = ?, renewal_message = ?
              WHERE id = ? AND ended_at IS NULL AND (expires_at IS NULL OR expires_at > ?)",
-        )
-        .bind(now)
-        .bind(message)
-        .bind(id.to_string())
-        .bind(sortable_time(now))
-        .execute(&self.pool)
-        .await?;
+                )
+                .bind(now)
+                .bind(message)
+                .bind(id.to_string())
+                .bind(sortable_time(now)),
+            )
+            .await?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -278,15 +280,17 @@ impl Store {
 
     /// Marks a pending request rejected; `false` when it was not pending.
     pub async fn reject_request(&self, id: AccessRequestId, by: UserId) -> StoreResult<bool> {
-        let done = sqlx::query(
-            "UPDATE access_requests SET state = 'rejected', decided_at = ?, decided_by = ?
+        let done = self
+            .write_one(
+                sqlx::query(
+                    "UPDATE access_requests SET state = 'rejected', decided_at = ?, decided_by = ?
              WHERE id = ? AND state = 'pending'",
-        )
-        .bind(sortable_time(Utc::now()))
-        .bind(by.to_string())
-        .bind(id.to_string())
-        .execute(&self.pool)
-        .await?;
+                )
+                .bind(sortable_time(Utc::now()))
+                .bind(by.to_string())
+                .bind(id.to_string()),
+            )
+            .await?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -394,6 +398,9 @@ impl Store {
         .bind(id.to_string())
         .execute(&mut *tx)
         .await?;
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
         sqlx::query(
             "UPDATE auth_tokens SET revoked_at = ? WHERE grant_id = ? AND revoked_at IS NULL",
         )
@@ -402,7 +409,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(done.rows_affected() == 1)
+        Ok(true)
     }
 
     /// Stores a partner support token bound to a grant.
@@ -413,7 +420,7 @@ impl Store {
         grant: GrantId,
         expires_at: DateTime<Utc>,
     ) -> StoreResult<()> {
-        sqlx::query(
+        self.write_one(sqlx::query(
             "INSERT INTO auth_tokens (token_hash, user_id, via, created_at, expires_at, grant_id)
              VALUES (?, ?, 'partner_support', ?, ?, ?)",
         )
@@ -422,7 +429,7 @@ impl Store {
         .bind(Utc::now())
         .bind(expires_at)
         .bind(grant.to_string())
-        .execute(&self.pool)
+        )
         .await
         .map(|_| ())
     }
@@ -461,11 +468,13 @@ impl Store {
         if let Some(owner) = &owner {
             update = update.bind(owner.clone());
         }
-        let done = update
-            .bind(partner.to_string())
-            .bind(customer.to_string())
-            .bind(sortable_time(Utc::now()))
-            .execute(&self.pool)
+        let done = self
+            .write_one(
+                update
+                    .bind(partner.to_string())
+                    .bind(customer.to_string())
+                    .bind(sortable_time(Utc::now())),
+            )
             .await?;
         if done.rows_affected() == 1 {
             return Ok(Assignment::Moved);

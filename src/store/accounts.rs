@@ -227,12 +227,12 @@ impl Store {
             getrandom::fill(&mut bytes)
                 .map_err(|e| sqlx::Error::Protocol(format!("no randomness: {e}")))?;
             let number = (u32::from_le_bytes(bytes) % 900_000_000 + 100_000_000).to_string();
-            let done = sqlx::query(
+            let done = self.write_one(sqlx::query(
                 "UPDATE accounts SET customer_number = ? WHERE id = ? AND customer_number IS NULL",
             )
             .bind(&number)
             .bind(account.to_string())
-            .execute(&self.pool)
+            )
             .await;
             match done {
                 Ok(_) => {}
@@ -284,7 +284,7 @@ impl Store {
 }
 
 async fn insert_user(
-    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    tx: &mut super::WriteTx,
     account: AccountId,
     user: &NewUser,
     now: DateTime<Utc>,
@@ -325,7 +325,7 @@ async fn insert_user(
 
 impl Store {
     pub async fn update_account(&self, a: &AccountRecord) -> StoreResult<()> {
-        sqlx::query(
+        self.write_one(sqlx::query(
             "UPDATE accounts SET name = ?, certified = ?, support_access = ?, default_policy_id = ?,
                 guest_admission = ?, record_sessions = ?
              WHERE id = ?",
@@ -337,7 +337,7 @@ impl Store {
         .bind(&a.guest_admission)
         .bind(a.record_sessions)
         .bind(a.id.to_string())
-        .execute(&self.pool)
+        )
         .await
         .map(|_| ())
     }

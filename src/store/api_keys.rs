@@ -39,7 +39,7 @@ impl Store {
         prefix: &str,
         key_hash: &str,
     ) -> StoreResult<()> {
-        sqlx::query(
+        self.write_one(sqlx::query(
             "INSERT INTO api_keys (id, user_id, name, prefix, key_hash, created_at) VALUES (?, ?, ?, ?, ?, ?)",
         )
         .bind(id.to_string())
@@ -48,7 +48,7 @@ impl Store {
         .bind(prefix)
         .bind(key_hash)
         .bind(Utc::now())
-        .execute(&self.pool)
+        )
         .await
         .map(|_| ())
     }
@@ -74,13 +74,18 @@ impl Store {
     /// Deletes a live key; answers its stored hash (the credential its live connections were
     /// opened with), or `None` when it was deleted already.
     pub async fn delete_api_key(&self, id: Uuid) -> StoreResult<Option<String>> {
-        sqlx::query_scalar(
+        let mut tx = self.write_tx().await?;
+        let hash: Option<String> = sqlx::query_scalar(
             "UPDATE api_keys SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL RETURNING key_hash",
         )
         .bind(Utc::now())
         .bind(id.to_string())
-        .fetch_optional(&self.pool)
-        .await
+        .fetch_optional(&mut *tx)
+        .await?;
+        if hash.is_some() {
+            tx.commit().await?;
+        }
+        Ok(hash)
     }
 
     /// Records that the key of `prefix` was used now.

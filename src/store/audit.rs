@@ -11,6 +11,59 @@ use crate::domain::{
     ids::{AccountId, UserId},
 };
 
+/// Appends an entry to its account's chain inside a write transaction: the last entry's hash
+/// and place are read and the new one written under the transaction's write lock, and the
+/// unique index on (account, seq) refuses a fork.
+pub(super) async fn append(tx: &mut sqlx::SqliteConnection, entry: &AuditEntry) -> StoreResult<()> {
+    let id = Uuid::now_v7().to_string();
+    let at = Utc::now();
+    let last: Option<(i64, String)> = sqlx::query_as(
+        "SELECT seq, hash FROM audit_log WHERE account_id = ? AND seq IS NOT NULL
+         ORDER BY seq DESC LIMIT 1",
+    )
+    .bind(entry.account_id.to_string())
+    .fetch_optional(&mut *tx)
+    .await?;
+    let (seq, prev_hash) = match last {
+        Some((seq, hash)) => (seq + 1, hash),
+        None => (1, audit_chain::GENESIS.to_string()),
+    };
+    let link = ChainEntry {
+        account_id: entry.account_id.to_string(),
+        seq,
+        id: id.clone(),
+        at: chain_time(at),
+        actor_user_id: entry.actor_user_id.map(|u| u.to_string()),
+        actor_name: entry.actor_name.clone(),
+        via: entry.via.clone(),
+        action: entry.action.to_string(),
+        target: entry.target.clone(),
+        details: entry.details.clone(),
+        prev_hash,
+    };
+    let hash = link.hash();
+    sqlx::query(
+        "INSERT INTO audit_log (id, account_id, actor_user_id, actor_name, via, action, target,
+            details, at, seq, prev_hash, hash)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&id)
+    .bind(entry.account_id.to_string())
+    .bind(entry.actor_user_id.map(|u| u.to_string()))
+    .bind(&entry.actor_name)
+    .bind(&entry.via)
+    .bind(entry.action)
+    .bind(&entry.target)
+    .bind(entry.details.to_string())
+    .bind(at)
+    .bind(seq)
+    .bind(&link.prev_hash)
+    .bind(&hash)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
 /// An entry to write.
 #[derive(Debug, Clone)]
 pub struct AuditEntry {
@@ -65,57 +118,11 @@ pub struct AuditFilter {
 }
 
 impl Store {
-    /// Appends an entry to its account's chain: the last entry's hash and place are read and
-    /// the new one written in one write transaction, and the unique index on (account, seq)
-    /// refuses a fork.
+    /// Appends an entry to its account's chain, in a write transaction of its own (an event
+    /// that is not a write of its own: a refused login, a command sent to an agent).
     pub async fn audit(&self, entry: &AuditEntry) -> StoreResult<()> {
-        let id = Uuid::now_v7().to_string();
-        let at = Utc::now();
         let mut tx = self.write_tx().await?;
-        let last: Option<(i64, String)> = sqlx::query_as(
-            "SELECT seq, hash FROM audit_log WHERE account_id = ? AND seq IS NOT NULL
-             ORDER BY seq DESC LIMIT 1",
-        )
-        .bind(entry.account_id.to_string())
-        .fetch_optional(&mut *tx)
-        .await?;
-        let (seq, prev_hash) = match last {
-            Some((seq, hash)) => (seq + 1, hash),
-            None => (1, audit_chain::GENESIS.to_string()),
-        };
-        let link = ChainEntry {
-            account_id: entry.account_id.to_string(),
-            seq,
-            id: id.clone(),
-            at: chain_time(at),
-            actor_user_id: entry.actor_user_id.map(|u| u.to_string()),
-            actor_name: entry.actor_name.clone(),
-            via: entry.via.clone(),
-            action: entry.action.to_string(),
-            target: entry.target.clone(),
-            details: entry.details.clone(),
-            prev_hash,
-        };
-        let hash = link.hash();
-        sqlx::query(
-            "INSERT INTO audit_log (id, account_id, actor_user_id, actor_name, via, action, target,
-                details, at, seq, prev_hash, hash)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&id)
-        .bind(entry.account_id.to_string())
-        .bind(entry.actor_user_id.map(|u| u.to_string()))
-        .bind(&entry.actor_name)
-        .bind(&entry.via)
-        .bind(entry.action)
-        .bind(&entry.target)
-        .bind(entry.details.to_string())
-        .bind(at)
-        .bind(seq)
-        .bind(&link.prev_hash)
-        .bind(&hash)
-        .execute(&mut *tx)
-        .await?;
+        append(&mut tx, entry).await?;
         tx.commit().await
     }
 

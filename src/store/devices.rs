@@ -126,7 +126,7 @@ fn command_from_row(row: &SqliteRow) -> StoreResult<CommandRecord> {
 
 impl Store {
     pub async fn insert_device(&self, d: &DeviceRecord) -> StoreResult<()> {
-        sqlx::query(
+        self.write_one(sqlx::query(
             "INSERT INTO devices (id, account_id, name, serial, platform, model, os_version, lost_mode,
                 user_id, group_id, created_at)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -142,7 +142,7 @@ impl Store {
         .bind(d.user_id.map(|u| u.to_string()))
         .bind(d.group_id.map(|g| g.to_string()))
         .bind(d.created_at)
-        .execute(&self.pool)
+        )
         .await
         .map(|_| ())
     }
@@ -187,15 +187,16 @@ impl Store {
 
     /// Writes the editable fields (name, model, OS version, group).
     pub async fn update_device(&self, d: &DeviceRecord) -> StoreResult<()> {
-        sqlx::query(
-            "UPDATE devices SET name = ?, model = ?, os_version = ?, group_id = ? WHERE id = ?",
+        self.write_one(
+            sqlx::query(
+                "UPDATE devices SET name = ?, model = ?, os_version = ?, group_id = ? WHERE id = ?",
+            )
+            .bind(&d.name)
+            .bind(&d.model)
+            .bind(&d.os_version)
+            .bind(d.group_id.map(|g| g.to_string()))
+            .bind(d.id.to_string()),
         )
-        .bind(&d.name)
-        .bind(&d.model)
-        .bind(&d.os_version)
-        .bind(d.group_id.map(|g| g.to_string()))
-        .bind(d.id.to_string())
-        .execute(&self.pool)
         .await
         .map(|_| ())
     }
@@ -211,17 +212,22 @@ impl Store {
             .bind(id.to_string())
             .execute(&mut *tx)
             .await?;
+        // Nothing to do commits nothing (and records nothing on an audited handle).
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
         tx.commit().await?;
-        Ok(done.rows_affected() == 1)
+        Ok(true)
     }
 
     pub async fn link_device(&self, id: DeviceId, user: Option<UserId>) -> StoreResult<()> {
-        sqlx::query("UPDATE devices SET user_id = ? WHERE id = ?")
-            .bind(user.map(|u| u.to_string()))
-            .bind(id.to_string())
-            .execute(&self.pool)
-            .await
-            .map(|_| ())
+        self.write_one(
+            sqlx::query("UPDATE devices SET user_id = ? WHERE id = ?")
+                .bind(user.map(|u| u.to_string()))
+                .bind(id.to_string()),
+        )
+        .await
+        .map(|_| ())
     }
 
     /// Applies the linked rows of a CSV import in one transaction.
@@ -290,17 +296,18 @@ pub struct EnrollmentCodeRecord {
 }
 
 impl Store {
+    #[allow(clippy::too_many_arguments)] // one column each; the handler names them all
     pub async fn insert_enrollment_code(
         &self,
+        id: uuid::Uuid,
         code_hash: &str,
         account: AccountId,
         group: Option<uuid::Uuid>,
         created_by: UserId,
         expires_at: DateTime<Utc>,
         grant: Option<GrantId>,
-    ) -> StoreResult<uuid::Uuid> {
-        let id = uuid::Uuid::now_v7();
-        sqlx::query(
+    ) -> StoreResult<()> {
+        self.write_one(sqlx::query(
             "INSERT INTO enrollment_codes (id, code_hash, account_id, group_id, created_by, created_at, expires_at, grant_id)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         )
@@ -312,9 +319,9 @@ impl Store {
         .bind(Utc::now())
         .bind(expires_at)
         .bind(grant.map(|g| g.to_string()))
-        .execute(&self.pool)
+        )
         .await
-        .map(|_| id)
+        .map(|_| ())
     }
 
     /// The account's newest enrollment codes (at most 200), with who made them and what
@@ -392,15 +399,17 @@ impl Store {
         let Some((group,)) = group else {
             return Ok(None);
         };
-        let done = sqlx::query(
-            "UPDATE enrollment_codes SET revoked_at = ?
+        let done = self
+            .write_one(
+                sqlx::query(
+                    "UPDATE enrollment_codes SET revoked_at = ?
              WHERE id = ? AND account_id = ? AND used_at IS NULL AND revoked_at IS NULL",
-        )
-        .bind(Utc::now())
-        .bind(id.to_string())
-        .bind(account.to_string())
-        .execute(&self.pool)
-        .await?;
+                )
+                .bind(Utc::now())
+                .bind(id.to_string())
+                .bind(account.to_string()),
+            )
+            .await?;
         let group = group.and_then(|g| uuid::Uuid::parse_str(&g).ok());
         Ok(Some((done.rows_affected() == 1, group)))
     }
@@ -558,6 +567,25 @@ impl Store {
             .fetch_one(&mut *tx)
             .await?;
         let record = device_from_row(&row)?;
+        // The enrollment's own record, in its transaction: the device is its actor.
+        super::audit::append(
+            &mut tx,
+            &super::AuditEntry {
+                account_id: record.account_id,
+                actor_user_id: None,
+                actor_name: format!("device {}", record.serial),
+                via: "enrollment".into(),
+                action: "device.enrolled",
+                target: Some(record.id.to_string()),
+                details: serde_json::json!({
+                    "serial": record.serial,
+                    "platform": record.platform.as_str(),
+                    "new": new,
+                    "linked_user_id": record.user_id,
+                }),
+            },
+        )
+        .await?;
         tx.commit().await?;
         Ok(Ok((record, new)))
     }
@@ -565,9 +593,11 @@ impl Store {
     /// Ends a device's secret, so its agent is out and an enrollment code of its account may
     /// enroll the serial again. False when there is no such device.
     pub async fn release_device(&self, id: DeviceId) -> StoreResult<bool> {
-        let done = sqlx::query("UPDATE devices SET secret_hash = NULL WHERE id = ?")
-            .bind(id.to_string())
-            .execute(&self.pool)
+        let done = self
+            .write_one(
+                sqlx::query("UPDATE devices SET secret_hash = NULL WHERE id = ?")
+                    .bind(id.to_string()),
+            )
             .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -626,7 +656,7 @@ impl Store {
         c: &CommandRecord,
         key: &str,
     ) -> StoreResult<Option<CommandRecord>> {
-        let done = sqlx::query(
+        let done = self.write_one(sqlx::query(
             "INSERT INTO device_commands (id, device_id, account_id, action, params, status,
                 requested_by, created_at, updated_at, idempotency_key)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -643,7 +673,7 @@ impl Store {
         .bind(c.created_at)
         .bind(c.updated_at)
         .bind(key)
-        .execute(&self.pool)
+        )
         .await?;
         if done.rows_affected() == 1 {
             return Ok(None);
@@ -659,21 +689,22 @@ impl Store {
     }
 
     pub async fn insert_command(&self, c: &CommandRecord) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO device_commands (id, device_id, account_id, action, params, status,
+        self.write_one(
+            sqlx::query(
+                "INSERT INTO device_commands (id, device_id, account_id, action, params, status,
                 requested_by, created_at, updated_at)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(c.id.to_string())
+            .bind(c.device_id.to_string())
+            .bind(c.account_id.to_string())
+            .bind(c.action.as_str())
+            .bind(to_json(&c.params)?)
+            .bind(c.status.as_str())
+            .bind(c.requested_by.map(|u| u.to_string()))
+            .bind(c.created_at)
+            .bind(c.updated_at),
         )
-        .bind(c.id.to_string())
-        .bind(c.device_id.to_string())
-        .bind(c.account_id.to_string())
-        .bind(c.action.as_str())
-        .bind(to_json(&c.params)?)
-        .bind(c.status.as_str())
-        .bind(c.requested_by.map(|u| u.to_string()))
-        .bind(c.created_at)
-        .bind(c.updated_at)
-        .execute(&self.pool)
         .await
         .map(|_| ())
     }

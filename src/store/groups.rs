@@ -33,14 +33,15 @@ impl Store {
     }
 
     pub async fn insert_group(&self, account: AccountId, g: &GroupRecord) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO device_groups (id, account_id, name, created_at) VALUES (?, ?, ?, ?)",
+        self.write_one(
+            sqlx::query(
+                "INSERT INTO device_groups (id, account_id, name, created_at) VALUES (?, ?, ?, ?)",
+            )
+            .bind(g.id.to_string())
+            .bind(account.to_string())
+            .bind(&g.name)
+            .bind(g.created_at),
         )
-        .bind(g.id.to_string())
-        .bind(account.to_string())
-        .bind(&g.name)
-        .bind(g.created_at)
-        .execute(&self.pool)
         .await
         .map(|_| ())
     }
@@ -65,12 +66,13 @@ impl Store {
     }
 
     pub async fn rename_group(&self, id: Uuid, name: &str) -> StoreResult<()> {
-        sqlx::query("UPDATE device_groups SET name = ? WHERE id = ?")
-            .bind(name)
-            .bind(id.to_string())
-            .execute(&self.pool)
-            .await
-            .map(|_| ())
+        self.write_one(
+            sqlx::query("UPDATE device_groups SET name = ? WHERE id = ?")
+                .bind(name)
+                .bind(id.to_string()),
+        )
+        .await
+        .map(|_| ())
     }
 
     /// Deletes a group that holds no device and no unused enrollment code, in one write
@@ -97,7 +99,11 @@ impl Store {
             .bind(&id)
             .execute(&mut *tx)
             .await?;
+        // Nothing to do commits nothing (and records nothing on an audited handle).
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
         tx.commit().await?;
-        Ok(done.rows_affected() == 1)
+        Ok(true)
     }
 }

@@ -16,7 +16,13 @@ mod second_factor;
 mod sessions;
 mod users;
 
-use std::{path::Path, str::FromStr, time::Duration};
+use std::{
+    ops::{Deref, DerefMut},
+    path::Path,
+    str::FromStr,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use sqlx::{
     Row,
@@ -47,6 +53,43 @@ pub use users::{EmailChangeRefusal, TokenGrant, TokenPrincipal, UsedTicket, User
 #[derive(Clone)]
 pub struct Store {
     pool: SqlitePool,
+    /// Audit entries that the next committed write transaction appends (see [`Store::audited`]).
+    audit: Option<Arc<Mutex<Vec<AuditEntry>>>>,
+}
+
+/// A write transaction. Its commit first appends the audit entries of the handle it was begun
+/// on, so that an action and the entries recording it are written together or not at all.
+pub(crate) struct WriteTx {
+    tx: sqlx::Transaction<'static, sqlx::Sqlite>,
+    audit: Option<Arc<Mutex<Vec<AuditEntry>>>>,
+}
+
+impl WriteTx {
+    pub(crate) async fn commit(mut self) -> StoreResult<()> {
+        let entries = match &self.audit {
+            Some(pending) => {
+                std::mem::take(&mut *pending.lock().unwrap_or_else(|e| e.into_inner()))
+            }
+            None => Vec::new(),
+        };
+        for entry in &entries {
+            audit::append(&mut self.tx, entry).await?;
+        }
+        self.tx.commit().await
+    }
+}
+
+impl Deref for WriteTx {
+    type Target = sqlx::SqliteConnection;
+    fn deref(&self) -> &Self::Target {
+        &self.tx
+    }
+}
+
+impl DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.tx
+    }
 }
 
 /// Result of store calls.
@@ -75,7 +118,7 @@ impl Store {
                 crate::private_fs::restrict_file(&file)?;
             }
         }
-        let store = Self { pool };
+        let store = Self { pool, audit: None };
         // Entries of a version before the hash chain join it once, in their order.
         let sealed = store.seal_audit_chain().await?;
         if sealed > 0 {
@@ -98,8 +141,46 @@ impl Store {
     /// A transaction that writes: `BEGIN IMMEDIATE` takes SQLite's write lock up front (waiting
     /// up to the busy timeout), so a transaction that reads and then writes cannot fail with
     /// SQLITE_BUSY when another connection wrote in between, as a deferred one can.
-    async fn write_tx(&self) -> StoreResult<sqlx::Transaction<'static, sqlx::Sqlite>> {
-        self.pool.begin_with("BEGIN IMMEDIATE").await
+    async fn write_tx(&self) -> StoreResult<WriteTx> {
+        Ok(WriteTx {
+            tx: self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            audit: self.audit.clone(),
+        })
+    }
+
+    /// A handle whose next committed write also appends `entries` to the audit log, in the
+    /// same transaction: the action and its record land together or not at all. A write that
+    /// is refused or fails commits nothing and records nothing.
+    pub fn audited(&self, entries: Vec<AuditEntry>) -> Store {
+        Store {
+            pool: self.pool.clone(),
+            audit: Some(Arc::new(Mutex::new(entries))),
+        }
+    }
+
+    /// One write statement. On an audited handle it runs in a write transaction that appends
+    /// the entries too, committed only when the statement changed a row (a write that found
+    /// nothing to do records nothing).
+    async fn write_one(
+        &self,
+        query: sqlx::query::Query<'_, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>,
+    ) -> StoreResult<sqlx::sqlite::SqliteQueryResult> {
+        if self.audit.is_none() {
+            return query.execute(&self.pool).await;
+        }
+        let mut tx = self.write_tx().await?;
+        let done = query.execute(&mut *tx).await?;
+        if done.rows_affected() > 0 {
+            tx.commit().await?;
+        }
+        Ok(done)
+    }
+
+    /// How many of the entries given to [`Store::audited`] no write has committed yet.
+    pub fn unwritten_audit(&self) -> usize {
+        self.audit.as_ref().map_or(0, |pending| {
+            pending.lock().unwrap_or_else(|e| e.into_inner()).len()
+        })
     }
 
     /// The pool, for tests that set up rows no current code path writes.

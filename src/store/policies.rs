@@ -55,7 +55,7 @@ impl Store {
 
     /// Inserts a policy; a live policy of the same name in the account is a unique violation.
     pub async fn insert_policy(&self, p: &PolicyRecord) -> StoreResult<()> {
-        sqlx::query(
+        self.write_one(sqlx::query(
             "INSERT INTO policies (id, account_id, name, description, permissions, created_at, updated_at)
              VALUES (?, ?, ?, ?, ?, ?, ?)",
         )
@@ -66,22 +66,23 @@ impl Store {
         .bind(to_json(&p.permissions.to_vec())?)
         .bind(p.created_at)
         .bind(p.updated_at)
-        .execute(&self.pool)
+        )
         .await
         .map(|_| ())
     }
 
     pub async fn update_policy(&self, p: &PolicyRecord) -> StoreResult<()> {
-        sqlx::query(
-            "UPDATE policies SET name = ?, description = ?, permissions = ?, updated_at = ?
+        self.write_one(
+            sqlx::query(
+                "UPDATE policies SET name = ?, description = ?, permissions = ?, updated_at = ?
              WHERE id = ? AND deleted_at IS NULL",
+            )
+            .bind(&p.name)
+            .bind(&p.description)
+            .bind(to_json(&p.permissions.to_vec())?)
+            .bind(p.updated_at)
+            .bind(p.id.to_string()),
         )
-        .bind(&p.name)
-        .bind(&p.description)
-        .bind(to_json(&p.permissions.to_vec())?)
-        .bind(p.updated_at)
-        .bind(p.id.to_string())
-        .execute(&self.pool)
         .await
         .map(|_| ())
     }
@@ -101,7 +102,11 @@ impl Store {
             .bind(id.to_string())
             .execute(&mut *tx)
             .await?;
+        // Nothing to do commits nothing (and records nothing on an audited handle).
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
         tx.commit().await?;
-        Ok(done.rows_affected() == 1)
+        Ok(true)
     }
 }

@@ -373,10 +373,7 @@ impl Store {
 /// Chunks per INSERT: 4 parameters each, well below SQLite's and PostgreSQL's limits.
 const CHUNK_ROWS_PER_INSERT: usize = 500;
 
-async fn insert_chunks(
-    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
-    chunks: &[ChatChunk],
-) -> StoreResult<()> {
+async fn insert_chunks(tx: &mut super::WriteTx, chunks: &[ChatChunk]) -> StoreResult<()> {
     let mut encoded = Vec::with_capacity(chunks.len());
     for chunk in chunks {
         let (Some(first), Some(last)) = (chunk.lines.first(), chunk.lines.last()) else {
@@ -404,10 +401,7 @@ async fn insert_chunks(
     query.build().execute(&mut **tx).await.map(|_| ())
 }
 
-async fn apply(
-    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
-    event: &ReportEvent,
-) -> StoreResult<()> {
+async fn apply(tx: &mut super::WriteTx, event: &ReportEvent) -> StoreResult<()> {
     match event {
         ReportEvent::Joined {
             session,

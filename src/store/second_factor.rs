@@ -23,12 +23,13 @@ pub struct ChallengeRecord {
 
 impl Store {
     pub async fn set_two_factor(&self, user: UserId, mode: &str) -> StoreResult<()> {
-        sqlx::query("UPDATE users SET two_factor = ? WHERE id = ?")
-            .bind(mode)
-            .bind(user.to_string())
-            .execute(&self.pool)
-            .await
-            .map(|_| ())
+        self.write_one(
+            sqlx::query("UPDATE users SET two_factor = ? WHERE id = ?")
+                .bind(mode)
+                .bind(user.to_string()),
+        )
+        .await
+        .map(|_| ())
     }
 
     pub async fn challenge(&self, id: Uuid) -> StoreResult<Option<ChallengeRecord>> {
@@ -225,7 +226,7 @@ impl Store {
     }
 
     async fn challenge_in(
-        tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+        tx: &mut super::WriteTx,
         id: Uuid,
     ) -> StoreResult<Option<ChallengeRecord>> {
         let row = sqlx::query("SELECT * FROM login_challenges WHERE id = ?")
@@ -297,9 +298,10 @@ impl Store {
     /// Lifts a user's lock of the code step and its count of wrong codes (the operator's
     /// `admin unlock`); `false` when there was nothing to lift.
     pub async fn unlock_code_step(&self, user: UserId) -> StoreResult<bool> {
-        let done = sqlx::query("DELETE FROM code_guards WHERE user_id = ?")
-            .bind(user.to_string())
-            .execute(&self.pool)
+        let done = self
+            .write_one(
+                sqlx::query("DELETE FROM code_guards WHERE user_id = ?").bind(user.to_string()),
+            )
             .await?;
         Ok(done.rows_affected() > 0)
     }
@@ -307,12 +309,13 @@ impl Store {
     /// Keeps a new authenticator secret (sealed) until a first code confirms it; the user's
     /// login does not change yet.
     pub async fn set_totp_pending(&self, user: UserId, sealed: &str) -> StoreResult<()> {
-        sqlx::query("UPDATE users SET totp_pending = ? WHERE id = ?")
-            .bind(sealed)
-            .bind(user.to_string())
-            .execute(&self.pool)
-            .await
-            .map(|_| ())
+        self.write_one(
+            sqlx::query("UPDATE users SET totp_pending = ? WHERE id = ?")
+                .bind(sealed)
+                .bind(user.to_string()),
+        )
+        .await
+        .map(|_| ())
     }
 
     /// The authenticator secret waiting for its first code, sealed.
@@ -382,13 +385,13 @@ impl Store {
     /// Accepts `step` only if it is newer than the last accepted one (atomically).
     pub async fn accept_totp_step(&self, user: UserId, step: u64) -> StoreResult<bool> {
         let step = i64::try_from(step).unwrap_or(i64::MAX);
-        let done = sqlx::query(
+        let done = self.write_one(sqlx::query(
             "UPDATE users SET totp_last_step = ? WHERE id = ? AND (totp_last_step IS NULL OR totp_last_step < ?)",
         )
         .bind(step)
         .bind(user.to_string())
         .bind(step)
-        .execute(&self.pool)
+        )
         .await?;
         Ok(done.rows_affected() == 1)
     }

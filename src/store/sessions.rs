@@ -126,24 +126,26 @@ impl Store {
         customer_key_sealed: &str,
         cap: u32,
     ) -> StoreResult<bool> {
-        let done = sqlx::query(
-            "INSERT INTO sessions (id, account_id, subject, device_id, owner_user_id,
+        let done = self
+            .write_one(
+                sqlx::query(
+                    "INSERT INTO sessions (id, account_id, subject, device_id, owner_user_id,
                 customer_key_hash, customer_key_sealed, state, started_at)
              SELECT ?, ?, ?, ?, ?, ?, ?, 'open', ?
              WHERE (SELECT COUNT(*) FROM sessions WHERE account_id = ? AND state = 'open') < ?",
-        )
-        .bind(s.id.to_string())
-        .bind(s.account_id.to_string())
-        .bind(&s.subject)
-        .bind(s.device_id.map(|d| d.to_string()))
-        .bind(s.owner_user_id.to_string())
-        .bind(customer_key_hash)
-        .bind(customer_key_sealed)
-        .bind(s.started_at)
-        .bind(s.account_id.to_string())
-        .bind(i64::from(cap))
-        .execute(&self.pool)
-        .await?;
+                )
+                .bind(s.id.to_string())
+                .bind(s.account_id.to_string())
+                .bind(&s.subject)
+                .bind(s.device_id.map(|d| d.to_string()))
+                .bind(s.owner_user_id.to_string())
+                .bind(customer_key_hash)
+                .bind(customer_key_sealed)
+                .bind(s.started_at)
+                .bind(s.account_id.to_string())
+                .bind(i64::from(cap)),
+            )
+            .await?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -278,7 +280,7 @@ impl Store {
     /// Stores a pending invitation unless its session holds `cap` pending ones already
     /// (decided by the one statement); `false` when the cap refused it.
     pub async fn insert_invitation(&self, i: &NewInvitation, cap: u32) -> StoreResult<bool> {
-        let done = sqlx::query(
+        let done = self.write_one(sqlx::query(
             "INSERT INTO invitations (id, session_id, inviter_participant_id, inviter_user_id,
                 token_hash, policy_id, policy_name, permissions, guest_name, comment, email,
                 created_at, expires_at, outcome)
@@ -300,7 +302,7 @@ impl Store {
         .bind(i.expires_at)
         .bind(i.session_id.to_string())
         .bind(i64::from(cap))
-        .execute(&self.pool)
+        )
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -339,13 +341,13 @@ impl Store {
         outcome: Outcome,
         at: DateTime<Utc>,
     ) -> StoreResult<bool> {
-        let done = sqlx::query(
+        let done = self.write_one(sqlx::query(
             "UPDATE invitations SET outcome = ?, outcome_at = ? WHERE id = ? AND outcome = 'pending'",
         )
         .bind(outcome.as_str())
         .bind(at)
         .bind(id.to_string())
-        .execute(&self.pool)
+        )
         .await?;
         Ok(done.rows_affected() == 1)
     }

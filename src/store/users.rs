@@ -270,8 +270,12 @@ impl Store {
             .bind(&id)
             .execute(&mut *tx)
             .await?;
+        // Nothing to do commits nothing (and records nothing on an audited handle).
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
         tx.commit().await?;
-        Ok(done.rows_affected() == 1)
+        Ok(true)
     }
 
     /// Ends the live vendor-support tokens into `account` (every user of it), or of one user
@@ -313,7 +317,7 @@ impl Store {
         on_behalf_of: Option<&str>,
         expires_at: DateTime<Utc>,
     ) -> StoreResult<()> {
-        sqlx::query(
+        self.write_one(sqlx::query(
             "INSERT INTO auth_tokens (token_hash, user_id, via, on_behalf_of, created_at, expires_at)
              VALUES (?, ?, ?, ?, ?, ?)",
         )
@@ -323,19 +327,20 @@ impl Store {
         .bind(on_behalf_of)
         .bind(Utc::now())
         .bind(expires_at)
-        .execute(&self.pool)
+        )
         .await
         .map(|_| ())
     }
 
     /// Marks a token as made by a login that proved a second factor now.
     pub async fn mark_second_factor(&self, token_hash: &str, at: DateTime<Utc>) -> StoreResult<()> {
-        sqlx::query("UPDATE auth_tokens SET second_factor_at = ? WHERE token_hash = ?")
-            .bind(at)
-            .bind(token_hash)
-            .execute(&self.pool)
-            .await
-            .map(|_| ())
+        self.write_one(
+            sqlx::query("UPDATE auth_tokens SET second_factor_at = ? WHERE token_hash = ?")
+                .bind(at)
+                .bind(token_hash),
+        )
+        .await
+        .map(|_| ())
     }
 
     /// When the login behind a token last proved a second factor (`None`: never).
@@ -397,12 +402,12 @@ impl Store {
     }
 
     pub async fn revoke_token(&self, token_hash: &str) -> StoreResult<bool> {
-        let done = sqlx::query(
+        let done = self.write_one(sqlx::query(
             "UPDATE auth_tokens SET revoked_at = ? WHERE token_hash = ? AND revoked_at IS NULL",
         )
         .bind(Utc::now())
         .bind(token_hash)
-        .execute(&self.pool)
+        )
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -479,7 +484,7 @@ impl Store {
         phone: Option<&str>,
         language: &str,
     ) -> StoreResult<()> {
-        sqlx::query(
+        self.write_one(sqlx::query(
             "UPDATE users SET first_name = ?, last_name = ?, phone = ?, language = ? WHERE id = ?",
         )
         .bind(first_name)
@@ -487,7 +492,7 @@ impl Store {
         .bind(phone)
         .bind(language)
         .bind(user.to_string())
-        .execute(&self.pool)
+        )
         .await
         .map(|_| ())
     }
@@ -596,8 +601,32 @@ impl Store {
             }
             other => other?,
         };
-        tx.commit().await?;
+        // The user's own record of it, in the same transaction.
+        let (account, username, first, last): (String, String, String, String) = sqlx::query_as(
+            "SELECT account_id, username, first_name, last_name FROM users WHERE id = ?",
+        )
+        .bind(&user)
+        .fetch_one(&mut *tx)
+        .await?;
         let id = Uuid::parse_str(&user).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+        let account = Uuid::parse_str(&account).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+        super::audit::append(
+            &mut tx,
+            &super::AuditEntry {
+                account_id: AccountId(account),
+                actor_user_id: Some(UserId(id)),
+                actor_name: match format!("{first} {last}").trim() {
+                    "" => username.clone(),
+                    full => full.to_string(),
+                },
+                via: "email_link".into(),
+                action: "user.email_confirmed",
+                target: Some(user.clone()),
+                details: serde_json::json!({"username": username, "email": email}),
+            },
+        )
+        .await?;
+        tx.commit().await?;
         Ok(Ok((UserId(id), email)))
     }
 
@@ -605,12 +634,14 @@ impl Store {
     /// Marks the user deleted and ends, for good, every login token and API key it holds: a
     /// later restore brings back the user, never credentials issued before the deletion.
     pub async fn restore_user(&self, user: UserId) -> StoreResult<bool> {
-        let done = sqlx::query(
-            "UPDATE users SET deleted_at = NULL WHERE id = ? AND deleted_at IS NOT NULL",
-        )
-        .bind(user.to_string())
-        .execute(&self.pool)
-        .await?;
+        let done = self
+            .write_one(
+                sqlx::query(
+                    "UPDATE users SET deleted_at = NULL WHERE id = ? AND deleted_at IS NOT NULL",
+                )
+                .bind(user.to_string()),
+            )
+            .await?;
         Ok(done.rows_affected() == 1)
     }
 }
@@ -734,7 +765,7 @@ impl Store {
 
 /// Ends a user's live login tokens (all but `keep`); answers their hashes.
 async fn revoke_tokens_in(
-    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    tx: &mut super::WriteTx,
     user: UserId,
     keep: Option<&str>,
 ) -> StoreResult<Vec<String>> {

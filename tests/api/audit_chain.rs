@@ -152,3 +152,107 @@ async fn the_audit_chain_holds_verifies_offline_and_catches_every_edit() {
     let (ok, said) = offline_check(&app, &t, &["--head", &"e".repeat(64)]).await;
     assert!(!ok, "{said}");
 }
+
+/// The number of entries of `action` in the account's log.
+async fn entries_of(app: &TestApp, t: &Tenant, action: &str) -> usize {
+    let (status, log) = app
+        .get(
+            &format!("/accounts/{}/audit?action={action}&limit=500", t.id),
+            &t.admin,
+        )
+        .await;
+    assert_eq!(status, 200, "{log}");
+    log.as_array().unwrap().len()
+}
+
+#[actix_web::test]
+async fn an_action_and_its_audit_entry_are_written_together_or_not_at_all() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("Acme").await;
+    let db = app.db().await;
+    // The log refuses every new entry (a full disk, a broken chain, a failing database would
+    // too): an action whose record cannot be written must not happen either.
+    sqlx::query(
+        "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_log
+         BEGIN SELECT RAISE(ABORT, 'audit refused'); END",
+    )
+    .execute(&db)
+    .await
+    .unwrap();
+    let (status, _) = app
+        .post(
+            &format!("/accounts/{}/users", t.id),
+            &t.admin,
+            json!({"username": "ghost", "first_name": "G", "last_name": "Host",
+                   "email": "ghost@example.com"}),
+        )
+        .await;
+    assert_eq!(status, 500, "the user cannot be created without its record");
+    let (status, _) = app
+        .post(
+            &format!("/accounts/{}/policies", t.id),
+            &t.admin,
+            json!({"name": "Unrecorded", "permissions": ["chat"]}),
+        )
+        .await;
+    assert_eq!(status, 500);
+    let (status, _) = app
+        .post(
+            &format!("/accounts/{}/groups", t.id),
+            &t.admin,
+            json!({"name": "Unrecorded"}),
+        )
+        .await;
+    assert_eq!(status, 500);
+    sqlx::query("DROP TRIGGER refuse_audit")
+        .execute(&db)
+        .await
+        .unwrap();
+
+    // Nothing of it happened: the username is free, no policy or group is there.
+    let (status, users) = app
+        .get(&format!("/accounts/{}/users", t.id), &t.admin)
+        .await;
+    assert_eq!(status, 200);
+    assert!(
+        !users
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|u| u["username"] == "ghost"),
+        "{users}"
+    );
+    let (_, policies) = app
+        .get(&format!("/accounts/{}/policies", t.id), &t.admin)
+        .await;
+    assert!(!policies.to_string().contains("Unrecorded"), "{policies}");
+    let (_, groups) = app
+        .get(&format!("/accounts/{}/groups", t.id), &t.admin)
+        .await;
+    assert!(!groups.to_string().contains("Unrecorded"), "{groups}");
+    let (status, body) = app
+        .post(
+            &format!("/accounts/{}/users", t.id),
+            &t.admin,
+            json!({"username": "ghost", "first_name": "G", "last_name": "Host",
+                   "email": "ghost@example.com"}),
+        )
+        .await;
+    assert_eq!(status, 201, "the name was never taken: {body}");
+    assert_eq!(entries_of(&app, &t, "user.created").await, 1);
+
+    // A write that finds nothing to do records nothing: a second delete of one policy.
+    let policy = app.policy(&t, "Once", &["chat"]).await;
+    for _ in 0..2 {
+        app.call(
+            "DELETE",
+            &format!("/policies/{policy}"),
+            Some(&t.admin),
+            None,
+        )
+        .await;
+    }
+    assert_eq!(entries_of(&app, &t, "policy.deleted").await, 1);
+    let check = verify(&app, &t).await;
+    assert_eq!(check["intact"], true, "{check}");
+}
