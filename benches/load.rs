@@ -2,20 +2,25 @@
 //! data dir and drives it with real WebSocket clients. S sessions of one customer, two
 //! technicians and one guest (joined through a real invitation) exchange chat and screen
 //! frames; the run ramps up, holds, stops by itself, prints a table and writes JSON to
-//! target/bench-results/. With `--compare` the same load runs against the baseline relay
-//! (benches/baseline/relay.rs) right after, and the ratios broker / baseline are reported.
+//! target/bench-results/. With `--compare` the same load runs against two baseline relays right
+//! after: `baseline` on the broker's own stack (actix-ws, benches/baseline/relay.rs) and
+//! `tokio-relay` on tokio + tokio-tungstenite with 4 KiB buffers (benches/baseline/tokio_relay.rs);
+//! the ratios broker / each baseline are reported.
 //!
 //! cargo bench --bench load -- [--sessions N] [--secs S] [--chat-per-sec R|max] [--window W]
-//!                             [--screen-bytes B] [--screens-per-sec R] [--target broker|baseline]
+//!                             [--screen-bytes B] [--screens-per-sec R]
+//!                             [--target broker|baseline|tokio-relay]
 //!                             [--compare [--rounds K]] [--no-pin] [--soak]
 //!
-//! `--rounds K` repeats the broker/baseline pair K times, alternating, and reports each round's
+//! `--rounds K` repeats the broker/baselines triple K times, alternating, and reports each round's
 //! ratios and their median, minimum and maximum: on a shared machine one pair varies by ±15%,
 //! which hides changes smaller than that.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "baseline/relay.rs"]
 mod relay;
+#[path = "baseline/tokio_relay.rs"]
+mod tokio_relay;
 
 use std::{
     io::{BufRead, BufReader},
@@ -57,6 +62,7 @@ struct Opts {
 enum Target {
     Broker,
     Baseline,
+    TokioRelay,
 }
 
 impl Target {
@@ -64,6 +70,7 @@ impl Target {
         match self {
             Target::Broker => "broker",
             Target::Baseline => "baseline",
+            Target::TokioRelay => "tokio-relay",
         }
     }
 }
@@ -100,11 +107,12 @@ fn opts(args: &[String]) -> Opts {
             "--target" => {
                 o.targets = vec![match val().as_str() {
                     "baseline" => Target::Baseline,
+                    "tokio-relay" => Target::TokioRelay,
                     _ => Target::Broker,
                 }]
             }
             "--compare" => {
-                o.targets = vec![Target::Broker, Target::Baseline];
+                o.targets = vec![Target::Broker, Target::Baseline, Target::TokioRelay];
                 step = 1;
             }
             "--rounds" => o.rounds = val().parse::<usize>().expect("--rounds K").max(1),
@@ -358,10 +366,14 @@ fn start_server(target: Target, data_dir: &std::path::Path, pinned: bool) -> (Ch
             }
             c
         }
-        Target::Baseline => {
+        Target::Baseline | Target::TokioRelay => {
             let mut c = Command::new(std::env::current_exe().unwrap());
             c.args([
-                "--serve-baseline",
+                if target == Target::Baseline {
+                    "--serve-baseline"
+                } else {
+                    "--serve-tokio-relay"
+                },
                 "127.0.0.1:0",
                 "--workers",
                 if pinned { "1" } else { "2" },
@@ -516,7 +528,7 @@ async fn run(o: &Opts, target: Target) -> Value {
     let pid = child.id();
     let broker = match target {
         Target::Broker => Some(BrokerSetup::new(&base).await),
-        Target::Baseline => None,
+        Target::Baseline | Target::TokioRelay => None,
     };
     let ws_base = base.replace("http://", "ws://");
     let fds_idle = fd_count(pid);
@@ -730,7 +742,10 @@ fn ratios_of(broker: &Value, baseline: &Value) -> Value {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    if let Some(i) = args.iter().position(|a| a == "--serve-baseline") {
+    if let Some(i) = args
+        .iter()
+        .position(|a| a == "--serve-baseline" || a == "--serve-tokio-relay")
+    {
         let bind = args
             .get(i + 1)
             .cloned()
@@ -741,7 +756,11 @@ fn main() {
             .and_then(|w| args.get(w + 1))
             .and_then(|w| w.parse().ok())
             .unwrap_or(1);
-        relay::serve(&bind, workers).expect("baseline relay runs");
+        if args[i] == "--serve-tokio-relay" {
+            tokio_relay::serve(&bind, workers).expect("tokio relay runs");
+        } else {
+            relay::serve(&bind, workers).expect("baseline relay runs");
+        }
         return;
     }
     let mut o = opts(&args);
@@ -757,8 +776,9 @@ fn main() {
         .build()
         .unwrap();
     runtime.block_on(async move {
-        let rounds = if o.targets.len() == 2 { o.rounds } else { 1 };
-        let mut all_ratios = Vec::new();
+        let rounds = if o.targets.len() > 1 { o.rounds } else { 1 };
+        // Per baseline (actix-ws relay, tokio relay): each round's ratios broker / baseline.
+        let mut all_ratios: Vec<(&str, Vec<Value>)> = Vec::new();
         let mut results = Vec::new();
         for round in 1..=rounds {
             if rounds > 1 {
@@ -769,44 +789,57 @@ fn main() {
                 results.push(run(&o, target).await);
             }
             print_table(&results);
-            if let [broker, baseline] = &results[..] {
-                let ratios = ratios_of(broker, baseline);
-                println!(
-                    "\nbroker / baseline: {}",
-                    serde_json::to_string_pretty(&ratios).unwrap()
-                );
-                all_ratios.push(json!({"broker": broker, "baseline": baseline, "ratios": ratios}));
+            if let [broker, baselines @ ..] = &results[..]
+                && o.targets[0] == Target::Broker
+            {
+                for (baseline, target) in baselines.iter().zip(&o.targets[1..]) {
+                    let ratios = ratios_of(broker, baseline);
+                    println!(
+                        "\nbroker / {}: {}",
+                        target.name(),
+                        serde_json::to_string_pretty(&ratios).unwrap()
+                    );
+                    let entry = json!({"broker": broker, "baseline": baseline, "ratios": ratios});
+                    match all_ratios.iter_mut().find(|(n, _)| *n == target.name()) {
+                        Some((_, list)) => list.push(entry),
+                        None => all_ratios.push((target.name(), vec![entry])),
+                    }
+                }
             }
         }
         let mut out = json!({"runs": results});
-        if let Some(last) = all_ratios.last() {
-            out["broker_over_baseline"] = last["ratios"].clone();
-        }
-        if all_ratios.len() > 1 {
-            let mut summary = serde_json::Map::new();
-            for key in RATIO_KEYS {
-                let mut values: Vec<f64> = all_ratios
-                    .iter()
-                    .filter_map(|r| r["ratios"][key].as_f64())
-                    .collect();
-                values.sort_by(f64::total_cmp);
-                summary.insert(
-                    key.to_string(),
-                    json!({
-                        "median": values[values.len() / 2],
-                        "min": values[0],
-                        "max": values[values.len() - 1],
-                    }),
+        for (name, list) in &all_ratios {
+            let key = format!("broker_over_{}", name.replace('-', "_"));
+            out[&key] = list
+                .last()
+                .map(|l| l["ratios"].clone())
+                .unwrap_or(Value::Null);
+            if list.len() > 1 {
+                let mut summary = serde_json::Map::new();
+                for ratio in RATIO_KEYS {
+                    let mut values: Vec<f64> = list
+                        .iter()
+                        .filter_map(|r| r["ratios"][ratio].as_f64())
+                        .collect();
+                    values.sort_by(f64::total_cmp);
+                    summary.insert(
+                        ratio.to_string(),
+                        json!({
+                            "median": values[values.len() / 2],
+                            "min": values[0],
+                            "max": values[values.len() - 1],
+                        }),
+                    );
+                }
+                let summary = Value::Object(summary);
+                println!(
+                    "\nbroker / {name} over {} rounds: {}",
+                    list.len(),
+                    serde_json::to_string_pretty(&summary).unwrap()
                 );
+                out[&key] = summary;
+                out[&format!("rounds_{}", name.replace('-', "_"))] = Value::Array(list.clone());
             }
-            let summary = Value::Object(summary);
-            println!(
-                "\nbroker / baseline over {} rounds: {}",
-                all_ratios.len(),
-                serde_json::to_string_pretty(&summary).unwrap()
-            );
-            out["broker_over_baseline"] = summary;
-            out["rounds"] = Value::Array(all_ratios);
         }
         let out_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-results");
         std::fs::create_dir_all(&out_dir).unwrap();

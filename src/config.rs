@@ -41,6 +41,7 @@ pub struct Settings {
     pub admin_password: Option<Secret>,
     pub http: HttpSettings,
     pub storage: StorageSettings,
+    pub database: DatabaseSettings,
     pub log: LogSettings,
     pub sessions: SessionSettings,
     pub ws: WsSettings,
@@ -106,6 +107,13 @@ impl TlsSettings {
 #[serde(deny_unknown_fields)]
 pub struct StorageSettings {
     pub data_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// Empty: SQLite under `storage.data_dir`; or `postgres://...` (may hold a password).
+    pub url: Secret,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]

@@ -54,6 +54,16 @@ enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
+    /// Copy an installation from SQLite into a new, empty PostgreSQL database: every table,
+    /// its row count checked, in one transaction (stop the broker first).
+    Migrate {
+        /// `sqlite:PATH`: the data dir (its broker.db) or the database file.
+        #[arg(long)]
+        from: String,
+        /// `postgres://user[:password]@host[:port]/database`; must hold no rows.
+        #[arg(long)]
+        to: String,
+    },
     /// Run the reference device agent: enroll (once), then serve commands and sessions.
     Agent {
         /// The broker's base URL, such as http://127.0.0.1:8080.
@@ -193,6 +203,27 @@ async fn main() -> anyhow::Result<()> {
             let settings = load_settings(config, data_dir)?;
             let out = operator::run(&settings, command.into()).await?;
             println!("{out}");
+            Ok(())
+        }
+        Command::Migrate { from, to } => {
+            let Some(source) = from.strip_prefix("sqlite:") else {
+                anyhow::bail!("--from: sqlite:PATH (the data dir or its broker.db)");
+            };
+            if !(to.starts_with("postgres://") || to.starts_with("postgresql://")) {
+                anyhow::bail!("--to: postgres://user@host/database");
+            }
+            let copied = support_broker::store::migrate::sqlite_to_postgres(
+                std::path::Path::new(source),
+                &to,
+                |done| println!("{:<24} {:>10} rows", done.table, done.rows),
+            )
+            .await?;
+            let rows: i64 = copied.iter().map(|c| c.rows).sum();
+            println!(
+                "copied {} tables, {rows} rows; counts checked; set database.url to the target and \
+                 keep the data dir (secret.key, outbox, recordings)",
+                copied.len()
+            );
             Ok(())
         }
         Command::Agent {

@@ -38,7 +38,7 @@ pub enum OperatorCommand {
 
 /// Runs one command against the database of `settings`; answers what to print.
 pub async fn run(settings: &Settings, command: OperatorCommand) -> anyhow::Result<String> {
-    let store = Store::open(&settings.storage.data_dir).await?;
+    let store = Store::connect(settings.database.url.expose(), &settings.storage.data_dir).await?;
     let out = match command {
         OperatorCommand::ResetPassword { user } => {
             let user = find_user(&store, &user).await?;

@@ -300,11 +300,11 @@ mod tests {
             ids::{AccountId, MessageId, ParticipantId},
             session::Role,
         },
-        store::{NewAccount, NewUser, SessionRecord},
+        store::{NewAccount, NewUser, SessionRecord, testing::TestStore},
     };
 
-    async fn store_with_session(dir: &std::path::Path) -> (Store, SessionId) {
-        let store = Store::open(dir).await.unwrap();
+    async fn store_with_session(db: &TestStore) -> (Store, SessionId) {
+        let store = db.open().await;
         let session = new_session(&store).await;
         (store, session)
     }
@@ -378,8 +378,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_report_read_flushes_its_own_session_and_leaves_the_others_to_their_interval() {
-        let dir = tempfile::tempdir().unwrap();
-        let (store, session) = store_with_session(dir.path()).await;
+        let db = TestStore::new().await;
+        let (store, session) = store_with_session(&db).await;
         let other = new_session(&store).await;
         let (sink, _task) = ReportSink::start(store.clone(), Duration::from_secs(3600), 10_000);
         sink.record(chat(session, 1));
@@ -394,8 +394,8 @@ mod tests {
 
     #[tokio::test]
     async fn chat_events_handed_straight_to_the_store_are_kept_as_chunks() {
-        let dir = tempfile::tempdir().unwrap();
-        let (store, session) = store_with_session(dir.path()).await;
+        let db = TestStore::new().await;
+        let (store, session) = store_with_session(&db).await;
         let other = new_session(&store).await;
         store
             .apply_report_events(&[chat(session, 1), chat(other, 1), chat(session, 2)])
@@ -407,8 +407,8 @@ mod tests {
 
     #[tokio::test]
     async fn chat_reaches_the_database_within_the_chunk_interval_without_a_flush() {
-        let dir = tempfile::tempdir().unwrap();
-        let (store, session) = store_with_session(dir.path()).await;
+        let db = TestStore::new().await;
+        let (store, session) = store_with_session(&db).await;
         let (sink, _task) = ReportSink::start(store.clone(), Duration::from_millis(100), 10_000);
         for seq in 1..=3 {
             sink.record(chat(session, seq));
@@ -422,8 +422,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_full_chunk_and_a_session_end_are_written_without_waiting_for_the_interval() {
-        let dir = tempfile::tempdir().unwrap();
-        let (store, session) = store_with_session(dir.path()).await;
+        let db = TestStore::new().await;
+        let (store, session) = store_with_session(&db).await;
         let other = new_session(&store).await;
         // An interval far beyond the test: only the size limit and the end can write.
         let (sink, _task) = ReportSink::start(store.clone(), Duration::from_secs(3600), 10_000);
@@ -445,10 +445,10 @@ mod tests {
 
     #[tokio::test]
     async fn a_flush_writes_pending_chat_and_chunks_read_back_in_order_with_older_rows() {
-        let dir = tempfile::tempdir().unwrap();
-        let (store, session) = store_with_session(dir.path()).await;
+        let db = TestStore::new().await;
+        let (store, session) = store_with_session(&db).await;
         // A message stored by an earlier version, one row per message.
-        sqlx::query(
+        crate::store::db::query(
             "INSERT INTO chat_messages (id, session_id, seq, participant_id, name, role, text, sent_at)
              VALUES (?, ?, 2, ?, 'Ada', 'owner', 'm2', ?)",
         )

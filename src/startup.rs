@@ -53,7 +53,7 @@ impl Application {
         let metrics = telemetry::metrics_handle()?;
         let settings = Arc::new(settings);
         let data_dir = settings.storage.data_dir.clone();
-        let store = Store::open(&data_dir).await?;
+        let store = Store::connect(settings.database.url.expose(), &data_dir).await?;
         let orphaned = store.fail_orphaned_sessions().await?;
         if orphaned > 0 {
             tracing::warn!(

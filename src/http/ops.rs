@@ -11,15 +11,26 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
 }
 
+/// How long `/readyz` waits for the database.
+const READY_PATIENCE: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// 200 while the store answers and the broker is not draining; 503 otherwise.
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     if state.draining() {
         return HttpResponse::ServiceUnavailable().json(serde_json::json!({"status": "draining"}));
     }
-    match state.store.ping().await {
-        Ok(()) => HttpResponse::Ok().json(serde_json::json!({"status": "ready"})),
-        Err(err) => {
+    // A database that does not answer within the probe's patience is as good as gone (a
+    // load balancer's probe must not hang on the pool's connect timeout).
+    let ping = tokio::time::timeout(READY_PATIENCE, state.store.ping()).await;
+    match ping {
+        Ok(Ok(())) => HttpResponse::Ok().json(serde_json::json!({"status": "ready"})),
+        Ok(Err(err)) => {
             tracing::warn!(error = %err, "readiness: store unreachable");
+            HttpResponse::ServiceUnavailable()
+                .json(serde_json::json!({"status": "store_unreachable"}))
+        }
+        Err(_) => {
+            tracing::warn!("readiness: store did not answer in time");
             HttpResponse::ServiceUnavailable()
                 .json(serde_json::json!({"status": "store_unreachable"}))
         }

@@ -1,14 +1,11 @@
 //! Partner access: requests, grants, partner device assignment and grant-bound tokens.
 
+use super::db::{Row, SortableTime, query, query_scalar};
 use chrono::{DateTime, Utc};
-use sqlx::{Row, sqlite::SqliteRow};
 use uuid::Uuid;
 
 use super::{Store, StoreResult, get_uuid};
-use crate::domain::{
-    access::sortable_time,
-    ids::{AccessRequestId, AccountId, DeviceId, GrantId, UserId},
-};
+use crate::domain::ids::{AccessRequestId, AccountId, DeviceId, GrantId, UserId};
 
 /// A request as the customer's access list shows it.
 #[derive(Debug, Clone)]
@@ -81,7 +78,7 @@ const REQUEST_SELECT: &str = "SELECT r.*, p.name AS partner_name,
 const GRANT_SELECT: &str = "SELECT g.*, p.name AS partner_name
      FROM access_grants g JOIN accounts p ON p.id = g.partner_account_id";
 
-fn request_from_row(row: &SqliteRow) -> StoreResult<AccessRequestRecord> {
+fn request_from_row(row: &Row) -> StoreResult<AccessRequestRecord> {
     let full: String = row.try_get("requester_full_name")?;
     let username: String = row.try_get("requester_username")?;
     Ok(AccessRequestRecord {
@@ -98,7 +95,7 @@ fn request_from_row(row: &SqliteRow) -> StoreResult<AccessRequestRecord> {
     })
 }
 
-fn grant_from_row(row: &SqliteRow) -> StoreResult<GrantRecord> {
+fn grant_from_row(row: &Row) -> StoreResult<GrantRecord> {
     Ok(GrantRecord {
         id: GrantId(get_uuid(row, "id")?),
         request_id: AccessRequestId(get_uuid(row, "request_id")?),
@@ -134,7 +131,7 @@ const GRANT_IN_FORCE: &str = "EXISTS (SELECT 1 FROM access_grants g
 impl Store {
     /// Stores a pending request; a second pending one for the same pair is a unique violation.
     pub async fn insert_access_request(&self, r: &AccessRequestRecord) -> StoreResult<()> {
-        self.write_one(sqlx::query(
+        self.write_one(query(
             "INSERT INTO access_requests (id, partner_account_id, customer_account_id, requested_by,
                 support_user, message, state, created_at)
              VALUES (?, ?, ?, ?, ?, ?, 'pending', ?)",
@@ -145,7 +142,7 @@ impl Store {
         .bind(r.requested_by.to_string())
         .bind(r.support_user)
         .bind(&r.message)
-        .bind(sortable_time(r.created_at))
+        .bind(SortableTime(r.created_at))
         )
         .await
         .map(|_| ())
@@ -156,7 +153,7 @@ impl Store {
         id: AccessRequestId,
     ) -> StoreResult<Option<AccessRequestRecord>> {
         let sql = format!("{REQUEST_SELECT} WHERE r.id = ?");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let row = query(sql)
             .bind(id.to_string())
             .fetch_optional(&self.pool)
             .await?;
@@ -175,25 +172,25 @@ impl Store {
         now: DateTime<Utc>,
     ) -> StoreResult<bool> {
         let mut tx = self.write_tx().await?;
-        let live = sqlx::query_scalar::<_, i64>(
+        let live = query_scalar::<i64>(
             "SELECT COUNT(*) FROM access_grants WHERE id = ? AND ended_at IS NULL
                AND (expires_at IS NULL OR expires_at > ?)",
         )
         .bind(id.to_string())
-        .bind(sortable_time(now))
-        .fetch_one(&mut *tx)
+        .bind(SortableTime(now))
+        .fetch_one(&mut tx)
         .await?;
         if live != 1 {
             return Ok(false);
         }
         if let Some(end) = expires_at {
-            sqlx::query(
+            query(
                 "UPDATE access_grants SET expires_at = ?, renewal_requested_at = NULL,
                      renewal_message = NULL WHERE id = ?",
             )
-            .bind(end.map(sortable_time))
+            .bind(end.map(SortableTime))
             .bind(id.to_string())
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await?;
         }
         if let Some(groups) = scope_groups {
@@ -201,10 +198,10 @@ impl Store {
                 .map(|g| serde_json::to_string(&g))
                 .transpose()
                 .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-            sqlx::query("UPDATE access_grants SET scope_groups = ? WHERE id = ?")
+            query("UPDATE access_grants SET scope_groups = ? WHERE id = ?")
                 .bind(text)
                 .bind(id.to_string())
-                .execute(&mut *tx)
+                .execute(&mut tx)
                 .await?;
         }
         if let Some(devices) = scope_devices {
@@ -212,10 +209,10 @@ impl Store {
                 .map(|d| serde_json::to_string(&d))
                 .transpose()
                 .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-            sqlx::query("UPDATE access_grants SET scope_devices = ? WHERE id = ?")
+            query("UPDATE access_grants SET scope_devices = ? WHERE id = ?")
                 .bind(text)
                 .bind(id.to_string())
-                .execute(&mut *tx)
+                .execute(&mut tx)
                 .await?;
         }
         tx.commit().await?;
@@ -231,14 +228,14 @@ impl Store {
     ) -> StoreResult<bool> {
         let done = self
             .write_one(
-                sqlx::query(
+                query(
                     "UPDATE access_grants SET renewal_requested_at = ?, renewal_message = ?
              WHERE id = ? AND ended_at IS NULL AND (expires_at IS NULL OR expires_at > ?)",
                 )
                 .bind(now)
                 .bind(message)
                 .bind(id.to_string())
-                .bind(sortable_time(now)),
+                .bind(SortableTime(now)),
             )
             .await?;
         Ok(done.rows_affected() == 1)
@@ -254,7 +251,7 @@ impl Store {
             "{REQUEST_SELECT} WHERE r.partner_account_id = ?
              ORDER BY r.created_at DESC, r.id DESC LIMIT ?"
         );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let rows = query(sql)
             .bind(partner.to_string())
             .bind(i64::from(limit))
             .fetch_all(&self.pool)
@@ -271,7 +268,7 @@ impl Store {
             "{REQUEST_SELECT} WHERE r.customer_account_id = ? AND r.state = 'pending'
              ORDER BY r.created_at DESC, r.id DESC"
         );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let rows = query(sql)
             .bind(customer.to_string())
             .fetch_all(&self.pool)
             .await?;
@@ -282,11 +279,11 @@ impl Store {
     pub async fn reject_request(&self, id: AccessRequestId, by: UserId) -> StoreResult<bool> {
         let done = self
             .write_one(
-                sqlx::query(
+                query(
                     "UPDATE access_requests SET state = 'rejected', decided_at = ?, decided_by = ?
              WHERE id = ? AND state = 'pending'",
                 )
-                .bind(sortable_time(Utc::now()))
+                .bind(SortableTime(Utc::now()))
                 .bind(by.to_string())
                 .bind(id.to_string()),
             )
@@ -305,19 +302,19 @@ impl Store {
     ) -> StoreResult<Option<GrantRecord>> {
         let now = Utc::now();
         let mut tx = self.write_tx().await?;
-        let done = sqlx::query(
+        let done = query(
             "UPDATE access_requests SET state = 'approved', decided_at = ?, decided_by = ?
              WHERE id = ? AND state = 'pending'",
         )
-        .bind(sortable_time(now))
+        .bind(SortableTime(now))
         .bind(by.to_string())
         .bind(request.id.to_string())
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
         if done.rows_affected() != 1 {
             return Ok(None);
         }
-        sqlx::query(
+        query(
             "INSERT INTO access_grants (id, request_id, partner_account_id, customer_account_id,
                 support_user, granted_at, granted_by, expires_at)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -327,15 +324,15 @@ impl Store {
         .bind(request.partner_account_id.to_string())
         .bind(request.customer_account_id.to_string())
         .bind(request.support_user)
-        .bind(sortable_time(now))
+        .bind(SortableTime(now))
         .bind(by.to_string())
-        .bind(expires_at.map(sortable_time))
-        .execute(&mut *tx)
+        .bind(expires_at.map(SortableTime))
+        .execute(&mut tx)
         .await?;
         let sql = format!("{GRANT_SELECT} WHERE g.id = ?");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let row = query(sql)
             .bind(grant.to_string())
-            .fetch_one(&mut *tx)
+            .fetch_one(&mut tx)
             .await?;
         let record = grant_from_row(&row)?;
         tx.commit().await?;
@@ -344,7 +341,7 @@ impl Store {
 
     pub async fn grant(&self, id: GrantId) -> StoreResult<Option<GrantRecord>> {
         let sql = format!("{GRANT_SELECT} WHERE g.id = ?");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let row = query(sql)
             .bind(id.to_string())
             .fetch_optional(&self.pool)
             .await?;
@@ -366,7 +363,7 @@ impl Store {
         let sql = format!(
             "{GRANT_SELECT} WHERE {column} = ? AND g.ended_at IS NULL ORDER BY g.granted_at, g.id"
         );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let rows = query(sql)
             .bind(account.to_string())
             .fetch_all(&self.pool)
             .await?;
@@ -378,8 +375,8 @@ impl Store {
         let sql = format!(
             "{GRANT_SELECT} WHERE g.ended_at IS NULL AND g.expires_at IS NOT NULL AND g.expires_at <= ?"
         );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(sortable_time(now))
+        let rows = query(sql)
+            .bind(SortableTime(now))
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(grant_from_row).collect()
@@ -388,26 +385,24 @@ impl Store {
     /// Ends a grant (`revoked` or `expired`) and the support tokens issued through it, in one
     /// transaction; `false` when it had ended already.
     pub async fn end_grant(&self, id: GrantId, reason: &str) -> StoreResult<bool> {
-        let now = sortable_time(Utc::now());
+        let now = SortableTime(Utc::now());
         let mut tx = self.write_tx().await?;
-        let done = sqlx::query(
+        let done = query(
             "UPDATE access_grants SET ended_at = ?, end_reason = ? WHERE id = ? AND ended_at IS NULL",
         )
-        .bind(&now)
+        .bind(now)
         .bind(reason)
         .bind(id.to_string())
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
         if done.rows_affected() != 1 {
             return Ok(false);
         }
-        sqlx::query(
-            "UPDATE auth_tokens SET revoked_at = ? WHERE grant_id = ? AND revoked_at IS NULL",
-        )
-        .bind(&now)
-        .bind(id.to_string())
-        .execute(&mut *tx)
-        .await?;
+        query("UPDATE auth_tokens SET revoked_at = ? WHERE grant_id = ? AND revoked_at IS NULL")
+            .bind(now)
+            .bind(id.to_string())
+            .execute(&mut tx)
+            .await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -420,7 +415,7 @@ impl Store {
         grant: GrantId,
         expires_at: DateTime<Utc>,
     ) -> StoreResult<()> {
-        self.write_one(sqlx::query(
+        self.write_one(query(
             "INSERT INTO auth_tokens (token_hash, user_id, via, created_at, expires_at, grant_id)
              VALUES (?, ?, 'partner_support', ?, ?, ?)",
         )
@@ -460,7 +455,7 @@ impl Store {
             "UPDATE devices SET account_id = ?, owner_account_id = ?, user_id = NULL, group_id = NULL
              WHERE id = ? AND account_id = ? AND {owner_is} AND {GRANT_IN_FORCE}"
         );
-        let mut update = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let mut update = query(sql)
             .bind(to.to_string())
             .bind(owner_after.map(|a| a.to_string()))
             .bind(device.to_string())
@@ -473,7 +468,7 @@ impl Store {
                 update
                     .bind(partner.to_string())
                     .bind(customer.to_string())
-                    .bind(sortable_time(Utc::now())),
+                    .bind(SortableTime(Utc::now())),
             )
             .await?;
         if done.rows_affected() == 1 {
@@ -481,7 +476,7 @@ impl Store {
         }
         // Why not: a device that is there to move means the grant is missing.
         let sql = format!("SELECT id FROM devices WHERE id = ? AND account_id = ? AND {owner_is}");
-        let mut check = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        let mut check = query_scalar(sql)
             .bind(device.to_string())
             .bind(from.to_string());
         if let Some(owner) = owner {

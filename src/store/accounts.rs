@@ -1,7 +1,7 @@
 //! Accounts and the users created with them.
 
+use super::db::{query, query_scalar};
 use chrono::{DateTime, Utc};
-use sqlx::Row;
 use uuid::Uuid;
 
 use super::{
@@ -101,7 +101,7 @@ impl Store {
     async fn create_account_tx(&self, account: &NewAccount) -> StoreResult<()> {
         let now = Utc::now();
         let mut tx = self.write_tx().await?;
-        sqlx::query(
+        query(
             "INSERT INTO accounts (id, name, kind, certified, support_access, created_at)
              VALUES (?, ?, ?, ?, TRUE, ?)",
         )
@@ -110,7 +110,7 @@ impl Store {
         .bind(account.kind)
         .bind(account.certified)
         .bind(now)
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
         for user in &account.users {
             insert_user(&mut tx, account.id, user, now).await?;
@@ -167,7 +167,7 @@ impl Store {
                 .replace('_', "\\_");
             format!("%{escaped}%")
         });
-        let rows = sqlx::query(
+        let rows = query(
             "SELECT * FROM accounts
              WHERE (? IS NULL OR kind = ?) AND (? IS NULL OR lower(name) LIKE ? ESCAPE '\\')
              ORDER BY lower(name), id",
@@ -197,7 +197,7 @@ impl Store {
     }
 
     pub async fn account(&self, id: AccountId) -> StoreResult<Option<AccountRecord>> {
-        let row = sqlx::query("SELECT * FROM accounts WHERE id = ?")
+        let row = query("SELECT * FROM accounts WHERE id = ?")
             .bind(id.to_string())
             .fetch_optional(&self.pool)
             .await?;
@@ -227,7 +227,7 @@ impl Store {
             getrandom::fill(&mut bytes)
                 .map_err(|e| sqlx::Error::Protocol(format!("no randomness: {e}")))?;
             let number = (u32::from_le_bytes(bytes) % 900_000_000 + 100_000_000).to_string();
-            let done = self.write_one(sqlx::query(
+            let done = self.write_one(query(
                 "UPDATE accounts SET customer_number = ? WHERE id = ? AND customer_number IS NULL",
             )
             .bind(&number)
@@ -240,7 +240,7 @@ impl Store {
                 Err(err) => return Err(err),
             }
             let current: Option<Option<String>> =
-                sqlx::query_scalar("SELECT customer_number FROM accounts WHERE id = ?")
+                query_scalar("SELECT customer_number FROM accounts WHERE id = ?")
                     .bind(account.to_string())
                     .fetch_optional(&self.pool)
                     .await?;
@@ -255,18 +255,17 @@ impl Store {
 
     /// The customer account with this number.
     pub async fn account_by_customer_number(&self, number: &str) -> StoreResult<Option<AccountId>> {
-        let id: Option<String> = sqlx::query_scalar(
-            "SELECT id FROM accounts WHERE customer_number = ? AND kind = 'customer'",
-        )
-        .bind(number)
-        .fetch_optional(&self.pool)
-        .await?;
+        let id: Option<String> =
+            query_scalar("SELECT id FROM accounts WHERE customer_number = ? AND kind = 'customer'")
+                .bind(number)
+                .fetch_optional(&self.pool)
+                .await?;
         Ok(id.and_then(|s| Uuid::parse_str(&s).ok()).map(AccountId))
     }
 
     /// Whether the platform account exists (i.e. the installation is bootstrapped).
     pub async fn platform_account_exists(&self) -> StoreResult<bool> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM accounts WHERE kind = 'platform'")
+        let n: i64 = query_scalar("SELECT COUNT(*) FROM accounts WHERE kind = 'platform'")
             .fetch_one(&self.pool)
             .await?;
         Ok(n > 0)
@@ -275,7 +274,7 @@ impl Store {
     /// The id of the service user of an account.
     pub async fn service_user_of(&self, account: AccountId) -> StoreResult<Option<UserId>> {
         let id: Option<String> =
-            sqlx::query_scalar("SELECT id FROM users WHERE account_id = ? AND kind = 'service'")
+            query_scalar("SELECT id FROM users WHERE account_id = ? AND kind = 'service'")
                 .bind(account.to_string())
                 .fetch_optional(&self.pool)
                 .await?;
@@ -289,7 +288,7 @@ async fn insert_user(
     user: &NewUser,
     now: DateTime<Utc>,
 ) -> StoreResult<()> {
-    sqlx::query(
+    query(
         "INSERT INTO users (id, account_id, kind, username, username_key, email, email_key,
             first_name, last_name, phone, password_hash, rights, platform_rights, language, created_at)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -309,15 +308,15 @@ async fn insert_user(
     .bind(to_json(&user.platform_rights)?)
     .bind(user.language)
     .bind(now)
-    .execute(&mut **tx)
+    .execute(&mut *tx)
     .await?;
     if let Some(email) = &user.email {
         // Usable once ever: the history's primary key refuses an address any user ever held.
-        sqlx::query("INSERT INTO email_history (email_key, user_id, since) VALUES (?, ?, ?)")
+        query("INSERT INTO email_history (email_key, user_id, since) VALUES (?, ?, ?)")
             .bind(email_key(email))
             .bind(user.id.to_string())
             .bind(now)
-            .execute(&mut **tx)
+            .execute(&mut *tx)
             .await?;
     }
     Ok(())
@@ -325,7 +324,7 @@ async fn insert_user(
 
 impl Store {
     pub async fn update_account(&self, a: &AccountRecord) -> StoreResult<()> {
-        self.write_one(sqlx::query(
+        self.write_one(query(
             "UPDATE accounts SET name = ?, certified = ?, support_access = ?, default_policy_id = ?,
                 guest_admission = ?, record_sessions = ?
              WHERE id = ?",

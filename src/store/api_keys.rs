@@ -1,8 +1,8 @@
 //! API keys of users.
 
+use super::db::{Row, query, query_scalar};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::Row;
 use uuid::Uuid;
 
 use super::{Store, StoreResult, get_uuid, users::TokenPrincipal};
@@ -19,7 +19,7 @@ pub struct ApiKeyRecord {
     pub last_used_at: Option<DateTime<Utc>>,
 }
 
-fn key_from_row(row: &sqlx::sqlite::SqliteRow) -> StoreResult<ApiKeyRecord> {
+fn key_from_row(row: &Row) -> StoreResult<ApiKeyRecord> {
     Ok(ApiKeyRecord {
         id: get_uuid(row, "id")?,
         user_id: get_uuid(row, "user_id")?,
@@ -39,7 +39,7 @@ impl Store {
         prefix: &str,
         key_hash: &str,
     ) -> StoreResult<()> {
-        self.write_one(sqlx::query(
+        self.write_one(query(
             "INSERT INTO api_keys (id, user_id, name, prefix, key_hash, created_at) VALUES (?, ?, ?, ?, ?, ?)",
         )
         .bind(id.to_string())
@@ -54,7 +54,7 @@ impl Store {
     }
 
     pub async fn api_keys_of(&self, user: UserId) -> StoreResult<Vec<ApiKeyRecord>> {
-        let rows = sqlx::query(
+        let rows = query(
             "SELECT * FROM api_keys WHERE user_id = ? AND deleted_at IS NULL ORDER BY created_at",
         )
         .bind(user.to_string())
@@ -64,7 +64,7 @@ impl Store {
     }
 
     pub async fn api_key(&self, id: Uuid) -> StoreResult<Option<ApiKeyRecord>> {
-        let row = sqlx::query("SELECT * FROM api_keys WHERE id = ? AND deleted_at IS NULL")
+        let row = query("SELECT * FROM api_keys WHERE id = ? AND deleted_at IS NULL")
             .bind(id.to_string())
             .fetch_optional(&self.pool)
             .await?;
@@ -75,12 +75,12 @@ impl Store {
     /// opened with), or `None` when it was deleted already.
     pub async fn delete_api_key(&self, id: Uuid) -> StoreResult<Option<String>> {
         let mut tx = self.write_tx().await?;
-        let hash: Option<String> = sqlx::query_scalar(
+        let hash: Option<String> = query_scalar(
             "UPDATE api_keys SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL RETURNING key_hash",
         )
         .bind(Utc::now())
         .bind(id.to_string())
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut tx)
         .await?;
         if hash.is_some() {
             tx.commit().await?;
@@ -90,7 +90,7 @@ impl Store {
 
     /// Records that the key of `prefix` was used now.
     pub async fn touch_api_key(&self, prefix: &str) -> StoreResult<()> {
-        sqlx::query("UPDATE api_keys SET last_used_at = ? WHERE prefix = ?")
+        query("UPDATE api_keys SET last_used_at = ? WHERE prefix = ?")
             .bind(Utc::now())
             .bind(prefix)
             .execute(&self.pool)
@@ -104,12 +104,11 @@ impl Store {
         &self,
         key_hash: &str,
     ) -> StoreResult<Option<TokenPrincipal>> {
-        let prefix: Option<String> = sqlx::query_scalar(
-            "SELECT prefix FROM api_keys WHERE key_hash = ? AND deleted_at IS NULL",
-        )
-        .bind(key_hash)
-        .fetch_optional(&self.pool)
-        .await?;
+        let prefix: Option<String> =
+            query_scalar("SELECT prefix FROM api_keys WHERE key_hash = ? AND deleted_at IS NULL")
+                .bind(key_hash)
+                .fetch_optional(&self.pool)
+                .await?;
         let Some(prefix) = prefix else {
             return Ok(None);
         };
@@ -121,7 +120,7 @@ impl Store {
         &self,
         prefix: &str,
     ) -> StoreResult<Option<(String, TokenPrincipal)>> {
-        let row = sqlx::query(
+        let row = query(
             "SELECT k.id, k.key_hash, k.user_id FROM api_keys k JOIN users u ON u.id = k.user_id
              WHERE k.prefix = ? AND k.deleted_at IS NULL AND u.deleted_at IS NULL",
         )

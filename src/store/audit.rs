@@ -1,8 +1,8 @@
 //! The account's audit log: who did what, when, and through which access.
 
+use super::db::{Row, query, query_as, query_scalar};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::Row;
 use uuid::Uuid;
 
 use super::{Store, StoreResult, get_opt_uuid, get_uuid};
@@ -14,10 +14,11 @@ use crate::domain::{
 /// Appends an entry to its account's chain inside a write transaction: the last entry's hash
 /// and place are read and the new one written under the transaction's write lock, and the
 /// unique index on (account, seq) refuses a fork.
-pub(super) async fn append(tx: &mut sqlx::SqliteConnection, entry: &AuditEntry) -> StoreResult<()> {
+pub(super) async fn append(tx: &mut super::db::Tx, entry: &AuditEntry) -> StoreResult<()> {
     let id = Uuid::now_v7().to_string();
-    let at = Utc::now();
-    let last: Option<(i64, String)> = sqlx::query_as(
+    // Microseconds: what PostgreSQL keeps, so the hash reads back the same on both backends.
+    let at = chrono::SubsecRound::trunc_subsecs(Utc::now(), 6);
+    let last: Option<(i64, String)> = query_as(
         "SELECT seq, hash FROM audit_log WHERE account_id = ? AND seq IS NOT NULL
          ORDER BY seq DESC LIMIT 1",
     )
@@ -42,7 +43,7 @@ pub(super) async fn append(tx: &mut sqlx::SqliteConnection, entry: &AuditEntry) 
         prev_hash,
     };
     let hash = link.hash();
-    sqlx::query(
+    query(
         "INSERT INTO audit_log (id, account_id, actor_user_id, actor_name, via, action, target,
             details, at, seq, prev_hash, hash)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -122,7 +123,7 @@ impl Store {
     /// that is not a write of its own: a refused login, a command sent to an agent).
     pub async fn audit(&self, entry: &AuditEntry) -> StoreResult<()> {
         let mut tx = self.write_tx().await?;
-        append(&mut tx, entry).await?;
+        append(&mut tx.tx, entry).await?;
         tx.commit().await
     }
 
@@ -130,25 +131,25 @@ impl Store {
     /// (once, at start). Returns how many it sealed.
     pub async fn seal_audit_chain(&self) -> StoreResult<u64> {
         let accounts: Vec<String> =
-            sqlx::query_scalar("SELECT DISTINCT account_id FROM audit_log WHERE seq IS NULL")
+            query_scalar("SELECT DISTINCT account_id FROM audit_log WHERE seq IS NULL")
                 .fetch_all(&self.pool)
                 .await?;
         let mut sealed = 0;
         for account in accounts {
             let mut tx = self.write_tx().await?;
-            let last: Option<(i64, String)> = sqlx::query_as(
+            let last: Option<(i64, String)> = query_as(
                 "SELECT seq, hash FROM audit_log WHERE account_id = ? AND seq IS NOT NULL
                  ORDER BY seq DESC LIMIT 1",
             )
             .bind(&account)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut tx)
             .await?;
             let (mut seq, mut prev) = last.unwrap_or((0, audit_chain::GENESIS.to_string()));
-            let rows = sqlx::query(
+            let rows = query(
                 "SELECT * FROM audit_log WHERE account_id = ? AND seq IS NULL ORDER BY at, id",
             )
             .bind(&account)
-            .fetch_all(&mut *tx)
+            .fetch_all(&mut tx)
             .await?;
             for row in &rows {
                 seq += 1;
@@ -156,12 +157,12 @@ impl Store {
                 link.seq = seq;
                 link.prev_hash = prev;
                 let hash = link.hash();
-                sqlx::query("UPDATE audit_log SET seq = ?, prev_hash = ?, hash = ? WHERE id = ?")
+                query("UPDATE audit_log SET seq = ?, prev_hash = ?, hash = ? WHERE id = ?")
                     .bind(seq)
                     .bind(&link.prev_hash)
                     .bind(&hash)
                     .bind(&link.id)
-                    .execute(&mut *tx)
+                    .execute(&mut tx)
                     .await?;
                 prev = hash;
                 sealed += 1;
@@ -177,23 +178,21 @@ impl Store {
         &self,
         account: AccountId,
     ) -> StoreResult<(Vec<(ChainEntry, String)>, i64)> {
-        let rows = sqlx::query(
-            "SELECT * FROM audit_log WHERE account_id = ? AND seq IS NOT NULL ORDER BY seq",
-        )
-        .bind(account.to_string())
-        .fetch_all(&self.pool)
-        .await?;
+        let rows =
+            query("SELECT * FROM audit_log WHERE account_id = ? AND seq IS NOT NULL ORDER BY seq")
+                .bind(account.to_string())
+                .fetch_all(&self.pool)
+                .await?;
         let mut chain = Vec::with_capacity(rows.len());
         for row in &rows {
             let hash: Option<String> = row.try_get("hash")?;
             chain.push((chain_entry(row)?, hash.unwrap_or_default()));
         }
-        let outside: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM audit_log WHERE account_id = ? AND seq IS NULL",
-        )
-        .bind(account.to_string())
-        .fetch_one(&self.pool)
-        .await?;
+        let outside: i64 =
+            query_scalar("SELECT COUNT(*) FROM audit_log WHERE account_id = ? AND seq IS NULL")
+                .bind(account.to_string())
+                .fetch_one(&self.pool)
+                .await?;
         Ok((chain, outside))
     }
 
@@ -209,7 +208,13 @@ impl Store {
             Some(a) => (Some(a.to_string()), None),
             None => (None, None),
         };
-        let rows = sqlx::query(
+        // The grant a partner user acted under, as each database reads a JSON text.
+        let grant_of = if self.pool.is_postgres() {
+            "(l.details::jsonb ->> 'grant_id')"
+        } else {
+            "json_extract(l.details, '$.grant_id')"
+        };
+        let rows = query(format!(
             "SELECT l.*,
                 CASE WHEN u.id IS NOT NULL THEN 'user' WHEN d.id IS NOT NULL THEN 'device'
                      WHEN g.id IS NOT NULL THEN 'group' WHEN p.id IS NOT NULL THEN 'policy'
@@ -237,13 +242,13 @@ impl Store {
                AND (? IS NULL OR l.action = ?)
                AND (? IS NULL OR l.action LIKE ?)
                AND (? IS NULL OR l.via = ?)
-               AND (? IS NULL OR l.target = ? OR json_extract(l.details, '$.grant_id') = ?
+               AND (? IS NULL OR l.target = ? OR {grant_of} = ?
                     OR l.target IN (SELECT request_id FROM access_grants WHERE id = ?))
                AND (? IS NULL OR l.at >= ?)
                AND (? IS NULL OR l.at < ?)
                AND (? IS NULL OR (l.at, l.id) < (SELECT c.at, c.id FROM audit_log c WHERE c.id = ?))
              ORDER BY l.at DESC, l.id DESC LIMIT ?",
-        )
+        ))
         .bind(account.to_string())
         .bind(filter.actor.map(|u| u.to_string()))
         .bind(filter.actor.map(|u| u.to_string()))
@@ -294,14 +299,17 @@ pub fn chain_time(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
 }
 
-fn chain_entry(row: &sqlx::sqlite::SqliteRow) -> StoreResult<ChainEntry> {
+fn chain_entry(row: &Row) -> StoreResult<ChainEntry> {
     let details: String = row.try_get("details")?;
     let at: DateTime<Utc> = row.try_get("at")?;
     Ok(ChainEntry {
         account_id: row.try_get("account_id")?,
         seq: row.try_get::<Option<i64>, _>("seq")?.unwrap_or(0),
         id: row.try_get("id")?,
-        at: chain_time(at),
+        // The exact text hashed when `at` lost digits on a copy into PostgreSQL.
+        at: row
+            .try_get::<Option<String>, _>("chain_at")?
+            .unwrap_or_else(|| chain_time(at)),
         actor_user_id: row.try_get("actor_user_id")?,
         actor_name: row.try_get("actor_name")?,
         via: row.try_get("via")?,
@@ -321,8 +329,8 @@ mod tests {
 
     #[tokio::test]
     async fn entries_of_an_earlier_version_are_sealed_into_the_chain_at_start() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).await.unwrap();
+        let db = super::super::testing::TestStore::new().await;
+        let store = db.open().await;
         let account = AccountId(Uuid::now_v7());
         // Two rows as a version before the chain wrote them (no place, no hashes).
         for (id, action, at) in [
@@ -337,7 +345,7 @@ mod tests {
                 "2026-01-02T10:00:00Z",
             ),
         ] {
-            sqlx::query(
+            query(
                 "INSERT INTO audit_log (id, account_id, actor_name, via, action, details, at)
                  VALUES (?, ?, 'ada', 'login', ?, '{\"b\":1,\"a\":2}', ?)",
             )
@@ -354,9 +362,9 @@ mod tests {
             2,
             "outside the chain"
         );
-        drop(store);
+        store.close().await;
         // The next start seals them, oldest first; new entries follow on.
-        let store = Store::open(dir.path()).await.unwrap();
+        let store = db.open().await;
         store
             .audit(&AuditEntry {
                 account_id: account,

@@ -1,7 +1,7 @@
 //! Devices, enrollment codes, pre-assignments and device commands.
 
+use super::db::{Row, SortableTime, query, query_as, query_scalar};
 use chrono::{DateTime, Utc};
-use sqlx::{Row, sqlite::SqliteRow};
 
 use super::{Store, StoreResult, get_opt_uuid, get_uuid, to_json};
 use crate::domain::{
@@ -74,7 +74,7 @@ fn decode<E: std::error::Error + Send + Sync + 'static>(e: E) -> sqlx::Error {
 #[error("unknown {0} `{1}` in the database")]
 struct UnknownValue(&'static str, String);
 
-fn device_from_row(row: &SqliteRow) -> StoreResult<DeviceRecord> {
+fn device_from_row(row: &Row) -> StoreResult<DeviceRecord> {
     let platform: String = row.try_get("platform")?;
     let location: Option<String> = row.try_get("location")?;
     let battery: Option<i64> = row.try_get("battery")?;
@@ -99,7 +99,7 @@ fn device_from_row(row: &SqliteRow) -> StoreResult<DeviceRecord> {
     })
 }
 
-fn command_from_row(row: &SqliteRow) -> StoreResult<CommandRecord> {
+fn command_from_row(row: &Row) -> StoreResult<CommandRecord> {
     let action: String = row.try_get("action")?;
     let status: String = row.try_get("status")?;
     let params: String = row.try_get("params")?;
@@ -126,7 +126,7 @@ fn command_from_row(row: &SqliteRow) -> StoreResult<CommandRecord> {
 
 impl Store {
     pub async fn insert_device(&self, d: &DeviceRecord) -> StoreResult<()> {
-        self.write_one(sqlx::query(
+        self.write_one(query(
             "INSERT INTO devices (id, account_id, name, serial, platform, model, os_version, lost_mode,
                 user_id, group_id, created_at)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -148,7 +148,7 @@ impl Store {
     }
 
     pub async fn device(&self, id: DeviceId) -> StoreResult<Option<DeviceRecord>> {
-        let row = sqlx::query("SELECT * FROM devices WHERE id = ?")
+        let row = query("SELECT * FROM devices WHERE id = ?")
             .bind(id.to_string())
             .fetch_optional(&self.pool)
             .await?;
@@ -160,7 +160,7 @@ impl Store {
         account: AccountId,
         serial: &str,
     ) -> StoreResult<Option<DeviceRecord>> {
-        let row = sqlx::query("SELECT * FROM devices WHERE account_id = ? AND serial = ?")
+        let row = query("SELECT * FROM devices WHERE account_id = ? AND serial = ?")
             .bind(account.to_string())
             .bind(serial)
             .fetch_optional(&self.pool)
@@ -169,7 +169,7 @@ impl Store {
     }
 
     pub async fn devices_of(&self, account: AccountId) -> StoreResult<Vec<DeviceRecord>> {
-        let rows = sqlx::query("SELECT * FROM devices WHERE account_id = ? ORDER BY name, serial")
+        let rows = query("SELECT * FROM devices WHERE account_id = ? ORDER BY name, serial")
             .bind(account.to_string())
             .fetch_all(&self.pool)
             .await?;
@@ -178,7 +178,7 @@ impl Store {
 
     /// The devices linked to a user.
     pub async fn devices_of_user(&self, user: UserId) -> StoreResult<Vec<DeviceRecord>> {
-        let rows = sqlx::query("SELECT * FROM devices WHERE user_id = ? ORDER BY name, serial")
+        let rows = query("SELECT * FROM devices WHERE user_id = ? ORDER BY name, serial")
             .bind(user.to_string())
             .fetch_all(&self.pool)
             .await?;
@@ -188,7 +188,7 @@ impl Store {
     /// Writes the editable fields (name, model, OS version, group).
     pub async fn update_device(&self, d: &DeviceRecord) -> StoreResult<()> {
         self.write_one(
-            sqlx::query(
+            query(
                 "UPDATE devices SET name = ?, model = ?, os_version = ?, group_id = ? WHERE id = ?",
             )
             .bind(&d.name)
@@ -204,13 +204,13 @@ impl Store {
     /// Deletes a device with its commands; its secret dies with it.
     pub async fn delete_device(&self, id: DeviceId) -> StoreResult<bool> {
         let mut tx = self.write_tx().await?;
-        sqlx::query("DELETE FROM device_commands WHERE device_id = ?")
+        query("DELETE FROM device_commands WHERE device_id = ?")
             .bind(id.to_string())
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await?;
-        let done = sqlx::query("DELETE FROM devices WHERE id = ?")
+        let done = query("DELETE FROM devices WHERE id = ?")
             .bind(id.to_string())
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await?;
         // Nothing to do commits nothing (and records nothing on an audited handle).
         if done.rows_affected() != 1 {
@@ -222,7 +222,7 @@ impl Store {
 
     pub async fn link_device(&self, id: DeviceId, user: Option<UserId>) -> StoreResult<()> {
         self.write_one(
-            sqlx::query("UPDATE devices SET user_id = ? WHERE id = ?")
+            query("UPDATE devices SET user_id = ? WHERE id = ?")
                 .bind(user.map(|u| u.to_string()))
                 .bind(id.to_string()),
         )
@@ -234,10 +234,10 @@ impl Store {
     pub async fn link_devices(&self, links: &[(DeviceId, UserId)]) -> StoreResult<()> {
         let mut tx = self.write_tx().await?;
         for (device, user) in links {
-            sqlx::query("UPDATE devices SET user_id = ? WHERE id = ?")
+            query("UPDATE devices SET user_id = ? WHERE id = ?")
                 .bind(user.to_string())
                 .bind(device.to_string())
-                .execute(&mut *tx)
+                .execute(&mut tx)
                 .await?;
         }
         tx.commit().await
@@ -253,7 +253,7 @@ impl Store {
     ) -> StoreResult<()> {
         let location = location.map(to_json).transpose()?;
         // An older write that lands after a newer one (detached tasks) changes nothing.
-        sqlx::query(
+        query(
             "UPDATE devices SET last_seen_at = ?, battery = COALESCE(?, battery),
                 location = COALESCE(?, location)
              WHERE id = ? AND (last_seen_at IS NULL OR last_seen_at <= ?)",
@@ -270,7 +270,7 @@ impl Store {
 
     /// The device a secret belongs to.
     pub async fn device_by_secret(&self, secret_hash: &str) -> StoreResult<Option<DeviceRecord>> {
-        let row = sqlx::query("SELECT * FROM devices WHERE secret_hash = ?")
+        let row = query("SELECT * FROM devices WHERE secret_hash = ?")
             .bind(secret_hash)
             .fetch_optional(&self.pool)
             .await?;
@@ -307,7 +307,7 @@ impl Store {
         expires_at: DateTime<Utc>,
         grant: Option<GrantId>,
     ) -> StoreResult<()> {
-        self.write_one(sqlx::query(
+        self.write_one(query(
             "INSERT INTO enrollment_codes (id, code_hash, account_id, group_id, created_by, created_at, expires_at, grant_id)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         )
@@ -330,7 +330,7 @@ impl Store {
         &self,
         account: AccountId,
     ) -> StoreResult<Vec<EnrollmentCodeRecord>> {
-        let rows = sqlx::query(
+        let rows = query(
             "SELECT c.id, c.group_id, g.name AS group_name, c.created_at, c.expires_at, c.used_at,
                     c.revoked_at, c.device_id, d.name AS device_name,
                     u.first_name || ' ' || u.last_name AS maker,
@@ -345,7 +345,7 @@ impl Store {
              WHERE c.account_id = ? AND c.id IS NOT NULL
              ORDER BY c.created_at DESC LIMIT 200",
         )
-        .bind(crate::domain::access::sortable_time(Utc::now()))
+        .bind(SortableTime(Utc::now()))
         .bind(account.to_string())
         .fetch_all(&self.pool)
         .await?;
@@ -391,7 +391,7 @@ impl Store {
         id: uuid::Uuid,
     ) -> StoreResult<Option<(bool, Option<uuid::Uuid>)>> {
         let group: Option<(Option<String>,)> =
-            sqlx::query_as("SELECT group_id FROM enrollment_codes WHERE id = ? AND account_id = ?")
+            query_as("SELECT group_id FROM enrollment_codes WHERE id = ? AND account_id = ?")
                 .bind(id.to_string())
                 .bind(account.to_string())
                 .fetch_optional(&self.pool)
@@ -401,7 +401,7 @@ impl Store {
         };
         let done = self
             .write_one(
-                sqlx::query(
+                query(
                     "UPDATE enrollment_codes SET revoked_at = ?
              WHERE id = ? AND account_id = ? AND used_at IS NULL AND revoked_at IS NULL",
                 )
@@ -431,7 +431,7 @@ impl Store {
         // Refuse unknown, used and expired codes with a plain read: only a usable code takes
         // the database's write lock (this endpoint needs no credential).
         let state: Option<(Option<DateTime<Utc>>, DateTime<Utc>)> =
-            sqlx::query_as("SELECT used_at, expires_at FROM enrollment_codes WHERE code_hash = ?")
+            query_as("SELECT used_at, expires_at FROM enrollment_codes WHERE code_hash = ?")
                 .bind(code_hash)
                 .fetch_optional(&self.pool)
                 .await?;
@@ -444,7 +444,7 @@ impl Store {
             Some(_) => {}
         }
         let mut tx = self.write_tx().await?;
-        let code = sqlx::query(
+        let code = query(
             "SELECT c.account_id, c.group_id, c.expires_at, c.used_at,
                     u.deleted_at IS NOT NULL OR c.revoked_at IS NOT NULL AS maker_deleted,
                     c.grant_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM access_grants g
@@ -453,9 +453,9 @@ impl Store {
              FROM enrollment_codes c JOIN users u ON u.id = c.created_by
              WHERE c.code_hash = ?",
         )
-        .bind(crate::domain::access::sortable_time(now))
+        .bind(SortableTime(now))
         .bind(code_hash)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut tx)
         .await?;
         let Some(code) = code else {
             return Ok(Err(EnrollRefusal::Unknown));
@@ -473,40 +473,39 @@ impl Store {
         }
         let account = AccountId(get_uuid(&code, "account_id")?);
         let group = get_opt_uuid(&code, "group_id")?;
-        let enrolled_elsewhere: Option<String> = sqlx::query_scalar(
+        let enrolled_elsewhere: Option<String> = query_scalar(
             "SELECT id FROM devices WHERE serial = ? AND secret_hash IS NOT NULL LIMIT 1",
         )
         .bind(&device.serial)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut tx)
         .await?;
         if enrolled_elsewhere.is_some() {
             return Ok(Err(EnrollRefusal::AlreadyEnrolled));
         }
-        let existing = sqlx::query(
-            "SELECT id, owner_account_id FROM devices WHERE account_id = ? AND serial = ?",
-        )
-        .bind(account.to_string())
-        .bind(&device.serial)
-        .fetch_optional(&mut *tx)
-        .await?;
+        let existing =
+            query("SELECT id, owner_account_id FROM devices WHERE account_id = ? AND serial = ?")
+                .bind(account.to_string())
+                .bind(&device.serial)
+                .fetch_optional(&mut tx)
+                .await?;
         if let Some(row) = &existing
             && get_opt_uuid(row, "owner_account_id")?.is_some()
         {
             // A partner's device assigned to this account: not the account's to re-key.
             return Ok(Err(EnrollRefusal::AlreadyEnrolled));
         }
-        let preassigned: Option<String> = sqlx::query_scalar(
+        let preassigned: Option<String> = query_scalar(
             "SELECT p.user_id FROM device_preassignments p JOIN users u ON u.id = p.user_id
              WHERE p.account_id = ? AND p.serial = ? AND u.deleted_at IS NULL",
         )
         .bind(account.to_string())
         .bind(&device.serial)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut tx)
         .await?;
         let (id, new) = match existing {
             Some(row) => {
                 let id: String = row.try_get("id")?;
-                sqlx::query(
+                query(
                     "UPDATE devices SET secret_hash = ?, platform = ?, model = ?, os_version = ?,
                         user_id = COALESCE(?, user_id), last_seen_at = ? WHERE id = ?",
                 )
@@ -517,13 +516,13 @@ impl Store {
                 .bind(&preassigned)
                 .bind(now)
                 .bind(&id)
-                .execute(&mut *tx)
+                .execute(&mut tx)
                 .await?;
                 (id, false)
             }
             None => {
                 let id = DeviceId::new().to_string();
-                sqlx::query(
+                query(
                     "INSERT INTO devices (id, account_id, name, serial, platform, model, os_version,
                         lost_mode, user_id, group_id, secret_hash, last_seen_at, created_at)
                      VALUES (?, ?, ?, ?, ?, ?, ?, FALSE, ?, ?, ?, ?, ?)",
@@ -540,36 +539,36 @@ impl Store {
                 .bind(secret_hash)
                 .bind(now)
                 .bind(now)
-                .execute(&mut *tx)
+                .execute(&mut tx)
                 .await?;
                 (id, true)
             }
         };
-        sqlx::query("DELETE FROM device_preassignments WHERE account_id = ? AND serial = ?")
+        query("DELETE FROM device_preassignments WHERE account_id = ? AND serial = ?")
             .bind(account.to_string())
             .bind(&device.serial)
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await?;
         // The code is taken only if nobody took it meanwhile.
-        let taken = sqlx::query(
+        let taken = query(
             "UPDATE enrollment_codes SET used_at = ?, device_id = ? WHERE code_hash = ? AND used_at IS NULL",
         )
         .bind(now)
         .bind(&id)
         .bind(code_hash)
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
         if taken.rows_affected() != 1 {
             return Ok(Err(EnrollRefusal::Used));
         }
-        let row = sqlx::query("SELECT * FROM devices WHERE id = ?")
+        let row = query("SELECT * FROM devices WHERE id = ?")
             .bind(&id)
-            .fetch_one(&mut *tx)
+            .fetch_one(&mut tx)
             .await?;
         let record = device_from_row(&row)?;
         // The enrollment's own record, in its transaction: the device is its actor.
         super::audit::append(
-            &mut tx,
+            &mut tx.tx,
             &super::AuditEntry {
                 account_id: record.account_id,
                 actor_user_id: None,
@@ -595,8 +594,7 @@ impl Store {
     pub async fn release_device(&self, id: DeviceId) -> StoreResult<bool> {
         let done = self
             .write_one(
-                sqlx::query("UPDATE devices SET secret_hash = NULL WHERE id = ?")
-                    .bind(id.to_string()),
+                query("UPDATE devices SET secret_hash = NULL WHERE id = ?").bind(id.to_string()),
             )
             .await?;
         Ok(done.rows_affected() == 1)
@@ -612,22 +610,22 @@ impl Store {
     ) -> StoreResult<Option<DeviceId>> {
         let mut tx = self.write_tx().await?;
         let existing: Option<String> =
-            sqlx::query_scalar("SELECT id FROM devices WHERE account_id = ? AND serial = ?")
+            query_scalar("SELECT id FROM devices WHERE account_id = ? AND serial = ?")
                 .bind(account.to_string())
                 .bind(serial)
-                .fetch_optional(&mut *tx)
+                .fetch_optional(&mut tx)
                 .await?;
         let linked = match existing {
             Some(id) => {
-                sqlx::query("UPDATE devices SET user_id = ? WHERE id = ?")
+                query("UPDATE devices SET user_id = ? WHERE id = ?")
                     .bind(user.to_string())
                     .bind(&id)
-                    .execute(&mut *tx)
+                    .execute(&mut tx)
                     .await?;
                 Some(DeviceId(id.parse().map_err(decode)?))
             }
             None => {
-                sqlx::query(
+                query(
                     "INSERT INTO device_preassignments (account_id, serial, user_id, created_at)
                      VALUES (?, ?, ?, ?)
                      ON CONFLICT (account_id, serial) DO UPDATE SET user_id = excluded.user_id,
@@ -637,7 +635,7 @@ impl Store {
                 .bind(serial)
                 .bind(user.to_string())
                 .bind(Utc::now())
-                .execute(&mut *tx)
+                .execute(&mut tx)
                 .await?;
                 None
             }
@@ -656,7 +654,7 @@ impl Store {
         c: &CommandRecord,
         key: &str,
     ) -> StoreResult<Option<CommandRecord>> {
-        let done = self.write_one(sqlx::query(
+        let done = self.write_one(query(
             "INSERT INTO device_commands (id, device_id, account_id, action, params, status,
                 requested_by, created_at, updated_at, idempotency_key)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -678,19 +676,18 @@ impl Store {
         if done.rows_affected() == 1 {
             return Ok(None);
         }
-        let row = sqlx::query(
-            "SELECT * FROM device_commands WHERE requested_by = ? AND idempotency_key = ?",
-        )
-        .bind(c.requested_by.map(|u| u.to_string()))
-        .bind(key)
-        .fetch_optional(&self.pool)
-        .await?;
+        let row =
+            query("SELECT * FROM device_commands WHERE requested_by = ? AND idempotency_key = ?")
+                .bind(c.requested_by.map(|u| u.to_string()))
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await?;
         row.as_ref().map(command_from_row).transpose()
     }
 
     pub async fn insert_command(&self, c: &CommandRecord) -> StoreResult<()> {
         self.write_one(
-            sqlx::query(
+            query(
                 "INSERT INTO device_commands (id, device_id, account_id, action, params, status,
                 requested_by, created_at, updated_at)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -710,7 +707,7 @@ impl Store {
     }
 
     pub async fn command(&self, id: CommandId) -> StoreResult<Option<CommandRecord>> {
-        let row = sqlx::query("SELECT * FROM device_commands WHERE id = ?")
+        let row = query("SELECT * FROM device_commands WHERE id = ?")
             .bind(id.to_string())
             .fetch_optional(&self.pool)
             .await?;
@@ -723,7 +720,7 @@ impl Store {
         partner: AccountId,
         customer: AccountId,
     ) -> StoreResult<Vec<DeviceRecord>> {
-        let rows = sqlx::query(
+        let rows = query(
             "SELECT * FROM devices WHERE account_id = ? AND owner_account_id = ? ORDER BY name, id",
         )
         .bind(customer.to_string())
@@ -739,7 +736,7 @@ impl Store {
         device: DeviceId,
         limit: u32,
     ) -> StoreResult<Vec<CommandRecord>> {
-        let rows = sqlx::query(
+        let rows = query(
             "SELECT * FROM device_commands WHERE device_id = ? ORDER BY created_at DESC, id DESC LIMIT ?",
         )
         .bind(device.to_string())
@@ -751,7 +748,7 @@ impl Store {
 
     /// Commands not yet answered, oldest first: what a connecting agent is sent.
     pub async fn pending_commands(&self, device: DeviceId) -> StoreResult<Vec<CommandRecord>> {
-        let rows = sqlx::query(
+        let rows = query(
             "SELECT * FROM device_commands WHERE device_id = ? AND status IN ('queued', 'sent')
              ORDER BY created_at, id",
         )
@@ -764,7 +761,7 @@ impl Store {
     /// Marks a command handed to the agent (a resend keeps the first `sent_at`).
     pub async fn mark_command_sent(&self, id: CommandId) -> StoreResult<()> {
         let now = Utc::now();
-        sqlx::query(
+        query(
             "UPDATE device_commands SET status = 'sent', sent_at = COALESCE(sent_at, ?), updated_at = ?
              WHERE id = ? AND status IN ('queued', 'sent')",
         )
@@ -790,7 +787,7 @@ impl Store {
         let now = Utc::now();
         let result_text = result.map(to_json).transpose()?;
         let mut tx = self.write_tx().await?;
-        let done = sqlx::query(
+        let done = query(
             "UPDATE device_commands SET status = ?, result = ?, finished_at = ?, updated_at = ?
              WHERE id = ? AND device_id = ? AND status IN ('queued', 'sent')",
         )
@@ -800,30 +797,28 @@ impl Store {
         .bind(now)
         .bind(id.to_string())
         .bind(device.to_string())
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
         if done.rows_affected() != 1 {
             return Ok(None);
         }
-        let row = sqlx::query("SELECT * FROM device_commands WHERE id = ?")
+        let row = query("SELECT * FROM device_commands WHERE id = ?")
             .bind(id.to_string())
-            .fetch_one(&mut *tx)
+            .fetch_one(&mut tx)
             .await?;
         let command = command_from_row(&row)?;
         let changes = effects(command.action, status, command.result.as_ref(), now);
         for effect in &changes {
             let query = match effect {
                 Effect::LostMode(on) => {
-                    sqlx::query("UPDATE devices SET lost_mode = ? WHERE id = ?").bind(*on)
+                    query("UPDATE devices SET lost_mode = ? WHERE id = ?").bind(*on)
                 }
                 Effect::Location(l) => {
-                    sqlx::query("UPDATE devices SET location = ? WHERE id = ?").bind(to_json(l)?)
+                    query("UPDATE devices SET location = ? WHERE id = ?").bind(to_json(l)?)
                 }
-                Effect::SecretEnded => {
-                    sqlx::query("UPDATE devices SET secret_hash = NULL WHERE id = ?")
-                }
+                Effect::SecretEnded => query("UPDATE devices SET secret_hash = NULL WHERE id = ?"),
             };
-            query.bind(device.to_string()).execute(&mut *tx).await?;
+            query.bind(device.to_string()).execute(&mut tx).await?;
         }
         tx.commit().await?;
         Ok(Some((command, changes)))

@@ -1,8 +1,8 @@
 //! Device groups of an account.
 
+use super::db::{query, query_scalar};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::Row;
 use uuid::Uuid;
 
 use super::{Store, StoreResult, get_uuid};
@@ -17,7 +17,7 @@ pub struct GroupRecord {
 
 impl Store {
     pub async fn groups_of(&self, account: AccountId) -> StoreResult<Vec<GroupRecord>> {
-        let rows = sqlx::query("SELECT * FROM device_groups WHERE account_id = ? ORDER BY name")
+        let rows = query("SELECT * FROM device_groups WHERE account_id = ? ORDER BY name")
             .bind(account.to_string())
             .fetch_all(&self.pool)
             .await?;
@@ -34,7 +34,7 @@ impl Store {
 
     pub async fn insert_group(&self, account: AccountId, g: &GroupRecord) -> StoreResult<()> {
         self.write_one(
-            sqlx::query(
+            query(
                 "INSERT INTO device_groups (id, account_id, name, created_at) VALUES (?, ?, ?, ?)",
             )
             .bind(g.id.to_string())
@@ -48,7 +48,7 @@ impl Store {
 
     /// A group and its account.
     pub async fn group(&self, id: Uuid) -> StoreResult<Option<(AccountId, GroupRecord)>> {
-        let row = sqlx::query("SELECT * FROM device_groups WHERE id = ?")
+        let row = query("SELECT * FROM device_groups WHERE id = ?")
             .bind(id.to_string())
             .fetch_optional(&self.pool)
             .await?;
@@ -67,7 +67,7 @@ impl Store {
 
     pub async fn rename_group(&self, id: Uuid, name: &str) -> StoreResult<()> {
         self.write_one(
-            sqlx::query("UPDATE device_groups SET name = ? WHERE id = ?")
+            query("UPDATE device_groups SET name = ? WHERE id = ?")
                 .bind(name)
                 .bind(id.to_string()),
         )
@@ -80,24 +80,24 @@ impl Store {
     pub async fn delete_empty_group(&self, id: Uuid) -> StoreResult<bool> {
         let id = id.to_string();
         let mut tx = self.write_tx().await?;
-        let busy: i64 = sqlx::query_scalar(
+        let busy: i64 = query_scalar(
             "SELECT (SELECT COUNT(*) FROM devices WHERE group_id = ?)
                   + (SELECT COUNT(*) FROM enrollment_codes WHERE group_id = ? AND used_at IS NULL)",
         )
         .bind(&id)
         .bind(&id)
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut tx)
         .await?;
         if busy > 0 {
             return Ok(false);
         }
-        sqlx::query("UPDATE enrollment_codes SET group_id = NULL WHERE group_id = ?")
+        query("UPDATE enrollment_codes SET group_id = NULL WHERE group_id = ?")
             .bind(&id)
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await?;
-        let done = sqlx::query("DELETE FROM device_groups WHERE id = ?")
+        let done = query("DELETE FROM device_groups WHERE id = ?")
             .bind(&id)
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await?;
         // Nothing to do commits nothing (and records nothing on an audited handle).
         if done.rows_affected() != 1 {

@@ -3,8 +3,8 @@
 //! guesses, 10 in a row lock the invitation's code step for 15 minutes), and a right code
 //! yields the verified address and one WebSocket ticket.
 
+use super::db::{query, query_scalar};
 use chrono::{DateTime, Utc};
-use sqlx::Row;
 use uuid::Uuid;
 
 use super::{Store, StoreResult};
@@ -40,18 +40,18 @@ impl Store {
         now: DateTime<Utc>,
     ) -> StoreResult<Result<(), u64>> {
         let mut tx = self.write_tx().await?;
-        let sent: Vec<DateTime<Utc>> = sqlx::query_scalar(
+        let sent: Vec<DateTime<Utc>> = query_scalar(
             "SELECT created_at FROM invitation_challenges WHERE invitation_id = ?
              ORDER BY created_at DESC LIMIT ?",
         )
         .bind(invitation.to_string())
         .bind(i64::from(cap.max(1)))
-        .fetch_all(&mut *tx)
+        .fetch_all(&mut tx)
         .await?;
         if let Err(wait) = second_factor::may_send(&sent, cap, now) {
             return Ok(Err(wait));
         }
-        sqlx::query(
+        query(
             "INSERT INTO invitation_challenges (id, invitation_id, code_hash, created_at, expires_at)
              VALUES (?, ?, ?, ?, ?)",
         )
@@ -60,7 +60,7 @@ impl Store {
         .bind(code_hash)
         .bind(now)
         .bind(expires_at)
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
         tx.commit().await?;
         Ok(Ok(()))
@@ -81,24 +81,23 @@ impl Store {
         ticket_expires_at: DateTime<Utc>,
     ) -> StoreResult<InvitationCodeVerdict> {
         let mut tx = self.write_tx().await?;
-        let row = sqlx::query(
+        let row = query(
             "SELECT code_hash, expires_at, state FROM invitation_challenges
              WHERE id = ? AND invitation_id = ?",
         )
         .bind(challenge.to_string())
         .bind(invitation.to_string())
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut tx)
         .await?;
         let Some(row) = row else {
             return Ok(InvitationCodeVerdict::Unknown);
         };
-        let locked_until: Option<DateTime<Utc>> = sqlx::query_scalar(
-            "SELECT locked_until FROM invitation_guards WHERE invitation_id = ?",
-        )
-        .bind(invitation.to_string())
-        .fetch_optional(&mut *tx)
-        .await?
-        .flatten();
+        let locked_until: Option<DateTime<Utc>> =
+            query_scalar("SELECT locked_until FROM invitation_guards WHERE invitation_id = ?")
+                .bind(invitation.to_string())
+                .fetch_optional(&mut tx)
+                .await?
+                .flatten();
         if let Some(wait) = (Guard {
             consecutive_failures: 0,
             locked_until,
@@ -114,20 +113,20 @@ impl Store {
         }
         let code_hash: String = row.try_get("code_hash")?;
         if right(&code_hash) {
-            let used = sqlx::query(
+            let used = query(
                 "UPDATE invitation_challenges SET state = 'used' WHERE id = ? AND state = 'open'",
             )
             .bind(challenge.to_string())
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await?;
             if used.rows_affected() != 1 {
                 return Ok(InvitationCodeVerdict::Closed);
             }
-            sqlx::query("DELETE FROM invitation_guards WHERE invitation_id = ?")
+            query("DELETE FROM invitation_guards WHERE invitation_id = ?")
                 .bind(invitation.to_string())
-                .execute(&mut *tx)
+                .execute(&mut tx)
                 .await?;
-            sqlx::query(
+            query(
                 "UPDATE invitations SET verified_email = ?, join_ticket_hash = ?,
                      join_ticket_expires_at = ? WHERE id = ?",
             )
@@ -135,38 +134,38 @@ impl Store {
             .bind(ticket_hash)
             .bind(ticket_expires_at)
             .bind(invitation.to_string())
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await?;
             tx.commit().await?;
             return Ok(InvitationCodeVerdict::Accepted);
         }
-        let wrong_after: i64 = sqlx::query_scalar(
+        let wrong_after: i64 = query_scalar(
             "UPDATE invitation_challenges SET wrong_guesses = wrong_guesses + 1,
                  state = CASE WHEN wrong_guesses + 1 >= ? THEN 'burned' ELSE state END
              WHERE id = ? AND state = 'open' RETURNING wrong_guesses",
         )
         .bind(i64::from(second_factor::BURN_AFTER))
         .bind(challenge.to_string())
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut tx)
         .await?;
-        let failures_after: i64 = sqlx::query_scalar(
+        let failures_after: i64 = query_scalar(
             "INSERT INTO invitation_guards (invitation_id, consecutive_failures) VALUES (?, 1)
              ON CONFLICT (invitation_id) DO UPDATE SET
                  consecutive_failures = invitation_guards.consecutive_failures + 1
              RETURNING consecutive_failures",
         )
         .bind(invitation.to_string())
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut tx)
         .await?;
         let outcome = second_factor::judge_wrong(
             u32::try_from(wrong_after).unwrap_or(u32::MAX),
             u32::try_from(failures_after).unwrap_or(u32::MAX),
         );
         if outcome == Wrong::Locked {
-            sqlx::query("UPDATE invitation_guards SET locked_until = ? WHERE invitation_id = ?")
+            query("UPDATE invitation_guards SET locked_until = ? WHERE invitation_id = ?")
                 .bind(now + second_factor::LOCK_FOR)
                 .bind(invitation.to_string())
-                .execute(&mut *tx)
+                .execute(&mut tx)
                 .await?;
         }
         tx.commit().await?;
@@ -178,12 +177,11 @@ impl Store {
         &self,
         invitation: InvitationId,
     ) -> StoreResult<Option<(String, DateTime<Utc>)>> {
-        let row = sqlx::query(
-            "SELECT join_ticket_hash, join_ticket_expires_at FROM invitations WHERE id = ?",
-        )
-        .bind(invitation.to_string())
-        .fetch_optional(&self.pool)
-        .await?;
+        let row =
+            query("SELECT join_ticket_hash, join_ticket_expires_at FROM invitations WHERE id = ?")
+                .bind(invitation.to_string())
+                .fetch_optional(&self.pool)
+                .await?;
         let Some(row) = row else { return Ok(None) };
         let hash: Option<String> = row.try_get("join_ticket_hash")?;
         let until: Option<DateTime<Utc>> = row.try_get("join_ticket_expires_at")?;

@@ -1,7 +1,7 @@
 //! The persisted outbox of mail and SMS.
 
+use super::db::query;
 use chrono::{DateTime, Utc};
-use sqlx::Row;
 use uuid::Uuid;
 
 use super::{Store, StoreResult, get_uuid};
@@ -19,7 +19,7 @@ pub struct OutboxMessage {
 
 impl Store {
     pub async fn enqueue_message(&self, m: &OutboxMessage) -> StoreResult<()> {
-        sqlx::query(
+        query(
             "INSERT INTO outbox (id, channel, recipient, subject, body, created_at, next_attempt_at)
              VALUES (?, ?, ?, ?, ?, ?, ?)",
         )
@@ -37,7 +37,7 @@ impl Store {
 
     /// Messages neither sent nor given up, oldest first.
     pub async fn pending_messages(&self, limit: i64) -> StoreResult<Vec<OutboxMessage>> {
-        let rows = sqlx::query(
+        let rows = query(
             "SELECT * FROM outbox WHERE sent_at IS NULL AND given_up_at IS NULL ORDER BY created_at LIMIT ?",
         )
         .bind(limit)
@@ -61,7 +61,7 @@ impl Store {
 
     /// Marks a message sent and forgets its body.
     pub async fn message_sent(&self, id: Uuid, attempts: u32) -> StoreResult<()> {
-        sqlx::query("UPDATE outbox SET sent_at = ?, attempts = ?, body = '', last_error = NULL WHERE id = ?")
+        query("UPDATE outbox SET sent_at = ?, attempts = ?, body = '', last_error = NULL WHERE id = ?")
             .bind(Utc::now())
             .bind(i64::from(attempts))
             .bind(id.to_string())
@@ -78,7 +78,7 @@ impl Store {
         error: &str,
         next: Option<DateTime<Utc>>,
     ) -> StoreResult<()> {
-        let query = match next {
+        let sql = match next {
             Some(_) => {
                 "UPDATE outbox SET attempts = ?, last_error = ?, next_attempt_at = COALESCE(?, next_attempt_at) WHERE id = ?"
             }
@@ -86,7 +86,7 @@ impl Store {
                 "UPDATE outbox SET attempts = ?, last_error = ?, given_up_at = COALESCE(?, CURRENT_TIMESTAMP), body = '' WHERE id = ?"
             }
         };
-        sqlx::query(query)
+        query(sql)
             .bind(i64::from(attempts))
             .bind(error)
             .bind(next.or(Some(Utc::now())))

@@ -1,7 +1,7 @@
 //! Security policies of an account.
 
+use super::db::{Row, query};
 use chrono::{DateTime, Utc};
-use sqlx::{Row, sqlite::SqliteRow};
 
 use super::{Store, StoreResult, get_json, get_uuid, to_json};
 use crate::domain::{
@@ -20,7 +20,7 @@ pub struct PolicyRecord {
     pub updated_at: DateTime<Utc>,
 }
 
-fn policy_from_row(row: &SqliteRow) -> StoreResult<PolicyRecord> {
+fn policy_from_row(row: &Row) -> StoreResult<PolicyRecord> {
     let perms: Vec<Permission> = get_json(row, "permissions")?;
     Ok(PolicyRecord {
         id: PolicyId(get_uuid(row, "id")?),
@@ -35,7 +35,7 @@ fn policy_from_row(row: &SqliteRow) -> StoreResult<PolicyRecord> {
 
 impl Store {
     pub async fn policies_of(&self, account: AccountId) -> StoreResult<Vec<PolicyRecord>> {
-        let rows = sqlx::query(
+        let rows = query(
             "SELECT * FROM policies WHERE account_id = ? AND deleted_at IS NULL ORDER BY name",
         )
         .bind(account.to_string())
@@ -46,7 +46,7 @@ impl Store {
 
     /// A live policy by id; `None` when unknown or deleted.
     pub async fn policy(&self, id: PolicyId) -> StoreResult<Option<PolicyRecord>> {
-        let row = sqlx::query("SELECT * FROM policies WHERE id = ? AND deleted_at IS NULL")
+        let row = query("SELECT * FROM policies WHERE id = ? AND deleted_at IS NULL")
             .bind(id.to_string())
             .fetch_optional(&self.pool)
             .await?;
@@ -55,7 +55,7 @@ impl Store {
 
     /// Inserts a policy; a live policy of the same name in the account is a unique violation.
     pub async fn insert_policy(&self, p: &PolicyRecord) -> StoreResult<()> {
-        self.write_one(sqlx::query(
+        self.write_one(query(
             "INSERT INTO policies (id, account_id, name, description, permissions, created_at, updated_at)
              VALUES (?, ?, ?, ?, ?, ?, ?)",
         )
@@ -73,7 +73,7 @@ impl Store {
 
     pub async fn update_policy(&self, p: &PolicyRecord) -> StoreResult<()> {
         self.write_one(
-            sqlx::query(
+            query(
                 "UPDATE policies SET name = ?, description = ?, permissions = ?, updated_at = ?
              WHERE id = ? AND deleted_at IS NULL",
             )
@@ -92,15 +92,14 @@ impl Store {
     /// transaction).
     pub async fn delete_policy(&self, id: PolicyId) -> StoreResult<bool> {
         let mut tx = self.write_tx().await?;
-        let done =
-            sqlx::query("UPDATE policies SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL")
-                .bind(Utc::now())
-                .bind(id.to_string())
-                .execute(&mut *tx)
-                .await?;
-        sqlx::query("UPDATE accounts SET default_policy_id = NULL WHERE default_policy_id = ?")
+        let done = query("UPDATE policies SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL")
+            .bind(Utc::now())
             .bind(id.to_string())
-            .execute(&mut *tx)
+            .execute(&mut tx)
+            .await?;
+        query("UPDATE accounts SET default_policy_id = NULL WHERE default_policy_id = ?")
+            .bind(id.to_string())
+            .execute(&mut tx)
             .await?;
         // Nothing to do commits nothing (and records nothing on an audited handle).
         if done.rows_affected() != 1 {

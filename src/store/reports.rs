@@ -1,11 +1,11 @@
 //! Session report events (written in batches by the report writer) and the report read back.
 
+use super::db::{Builder, query};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
 
 use bytestring::ByteString;
-use sqlx::Row;
 use uuid::Uuid;
 
 use super::{Store, StoreResult, get_json, get_opt_uuid, get_uuid, sessions::invitation_from_row};
@@ -201,27 +201,26 @@ impl Store {
             return Ok(None);
         };
         let sid = id.to_string();
-        let participants = sqlx::query(
-            "SELECT * FROM session_participants WHERE session_id = ? ORDER BY joined_at, id",
-        )
-        .bind(&sid)
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(|row| {
-            Ok(ReportParticipant {
-                id: get_uuid(row, "id")?,
-                user_id: get_opt_uuid(row, "user_id")?,
-                name: row.try_get("name")?,
-                role: row.try_get("role")?,
-                joined_at: row.try_get("joined_at")?,
-                left_at: row.try_get("left_at")?,
-                leave_reason: row.try_get("leave_reason")?,
-            })
-        })
-        .collect::<StoreResult<Vec<_>>>()?;
+        let participants =
+            query("SELECT * FROM session_participants WHERE session_id = ? ORDER BY joined_at, id")
+                .bind(&sid)
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(|row| {
+                    Ok(ReportParticipant {
+                        id: get_uuid(row, "id")?,
+                        user_id: get_opt_uuid(row, "user_id")?,
+                        name: row.try_get("name")?,
+                        role: row.try_get("role")?,
+                        joined_at: row.try_get("joined_at")?,
+                        left_at: row.try_get("left_at")?,
+                        leave_reason: row.try_get("leave_reason")?,
+                    })
+                })
+                .collect::<StoreResult<Vec<_>>>()?;
 
-        let invitations = sqlx::query(
+        let invitations = query(
             "SELECT i.id, i.session_id, s.account_id, s.subject AS session_subject,
                 i.inviter_participant_id, i.inviter_user_id, i.policy_id, i.policy_name,
                 i.permissions, i.guest_name, i.comment, i.created_at, i.expires_at, i.outcome,
@@ -252,7 +251,7 @@ impl Store {
         .collect::<StoreResult<Vec<_>>>()?;
 
         // Rows of earlier versions (one per message) and chunks, merged in the session's order.
-        let mut chat = sqlx::query("SELECT * FROM chat_messages WHERE session_id = ? ORDER BY seq")
+        let mut chat = query("SELECT * FROM chat_messages WHERE session_id = ? ORDER BY seq")
             .bind(&sid)
             .fetch_all(&self.pool)
             .await?
@@ -273,11 +272,10 @@ impl Store {
                 ))
             })
             .collect::<StoreResult<Vec<_>>>()?;
-        let chunks =
-            sqlx::query("SELECT lines FROM chat_chunks WHERE session_id = ? ORDER BY first_seq")
-                .bind(&sid)
-                .fetch_all(&self.pool)
-                .await?;
+        let chunks = query("SELECT lines FROM chat_chunks WHERE session_id = ? ORDER BY first_seq")
+            .bind(&sid)
+            .fetch_all(&self.pool)
+            .await?;
         for row in &chunks {
             let lines: Vec<StoredLine> = get_json(row, "lines")?;
             chat.extend(lines.into_iter().map(|l| (l.s, l.m)));
@@ -285,22 +283,21 @@ impl Store {
         chat.sort_by_key(|(seq, _)| *seq);
         let chat = chat.into_iter().map(|(_, c)| c).collect();
 
-        let ownership =
-            sqlx::query("SELECT * FROM ownership_changes WHERE session_id = ? ORDER BY seq")
-                .bind(&sid)
-                .fetch_all(&self.pool)
-                .await?
-                .iter()
-                .map(|row| {
-                    Ok(ReportOwnership {
-                        from: get_opt_uuid(row, "from_participant_id")?,
-                        to: get_uuid(row, "to_participant_id")?,
-                        at: row.try_get("changed_at")?,
-                    })
+        let ownership = query("SELECT * FROM ownership_changes WHERE session_id = ? ORDER BY seq")
+            .bind(&sid)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|row| {
+                Ok(ReportOwnership {
+                    from: get_opt_uuid(row, "from_participant_id")?,
+                    to: get_uuid(row, "to_participant_id")?,
+                    at: row.try_get("changed_at")?,
                 })
-                .collect::<StoreResult<Vec<_>>>()?;
+            })
+            .collect::<StoreResult<Vec<_>>>()?;
 
-        let files = sqlx::query(
+        let files = query(
             "SELECT f.id, f.participant_id, f.name, f.size, f.offered_at,
                     p.name AS from_name, p.role AS from_role
              FROM file_transfers f LEFT JOIN session_participants p ON p.id = f.participant_id
@@ -329,7 +326,7 @@ impl Store {
         })
         .collect::<StoreResult<Vec<_>>>()?;
 
-        let admissions = sqlx::query(
+        let admissions = query(
             "SELECT * FROM guest_admissions WHERE session_id = ? ORDER BY asked_at, guest_participant_id",
         )
         .bind(&sid)
@@ -389,16 +386,24 @@ async fn insert_chunks(tx: &mut super::WriteTx, chunks: &[ChatChunk]) -> StoreRe
     if encoded.is_empty() {
         return Ok(());
     }
-    let mut query = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-        "INSERT INTO chat_chunks (session_id, first_seq, last_seq, lines) ",
-    );
-    query.push_values(encoded, |mut row, (session, first, last, lines)| {
-        row.push_bind(session)
+    let mut query =
+        Builder::new("INSERT INTO chat_chunks (session_id, first_seq, last_seq, lines) VALUES ");
+    for (i, (session, first, last, lines)) in encoded.into_iter().enumerate() {
+        if i > 0 {
+            query.push(", ");
+        }
+        query
+            .push("(")
+            .push_bind(session)
+            .push(", ")
             .push_bind(first)
+            .push(", ")
             .push_bind(last)
-            .push_bind(lines);
-    });
-    query.build().execute(&mut **tx).await.map(|_| ())
+            .push(", ")
+            .push_bind(lines)
+            .push(")");
+    }
+    query.build().execute(&mut *tx).await.map(|_| ())
 }
 
 async fn apply(tx: &mut super::WriteTx, event: &ReportEvent) -> StoreResult<()> {
@@ -412,7 +417,7 @@ async fn apply(tx: &mut super::WriteTx, event: &ReportEvent) -> StoreResult<()> 
             at,
         } => {
             // A technician who reconnects within the grace keeps its row: only clear the leave.
-            sqlx::query(
+            query(
                 "INSERT INTO session_participants (id, session_id, user_id, name, role, joined_at)
                  VALUES (?, ?, ?, ?, ?, ?)
                  ON CONFLICT (id) DO UPDATE SET left_at = NULL, leave_reason = NULL",
@@ -423,7 +428,7 @@ async fn apply(tx: &mut super::WriteTx, event: &ReportEvent) -> StoreResult<()> 
             .bind(name)
             .bind(role)
             .bind(at)
-            .execute(&mut **tx)
+            .execute(&mut *tx)
             .await?;
         }
         ReportEvent::Left {
@@ -431,20 +436,20 @@ async fn apply(tx: &mut super::WriteTx, event: &ReportEvent) -> StoreResult<()> 
             reason,
             at,
         } => {
-            sqlx::query(
+            query(
                 "UPDATE session_participants SET left_at = ?, leave_reason = ? WHERE id = ? AND left_at IS NULL",
             )
             .bind(at)
             .bind(reason)
             .bind(participant.to_string())
-            .execute(&mut **tx)
+            .execute(&mut *tx)
             .await?;
         }
         ReportEvent::RoleChanged { participant, role } => {
-            sqlx::query("UPDATE session_participants SET role = ? WHERE id = ?")
+            query("UPDATE session_participants SET role = ? WHERE id = ?")
                 .bind(role)
                 .bind(participant.to_string())
-                .execute(&mut **tx)
+                .execute(&mut *tx)
                 .await?;
         }
         // Grouped into chunks by `apply_report` before it gets here.
@@ -457,7 +462,7 @@ async fn apply(tx: &mut super::WriteTx, event: &ReportEvent) -> StoreResult<()> 
             owner_user_id,
             at,
         } => {
-            sqlx::query(
+            query(
                 "INSERT INTO ownership_changes (session_id, seq, from_participant_id, to_participant_id, changed_at)
                  VALUES (?, ?, ?, ?, ?)",
             )
@@ -466,12 +471,12 @@ async fn apply(tx: &mut super::WriteTx, event: &ReportEvent) -> StoreResult<()> 
             .bind(from.map(|f| f.to_string()))
             .bind(to.to_string())
             .bind(at)
-            .execute(&mut **tx)
+            .execute(&mut *tx)
             .await?;
-            sqlx::query("UPDATE sessions SET owner_user_id = ? WHERE id = ?")
+            query("UPDATE sessions SET owner_user_id = ? WHERE id = ?")
                 .bind(owner_user_id.to_string())
                 .bind(session.to_string())
-                .execute(&mut **tx)
+                .execute(&mut *tx)
                 .await?;
         }
         ReportEvent::FileOffered {
@@ -483,7 +488,7 @@ async fn apply(tx: &mut super::WriteTx, event: &ReportEvent) -> StoreResult<()> 
             at,
         } => {
             // A repeated id (a client reusing one after completion) keeps the first record.
-            sqlx::query(
+            query(
                 "INSERT INTO file_transfers (id, session_id, participant_id, name, size, offered_at)
                  VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
             )
@@ -493,7 +498,7 @@ async fn apply(tx: &mut super::WriteTx, event: &ReportEvent) -> StoreResult<()> 
             .bind(name)
             .bind(i64::try_from(*size).unwrap_or(i64::MAX))
             .bind(at)
-            .execute(&mut **tx)
+            .execute(&mut *tx)
             .await?;
         }
         ReportEvent::AdmissionAsked {
@@ -503,7 +508,7 @@ async fn apply(tx: &mut super::WriteTx, event: &ReportEvent) -> StoreResult<()> 
             name,
             at,
         } => {
-            sqlx::query(
+            query(
                 "INSERT INTO guest_admissions (guest_participant_id, session_id, invitation_id,
                     guest_name, asked_at) VALUES (?, ?, ?, ?, ?)",
             )
@@ -512,7 +517,7 @@ async fn apply(tx: &mut super::WriteTx, event: &ReportEvent) -> StoreResult<()> 
             .bind(invitation.to_string())
             .bind(name)
             .bind(at)
-            .execute(&mut **tx)
+            .execute(&mut *tx)
             .await?;
         }
         ReportEvent::AdmissionDecided {
@@ -521,7 +526,7 @@ async fn apply(tx: &mut super::WriteTx, event: &ReportEvent) -> StoreResult<()> 
             by,
             at,
         } => {
-            sqlx::query(
+            query(
                 "UPDATE guest_admissions SET decision = ?, decided_by = ?, decided_at = ?
                  WHERE guest_participant_id = ? AND decision IS NULL",
             )
@@ -529,7 +534,7 @@ async fn apply(tx: &mut super::WriteTx, event: &ReportEvent) -> StoreResult<()> 
             .bind(by.map(|b| b.to_string()))
             .bind(at)
             .bind(guest.to_string())
-            .execute(&mut **tx)
+            .execute(&mut *tx)
             .await?;
         }
         ReportEvent::AdmissionSwitched {
@@ -538,7 +543,7 @@ async fn apply(tx: &mut super::WriteTx, event: &ReportEvent) -> StoreResult<()> 
             by,
             at,
         } => {
-            sqlx::query(
+            query(
                 "INSERT INTO admission_switches (session_id, required, by_participant_id, at)
                  VALUES (?, ?, ?, ?)",
             )
@@ -546,14 +551,14 @@ async fn apply(tx: &mut super::WriteTx, event: &ReportEvent) -> StoreResult<()> 
             .bind(required)
             .bind(by.to_string())
             .bind(at)
-            .execute(&mut **tx)
+            .execute(&mut *tx)
             .await?;
         }
         ReportEvent::InvitationRedeemed { invitation, guest } => {
-            sqlx::query("UPDATE invitations SET guest_participant_id = ? WHERE id = ?")
+            query("UPDATE invitations SET guest_participant_id = ? WHERE id = ?")
                 .bind(guest.to_string())
                 .bind(invitation.to_string())
-                .execute(&mut **tx)
+                .execute(&mut *tx)
                 .await?;
         }
         ReportEvent::Ended {
@@ -561,29 +566,29 @@ async fn apply(tx: &mut super::WriteTx, event: &ReportEvent) -> StoreResult<()> 
             reason,
             at,
         } => {
-            sqlx::query(
+            query(
                 "UPDATE invitations SET outcome = 'revoked', outcome_at = ?
                  WHERE session_id = ? AND outcome = 'pending'",
             )
             .bind(at)
             .bind(session.to_string())
-            .execute(&mut **tx)
+            .execute(&mut *tx)
             .await?;
-            sqlx::query(
+            query(
                 "UPDATE session_participants SET left_at = ?, leave_reason = 'session_ended'
                  WHERE session_id = ? AND left_at IS NULL",
             )
             .bind(at)
             .bind(session.to_string())
-            .execute(&mut **tx)
+            .execute(&mut *tx)
             .await?;
-            sqlx::query(
+            query(
                 "UPDATE sessions SET state = 'ended', ended_at = ?, end_reason = ? WHERE id = ? AND state = 'open'",
             )
             .bind(at)
             .bind(reason)
             .bind(session.to_string())
-            .execute(&mut **tx)
+            .execute(&mut *tx)
             .await?;
         }
     }

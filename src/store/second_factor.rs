@@ -1,7 +1,7 @@
 //! Login challenges (the code step) and the per-user guard against guessing.
 
+use super::db::{Row, query, query_scalar};
 use chrono::{DateTime, Utc};
-use sqlx::Row;
 use uuid::Uuid;
 
 use super::{Store, StoreResult, get_uuid};
@@ -24,7 +24,7 @@ pub struct ChallengeRecord {
 impl Store {
     pub async fn set_two_factor(&self, user: UserId, mode: &str) -> StoreResult<()> {
         self.write_one(
-            sqlx::query("UPDATE users SET two_factor = ? WHERE id = ?")
+            query("UPDATE users SET two_factor = ? WHERE id = ?")
                 .bind(mode)
                 .bind(user.to_string()),
         )
@@ -33,7 +33,7 @@ impl Store {
     }
 
     pub async fn challenge(&self, id: Uuid) -> StoreResult<Option<ChallengeRecord>> {
-        let row = sqlx::query("SELECT * FROM login_challenges WHERE id = ?")
+        let row = query("SELECT * FROM login_challenges WHERE id = ?")
             .bind(id.to_string())
             .fetch_optional(&self.pool)
             .await?;
@@ -41,12 +41,11 @@ impl Store {
     }
 
     pub async fn code_guard(&self, user: UserId) -> StoreResult<Guard> {
-        let row = sqlx::query(
-            "SELECT consecutive_failures, locked_until FROM code_guards WHERE user_id = ?",
-        )
-        .bind(user.to_string())
-        .fetch_optional(&self.pool)
-        .await?;
+        let row =
+            query("SELECT consecutive_failures, locked_until FROM code_guards WHERE user_id = ?")
+                .bind(user.to_string())
+                .fetch_optional(&self.pool)
+                .await?;
         row.map_or(Ok(Guard::default()), |row| {
             let failures: i64 = row.try_get("consecutive_failures")?;
             Ok(Guard {
@@ -103,12 +102,11 @@ impl Store {
             return Ok(CodeVerdict::Unknown);
         };
         let user = challenge.user_id;
-        let guard = sqlx::query(
-            "SELECT consecutive_failures, locked_until FROM code_guards WHERE user_id = ?",
-        )
-        .bind(user.to_string())
-        .fetch_optional(&mut *tx)
-        .await?;
+        let guard =
+            query("SELECT consecutive_failures, locked_until FROM code_guards WHERE user_id = ?")
+                .bind(user.to_string())
+                .fetch_optional(&mut tx)
+                .await?;
         let locked_until: Option<DateTime<Utc>> = match &guard {
             Some(row) => row.try_get("locked_until")?,
             None => None,
@@ -125,9 +123,9 @@ impl Store {
             return Ok(CodeVerdict::Closed);
         }
         let totp = if challenge.channel == "totp" {
-            let row = sqlx::query("SELECT totp_secret, totp_last_step FROM users WHERE id = ?")
+            let row = query("SELECT totp_secret, totp_last_step FROM users WHERE id = ?")
                 .bind(user.to_string())
-                .fetch_one(&mut *tx)
+                .fetch_one(&mut tx)
                 .await?;
             let secret: Option<String> = row.try_get("totp_secret")?;
             let step: Option<i64> = row.try_get("totp_last_step")?;
@@ -145,28 +143,28 @@ impl Store {
                 totp_step: Some(step),
             } => {
                 let step = i64::try_from(step).unwrap_or(i64::MAX);
-                sqlx::query(
+                query(
                     "UPDATE users SET totp_last_step = ?
                      WHERE id = ? AND (totp_last_step IS NULL OR totp_last_step < ?)",
                 )
                 .bind(step)
                 .bind(user.to_string())
                 .bind(step)
-                .execute(&mut *tx)
+                .execute(&mut tx)
                 .await?
                 .rows_affected()
                     == 1
             }
             // A recovery code works once: used up by this statement or not at all.
             CodeCheck::Recovery { code_hash } => {
-                sqlx::query(
+                query(
                     "UPDATE recovery_codes SET used_at = ?
                      WHERE user_id = ? AND code_hash = ? AND used_at IS NULL",
                 )
                 .bind(now)
                 .bind(user.to_string())
                 .bind(code_hash)
-                .execute(&mut *tx)
+                .execute(&mut tx)
                 .await?
                 .rows_affected()
                     == 1
@@ -174,39 +172,38 @@ impl Store {
             CodeCheck::Wrong => false,
         };
         if right {
-            let used = sqlx::query(
-                "UPDATE login_challenges SET state = 'used' WHERE id = ? AND state = 'open'",
-            )
-            .bind(challenge_id.to_string())
-            .execute(&mut *tx)
-            .await?;
+            let used =
+                query("UPDATE login_challenges SET state = 'used' WHERE id = ? AND state = 'open'")
+                    .bind(challenge_id.to_string())
+                    .execute(&mut tx)
+                    .await?;
             if used.rows_affected() != 1 {
                 return Ok(CodeVerdict::Closed);
             }
-            sqlx::query("DELETE FROM code_guards WHERE user_id = ?")
+            query("DELETE FROM code_guards WHERE user_id = ?")
                 .bind(user.to_string())
-                .execute(&mut *tx)
+                .execute(&mut tx)
                 .await?;
             tx.commit().await?;
             return Ok(CodeVerdict::Accepted(user));
         }
-        let wrong_after: i64 = sqlx::query_scalar(
+        let wrong_after: i64 = query_scalar(
             "UPDATE login_challenges SET wrong_guesses = wrong_guesses + 1,
                  state = CASE WHEN wrong_guesses + 1 >= ? THEN 'burned' ELSE state END
              WHERE id = ? AND state = 'open' RETURNING wrong_guesses",
         )
         .bind(i64::from(second_factor::BURN_AFTER))
         .bind(challenge_id.to_string())
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut tx)
         .await?;
-        let failures_after: i64 = sqlx::query_scalar(
+        let failures_after: i64 = query_scalar(
             "INSERT INTO code_guards (user_id, consecutive_failures, locked_until) VALUES (?, 1, NULL)
              ON CONFLICT (user_id) DO UPDATE SET
                  consecutive_failures = code_guards.consecutive_failures + 1
              RETURNING consecutive_failures",
         )
         .bind(user.to_string())
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut tx)
         .await?;
         let outcome = second_factor::judge_wrong(
             u32::try_from(wrong_after).unwrap_or(u32::MAX),
@@ -215,10 +212,10 @@ impl Store {
         if outcome == Wrong::Locked {
             // The lock starts now; only a success resets the count, so after the lock one more
             // wrong guess locks again.
-            sqlx::query("UPDATE code_guards SET locked_until = ? WHERE user_id = ?")
+            query("UPDATE code_guards SET locked_until = ? WHERE user_id = ?")
                 .bind(now + second_factor::LOCK_FOR)
                 .bind(user.to_string())
-                .execute(&mut *tx)
+                .execute(&mut tx)
                 .await?;
         }
         tx.commit().await?;
@@ -229,9 +226,9 @@ impl Store {
         tx: &mut super::WriteTx,
         id: Uuid,
     ) -> StoreResult<Option<ChallengeRecord>> {
-        let row = sqlx::query("SELECT * FROM login_challenges WHERE id = ?")
+        let row = query("SELECT * FROM login_challenges WHERE id = ?")
             .bind(id.to_string())
-            .fetch_optional(&mut **tx)
+            .fetch_optional(&mut *tx)
             .await?;
         row.map(|row| challenge_from_row(&row)).transpose()
     }
@@ -247,13 +244,13 @@ impl Store {
     ) -> StoreResult<Result<(), u64>> {
         let mut tx = self.write_tx().await?;
         if c.channel != "totp" {
-            let rows = sqlx::query(
+            let rows = query(
                 "SELECT created_at FROM login_challenges WHERE user_id = ? AND channel <> 'totp'
                  ORDER BY created_at DESC LIMIT ?",
             )
             .bind(c.user_id.to_string())
             .bind(i64::from(cap.max(1)))
-            .fetch_all(&mut *tx)
+            .fetch_all(&mut tx)
             .await?;
             let sent = rows
                 .iter()
@@ -263,7 +260,7 @@ impl Store {
                 return Ok(Err(wait));
             }
         }
-        sqlx::query(
+        query(
             "INSERT INTO login_challenges (id, user_id, channel, code_hash, created_at, expires_at)
              VALUES (?, ?, ?, ?, ?, ?)",
         )
@@ -273,14 +270,14 @@ impl Store {
         .bind(&c.code_hash)
         .bind(now)
         .bind(c.expires_at)
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
         tx.commit().await?;
         Ok(Ok(()))
     }
 }
 
-fn challenge_from_row(row: &sqlx::sqlite::SqliteRow) -> StoreResult<ChallengeRecord> {
+fn challenge_from_row(row: &Row) -> StoreResult<ChallengeRecord> {
     let state: String = row.try_get("state")?;
     let wrong: i64 = row.try_get("wrong_guesses")?;
     Ok(ChallengeRecord {
@@ -299,9 +296,7 @@ impl Store {
     /// `admin unlock`); `false` when there was nothing to lift.
     pub async fn unlock_code_step(&self, user: UserId) -> StoreResult<bool> {
         let done = self
-            .write_one(
-                sqlx::query("DELETE FROM code_guards WHERE user_id = ?").bind(user.to_string()),
-            )
+            .write_one(query("DELETE FROM code_guards WHERE user_id = ?").bind(user.to_string()))
             .await?;
         Ok(done.rows_affected() > 0)
     }
@@ -310,7 +305,7 @@ impl Store {
     /// login does not change yet.
     pub async fn set_totp_pending(&self, user: UserId, sealed: &str) -> StoreResult<()> {
         self.write_one(
-            sqlx::query("UPDATE users SET totp_pending = ? WHERE id = ?")
+            query("UPDATE users SET totp_pending = ? WHERE id = ?")
                 .bind(sealed)
                 .bind(user.to_string()),
         )
@@ -320,7 +315,7 @@ impl Store {
 
     /// The authenticator secret waiting for its first code, sealed.
     pub async fn totp_pending(&self, user: UserId) -> StoreResult<Option<String>> {
-        sqlx::query_scalar("SELECT totp_pending FROM users WHERE id = ?")
+        query_scalar("SELECT totp_pending FROM users WHERE id = ?")
             .bind(user.to_string())
             .fetch_optional(&self.pool)
             .await
@@ -339,7 +334,7 @@ impl Store {
     ) -> StoreResult<bool> {
         let now = Utc::now();
         let mut tx = self.write_tx().await?;
-        let done = sqlx::query(
+        let done = query(
             "UPDATE users SET two_factor = 'totp', totp_secret = totp_pending, totp_pending = NULL,
                  totp_last_step = ?
              WHERE id = ? AND totp_pending = ?",
@@ -347,24 +342,22 @@ impl Store {
         .bind(i64::try_from(step).unwrap_or(i64::MAX))
         .bind(user.to_string())
         .bind(sealed)
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
         if done.rows_affected() != 1 {
             return Ok(false);
         }
-        sqlx::query("DELETE FROM recovery_codes WHERE user_id = ?")
+        query("DELETE FROM recovery_codes WHERE user_id = ?")
             .bind(user.to_string())
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await?;
         for hash in recovery_hashes {
-            sqlx::query(
-                "INSERT INTO recovery_codes (user_id, code_hash, created_at) VALUES (?, ?, ?)",
-            )
-            .bind(user.to_string())
-            .bind(hash)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+            query("INSERT INTO recovery_codes (user_id, code_hash, created_at) VALUES (?, ?, ?)")
+                .bind(user.to_string())
+                .bind(hash)
+                .bind(now)
+                .execute(&mut tx)
+                .await?;
         }
         tx.commit().await?;
         Ok(true)
@@ -372,7 +365,7 @@ impl Store {
 
     /// The user's TOTP secret and the last step accepted.
     pub async fn totp_state(&self, user: UserId) -> StoreResult<Option<(String, Option<u64>)>> {
-        let row = sqlx::query("SELECT totp_secret, totp_last_step FROM users WHERE id = ?")
+        let row = query("SELECT totp_secret, totp_last_step FROM users WHERE id = ?")
             .bind(user.to_string())
             .fetch_optional(&self.pool)
             .await?;
@@ -385,7 +378,7 @@ impl Store {
     /// Accepts `step` only if it is newer than the last accepted one (atomically).
     pub async fn accept_totp_step(&self, user: UserId, step: u64) -> StoreResult<bool> {
         let step = i64::try_from(step).unwrap_or(i64::MAX);
-        let done = self.write_one(sqlx::query(
+        let done = self.write_one(query(
             "UPDATE users SET totp_last_step = ? WHERE id = ? AND (totp_last_step IS NULL OR totp_last_step < ?)",
         )
         .bind(step)

@@ -1,7 +1,7 @@
 //! Sessions and invitations.
 
+use super::db::{Builder, Row, query, query_scalar};
 use chrono::{DateTime, Utc};
-use sqlx::{Row, sqlite::SqliteRow};
 
 use super::{Store, StoreResult, get_json, get_opt_uuid, get_uuid, to_json};
 use crate::domain::{
@@ -34,7 +34,7 @@ pub struct SessionRecord {
     pub end_reason: Option<String>,
 }
 
-fn session_from_row(row: &SqliteRow) -> StoreResult<SessionRecord> {
+fn session_from_row(row: &Row) -> StoreResult<SessionRecord> {
     let state: String = row.try_get("state")?;
     Ok(SessionRecord {
         id: SessionId(get_uuid(row, "id")?),
@@ -92,7 +92,7 @@ const INVITATION_COLUMNS: &str = "i.id, i.session_id, s.account_id, s.subject AS
     i.inviter_participant_id, i.inviter_user_id, i.policy_id, i.policy_name, i.permissions,
     i.guest_name, i.comment, i.created_at, i.expires_at, i.outcome, i.email, i.verified_email";
 
-pub(super) fn invitation_from_row(row: &SqliteRow) -> StoreResult<InvitationRecord> {
+pub(super) fn invitation_from_row(row: &Row) -> StoreResult<InvitationRecord> {
     let perms: Vec<Permission> = get_json(row, "permissions")?;
     let outcome: String = row.try_get("outcome")?;
     Ok(InvitationRecord {
@@ -128,7 +128,7 @@ impl Store {
     ) -> StoreResult<bool> {
         let done = self
             .write_one(
-                sqlx::query(
+                query(
                     "INSERT INTO sessions (id, account_id, subject, device_id, owner_user_id,
                 customer_key_hash, customer_key_sealed, state, started_at)
              SELECT ?, ?, ?, ?, ?, ?, ?, 'open', ?
@@ -155,7 +155,7 @@ impl Store {
         user: UserId,
         since: DateTime<Utc>,
     ) -> StoreResult<i64> {
-        sqlx::query_scalar(
+        query_scalar(
             "SELECT COUNT(*) FROM invitations
              WHERE inviter_user_id = ? AND email IS NOT NULL AND created_at > ?",
         )
@@ -166,7 +166,7 @@ impl Store {
     }
 
     pub async fn session(&self, id: SessionId) -> StoreResult<Option<SessionRecord>> {
-        let row = sqlx::query("SELECT * FROM sessions WHERE id = ?")
+        let row = query("SELECT * FROM sessions WHERE id = ?")
             .bind(id.to_string())
             .fetch_optional(&self.pool)
             .await?;
@@ -176,7 +176,7 @@ impl Store {
     /// The sealed customer key of a session (sessions of earlier versions have none).
     pub async fn customer_key_sealed(&self, id: SessionId) -> StoreResult<Option<String>> {
         let sealed: Option<Option<String>> =
-            sqlx::query_scalar("SELECT customer_key_sealed FROM sessions WHERE id = ?")
+            query_scalar("SELECT customer_key_sealed FROM sessions WHERE id = ?")
                 .bind(id.to_string())
                 .fetch_optional(&self.pool)
                 .await?;
@@ -187,7 +187,7 @@ impl Store {
         &self,
         key_hash: &str,
     ) -> StoreResult<Option<SessionRecord>> {
-        let row = sqlx::query("SELECT * FROM sessions WHERE customer_key_hash = ?")
+        let row = query("SELECT * FROM sessions WHERE customer_key_hash = ?")
             .bind(key_hash)
             .fetch_optional(&self.pool)
             .await?;
@@ -196,7 +196,7 @@ impl Store {
 
     /// The open sessions of an account, newest first.
     pub async fn open_sessions_of(&self, account: AccountId) -> StoreResult<Vec<SessionRecord>> {
-        let rows = sqlx::query(
+        let rows = query(
             "SELECT * FROM sessions WHERE account_id = ? AND state = 'open' ORDER BY started_at DESC",
         )
         .bind(account.to_string())
@@ -213,9 +213,8 @@ impl Store {
         filter: &EndedFilter,
         limit: u32,
     ) -> StoreResult<Vec<SessionRecord>> {
-        let mut query = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-            "SELECT * FROM sessions WHERE state <> 'open' AND account_id = ",
-        );
+        let mut query =
+            Builder::new("SELECT * FROM sessions WHERE state <> 'open' AND account_id = ");
         query.push_bind(account.to_string());
         if let Some(from) = filter.from {
             query.push(" AND started_at >= ").push_bind(from);
@@ -235,11 +234,13 @@ impl Store {
                 .push("))");
         }
         if let Some(text) = &filter.subject {
-            // instr() on lower(): no LIKE wildcards to escape in what the user typed.
-            query
-                .push(" AND instr(lower(subject), lower(")
-                .push_bind(text.clone())
-                .push(")) > 0");
+            // A position on lower(): no LIKE wildcards to escape in what the user typed.
+            let position = if self.pool.is_postgres() {
+                " AND strpos(lower(subject), lower("
+            } else {
+                " AND instr(lower(subject), lower("
+            };
+            query.push(position).push_bind(text.clone()).push(")) > 0");
         }
         query
             .push(" ORDER BY started_at DESC LIMIT ")
@@ -253,25 +254,25 @@ impl Store {
     pub async fn fail_orphaned_sessions(&self) -> StoreResult<u64> {
         let now = Utc::now();
         let mut tx = self.write_tx().await?;
-        sqlx::query(
+        query(
             "UPDATE invitations SET outcome = 'revoked', outcome_at = ?
              WHERE outcome = 'pending' AND session_id IN (SELECT id FROM sessions WHERE state = 'open')",
         )
         .bind(now)
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
-        sqlx::query(
+        query(
             "UPDATE session_participants SET left_at = ?, leave_reason = 'disconnected'
              WHERE left_at IS NULL AND session_id IN (SELECT id FROM sessions WHERE state = 'open')",
         )
         .bind(now)
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
-        let done = sqlx::query(
+        let done = query(
             "UPDATE sessions SET state = 'ended', ended_at = ?, end_reason = 'failed' WHERE state = 'open'",
         )
         .bind(now)
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
         tx.commit().await?;
         Ok(done.rows_affected())
@@ -280,7 +281,7 @@ impl Store {
     /// Stores a pending invitation unless its session holds `cap` pending ones already
     /// (decided by the one statement); `false` when the cap refused it.
     pub async fn insert_invitation(&self, i: &NewInvitation, cap: u32) -> StoreResult<bool> {
-        let done = self.write_one(sqlx::query(
+        let done = self.write_one(query(
             "INSERT INTO invitations (id, session_id, inviter_participant_id, inviter_user_id,
                 token_hash, policy_id, policy_name, permissions, guest_name, comment, email,
                 created_at, expires_at, outcome)
@@ -315,10 +316,7 @@ impl Store {
             "SELECT {INVITATION_COLUMNS} FROM invitations i JOIN sessions s ON s.id = i.session_id
              WHERE i.token_hash = ?"
         );
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(hash)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = query(sql).bind(hash).fetch_optional(&self.pool).await?;
         row.as_ref().map(invitation_from_row).transpose()
     }
 
@@ -327,7 +325,7 @@ impl Store {
             "SELECT {INVITATION_COLUMNS} FROM invitations i JOIN sessions s ON s.id = i.session_id
              WHERE i.id = ?"
         );
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let row = query(sql)
             .bind(id.to_string())
             .fetch_optional(&self.pool)
             .await?;
@@ -341,7 +339,7 @@ impl Store {
         outcome: Outcome,
         at: DateTime<Utc>,
     ) -> StoreResult<bool> {
-        let done = self.write_one(sqlx::query(
+        let done = self.write_one(query(
             "UPDATE invitations SET outcome = ?, outcome_at = ? WHERE id = ? AND outcome = 'pending'",
         )
         .bind(outcome.as_str())

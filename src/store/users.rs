@@ -1,7 +1,7 @@
 //! Users, login tokens and WebSocket tickets.
 
+use super::db::{Row, query, query_as, query_scalar};
 use chrono::{DateTime, Utc};
-use sqlx::{Row, sqlite::SqliteRow};
 use uuid::Uuid;
 
 use super::{
@@ -97,7 +97,7 @@ const USER_COLUMNS: &str = "u.id, u.account_id, a.kind AS account_kind, u.kind, 
     u.last_login_at, u.deleted_at, u.two_factor, u.language, a.name AS account_name,
     EXISTS (SELECT 1 FROM api_keys k WHERE k.user_id = u.id AND k.deleted_at IS NULL) AS has_api_key";
 
-fn user_from_row(row: &SqliteRow) -> StoreResult<UserRecord> {
+fn user_from_row(row: &Row) -> StoreResult<UserRecord> {
     let deleted_at: Option<DateTime<Utc>> = row.try_get("deleted_at")?;
     Ok(UserRecord {
         id: UserId(get_uuid(row, "id")?),
@@ -128,7 +128,7 @@ impl Store {
             "SELECT {USER_COLUMNS} FROM users u JOIN accounts a ON a.id = u.account_id
              WHERE u.username_key = ?"
         );
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let row = query(sql)
             .bind(username_key(username))
             .fetch_optional(&self.pool)
             .await?;
@@ -144,7 +144,7 @@ impl Store {
             "SELECT {USER_COLUMNS} FROM users u JOIN accounts a ON a.id = u.account_id
              WHERE u.email_key = ?"
         );
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let row = query(sql)
             .bind(email_key(login))
             .fetch_optional(&self.pool)
             .await?;
@@ -155,7 +155,7 @@ impl Store {
         let sql = format!(
             "SELECT {USER_COLUMNS} FROM users u JOIN accounts a ON a.id = u.account_id WHERE u.id = ?"
         );
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let row = query(sql)
             .bind(id.to_string())
             .fetch_optional(&self.pool)
             .await?;
@@ -171,7 +171,7 @@ impl Store {
             "SELECT {USER_COLUMNS} FROM users u JOIN accounts a ON a.id = u.account_id
              WHERE u.account_id = ? AND u.deleted_at IS NOT NULL ORDER BY u.deleted_at DESC"
         );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let rows = query(sql)
             .bind(account.to_string())
             .fetch_all(&self.pool)
             .await?;
@@ -186,7 +186,7 @@ impl Store {
             "SELECT {USER_COLUMNS} FROM users u JOIN accounts a ON a.id = u.account_id
              WHERE u.account_id = ? AND u.deleted_at IS NULL ORDER BY u.username_key"
         );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let rows = query(sql)
             .bind(account.to_string())
             .fetch_all(&self.pool)
             .await?;
@@ -194,7 +194,7 @@ impl Store {
     }
 
     pub async fn username_taken(&self, username: &str) -> StoreResult<bool> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE username_key = ?")
+        let n: i64 = query_scalar("SELECT COUNT(*) FROM users WHERE username_key = ?")
             .bind(username_key(username))
             .fetch_one(&self.pool)
             .await?;
@@ -202,7 +202,7 @@ impl Store {
     }
 
     pub async fn email_taken(&self, email: &str) -> StoreResult<bool> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM email_history WHERE email_key = ?")
+        let n: i64 = query_scalar("SELECT COUNT(*) FROM email_history WHERE email_key = ?")
             .bind(email_key(email))
             .fetch_one(&self.pool)
             .await?;
@@ -225,9 +225,9 @@ impl Store {
             "SELECT {USER_COLUMNS} FROM users u JOIN accounts a ON a.id = u.account_id
              WHERE u.account_id = ? AND u.deleted_at IS NULL"
         );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let rows = query(sql)
             .bind(account.to_string())
-            .fetch_all(&mut *tx)
+            .fetch_all(&mut tx)
             .await?;
         let users = rows
             .iter()
@@ -239,36 +239,31 @@ impl Store {
         let now = Utc::now();
         let id = user.to_string();
         let Some(rights) = change else {
-            let done =
-                sqlx::query("UPDATE users SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL")
-                    .bind(now)
-                    .bind(&id)
-                    .execute(&mut *tx)
-                    .await?;
+            let done = query("UPDATE users SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL")
+                .bind(now)
+                .bind(&id)
+                .execute(&mut tx)
+                .await?;
             if done.rows_affected() != 1 {
                 return Ok(false);
             }
-            sqlx::query(
-                "UPDATE auth_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL",
-            )
-            .bind(now)
-            .bind(&id)
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query(
-                "UPDATE api_keys SET deleted_at = ? WHERE user_id = ? AND deleted_at IS NULL",
-            )
-            .bind(now)
-            .bind(&id)
-            .execute(&mut *tx)
-            .await?;
+            query("UPDATE auth_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL")
+                .bind(now)
+                .bind(&id)
+                .execute(&mut tx)
+                .await?;
+            query("UPDATE api_keys SET deleted_at = ? WHERE user_id = ? AND deleted_at IS NULL")
+                .bind(now)
+                .bind(&id)
+                .execute(&mut tx)
+                .await?;
             tx.commit().await?;
             return Ok(true);
         };
-        let done = sqlx::query("UPDATE users SET rights = ? WHERE id = ? AND deleted_at IS NULL")
+        let done = query("UPDATE users SET rights = ? WHERE id = ? AND deleted_at IS NULL")
             .bind(to_json(rights)?)
             .bind(&id)
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await?;
         // Nothing to do commits nothing (and records nothing on an audited handle).
         if done.rows_affected() != 1 {
@@ -285,7 +280,7 @@ impl Store {
         account: AccountId,
         user: Option<UserId>,
     ) -> StoreResult<Vec<String>> {
-        sqlx::query_scalar(
+        query_scalar(
             "UPDATE auth_tokens SET revoked_at = ?
              WHERE via = 'vendor_support' AND revoked_at IS NULL
                AND user_id IN (SELECT id FROM users WHERE account_id = ? AND (? IS NULL OR id = ?))
@@ -300,7 +295,7 @@ impl Store {
     }
 
     pub async fn touch_last_login(&self, user: UserId, at: DateTime<Utc>) -> StoreResult<()> {
-        sqlx::query("UPDATE users SET last_login_at = ? WHERE id = ?")
+        query("UPDATE users SET last_login_at = ? WHERE id = ?")
             .bind(at)
             .bind(user.to_string())
             .execute(&self.pool)
@@ -317,7 +312,7 @@ impl Store {
         on_behalf_of: Option<&str>,
         expires_at: DateTime<Utc>,
     ) -> StoreResult<()> {
-        self.write_one(sqlx::query(
+        self.write_one(query(
             "INSERT INTO auth_tokens (token_hash, user_id, via, on_behalf_of, created_at, expires_at)
              VALUES (?, ?, ?, ?, ?, ?)",
         )
@@ -335,7 +330,7 @@ impl Store {
     /// Marks a token as made by a login that proved a second factor now.
     pub async fn mark_second_factor(&self, token_hash: &str, at: DateTime<Utc>) -> StoreResult<()> {
         self.write_one(
-            sqlx::query("UPDATE auth_tokens SET second_factor_at = ? WHERE token_hash = ?")
+            query("UPDATE auth_tokens SET second_factor_at = ? WHERE token_hash = ?")
                 .bind(at)
                 .bind(token_hash),
         )
@@ -346,7 +341,7 @@ impl Store {
     /// When the login behind a token last proved a second factor (`None`: never).
     pub async fn second_factor_at(&self, token_hash: &str) -> StoreResult<Option<DateTime<Utc>>> {
         let at: Option<Option<DateTime<Utc>>> =
-            sqlx::query_scalar("SELECT second_factor_at FROM auth_tokens WHERE token_hash = ?")
+            query_scalar("SELECT second_factor_at FROM auth_tokens WHERE token_hash = ?")
                 .bind(token_hash)
                 .fetch_optional(&self.pool)
                 .await?;
@@ -366,7 +361,7 @@ impl Store {
              LEFT JOIN access_grants g ON g.id = t.grant_id
              WHERE t.token_hash = ? AND t.revoked_at IS NULL AND u.deleted_at IS NULL"
         );
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let row = query(sql)
             .bind(token_hash)
             .fetch_optional(&self.pool)
             .await?;
@@ -402,7 +397,7 @@ impl Store {
     }
 
     pub async fn revoke_token(&self, token_hash: &str) -> StoreResult<bool> {
-        let done = self.write_one(sqlx::query(
+        let done = self.write_one(query(
             "UPDATE auth_tokens SET revoked_at = ? WHERE token_hash = ? AND revoked_at IS NULL",
         )
         .bind(Utc::now())
@@ -422,7 +417,7 @@ impl Store {
         token_hash: Option<&str>,
         expires_at: DateTime<Utc>,
     ) -> StoreResult<()> {
-        sqlx::query(
+        query(
             "INSERT INTO ws_tickets (ticket_hash, user_id, session_id, via, token_hash, created_at, expires_at)
              VALUES (?, ?, ?, ?, ?, ?, ?)",
         )
@@ -441,7 +436,7 @@ impl Store {
     /// Uses a ticket up atomically: of two concurrent uses exactly one gets it. The caller
     /// checks the expiry.
     pub async fn consume_ws_ticket(&self, ticket_hash: &str) -> StoreResult<Option<UsedTicket>> {
-        let row = sqlx::query(
+        let row = query(
             "UPDATE ws_tickets SET used_at = ? WHERE ticket_hash = ? AND used_at IS NULL
              RETURNING user_id, session_id, via, token_hash, expires_at",
         )
@@ -484,7 +479,7 @@ impl Store {
         phone: Option<&str>,
         language: &str,
     ) -> StoreResult<()> {
-        self.write_one(sqlx::query(
+        self.write_one(query(
             "UPDATE users SET first_name = ?, last_name = ?, phone = ?, language = ? WHERE id = ?",
         )
         .bind(first_name)
@@ -508,12 +503,12 @@ impl Store {
     ) -> StoreResult<()> {
         let now = Utc::now();
         let mut tx = self.write_tx().await?;
-        sqlx::query("UPDATE email_changes SET used_at = ? WHERE user_id = ? AND used_at IS NULL")
+        query("UPDATE email_changes SET used_at = ? WHERE user_id = ? AND used_at IS NULL")
             .bind(now)
             .bind(user.to_string())
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await?;
-        sqlx::query(
+        query(
             "INSERT INTO email_changes (token_hash, user_id, new_email, created_at, expires_at)
              VALUES (?, ?, ?, ?, ?)",
         )
@@ -522,14 +517,14 @@ impl Store {
         .bind(new_email)
         .bind(now)
         .bind(expires_at)
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
         tx.commit().await
     }
 
     /// The address a user waits to confirm, if any.
     pub async fn pending_email(&self, user: UserId) -> StoreResult<Option<String>> {
-        sqlx::query_scalar(
+        query_scalar(
             "SELECT new_email FROM email_changes
              WHERE user_id = ? AND used_at IS NULL AND expires_at > ?
              ORDER BY created_at DESC LIMIT 1",
@@ -549,12 +544,12 @@ impl Store {
     ) -> StoreResult<Result<(UserId, String), EmailChangeRefusal>> {
         let now = Utc::now();
         let mut tx = self.write_tx().await?;
-        let row: Option<EmailChangeRow> = sqlx::query_as(
+        let row: Option<EmailChangeRow> = query_as(
             "SELECT c.user_id, c.new_email, c.expires_at, c.used_at, u.deleted_at IS NOT NULL
                  FROM email_changes c JOIN users u ON u.id = c.user_id WHERE c.token_hash = ?",
         )
         .bind(token_hash)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut tx)
         .await?;
         let Some((user, email, expires_at, used_at, deleted)) = row else {
             return Ok(Err(EmailChangeRefusal::Unknown));
@@ -565,18 +560,17 @@ impl Store {
         if expires_at <= now {
             return Ok(Err(EmailChangeRefusal::Expired));
         }
-        let used = sqlx::query(
-            "UPDATE email_changes SET used_at = ? WHERE token_hash = ? AND used_at IS NULL",
-        )
-        .bind(now)
-        .bind(token_hash)
-        .execute(&mut *tx)
-        .await?;
+        let used =
+            query("UPDATE email_changes SET used_at = ? WHERE token_hash = ? AND used_at IS NULL")
+                .bind(now)
+                .bind(token_hash)
+                .execute(&mut tx)
+                .await?;
         if used.rows_affected() != 1 {
             return Ok(Err(EmailChangeRefusal::Used));
         }
         let key = email_key(&email);
-        let claimed = sqlx::query(
+        let claimed = query(
             "INSERT INTO email_history (email_key, user_id, since) VALUES (?, ?, ?)
              ON CONFLICT (email_key) DO UPDATE SET since = excluded.since
              WHERE email_history.user_id = excluded.user_id",
@@ -584,16 +578,16 @@ impl Store {
         .bind(&key)
         .bind(&user)
         .bind(now)
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
         if claimed.rows_affected() != 1 {
             return Ok(Err(EmailChangeRefusal::Taken));
         }
-        let updated = sqlx::query("UPDATE users SET email = ?, email_key = ? WHERE id = ?")
+        let updated = query("UPDATE users SET email = ?, email_key = ? WHERE id = ?")
             .bind(&email)
             .bind(&key)
             .bind(&user)
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await;
         match updated {
             Err(err) if super::is_unique_violation(&err) => {
@@ -602,16 +596,15 @@ impl Store {
             other => other?,
         };
         // The user's own record of it, in the same transaction.
-        let (account, username, first, last): (String, String, String, String) = sqlx::query_as(
-            "SELECT account_id, username, first_name, last_name FROM users WHERE id = ?",
-        )
-        .bind(&user)
-        .fetch_one(&mut *tx)
-        .await?;
+        let (account, username, first, last): (String, String, String, String) =
+            query_as("SELECT account_id, username, first_name, last_name FROM users WHERE id = ?")
+                .bind(&user)
+                .fetch_one(&mut tx)
+                .await?;
         let id = Uuid::parse_str(&user).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
         let account = Uuid::parse_str(&account).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
         super::audit::append(
-            &mut tx,
+            &mut tx.tx,
             &super::AuditEntry {
                 account_id: AccountId(account),
                 actor_user_id: Some(UserId(id)),
@@ -636,10 +629,8 @@ impl Store {
     pub async fn restore_user(&self, user: UserId) -> StoreResult<bool> {
         let done = self
             .write_one(
-                sqlx::query(
-                    "UPDATE users SET deleted_at = NULL WHERE id = ? AND deleted_at IS NOT NULL",
-                )
-                .bind(user.to_string()),
+                query("UPDATE users SET deleted_at = NULL WHERE id = ? AND deleted_at IS NOT NULL")
+                    .bind(user.to_string()),
             )
             .await?;
         Ok(done.rows_affected() == 1)
@@ -661,31 +652,31 @@ impl Store {
         let now = Utc::now();
         let mut tx = self.write_tx().await?;
         if let Some((cap, since)) = cap {
-            let made: i64 = sqlx::query_scalar(
+            let made: i64 = query_scalar(
                 "SELECT COUNT(*) FROM password_tokens
                  WHERE user_id = ? AND reason = ? AND created_at > ?",
             )
             .bind(user.to_string())
             .bind(reason)
             .bind(since)
-            .fetch_one(&mut *tx)
+            .fetch_one(&mut tx)
             .await?;
             if made >= i64::from(cap) {
                 return Ok(false);
             }
         }
-        sqlx::query("UPDATE password_tokens SET used_at = ? WHERE user_id = ? AND used_at IS NULL")
+        query("UPDATE password_tokens SET used_at = ? WHERE user_id = ? AND used_at IS NULL")
             .bind(now)
             .bind(user.to_string())
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await?;
-        sqlx::query("INSERT INTO password_tokens (token_hash, user_id, created_at, expires_at, reason) VALUES (?, ?, ?, ?, ?)")
+        query("INSERT INTO password_tokens (token_hash, user_id, created_at, expires_at, reason) VALUES (?, ?, ?, ?, ?)")
             .bind(token_hash)
             .bind(user.to_string())
             .bind(now)
             .bind(expires_at)
             .bind(reason)
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await?;
         tx.commit().await?;
         Ok(true)
@@ -700,10 +691,10 @@ impl Store {
         keep: Option<&str>,
     ) -> StoreResult<Vec<String>> {
         let mut tx = self.write_tx().await?;
-        sqlx::query("UPDATE users SET password_hash = ? WHERE id = ?")
+        query("UPDATE users SET password_hash = ? WHERE id = ?")
             .bind(password_hash)
             .bind(user.to_string())
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await?;
         let ended = revoke_tokens_in(&mut tx, user, keep).await?;
         tx.commit().await?;
@@ -715,12 +706,11 @@ impl Store {
         &self,
         token_hash: &str,
     ) -> StoreResult<Option<(UserId, DateTime<Utc>, bool)>> {
-        let row = sqlx::query(
-            "SELECT user_id, expires_at, used_at FROM password_tokens WHERE token_hash = ?",
-        )
-        .bind(token_hash)
-        .fetch_optional(&self.pool)
-        .await?;
+        let row =
+            query("SELECT user_id, expires_at, used_at FROM password_tokens WHERE token_hash = ?")
+                .bind(token_hash)
+                .fetch_optional(&self.pool)
+                .await?;
         row.map(|row| {
             let used: Option<DateTime<Utc>> = row.try_get("used_at")?;
             Ok((
@@ -741,20 +731,20 @@ impl Store {
         password_hash: &str,
     ) -> StoreResult<Option<Vec<String>>> {
         let mut tx = self.write_tx().await?;
-        let done = sqlx::query(
+        let done = query(
             "UPDATE password_tokens SET used_at = ? WHERE token_hash = ? AND used_at IS NULL",
         )
         .bind(Utc::now())
         .bind(token_hash)
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
         if done.rows_affected() != 1 {
             return Ok(None);
         }
-        sqlx::query("UPDATE users SET password_hash = ? WHERE id = ?")
+        query("UPDATE users SET password_hash = ? WHERE id = ?")
             .bind(password_hash)
             .bind(user.to_string())
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await?;
         // Whoever held a session with the old password is out.
         let ended = revoke_tokens_in(&mut tx, user, None).await?;
@@ -769,7 +759,7 @@ async fn revoke_tokens_in(
     user: UserId,
     keep: Option<&str>,
 ) -> StoreResult<Vec<String>> {
-    sqlx::query_scalar(
+    query_scalar(
         "UPDATE auth_tokens SET revoked_at = ?
          WHERE user_id = ? AND revoked_at IS NULL AND token_hash <> ?
          RETURNING token_hash",
@@ -777,6 +767,6 @@ async fn revoke_tokens_in(
     .bind(Utc::now())
     .bind(user.to_string())
     .bind(keep.unwrap_or(""))
-    .fetch_all(&mut **tx)
+    .fetch_all(&mut *tx)
     .await
 }

@@ -87,7 +87,7 @@ async fn the_audit_chain_holds_verifies_offline_and_catches_every_edit() {
 
     let db = app.db().await;
     // A row changed by hand: caught at its place, online and offline.
-    sqlx::query(
+    support_broker::store::db::query(
         "UPDATE audit_log SET details = '{\"name\":\"Harmless\"}' WHERE account_id = ? AND seq = 5",
     )
     .bind(&t.id)
@@ -106,19 +106,22 @@ async fn the_audit_chain_holds_verifies_offline_and_catches_every_edit() {
     );
 
     // Even with its hash recomputed, the next link breaks.
-    let rows: Vec<(i64, String)> =
-        sqlx::query_as("SELECT seq, hash FROM audit_log WHERE account_id = ? ORDER BY seq")
-            .bind(&t.id)
-            .fetch_all(&db)
-            .await
-            .unwrap();
+    let rows: Vec<(i64, String)> = support_broker::store::db::query_as(
+        "SELECT seq, hash FROM audit_log WHERE account_id = ? ORDER BY seq",
+    )
+    .bind(&t.id)
+    .fetch_all(&db)
+    .await
+    .unwrap();
     assert_eq!(rows.len() as u64, n);
-    sqlx::query("UPDATE audit_log SET hash = ? WHERE account_id = ? AND seq = 5")
-        .bind("f".repeat(64))
-        .bind(&t.id)
-        .execute(&db)
-        .await
-        .unwrap();
+    support_broker::store::db::query(
+        "UPDATE audit_log SET hash = ? WHERE account_id = ? AND seq = 5",
+    )
+    .bind("f".repeat(64))
+    .bind(&t.id)
+    .execute(&db)
+    .await
+    .unwrap();
     let check = verify(&app, &t).await;
     assert_eq!(
         check["first_broken"]["seq"], 5,
@@ -130,7 +133,7 @@ async fn the_audit_chain_holds_verifies_offline_and_catches_every_edit() {
     app.policy(&other, "Two", &["chat"]).await;
     let other_check = verify(&app, &other).await;
     assert_eq!(other_check["intact"], true);
-    sqlx::query("DELETE FROM audit_log WHERE account_id = ? AND seq = 2")
+    support_broker::store::db::query("DELETE FROM audit_log WHERE account_id = ? AND seq = 2")
         .bind(&other.id)
         .execute(&db)
         .await
@@ -139,7 +142,7 @@ async fn the_audit_chain_holds_verifies_offline_and_catches_every_edit() {
     assert_eq!(check["first_broken"]["reason"], "gap", "{check}");
     let (ok, said) = offline_check(&app, &other, &[]).await;
     assert!(!ok && said.contains("gap"), "{said}");
-    sqlx::query(
+    support_broker::store::db::query(
         "INSERT INTO audit_log (id, account_id, actor_name, via, action, details, at)
          VALUES ('0190a0a0-0000-7000-8000-000000000001', ?, 'mallory', 'login', 'user.created', '{}', '2026-01-01 00:00:00+00:00')",
     )
@@ -172,13 +175,29 @@ async fn an_action_and_its_audit_entry_are_written_together_or_not_at_all() {
     let db = app.db().await;
     // The log refuses every new entry (a full disk, a broken chain, a failing database would
     // too): an action whose record cannot be written must not happen either.
-    sqlx::query(
-        "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_log
-         BEGIN SELECT RAISE(ABORT, 'audit refused'); END",
-    )
-    .execute(&db)
-    .await
-    .unwrap();
+    let (refuse, allow): (&[&'static str], &[&'static str]) = if app.on_postgres() {
+        (
+            &[
+                "CREATE FUNCTION refuse_audit() RETURNS trigger LANGUAGE plpgsql
+                 AS $$ BEGIN RAISE EXCEPTION 'audit refused'; END $$",
+                "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_log
+                 FOR EACH ROW EXECUTE FUNCTION refuse_audit()",
+            ],
+            &["DROP TRIGGER refuse_audit ON audit_log"],
+        )
+    } else {
+        (
+            &["CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_log
+               BEGIN SELECT RAISE(ABORT, 'audit refused'); END"],
+            &["DROP TRIGGER refuse_audit"],
+        )
+    };
+    for sql in refuse {
+        support_broker::store::db::query(*sql)
+            .execute(&db)
+            .await
+            .unwrap();
+    }
     let (status, _) = app
         .post(
             &format!("/accounts/{}/users", t.id),
@@ -204,10 +223,12 @@ async fn an_action_and_its_audit_entry_are_written_together_or_not_at_all() {
         )
         .await;
     assert_eq!(status, 500);
-    sqlx::query("DROP TRIGGER refuse_audit")
-        .execute(&db)
-        .await
-        .unwrap();
+    for sql in allow {
+        support_broker::store::db::query(*sql)
+            .execute(&db)
+            .await
+            .unwrap();
+    }
 
     // Nothing of it happened: the username is free, no policy or group is there.
     let (status, users) = app

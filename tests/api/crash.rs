@@ -12,7 +12,7 @@ use std::{
 
 use serde_json::{Value, json};
 
-use crate::helpers::{ADMIN_PASSWORD, Event, PASSWORD, Ws};
+use crate::helpers::{ADMIN_PASSWORD, Event, PASSWORD, TestDatabase, Ws, postgres_server};
 
 const CHUNK_MS: u64 = 1000;
 
@@ -29,9 +29,14 @@ fn free_port() -> u16 {
         .port()
 }
 
-async fn start(data: &std::path::Path) -> Broker {
+/// Starts the binary on `data`, and on `database` (PostgreSQL) when the suite runs there.
+async fn start(data: &std::path::Path, database: Option<&TestDatabase>) -> Broker {
     let port = free_port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_support-broker"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_support-broker"));
+    if let Some(database) = database {
+        command.env("BROKER_DATABASE__URL", &database.url);
+    }
+    let mut child = command
         .arg("serve")
         .env("BROKER_HTTP__BIND", format!("127.0.0.1:{port}"))
         .env("BROKER_STORAGE__DATA_DIR", data)
@@ -108,7 +113,11 @@ async fn login(base: &str, username: &str, password: &str) -> String {
 #[actix_web::test]
 async fn a_broker_killed_under_chat_load_restarts_and_loses_nothing_it_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
-    let mut broker = start(dir.path()).await;
+    let database = match postgres_server() {
+        Some(server) => Some(TestDatabase::create(&server).await),
+        None => None,
+    };
+    let mut broker = start(dir.path(), database.as_ref()).await;
     let b = broker.base.clone();
     let admin = login(&b, "admin", ADMIN_PASSWORD).await;
 
@@ -226,7 +235,7 @@ async fn a_broker_killed_under_chat_load_restarts_and_loses_nothing_it_acknowled
     drop((tech, cust));
 
     // Started again on the same data dir.
-    let again = start(dir.path()).await;
+    let again = start(dir.path(), database.as_ref()).await;
     let b = again.base.clone();
     let acme = login(&b, "acme-admin", PASSWORD).await;
     login(&b, "tina", PASSWORD).await;

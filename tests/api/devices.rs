@@ -366,7 +366,7 @@ async fn enrollment_codes_are_single_use_and_preassignment_links_on_enrollment()
     // An expired code: time is moved on in the database itself.
     let stale = app.enrollment_code(&t).await;
     let db = app.db().await;
-    sqlx::query(
+    support_broker::store::db::query(
         "UPDATE enrollment_codes SET expires_at = '2001-01-01T00:00:00Z' WHERE used_at IS NULL",
     )
     .execute(&db)

@@ -177,14 +177,18 @@ async fn run_case(world: &World, case: usize, ops: &[Op]) -> Result<(), TestCase
                 if m.grants[k].ended != Ended::No {
                     continue;
                 }
-                let past = (chrono::Utc::now() - chrono::Duration::seconds(1)).to_rfc3339();
+                let past = support_broker::store::db::SortableTime(
+                    chrono::Utc::now() - chrono::Duration::seconds(1),
+                );
                 let db = app.db().await;
-                sqlx::query("UPDATE access_grants SET expires_at = ? WHERE id = ?")
-                    .bind(past)
-                    .bind(&m.grants[k].id)
-                    .execute(&db)
-                    .await
-                    .unwrap();
+                support_broker::store::db::query(
+                    "UPDATE access_grants SET expires_at = ? WHERE id = ?",
+                )
+                .bind(past)
+                .bind(&m.grants[k].id)
+                .execute(&db)
+                .await
+                .unwrap();
                 db.close().await;
                 m.grants[k].ended = Ended::Expired;
             }

@@ -99,34 +99,40 @@ async fn password_step(app: &TestApp, username: &str) -> (u16, Value) {
 async fn shift(app: &TestApp, user: &str, minutes: i64) {
     let db = app.db().await;
     let by = Duration::minutes(minutes);
-    let rows: Vec<(String, DateTime<Utc>, DateTime<Utc>)> =
-        sqlx::query_as("SELECT id, created_at, expires_at FROM login_challenges WHERE user_id = ?")
-            .bind(user)
-            .fetch_all(&db)
-            .await
-            .unwrap();
+    let rows: Vec<(String, DateTime<Utc>, DateTime<Utc>)> = support_broker::store::db::query_as(
+        "SELECT id, created_at, expires_at FROM login_challenges WHERE user_id = ?",
+    )
+    .bind(user)
+    .fetch_all(&db)
+    .await
+    .unwrap();
     for (id, created, expires) in rows {
-        sqlx::query("UPDATE login_challenges SET created_at = ?, expires_at = ? WHERE id = ?")
-            .bind(created - by)
-            .bind(expires - by)
-            .bind(id)
-            .execute(&db)
-            .await
-            .unwrap();
+        support_broker::store::db::query(
+            "UPDATE login_challenges SET created_at = ?, expires_at = ? WHERE id = ?",
+        )
+        .bind(created - by)
+        .bind(expires - by)
+        .bind(id)
+        .execute(&db)
+        .await
+        .unwrap();
     }
-    let lock: Option<(Option<DateTime<Utc>>,)> =
-        sqlx::query_as("SELECT locked_until FROM code_guards WHERE user_id = ?")
-            .bind(user)
-            .fetch_optional(&db)
-            .await
-            .unwrap();
+    let lock: Option<(Option<DateTime<Utc>>,)> = support_broker::store::db::query_as(
+        "SELECT locked_until FROM code_guards WHERE user_id = ?",
+    )
+    .bind(user)
+    .fetch_optional(&db)
+    .await
+    .unwrap();
     if let Some((Some(until),)) = lock {
-        sqlx::query("UPDATE code_guards SET locked_until = ? WHERE user_id = ?")
-            .bind(until - by)
-            .bind(user)
-            .execute(&db)
-            .await
-            .unwrap();
+        support_broker::store::db::query(
+            "UPDATE code_guards SET locked_until = ? WHERE user_id = ?",
+        )
+        .bind(until - by)
+        .bind(user)
+        .execute(&db)
+        .await
+        .unwrap();
     }
     db.close().await;
 }

@@ -10,6 +10,7 @@ use support_broker::{
     config::{Secret, Settings},
     domain::device::Platform,
     startup::{Application, ShutdownHandle},
+    store::db,
 };
 use tokio_tungstenite::{
     MaybeTlsStream, WebSocketStream,
@@ -25,8 +26,72 @@ pub struct TestApp {
     pub http: reqwest::Client,
     pub admin: String,
     pub data_dir: tempfile::TempDir,
+    /// The PostgreSQL database of this broker, when the suite runs on PostgreSQL.
+    pub database: Option<TestDatabase>,
     shutdown: ShutdownHandle,
     pub stopped: tokio::sync::oneshot::Receiver<()>,
+}
+
+/// The server the suite runs its databases on: `SB_TEST_POSTGRES_URL` (a database URL of a
+/// role that may create databases, e.g. `postgres://postgres@127.0.0.1:5432/postgres`), or
+/// SQLite when it is unset.
+pub fn postgres_server() -> Option<String> {
+    std::env::var("SB_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|u| !u.trim().is_empty())
+}
+
+/// A database of its own for one test's broker on the PostgreSQL server, dropped with it.
+pub struct TestDatabase {
+    server: String,
+    pub name: String,
+    pub url: String,
+}
+
+impl TestDatabase {
+    pub async fn create(server: &str) -> Self {
+        let name = format!("sb_test_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(server)
+            .await
+            .expect("the PostgreSQL server of SB_TEST_POSTGRES_URL answers");
+        sqlx::Executor::execute(
+            &mut conn,
+            sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")),
+        )
+        .await
+        .expect("a test database is created");
+        let base = server.rsplit_once('/').map_or(server, |(base, _)| base);
+        TestDatabase {
+            server: server.to_string(),
+            url: format!("{base}/{name}"),
+            name,
+        }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let (server, name) = (self.server.clone(), self.name.clone());
+        // Dropped from a thread of its own: Drop may run inside or outside a runtime.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime");
+            rt.block_on(async move {
+                if let Ok(mut conn) =
+                    <sqlx::PgConnection as sqlx::Connection>::connect(&server).await
+                {
+                    let _ = sqlx::Executor::execute(
+                        &mut conn,
+                        sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")),
+                    )
+                    .await;
+                }
+            });
+        })
+        .join();
+    }
 }
 
 /// An account with its admin logged in.
@@ -43,7 +108,24 @@ impl TestApp {
 
     /// Starts a broker whose settings `tweak` may change.
     pub async fn spawn_with(tweak: impl FnOnce(&mut Settings)) -> Self {
-        let data_dir = tempfile::tempdir().expect("temp dir");
+        let database = match postgres_server() {
+            Some(server) => Some(TestDatabase::create(&server).await),
+            None => None,
+        };
+        Self::spawn_at(tempfile::tempdir().expect("temp dir"), database, tweak).await
+    }
+
+    /// Starts a broker on SQLite, whatever the suite runs on.
+    pub async fn spawn_on_sqlite() -> Self {
+        Self::spawn_at(tempfile::tempdir().expect("temp dir"), None, |_| {}).await
+    }
+
+    /// Starts a broker on `data_dir` and on `database` (PostgreSQL) or SQLite in the data dir.
+    pub async fn spawn_at(
+        data_dir: tempfile::TempDir,
+        database: Option<TestDatabase>,
+        tweak: impl FnOnce(&mut Settings),
+    ) -> Self {
         let mut settings = Settings::defaults().expect("defaults");
         settings.http.bind = "127.0.0.1:0".parse().unwrap();
         settings.http.workers = 2;
@@ -52,6 +134,9 @@ impl TestApp {
         settings.auth.max_parallel_hashes = 2;
         settings.auth.login_attempts_per_minute = 1000;
         settings.auth.login_attempts_per_minute_per_address = 10_000;
+        if let Some(db) = &database {
+            settings.database.url = Secret::new(db.url.clone());
+        }
         tweak(&mut settings);
         let app = Application::build(settings).await.expect("broker builds");
         let base = format!("http://127.0.0.1:{}", app.port());
@@ -69,6 +154,7 @@ impl TestApp {
             http,
             admin: String::new(),
             data_dir,
+            database,
             shutdown,
             stopped,
         };
@@ -99,11 +185,27 @@ impl TestApp {
 
     /// A direct connection to the broker's database (to check what is stored at rest, or to
     /// move time on for a stored expiry).
-    pub async fn db(&self) -> sqlx::SqlitePool {
-        let path = self.data_dir.path().join("broker.db");
-        sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display()))
-            .await
-            .expect("database opens")
+    pub async fn db(&self) -> db::Pool {
+        match &self.database {
+            Some(database) => db::Pool::Postgres(
+                sqlx::PgPool::connect(&database.url)
+                    .await
+                    .expect("database opens"),
+            ),
+            None => {
+                let path = self.data_dir.path().join("broker.db");
+                db::Pool::Sqlite(
+                    sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display()))
+                        .await
+                        .expect("database opens"),
+                )
+            }
+        }
+    }
+
+    /// Whether this broker runs on PostgreSQL.
+    pub fn on_postgres(&self) -> bool {
+        self.database.is_some()
     }
 
     pub fn shutdown(&self) {

@@ -9,14 +9,17 @@ use crate::helpers::*;
 
 /// Runs `support-broker admin ARGS` on the app's data dir; answers (success, stdout, stderr).
 fn admin(app: &TestApp, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_support-broker"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_support-broker"));
+    command
         .arg("admin")
         .arg("--data-dir")
         .arg(app.data_dir.path())
         .args(args)
-        .env("BROKER_HTTP__PUBLIC_URL", &app.base)
-        .output()
-        .expect("the binary runs");
+        .env("BROKER_HTTP__PUBLIC_URL", &app.base);
+    if let Some(database) = &app.database {
+        command.env("BROKER_DATABASE__URL", &database.url);
+    }
+    let out = command.output().expect("the binary runs");
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -57,7 +60,7 @@ async fn a_locked_out_operator_gets_back_in_from_the_machine() {
 
     // A user locked out of the code step is let back in.
     let db = app.db().await;
-    sqlx::query(
+    support_broker::store::db::query(
         "INSERT INTO code_guards (user_id, consecutive_failures, locked_until)
          VALUES (?, 10, '2999-01-01T00:00:00Z')",
     )
@@ -67,7 +70,7 @@ async fn a_locked_out_operator_gets_back_in_from_the_machine() {
     .unwrap();
     let (ok, out, _) = admin(&app, &["unlock", "acme-admin@example.com"]);
     assert!(ok && out.contains("unlocked"), "{out}");
-    let guards: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM code_guards")
+    let guards: i64 = support_broker::store::db::query_scalar("SELECT COUNT(*) FROM code_guards")
         .fetch_one(&db)
         .await
         .unwrap();

@@ -716,11 +716,13 @@ async fn destructive_actions_need_a_step_up_and_a_repeated_click_is_one_command(
     // Six minutes later the second factor is stale.
     let db = app.db().await;
     let six_minutes_ago = chrono::Utc::now() - chrono::Duration::minutes(6);
-    sqlx::query("UPDATE auth_tokens SET second_factor_at = ? WHERE second_factor_at IS NOT NULL")
-        .bind(six_minutes_ago)
-        .execute(&db)
-        .await
-        .unwrap();
+    support_broker::store::db::query(
+        "UPDATE auth_tokens SET second_factor_at = ? WHERE second_factor_at IS NOT NULL",
+    )
+    .bind(six_minutes_ago)
+    .execute(&db)
+    .await
+    .unwrap();
     let (status, _) = app
         .post(&path, &fresh, json!({"action": "reset_passcode"}))
         .await;

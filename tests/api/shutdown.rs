@@ -8,7 +8,15 @@ use std::{
 
 use serde_json::{Value, json};
 
-use crate::helpers::{ADMIN_PASSWORD, Ws};
+use crate::helpers::{ADMIN_PASSWORD, TestDatabase, Ws, postgres_server};
+
+/// A database of its own when the suite runs on PostgreSQL.
+async fn test_database() -> Option<TestDatabase> {
+    match postgres_server() {
+        Some(server) => Some(TestDatabase::create(&server).await),
+        None => None,
+    }
+}
 
 struct Broker {
     child: std::process::Child,
@@ -16,13 +24,22 @@ struct Broker {
 }
 
 impl Broker {
-    fn start(data_dir: &std::path::Path) -> Broker {
-        Self::start_logging(data_dir, "warn", Stdio::null())
+    fn start(data_dir: &std::path::Path, database: Option<&TestDatabase>) -> Broker {
+        Self::start_logging(data_dir, database, "warn", Stdio::null())
     }
 
     /// Starts the binary with a log filter, its log (stderr) going to `log`.
-    fn start_logging(data_dir: &std::path::Path, filter: &str, log: impl Into<Stdio>) -> Broker {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_support-broker"))
+    fn start_logging(
+        data_dir: &std::path::Path,
+        database: Option<&TestDatabase>,
+        filter: &str,
+        log: impl Into<Stdio>,
+    ) -> Broker {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_support-broker"));
+        if let Some(database) = database {
+            command.env("BROKER_DATABASE__URL", &database.url);
+        }
+        let mut child = command
             .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .env("BROKER_ADMIN_PASSWORD", ADMIN_PASSWORD)
@@ -160,7 +177,8 @@ impl Admin {
 #[actix_web::test]
 async fn sigterm_ends_sessions_with_1001_flushes_reports_and_exits_cleanly() {
     let dir = tempfile::tempdir().unwrap();
-    let mut broker = Broker::start(dir.path());
+    let database = test_database().await;
+    let mut broker = Broker::start(dir.path(), database.as_ref());
     let admin = Admin::login(&broker).await;
     let ws_base = admin.ws_base();
     let policy = admin.chat_policy().await;
@@ -203,7 +221,7 @@ async fn sigterm_ends_sessions_with_1001_flushes_reports_and_exits_cleanly() {
     assert!(status.success(), "exit status {status:?}");
 
     // Everything is in the reports after a restart.
-    let broker = Broker::start(dir.path());
+    let broker = Broker::start(dir.path(), database.as_ref());
     let admin = Admin::login(&broker).await;
     for sid in sessions {
         let report = admin.get(&format!("/sessions/{sid}/report")).await;
@@ -249,7 +267,8 @@ async fn a_requested_shutdown_tells_clients_and_stops_in_process() {
 #[actix_web::test]
 async fn a_shutdown_under_chat_load_loses_no_report_event() {
     let dir = tempfile::tempdir().unwrap();
-    let mut broker = Broker::start(dir.path());
+    let database = test_database().await;
+    let mut broker = Broker::start(dir.path(), database.as_ref());
     let admin = Admin::login(&broker).await;
     let ws_base = admin.ws_base();
     let mut owners = Vec::new();
@@ -287,7 +306,7 @@ async fn a_shutdown_under_chat_load_loses_no_report_event() {
     assert!(status.success(), "exit status {status:?}");
 
     // Every chat the broker relayed before it stopped is in the report, in order.
-    let broker = Broker::start(dir.path());
+    let broker = Broker::start(dir.path(), database.as_ref());
     let admin = Admin::login(&broker).await;
     let mut total = 0;
     for (sid, texts) in echoed {
@@ -326,7 +345,8 @@ async fn no_secret_reaches_the_log_even_at_debug_level() {
     let dir = tempfile::tempdir().unwrap();
     let log_path = dir.path().join("broker.log");
     let log = std::fs::File::create(&log_path).unwrap();
-    let mut broker = Broker::start_logging(dir.path(), "debug", log);
+    let database = test_database().await;
+    let mut broker = Broker::start_logging(dir.path(), database.as_ref(), "debug", log);
 
     // A failed login (its password must not show either), then the real one.
     let wrong_password = "Wr0ng-but-secret-Passw0rd";

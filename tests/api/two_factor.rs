@@ -280,11 +280,12 @@ async fn an_authenticator_app_code_logs_in_once_per_time_step() {
     let secret = setup["totp"]["secret"].as_str().unwrap().to_string();
     // At rest the waiting seed is sealed with the server key, never in the clear.
     let db = app.db().await;
-    let stored: String =
-        sqlx::query_scalar("SELECT totp_pending FROM users WHERE username = 'bob'")
-            .fetch_one(&db)
-            .await
-            .unwrap();
+    let stored: String = support_broker::store::db::query_scalar(
+        "SELECT totp_pending FROM users WHERE username = 'bob'",
+    )
+    .fetch_one(&db)
+    .await
+    .unwrap();
     db.close().await;
     assert!(
         stored.starts_with("v1:") && !stored.contains(&secret),
@@ -484,12 +485,13 @@ async fn parallel_wrong_guesses_count_one_by_one_and_burn_the_code_after_three()
     // The burned code is dead even when right, and the user's count is three, not one.
     let (status, _) = verify(&app, &challenge, &code).await;
     assert_eq!(status, 410);
-    let failures: i64 =
-        sqlx::query_scalar("SELECT consecutive_failures FROM code_guards WHERE user_id = ?")
-            .bind(&id)
-            .fetch_one(&app.db().await)
-            .await
-            .unwrap();
+    let failures: i64 = support_broker::store::db::query_scalar(
+        "SELECT consecutive_failures FROM code_guards WHERE user_id = ?",
+    )
+    .bind(&id)
+    .fetch_one(&app.db().await)
+    .await
+    .unwrap();
     assert_eq!(failures, 3);
 }
 

@@ -202,7 +202,7 @@ async fn an_admin_runs_users_devices_settings_and_audit_in_the_browser() {
             .wait_text("[data-testid=chain-state]", "unverändert")
             .await;
         admin.shot("audit-chain-intact-de").await;
-        sqlx::query("UPDATE audit_log SET actor_name = 'nobody' WHERE account_id = ? AND seq = 3")
+        support_broker::store::db::query("UPDATE audit_log SET actor_name = 'nobody' WHERE account_id = ? AND seq = 3")
             .bind(&t.id)
             .execute(&app.db().await)
             .await
