@@ -60,6 +60,13 @@ impl TestDatabase {
         )
         .await
         .expect("a test database is created");
+        // Durability of PostgreSQL itself is not under test: no fsync wait per commit.
+        sqlx::Executor::execute(
+            &mut conn,
+            sqlx::AssertSqlSafe(format!("ALTER DATABASE {name} SET synchronous_commit = off")),
+        )
+        .await
+        .expect("the test database is set up");
         let base = server.rsplit_once('/').map_or(server, |(base, _)| base);
         TestDatabase {
             server: server.to_string(),
