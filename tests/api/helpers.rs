@@ -63,7 +63,9 @@ impl TestDatabase {
         // Durability of PostgreSQL itself is not under test: no fsync wait per commit.
         sqlx::Executor::execute(
             &mut conn,
-            sqlx::AssertSqlSafe(format!("ALTER DATABASE {name} SET synchronous_commit = off")),
+            sqlx::AssertSqlSafe(format!(
+                "ALTER DATABASE {name} SET synchronous_commit = off"
+            )),
         )
         .await
         .expect("the test database is set up");
