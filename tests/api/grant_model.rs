@@ -13,6 +13,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 use serde_json::json;
 
+use crate::helpers::model_cases;
 use crate::helpers::{Tenant, TestApp};
 
 const CASES: u32 = 256;
@@ -294,7 +295,7 @@ fn random_sequences_of_requests_approvals_revocations_and_expiries_keep_the_gran
     let partner = rt.block_on(app.partner("Fixit", true));
     let world = World { app, partner };
     let config = Config {
-        cases: CASES,
+        cases: model_cases(CASES),
         failure_persistence: None,
         max_shrink_iters: 200,
         ..Config::default()
@@ -310,7 +311,8 @@ fn random_sequences_of_requests_approvals_revocations_and_expiries_keep_the_gran
         rt.block_on(run_case(&world, case.get(), &ops))
     });
     println!(
-        "grant model: {CASES} cases of {STEPS} steps in {:.1} s",
+        "grant model: {} cases of {STEPS} steps in {:.1} s",
+        model_cases(CASES),
         started.elapsed().as_secs_f64()
     );
     if let Err(e) = result {

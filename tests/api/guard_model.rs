@@ -13,6 +13,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 use serde_json::{Value, json};
 
+use crate::helpers::model_cases;
 use crate::helpers::{PASSWORD, Tenant, TestApp, last_mail_code};
 
 const CASES: u32 = 256;
@@ -281,7 +282,7 @@ fn random_sequences_of_codes_guesses_and_waits_keep_the_2fa_caps() {
     let tenant = rt.block_on(app.tenant("Acme"));
     let world = World { app, tenant };
     let config = Config {
-        cases: CASES,
+        cases: model_cases(CASES),
         failure_persistence: None,
         max_shrink_iters: 200,
         ..Config::default()
@@ -297,7 +298,8 @@ fn random_sequences_of_codes_guesses_and_waits_keep_the_2fa_caps() {
         rt.block_on(run_case(&world, case.get(), &ops))
     });
     println!(
-        "2fa guard model: {CASES} cases of {STEPS} steps in {:.1} s",
+        "2fa guard model: {} cases of {STEPS} steps in {:.1} s",
+        model_cases(CASES),
         started.elapsed().as_secs_f64()
     );
     if let Err(e) = result {

@@ -41,6 +41,15 @@ pub fn postgres_server() -> Option<String> {
         .filter(|u| !u.trim().is_empty())
 }
 
+/// The cases a proptest model runs: `default`, or `SB_MODEL_CASES` (the PostgreSQL suite runs
+/// the first 64 of the same fixed-seed sequences, to fit CI; `cargo test` runs all).
+pub fn model_cases(default: u32) -> u32 {
+    std::env::var("SB_MODEL_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 /// A database of its own for one test's broker on the PostgreSQL server, dropped with it.
 pub struct TestDatabase {
     server: String,

@@ -16,6 +16,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 use serde_json::{Value, json};
 
+use crate::helpers::model_cases;
 use crate::helpers::{TestApp, Ws};
 
 const CASES: u32 = 256;
@@ -465,7 +466,7 @@ fn random_sequences_of_joins_leaves_transfers_and_invitations_keep_the_session_r
     });
 
     let config = Config {
-        cases: CASES,
+        cases: model_cases(CASES),
         failure_persistence: None,
         max_shrink_iters: 200,
         ..Config::default()
@@ -478,7 +479,8 @@ fn random_sequences_of_joins_leaves_transfers_and_invitations_keep_the_session_r
         rt.block_on(run_case(&world, &ops))
     });
     println!(
-        "session model: {CASES} cases of {STEPS} steps in {:.1} s",
+        "session model: {} cases of {STEPS} steps in {:.1} s",
+        model_cases(CASES),
         started.elapsed().as_secs_f64()
     );
     if let Err(e) = result {
