@@ -126,7 +126,7 @@ fn persistence(c: &mut Criterion) {
             };
             let key = session.id.to_string();
             store
-                .insert_session(&session, &key, "", u32::MAX)
+                .insert_session(&session, &key, "", u32::MAX, None)
                 .await
                 .unwrap();
             sessions.push(session.id);

@@ -42,6 +42,7 @@ pub struct Settings {
     pub http: HttpSettings,
     pub storage: StorageSettings,
     pub database: DatabaseSettings,
+    pub cluster: ClusterSettings,
     pub log: LogSettings,
     pub sessions: SessionSettings,
     pub ws: WsSettings,
@@ -114,6 +115,17 @@ pub struct StorageSettings {
 pub struct DatabaseSettings {
     /// Empty: SQLite under `storage.data_dir`; or `postgres://...` (may hold a password).
     pub url: Secret,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterSettings {
+    /// Empty: one node. Else the NATS server the nodes route through (may hold credentials).
+    pub nats_url: Secret,
+    /// This node's name; empty: random at start.
+    pub node_id: String,
+    /// A node not seen for this long is dead: its live sessions end as `failed`.
+    pub node_dead_after_secs: u64,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]

@@ -335,7 +335,10 @@ mod tests {
             end_reason: None,
         };
         let key = session.id.to_string();
-        store.insert_session(&session, &key, "", 10).await.unwrap();
+        store
+            .insert_session(&session, &key, "", 10, None)
+            .await
+            .unwrap();
         session.id
     }
 

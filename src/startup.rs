@@ -54,7 +54,37 @@ impl Application {
         let settings = Arc::new(settings);
         let data_dir = settings.storage.data_dir.clone();
         let store = Store::connect(settings.database.url.expose(), &data_dir).await?;
-        let orphaned = store.fail_orphaned_sessions().await?;
+        // Several nodes: one PostgreSQL database and one NATS (docs/cluster.md).
+        let cluster = if settings.cluster.nats_url.is_empty() {
+            None
+        } else {
+            anyhow::ensure!(
+                store.backend() == "postgres",
+                "cluster.nats_url is set: the nodes of a cluster share one PostgreSQL database; set database.url to postgres://..."
+            );
+            let node = crate::cluster::node_id(&settings.cluster.node_id)?;
+            let cluster = crate::cluster::Cluster::connect(
+                settings.cluster.nats_url.expose(),
+                node,
+                Duration::from_secs(
+                    settings.ws.client_timeout_secs.max(1) + settings.ws.ping_interval_secs.max(1),
+                ),
+            )
+            .await?;
+            store
+                .node_seen(cluster.node_id(), chrono::Utc::now())
+                .await?;
+            tracing::info!(node = cluster.node_id(), "node of a cluster");
+            Some(cluster)
+        };
+        let dead_after =
+            chrono::Duration::seconds(settings.cluster.node_dead_after_secs.max(3) as i64);
+        let orphaned = store
+            .fail_orphaned_sessions(
+                cluster.as_ref().map(|c| c.node_id()),
+                chrono::Utc::now() - dead_after,
+            )
+            .await?;
         if orphaned > 0 {
             tracing::warn!(
                 sessions = orphaned,
@@ -93,7 +123,7 @@ impl Application {
         let outbox = Outbox::new(store.clone(), mailer, sms, &settings.outbox);
         outbox.clone().start_retries();
         let secrets = crate::auth::secret_box::SecretBox::open(&data_dir)?;
-        let state = web::Data::new(AppState::new(
+        let mut state = AppState::new(
             settings.clone(),
             store,
             registry,
@@ -104,7 +134,11 @@ impl Application {
             outbox,
             public_url,
             metrics,
-        ));
+        );
+        state.cluster = cluster;
+        let state = web::Data::new(state);
+        http::cluster::serve(state.clone()).await?;
+        http::cluster::start_heartbeat(state.clone());
 
         http::access::start_expiry_sweeper(state.clone());
         // Recordings older than their retention go, at start and every hour.
@@ -231,6 +265,9 @@ async fn drain(state: &AppState, handle: &ServerHandle) {
     for addr in sessions {
         let _ = tokio::time::timeout(Duration::from_secs(2), addr.send(Shutdown)).await;
     }
+    if let Some(cluster) = &state.cluster {
+        cluster.close_edges().await;
+    }
     for agent in state.registry.close_devices() {
         agent.do_send(crate::actors::device::Disconnect {
             code: crate::domain::session::close_code::GOING_AWAY,
@@ -243,6 +280,12 @@ async fn drain(state: &AppState, handle: &ServerHandle) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     state.reports.flush().await;
+    if let Some(cluster) = &state.cluster {
+        // Its sessions ended as `shutdown` above: no other node needs to sweep them.
+        if let Err(err) = state.store.node_gone(cluster.node_id()).await {
+            tracing::warn!(error = %err, "node row not removed");
+        }
+    }
     handle.stop(true).await;
     state.store.close().await;
 }

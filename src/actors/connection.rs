@@ -92,6 +92,56 @@ impl Outlet {
     }
 }
 
+/// What the far end of a relay outlet reads next.
+#[derive(Debug)]
+pub enum Relayed {
+    /// A frame to pass on.
+    Frame(Outbound),
+    /// `force_close(code)`: drop what is queued, close with `code`.
+    Killed(u16),
+    /// Every sender dropped: a normal close.
+    Ended,
+}
+
+/// The reading end of [`open_relay`]: what a writer task would have put on a socket, for a
+/// caller that carries it elsewhere (to another node of a cluster). Counted as a live
+/// connection until dropped, so a shutdown waits for it like for a socket.
+pub struct RelayEnd {
+    rx: mpsc::Receiver<Outbound>,
+    kill: Arc<Kill>,
+    _live: LiveGuard,
+}
+
+impl RelayEnd {
+    /// The next frame, in queue order; a kill overtakes whatever is queued.
+    pub async fn next(&mut self) -> Relayed {
+        tokio::select! {
+            biased;
+            _ = self.kill.token.cancelled() => Relayed::Killed(self.kill.code.load(Ordering::Relaxed)),
+            msg = self.rx.recv() => match msg {
+                Some(frame) => Relayed::Frame(frame),
+                None => Relayed::Ended,
+            },
+        }
+    }
+}
+
+/// An outlet whose frames go to the returned [`RelayEnd`] instead of a socket writer.
+pub fn open_relay(capacity: usize, live: &LiveConnections) -> (Outlet, RelayEnd) {
+    let (tx, rx) = mpsc::channel(capacity.max(1));
+    let kill = Arc::new(Kill {
+        token: CancellationToken::new(),
+        code: AtomicU16::new(1000),
+    });
+    live.0.fetch_add(1, Ordering::SeqCst);
+    let end = RelayEnd {
+        rx,
+        kill: kill.clone(),
+        _live: LiveGuard(live.clone()),
+    };
+    (Outlet { tx, kill }, end)
+}
+
 /// Counts the open connections of one broker (shutdown waits for it to reach zero).
 #[derive(Clone, Default)]
 pub struct LiveConnections(Arc<AtomicUsize>);

@@ -139,7 +139,7 @@ pub struct InvitationClosed {
 pub struct Snapshot;
 
 /// What `Snapshot` answers.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct SessionSnapshot {
     /// Connected participants (and technicians within their reconnect grace).
     pub participants: Vec<ParticipantView>,

@@ -201,7 +201,7 @@ impl DeviceFrame<'_> {
 }
 
 /// A participant as clients see it.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct ParticipantView {
     pub id: Uuid,
     pub user_id: Option<Uuid>,

@@ -353,6 +353,8 @@ pub mod close_code {
     pub const POLICY_VIOLATION: u16 = 1008;
     pub const TOO_BIG: u16 = 1009;
     pub const INTERNAL_ERROR: u16 = 1011;
+    /// The node holding the session went away: reconnect (RFC 6455 "service restart").
+    pub const SERVICE_RESTART: u16 = 1012;
     pub const INVITER_LEFT: u16 = 4001;
     pub const SESSION_ENDED: u16 = 4002;
     pub const ACCESS_REVOKED: u16 = 4003;

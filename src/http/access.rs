@@ -16,7 +16,6 @@ use super::{
     state::AppState, views::UserView,
 };
 use crate::{
-    actors::messages::{DisconnectUser, EndSession},
     auth::{extract::Principal, token},
     domain::{
         access::{MAX_MESSAGE_CHARS, support_rights},
@@ -198,18 +197,27 @@ async fn disconnect_partner(state: &AppState, partner: AccountId, customer: Acco
             return;
         }
     };
+    use super::cluster::{Broadcast, announce};
     for session in sessions {
-        if let Some(addr) = state.registry.session(session.id) {
-            // A session a partner user owns dies with the access it was made through.
-            if users.iter().any(|u| u.id == session.owner_user_id) {
-                addr.do_send(EndSession {
+        // A session a partner user owns dies with the access it was made through.
+        if users.iter().any(|u| u.id == session.owner_user_id) {
+            announce(
+                state,
+                Broadcast::End {
+                    session: session.id,
                     reason: EndReason::AccessRevoked,
-                });
-                continue;
-            }
-            for user in &users {
-                addr.do_send(DisconnectUser { user_id: user.id });
-            }
+                },
+            );
+            continue;
+        }
+        for user in &users {
+            announce(
+                state,
+                Broadcast::UserInSession {
+                    user: user.id,
+                    session: session.id,
+                },
+            );
         }
     }
 }

@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod api_keys;
 pub mod audit;
 pub mod authz;
+pub mod cluster;
 pub mod console;
 pub mod devices;
 pub mod groups;

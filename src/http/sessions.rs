@@ -8,13 +8,7 @@ use uuid::Uuid;
 
 use super::{accounts::audit_entries, secret_headers, state::AppState};
 use crate::{
-    actors::{
-        device::RequestSession,
-        invitation::InvitationActor,
-        messages::{ConnectedTechnician, Peek, Revoke, RevokeCause, Snapshot, TrackInvitation},
-        protocol::ParticipantView,
-        session::SessionActor,
-    },
+    actors::{device::RequestSession, protocol::ParticipantView, session::SessionActor},
     auth::{extract::Principal, token},
     domain::{
         ids::{DeviceId, InvitationId, PolicyId, SessionId},
@@ -236,7 +230,13 @@ pub async fn create(
             Some(record.id.to_string()),
             serde_json::json!({"subject": record.subject}),
         ))
-        .insert_session(&record, &token::hash(&customer_key), &sealed_key, cap)
+        .insert_session(
+            &record,
+            &token::hash(&customer_key),
+            &sealed_key,
+            cap,
+            state.cluster.as_ref().map(|c| c.node_id()),
+        )
         .await?
     {
         return Err(AppError::too_many(
@@ -280,14 +280,10 @@ pub async fn create(
 }
 
 async fn view_of(state: &AppState, s: SessionRecord) -> SessionView {
-    let live = if s.open {
-        state.registry.session(s.id)
+    let snapshot = if s.open {
+        super::cluster::snapshot(state, s.id).await
     } else {
         None
-    };
-    let snapshot = match live {
-        Some(addr) => addr.send(Snapshot).await.ok(),
-        None => None,
     };
     let open = snapshot.is_some();
     // The customer link again, for every technician of the session (and after a reload).
@@ -436,7 +432,7 @@ pub async fn customer_link(
         .session_by_customer_key(&token::hash(&path.into_inner()))
         .await?
         .ok_or_else(session_not_found)?;
-    if !session.open || state.registry.session(session.id).is_none() {
+    if !session.open || !super::cluster::is_live(&state, session.id).await {
         return Err(session_ended());
     }
     let mut res = HttpResponse::Ok();
@@ -544,17 +540,13 @@ pub async fn invite(
             ));
         }
     }
-    let addr = state
-        .registry
-        .session(session.id)
-        .filter(|_| session.open)
-        .ok_or_else(session_ended)?;
-    let inviter = addr
-        .send(ConnectedTechnician {
-            user_id: who.user.id,
-        })
+    if !session.open {
+        return Err(session_ended());
+    }
+    // Asked of the session's actor, on this node or on its home node.
+    let inviter = super::cluster::connected_technician(&state, session.id, who.user.id)
         .await
-        .map_err(|_| session_ended())?
+        .map_err(|()| session_ended())?
         .ok_or_else(|| {
             AppError::new(Code::NotInSession, "connect to the session before inviting")
         })?;
@@ -596,35 +588,22 @@ pub async fn invite(
             60,
         ));
     }
-    let actor = InvitationActor {
-        id: invitation.id,
-        session_id: session.id,
-        inviter,
-        guest_name: guest_name.clone(),
-        permissions: policy.permissions,
-        policy_id: policy.id,
-        state: Invitation::new(expires_at),
-        store: state.store.clone(),
-        registry: state.registry.clone(),
-        session: addr.clone(),
-    }
-    .spawn();
-    let tracked = addr
-        .send(TrackInvitation {
-            invitation_id: invitation.id,
+    // Its actor runs beside the session's; when the inviter left (or the session ended) in
+    // the meantime, the link is revoked at once and must not work.
+    let tracked = super::cluster::track_invitation(
+        &state,
+        super::cluster::InvitationSpec {
+            id: invitation.id,
+            session_id: session.id,
             inviter,
-            addr: actor.clone(),
-        })
-        .await
-        .unwrap_or(false);
+            guest_name: guest_name.clone(),
+            permissions: policy.permissions.to_vec(),
+            policy_id: policy.id,
+            expires_at,
+        },
+    )
+    .await;
     if !tracked {
-        // The inviter left (or the session ended) in the meantime: the link must not work.
-        let _ = actor
-            .send(Revoke {
-                cause: RevokeCause::InviterLeft,
-                audit: Vec::new(),
-            })
-            .await;
         return Err(AppError::new(
             Code::NotInSession,
             "you are no longer in the session",
@@ -728,14 +707,8 @@ pub async fn revoke_invitation(
         Some(inv.id.to_string()),
         serde_json::json!({}),
     );
-    if let Some(addr) = state.registry.invitation(inv.id)
-        && addr
-            .send(Revoke {
-                cause: RevokeCause::Deleted,
-                audit: entries.clone(),
-            })
-            .await
-            .unwrap_or(false)
+    if super::cluster::revoke_invitation(&state, inv.id, inv.session_id, entries.clone()).await
+        == Some(true)
     {
         return Ok(HttpResponse::NoContent().finish());
     }
@@ -765,9 +738,7 @@ pub async fn usable_invitation(state: &AppState, secret: &str) -> AppResult<Invi
         return Err(refusal(r));
     }
     // Stored as pending, but its actor may have just used it up, revoked or expired it.
-    if let Some(actor) = state.registry.invitation(inv.id)
-        && let Ok(Some(r)) = actor.send(Peek).await
-    {
+    if let Some(r) = super::cluster::peek_invitation(state, inv.id, inv.session_id).await {
         return Err(refusal(r));
     }
     Ok(inv)

@@ -40,6 +40,8 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// Open WebSocket connections (shutdown waits for them to close).
     pub connections: LiveConnections,
+    /// This node in a cluster (`cluster.nats_url` set); None: one node.
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
     draining: AtomicBool,
     login_limiter: DefaultKeyedRateLimiter<String>,
     address_limiter: DefaultKeyedRateLimiter<std::net::IpAddr>,
@@ -108,6 +110,7 @@ impl AppState {
             public_url,
             metrics,
             connections: LiveConnections::default(),
+            cluster: None,
             draining: AtomicBool::new(false),
             login_limiter: RateLimiter::keyed(Quota::per_minute(per_minute)),
             address_limiter: RateLimiter::keyed(Quota::per_minute(per_address)),

@@ -6,7 +6,6 @@ use serde::{Deserialize, Serialize};
 
 use super::{accounts::audit_entries, state::AppState, views::UserView};
 use crate::{
-    actors::messages::{DisconnectCredential, DisconnectUser},
     auth::extract::Principal,
     auth::token,
     domain::{
@@ -148,13 +147,12 @@ pub fn disconnect_credential(state: &AppState, credential: &str) {
     if credential.is_empty() {
         return;
     }
-    let sessions = state.registry.sessions_with_credential(credential);
-    let credential: std::sync::Arc<str> = credential.into();
-    for session in sessions {
-        session.do_send(DisconnectCredential {
-            credential: credential.clone(),
-        });
-    }
+    super::cluster::announce(
+        state,
+        super::cluster::Broadcast::Credential {
+            credential: credential.to_string(),
+        },
+    );
 }
 
 /// After a rights change: closes the user's connections to every live session of its account
@@ -168,8 +166,14 @@ async fn disconnect_out_of_scope(
     for session in sessions {
         let reachable = rights.can_read(Area::Sessions)
             && super::sessions::session_in_scope(state, rights, &session).await?;
-        if !reachable && let Some(addr) = state.registry.session(session.id) {
-            addr.do_send(DisconnectUser { user_id: user.id });
+        if !reachable {
+            super::cluster::announce(
+                state,
+                super::cluster::Broadcast::UserInSession {
+                    user: user.id,
+                    session: session.id,
+                },
+            );
         }
     }
     Ok(())
@@ -177,9 +181,7 @@ async fn disconnect_out_of_scope(
 
 /// Closes every live connection of a user in any session (close 4003).
 pub fn disconnect_everywhere(state: &AppState, user: UserId) {
-    for session in state.registry.sessions_of_user(user) {
-        session.do_send(DisconnectUser { user_id: user });
-    }
+    super::cluster::announce(state, super::cluster::Broadcast::User { user });
 }
 
 #[utoipa::path(get, path = "/api/v1/users/{id}", tag = "users", responses((status = 200, body = UserDetail), (status = 403), (status = 404)))]

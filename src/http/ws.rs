@@ -68,7 +68,7 @@ fn start(
 
 /// The message stream with the production limits: frames and reassembled messages up to the
 /// larger of the text and binary limits (each kind is checked against its own afterwards).
-fn configured(
+pub fn configured(
     stream: actix_ws::MessageStream,
     limits: &crate::actors::participant::WsLimits,
 ) -> actix_ws::AggregatedMessageStream {
@@ -109,6 +109,33 @@ fn require_handshake(req: &HttpRequest) -> AppResult<()> {
     })
 }
 
+/// Which WebSocket route a connection came in by, with what it carried: enough to admit it
+/// here or, in a cluster, on the session's home node (sent there over NATS).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "route", rename_all = "snake_case")]
+pub enum WsRoute {
+    Technician {
+        session_id: SessionId,
+        bearer: Option<String>,
+        ticket: Option<String>,
+        resume: Option<uuid::Uuid>,
+    },
+    Customer {
+        key: String,
+    },
+    Guest {
+        secret: String,
+        ticket: Option<String>,
+    },
+}
+
+/// A connection the session will take: its actor, who joins, and the check after joining.
+pub struct Admitted {
+    pub session: Addr<SessionActor>,
+    pub joiner: Joiner,
+    pub recheck: Option<Recheck>,
+}
+
 /// `GET /ws/sessions/{id}`: a technician of the account, by Bearer header or `?ticket=`.
 pub async fn technician(
     state: web::Data<AppState>,
@@ -119,11 +146,133 @@ pub async fn technician(
 ) -> AppResult<HttpResponse> {
     state.refuse_if_draining()?;
     let session_id = path.into_inner();
-    let who: Principal = match (bearer(&req), &query.ticket) {
-        (Some(token), _) => principal_from_token(&state.store, token).await?,
+    let query = query.into_inner();
+    let route = WsRoute::Technician {
+        session_id,
+        bearer: bearer(&req).map(str::to_string),
+        ticket: query.ticket,
+        resume: query.resume,
+    };
+    connect(&state, &req, body, route, session_id).await
+}
+
+/// `GET /ws/customer/{key}`: the customer side of a session.
+pub async fn customer(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Payload,
+    path: web::Path<String>,
+) -> AppResult<HttpResponse> {
+    state.refuse_if_draining()?;
+    let key = path.into_inner();
+    let session = state
+        .store
+        .session_by_customer_key(&token::hash(&key))
+        .await?;
+    let session = session.ok_or_else(|| AppError::new(Code::SessionNotFound, "no such session"))?;
+    if !session.open {
+        return Err(session_ended());
+    }
+    connect(&state, &req, body, WsRoute::Customer { key }, session.id).await
+}
+
+/// `GET /ws/guest/{token}`: an invited external technician; this uses the invitation up.
+pub async fn guest(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Payload,
+    path: web::Path<String>,
+    query: web::Query<TicketQuery>,
+) -> AppResult<HttpResponse> {
+    state.refuse_if_draining()?;
+    let secret = path.into_inner();
+    let inv = usable_invitation(&state, &secret).await?;
+    let route = WsRoute::Guest {
+        secret,
+        ticket: query.into_inner().ticket,
+    };
+    connect(&state, &req, body, route, inv.session_id).await
+}
+
+/// Admits the connection here when the session lives here, else hands it to the session's
+/// home node (a cluster): this node then only carries its frames.
+async fn connect(
+    state: &web::Data<AppState>,
+    req: &HttpRequest,
+    body: web::Payload,
+    route: WsRoute,
+    session_id: SessionId,
+) -> AppResult<HttpResponse> {
+    if let Some(cluster) = &state.cluster
+        && state.registry.session(session_id).is_none()
+        && let Some(home) = state.store.session_home(session_id).await?
+        && home != cluster.node_id()
+    {
+        // The home may use a one-time credential up: only for a complete handshake.
+        require_handshake(req)?;
+        return crate::http::cluster::connect_remote(state, req, body, route, &home).await;
+    }
+    let handshake = || require_handshake(req);
+    let admitted = admit(state, route, &handshake).await?;
+    start(
+        state,
+        req,
+        body,
+        admitted.session,
+        admitted.joiner,
+        admitted.recheck,
+    )
+}
+
+/// Everything a connection must pass before the upgrade; `handshake` is checked right before
+/// a one-time credential (ticket, guest link) is used up.
+pub async fn admit(
+    state: &web::Data<AppState>,
+    route: WsRoute,
+    handshake: &dyn Fn() -> AppResult<()>,
+) -> AppResult<Admitted> {
+    match route {
+        WsRoute::Technician {
+            session_id,
+            bearer,
+            ticket,
+            resume,
+        } => admit_technician(state, session_id, bearer, ticket, resume, handshake).await,
+        WsRoute::Customer { key } => {
+            let session = state
+                .store
+                .session_by_customer_key(&token::hash(&key))
+                .await?;
+            let session =
+                session.ok_or_else(|| AppError::new(Code::SessionNotFound, "no such session"))?;
+            let addr = state
+                .registry
+                .session(session.id)
+                .filter(|_| session.open)
+                .ok_or_else(session_ended)?;
+            Ok(Admitted {
+                session: addr,
+                joiner: Joiner::Customer,
+                recheck: None,
+            })
+        }
+        WsRoute::Guest { secret, ticket } => admit_guest(state, &secret, ticket, handshake).await,
+    }
+}
+
+async fn admit_technician(
+    state: &web::Data<AppState>,
+    session_id: SessionId,
+    bearer: Option<String>,
+    ticket: Option<String>,
+    resume: Option<uuid::Uuid>,
+    handshake: &dyn Fn() -> AppResult<()>,
+) -> AppResult<Admitted> {
+    let who: Principal = match (bearer, ticket) {
+        (Some(token), _) => principal_from_token(&state.store, &token).await?,
         (None, Some(ticket)) => {
-            require_handshake(&req)?;
-            let used = state.store.consume_ws_ticket(&token::hash(ticket)).await?;
+            handshake()?;
+            let used = state.store.consume_ws_ticket(&token::hash(&ticket)).await?;
             let used = used.ok_or_else(AppError::unauthorized)?;
             if used.expires_at <= Utc::now() || used.session != session_id {
                 return Err(AppError::unauthorized());
@@ -144,7 +293,7 @@ pub async fn technician(
         }
         (None, None) => return Err(AppError::unauthorized()),
     };
-    let session = visible_session(&state, &who, session_id).await?;
+    let session = visible_session(state, &who, session_id).await?;
     let addr = state
         .registry
         .session(session.id)
@@ -156,7 +305,7 @@ pub async fn technician(
         who.credential.clone().into()
     };
     let joiner = Joiner::Technician {
-        resume: query.resume.map(crate::domain::ids::ParticipantId),
+        resume: resume.map(crate::domain::ids::ParticipantId),
         user_id: who.user.id,
         name: who.user.display_name(),
         credential: credential.clone(),
@@ -182,45 +331,23 @@ pub async fn technician(
                 .is_ok()
         })
     });
-    start(&state, &req, body, addr, joiner, Some(recheck))
+    Ok(Admitted {
+        session: addr,
+        joiner,
+        recheck: Some(recheck),
+    })
 }
 
-/// `GET /ws/customer/{key}`: the customer side of a session.
-pub async fn customer(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    body: web::Payload,
-    path: web::Path<String>,
-) -> AppResult<HttpResponse> {
-    state.refuse_if_draining()?;
-    let key = path.into_inner();
-    let session = state
-        .store
-        .session_by_customer_key(&token::hash(&key))
-        .await?;
-    let session = session.ok_or_else(|| AppError::new(Code::SessionNotFound, "no such session"))?;
-    let addr = state
-        .registry
-        .session(session.id)
-        .filter(|_| session.open)
-        .ok_or_else(session_ended)?;
-    start(&state, &req, body, addr, Joiner::Customer, None)
-}
-
-/// `GET /ws/guest/{token}`: an invited external technician; this uses the invitation up.
-pub async fn guest(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    body: web::Payload,
-    path: web::Path<String>,
-    query: web::Query<TicketQuery>,
-) -> AppResult<HttpResponse> {
-    state.refuse_if_draining()?;
-    let secret = path.into_inner();
-    let inv = usable_invitation(&state, &secret).await?;
+async fn admit_guest(
+    state: &AppState,
+    secret: &str,
+    ticket: Option<String>,
+    handshake: &dyn Fn() -> AppResult<()>,
+) -> AppResult<Admitted> {
+    let inv = usable_invitation(state, secret).await?;
     // Bound to a person: only with the ticket that the code mailed to its address gave.
     if inv.email.is_some() {
-        let ticket = query.ticket.as_deref().unwrap_or_default();
+        let ticket = ticket.as_deref().unwrap_or_default();
         let held = state.store.join_ticket(inv.id).await?;
         let valid = held.is_some_and(|(hash, until)| {
             until > Utc::now()
@@ -234,7 +361,7 @@ pub async fn guest(
             ));
         }
     }
-    require_handshake(&req)?;
+    handshake()?;
     let session = state
         .registry
         .session(inv.session_id)
@@ -257,7 +384,7 @@ pub async fn guest(
             ));
         }
     };
-    tracing::info!(invitation = %inv.id, token = %token::log_tag(&secret), "invitation redeemed");
+    tracing::info!(invitation = %inv.id, token = %token::log_tag(secret), "invitation redeemed");
     let joiner = Joiner::Guest {
         invitation_id: inv.id,
         inviter: grant.inviter,
@@ -266,5 +393,9 @@ pub async fn guest(
         policy_name: inv.policy_name.clone(),
         verified_email: inv.verified_email.clone(),
     };
-    start(&state, &req, body, session, joiner, None)
+    Ok(Admitted {
+        session,
+        joiner,
+        recheck: None,
+    })
 }

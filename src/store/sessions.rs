@@ -125,13 +125,14 @@ impl Store {
         customer_key_hash: &str,
         customer_key_sealed: &str,
         cap: u32,
+        home_node: Option<&str>,
     ) -> StoreResult<bool> {
         let done = self
             .write_one(
                 query(
                     "INSERT INTO sessions (id, account_id, subject, device_id, owner_user_id,
-                customer_key_hash, customer_key_sealed, state, started_at)
-             SELECT ?, ?, ?, ?, ?, ?, ?, 'open', ?
+                customer_key_hash, customer_key_sealed, state, started_at, home_node)
+             SELECT ?, ?, ?, ?, ?, ?, ?, 'open', ?, ?
              WHERE (SELECT COUNT(*) FROM sessions WHERE account_id = ? AND state = 'open') < ?",
                 )
                 .bind(s.id.to_string())
@@ -142,6 +143,7 @@ impl Store {
                 .bind(customer_key_hash)
                 .bind(customer_key_sealed)
                 .bind(s.started_at)
+                .bind(home_node.map(str::to_string))
                 .bind(s.account_id.to_string())
                 .bind(i64::from(cap)),
             )
@@ -251,31 +253,125 @@ impl Store {
 
     /// Ends every session left open by a broker that stopped without a clean shutdown, and
     /// revokes their pending invitations. Returns how many sessions it closed.
-    pub async fn fail_orphaned_sessions(&self) -> StoreResult<u64> {
+    ///
+    /// One node (`node` None): every open session. A node of a cluster: the sessions that
+    /// were its own (a restart with the same `cluster.node_id`), those of no node, and those
+    /// whose node was not seen since `alive_since` (dead); the other nodes' stay.
+    pub async fn fail_orphaned_sessions(
+        &self,
+        node: Option<&str>,
+        alive_since: DateTime<Utc>,
+    ) -> StoreResult<u64> {
+        match node {
+            None => self.fail_sessions_where("state = 'open'", &[], None).await,
+            Some(node) => {
+                self.fail_sessions_where(
+                    "state = 'open' AND (home_node IS NULL OR home_node = ?
+                        OR home_node NOT IN (SELECT id FROM nodes WHERE seen_at > ?))",
+                    &[node],
+                    Some(alive_since),
+                )
+                .await
+            }
+        }
+    }
+
+    /// A node's periodic sweep: ends the sessions of other nodes not seen since
+    /// `alive_since` (they died without a word), as `failed`.
+    pub async fn fail_sessions_of_dead_nodes(
+        &self,
+        node: &str,
+        alive_since: DateTime<Utc>,
+    ) -> StoreResult<u64> {
+        self.fail_sessions_where(
+            "state = 'open' AND home_node IS NOT NULL AND home_node <> ?
+                AND home_node NOT IN (SELECT id FROM nodes WHERE seen_at > ?)",
+            &[node],
+            Some(alive_since),
+        )
+        .await
+    }
+
+    /// Ends the open sessions that `condition` (over `sessions`, binding `texts` then
+    /// `since`) selects, with their participants and pending invitations, in one transaction.
+    async fn fail_sessions_where(
+        &self,
+        condition: &str,
+        texts: &[&str],
+        since: Option<DateTime<Utc>>,
+    ) -> StoreResult<u64> {
         let now = Utc::now();
+        let bind_all = |mut q: super::db::Query| {
+            for t in texts {
+                q = q.bind(t.to_string());
+            }
+            if let Some(since) = since {
+                q = q.bind(since);
+            }
+            q
+        };
         let mut tx = self.write_tx().await?;
-        query(
-            "UPDATE invitations SET outcome = 'revoked', outcome_at = ?
-             WHERE outcome = 'pending' AND session_id IN (SELECT id FROM sessions WHERE state = 'open')",
+        bind_all(
+            query(format!(
+                "UPDATE invitations SET outcome = 'revoked', outcome_at = ?
+                 WHERE outcome = 'pending' AND session_id IN (SELECT id FROM sessions WHERE {condition})"
+            ))
+            .bind(now),
         )
-        .bind(now)
         .execute(&mut tx)
         .await?;
-        query(
-            "UPDATE session_participants SET left_at = ?, leave_reason = 'disconnected'
-             WHERE left_at IS NULL AND session_id IN (SELECT id FROM sessions WHERE state = 'open')",
+        bind_all(
+            query(format!(
+                "UPDATE session_participants SET left_at = ?, leave_reason = 'disconnected'
+                 WHERE left_at IS NULL AND session_id IN (SELECT id FROM sessions WHERE {condition})"
+            ))
+            .bind(now),
         )
-        .bind(now)
         .execute(&mut tx)
         .await?;
-        let done = query(
-            "UPDATE sessions SET state = 'ended', ended_at = ?, end_reason = 'failed' WHERE state = 'open'",
+        let done = bind_all(
+            query(format!(
+                "UPDATE sessions SET state = 'ended', ended_at = ?, end_reason = 'failed' WHERE {condition}"
+            ))
+            .bind(now),
         )
-        .bind(now)
         .execute(&mut tx)
         .await?;
         tx.commit().await?;
         Ok(done.rows_affected())
+    }
+
+    /// The node a session's actor runs on (None: one node, or no such session).
+    pub async fn session_home(&self, id: SessionId) -> StoreResult<Option<String>> {
+        Ok(
+            query_scalar::<Option<String>>("SELECT home_node FROM sessions WHERE id = ?")
+                .bind(id.to_string())
+                .fetch_optional(&self.pool)
+                .await?
+                .flatten(),
+        )
+    }
+
+    /// A node says it is alive (at start, and every few seconds after).
+    pub async fn node_seen(&self, node: &str, now: DateTime<Utc>) -> StoreResult<()> {
+        self.write_one(
+            query(
+                "INSERT INTO nodes (id, started_at, seen_at) VALUES (?, ?, ?)
+                 ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at",
+            )
+            .bind(node.to_string())
+            .bind(now)
+            .bind(now),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// A node stopped cleanly: it is no longer counted alive.
+    pub async fn node_gone(&self, node: &str) -> StoreResult<()> {
+        self.write_one(query("DELETE FROM nodes WHERE id = ?").bind(node.to_string()))
+            .await?;
+        Ok(())
     }
 
     /// Stores a pending invitation unless its session holds `cap` pending ones already

@@ -5,6 +5,7 @@ mod account_admin;
 mod api_keys;
 mod audit_chain;
 mod browser;
+mod cluster;
 mod console;
 mod crash;
 mod database;

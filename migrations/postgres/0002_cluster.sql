@@ -1,0 +1,11 @@
+-- Several nodes (issue 16): the node a live session's actor runs on, and the nodes alive.
+-- NULL home: a session of a broker running as one node.
+ALTER TABLE sessions ADD COLUMN home_node TEXT;
+
+-- Each node of a cluster writes its row at start and renews `seen_at` every few seconds; a
+-- node not seen for a while is dead, and its sessions are ended by the others.
+CREATE TABLE nodes (
+    id         TEXT PRIMARY KEY,
+    started_at TIMESTAMPTZ NOT NULL,
+    seen_at    TIMESTAMPTZ NOT NULL
+);

@@ -1,0 +1,625 @@
+//! What the nodes of a cluster ask of each other (docs/cluster.md): a node's requests
+//! (`sb.node.<id>.rpc`) for what only a session's home can answer, and the broadcasts
+//! (`sb.broadcast`) that reach every node, such as revocations.
+//!
+//! Every function here is also right on one node: it asks the local actor when the session
+//! lives here, and NATS only when it lives elsewhere.
+
+use std::{sync::Arc, time::Duration};
+
+use actix::{Actor, AsyncContext};
+use actix_web::{HttpRequest, HttpResponse, web};
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{state::AppState, ws::WsRoute};
+use crate::{
+    actors::{
+        connection,
+        invitation::InvitationActor,
+        messages::{
+            ConnectedTechnician, DisconnectCredential, DisconnectUser, EndSession, Peek, Revoke,
+            RevokeCause, SessionSnapshot, Snapshot, TrackInvitation,
+        },
+        participant::ParticipantActor,
+    },
+    cluster::Cluster,
+    domain::{
+        ids::{AccountId, InvitationId, ParticipantId, PolicyId, SessionId, UserId},
+        invitation::{Invitation, Refusal},
+        permissions::Permission,
+        session::EndReason,
+    },
+    error::{AppError, AppResult},
+    store::AuditEntry,
+};
+
+/// The subject every node hears.
+const BROADCAST: &str = "sb.broadcast";
+
+/// A request to the node a session lives on.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+enum Rpc {
+    /// A socket on `edge` for a session here: admit it as a local one would be.
+    Attach {
+        conn: Uuid,
+        edge: String,
+        route: WsRoute,
+    },
+    Snapshot {
+        session: SessionId,
+    },
+    ConnectedTechnician {
+        session: SessionId,
+        user: UserId,
+    },
+    TrackInvitation(InvitationSpec),
+    PeekInvitation {
+        invitation: InvitationId,
+    },
+    RevokeInvitation {
+        invitation: InvitationId,
+        audit: Vec<WireAudit>,
+    },
+}
+
+/// A new invitation whose actor is to run beside its session.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InvitationSpec {
+    pub id: InvitationId,
+    pub session_id: SessionId,
+    pub inviter: ParticipantId,
+    pub guest_name: String,
+    pub permissions: Vec<Permission>,
+    pub policy_id: PolicyId,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// An audit entry of `invitation.revoked`, as it travels.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct WireAudit {
+    account_id: AccountId,
+    actor_user_id: Option<UserId>,
+    actor_name: String,
+    via: String,
+    target: Option<String>,
+    details: serde_json::Value,
+}
+
+/// An HTTP refusal as it travels back to the node the client asked.
+#[derive(Debug, Serialize, Deserialize)]
+struct WireRefusal {
+    status: u16,
+    retry_after: Option<String>,
+    body: serde_json::Value,
+}
+
+/// What every node hears.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Broadcast {
+    /// A credential ended (logout, key deleted, password changed): close its connections.
+    Credential { credential: String },
+    /// A user lost its access (deleted): close its connections everywhere.
+    User { user: UserId },
+    /// A user may no longer be in one session (rights narrowed, partner access revoked).
+    UserInSession { user: UserId, session: SessionId },
+    /// A session ends for everyone (its owner's partner access was revoked).
+    End {
+        session: SessionId,
+        reason: EndReason,
+    },
+}
+
+#[derive(Serialize, Deserialize)]
+struct Envelope {
+    from: String,
+    what: Broadcast,
+}
+
+/// Applies `what` here and tells every other node (after the database commit that caused it:
+/// a node that misses it still refuses the credential at its next check).
+pub fn announce(state: &AppState, what: Broadcast) {
+    apply(state, &what);
+    if let Some(cluster) = &state.cluster {
+        let client = cluster.client().clone();
+        let envelope = Envelope {
+            from: cluster.node_id().to_string(),
+            what,
+        };
+        match serde_json::to_vec(&envelope) {
+            Ok(payload) => {
+                actix_web::rt::spawn(async move {
+                    if let Err(err) = client.publish(BROADCAST, Bytes::from(payload)).await {
+                        tracing::error!(error = %err, "broadcast not published");
+                    }
+                });
+            }
+            Err(err) => tracing::error!(error = %err, "broadcast not encoded"),
+        }
+    }
+}
+
+/// What a broadcast does on one node: close the matching connections it holds.
+fn apply(state: &AppState, what: &Broadcast) {
+    match what {
+        Broadcast::Credential { credential } => {
+            if credential.is_empty() {
+                return;
+            }
+            let sessions = state.registry.sessions_with_credential(credential);
+            let credential: Arc<str> = credential.as_str().into();
+            for session in sessions {
+                session.do_send(DisconnectCredential {
+                    credential: credential.clone(),
+                });
+            }
+        }
+        Broadcast::User { user } => {
+            for session in state.registry.sessions_of_user(*user) {
+                session.do_send(DisconnectUser { user_id: *user });
+            }
+        }
+        Broadcast::UserInSession { user, session } => {
+            if let Some(addr) = state.registry.session(*session) {
+                addr.do_send(DisconnectUser { user_id: *user });
+            }
+        }
+        Broadcast::End { session, reason } => {
+            if let Some(addr) = state.registry.session(*session) {
+                addr.do_send(EndSession { reason: *reason });
+            }
+        }
+    }
+}
+
+/// Starts answering this node's requests and hearing the broadcasts.
+pub async fn serve(state: web::Data<AppState>) -> anyhow::Result<()> {
+    let Some(cluster) = state.cluster.clone() else {
+        return Ok(());
+    };
+    let client = cluster.client().clone();
+    let mut requests = client
+        .subscribe(Cluster::rpc_subject(cluster.node_id()))
+        .await?;
+    let mut broadcasts = client.subscribe(BROADCAST).await?;
+    let weak = Arc::downgrade(&state.clone().into_inner());
+    actix_web::rt::spawn(async move {
+        while let Some(msg) = requests.next().await {
+            let Some(state) = weak.upgrade() else { return };
+            let Some(reply) = msg.reply.clone() else {
+                continue;
+            };
+            let client = client.clone();
+            actix_web::rt::spawn(async move {
+                let answer = match serde_json::from_slice::<Rpc>(&msg.payload) {
+                    Ok(rpc) => answer(&web::Data::from(state), rpc).await,
+                    Err(err) => serde_json::json!({"error": format!("bad request: {err}")}),
+                };
+                let payload = Bytes::from(serde_json::to_vec(&answer).unwrap_or_default());
+                if let Err(err) = client.publish(reply, payload).await {
+                    tracing::warn!(error = %err, "cluster reply not sent");
+                }
+            });
+        }
+    });
+    let weak = Arc::downgrade(&state.into_inner());
+    let me = cluster.node_id().to_string();
+    actix_web::rt::spawn(async move {
+        while let Some(msg) = broadcasts.next().await {
+            let Some(state) = weak.upgrade() else { return };
+            match serde_json::from_slice::<Envelope>(&msg.payload) {
+                Ok(envelope) if envelope.from != me => apply(&state, &envelope.what),
+                Ok(_) => {}
+                Err(err) => tracing::warn!(error = %err, "unreadable broadcast"),
+            }
+        }
+    });
+    Ok(())
+}
+
+async fn answer(state: &web::Data<AppState>, rpc: Rpc) -> serde_json::Value {
+    match rpc {
+        Rpc::Attach { conn, edge, route } => match attach_here(state, conn, &edge, route).await {
+            Ok(()) => serde_json::json!({"ok": true}),
+            Err(err) => {
+                use actix_web::ResponseError;
+                let res = err.error_response();
+                let status = res.status().as_u16();
+                let retry_after = res
+                    .headers()
+                    .get("Retry-After")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string);
+                let body = actix_web::body::to_bytes(res.into_body())
+                    .await
+                    .ok()
+                    .and_then(|b| serde_json::from_slice(&b).ok())
+                    .unwrap_or(serde_json::Value::Null);
+                serde_json::json!({"refused": WireRefusal { status, retry_after, body }})
+            }
+        },
+        Rpc::Snapshot { session } => {
+            let snapshot = match state.registry.session(session) {
+                Some(addr) => addr.send(Snapshot).await.ok(),
+                None => None,
+            };
+            serde_json::json!(snapshot)
+        }
+        Rpc::ConnectedTechnician { session, user } => {
+            let pid = match state.registry.session(session) {
+                Some(addr) => addr.send(ConnectedTechnician { user_id: user }).await.ok(),
+                None => None,
+            };
+            serde_json::json!({"live": pid.is_some(), "participant": pid.flatten()})
+        }
+        Rpc::TrackInvitation(spec) => serde_json::json!(track_here(state, spec).await),
+        Rpc::PeekInvitation { invitation } => {
+            let peek = match state.registry.invitation(invitation) {
+                Some(addr) => addr.send(Peek).await.ok().map(|r| r.map(Refusal::code)),
+                None => None,
+            };
+            serde_json::json!({"live": peek.is_some(), "refusal": peek.flatten()})
+        }
+        Rpc::RevokeInvitation { invitation, audit } => {
+            let audit = audit
+                .into_iter()
+                .map(|a| AuditEntry {
+                    account_id: a.account_id,
+                    actor_user_id: a.actor_user_id,
+                    actor_name: a.actor_name,
+                    via: a.via,
+                    action: "invitation.revoked",
+                    target: a.target,
+                    details: a.details,
+                })
+                .collect();
+            let done = match state.registry.invitation(invitation) {
+                Some(addr) => addr
+                    .send(Revoke {
+                        cause: RevokeCause::Deleted,
+                        audit,
+                    })
+                    .await
+                    .ok(),
+                None => None,
+            };
+            serde_json::json!({"live": done.is_some(), "revoked": done.unwrap_or(false)})
+        }
+    }
+}
+
+// ---- sockets whose session lives elsewhere ----
+
+/// The edge of a socket: upgrades here once the home has admitted it, then carries frames.
+pub async fn connect_remote(
+    state: &AppState,
+    req: &HttpRequest,
+    body: web::Payload,
+    route: WsRoute,
+    home: &str,
+) -> AppResult<HttpResponse> {
+    let Some(cluster) = state.cluster.clone() else {
+        return Err(AppError::Unavailable);
+    };
+    let (response, ws, stream) = actix_ws::handle(req, body).map_err(|e| {
+        AppError::new(
+            crate::error::Code::NotWebsocket,
+            format!("expected a WebSocket upgrade: {e}"),
+        )
+    })?;
+    let limits = state.ws_limits.clone();
+    let outlet = connection::open(ws, limits.outbound_queue, &state.connections);
+    let conn = Uuid::new_v4();
+    // Registered before asking: the home's `welcome` may arrive before its answer.
+    cluster.open_edge(conn, outlet.clone(), home);
+    let asked = Rpc::Attach {
+        conn,
+        edge: cluster.node_id().to_string(),
+        route,
+    };
+    let answer: serde_json::Value = match cluster.request(home, &asked).await {
+        Ok(answer) => answer,
+        Err(err) => {
+            cluster.close_edge(conn);
+            tracing::warn!(%home, error = %err, "session home unreachable");
+            return Err(AppError::Unavailable);
+        }
+    };
+    if let Some(refused) = answer.get("refused") {
+        cluster.close_edge(conn);
+        let refused: WireRefusal = serde_json::from_value(refused.clone())
+            .map_err(|e| AppError::internal(anyhow::anyhow!("bad refusal from {home}: {e}")))?;
+        let status = actix_web::http::StatusCode::from_u16(refused.status)
+            .unwrap_or(actix_web::http::StatusCode::BAD_GATEWAY);
+        let mut res = HttpResponse::build(status);
+        if let Some(wait) = refused.retry_after {
+            res.insert_header(("Retry-After", wait));
+        }
+        return Ok(res.json(refused.body));
+    }
+    let stream = super::ws::configured(stream, &limits);
+    actix_web::rt::spawn(cluster.pump_up(conn, home.to_string(), outlet, stream));
+    Ok(response)
+}
+
+/// The home of a socket on `edge`: the admission a local socket gets, then a participant
+/// actor fed from NATS.
+async fn attach_here(
+    state: &web::Data<AppState>,
+    conn: Uuid,
+    edge: &str,
+    route: WsRoute,
+) -> AppResult<()> {
+    let Some(cluster) = state.cluster.clone() else {
+        return Err(AppError::Unavailable);
+    };
+    state.refuse_if_draining()?;
+    // The edge checked the handshake before asking.
+    let admitted = super::ws::admit(state, route, &|| Ok(())).await?;
+    let limits = state.ws_limits.clone();
+    let (outlet, relay) = connection::open_relay(limits.outbound_queue, &state.connections);
+    let feed = cluster.open_home(conn, edge, relay, limits.outbound_queue);
+    ParticipantActor::create(move |ctx| {
+        ctx.add_stream(feed);
+        let actor = ParticipantActor::new(admitted.session, admitted.joiner, outlet, limits);
+        match admitted.recheck {
+            Some(recheck) => actor.with_recheck(recheck),
+            None => actor,
+        }
+    });
+    Ok(())
+}
+
+// ---- what HTTP handlers ask of a live session, wherever it lives ----
+
+/// The node a session lives on when that is another node of this cluster.
+async fn remote_home(state: &AppState, session: SessionId) -> AppResult<Option<String>> {
+    let Some(cluster) = &state.cluster else {
+        return Ok(None);
+    };
+    if state.registry.session(session).is_some() {
+        return Ok(None);
+    }
+    Ok(state
+        .store
+        .session_home(session)
+        .await?
+        .filter(|home| home != cluster.node_id()))
+}
+
+fn cluster_of(state: &AppState) -> AppResult<&Arc<Cluster>> {
+    state.cluster.as_ref().ok_or(AppError::Unavailable)
+}
+
+async fn ask<T: serde::de::DeserializeOwned>(
+    state: &AppState,
+    home: &str,
+    rpc: &Rpc,
+) -> AppResult<T> {
+    cluster_of(state)?.request(home, rpc).await.map_err(|err| {
+        tracing::warn!(%home, error = %err, "session home unreachable");
+        AppError::Unavailable
+    })
+}
+
+/// The live participants of an open session (None: it is not live anywhere).
+pub async fn snapshot(state: &AppState, session: SessionId) -> Option<SessionSnapshot> {
+    if let Some(addr) = state.registry.session(session) {
+        return addr.send(Snapshot).await.ok();
+    }
+    match remote_home(state, session).await {
+        Ok(Some(home)) => ask(state, &home, &Rpc::Snapshot { session })
+            .await
+            .ok()
+            .flatten(),
+        _ => None,
+    }
+}
+
+/// Whether the session is live somewhere (its actor runs on this or another node).
+pub async fn is_live(state: &AppState, session: SessionId) -> bool {
+    snapshot(state, session).await.is_some()
+}
+
+#[derive(Deserialize)]
+struct Connected {
+    live: bool,
+    participant: Option<ParticipantId>,
+}
+
+/// The participant of `user` connected to the session now: `Err` when the session is not
+/// live, `Ok(None)` when the user is not in it.
+pub async fn connected_technician(
+    state: &AppState,
+    session: SessionId,
+    user: UserId,
+) -> Result<Option<ParticipantId>, ()> {
+    if let Some(addr) = state.registry.session(session) {
+        return addr
+            .send(ConnectedTechnician { user_id: user })
+            .await
+            .map_err(|_| ());
+    }
+    let Ok(Some(home)) = remote_home(state, session).await else {
+        return Err(());
+    };
+    match ask::<Connected>(state, &home, &Rpc::ConnectedTechnician { session, user }).await {
+        Ok(c) if c.live => Ok(c.participant),
+        _ => Err(()),
+    }
+}
+
+/// Starts a new invitation's actor beside its session and has the session track it; `false`
+/// when the inviter left (or the session ended) meanwhile, and the invitation is then revoked.
+pub async fn track_invitation(state: &AppState, spec: InvitationSpec) -> bool {
+    if state.registry.session(spec.session_id).is_some() {
+        return track_here(state, spec).await;
+    }
+    match remote_home(state, spec.session_id).await {
+        Ok(Some(home)) => ask(state, &home, &Rpc::TrackInvitation(spec))
+            .await
+            .unwrap_or(false),
+        _ => false,
+    }
+}
+
+async fn track_here(state: &AppState, spec: InvitationSpec) -> bool {
+    let Some(session) = state.registry.session(spec.session_id) else {
+        return false;
+    };
+    let actor = InvitationActor {
+        id: spec.id,
+        session_id: spec.session_id,
+        inviter: spec.inviter,
+        guest_name: spec.guest_name,
+        permissions: spec.permissions.into_iter().collect(),
+        policy_id: spec.policy_id,
+        state: Invitation::new(spec.expires_at),
+        store: state.store.clone(),
+        registry: state.registry.clone(),
+        session: session.clone(),
+    }
+    .spawn();
+    let tracked = session
+        .send(TrackInvitation {
+            invitation_id: spec.id,
+            inviter: spec.inviter,
+            addr: actor.clone(),
+        })
+        .await
+        .unwrap_or(false);
+    if !tracked {
+        // The inviter left (or the session ended) in the meantime: the link must not work.
+        let _ = actor
+            .send(Revoke {
+                cause: RevokeCause::InviterLeft,
+                audit: Vec::new(),
+            })
+            .await;
+    }
+    tracked
+}
+
+fn refusal_from_code(code: &str) -> Option<Refusal> {
+    [Refusal::Used, Refusal::Expired, Refusal::Revoked]
+        .into_iter()
+        .find(|r| r.code() == code)
+}
+
+#[derive(Deserialize)]
+struct Peeked {
+    live: bool,
+    refusal: Option<String>,
+}
+
+/// Why a pending invitation's live actor says it can no longer be used (None: usable, or no
+/// live actor anywhere).
+pub async fn peek_invitation(
+    state: &AppState,
+    invitation: InvitationId,
+    session: SessionId,
+) -> Option<Refusal> {
+    if let Some(actor) = state.registry.invitation(invitation) {
+        return actor.send(Peek).await.ok().flatten();
+    }
+    let Ok(Some(home)) = remote_home(state, session).await else {
+        return None;
+    };
+    match ask::<Peeked>(state, &home, &Rpc::PeekInvitation { invitation }).await {
+        Ok(p) if p.live => p.refusal.as_deref().and_then(refusal_from_code),
+        _ => None,
+    }
+}
+
+#[derive(Deserialize)]
+struct Revoked {
+    live: bool,
+    revoked: bool,
+}
+
+/// Withdraws a pending invitation through its live actor, wherever it runs: `Some(done)` when
+/// an actor answered, None when there is none (the caller then settles it in the store).
+pub async fn revoke_invitation(
+    state: &AppState,
+    invitation: InvitationId,
+    session: SessionId,
+    audit: Vec<AuditEntry>,
+) -> Option<bool> {
+    if let Some(actor) = state.registry.invitation(invitation) {
+        return actor
+            .send(Revoke {
+                cause: RevokeCause::Deleted,
+                audit,
+            })
+            .await
+            .ok();
+    }
+    let Ok(Some(home)) = remote_home(state, session).await else {
+        return None;
+    };
+    let audit = audit
+        .into_iter()
+        .map(|a| WireAudit {
+            account_id: a.account_id,
+            actor_user_id: a.actor_user_id,
+            actor_name: a.actor_name,
+            via: a.via,
+            target: a.target,
+            details: a.details,
+        })
+        .collect();
+    match ask::<Revoked>(state, &home, &Rpc::RevokeInvitation { invitation, audit }).await {
+        Ok(r) if r.live => Some(r.revoked),
+        _ => None,
+    }
+}
+
+/// This node's heartbeat in the database, and the sweep that ends the sessions of nodes that
+/// died without a word (until another node takes such sessions over, they end as `failed`).
+pub fn start_heartbeat(state: web::Data<AppState>) {
+    let Some(cluster) = state.cluster.clone() else {
+        return;
+    };
+    let dead_after = Duration::from_secs(state.settings.cluster.node_dead_after_secs.max(3));
+    let weak = Arc::downgrade(&state.into_inner());
+    actix_web::rt::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(2));
+        let mut beats: u64 = 0;
+        loop {
+            tick.tick().await;
+            let Some(state) = weak.upgrade() else { return };
+            if state.draining() {
+                return;
+            }
+            let now = Utc::now();
+            if let Err(err) = state.store.node_seen(cluster.node_id(), now).await {
+                tracing::warn!(error = %err, "node heartbeat not stored");
+                continue;
+            }
+            beats += 1;
+            // Not before this node has been alive as long as a dead one stays unseen.
+            if beats * 2 < dead_after.as_secs() {
+                continue;
+            }
+            let since = now - chrono::Duration::from_std(dead_after).unwrap_or_default();
+            match state
+                .store
+                .fail_sessions_of_dead_nodes(cluster.node_id(), since)
+                .await
+            {
+                Ok(0) => {}
+                Ok(n) => tracing::warn!(
+                    sessions = n,
+                    "sessions of a node not seen for {}s ended as failed",
+                    dead_after.as_secs()
+                ),
+                Err(err) => tracing::warn!(error = %err, "dead nodes' sessions not swept"),
+            }
+        }
+    });
+}

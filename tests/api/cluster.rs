@@ -1,0 +1,367 @@
+//! Several nodes (issue 16, contract "Several nodes"): brokers on one PostgreSQL database and
+//! one NATS, each with its own actors, registry and port, run one session whose participants
+//! sit on different nodes; every rule holds as on one node.
+//!
+//! The nodes run in this test process (each an `Application` of its own: nothing is shared
+//! but the database and NATS). They need PostgreSQL and NATS: `scripts/cluster-suite` runs
+//! them (and fails in CI when either is missing); a plain `cargo test` lists them as ignored.
+
+use std::time::Duration;
+
+use serde_json::json;
+use support_broker::config::Secret;
+
+use crate::helpers::*;
+
+/// PostgreSQL and NATS, from `SB_TEST_POSTGRES_URL` and `SB_TEST_NATS_URL`.
+fn services() -> (String, String) {
+    let pg = postgres_server().expect("SB_TEST_POSTGRES_URL names the PostgreSQL server");
+    let nats = std::env::var("SB_TEST_NATS_URL")
+        .expect("SB_TEST_NATS_URL names the NATS server (scripts/cluster-suite sets it)");
+    (pg, nats)
+}
+
+/// A node on `database` and `nats`, named uniquely for this run (tests share one NATS), with
+/// a data dir of its own that holds the first node's `secret.key` (as the README says).
+async fn node(database: &str, nats: &str, name: &str, first: Option<&TestApp>) -> TestApp {
+    let id = format!("{name}-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let (database, nats) = (database.to_string(), nats.to_string());
+    let dir = tempfile::tempdir().expect("temp dir");
+    if let Some(first) = first {
+        std::fs::copy(
+            first.data_dir.path().join("secret.key"),
+            dir.path().join("secret.key"),
+        )
+        .expect("the first node's key is copied");
+    }
+    TestApp::spawn_at(dir, None, move |s| {
+        s.database.url = Secret::new(database);
+        s.cluster.nats_url = Secret::new(nats);
+        s.cluster.node_id = id;
+        s.cluster.node_dead_after_secs = 4;
+    })
+    .await
+}
+
+fn ids(list: &serde_json::Value) -> Vec<String> {
+    let mut ids: Vec<String> = list
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|p| p["id"].as_str().unwrap().to_string())
+        .collect();
+    ids.sort();
+    ids
+}
+
+#[actix_web::test]
+#[ignore = "needs PostgreSQL and NATS: scripts/cluster-suite runs it"]
+async fn a_session_spread_over_three_nodes_runs_the_whole_contract() {
+    let (pg, nats) = services();
+    let database = TestDatabase::create(&pg).await;
+    let a = node(&database.url, &nats, "a", None).await;
+    let b = node(&database.url, &nats, "b", Some(&a)).await;
+    let c = node(&database.url, &nats, "c", Some(&a)).await;
+    let t = a.tenant("Acme").await;
+    let (_, bob) = a.user(&t, "bob", &["sessions"]).await;
+    let policy = a.policy(&t, "Chat", &["chat"]).await;
+
+    // Made on a: its home is a. The owner is on a, bob on b, the customer on c.
+    let (sid, key) = a.session(&t.admin).await;
+    let mut owner = a.ws_technician(&t.admin, &sid).await;
+    let mut tech = b.ws_technician(&bob, &sid).await;
+    let mut customer = c.ws_customer(&key).await;
+    assert_eq!(tech.welcome["owner_id"], owner.id().as_str());
+    assert_eq!(tech.welcome["permissions"].as_array().unwrap().len(), 4);
+    assert_eq!(customer.welcome["permissions"], json!(["chat"]));
+    owner.expect("participant_joined").await;
+    owner.expect("participant_joined").await;
+    tech.expect("participant_joined").await;
+
+    // One participant list, whichever node is asked.
+    let mut lists = Vec::new();
+    for n in [&a, &b, &c] {
+        let (status, view) = n.get(&format!("/sessions/{sid}"), &t.admin).await;
+        assert_eq!(status, 200, "{view}");
+        assert_eq!(view["state"], "open");
+        // The customer link again, sealed by a and opened by each node with the shared key.
+        assert!(
+            view["customer_url"]
+                .as_str()
+                .unwrap_or_default()
+                .ends_with(&key),
+            "{view}"
+        );
+        lists.push(ids(&view["participants"]));
+    }
+    assert_eq!(lists[0].len(), 3);
+    assert!(lists.iter().all(|l| *l == lists[0]), "{lists:?}");
+
+    // One chat order for all three, each echo included.
+    owner.chat("one").await;
+    tech.chat("two").await;
+    customer.chat("three").await;
+    let mut transcripts = Vec::new();
+    for ws in [&mut owner, &mut tech, &mut customer] {
+        let mut seen = Vec::new();
+        for _ in 0..3 {
+            let m = ws.expect("chat").await;
+            seen.push((m["id"].clone(), m["text"].clone()));
+        }
+        transcripts.push(seen);
+    }
+    assert_eq!(transcripts[0], transcripts[1]);
+    assert_eq!(transcripts[0], transcripts[2]);
+
+    // Ownership moves across nodes and back.
+    owner
+        .send_json(json!({"type": "transfer_ownership", "to": tech.id()}))
+        .await;
+    assert_eq!(
+        tech.expect("owner_changed").await["owner_id"],
+        tech.id().as_str()
+    );
+    assert_eq!(
+        owner.expect("owner_changed").await["owner_id"],
+        tech.id().as_str()
+    );
+    tech.send_json(json!({"type": "transfer_ownership", "to": owner.id()}))
+        .await;
+    assert_eq!(
+        owner.expect("owner_changed").await["owner_id"],
+        owner.id().as_str()
+    );
+    tech.expect("owner_changed").await;
+
+    // Bob (connected through b) invites through b; the guest opens the link on c; the link
+    // is then used up on every node.
+    let (_, join) = b.invite(&bob, &sid, &policy, "Gina").await;
+    let info = c
+        .http
+        .get(c.url(&format!("/join/{join}")))
+        .header("Accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(info.status(), 200);
+    let mut guest = c.ws_guest(&join).await.expect("the guest joins through c");
+    assert_eq!(guest.welcome["permissions"], json!(["chat"]));
+    assert_eq!(a.ws_guest(&join).await.err(), Some(410));
+    assert_eq!(b.ws_guest(&join).await.err(), Some(410));
+    owner.expect("participant_joined").await;
+
+    // The inviter leaves (on b): its guest (on c) goes with it, 4001.
+    tech.send_json(json!({"type": "leave"})).await;
+    assert_eq!(guest.expect_close().await, Some(4001));
+
+    // The owner ends the session: the customer on c hears it.
+    owner.send_json(json!({"type": "end_session"})).await;
+    assert_eq!(
+        customer.expect("session_ended").await["type"],
+        "session_ended"
+    );
+
+    // The report, read on another node, has everything.
+    assert!(
+        eventually(|| async {
+            let (_, v) = c.get(&format!("/sessions/{sid}"), &t.admin).await;
+            v["state"] == "ended"
+        })
+        .await
+    );
+    let report = b.report(&t.admin, &sid).await;
+    let texts: Vec<&str> = report["chat"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["text"].as_str().unwrap())
+        .collect();
+    let seen: Vec<&str> = transcripts[0]
+        .iter()
+        .map(|(_, t)| t.as_str().unwrap())
+        .collect();
+    assert_eq!(texts, seen);
+    assert_eq!(report["invitations"][0]["outcome"], "redeemed");
+    assert_eq!(report["ownership"].as_array().unwrap().len(), 2);
+    let guest_row = report["participants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["role"] == "guest")
+        .expect("the guest is in the report")
+        .clone();
+    assert_eq!(guest_row["leave_reason"], "inviter_left");
+    assert_eq!(report["session"]["end_reason"], "ended_by_owner");
+}
+
+#[actix_web::test]
+#[ignore = "needs PostgreSQL and NATS: scripts/cluster-suite runs it"]
+async fn a_logout_or_deletion_on_one_node_closes_the_socket_on_another() {
+    let (pg, nats) = services();
+    let database = TestDatabase::create(&pg).await;
+    let a = node(&database.url, &nats, "a", None).await;
+    let b = node(&database.url, &nats, "b", Some(&a)).await;
+    let t = a.tenant("Acme").await;
+    let (bob_id, bob) = a.user(&t, "bob", &["sessions"]).await;
+    let (_, carol) = a.user(&t, "carol", &["sessions"]).await;
+    let (sid, _) = a.session(&t.admin).await;
+    let _owner = a.ws_technician(&t.admin, &sid).await;
+    // Both connect through b to a session whose home is a.
+    let mut bobs = b.ws_technician(&bob, &sid).await;
+    let mut carols = b.ws_technician(&carol, &sid).await;
+
+    // Bob logs out on b: the home (a) holds the session and closes bob's socket on b.
+    let (status, _) = b.call("POST", "/auth/logout", Some(&bob), None).await;
+    assert_eq!(status, 204);
+    assert_eq!(
+        tokio::time::timeout(Duration::from_secs(3), bobs.expect_close())
+            .await
+            .expect("closed within 3 s"),
+        Some(4003)
+    );
+
+    // Carol is deleted by an admin talking to b.
+    let (_, me) = a.get("/me", &carol).await;
+    let carol_id = me["user"]["id"].as_str().unwrap().to_string();
+    let (status, body) = b
+        .call(
+            "DELETE",
+            &format!("/users/{carol_id}"),
+            Some(&t.admin),
+            None,
+        )
+        .await;
+    assert!(status == 204 || status == 200, "{status} {body}");
+    assert_eq!(
+        tokio::time::timeout(Duration::from_secs(3), carols.expect_close())
+            .await
+            .expect("closed within 3 s"),
+        Some(4003)
+    );
+    let report = a.report(&t.admin, &sid).await;
+    let bob_row = report["participants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["user_id"] == bob_id.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(bob_row["leave_reason"], "revoked");
+}
+
+#[actix_web::test]
+#[ignore = "needs PostgreSQL and NATS: scripts/cluster-suite runs it"]
+async fn a_home_node_that_stops_closes_remote_sockets_with_1001_and_loses_nothing() {
+    let (pg, nats) = services();
+    let database = TestDatabase::create(&pg).await;
+    let a = node(&database.url, &nats, "a", None).await;
+    let b = node(&database.url, &nats, "b", Some(&a)).await;
+    let t = a.tenant("Acme").await;
+    let (sid, key) = a.session(&t.admin).await;
+    let mut owner = a.ws_technician(&t.admin, &sid).await;
+    let mut customer = b.ws_customer(&key).await;
+    owner.expect("participant_joined").await;
+    for i in 0..20 {
+        customer.chat(&format!("line {i}")).await;
+    }
+    for _ in 0..20 {
+        owner.expect("chat").await;
+    }
+    a.shutdown();
+    assert_eq!(customer.expect_close().await, Some(1001));
+    let report = b.report(&t.admin, &sid).await;
+    assert_eq!(report["session"]["end_reason"], "shutdown");
+    assert_eq!(report["chat"].as_array().unwrap().len(), 20);
+    let customer_row = report["participants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["role"] == "customer")
+        .unwrap()
+        .clone();
+    assert_eq!(customer_row["leave_reason"], "shutdown");
+}
+
+#[actix_web::test]
+#[ignore = "needs PostgreSQL and NATS: scripts/cluster-suite runs it"]
+async fn a_node_that_stops_sends_its_sockets_away_with_1001_and_the_session_goes_on() {
+    let (pg, nats) = services();
+    let database = TestDatabase::create(&pg).await;
+    let a = node(&database.url, &nats, "a", None).await;
+    let b = node(&database.url, &nats, "b", Some(&a)).await;
+    let t = a.tenant("Acme").await;
+    let (_, bob) = a.user(&t, "bob", &["sessions"]).await;
+    let (sid, _) = a.session(&t.admin).await;
+    let mut owner = a.ws_technician(&t.admin, &sid).await;
+    let mut tech = b.ws_technician(&bob, &sid).await;
+    owner.expect("participant_joined").await;
+    // b stops: bob's socket there is sent away; the session, at home on a, goes on, and bob
+    // is back through a within the reconnect grace, in his place.
+    b.shutdown();
+    assert_eq!(tech.expect_close().await, Some(1001));
+    let url = format!("{}/ws/sessions/{sid}?resume={}", a.ws_base, tech.id());
+    let back = Ws::connect(&url, Some(&bob))
+        .await
+        .expect("bob is back through a");
+    assert_eq!(back.id(), tech.id());
+    owner.chat("still here").await;
+    assert_eq!(owner.expect("chat").await["text"], "still here");
+    let (_, view) = a.get(&format!("/sessions/{sid}"), &t.admin).await;
+    assert_eq!(view["state"], "open");
+}
+
+#[actix_web::test]
+#[ignore = "needs PostgreSQL and NATS: scripts/cluster-suite runs it"]
+async fn the_sessions_of_a_node_that_died_end_as_failed_and_the_link_says_so() {
+    let (pg, nats) = services();
+    let database = TestDatabase::create(&pg).await;
+    let a = node(&database.url, &nats, "a", None).await;
+    let t = a.tenant("Acme").await;
+    let (sid, key) = a.session(&t.admin).await;
+    // As if its home had been a node that died without a word (kill -9).
+    let db = sqlx::PgPool::connect(&database.url).await.unwrap();
+    sqlx::query("UPDATE sessions SET home_node = 'gone-node' WHERE id = $1")
+        .bind(&sid)
+        .execute(&db)
+        .await
+        .unwrap();
+    assert!(
+        eventually(|| async {
+            let (_, v) = a.get(&format!("/sessions/{sid}"), &t.admin).await;
+            v["state"] == "ended"
+        })
+        .await,
+        "the dead node's session is swept"
+    );
+    let report = a.report(&t.admin, &sid).await;
+    assert_eq!(report["session"]["end_reason"], "failed");
+    let (status, _) = a.get(&format!("/customer-sessions/{key}"), "").await;
+    assert_eq!(status, 410);
+}
+
+#[actix_web::test]
+#[ignore = "needs PostgreSQL: scripts/cluster-suite runs it"]
+async fn readyz_is_503_while_nats_is_unreachable() {
+    let (pg, _) = services();
+    let database = TestDatabase::create(&pg).await;
+    // Nothing listens on port 1: the node starts, keeps trying, and says it is not ready.
+    let a = node(&database.url, "nats://127.0.0.1:1", "lonely", None).await;
+    let res = a.http.get(a.url("/readyz")).send().await.unwrap();
+    assert_eq!(res.status(), 503);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["status"], "nats_unreachable");
+}
+
+#[actix_web::test]
+async fn a_cluster_on_sqlite_is_refused_at_start_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = support_broker::config::Settings::defaults().unwrap();
+    settings.http.bind = "127.0.0.1:0".parse().unwrap();
+    settings.storage.data_dir = dir.path().to_path_buf();
+    settings.cluster.nats_url = Secret::new("nats://127.0.0.1:4222");
+    let err = support_broker::startup::Application::build(settings)
+        .await
+        .err()
+        .expect("refused");
+    assert!(err.to_string().contains("PostgreSQL"), "{err}");
+}
