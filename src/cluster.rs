@@ -27,7 +27,60 @@ use futures_util::StreamExt;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use crate::actors::connection::{Outbound, Outlet, RelayEnd, Relayed};
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    actors::connection::{Outbound, Outlet, RelayEnd, Relayed},
+    domain::{
+        ids::{DeviceId, SessionId, UserId},
+        session::EndReason,
+    },
+};
+
+/// The subject every node hears.
+pub const BROADCAST: &str = "sb.broadcast";
+
+/// What every node hears.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Broadcast {
+    /// A credential ended (logout, key deleted, password changed): close its connections.
+    Credential { credential: String },
+    /// A user lost its access (deleted): close its connections everywhere.
+    User { user: UserId },
+    /// A user may no longer be in one session (rights narrowed, partner access revoked).
+    UserInSession { user: UserId, session: SessionId },
+    /// A session ends for everyone (its owner's partner access was revoked).
+    End {
+        session: SessionId,
+        reason: EndReason,
+    },
+    /// For a device's agent, wherever it is connected.
+    Device { device: DeviceId, note: DeviceNote },
+}
+
+/// What a device's agent is told through the node holding its connection.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "note", rename_all = "snake_case")]
+pub enum DeviceNote {
+    /// New commands are queued for it in the store.
+    Pending,
+    /// Close its connection (device deleted, released or re-enrolled).
+    Disconnect { code: u16, reason: String },
+    /// Join a session as its customer.
+    Session {
+        session_id: SessionId,
+        customer_key: String,
+    },
+    /// A newer connection of the same device opened on node `by`: close any other.
+    Replaced { by: String },
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct Envelope {
+    pub from: String,
+    pub what: Broadcast,
+}
 
 /// What a frame on `up` or `down` is.
 mod kind {
@@ -174,6 +227,25 @@ impl Cluster {
             self.client.connection_state(),
             async_nats::connection::State::Connected
         )
+    }
+
+    /// Tells every other node `what` (they act on the connections they hold).
+    pub fn publish(&self, what: Broadcast) {
+        let client = self.client.clone();
+        let envelope = Envelope {
+            from: self.node.to_string(),
+            what,
+        };
+        match serde_json::to_vec(&envelope) {
+            Ok(payload) => {
+                actix_web::rt::spawn(async move {
+                    if let Err(err) = client.publish(BROADCAST, Bytes::from(payload)).await {
+                        tracing::error!(error = %err, "broadcast not published");
+                    }
+                });
+            }
+            Err(err) => tracing::error!(error = %err, "broadcast not encoded"),
+        }
     }
 
     /// The subject of a node's requests.

@@ -74,6 +74,16 @@ impl Application {
             store
                 .node_seen(cluster.node_id(), chrono::Utc::now())
                 .await?;
+            // Agent connections this node held before a restart (same node id) are gone.
+            store
+                .forget_agents_of_dead_nodes(
+                    chrono::Utc::now()
+                        - chrono::Duration::seconds(
+                            settings.cluster.node_dead_after_secs.max(3) as i64
+                        ),
+                    Some(cluster.node_id()),
+                )
+                .await?;
             tracing::info!(node = cluster.node_id(), "node of a cluster");
             Some(cluster)
         };

@@ -43,6 +43,23 @@ pub struct RequestSession {
     pub customer_key: String,
 }
 
+/// Sends whatever is queued for the device in the store (told by another node of a cluster).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct DeliverPending;
+
+/// The reason text of a close that another node asked for (close reasons are static).
+pub fn static_reason(reason: &str) -> &'static str {
+    match reason {
+        "device_deleted" => "device_deleted",
+        "device_released" => "device_released",
+        "re_enrolled" => "re_enrolled",
+        "replaced" => "replaced",
+        "access_revoked" => "access_revoked",
+        _ => "closed",
+    }
+}
+
 /// Closes the agent's connection (replaced, device deleted or moved, shutdown).
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -53,6 +70,9 @@ pub struct Disconnect {
 
 pub struct DeviceActor {
     device: DeviceId,
+    /// This node, in a cluster: the store says which node holds the agent, and other nodes'
+    /// connections of the same device are told to close.
+    cluster: Option<Arc<crate::cluster::Cluster>>,
     outlet: Outlet,
     limits: Arc<WsLimits>,
     store: Store,
@@ -97,6 +117,7 @@ impl DeviceActor {
             TokenBucket::per_sec_with_double_burst(f64::from(limits.agent_frames_per_sec));
         Self {
             device,
+            cluster: None,
             outlet,
             limits,
             store,
@@ -160,6 +181,32 @@ impl DeviceActor {
                 tracing::error!(device = %device, error = %err, "telemetry not written");
             }
         });
+    }
+
+    /// As a node of a cluster.
+    pub fn in_cluster(mut self, cluster: Option<Arc<crate::cluster::Cluster>>) -> Self {
+        self.cluster = cluster;
+        self
+    }
+
+    /// Sends what is queued for the device in the store, oldest first.
+    fn deliver_pending(&mut self, ctx: &mut Context<Self>) {
+        let store = self.store.clone();
+        let device = self.device;
+        ctx.spawn(
+            async move { store.pending_commands(device).await }
+                .into_actor(self)
+                .map(|res, act, _| match res {
+                    Ok(commands) => {
+                        for command in &commands {
+                            act.deliver(command);
+                        }
+                    }
+                    Err(err) => {
+                        tracing::error!(device = %act.device, error = %err, "pending commands not read")
+                    }
+                }),
+        );
     }
 
     fn deliver(&mut self, command: &CommandRecord) {
@@ -282,9 +329,22 @@ impl Actor for DeviceActor {
         tracing::info!(device = %self.device, "device agent connected");
         let store = self.store.clone();
         let device = self.device;
+        let node = self.cluster.as_ref().map(|c| c.node_id().to_string());
+        if let (Some(cluster), Some(node)) = (&self.cluster, &node) {
+            // A connection of the same device on another node is replaced by this one.
+            cluster.publish(crate::cluster::Broadcast::Device {
+                device,
+                note: crate::cluster::DeviceNote::Replaced { by: node.clone() },
+            });
+        }
         // Whatever waited while the device was offline goes out first, oldest first.
         ctx.wait(
             async move {
+                if let Some(node) = &node
+                    && let Err(err) = store.device_agent_at(device, node).await
+                {
+                    tracing::error!(device = %device, error = %err, "agent's node not written");
+                }
                 if let Err(err) = store.record_telemetry(device, None, None, Utc::now()).await {
                     tracing::error!(device = %device, error = %err, "last seen not written");
                 }
@@ -315,6 +375,21 @@ impl Actor for DeviceActor {
 
     fn stopped(&mut self, ctx: &mut Self::Context) {
         self.registry.remove_device(self.device, &ctx.address());
+        // Not when a newer connection of the device on this node took its place already.
+        if let Some(cluster) = &self.cluster
+            && self.registry.device(self.device).is_none()
+        {
+            let (store, device, node) = (
+                self.store.clone(),
+                self.device,
+                cluster.node_id().to_string(),
+            );
+            actix::spawn(async move {
+                if let Err(err) = store.device_agent_gone(device, &node).await {
+                    tracing::error!(device = %device, error = %err, "agent's node not cleared");
+                }
+            });
+        }
         tracing::info!(device = %self.device, "device agent disconnected");
         // Last seen now, with the newest telemetry: nothing is lost with the connection.
         self.write_telemetry();
@@ -362,6 +437,14 @@ impl Handler<Deliver> for DeviceActor {
 
     fn handle(&mut self, msg: Deliver, _: &mut Self::Context) {
         self.deliver(&msg.0);
+    }
+}
+
+impl Handler<DeliverPending> for DeviceActor {
+    type Result = ();
+
+    fn handle(&mut self, _: DeliverPending, ctx: &mut Self::Context) {
+        self.deliver_pending(ctx);
     }
 }
 

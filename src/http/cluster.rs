@@ -15,10 +15,13 @@ use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+pub use crate::cluster::Broadcast;
+
 use super::{state::AppState, ws::WsRoute};
 use crate::{
     actors::{
         connection,
+        device::{DeliverPending, Disconnect, RequestSession},
         invitation::InvitationActor,
         messages::{
             ConnectedTechnician, DisconnectCredential, DisconnectUser, EndSession, Peek, Revoke,
@@ -26,19 +29,15 @@ use crate::{
         },
         participant::ParticipantActor,
     },
-    cluster::Cluster,
+    cluster::{Cluster, DeviceNote, Envelope},
     domain::{
-        ids::{AccountId, InvitationId, ParticipantId, PolicyId, SessionId, UserId},
+        ids::{AccountId, DeviceId, InvitationId, ParticipantId, PolicyId, SessionId, UserId},
         invitation::{Invitation, Refusal},
         permissions::Permission,
-        session::EndReason,
     },
     error::{AppError, AppResult},
     store::AuditEntry,
 };
-
-/// The subject every node hears.
-const BROADCAST: &str = "sb.broadcast";
 
 /// A request to the node a session lives on.
 #[derive(Debug, Serialize, Deserialize)]
@@ -64,6 +63,10 @@ enum Rpc {
     RevokeInvitation {
         invitation: InvitationId,
         audit: Vec<WireAudit>,
+    },
+    /// Store what the home's report writer holds of a session (its report is being read).
+    FlushReport {
+        session: SessionId,
     },
 }
 
@@ -98,49 +101,12 @@ struct WireRefusal {
     body: serde_json::Value,
 }
 
-/// What every node hears.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Broadcast {
-    /// A credential ended (logout, key deleted, password changed): close its connections.
-    Credential { credential: String },
-    /// A user lost its access (deleted): close its connections everywhere.
-    User { user: UserId },
-    /// A user may no longer be in one session (rights narrowed, partner access revoked).
-    UserInSession { user: UserId, session: SessionId },
-    /// A session ends for everyone (its owner's partner access was revoked).
-    End {
-        session: SessionId,
-        reason: EndReason,
-    },
-}
-
-#[derive(Serialize, Deserialize)]
-struct Envelope {
-    from: String,
-    what: Broadcast,
-}
-
 /// Applies `what` here and tells every other node (after the database commit that caused it:
 /// a node that misses it still refuses the credential at its next check).
 pub fn announce(state: &AppState, what: Broadcast) {
     apply(state, &what);
     if let Some(cluster) = &state.cluster {
-        let client = cluster.client().clone();
-        let envelope = Envelope {
-            from: cluster.node_id().to_string(),
-            what,
-        };
-        match serde_json::to_vec(&envelope) {
-            Ok(payload) => {
-                actix_web::rt::spawn(async move {
-                    if let Err(err) = client.publish(BROADCAST, Bytes::from(payload)).await {
-                        tracing::error!(error = %err, "broadcast not published");
-                    }
-                });
-            }
-            Err(err) => tracing::error!(error = %err, "broadcast not encoded"),
-        }
+        cluster.publish(what);
     }
 }
 
@@ -174,7 +140,49 @@ fn apply(state: &AppState, what: &Broadcast) {
                 addr.do_send(EndSession { reason: *reason });
             }
         }
+        Broadcast::Device { device, note } => {
+            let Some(agent) = state.registry.device(*device) else {
+                return;
+            };
+            match note {
+                DeviceNote::Pending => agent.do_send(DeliverPending),
+                DeviceNote::Disconnect { code, reason } => agent.do_send(Disconnect {
+                    code: *code,
+                    reason: crate::actors::device::static_reason(reason),
+                }),
+                DeviceNote::Session {
+                    session_id,
+                    customer_key,
+                } => agent.do_send(RequestSession {
+                    session_id: *session_id,
+                    customer_key: customer_key.clone(),
+                }),
+                DeviceNote::Replaced { by } => {
+                    let here = state.cluster.as_ref().map(|c| c.node_id());
+                    if here != Some(by.as_str()) {
+                        agent.do_send(Disconnect {
+                            code: crate::domain::session::close_code::REPLACED,
+                            reason: "replaced",
+                        });
+                    }
+                }
+            }
+        }
     }
+}
+
+/// Tells a device's agent `note`: through its actor when the agent is connected here, else
+/// to every node of a cluster (the one holding the agent acts).
+pub fn to_device(state: &AppState, device: DeviceId, note: DeviceNote) {
+    if state.registry.device(device).is_some() || state.cluster.is_some() {
+        announce(state, Broadcast::Device { device, note });
+    }
+}
+
+/// Whether a device's agent is connected to this node or, in a cluster, to any node.
+pub fn agent_online(state: &AppState, device: &crate::store::DeviceRecord) -> bool {
+    state.registry.device(device.id).is_some()
+        || (state.cluster.is_some() && device.agent_node.is_some())
 }
 
 /// Starts answering this node's requests and hearing the broadcasts.
@@ -186,7 +194,7 @@ pub async fn serve(state: web::Data<AppState>) -> anyhow::Result<()> {
     let mut requests = client
         .subscribe(Cluster::rpc_subject(cluster.node_id()))
         .await?;
-    let mut broadcasts = client.subscribe(BROADCAST).await?;
+    let mut broadcasts = client.subscribe(crate::cluster::BROADCAST).await?;
     let weak = Arc::downgrade(&state.clone().into_inner());
     actix_web::rt::spawn(async move {
         while let Some(msg) = requests.next().await {
@@ -264,6 +272,10 @@ async fn answer(state: &web::Data<AppState>, rpc: Rpc) -> serde_json::Value {
                 None => None,
             };
             serde_json::json!({"live": peek.is_some(), "refusal": peek.flatten()})
+        }
+        Rpc::FlushReport { session } => {
+            state.reports.flush_session(session).await;
+            serde_json::json!({"ok": true})
         }
         Rpc::RevokeInvitation { invitation, audit } => {
             let audit = audit
@@ -579,6 +591,30 @@ pub async fn revoke_invitation(
     }
 }
 
+/// Stores everything that happened in a session before now, wherever its report writer
+/// runs (a report read on one node shows what the session's home relayed a moment ago).
+pub async fn flush_report(state: &AppState, session: SessionId) {
+    state.reports.flush_session(session).await;
+    let Some(cluster) = &state.cluster else {
+        return;
+    };
+    let home = match state.store.session_home(session).await {
+        Ok(Some(home)) if home != cluster.node_id() => home,
+        Ok(_) => return,
+        Err(err) => {
+            tracing::warn!(%session, error = %err, "session home not read");
+            return;
+        }
+    };
+    if let Err(err) = cluster
+        .request::<serde_json::Value>(&home, &Rpc::FlushReport { session })
+        .await
+    {
+        // A home that is gone flushed what it could; the report shows what is stored.
+        tracing::info!(%session, %home, error = %err, "session home did not flush");
+    }
+}
+
 /// This node's heartbeat in the database, and the sweep that ends the sessions of nodes that
 /// died without a word (until another node takes such sessions over, they end as `failed`).
 pub fn start_heartbeat(state: web::Data<AppState>) {
@@ -619,6 +655,9 @@ pub fn start_heartbeat(state: web::Data<AppState>) {
                     dead_after.as_secs()
                 ),
                 Err(err) => tracing::warn!(error = %err, "dead nodes' sessions not swept"),
+            }
+            if let Err(err) = state.store.forget_agents_of_dead_nodes(since, None).await {
+                tracing::warn!(error = %err, "dead nodes' agents not forgotten");
             }
         }
     });

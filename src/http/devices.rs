@@ -12,11 +12,9 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{accounts::audit_entries, secret_headers, state::AppState};
+use crate::cluster::DeviceNote;
 use crate::{
-    actors::{
-        connection,
-        device::{DeviceActor, Disconnect},
-    },
+    actors::{connection, device::DeviceActor},
     auth::{extract::Principal, token},
     domain::{
         device::{ImportRow, Location, Platform, parse_serial, plan_import},
@@ -54,7 +52,7 @@ pub struct DeviceView {
 impl DeviceView {
     pub fn of(state: &AppState, d: DeviceRecord) -> Self {
         Self {
-            online: state.registry.device(d.id).is_some(),
+            online: super::cluster::agent_online(state, &d),
             id: d.id.0,
             name: d.name,
             serial: d.serial,
@@ -221,6 +219,7 @@ pub async fn create(
         user_id: body.user_id.map(UserId),
         group_id: body.group_id,
         created_at: Utc::now(),
+        agent_node: None,
     };
     state
         .store
@@ -333,12 +332,14 @@ pub async fn delete(
     {
         return Err(device_not_found());
     }
-    if let Some(agent) = state.registry.device(device.id) {
-        agent.do_send(Disconnect {
+    super::cluster::to_device(
+        &state,
+        device.id,
+        DeviceNote::Disconnect {
             code: close_code::ACCESS_REVOKED,
-            reason: "device_deleted",
-        });
-    }
+            reason: "device_deleted".into(),
+        },
+    );
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -367,12 +368,14 @@ pub async fn release(
     {
         return Err(device_not_found());
     }
-    if let Some(agent) = state.registry.device(device.id) {
-        agent.do_send(Disconnect {
+    super::cluster::to_device(
+        &state,
+        device.id,
+        DeviceNote::Disconnect {
             code: close_code::ACCESS_REVOKED,
-            reason: "device_released",
-        });
-    }
+            reason: "device_released".into(),
+        },
+    );
     let device = state
         .store
         .device(device.id)
@@ -856,12 +859,14 @@ pub async fn enroll(
         }
     };
     // A re-enrolled device's old connection (if any) holds a secret that just ended.
-    if let Some(agent) = state.registry.device(record.id) {
-        agent.do_send(Disconnect {
+    super::cluster::to_device(
+        &state,
+        record.id,
+        DeviceNote::Disconnect {
             code: close_code::REPLACED,
-            reason: "re_enrolled",
-        });
-    }
+            reason: "re_enrolled".into(),
+        },
+    );
     tracing::info!(device = %record.id, account = %record.account_id, new, "device enrolled");
     let mut res = HttpResponse::Created();
     secret_headers(&mut res);
@@ -898,9 +903,10 @@ pub async fn agent_socket(
         .max_continuation_size(limits.max_text_bytes);
     let store = state.store.clone();
     let registry = state.registry.clone();
+    let cluster = state.cluster.clone();
     DeviceActor::create(move |ctx| {
         ctx.add_stream(stream);
-        DeviceActor::new(device.id, outlet, limits, store, registry)
+        DeviceActor::new(device.id, outlet, limits, store, registry).in_cluster(cluster)
     });
     Ok(response)
 }

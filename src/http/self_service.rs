@@ -210,8 +210,10 @@ pub async fn queue_command_once(
     } else {
         store.insert_command(&command).await?;
     }
-    if let Some(agent) = state.registry.device(device.id) {
-        agent.do_send(Deliver(command.clone()));
+    match state.registry.device(device.id) {
+        Some(agent) => agent.do_send(Deliver(command.clone())),
+        // Connected to another node of a cluster, maybe: it sends what is queued.
+        None => super::cluster::to_device(state, device.id, crate::cluster::DeviceNote::Pending),
     }
     Ok(command)
 }

@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::{accounts::audit_entries, secret_headers, state::AppState};
 use crate::{
-    actors::{device::RequestSession, protocol::ParticipantView, session::SessionActor},
+    actors::{protocol::ParticipantView, session::SessionActor},
     auth::{extract::Principal, token},
     domain::{
         ids::{DeviceId, InvitationId, PolicyId, SessionId},
@@ -194,13 +194,13 @@ pub async fn create(
                 .await?
                 .filter(|d| d.account_id == who.account() && who.rights().sees(d.id.0, d.group_id))
                 .ok_or_else(|| AppError::new(Code::DeviceNotFound, "no such device"))?;
-            let agent = state.registry.device(device.id).ok_or_else(|| {
-                AppError::new(
+            if !super::cluster::agent_online(&state, &device) {
+                return Err(AppError::new(
                     Code::DeviceOffline,
                     "the device's agent is not connected; try again when it is online",
-                )
-            })?;
-            Some((device.id, agent))
+                ));
+            }
+            Some(device.id)
         }
         None => None,
     };
@@ -213,7 +213,7 @@ pub async fn create(
         id: SessionId::new(),
         account_id: who.account(),
         subject,
-        device_id: agent.as_ref().map(|(id, _)| id.0),
+        device_id: agent.map(|id| id.0),
         owner_user_id: who.user.id,
         open: true,
         started_at: Utc::now(),
@@ -258,11 +258,16 @@ pub async fn create(
         recorded,
         state.session_deps.clone(),
     );
-    if let Some((_, agent)) = &agent {
-        agent.do_send(RequestSession {
-            session_id: record.id,
-            customer_key: customer_key.clone(),
-        });
+    if let Some(device) = agent {
+        // Its agent, on this node or another one of a cluster, joins as the customer.
+        super::cluster::to_device(
+            &state,
+            device,
+            crate::cluster::DeviceNote::Session {
+                session_id: record.id,
+                customer_key: customer_key.clone(),
+            },
+        );
     }
     let customer_url = format!("{}/customer/{customer_key}", state.public_url);
     let customer_ws_url = format!("{}/ws/customer/{customer_key}", state.public_ws_url());
@@ -467,7 +472,7 @@ pub async fn report(
         return Err(session_not_found());
     }
     // Everything that happened before this request is in the report.
-    state.reports.flush_session(id).await;
+    super::cluster::flush_report(&state, id).await;
     let report = state
         .store
         .session_report(id)

@@ -25,6 +25,8 @@ pub struct DeviceRecord {
     pub user_id: Option<UserId>,
     pub group_id: Option<uuid::Uuid>,
     pub created_at: DateTime<Utc>,
+    /// The node of a cluster its agent is connected to (None: not connected, or one node).
+    pub agent_node: Option<String>,
 }
 
 /// What an enrolling agent tells about itself.
@@ -79,6 +81,7 @@ fn device_from_row(row: &Row) -> StoreResult<DeviceRecord> {
     let location: Option<String> = row.try_get("location")?;
     let battery: Option<i64> = row.try_get("battery")?;
     Ok(DeviceRecord {
+        agent_node: row.try_get("agent_node")?,
         id: DeviceId(get_uuid(row, "id")?),
         account_id: AccountId(get_uuid(row, "account_id")?),
         name: row.try_get("name")?,
@@ -125,6 +128,48 @@ fn command_from_row(row: &Row) -> StoreResult<CommandRecord> {
 }
 
 impl Store {
+    /// A cluster node holds the device's agent connection now.
+    pub async fn device_agent_at(&self, device: DeviceId, node: &str) -> StoreResult<()> {
+        self.write_one(
+            query("UPDATE devices SET agent_node = ? WHERE id = ?")
+                .bind(node.to_string())
+                .bind(device.to_string()),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// The agent's connection on `node` ended (unless a newer one elsewhere took its place).
+    pub async fn device_agent_gone(&self, device: DeviceId, node: &str) -> StoreResult<()> {
+        self.write_one(
+            query("UPDATE devices SET agent_node = NULL WHERE id = ? AND agent_node = ?")
+                .bind(device.to_string())
+                .bind(node.to_string()),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Forgets agent connections of nodes not seen since `alive_since` (and, at a node's
+    /// start, its own from before: `restarted`).
+    pub async fn forget_agents_of_dead_nodes(
+        &self,
+        alive_since: DateTime<Utc>,
+        restarted: Option<&str>,
+    ) -> StoreResult<u64> {
+        let done = self
+            .write_one(
+                query(
+                    "UPDATE devices SET agent_node = NULL WHERE agent_node IS NOT NULL
+                     AND (agent_node = ? OR agent_node NOT IN (SELECT id FROM nodes WHERE seen_at > ?))",
+                )
+                .bind(restarted.unwrap_or_default().to_string())
+                .bind(alive_since),
+            )
+            .await?;
+        Ok(done.rows_affected())
+    }
+
     pub async fn insert_device(&self, d: &DeviceRecord) -> StoreResult<()> {
         self.write_one(query(
             "INSERT INTO devices (id, account_id, name, serial, platform, model, os_version, lost_mode,

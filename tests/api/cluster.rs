@@ -365,3 +365,73 @@ async fn a_cluster_on_sqlite_is_refused_at_start_with_a_clear_error() {
         .expect("refused");
     assert!(err.to_string().contains("PostgreSQL"), "{err}");
 }
+
+#[actix_web::test]
+#[ignore = "needs PostgreSQL and NATS: scripts/cluster-suite runs it"]
+async fn a_device_agent_on_one_node_is_served_from_every_node() {
+    let (pg, nats) = services();
+    let database = TestDatabase::create(&pg).await;
+    let a = node(&database.url, &nats, "a", None).await;
+    let b = node(&database.url, &nats, "b", Some(&a)).await;
+    let t = a.tenant("Acme").await;
+    let (ann_id, ann) = a.self_service_user(&t, "ann", "self-service-full").await;
+    let code = a.enrollment_code(&t).await;
+    let (device, secret) = b.enroll(&code, "C-1", "ios").await;
+    a.link(&t, &device, Some(&ann_id)).await;
+    // The agent is connected to b.
+    let mut agent = b.ws_device(&secret).await.expect("the agent connects to b");
+    assert!(
+        eventually(|| async {
+            a.get(&format!("/devices/{device}"), &t.admin).await.1["online"] == true
+        })
+        .await,
+        "a sees the agent on b online"
+    );
+
+    // A self-service command through a reaches the agent on b.
+    let (status, queued) = a
+        .post(
+            &format!("/me/devices/{device}/actions"),
+            &ann,
+            json!({"action": "locate"}),
+        )
+        .await;
+    assert_eq!(status, 202, "{queued}");
+    let command = agent.expect("command").await;
+    assert_eq!(command["id"], queued["command_id"]);
+
+    // A session on the device, made on a: the agent on b is asked to join, and does (through
+    // b, to the session's home a).
+    let (status, made) = a
+        .post(
+            "/sessions",
+            &t.admin,
+            json!({"subject": "Phone help", "device_id": device}),
+        )
+        .await;
+    assert_eq!(status, 201, "{made}");
+    let request = agent.expect("session_request").await;
+    let key = request["customer_key"].as_str().unwrap().to_string();
+    assert_eq!(key, made["customer_key"].as_str().unwrap());
+    let mut owner = a
+        .ws_technician(&t.admin, made["id"].as_str().unwrap())
+        .await;
+    let customer = b.ws_customer(&key).await;
+    assert_eq!(customer.welcome["permissions"], json!(["chat"]));
+    owner.expect("participant_joined").await;
+
+    // A newer connection of the device, on a, replaces the one on b (4009); deleting the
+    // device through b closes the one on a (4003).
+    let mut newer = a.ws_device(&secret).await.expect("the agent connects to a");
+    assert_eq!(agent.expect_close().await, Some(4009));
+    let (status, _) = b
+        .call(
+            "DELETE",
+            &format!("/devices/{device}"),
+            Some(&t.admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, 204);
+    assert_eq!(newer.expect_close().await, Some(4003));
+}
