@@ -284,6 +284,23 @@ impl Cluster {
         Ok(serde_json::from_slice(&reply.payload)?)
     }
 
+    /// Whether `node` is there: false only when NATS says that nobody listens for it (its
+    /// connection is gone: the process died or lost NATS). A node that is slow to answer is
+    /// taken to be there.
+    pub async fn reachable(&self, node: &str) -> bool {
+        let asked = self.client.request(
+            Self::rpc_subject(node),
+            Bytes::from_static(br#"{"op":"ping"}"#),
+        );
+        match tokio::time::timeout(Duration::from_secs(2), asked).await {
+            Ok(Err(err)) => !matches!(
+                err.kind(),
+                async_nats::client::RequestErrorKind::NoResponders
+            ),
+            _ => true,
+        }
+    }
+
     // ---- the edge: a socket here, its session elsewhere ----
 
     /// Registers a socket here whose frames the home sends on this node's `down` subject.
@@ -442,6 +459,22 @@ impl Cluster {
             loop {
                 tick.tick().await;
                 let Some(this) = weak.upgrade() else { return };
+                // A home whose node is gone (NATS knows at once): its sockets here go now.
+                let homes: std::collections::HashSet<Arc<str>> =
+                    this.edges.iter().map(|e| e.home.clone()).collect();
+                for home in homes {
+                    if !this.reachable(&home).await {
+                        this.edges.retain(|_, e| {
+                            if e.home == home {
+                                tracing::info!(%home, "session home gone; closing the socket so the client reconnects");
+                                e.outlet.force_close(crate::domain::session::close_code::SERVICE_RESTART);
+                                false
+                            } else {
+                                true
+                            }
+                        });
+                    }
+                }
                 let quiet_since = now_ms() - this.home_silence.as_millis() as i64;
                 let gone: Vec<Uuid> = this
                     .edges

@@ -139,6 +139,9 @@ pub struct SessionActor {
     recorder: Option<crate::recording::Recorder>,
     /// Guests' addresses proven by a code (for the recording's "who").
     verified_emails: HashMap<ParticipantId, String>,
+    /// Technicians whose places a take-over keeps (their reconnect grace starts with the
+    /// actor).
+    held: Vec<ParticipantId>,
     deps: Arc<SessionDeps>,
 }
 
@@ -204,10 +207,82 @@ impl SessionActor {
             waiting: HashMap::new(),
             recorder,
             verified_emails: HashMap::new(),
+            held: Vec::new(),
             deps,
         }
         .start();
         registry.insert_session(id, addr.clone());
+        addr
+    }
+
+    /// Starts the actor of a session this node took over from a node that is gone (see
+    /// `Store::claim_session`): the technicians who were in it keep their places, their
+    /// ownership and their participant ids for the reconnect grace, as if their connections
+    /// had just dropped; chat and ownership numbering go on from what is stored.
+    pub fn recover(
+        id: SessionId,
+        recovery: crate::store::Recovery,
+        admission: session::Admission,
+        record: bool,
+        deps: Arc<SessionDeps>,
+    ) -> Addr<Self> {
+        let registry = deps.registry.clone();
+        let recorder = if record {
+            // Appends to the session's recording when the recordings directory is shared.
+            crate::recording::Recorder::start(&deps.recordings_dir, id)
+                .inspect_err(
+                    |err| tracing::error!(session = %id, error = %err, "recording could not go on"),
+                )
+                .ok()
+        } else {
+            None
+        };
+        let mut members = HashMap::new();
+        let mut held = Vec::new();
+        for (seq, (pid, user, name)) in recovery.technicians.into_iter().enumerate() {
+            deps.metrics.gauge(Kind::Technician).increment(1.0);
+            held.push(pid);
+            members.insert(
+                pid,
+                Member {
+                    id: pid,
+                    user_id: Some(user),
+                    name,
+                    kind: Kind::Technician,
+                    perms: PermissionSet::ALL,
+                    invited_by: None,
+                    seq: seq as u64 + 1,
+                    conn: None,
+                    grace: None,
+                },
+            );
+        }
+        let addr = SessionActor {
+            id,
+            owner_user: recovery.owner_user,
+            owner: recovery.owner,
+            next_seq: members.len() as u64,
+            members,
+            chat_seq: recovery.chat_seq,
+            ownership_seq: recovery.ownership_seq,
+            invitations: HashMap::new(),
+            too_slow: Vec::new(),
+            ended: false,
+            empty_since: Some(std::time::Instant::now()),
+            indexed: (Vec::new(), Vec::new()),
+            transfers: HashMap::new(),
+            recent_chat: std::collections::VecDeque::new(),
+            admission,
+            admission_required: admission.starts_on(),
+            waiting: HashMap::new(),
+            recorder,
+            verified_emails: HashMap::new(),
+            held,
+            deps,
+        }
+        .start();
+        registry.insert_session(id, addr.clone());
+        tracing::info!(session = %id, "session taken over from a node that is gone");
         addr
     }
 
@@ -879,6 +954,20 @@ impl Actor for SessionActor {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         tracing::info!(session = %self.id, "session actor started");
+        // Taken over: each technician who was in gets its reconnect grace from now.
+        let grace = self.deps.reconnect_grace;
+        for pid in std::mem::take(&mut self.held) {
+            let handle = ctx.run_later(grace, move |act, ctx| {
+                if act.members.get(&pid).is_some_and(|m| m.conn.is_none()) {
+                    tracing::info!(session = %act.id, participant = %pid, "reconnect grace over");
+                    act.remove_member(pid, LeaveReason::Disconnected, ctx);
+                    act.settle(ctx);
+                }
+            });
+            if let Some(m) = self.members.get_mut(&pid) {
+                m.grace = Some(handle);
+            }
+        }
         // A session nobody joins, or everyone left without ending, does not live forever.
         let tick =
             (self.deps.empty_end / 4).clamp(Duration::from_millis(50), Duration::from_secs(30));

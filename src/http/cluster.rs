@@ -64,6 +64,8 @@ enum Rpc {
         invitation: InvitationId,
         audit: Vec<WireAudit>,
     },
+    /// Whether the node is there (`Cluster::reachable`).
+    Ping,
     /// Store what the home's report writer holds of a session (its report is being read).
     FlushReport {
         session: SessionId,
@@ -273,6 +275,7 @@ async fn answer(state: &web::Data<AppState>, rpc: Rpc) -> serde_json::Value {
             };
             serde_json::json!({"live": peek.is_some(), "refusal": peek.flatten()})
         }
+        Rpc::Ping => serde_json::json!({"ok": true}),
         Rpc::FlushReport { session } => {
             state.reports.flush_session(session).await;
             serde_json::json!({"ok": true})
@@ -385,6 +388,41 @@ async fn attach_here(
         }
     });
     Ok(())
+}
+
+/// Takes a session over from `from`, a node that is gone (the database decides who gets it):
+/// its actor starts here from the stored state. `false` when it is not open any more or
+/// another node took it first.
+pub async fn take_over(state: &AppState, session: SessionId, from: &str) -> AppResult<bool> {
+    let Some(cluster) = &state.cluster else {
+        return Ok(false);
+    };
+    let Some(recovery) = state
+        .store
+        .claim_session(session, from, cluster.node_id())
+        .await?
+    else {
+        return Ok(false);
+    };
+    let record = state.store.session(session).await?;
+    let account = match &record {
+        Some(r) => state.store.account(r.account_id).await?,
+        None => None,
+    };
+    let admission = account
+        .as_ref()
+        .and_then(|a| crate::domain::session::Admission::parse(&a.guest_admission))
+        .unwrap_or(crate::domain::session::Admission::Off);
+    let recorded = account.as_ref().is_some_and(|a| a.record_sessions);
+    tracing::warn!(%session, %from, "taking over a session whose node is gone");
+    crate::actors::session::SessionActor::recover(
+        session,
+        recovery,
+        admission,
+        recorded,
+        state.session_deps.clone(),
+    );
+    Ok(true)
 }
 
 // ---- what HTTP handlers ask of a live session, wherever it lives ----

@@ -210,7 +210,20 @@ async fn connect(
     {
         // The home may use a one-time credential up: only for a complete handshake.
         require_handshake(req)?;
-        return crate::http::cluster::connect_remote(state, req, body, route, &home).await;
+        let mut home = home;
+        if !cluster.reachable(&home).await {
+            // Its node is gone: the first node a returning participant reaches takes the
+            // session over (the database decides which), and this connection joins here.
+            if !crate::http::cluster::take_over(state, session_id, &home).await? {
+                match state.store.session_home(session_id).await? {
+                    Some(now) if now != cluster.node_id() => home = now,
+                    _ => {}
+                }
+            }
+        }
+        if home != cluster.node_id() && state.registry.session(session_id).is_none() {
+            return crate::http::cluster::connect_remote(state, req, body, route, &home).await;
+        }
     }
     let handshake = || require_handshake(req);
     let admitted = admit(state, route, &handshake).await?;

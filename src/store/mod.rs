@@ -46,7 +46,7 @@ pub use outbox::OutboxMessage;
 pub use policies::PolicyRecord;
 pub use reports::{ChatChunk, ChatLine, ReportEvent, SessionReport};
 pub use second_factor::{ChallengeRecord, CodeCheck, CodeVerdict, TotpState};
-pub use sessions::{EndedFilter, InvitationRecord, NewInvitation, SessionRecord};
+pub use sessions::{EndedFilter, InvitationRecord, NewInvitation, Recovery, SessionRecord};
 pub use users::{EmailChangeRefusal, TokenGrant, TokenPrincipal, UsedTicket, UserRecord};
 
 /// Handle to the database; cheap to clone.

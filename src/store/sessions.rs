@@ -10,6 +10,19 @@ use crate::domain::{
     permissions::{Permission, PermissionSet},
 };
 
+/// What a node that takes a session over starts its actor from (see `claim_session`).
+#[derive(Debug, Clone)]
+pub struct Recovery {
+    pub owner_user: UserId,
+    /// The owner's participant, when it was in the session.
+    pub owner: Option<ParticipantId>,
+    /// The technicians who were in it: their places are kept for the reconnect grace.
+    pub technicians: Vec<(ParticipantId, UserId, String)>,
+    /// The last chat and ownership numbers stored (the new actor goes on from there).
+    pub chat_seq: i64,
+    pub ownership_seq: i64,
+}
+
 /// What narrows the list of ended sessions (every field optional).
 #[derive(Debug, Clone, Default)]
 pub struct EndedFilter {
@@ -339,6 +352,102 @@ impl Store {
         .await?;
         tx.commit().await?;
         Ok(done.rows_affected())
+    }
+
+    /// Takes a live session over from `from`, a node that is gone: the database decides which
+    /// node gets it (one conditional UPDATE). Answers what the new actor starts from, or None
+    /// when the session is not open or another node took it first. In the same transaction,
+    /// the customer and guests who were in it leave (`disconnected`: their sockets died with
+    /// the node; the customer may come back) and pending invitations are revoked (their actors
+    /// died too).
+    pub async fn claim_session(
+        &self,
+        id: SessionId,
+        from: &str,
+        to: &str,
+    ) -> StoreResult<Option<Recovery>> {
+        let now = Utc::now();
+        let mut tx = self.write_tx().await?;
+        let claimed = query(
+            "UPDATE sessions SET home_node = ? WHERE id = ? AND state = 'open' AND home_node = ?",
+        )
+        .bind(to.to_string())
+        .bind(id.to_string())
+        .bind(from.to_string())
+        .execute(&mut tx)
+        .await?;
+        if claimed.rows_affected() != 1 {
+            return Ok(None);
+        }
+        let owner_user: String = query_scalar("SELECT owner_user_id FROM sessions WHERE id = ?")
+            .bind(id.to_string())
+            .fetch_one(&mut tx)
+            .await?;
+        let present = query(
+            "SELECT id, user_id, name, role FROM session_participants
+             WHERE session_id = ? AND left_at IS NULL ORDER BY joined_at",
+        )
+        .bind(id.to_string())
+        .fetch_all(&mut tx)
+        .await?;
+        let mut recovery = Recovery {
+            owner_user: UserId(
+                uuid::Uuid::parse_str(&owner_user).map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
+            ),
+            owner: None,
+            technicians: Vec::new(),
+            chat_seq: 0,
+            ownership_seq: 0,
+        };
+        for row in &present {
+            let role: String = row.try_get("role")?;
+            let Some(user) = get_opt_uuid(row, "user_id")? else {
+                continue;
+            };
+            let pid = ParticipantId(get_uuid(row, "id")?);
+            if role == "owner" {
+                recovery.owner = Some(pid);
+                recovery.owner_user = UserId(user);
+            }
+            if role == "owner" || role == "technician" {
+                recovery
+                    .technicians
+                    .push((pid, UserId(user), row.try_get("name")?));
+            }
+        }
+        query(
+            "UPDATE session_participants SET left_at = ?, leave_reason = 'disconnected'
+             WHERE session_id = ? AND left_at IS NULL AND role IN ('customer', 'guest')",
+        )
+        .bind(now)
+        .bind(id.to_string())
+        .execute(&mut tx)
+        .await?;
+        query(
+            "UPDATE invitations SET outcome = 'revoked', outcome_at = ?
+             WHERE session_id = ? AND outcome = 'pending'",
+        )
+        .bind(now)
+        .bind(id.to_string())
+        .execute(&mut tx)
+        .await?;
+        let chat: Option<i64> = query_scalar(
+            "SELECT MAX(s) FROM (SELECT MAX(seq) AS s FROM chat_messages WHERE session_id = ?
+             UNION ALL SELECT MAX(last_seq) AS s FROM chat_chunks WHERE session_id = ?) AS seqs",
+        )
+        .bind(id.to_string())
+        .bind(id.to_string())
+        .fetch_one(&mut tx)
+        .await?;
+        let ownership: Option<i64> =
+            query_scalar("SELECT MAX(seq) FROM ownership_changes WHERE session_id = ?")
+                .bind(id.to_string())
+                .fetch_one(&mut tx)
+                .await?;
+        recovery.chat_seq = chat.unwrap_or(0);
+        recovery.ownership_seq = ownership.unwrap_or(0);
+        tx.commit().await?;
+        Ok(Some(recovery))
     }
 
     /// The node a session's actor runs on (None: one node, or no such session).

@@ -435,3 +435,142 @@ async fn a_device_agent_on_one_node_is_served_from_every_node() {
     assert_eq!(status, 204);
     assert_eq!(newer.expect_close().await, Some(4003));
 }
+
+/// A `serve` process as a node of the cluster (so that it can be killed with SIGKILL).
+struct Process {
+    child: std::process::Child,
+    base: String,
+    data: tempfile::TempDir,
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn serve_process(database: &str, nats: &str, name: &str) -> Process {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port();
+    let data = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_support-broker"))
+        .arg("serve")
+        .env("BROKER_HTTP__BIND", format!("127.0.0.1:{port}"))
+        .env("BROKER_STORAGE__DATA_DIR", data.path())
+        .env("BROKER_DATABASE__URL", database)
+        .env("BROKER_CLUSTER__NATS_URL", nats)
+        .env(
+            "BROKER_CLUSTER__NODE_ID",
+            format!("{name}-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]),
+        )
+        .env("BROKER_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("the node starts");
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    for _ in 0..300 {
+        if let Ok(res) = http.get(format!("{base}/readyz")).send().await
+            && res.status() == 200
+        {
+            return Process { child, base, data };
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("the node did not become ready");
+}
+
+#[actix_web::test]
+#[ignore = "needs PostgreSQL and NATS: scripts/cluster-suite runs it"]
+async fn kill_9_of_the_home_node_another_node_takes_the_session_over_and_the_owner_keeps_its_place()
+{
+    let (pg, nats) = services();
+    let database = TestDatabase::create(&pg).await;
+    let mut home = serve_process(&database.url, &nats, "home").await;
+    let b = {
+        let id = format!("b-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::copy(
+            home.data.path().join("secret.key"),
+            dir.path().join("secret.key"),
+        )
+        .unwrap();
+        let (url, nats) = (database.url.clone(), nats.clone());
+        TestApp::spawn_at(dir, None, move |s| {
+            s.database.url = Secret::new(url);
+            s.cluster.nats_url = Secret::new(nats);
+            s.cluster.node_id = id;
+        })
+        .await
+    };
+    let t = b.tenant("Acme").await;
+    // Made on the process: its home is the process. Owner and customer connect through b.
+    let made: serde_json::Value = b
+        .http
+        .post(format!("{}/api/v1/sessions", home.base))
+        .bearer_auth(&t.admin)
+        .json(&json!({"subject": "Server down"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let sid = made["id"].as_str().expect("a session").to_string();
+    let key = made["customer_key"].as_str().unwrap().to_string();
+    let mut owner = b.ws_technician(&t.admin, &sid).await;
+    let mut customer = b.ws_customer(&key).await;
+    owner.expect("participant_joined").await;
+    let pid = owner.id();
+    for text in ["before one", "before two"] {
+        owner.chat(text).await;
+        owner.expect("chat").await;
+        customer.expect("chat").await;
+    }
+    // Past one chat chunk, so what was said is stored before the kill.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    home.child.kill().expect("SIGKILL");
+    home.child.wait().unwrap();
+    // b notices at once that the home is gone (NATS knows) and sends its sockets to reconnect.
+    assert_eq!(owner.expect_close().await, Some(1012));
+    assert_eq!(customer.expect_close().await, Some(1012));
+
+    // The owner is back (through b, which takes the session over) in its place, still owner.
+    let url = format!("{}/ws/sessions/{sid}?resume={pid}", b.ws_base);
+    let mut owner = Ws::connect(&url, Some(&t.admin))
+        .await
+        .expect("the owner is back");
+    assert_eq!(owner.id(), pid);
+    assert_eq!(owner.welcome["owner_id"], pid.as_str());
+    let mut customer = b.ws_customer(&key).await;
+    owner.expect("participant_joined").await;
+    customer.chat("after").await;
+    assert_eq!(owner.expect("chat").await["text"], "after");
+
+    owner.send_json(json!({"type": "end_session"})).await;
+    customer.expect("session_ended").await;
+    let report = b.report(&t.admin, &sid).await;
+    let texts: Vec<&str> = report["chat"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(texts, ["before one", "before two", "after"]);
+    assert_eq!(report["session"]["end_reason"], "ended_by_owner");
+    let owners = report["participants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["id"] == pid.as_str())
+        .count();
+    assert_eq!(owners, 1, "the owner kept one place: {report}");
+}
