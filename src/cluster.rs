@@ -123,6 +123,8 @@ pub struct Cluster {
     /// How long an edge socket waits for a word from its session's home (which pings every
     /// participant) before it takes the home for dead.
     home_silence: Duration,
+    /// Set when this node hands its sessions over and stops: it answers pings as gone.
+    leaving: std::sync::atomic::AtomicBool,
     pub counters: ClusterCounters,
 }
 
@@ -205,6 +207,7 @@ impl Cluster {
             edges: DashMap::new(),
             homes: DashMap::new(),
             home_silence,
+            leaving: std::sync::atomic::AtomicBool::new(false),
             counters: ClusterCounters::default(),
         });
         cluster.clone().carry_up().await?;
@@ -284,9 +287,9 @@ impl Cluster {
         Ok(serde_json::from_slice(&reply.payload)?)
     }
 
-    /// Whether `node` is there: false only when NATS says that nobody listens for it (its
-    /// connection is gone: the process died or lost NATS). A node that is slow to answer is
-    /// taken to be there.
+    /// Whether `node` is there: false when NATS says that nobody listens for it (its
+    /// connection is gone: the process died or lost NATS) or when it says it is leaving (it
+    /// handed its sessions over). A node that is slow to answer is taken to be there.
     pub async fn reachable(&self, node: &str) -> bool {
         let asked = self.client.request(
             Self::rpc_subject(node),
@@ -297,8 +300,19 @@ impl Cluster {
                 err.kind(),
                 async_nats::client::RequestErrorKind::NoResponders
             ),
-            _ => true,
+            Ok(Ok(reply)) => serde_json::from_slice::<serde_json::Value>(&reply.payload)
+                .map_or(true, |v| v["leaving"] != true),
+            Err(_) => true,
         }
+    }
+
+    /// This node hands its sessions over and stops: from now on it answers pings as gone.
+    pub fn start_leaving(&self) {
+        self.leaving.store(true, Ordering::SeqCst);
+    }
+
+    pub fn leaving(&self) -> bool {
+        self.leaving.load(Ordering::SeqCst)
     }
 
     // ---- the edge: a socket here, its session elsewhere ----

@@ -8,7 +8,7 @@ use tokio::sync::watch;
 
 use crate::{
     actors::{
-        messages::Shutdown,
+        messages::{HandOver, Shutdown},
         registry::Registry,
         session::{RelayMetrics, SessionDeps},
     },
@@ -271,9 +271,42 @@ fn start_housekeeping(state: web::Data<AppState>) {
 async fn drain(state: &AppState, handle: &ServerHandle) {
     state.start_draining();
     let sessions = state.registry.all_sessions();
-    tracing::info!(sessions = sessions.len(), "ending live sessions");
-    for addr in sessions {
-        let _ = tokio::time::timeout(Duration::from_secs(2), addr.send(Shutdown)).await;
+    // A node of a cluster with other nodes running hands its sessions over (their clients
+    // reconnect elsewhere and that node takes them over from the store); the last node, or
+    // a broker of one node, ends them as `shutdown`.
+    let hand_over = match &state.cluster {
+        Some(cluster) => {
+            let since = chrono::Utc::now()
+                - chrono::Duration::seconds(
+                    state.settings.cluster.node_dead_after_secs.max(3) as i64
+                );
+            match state
+                .store
+                .other_nodes_alive(cluster.node_id(), since)
+                .await
+            {
+                Ok(others) => others,
+                Err(err) => {
+                    tracing::warn!(error = %err, "other nodes not read; ending sessions");
+                    false
+                }
+            }
+        }
+        None => false,
+    };
+    if hand_over {
+        if let Some(cluster) = &state.cluster {
+            cluster.start_leaving();
+        }
+        tracing::info!(sessions = sessions.len(), "handing live sessions over");
+        for addr in sessions {
+            let _ = tokio::time::timeout(Duration::from_secs(2), addr.send(HandOver)).await;
+        }
+    } else {
+        tracing::info!(sessions = sessions.len(), "ending live sessions");
+        for addr in sessions {
+            let _ = tokio::time::timeout(Duration::from_secs(2), addr.send(Shutdown)).await;
+        }
     }
     if let Some(cluster) = &state.cluster {
         cluster.close_edges().await;
@@ -291,9 +324,15 @@ async fn drain(state: &AppState, handle: &ServerHandle) {
     }
     state.reports.flush().await;
     if let Some(cluster) = &state.cluster {
-        // Its sessions ended as `shutdown` above: no other node needs to sweep them.
-        if let Err(err) = state.store.node_gone(cluster.node_id()).await {
+        // Ended as `shutdown` above: no other node needs to sweep them. Handed over: the row
+        // stays, so that the others give the clients time to come back before any sweep.
+        if !hand_over && let Err(err) = state.store.node_gone(cluster.node_id()).await {
             tracing::warn!(error = %err, "node row not removed");
+        }
+        // Off NATS: whoever asks for this node now hears at once that it is gone.
+        let _ = cluster.client().flush().await;
+        if let Err(err) = cluster.client().drain().await {
+            tracing::warn!(error = %err, "NATS connection not drained");
         }
     }
     handle.stop(true).await;

@@ -152,6 +152,14 @@ pub struct SessionSnapshot {
 #[rtype(result = "()")]
 pub struct Shutdown;
 
+/// This node of a cluster stops while others run: the session does not end but moves. Every
+/// socket gets Close 1001 (its client reconnects, through another node, which takes the
+/// session over from the store); the technicians stay in the report as present, so their
+/// places are kept there; the customer and guests leave as `disconnected`.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct HandOver;
+
 /// Uses an invitation up, once.
 #[derive(Message)]
 #[rtype(result = "Result<RedeemGrant, RedeemError>")]

@@ -1482,6 +1482,45 @@ impl Handler<Shutdown> for SessionActor {
     }
 }
 
+impl Handler<HandOver> for SessionActor {
+    type Result = ();
+
+    fn handle(&mut self, _: HandOver, ctx: &mut Self::Context) {
+        if self.ended {
+            return;
+        }
+        // Not ended: the Drop guard must not record a failure, and nothing records an end.
+        self.ended = true;
+        tracing::info!(session = %self.id, "session handed over to another node");
+        self.record_event(serde_json::json!({"event": "handed_over"}));
+        let at = Utc::now();
+        for (_, w) in self.waiting.drain() {
+            ctx.cancel_future(w.timer);
+            w.conn.outlet.close(close_code::GOING_AWAY, "going_away");
+            w.conn.addr.do_send(Evicted);
+        }
+        for (_, m) in self.members.drain() {
+            if let Some(conn) = &m.conn {
+                conn.outlet.close(close_code::GOING_AWAY, "going_away");
+                conn.addr.do_send(Evicted);
+            }
+            self.deps.metrics.gauge(m.kind).decrement(1.0);
+            if m.kind != Kind::Technician {
+                self.deps.reports.record(ReportEvent::Left {
+                    participant: m.id,
+                    reason: LeaveReason::Disconnected.as_str(),
+                    at,
+                });
+            }
+        }
+        self.deps.registry.remove_session(self.id);
+        self.deps
+            .registry
+            .unindex_session(self.id, &self.indexed.0, &self.indexed.1);
+        ctx.stop();
+    }
+}
+
 impl Handler<DisconnectUser> for SessionActor {
     type Result = ();
 

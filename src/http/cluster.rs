@@ -275,7 +275,10 @@ async fn answer(state: &web::Data<AppState>, rpc: Rpc) -> serde_json::Value {
             };
             serde_json::json!({"live": peek.is_some(), "refusal": peek.flatten()})
         }
-        Rpc::Ping => serde_json::json!({"ok": true}),
+        Rpc::Ping => match &state.cluster {
+            Some(c) if c.leaving() => serde_json::json!({"leaving": true}),
+            _ => serde_json::json!({"ok": true}),
+        },
         Rpc::FlushReport { session } => {
             state.reports.flush_session(session).await;
             serde_json::json!({"ok": true})

@@ -476,6 +476,16 @@ impl Store {
         Ok(())
     }
 
+    /// Whether a node other than `node` was seen since `since` (one to hand sessions to).
+    pub async fn other_nodes_alive(&self, node: &str, since: DateTime<Utc>) -> StoreResult<bool> {
+        let count: i64 = query_scalar("SELECT COUNT(*) FROM nodes WHERE id <> ? AND seen_at > ?")
+            .bind(node.to_string())
+            .bind(since)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(count > 0)
+    }
+
     /// A node stopped cleanly: it is no longer counted alive.
     pub async fn node_gone(&self, node: &str) -> StoreResult<()> {
         self.write_one(query("DELETE FROM nodes WHERE id = ?").bind(node.to_string()))

@@ -251,7 +251,7 @@ async fn a_logout_or_deletion_on_one_node_closes_the_socket_on_another() {
 
 #[actix_web::test]
 #[ignore = "needs PostgreSQL and NATS: scripts/cluster-suite runs it"]
-async fn a_home_node_that_stops_closes_remote_sockets_with_1001_and_loses_nothing() {
+async fn a_home_node_that_stops_hands_its_session_over_and_nothing_is_lost() {
     let (pg, nats) = services();
     let database = TestDatabase::create(&pg).await;
     let a = node(&database.url, &nats, "a", None).await;
@@ -261,25 +261,44 @@ async fn a_home_node_that_stops_closes_remote_sockets_with_1001_and_loses_nothin
     let mut owner = a.ws_technician(&t.admin, &sid).await;
     let mut customer = b.ws_customer(&key).await;
     owner.expect("participant_joined").await;
+    let pid = owner.id();
     for i in 0..20 {
         customer.chat(&format!("line {i}")).await;
     }
     for _ in 0..20 {
         owner.expect("chat").await;
     }
+    // a stops (SIGTERM) while b runs: its session is not ended but moves. Both sockets get
+    // 1001; the owner comes back through b in its place, the customer through its link.
     a.shutdown();
+    assert_eq!(owner.expect_close().await, Some(1001));
     assert_eq!(customer.expect_close().await, Some(1001));
+    let url = format!("{}/ws/sessions/{sid}?resume={pid}", b.ws_base);
+    let mut owner = Ws::connect(&url, Some(&t.admin))
+        .await
+        .expect("the owner is back through b");
+    assert_eq!(owner.id(), pid);
+    assert_eq!(owner.welcome["owner_id"], pid.as_str());
+    let mut customer = b.ws_customer(&key).await;
+    owner.expect("participant_joined").await;
+    customer.chat("line 20").await;
+    assert_eq!(owner.expect("chat").await["text"], "line 20");
+    let (_, view) = b.get(&format!("/sessions/{sid}"), &t.admin).await;
+    assert_eq!(view["state"], "open");
+
+    // Nothing said before the stop is missing, in order.
+    owner.send_json(json!({"type": "end_session"})).await;
+    customer.expect("session_ended").await;
     let report = b.report(&t.admin, &sid).await;
-    assert_eq!(report["session"]["end_reason"], "shutdown");
-    assert_eq!(report["chat"].as_array().unwrap().len(), 20);
-    let customer_row = report["participants"]
+    let texts: Vec<String> = report["chat"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|p| p["role"] == "customer")
-        .unwrap()
-        .clone();
-    assert_eq!(customer_row["leave_reason"], "shutdown");
+        .map(|m| m["text"].as_str().unwrap().to_string())
+        .collect();
+    let expected: Vec<String> = (0..=20).map(|i| format!("line {i}")).collect();
+    assert_eq!(texts, expected);
+    assert_eq!(report["session"]["end_reason"], "ended_by_owner");
 }
 
 #[actix_web::test]
