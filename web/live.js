@@ -625,7 +625,10 @@ export function liveSession(root, connect, options = {}) {
       finish(t('you_left'), { kind: 'left', code: ev.code });
       return;
     }
-    const final = FINAL.has(ev.code) || state.endedReason;
+    // 1001 after `session_ended` is the end of the session (a broker that stops); 1001 alone
+    // is a node of a cluster handing the session over: open again, another node takes it.
+    const handedOver = ev.code === 1001 && !state.endedReason;
+    const final = (FINAL.has(ev.code) && !handedOver) || state.endedReason;
     if (!state.welcomed || final || !options.reconnect) {
       // Refused before the welcome (the browser only says 1006): ask the page why.
       const why = !state.welcomed && !FINAL.has(ev.code) && options.explain ? await options.explain().catch(() => null) : null;
