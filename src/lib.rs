@@ -3,6 +3,7 @@
 pub mod actors;
 pub mod agent;
 pub mod auth;
+pub mod chat_journal;
 pub mod cluster;
 pub mod config;
 pub mod domain;

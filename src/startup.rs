@@ -127,6 +127,9 @@ impl Application {
             recordings_dir: data_dir.join("recordings"),
             empty_end: Duration::from_secs(settings.sessions.empty_end_secs.max(1)),
             metrics: RelayMetrics::register(),
+            journal: cluster
+                .as_ref()
+                .map(|c| crate::chat_journal::ChatJournal::start(c.client().clone())),
         });
         let mailer = Mailer::new(&settings.mail, data_dir.join("outbox"))?;
         let sms = SmsSender::new(&settings.sms, data_dir.join("outbox"))?;

@@ -43,6 +43,8 @@ pub struct SessionDeps {
     /// A session without any technician for this long ends (`no_technician`).
     pub empty_end: Duration,
     pub metrics: RelayMetrics,
+    /// In a cluster: where chat is journaled before it is relayed.
+    pub journal: Option<crate::chat_journal::ChatJournal>,
 }
 
 /// Metric handles resolved once, so the relay path does no lookups.
@@ -167,27 +169,26 @@ const MAX_OPEN_TRANSFERS: usize = 64;
 const FILE_CHUNK_HEADER: usize = 1 + 16;
 
 impl SessionActor {
-    /// Starts the actor for a session just created and registers it at once.
-    pub fn spawn(
+    /// A session's actor as it is before anyone joins; starts its recording when `record`.
+    fn new(
         id: SessionId,
         owner_user: UserId,
         admission: session::Admission,
         record: bool,
         deps: Arc<SessionDeps>,
-    ) -> Addr<Self> {
-        let registry = deps.registry.clone();
+    ) -> Self {
         let recorder = if record {
-            match crate::recording::Recorder::start(&deps.recordings_dir, id) {
-                Ok(r) => Some(r),
-                Err(err) => {
-                    tracing::error!(session = %id, error = %err, "recording could not start");
-                    None
-                }
-            }
+            // On a take-over this appends to the session's recording when the recordings
+            // directory is shared.
+            crate::recording::Recorder::start(&deps.recordings_dir, id)
+                .inspect_err(
+                    |err| tracing::error!(session = %id, error = %err, "recording could not start"),
+                )
+                .ok()
         } else {
             None
         };
-        let addr = SessionActor {
+        SessionActor {
             id,
             owner_user,
             owner: None,
@@ -210,7 +211,18 @@ impl SessionActor {
             held: Vec::new(),
             deps,
         }
-        .start();
+    }
+
+    /// Starts the actor for a session just created and registers it at once.
+    pub fn spawn(
+        id: SessionId,
+        owner_user: UserId,
+        admission: session::Admission,
+        record: bool,
+        deps: Arc<SessionDeps>,
+    ) -> Addr<Self> {
+        let registry = deps.registry.clone();
+        let addr = Self::new(id, owner_user, admission, record, deps).start();
         registry.insert_session(id, addr.clone());
         addr
     }
@@ -219,30 +231,24 @@ impl SessionActor {
     /// `Store::claim_session`): the technicians who were in it keep their places, their
     /// ownership and their participant ids for the reconnect grace, as if their connections
     /// had just dropped; chat and ownership numbering go on from what is stored.
+    ///
+    /// `journaled` is the chat the chat journal holds past what the store has (the last
+    /// chunk a killed home never wrote): it goes into the report and the replay first.
     pub fn recover(
         id: SessionId,
         recovery: crate::store::Recovery,
+        journaled: Vec<crate::store::ChatLine>,
         admission: session::Admission,
         record: bool,
         deps: Arc<SessionDeps>,
     ) -> Addr<Self> {
         let registry = deps.registry.clone();
-        let recorder = if record {
-            // Appends to the session's recording when the recordings directory is shared.
-            crate::recording::Recorder::start(&deps.recordings_dir, id)
-                .inspect_err(
-                    |err| tracing::error!(session = %id, error = %err, "recording could not go on"),
-                )
-                .ok()
-        } else {
-            None
-        };
-        let mut members = HashMap::new();
-        let mut held = Vec::new();
+        let mut actor = Self::new(id, recovery.owner_user, admission, record, deps);
+        actor.owner = recovery.owner;
         for (seq, (pid, user, name)) in recovery.technicians.into_iter().enumerate() {
-            deps.metrics.gauge(Kind::Technician).increment(1.0);
-            held.push(pid);
-            members.insert(
+            actor.deps.metrics.gauge(Kind::Technician).increment(1.0);
+            actor.held.push(pid);
+            actor.members.insert(
                 pid,
                 Member {
                     id: pid,
@@ -257,30 +263,22 @@ impl SessionActor {
                 },
             );
         }
-        let addr = SessionActor {
-            id,
-            owner_user: recovery.owner_user,
-            owner: recovery.owner,
-            next_seq: members.len() as u64,
-            members,
-            chat_seq: recovery.chat_seq,
-            ownership_seq: recovery.ownership_seq,
-            invitations: HashMap::new(),
-            too_slow: Vec::new(),
-            ended: false,
-            empty_since: Some(std::time::Instant::now()),
-            indexed: (Vec::new(), Vec::new()),
-            transfers: HashMap::new(),
-            recent_chat: std::collections::VecDeque::new(),
-            admission,
-            admission_required: admission.starts_on(),
-            waiting: HashMap::new(),
-            recorder,
-            verified_emails: HashMap::new(),
-            held,
-            deps,
+        actor.next_seq = actor.members.len() as u64;
+        actor.chat_seq = recovery.chat_seq;
+        actor.ownership_seq = recovery.ownership_seq;
+        if !journaled.is_empty() {
+            tracing::warn!(session = %id, messages = journaled.len(), "chat the lost home had not stored, taken from the journal");
         }
-        .start();
+        for line in journaled {
+            actor.chat_seq = actor.chat_seq.max(line.seq);
+            actor.record(ReportEvent::Chat {
+                session: id,
+                seq: line.seq,
+                frame: line.frame.clone(),
+            });
+            actor.remember_chat(line.frame);
+        }
+        let addr = actor.start();
         registry.insert_session(id, addr.clone());
         tracing::info!(session = %id, "session taken over from a node that is gone");
         addr
@@ -552,7 +550,7 @@ impl SessionActor {
         ctx.stop();
     }
 
-    fn on_chat(&mut self, pid: ParticipantId, text: String) {
+    fn on_chat(&mut self, pid: ParticipantId, text: String, ctx: &mut Context<Self>) {
         let Some(m) = self.members.get(&pid) else {
             return;
         };
@@ -580,9 +578,35 @@ impl SessionActor {
         }
         .encode();
         self.chat_seq += 1;
+        let seq = self.chat_seq;
+        // In a cluster the message is journaled first (JetStream): a home killed before its
+        // report writer stored the chunk loses nothing anyone saw (src/chat_journal.rs).
+        if let Some(journal) = &self.deps.journal {
+            let addr = ctx.address();
+            let session = self.id;
+            journal.append(crate::chat_journal::Entry {
+                session,
+                seq,
+                frame: frame.clone(),
+                done: Box::new(move |stored| {
+                    addr.do_send(ChatJournaled {
+                        from: pid,
+                        seq,
+                        frame,
+                        stored,
+                    })
+                }),
+            });
+            return;
+        }
+        self.relay_chat(seq, frame);
+    }
+
+    /// Relays a chat message (numbered, and journaled in a cluster) and keeps it.
+    fn relay_chat(&mut self, seq: i64, frame: ByteString) {
         self.record(ReportEvent::Chat {
             session: self.id,
-            seq: self.chat_seq,
+            seq,
             frame: frame.clone(),
         });
         let receivers = self.members.values().filter(|m| m.conn.is_some()).count();
@@ -591,6 +615,10 @@ impl SessionActor {
         if let Some(r) = &self.recorder {
             r.keep(crate::recording::Kind::Chat, frame.to_string());
         }
+        self.remember_chat(frame);
+    }
+
+    fn remember_chat(&mut self, frame: ByteString) {
         if self.recent_chat.len() == RECENT_CHAT {
             self.recent_chat.pop_front();
         }
@@ -1254,6 +1282,35 @@ impl SessionActor {
     }
 }
 
+/// The chat journal's word on a message (cluster only): relayed once stored, refused if not.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct ChatJournaled {
+    from: ParticipantId,
+    seq: i64,
+    frame: ByteString,
+    stored: bool,
+}
+
+impl Handler<ChatJournaled> for SessionActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: ChatJournaled, _ctx: &mut Self::Context) {
+        if self.ended {
+            return;
+        }
+        if msg.stored {
+            self.relay_chat(msg.seq, msg.frame);
+        } else {
+            self.send_error(
+                msg.from,
+                "busy",
+                "the message could not be stored; send again in a moment",
+            );
+        }
+    }
+}
+
 impl Handler<FromClient> for SessionActor {
     type Result = ();
 
@@ -1265,12 +1322,17 @@ impl Handler<FromClient> for SessionActor {
         match msg.frame {
             // A full report queue refuses chat before it is relayed: nothing any participant
             // saw may be missing from the report.
-            ClientFrame::Chat { .. } if self.deps.reports.full() => self.send_error(
-                pid,
-                "busy",
-                "the broker is busy writing reports; send again in a moment",
-            ),
-            ClientFrame::Chat { text } => self.on_chat(pid, text),
+            ClientFrame::Chat { .. }
+                if self.deps.reports.full()
+                    || self.deps.journal.as_ref().is_some_and(|j| j.full()) =>
+            {
+                self.send_error(
+                    pid,
+                    "busy",
+                    "the broker is busy writing reports; send again in a moment",
+                )
+            }
+            ClientFrame::Chat { text } => self.on_chat(pid, text, ctx),
             ClientFrame::TransferOwnership { to } => self.on_transfer(pid, to),
             ClientFrame::EndSession => {
                 if self.owner == Some(pid) {

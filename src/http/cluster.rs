@@ -418,9 +418,32 @@ pub async fn take_over(state: &AppState, session: SessionId, from: &str) -> AppR
         .unwrap_or(crate::domain::session::Admission::Off);
     let recorded = account.as_ref().is_some_and(|a| a.record_sessions);
     tracing::warn!(%session, %from, "taking over a session whose node is gone");
+    // The chat the lost home relayed but had not stored yet (its last chunk).
+    let journaled = match &state.session_deps.journal {
+        Some(journal) => {
+            match tokio::time::timeout(
+                Duration::from_secs(5),
+                journal.read(session, recovery.chat_seq),
+            )
+            .await
+            {
+                Ok(Ok(lines)) => lines,
+                Ok(Err(err)) => {
+                    tracing::error!(%session, error = %err, "chat journal not readable: the report may miss the last chat");
+                    Vec::new()
+                }
+                Err(_) => {
+                    tracing::error!(%session, "chat journal did not answer within 5 s: the report may miss the last chat");
+                    Vec::new()
+                }
+            }
+        }
+        None => Vec::new(),
+    };
     crate::actors::session::SessionActor::recover(
         session,
         recovery,
+        journaled,
         admission,
         recorded,
         state.session_deps.clone(),
