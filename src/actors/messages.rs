@@ -160,6 +160,14 @@ pub struct Shutdown;
 #[rtype(result = "()")]
 pub struct HandOver;
 
+/// Another node of the cluster holds this session now (it claimed it while this node was
+/// cut off from NATS and taken for dead): the actor stops without a word to the report,
+/// which is the other node's now, and closes its sockets with 1012 so that their clients
+/// reconnect to the session's one home.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct GiveUp;
+
 /// Uses an invitation up, once.
 #[derive(Message)]
 #[rtype(result = "Result<RedeemGrant, RedeemError>")]

@@ -58,6 +58,11 @@ impl Registry {
         self.sessions.iter().map(|e| e.value().clone()).collect()
     }
 
+    /// The ids of the live session actors (a cluster node compares them with the store).
+    pub fn session_ids(&self) -> Vec<SessionId> {
+        self.sessions.iter().map(|e| *e.key()).collect()
+    }
+
     pub fn live_sessions(&self) -> usize {
         self.sessions.len()
     }

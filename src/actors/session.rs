@@ -1583,6 +1583,37 @@ impl Handler<HandOver> for SessionActor {
     }
 }
 
+impl Handler<GiveUp> for SessionActor {
+    type Result = ();
+
+    fn handle(&mut self, _: GiveUp, ctx: &mut Self::Context) {
+        if self.ended {
+            return;
+        }
+        // Not ended here: nothing is recorded, the Drop guard records no failure.
+        self.ended = true;
+        tracing::warn!(session = %self.id, "another node holds this session now; giving it up");
+        for (_, w) in self.waiting.drain() {
+            ctx.cancel_future(w.timer);
+            w.conn.outlet.force_close(close_code::SERVICE_RESTART);
+            w.conn.addr.do_send(Evicted);
+        }
+        for (_, m) in self.members.drain() {
+            if let Some(conn) = &m.conn {
+                conn.outlet.force_close(close_code::SERVICE_RESTART);
+                conn.addr.do_send(Evicted);
+            }
+            self.deps.metrics.gauge(m.kind).decrement(1.0);
+        }
+        self.recorder = None;
+        self.deps.registry.remove_session(self.id);
+        self.deps
+            .registry
+            .unindex_session(self.id, &self.indexed.0, &self.indexed.1);
+        ctx.stop();
+    }
+}
+
 impl Handler<DisconnectUser> for SessionActor {
     type Result = ();
 

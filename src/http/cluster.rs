@@ -681,6 +681,32 @@ pub async fn flush_report(state: &AppState, session: SessionId) {
 
 /// This node's heartbeat in the database, and the sweep that ends the sessions of nodes that
 /// died without a word (until another node takes such sessions over, they end as `failed`).
+/// Split brain mended: a session this node runs that the store says is no longer open at
+/// home here (another node claimed it, or ended it as `failed`, while this node was cut off
+/// and taken for dead) is given up: its sockets get 1012 and reconnect to its one home.
+async fn give_up_moved_sessions(state: &AppState, node: &str) {
+    // The actors before the query: one that starts after it (a take-over claims the session
+    // in the store first) is not judged by a stale answer.
+    let running = state.registry.session_ids();
+    if running.is_empty() {
+        return;
+    }
+    let homed = match state.store.sessions_homed_at(node).await {
+        Ok(ids) => ids.into_iter().collect::<std::collections::HashSet<_>>(),
+        Err(err) => {
+            tracing::warn!(error = %err, "sessions at home not read");
+            return;
+        }
+    };
+    for id in running.into_iter().filter(|id| !homed.contains(id)) {
+        if let Some(addr) = state.registry.session(id) {
+            tracing::warn!(session = %id, "the store says another node holds this session");
+            metrics::counter!("broker_cluster_sessions_given_up_total").increment(1);
+            addr.do_send(crate::actors::messages::GiveUp);
+        }
+    }
+}
+
 pub fn start_heartbeat(state: web::Data<AppState>) {
     let Some(cluster) = state.cluster.clone() else {
         return;
@@ -701,6 +727,7 @@ pub fn start_heartbeat(state: web::Data<AppState>) {
                 tracing::warn!(error = %err, "node heartbeat not stored");
                 continue;
             }
+            give_up_moved_sessions(&state, cluster.node_id()).await;
             beats += 1;
             // Not before this node has been alive as long as a dead one stays unseen.
             if beats * 2 < dead_after.as_secs() {

@@ -461,6 +461,17 @@ impl Store {
         )
     }
 
+    /// The open sessions whose home is `node` by the store's word.
+    pub async fn sessions_homed_at(&self, node: &str) -> StoreResult<Vec<SessionId>> {
+        let ids = query_scalar::<String>(
+            "SELECT id FROM sessions WHERE state = 'open' AND home_node = ?",
+        )
+        .bind(node.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(ids.iter().filter_map(|id| id.parse().ok()).collect())
+    }
+
     /// A node says it is alive (at start, and every few seconds after).
     pub async fn node_seen(&self, node: &str, now: DateTime<Utc>) -> StoreResult<()> {
         self.write_one(

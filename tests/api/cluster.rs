@@ -359,6 +359,58 @@ async fn the_sessions_of_a_node_that_died_end_as_failed_and_the_link_says_so() {
 }
 
 #[actix_web::test]
+#[ignore = "needs PostgreSQL and NATS: scripts/cluster-suite runs it"]
+async fn a_home_that_finds_its_session_claimed_by_another_node_gives_it_up_without_a_word_to_the_report()
+ {
+    // Split brain: a was cut off from NATS long enough for another node to take its session
+    // over. Back, a must not run the session beside the new home.
+    let (pg, nats) = services();
+    let database = TestDatabase::create(&pg).await;
+    let a = node(&database.url, &nats, "a", None).await;
+    let b = node(&database.url, &nats, "b", Some(&a)).await;
+    let t = a.tenant("Acme").await;
+    let (sid, key) = a.session(&t.admin).await;
+    let mut owner = a.ws_technician(&t.admin, &sid).await;
+    let mut customer = b.ws_customer(&key).await;
+    owner.expect("participant_joined").await;
+    let db = sqlx::PgPool::connect(&database.url).await.unwrap();
+    // What the claiming node's take-over writes, with that node alive.
+    sqlx::query("INSERT INTO nodes (id, started_at, seen_at) VALUES ('claimer', now(), now() + interval '1 hour')")
+        .execute(&db)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE sessions SET home_node = 'claimer' WHERE id = $1")
+        .bind(&sid)
+        .execute(&db)
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    // Both sockets, the one on a and the one b carries for a, are sent to reconnect.
+    assert_eq!(owner.expect_close().await, Some(1012));
+    assert_eq!(customer.expect_close().await, Some(1012));
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "given up within a heartbeat or two, not {:?}",
+        started.elapsed()
+    );
+    // a wrote nothing: the session is open and nobody left, as far as the report knows.
+    let (state,): (String,) = sqlx::query_as("SELECT state FROM sessions WHERE id = $1")
+        .bind(&sid)
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert_eq!(state, "open");
+    let left: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM session_participants WHERE session_id = $1 AND left_at IS NOT NULL",
+    )
+    .bind(&sid)
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    assert_eq!(left, 0, "the giving-up node recorded no leave");
+}
+
+#[actix_web::test]
 #[ignore = "needs PostgreSQL: scripts/cluster-suite runs it"]
 async fn readyz_is_503_while_nats_is_unreachable() {
     let (pg, _) = services();
