@@ -196,17 +196,22 @@ impl DeviceActor {
         ctx.spawn(
             async move { store.pending_commands(device).await }
                 .into_actor(self)
-                .map(|res, act, _| match res {
-                    Ok(commands) => {
-                        for command in &commands {
-                            act.deliver(command);
-                        }
-                    }
-                    Err(err) => {
-                        tracing::error!(device = %act.device, error = %err, "pending commands not read")
-                    }
-                }),
+                .map(|res, act, _| act.deliver_read(res)),
         );
+    }
+
+    /// Sends what `pending_commands` read, oldest first.
+    fn deliver_read(&mut self, read: crate::store::StoreResult<Vec<CommandRecord>>) {
+        match read {
+            Ok(commands) => {
+                for command in &commands {
+                    self.deliver(command);
+                }
+            }
+            Err(err) => {
+                tracing::error!(device = %self.device, error = %err, "pending commands not read")
+            }
+        }
     }
 
     fn deliver(&mut self, command: &CommandRecord) {
@@ -351,16 +356,7 @@ impl Actor for DeviceActor {
                 store.pending_commands(device).await
             }
             .into_actor(self)
-            .map(|res, act, _| match res {
-                Ok(commands) => {
-                    for command in &commands {
-                        act.deliver(command);
-                    }
-                }
-                Err(err) => {
-                    tracing::error!(device = %act.device, error = %err, "pending commands not read")
-                }
-            }),
+            .map(|res, act, _| act.deliver_read(res)),
         );
         ctx.run_interval(self.limits.ping_interval, |act, ctx| {
             if act.last_heard.elapsed() > act.limits.client_timeout {

@@ -383,6 +383,21 @@ impl SessionActor {
         }
     }
 
+    /// A technician who is away keeps its place for the reconnect grace; still away then, it
+    /// leaves as `disconnected`.
+    fn start_grace(&mut self, pid: ParticipantId, ctx: &mut Context<Self>) {
+        let handle = ctx.run_later(self.deps.reconnect_grace, move |act, ctx| {
+            if act.members.get(&pid).is_some_and(|m| m.conn.is_none()) {
+                tracing::info!(session = %act.id, participant = %pid, "reconnect grace over");
+                act.remove_member(pid, LeaveReason::Disconnected, ctx);
+                act.settle(ctx);
+            }
+        });
+        if let Some(m) = self.members.get_mut(&pid) {
+            m.grace = Some(handle);
+        }
+    }
+
     /// Closes one participant's socket with `code` and tells its actor; the caller removes it.
     fn evict(&self, pid: ParticipantId, code: u16, reason: &'static str) {
         if let Some(conn) = self.members.get(&pid).and_then(|m| m.conn.as_ref()) {
@@ -983,18 +998,8 @@ impl Actor for SessionActor {
     fn started(&mut self, ctx: &mut Self::Context) {
         tracing::info!(session = %self.id, "session actor started");
         // Taken over: each technician who was in gets its reconnect grace from now.
-        let grace = self.deps.reconnect_grace;
         for pid in std::mem::take(&mut self.held) {
-            let handle = ctx.run_later(grace, move |act, ctx| {
-                if act.members.get(&pid).is_some_and(|m| m.conn.is_none()) {
-                    tracing::info!(session = %act.id, participant = %pid, "reconnect grace over");
-                    act.remove_member(pid, LeaveReason::Disconnected, ctx);
-                    act.settle(ctx);
-                }
-            });
-            if let Some(m) = self.members.get_mut(&pid) {
-                m.grace = Some(handle);
-            }
+            self.start_grace(pid, ctx);
         }
         // A session nobody joins, or everyone left without ending, does not live forever.
         let tick =
@@ -1468,14 +1473,7 @@ impl Handler<Departed> for SessionActor {
         {
             // Keep its place for the grace; it comes back with the same participant id.
             m.conn = None;
-            let handle = ctx.run_later(grace, move |act, ctx| {
-                if act.members.get(&pid).is_some_and(|m| m.conn.is_none()) {
-                    tracing::info!(session = %act.id, participant = %pid, "reconnect grace over");
-                    act.remove_member(pid, LeaveReason::Disconnected, ctx);
-                    act.settle(ctx);
-                }
-            });
-            m.grace = Some(handle);
+            self.start_grace(pid, ctx);
             let text = ServerFrame::ParticipantAway {
                 participant_id: pid.0,
             }

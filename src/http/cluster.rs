@@ -95,6 +95,33 @@ struct WireAudit {
     details: serde_json::Value,
 }
 
+impl From<AuditEntry> for WireAudit {
+    fn from(a: AuditEntry) -> Self {
+        Self {
+            account_id: a.account_id,
+            actor_user_id: a.actor_user_id,
+            actor_name: a.actor_name,
+            via: a.via,
+            target: a.target,
+            details: a.details,
+        }
+    }
+}
+
+impl From<WireAudit> for AuditEntry {
+    fn from(a: WireAudit) -> Self {
+        Self {
+            account_id: a.account_id,
+            actor_user_id: a.actor_user_id,
+            actor_name: a.actor_name,
+            via: a.via,
+            action: "invitation.revoked",
+            target: a.target,
+            details: a.details,
+        }
+    }
+}
+
 /// An HTTP refusal as it travels back to the node the client asked.
 #[derive(Debug, Serialize, Deserialize)]
 struct WireRefusal {
@@ -284,18 +311,7 @@ async fn answer(state: &web::Data<AppState>, rpc: Rpc) -> serde_json::Value {
             serde_json::json!({"ok": true})
         }
         Rpc::RevokeInvitation { invitation, audit } => {
-            let audit = audit
-                .into_iter()
-                .map(|a| AuditEntry {
-                    account_id: a.account_id,
-                    actor_user_id: a.actor_user_id,
-                    actor_name: a.actor_name,
-                    via: a.via,
-                    action: "invitation.revoked",
-                    target: a.target,
-                    details: a.details,
-                })
-                .collect();
+            let audit = audit.into_iter().map(AuditEntry::from).collect();
             let done = match state.registry.invitation(invitation) {
                 Some(addr) => addr
                     .send(Revoke {
@@ -638,17 +654,7 @@ pub async fn revoke_invitation(
     let Ok(Some(home)) = remote_home(state, session).await else {
         return None;
     };
-    let audit = audit
-        .into_iter()
-        .map(|a| WireAudit {
-            account_id: a.account_id,
-            actor_user_id: a.actor_user_id,
-            actor_name: a.actor_name,
-            via: a.via,
-            target: a.target,
-            details: a.details,
-        })
-        .collect();
+    let audit = audit.into_iter().map(WireAudit::from).collect();
     match ask::<Revoked>(state, &home, &Rpc::RevokeInvitation { invitation, audit }).await {
         Ok(r) if r.live => Some(r.revoked),
         _ => None,

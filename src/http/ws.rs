@@ -111,7 +111,10 @@ fn require_handshake(req: &HttpRequest) -> AppResult<()> {
 
 /// Which WebSocket route a connection came in by, with what it carried: enough to admit it
 /// here or, in a cluster, on the session's home node (sent there over NATS).
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+///
+/// It carries credentials (a bearer token, a ticket, a customer key, a guest link's secret):
+/// its `Debug` shows that they are there, never what they are.
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "route", rename_all = "snake_case")]
 pub enum WsRoute {
     Technician {
@@ -127,6 +130,35 @@ pub enum WsRoute {
         secret: String,
         ticket: Option<String>,
     },
+}
+
+impl std::fmt::Debug for WsRoute {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hidden = |present: bool| if present { "<redacted>" } else { "none" };
+        match self {
+            WsRoute::Technician {
+                session_id,
+                bearer,
+                ticket,
+                resume,
+            } => f
+                .debug_struct("Technician")
+                .field("session_id", session_id)
+                .field("bearer", &hidden(bearer.is_some()))
+                .field("ticket", &hidden(ticket.is_some()))
+                .field("resume", resume)
+                .finish(),
+            WsRoute::Customer { .. } => f
+                .debug_struct("Customer")
+                .field("key", &hidden(true))
+                .finish(),
+            WsRoute::Guest { ticket, .. } => f
+                .debug_struct("Guest")
+                .field("secret", &hidden(true))
+                .field("ticket", &hidden(ticket.is_some()))
+                .finish(),
+        }
+    }
 }
 
 /// A connection the session will take: its actor, who joins, and the check after joining.
@@ -411,4 +443,35 @@ async fn admit_guest(
         joiner,
         recheck: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_route_in_a_log_line_shows_no_credential() {
+        let routes = [
+            WsRoute::Technician {
+                session_id: SessionId(uuid::Uuid::nil()),
+                bearer: Some("tok-A1".into()),
+                ticket: Some("tik-B2".into()),
+                resume: None,
+            },
+            WsRoute::Customer {
+                key: "key-C3".into(),
+            },
+            WsRoute::Guest {
+                secret: "lnk-D4".into(),
+                ticket: Some("tik-B2".into()),
+            },
+        ];
+        for route in routes {
+            let shown = format!("{route:?}");
+            for credential in ["tok-A1", "tik-B2", "key-C3", "lnk-D4"] {
+                assert!(!shown.contains(credential), "{shown}");
+            }
+            assert!(shown.contains("<redacted>"), "{shown}");
+        }
+    }
 }

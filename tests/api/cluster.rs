@@ -24,15 +24,22 @@ fn services() -> (String, String) {
 /// A node on `database` and `nats`, named uniquely for this run (tests share one NATS), with
 /// a data dir of its own that holds the first node's `secret.key` (as the README says).
 async fn node(database: &str, nats: &str, name: &str, first: Option<&TestApp>) -> TestApp {
+    node_keyed(database, nats, name, first.map(|f| f.data_dir.path())).await
+}
+
+/// A node whose `secret.key` is copied from the data dir `key_from` (none: a new key).
+async fn node_keyed(
+    database: &str,
+    nats: &str,
+    name: &str,
+    key_from: Option<&std::path::Path>,
+) -> TestApp {
     let id = format!("{name}-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
     let (database, nats) = (database.to_string(), nats.to_string());
     let dir = tempfile::tempdir().expect("temp dir");
-    if let Some(first) = first {
-        std::fs::copy(
-            first.data_dir.path().join("secret.key"),
-            dir.path().join("secret.key"),
-        )
-        .expect("the first node's key is copied");
+    if let Some(from) = key_from {
+        std::fs::copy(from.join("secret.key"), dir.path().join("secret.key"))
+            .expect("the first node's key is copied");
     }
     TestApp::spawn_at(dir, None, move |s| {
         s.database.url = Secret::new(database);
@@ -41,6 +48,27 @@ async fn node(database: &str, nats: &str, name: &str, first: Option<&TestApp>) -
         s.cluster.node_dead_after_secs = 4;
     })
     .await
+}
+
+/// The texts of a report's chat, in order.
+fn chat_texts(report: &serde_json::Value) -> Vec<String> {
+    report["chat"]
+        .as_array()
+        .expect("a chat list")
+        .iter()
+        .map(|m| m["text"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The report's participant rows whose `field` is `value`.
+fn rows(report: &serde_json::Value, field: &str, value: &str) -> Vec<serde_json::Value> {
+    report["participants"]
+        .as_array()
+        .expect("a participant list")
+        .iter()
+        .filter(|p| p[field] == value)
+        .cloned()
+        .collect()
 }
 
 fn ids(list: &serde_json::Value) -> Vec<String> {
@@ -170,12 +198,7 @@ async fn a_session_spread_over_three_nodes_runs_the_whole_contract() {
         .await
     );
     let report = b.report(&t.admin, &sid).await;
-    let texts: Vec<&str> = report["chat"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["text"].as_str().unwrap())
-        .collect();
+    let texts = chat_texts(&report);
     let seen: Vec<&str> = transcripts[0]
         .iter()
         .map(|(_, t)| t.as_str().unwrap())
@@ -183,13 +206,9 @@ async fn a_session_spread_over_three_nodes_runs_the_whole_contract() {
     assert_eq!(texts, seen);
     assert_eq!(report["invitations"][0]["outcome"], "redeemed");
     assert_eq!(report["ownership"].as_array().unwrap().len(), 2);
-    let guest_row = report["participants"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["role"] == "guest")
-        .expect("the guest is in the report")
-        .clone();
+    let guest_row = rows(&report, "role", "guest")
+        .pop()
+        .expect("the guest is in the report");
     assert_eq!(guest_row["leave_reason"], "inviter_left");
     assert_eq!(report["session"]["end_reason"], "ended_by_owner");
 }
@@ -239,13 +258,9 @@ async fn a_logout_or_deletion_on_one_node_closes_the_socket_on_another() {
         Some(4003)
     );
     let report = a.report(&t.admin, &sid).await;
-    let bob_row = report["participants"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["user_id"] == bob_id.as_str())
-        .unwrap()
-        .clone();
+    let bob_row = rows(&report, "user_id", &bob_id)
+        .pop()
+        .expect("bob is in the report");
     assert_eq!(bob_row["leave_reason"], "revoked");
 }
 
@@ -290,12 +305,7 @@ async fn a_home_node_that_stops_hands_its_session_over_and_nothing_is_lost() {
     owner.send_json(json!({"type": "end_session"})).await;
     customer.expect("session_ended").await;
     let report = b.report(&t.admin, &sid).await;
-    let texts: Vec<String> = report["chat"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["text"].as_str().unwrap().to_string())
-        .collect();
+    let texts = chat_texts(&report);
     let expected: Vec<String> = (0..=20).map(|i| format!("line {i}")).collect();
     assert_eq!(texts, expected);
     assert_eq!(report["session"]["end_reason"], "ended_by_owner");
@@ -574,22 +584,7 @@ async fn kill_9_of_the_home_node_another_node_takes_the_session_over_and_the_own
         &[("BROKER_SESSIONS__CHAT_CHUNK_MS", "600000")],
     )
     .await;
-    let b = {
-        let id = format!("b-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::copy(
-            home.data.path().join("secret.key"),
-            dir.path().join("secret.key"),
-        )
-        .unwrap();
-        let (url, nats) = (database.url.clone(), nats.clone());
-        TestApp::spawn_at(dir, None, move |s| {
-            s.database.url = Secret::new(url);
-            s.cluster.nats_url = Secret::new(nats);
-            s.cluster.node_id = id;
-        })
-        .await
-    };
+    let b = node_keyed(&database.url, &nats, "b", Some(home.data.path())).await;
     let t = b.tenant("Acme").await;
     // Made on the process: its home is the process. Owner and customer connect through b.
     let made: serde_json::Value = b
@@ -636,19 +631,9 @@ async fn kill_9_of_the_home_node_another_node_takes_the_session_over_and_the_own
     owner.send_json(json!({"type": "end_session"})).await;
     customer.expect("session_ended").await;
     let report = b.report(&t.admin, &sid).await;
-    let texts: Vec<&str> = report["chat"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["text"].as_str().unwrap())
-        .collect();
+    let texts = chat_texts(&report);
     assert_eq!(texts, ["before one", "before two", "after"]);
     assert_eq!(report["session"]["end_reason"], "ended_by_owner");
-    let owners = report["participants"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|p| p["id"] == pid.as_str())
-        .count();
+    let owners = rows(&report, "id", &pid).len();
     assert_eq!(owners, 1, "the owner kept one place: {report}");
 }
