@@ -7,10 +7,20 @@
 //! `tokio-relay` on tokio + tokio-tungstenite with 4 KiB buffers (benches/baseline/tokio_relay.rs);
 //! the ratios broker / each baseline are reported.
 //!
+//! With `--nodes N` the broker runs as a cluster (issue 16, docs/cluster.md) on PostgreSQL
+//! (`SB_BENCH_POSTGRES_URL`, a fresh database per run, dropped after) and NATS
+//! (`SB_BENCH_NATS_URL`): first as a cluster of one node (`cluster-1`: every delivery local),
+//! then as N nodes (`cluster-n`) where session i lives on node i mod N and its four
+//! participants sit on the *other* nodes, so every delivery crosses nodes (in through one
+//! edge, out through another). Every node is pinned to the same core as the single server
+//! is; CPU is summed over the node processes (NATS's and PostgreSQL's own CPU are reported
+//! beside). The ratio cluster-n / cluster-1 is the cost of a cross-node delivery.
+//!
 //! cargo bench --bench load -- [--sessions N] [--secs S] [--chat-per-sec R|max] [--window W]
 //!                             [--screen-bytes B] [--screens-per-sec R]
 //!                             [--target broker|baseline|tokio-relay]
-//!                             [--compare [--rounds K]] [--no-pin] [--soak]
+//!                             [--compare [--rounds K]] [--nodes N [--rounds K]]
+//!                             [--no-pin] [--soak]
 //!
 //! `--rounds K` repeats the broker/baselines triple K times, alternating, and reports each round's
 //! ratios and their median, minimum and maximum: on a shared machine one pair varies by ±15%,
@@ -56,6 +66,8 @@ struct Opts {
     pin: bool,
     /// Soak: print the server's RSS every minute of the hold.
     soak: bool,
+    /// `--nodes N`: the cluster runs' node count.
+    nodes: usize,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -63,6 +75,10 @@ enum Target {
     Broker,
     Baseline,
     TokioRelay,
+    /// The broker as a cluster of one node (PostgreSQL, NATS).
+    ClusterOne,
+    /// The broker as `--nodes N` nodes, every delivery crossing nodes.
+    ClusterMany,
 }
 
 impl Target {
@@ -71,6 +87,8 @@ impl Target {
             Target::Broker => "broker",
             Target::Baseline => "baseline",
             Target::TokioRelay => "tokio-relay",
+            Target::ClusterOne => "cluster-1",
+            Target::ClusterMany => "cluster-n",
         }
     }
 }
@@ -87,6 +105,7 @@ fn opts(args: &[String]) -> Opts {
         rounds: 1,
         pin: true,
         soak: false,
+        nodes: 0,
     };
     let mut i = 1;
     while i < args.len() {
@@ -114,6 +133,10 @@ fn opts(args: &[String]) -> Opts {
             "--compare" => {
                 o.targets = vec![Target::Broker, Target::Baseline, Target::TokioRelay];
                 step = 1;
+            }
+            "--nodes" => {
+                o.nodes = val().parse::<usize>().expect("--nodes N").max(2);
+                o.targets = vec![Target::ClusterMany, Target::ClusterOne];
             }
             "--rounds" => o.rounds = val().parse::<usize>().expect("--rounds K").max(1),
             "--soak" => o.soak = true,
@@ -343,44 +366,30 @@ fn pin(pid: u32, core: usize) {
         .status();
 }
 
-/// Starts the server under test and answers it with its base URL.
-fn start_server(target: Target, data_dir: &std::path::Path, pinned: bool) -> (Child, String) {
-    let mut cmd = match target {
-        Target::Broker => {
-            let mut c = Command::new(env!("CARGO_BIN_EXE_support-broker"));
-            c.args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
-                .arg(data_dir)
-                .env("BROKER_ADMIN_PASSWORD", PASSWORD)
-                .env("BROKER_LOG__FILTER", "warn")
-                .env("BROKER_AUTH__LOGIN_ATTEMPTS_PER_MINUTE", "100000")
-                // The load generator chats and streams far beyond one person's pace per
-                // connection: the per-connection traffic limits are raised by config here
-                // (docs/performance.md), so the relay itself is measured.
-                .env("BROKER_WS__CHAT_PER_SEC", "1000000")
-                .env("BROKER_WS__BINARY_BYTES_PER_SEC", "1000000000000")
-                // One account runs every session of the run (up to 10,000).
-                .env("BROKER_SESSIONS__MAX_LIVE_PER_ACCOUNT", "1000000");
-            if pinned {
-                // One core: one HTTP worker.
-                c.env("BROKER_HTTP__WORKERS", "1");
-            }
-            c
-        }
-        Target::Baseline | Target::TokioRelay => {
-            let mut c = Command::new(std::env::current_exe().unwrap());
-            c.args([
-                if target == Target::Baseline {
-                    "--serve-baseline"
-                } else {
-                    "--serve-tokio-relay"
-                },
-                "127.0.0.1:0",
-                "--workers",
-                if pinned { "1" } else { "2" },
-            ]);
-            c
-        }
-    };
+/// The broker's `serve` with the load test's settings.
+fn broker_command(data_dir: &std::path::Path, pinned: bool) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_support-broker"));
+    c.args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
+        .arg(data_dir)
+        .env("BROKER_ADMIN_PASSWORD", PASSWORD)
+        .env("BROKER_LOG__FILTER", "warn")
+        .env("BROKER_AUTH__LOGIN_ATTEMPTS_PER_MINUTE", "100000")
+        // The load generator chats and streams far beyond one person's pace per
+        // connection: the per-connection traffic limits are raised by config here
+        // (docs/performance.md), so the relay itself is measured.
+        .env("BROKER_WS__CHAT_PER_SEC", "1000000")
+        .env("BROKER_WS__BINARY_BYTES_PER_SEC", "1000000000000")
+        // One account runs every session of the run (up to 10,000).
+        .env("BROKER_SESSIONS__MAX_LIVE_PER_ACCOUNT", "1000000");
+    if pinned {
+        // One core: one HTTP worker.
+        c.env("BROKER_HTTP__WORKERS", "1");
+    }
+    c
+}
+
+/// Spawns `cmd`, pins it, and waits for the "listening on" line: (process, base URL).
+fn spawn_listening(mut cmd: Command, pinned: bool) -> (Child, String) {
     let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -399,10 +408,148 @@ fn start_server(target: Target, data_dir: &std::path::Path, pinned: bool) -> (Ch
     (child, base)
 }
 
+/// Starts the server under test and answers it with its base URL.
+fn start_server(target: Target, data_dir: &std::path::Path, pinned: bool) -> (Child, String) {
+    let cmd = match target {
+        Target::Broker | Target::ClusterOne | Target::ClusterMany => {
+            broker_command(data_dir, pinned)
+        }
+        Target::Baseline | Target::TokioRelay => {
+            let mut c = Command::new(std::env::current_exe().unwrap());
+            c.args([
+                if target == Target::Baseline {
+                    "--serve-baseline"
+                } else {
+                    "--serve-tokio-relay"
+                },
+                "127.0.0.1:0",
+                "--workers",
+                if pinned { "1" } else { "2" },
+            ]);
+            c
+        }
+    };
+    spawn_listening(cmd, pinned)
+}
+
+/// A PostgreSQL database of its own for one cluster run, dropped afterwards.
+struct BenchDatabase {
+    server: String,
+    name: String,
+    url: String,
+}
+
+impl BenchDatabase {
+    async fn create() -> Self {
+        let server = std::env::var("SB_BENCH_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        let name = format!(
+            "sb_bench_{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..12]
+        );
+        let admin = sqlx::PgPool::connect(&server)
+            .await
+            .expect("PostgreSQL reachable (SB_BENCH_POSTGRES_URL)");
+        // The name is made here (letters, digits, underscore), never taken from input.
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&admin)
+            .await
+            .expect("bench database created");
+        admin.close().await;
+        let (head, _) = server
+            .rsplit_once('/')
+            .expect("a postgres:// URL with a database");
+        let url = format!("{head}/{name}");
+        Self { server, name, url }
+    }
+
+    async fn drop_it(self) {
+        if let Ok(admin) = sqlx::PgPool::connect(&self.server).await {
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            )))
+            .execute(&admin)
+            .await;
+            admin.close().await;
+        }
+    }
+}
+
+/// `n` broker nodes on one database and one NATS, each with its own data dir holding the
+/// first node's `secret.key`; answered once every node says it is ready.
+async fn start_nodes(
+    n: usize,
+    root: &std::path::Path,
+    pinned: bool,
+    database: &str,
+) -> Vec<(Child, String)> {
+    let nats =
+        std::env::var("SB_BENCH_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
+    let run = &uuid::Uuid::new_v4().simple().to_string()[..8];
+    let mut nodes = Vec::new();
+    for i in 0..n {
+        let dir = root.join(format!("node{i}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        if i > 0 {
+            std::fs::copy(root.join("node0/secret.key"), dir.join("secret.key"))
+                .expect("the first node's secret.key");
+        }
+        let mut cmd = broker_command(&dir, pinned);
+        cmd.env("BROKER_DATABASE__URL", database)
+            .env("BROKER_CLUSTER__NATS_URL", &nats)
+            .env("BROKER_CLUSTER__NODE_ID", format!("bench-{run}-{i}"));
+        let (child, base) = spawn_listening(cmd, pinned);
+        let http = reqwest::Client::new();
+        let mut ready = false;
+        for _ in 0..200 {
+            if let Ok(res) = http.get(format!("{base}/readyz")).send().await
+                && res.status() == 200
+            {
+                ready = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(ready, "node {i} ready (NATS reachable: SB_BENCH_NATS_URL)");
+        nodes.push((child, base));
+    }
+    nodes
+}
+
+/// PIDs of the services a cluster leans on (NATS, PostgreSQL), for their CPU.
+fn service_pids(name: &str) -> Vec<u32> {
+    let out = Command::new("pgrep")
+        .args(["-x", name])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    out.split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}
+
+fn cpu_of(pids: &[u32]) -> f64 {
+    pids.iter().map(|p| proc_stat(*p).0).sum()
+}
+
+fn rss_of(pids: &[u32]) -> (u64, u64) {
+    pids.iter().fold((0, 0), |(r, h), p| {
+        let (_, rss, hwm) = proc_stat(*p);
+        (r + rss, h + hwm)
+    })
+}
+
+fn fds_of(pids: &[u32]) -> (usize, usize) {
+    pids.iter().fold((0, 0), |(a, b), p| {
+        let (x, y) = fd_count(*p);
+        (a + x, b + y)
+    })
+}
+
 /// What the broker needs to set up sessions: tokens, a policy.
 struct BrokerSetup {
     http: reqwest::Client,
-    base: String,
     admin: String,
     bob: String,
     policy: String,
@@ -468,7 +615,6 @@ impl BrokerSetup {
             .to_string();
         Self {
             http: http.clone(),
-            base: base.to_string(),
             admin,
             bob,
             policy: policy["id"].as_str().unwrap().to_string(),
@@ -476,25 +622,31 @@ impl BrokerSetup {
     }
 
     /// A session with its four participants joined: (owner, tech, guest, customer) and the
-    /// time from guest redemption to its welcome.
-    async fn session(&self, i: usize) -> ([Ws; 4], u64) {
-        let ws_base = self.base.replace("http://", "ws://");
+    /// time from guest redemption to its welcome. With several nodes (`bases`), session i
+    /// is made on node i mod N and its participants connect to the other nodes in turn.
+    async fn session(&self, i: usize, bases: &[String]) -> ([Ws; 4], u64) {
+        let n = bases.len();
+        let home = &bases[i % n];
+        let at = |k: usize| {
+            let node = if n > 1 { (i + 1 + k % (n - 1)) % n } else { 0 };
+            bases[node].replace("http://", "ws://")
+        };
         let post = reqwest::Method::POST;
         let s = api(
             &self.http,
             post.clone(),
-            format!("{}/api/v1/sessions", self.base),
+            format!("{home}/api/v1/sessions"),
             Some(&self.admin),
             json!({"subject": format!("bench {i}")}),
         )
         .await;
         let sid = s["id"].as_str().unwrap().to_string();
-        let owner = connect(&format!("{ws_base}/ws/sessions/{sid}"), Some(&self.admin)).await;
-        let tech = connect(&format!("{ws_base}/ws/sessions/{sid}"), Some(&self.bob)).await;
+        let owner = connect(&format!("{}/ws/sessions/{sid}", at(0)), Some(&self.admin)).await;
+        let tech = connect(&format!("{}/ws/sessions/{sid}", at(1)), Some(&self.bob)).await;
         let inv = api(
             &self.http,
             post,
-            format!("{}/api/v1/sessions/{sid}/invitations", self.base),
+            format!("{home}/api/v1/sessions/{sid}/invitations"),
             Some(&self.admin),
             json!({"policy_id": self.policy, "guest_name": "bench guest"}),
         )
@@ -507,11 +659,12 @@ impl BrokerSetup {
             .unwrap()
             .to_string();
         let t0 = Instant::now();
-        let guest = connect(&format!("{ws_base}/ws/guest/{join}"), None).await;
+        let guest = connect(&format!("{}/ws/guest/{join}", at(2)), None).await;
         let welcome = t0.elapsed().as_micros() as u64;
         let customer = connect(
             &format!(
-                "{ws_base}/ws/customer/{}",
+                "{}/ws/customer/{}",
+                at(3),
                 s["customer_key"].as_str().unwrap()
             ),
             None,
@@ -524,16 +677,39 @@ impl BrokerSetup {
 /// One run against one target; answers its figures.
 async fn run(o: &Opts, target: Target) -> Value {
     let dir = tempfile::tempdir().unwrap();
-    let (mut child, base) = start_server(target, dir.path(), o.pin);
-    let pid = child.id();
+    let database = match target {
+        Target::ClusterOne | Target::ClusterMany => Some(BenchDatabase::create().await),
+        _ => None,
+    };
+    let mut servers = match (target, &database) {
+        (Target::ClusterOne, Some(db)) => start_nodes(1, dir.path(), o.pin, &db.url).await,
+        (Target::ClusterMany, Some(db)) => start_nodes(o.nodes, dir.path(), o.pin, &db.url).await,
+        _ => vec![start_server(target, dir.path(), o.pin)],
+    };
+    let pids: Vec<u32> = servers.iter().map(|(c, _)| c.id()).collect();
+    let bases: Vec<String> = servers.iter().map(|(_, b)| b.clone()).collect();
+    let base = bases[0].clone();
+    let clustered = database.is_some();
+    let nats_pids = if clustered {
+        service_pids("nats-server")
+    } else {
+        Vec::new()
+    };
+    let postgres_pids = if clustered {
+        service_pids("postgres")
+    } else {
+        Vec::new()
+    };
     let broker = match target {
-        Target::Broker => Some(BrokerSetup::new(&base).await),
+        Target::Broker | Target::ClusterOne | Target::ClusterMany => {
+            Some(BrokerSetup::new(&base).await)
+        }
         Target::Baseline | Target::TokioRelay => None,
     };
     let ws_base = base.replace("http://", "ws://");
-    let fds_idle = fd_count(pid);
-    let (_, rss_before, _) = proc_stat(pid);
-    let cpu_before = proc_stat(pid).0;
+    let fds_idle = fds_of(&pids);
+    let (rss_before, _) = rss_of(&pids);
+    let cpu_before = cpu_of(&pids);
     let stats = Arc::new(Stats::default());
     let stop = CancellationToken::new();
     let done = CancellationToken::new();
@@ -562,7 +738,7 @@ async fn run(o: &Opts, target: Target) -> Value {
     let mut joined = Vec::new();
     for i in 0..o.sessions {
         let (conns, welcome) = match &broker {
-            Some(b) => b.session(i).await,
+            Some(b) => b.session(i, &bases).await,
             None => {
                 let url = format!("{ws_base}/room/{i}");
                 let owner = connect(&url, None).await;
@@ -582,7 +758,7 @@ async fn run(o: &Opts, target: Target) -> Value {
     let setup_secs = setup_started.elapsed().as_secs_f64();
     // Idle: everyone connected, nothing sent yet.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let idle_rss_kib = proc_stat(pid).1;
+    let idle_rss_kib = rss_of(&pids).0;
     let mut tasks = Vec::new();
     for (i, conns) in joined.into_iter().enumerate() {
         for (k, ws) in conns.into_iter().enumerate() {
@@ -600,7 +776,9 @@ async fn run(o: &Opts, target: Target) -> Value {
     let connections = o.sessions * 4;
     println!("[{}] holding for {} s...", target.name(), o.secs);
     let hold_started = Instant::now();
-    let cpu_hold_start = proc_stat(pid).0;
+    let cpu_hold_start = cpu_of(&pids);
+    let nats_hold_start = cpu_of(&nats_pids);
+    let postgres_hold_start = cpu_of(&postgres_pids);
     let delivered_at_start = stats.chat_delivered.load(Ordering::Relaxed);
     // The hold, with the server's RSS at the end of every minute (and of the hold).
     let mut rss_by_minute: Vec<u64> = Vec::new();
@@ -608,7 +786,7 @@ async fn run(o: &Opts, target: Target) -> Value {
     while Instant::now() < hold_end {
         let step = (hold_end - Instant::now()).min(Duration::from_secs(60));
         tokio::time::sleep(step).await;
-        rss_by_minute.push(proc_stat(pid).1);
+        rss_by_minute.push(rss_of(&pids).0);
         if o.soak {
             println!(
                 "  minute {}: rss {} KiB, errors {}, disconnects {}",
@@ -620,7 +798,9 @@ async fn run(o: &Opts, target: Target) -> Value {
         }
     }
     let hold_secs = hold_started.elapsed().as_secs_f64();
-    let cpu_hold = proc_stat(pid).0 - cpu_hold_start;
+    let cpu_hold = cpu_of(&pids) - cpu_hold_start;
+    let nats_hold = cpu_of(&nats_pids) - nats_hold_start;
+    let postgres_hold = cpu_of(&postgres_pids) - postgres_hold_start;
     let delivered_in_hold = stats.chat_delivered.load(Ordering::Relaxed) - delivered_at_start;
     stop.cancel();
     // Let in-flight frames arrive, then stop the readers.
@@ -629,10 +809,11 @@ async fn run(o: &Opts, target: Target) -> Value {
     for t in tasks {
         let _ = t.await;
     }
-    let (cpu_after, _, peak_rss) = proc_stat(pid);
+    let cpu_after = cpu_of(&pids);
+    let (_, peak_rss) = rss_of(&pids);
     // Every client socket is closed now: the server's descriptors must be back to idle.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let fds_after_close = fd_count(pid);
+    let fds_after_close = fds_of(&pids);
     // RSS growth from the end of minute 2 to the end of the hold (the soak's leak check).
     let rss_growth_pct = match (rss_by_minute.get(1), rss_by_minute.last()) {
         (Some(&m2), Some(&last)) if m2 > 0 && rss_by_minute.len() > 2 => {
@@ -640,10 +821,17 @@ async fn run(o: &Opts, target: Target) -> Value {
         }
         _ => 0.0,
     };
-    let _ = Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status();
-    let _ = child.wait();
+    for (child, _) in servers.iter_mut() {
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+    }
+    for (child, _) in servers.iter_mut() {
+        let _ = child.wait();
+    }
+    if let Some(db) = database {
+        db.drop_it().await;
+    }
 
     let mut lat = std::mem::take(&mut *stats.latencies_us.lock().await);
     lat.sort_unstable();
@@ -654,6 +842,13 @@ async fn run(o: &Opts, target: Target) -> Value {
     let screen_expected = stats.screen_sent.load(Ordering::Relaxed) * 3;
     let screen_delivered = stats.screen_delivered.load(Ordering::Relaxed);
     let per_sec = delivered_in_hold as f64 / hold_secs;
+    let per_delivery = |cpu: f64| {
+        if delivered_in_hold > 0 {
+            cpu * 1e6 / delivered_in_hold as f64
+        } else {
+            0.0
+        }
+    };
     json!({
         "target": target.name(),
         "sessions": o.sessions,
@@ -674,7 +869,10 @@ async fn run(o: &Opts, target: Target) -> Value {
         "screen_bytes_per_sec": stats.screen_bytes.load(Ordering::Relaxed) as f64 / hold_secs,
         "server_cpu_secs_total": cpu_after - cpu_before,
         "server_cpu_secs_hold": cpu_hold,
-        "server_cpu_us_per_delivery": if delivered_in_hold > 0 { cpu_hold * 1e6 / delivered_in_hold as f64 } else { 0.0 },
+        "server_cpu_us_per_delivery": per_delivery(cpu_hold),
+        "nodes": pids.len(),
+        "nats_cpu_us_per_delivery": per_delivery(nats_hold),
+        "postgres_cpu_us_per_delivery": per_delivery(postgres_hold),
         "server_peak_rss_kib": peak_rss,
         "rss_by_minute_kib": rss_by_minute,
         "rss_growth_minute2_to_end_pct": rss_growth_pct,
@@ -790,12 +988,13 @@ fn main() {
             }
             print_table(&results);
             if let [broker, baselines @ ..] = &results[..]
-                && o.targets[0] == Target::Broker
+                && matches!(o.targets[0], Target::Broker | Target::ClusterMany)
             {
                 for (baseline, target) in baselines.iter().zip(&o.targets[1..]) {
                     let ratios = ratios_of(broker, baseline);
                     println!(
-                        "\nbroker / {}: {}",
+                        "\n{} / {}: {}",
+                        o.targets[0].name(),
                         target.name(),
                         serde_json::to_string_pretty(&ratios).unwrap()
                     );
@@ -809,7 +1008,11 @@ fn main() {
         }
         let mut out = json!({"runs": results});
         for (name, list) in &all_ratios {
-            let key = format!("broker_over_{}", name.replace('-', "_"));
+            let key = format!(
+                "{}_over_{}",
+                o.targets[0].name().replace('-', "_"),
+                name.replace('-', "_")
+            );
             out[&key] = list
                 .last()
                 .map(|l| l["ratios"].clone())
@@ -833,7 +1036,8 @@ fn main() {
                 }
                 let summary = Value::Object(summary);
                 println!(
-                    "\nbroker / {name} over {} rounds: {}",
+                    "\n{} / {name} over {} rounds: {}",
+                    o.targets[0].name(),
                     list.len(),
                     serde_json::to_string_pretty(&summary).unwrap()
                 );
