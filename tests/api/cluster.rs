@@ -637,3 +637,138 @@ async fn kill_9_of_the_home_node_another_node_takes_the_session_over_and_the_own
     let owners = rows(&report, "id", &pid).len();
     assert_eq!(owners, 1, "the owner kept one place: {report}");
 }
+
+/// Chats until the socket closes, one message every 60 ms (under the default 20 per second of
+/// a connection) once the previous echo is back: the texts whose echo came back (acknowledged:
+/// the broker relayed them), and the close code.
+async fn chatter(mut ws: Ws, me: String) -> (Vec<String>, Option<u16>) {
+    use tokio_tungstenite::tungstenite::Message;
+    let mut acked = Vec::new();
+    let mut pace = tokio::time::interval(Duration::from_millis(60));
+    for n in 0.. {
+        pace.tick().await;
+        let text = format!("{me} {n}");
+        ws.send_raw(Message::text(
+            json!({"type": "chat", "text": text}).to_string(),
+        ))
+        .await;
+        loop {
+            match ws.next_within(Duration::from_secs(10)).await {
+                Some(Event::Json(v)) if v["type"] == "chat" && v["text"] == text.as_str() => {
+                    acked.push(text);
+                    break;
+                }
+                // Refused (busy: the journal did not store it): not acknowledged, the next
+                // one goes. A rate limit refusal would be the test's own fault.
+                Some(Event::Json(v)) if v["type"] == "error" => {
+                    assert_ne!(v["code"], "rate_limited", "{me} chats too fast");
+                    break;
+                }
+                Some(Event::Json(_)) | Some(Event::Binary(_)) => continue,
+                Some(Event::Closed(code)) => return (acked, code),
+                None => panic!("{me}: no echo and no close within 10 s"),
+            }
+        }
+    }
+    unreachable!("the loop ends with the socket")
+}
+
+#[actix_web::test]
+#[ignore = "needs PostgreSQL and NATS: scripts/cluster-suite runs it"]
+async fn sigterm_of_a_home_process_under_load_loses_no_acknowledged_chat() {
+    const SESSIONS: usize = 6;
+    let (pg, nats) = services();
+    let database = TestDatabase::create(&pg).await;
+    let home = serve_process(&database.url, &nats, "home", &[]).await;
+    let b = node_keyed(&database.url, &nats, "b", Some(home.data.path())).await;
+    let t = b.tenant("Acme").await;
+    let home_ws = home.base.replace("http://", "ws://");
+    // Sessions at home on the process; owners reach them through b, customers directly.
+    let mut sessions = Vec::new();
+    let mut chatters = Vec::new();
+    for i in 0..SESSIONS {
+        let made: serde_json::Value = b
+            .http
+            .post(format!("{}/api/v1/sessions", home.base))
+            .bearer_auth(&t.admin)
+            .json(&json!({"subject": format!("load {i}")}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let sid = made["id"].as_str().expect("a session").to_string();
+        let key = made["customer_key"].as_str().unwrap().to_string();
+        let mut owner = b.ws_technician(&t.admin, &sid).await;
+        let customer = Ws::connect(&format!("{home_ws}/ws/customer/{key}"), None)
+            .await
+            .expect("the customer joins at the home");
+        owner.expect("participant_joined").await;
+        sessions.push((sid, key, owner.id()));
+        chatters.push(actix_web::rt::spawn(chatter(owner, format!("owner{i}"))));
+        chatters.push(actix_web::rt::spawn(chatter(
+            customer,
+            format!("customer{i}"),
+        )));
+    }
+    // Under load, the home stops gracefully while b runs.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &home.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut acked = Vec::new();
+    for c in chatters {
+        let (texts, code) = c.await.unwrap();
+        assert_eq!(code, Some(1001), "every socket is sent away with 1001");
+        assert!(!texts.is_empty(), "chat flowed before the stop");
+        acked.push(texts);
+    }
+    // Everyone comes back through b (the owner in its place), and the sessions end there.
+    for (i, (sid, key, pid)) in sessions.iter().enumerate() {
+        let url = format!("{}/ws/sessions/{sid}?resume={pid}", b.ws_base);
+        let mut owner = Ws::connect(&url, Some(&t.admin))
+            .await
+            .expect("the owner is back through b");
+        assert_eq!(&owner.id(), pid);
+        assert_eq!(owner.welcome["owner_id"], pid.as_str());
+        let mut customer = b.ws_customer(key).await;
+        owner.send_json(json!({"type": "end_session"})).await;
+        customer.expect("session_ended").await;
+        let report = b.report(&t.admin, sid).await;
+        assert_eq!(report["session"]["end_reason"], "ended_by_owner");
+        let texts = chat_texts(&report);
+        // Every acknowledged message of both senders is in the report, in its sender's order.
+        for sender in [&acked[2 * i], &acked[2 * i + 1]] {
+            let prefix = sender[0].rsplit_once(' ').unwrap().0.to_string() + " ";
+            let in_report: Vec<&String> = texts.iter().filter(|t| t.starts_with(&prefix)).collect();
+            let mut pos = 0;
+            for text in sender {
+                match in_report[pos..].iter().position(|t| *t == text) {
+                    Some(at) => pos += at + 1,
+                    None => panic!("{text} was acknowledged but is not in the report (in order)"),
+                }
+            }
+        }
+        assert_eq!(
+            rows(&report, "id", pid).len(),
+            1,
+            "the owner kept one place: {report}"
+        );
+    }
+    let mut home = home;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(status) = home.child.try_wait().unwrap() {
+            assert!(status.success(), "the home stopped cleanly: {status}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the home stops within 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
