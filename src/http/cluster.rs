@@ -416,13 +416,14 @@ pub async fn take_over(state: &AppState, session: SessionId, from: &str) -> AppR
     let Some(cluster) = &state.cluster else {
         return Ok(false);
     };
-    let Some(recovery) = state
+    let Some(mut recovery) = state
         .store
         .claim_session(session, from, cluster.node_id())
         .await?
     else {
         return Ok(false);
     };
+    let invitations = std::mem::take(&mut recovery.invitations);
     let record = state.store.session(session).await?;
     let account = match &record {
         Some(r) => state.store.account(r.account_id).await?,
@@ -464,6 +465,21 @@ pub async fn take_over(state: &AppState, session: SessionId, from: &str) -> AppR
         recorded,
         state.session_deps.clone(),
     );
+    // The links the technicians who were in had sent out work on, here.
+    for inv in invitations {
+        let spec = InvitationSpec {
+            id: inv.id,
+            session_id: session,
+            inviter: inv.inviter_participant_id,
+            guest_name: inv.guest_name,
+            permissions: inv.permissions.to_vec(),
+            policy_id: inv.policy_id,
+            expires_at: inv.expires_at,
+        };
+        if !track_here(state, spec).await {
+            tracing::warn!(%session, invitation = %inv.id, "a pending invitation could not be kept after the take-over");
+        }
+    }
     Ok(true)
 }
 

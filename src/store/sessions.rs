@@ -21,6 +21,9 @@ pub struct Recovery {
     /// The last chat and ownership numbers stored (the new actor goes on from there).
     pub chat_seq: i64,
     pub ownership_seq: i64,
+    /// The pending invitations of technicians who were in: their links keep working (the
+    /// new home runs their actors); they are revoked when their inviter's grace runs out.
+    pub invitations: Vec<InvitationRecord>,
 }
 
 /// What narrows the list of ended sessions (every field optional).
@@ -398,6 +401,7 @@ impl Store {
             technicians: Vec::new(),
             chat_seq: 0,
             ownership_seq: 0,
+            invitations: Vec::new(),
         };
         for row in &present {
             let role: String = row.try_get("role")?;
@@ -423,14 +427,33 @@ impl Store {
         .bind(id.to_string())
         .execute(&mut tx)
         .await?;
-        query(
-            "UPDATE invitations SET outcome = 'revoked', outcome_at = ?
-             WHERE session_id = ? AND outcome = 'pending'",
-        )
-        .bind(now)
-        .bind(id.to_string())
-        .execute(&mut tx)
-        .await?;
+        // Pending links of the technicians who were in go on; any other pending link (its
+        // inviter was not in: it cannot be kept by anyone) is revoked. The claim above made
+        // this transaction the only one recovering the session.
+        let sql = format!(
+            "SELECT {INVITATION_COLUMNS} FROM invitations i JOIN sessions s ON s.id = i.session_id
+             WHERE i.session_id = ? AND i.outcome = 'pending' ORDER BY i.created_at"
+        );
+        let pending = query(sql).bind(id.to_string()).fetch_all(&mut tx).await?;
+        for row in &pending {
+            let invitation = invitation_from_row(row)?;
+            let kept = recovery
+                .technicians
+                .iter()
+                .any(|(pid, _, _)| *pid == invitation.inviter_participant_id);
+            if kept {
+                recovery.invitations.push(invitation);
+            } else {
+                query(
+                    "UPDATE invitations SET outcome = 'revoked', outcome_at = ?
+                     WHERE id = ? AND outcome = 'pending'",
+                )
+                .bind(now)
+                .bind(invitation.id.to_string())
+                .execute(&mut tx)
+                .await?;
+            }
+        }
         let chat: Option<i64> = query_scalar(
             "SELECT MAX(s) FROM (SELECT MAX(seq) AS s FROM chat_messages WHERE session_id = ?
              UNION ALL SELECT MAX(last_seq) AS s FROM chat_chunks WHERE session_id = ?) AS seqs",

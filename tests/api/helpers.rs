@@ -20,11 +20,18 @@ use tokio_tungstenite::{
 pub const ADMIN_PASSWORD: &str = "platform-admin-pw";
 pub const PASSWORD: &str = "correct horse battery";
 
-pub struct TestApp {
+/// A client of one broker node: its addresses, an HTTP client and the bootstrap admin's
+/// token. Every request helper lives here, so the same calls reach an in-process broker
+/// (`TestApp` derefs to its `Peer`) or a `serve` process.
+pub struct Peer {
     pub base: String,
     pub ws_base: String,
     pub http: reqwest::Client,
     pub admin: String,
+}
+
+pub struct TestApp {
+    pub peer: Peer,
     pub data_dir: tempfile::TempDir,
     /// The PostgreSQL database of this broker, when the suite runs on PostgreSQL.
     pub database: Option<TestDatabase>,
@@ -166,18 +173,20 @@ impl TestApp {
             let _ = stopped_tx.send(());
         });
         let http = reqwest::Client::new();
-        let mut app = TestApp {
+        let mut peer = Peer {
             base,
             ws_base,
             http,
             admin: String::new(),
+        };
+        peer.admin = peer.login("admin", ADMIN_PASSWORD).await;
+        TestApp {
+            peer,
             data_dir,
             database,
             shutdown,
             stopped,
-        };
-        app.admin = app.login("admin", ADMIN_PASSWORD).await;
-        app
+        }
     }
 
     /// A broker in a thread (and actix system) of its own, for tests that drive it from
@@ -228,6 +237,29 @@ impl TestApp {
 
     pub fn shutdown(&self) {
         self.shutdown.shutdown();
+    }
+}
+
+impl std::ops::Deref for TestApp {
+    type Target = Peer;
+
+    fn deref(&self) -> &Peer {
+        &self.peer
+    }
+}
+
+impl Peer {
+    /// A client of the node at `base` (`http://host:port`), logged in as the bootstrap admin
+    /// with `admin_password`.
+    pub async fn at(base: &str, admin_password: &str) -> Peer {
+        let mut peer = Peer {
+            base: base.to_string(),
+            ws_base: base.replacen("http", "ws", 1),
+            http: reqwest::Client::new(),
+            admin: String::new(),
+        };
+        peer.admin = peer.login("admin", admin_password).await;
+        peer
     }
 
     pub fn url(&self, path: &str) -> String {
