@@ -14,7 +14,7 @@ const CHUNK = 256 * 1024;
 // What the page sends at most per second, below the broker's 16 MiB/s per connection.
 const FILE_BYTES_PER_SEC = 8 * 1024 * 1024;
 // Close codes after which opening the socket again cannot help.
-const FINAL = new Set([1000, 1001, 1002, 1007, 1008, 1009, 1011, 4001, 4002, 4003, 4004, 4005, 4006, 4008]);
+const FINAL = new Set([1000, 1001, 1002, 1007, 1008, 1009, 1011, 4001, 4002, 4003, 4004, 4005, 4006, 4008, 4010]);
 
 // The text for a close code of the contract.
 export function closeText(code, endedReason, reason) {
@@ -33,6 +33,8 @@ export function closeText(code, endedReason, reason) {
       return t('admission_timeout');
     case 4008:
       return t('too_slow');
+    case 4010:
+      return t('place_gone');
     case 1001:
       return t('ended_reason_shutdown');
     case 1008:

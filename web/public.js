@@ -139,7 +139,17 @@ export async function joinPage(root, token) {
     view.append(box);
     clear(root, view);
     const query = ticket ? `?ticket=${encodeURIComponent(ticket)}` : '';
-    liveSession(box, `${wsBase()}/ws/guest/${encodeURIComponent(token)}${query}`, {
+    const base = `${wsBase()}/ws/guest/${encodeURIComponent(token)}`;
+    // The link works once; coming back (the session moved to another node of the broker, or
+    // the network dropped) takes the key the welcome carried.
+    let resumeKey = null;
+    const connect = async (me) =>
+      me && resumeKey ? `${base}?resume=${encodeURIComponent(me)}&key=${encodeURIComponent(resumeKey)}` : `${base}${query}`;
+    liveSession(box, connect, {
+      reconnect: true,
+      onWelcome: (m) => {
+        if (m.resume_key) resumeKey = m.resume_key;
+      },
       // Refused at the door (revoked, used or expired since the page loaded): ask why.
       explain: async () => {
         try {

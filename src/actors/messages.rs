@@ -40,7 +40,13 @@ pub enum Joiner {
         /// Shown to the customer who decides on admission.
         policy_name: String,
         verified_email: Option<String>,
+        /// The key its `welcome` carries (its hash goes to the store): with it, the guest
+        /// comes back into a place held for it (`GuestBack`).
+        resume_key: String,
     },
+    /// A guest coming back with its resume key (checked against the store) into the place
+    /// the session holds for it.
+    GuestBack { participant: ParticipantId },
 }
 
 /// Why a session refused a join after the upgrade (answered by closing the socket).
@@ -50,6 +56,8 @@ pub enum JoinRefusal {
     SessionEnded,
     /// The guest's inviter left meanwhile (close 4001).
     InviterLeft,
+    /// A guest coming back finds no place held for it (close 4010).
+    NoPlace,
 }
 
 /// A new connection asks to join; the session answers with the participant id it gets (a

@@ -283,6 +283,11 @@ impl Actor for ParticipantActor {
                         act.done = true;
                         ctx.stop();
                     }
+                    Ok(Err(JoinRefusal::NoPlace)) => {
+                        act.outlet.close(close_code::NO_PLACE, "no_place");
+                        act.done = true;
+                        ctx.stop();
+                    }
                     Err(_) => {
                         act.outlet
                             .close(close_code::INTERNAL_ERROR, "session_failed");

@@ -238,6 +238,10 @@ pub enum ServerFrame<'a> {
         guest_admission: &'a str,
         /// Whether the session is recorded (extension): every participant is told.
         recording: bool,
+        /// To a guest, once: the key that brings it back into its place after its session
+        /// moved to another node (`/ws/guest/{token}?resume={participant_id}&key=…`).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        resume_key: Option<String>,
     },
     /// To a guest in the lobby: it waits until the customer admits it.
     Lobby {

@@ -141,6 +141,9 @@ pub struct SessionActor {
     recorder: Option<crate::recording::Recorder>,
     /// Guests' addresses proven by a code (for the recording's "who").
     verified_emails: HashMap<ParticipantId, String>,
+    /// Guests' resume keys until their `welcome` carries them (a guest in the lobby gets its
+    /// welcome when admitted).
+    resume_keys: HashMap<ParticipantId, String>,
     /// Technicians whose places a take-over keeps (their reconnect grace starts with the
     /// actor).
     held: Vec<ParticipantId>,
@@ -208,6 +211,7 @@ impl SessionActor {
             waiting: HashMap::new(),
             recorder,
             verified_emails: HashMap::new(),
+            resume_keys: HashMap::new(),
             held: Vec::new(),
             deps,
         }
@@ -258,6 +262,25 @@ impl SessionActor {
                     perms: PermissionSet::ALL,
                     invited_by: None,
                     seq: seq as u64 + 1,
+                    conn: None,
+                    grace: None,
+                },
+            );
+        }
+        let technicians = actor.members.len() as u64;
+        for (seq, guest) in recovery.guests.into_iter().enumerate() {
+            actor.deps.metrics.gauge(Kind::Guest).increment(1.0);
+            actor.held.push(guest.id);
+            actor.members.insert(
+                guest.id,
+                Member {
+                    id: guest.id,
+                    user_id: None,
+                    name: guest.name,
+                    kind: Kind::Guest,
+                    perms: guest.permissions,
+                    invited_by: Some(guest.inviter),
+                    seq: technicians + seq as u64 + 1,
                     conn: None,
                     grace: None,
                 },
@@ -371,6 +394,7 @@ impl SessionActor {
             guest_admission_required: self.admission_required,
             guest_admission: self.admission.as_str(),
             recording: self.recorder.is_some(),
+            resume_key: self.resume_keys.remove(&pid),
         }
         .encode();
         let replay = m.kind != Kind::Guest;
@@ -856,6 +880,10 @@ impl SessionActor {
             return;
         };
         ctx.cancel_future(w.timer);
+        if decision != "admitted" {
+            // Never let in: its key is for nothing (and no place is ever held for it).
+            self.resume_keys.remove(&pid);
+        }
         self.record(ReportEvent::AdmissionDecided {
             guest: pid,
             decision,
@@ -997,7 +1025,7 @@ impl Actor for SessionActor {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         tracing::info!(session = %self.id, "session actor started");
-        // Taken over: each technician who was in gets its reconnect grace from now.
+        // Taken over: each technician and guest who was in gets its reconnect grace from now.
         for pid in std::mem::take(&mut self.held) {
             self.start_grace(pid, ctx);
         }
@@ -1175,6 +1203,7 @@ impl Handler<Join> for SessionActor {
                 permissions,
                 policy_name,
                 verified_email,
+                resume_key,
             } => {
                 if !self.members.contains_key(&inviter) {
                     return Err(JoinRefusal::InviterLeft);
@@ -1184,7 +1213,9 @@ impl Handler<Join> for SessionActor {
                 self.record(ReportEvent::InvitationRedeemed {
                     invitation: invitation_id,
                     guest: pid,
+                    resume_hash: crate::auth::token::hash(&resume_key),
                 });
+                self.resume_keys.insert(pid, resume_key);
                 if let Some(email) = &verified_email {
                     self.verified_emails.insert(pid, email.clone());
                 }
@@ -1215,6 +1246,34 @@ impl Handler<Join> for SessionActor {
                     conn,
                     ctx,
                 ));
+            }
+            Joiner::GuestBack { participant } => {
+                // Its key was checked against the store; its place is held (taken over, its
+                // inviter in), or it is still connected here on a socket that dropped silently.
+                let Some(m) = self
+                    .members
+                    .get_mut(&participant)
+                    .filter(|m| m.kind == Kind::Guest)
+                else {
+                    return Err(JoinRefusal::NoPlace);
+                };
+                if let Some(old) = m.conn.take() {
+                    tracing::info!(session = %self.id, participant = %participant, "guest resumed on a new connection");
+                    old.outlet.close(close_code::NORMAL, "resumed");
+                    old.addr.do_send(Evicted);
+                }
+                m.conn = Some(conn);
+                if let Some(handle) = m.grace.take() {
+                    ctx.cancel_future(handle);
+                }
+                tracing::info!(session = %self.id, participant = %participant, "guest back in its place");
+                self.welcome(participant);
+                let text = ServerFrame::ParticipantBack {
+                    participant_id: participant.0,
+                }
+                .encode();
+                self.broadcast(&text, Some(participant));
+                return Ok(participant);
             }
         };
         let pid = ParticipantId::new();
@@ -1565,7 +1624,9 @@ impl Handler<HandOver> for SessionActor {
                 conn.addr.do_send(Evicted);
             }
             self.deps.metrics.gauge(m.kind).decrement(1.0);
-            if m.kind != Kind::Technician {
+            // Technicians and guests stay present: the next home holds their places. The
+            // customer comes back through its link as a new participant.
+            if m.kind == Kind::Customer {
                 self.deps.reports.record(ReportEvent::Left {
                     participant: m.id,
                     reason: LeaveReason::Disconnected.as_str(),

@@ -367,6 +367,9 @@ pub mod close_code {
     pub const TOO_SLOW: u16 = 4008;
     /// A device agent's connection was replaced by a newer one with the same secret.
     pub const REPLACED: u16 = 4009;
+    /// A guest coming back with its resume key finds no place held for it (its grace ran
+    /// out, it left, or it was removed).
+    pub const NO_PLACE: u16 = 4010;
 }
 
 #[cfg(test)]

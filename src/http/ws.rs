@@ -21,7 +21,7 @@ use crate::{
         extract::{Principal, bearer, principal_from_credential, principal_from_token},
         token,
     },
-    domain::ids::SessionId,
+    domain::ids::{ParticipantId, SessionId},
     error::{AppError, AppResult, Code},
 };
 
@@ -31,6 +31,8 @@ pub struct TicketQuery {
     /// A technician coming back names its participant id: it takes that place over, even
     /// while the server still holds the old connection (a network that dropped silently).
     pub resume: Option<uuid::Uuid>,
+    /// A guest coming back names its participant id (`resume`) and shows its resume key.
+    pub key: Option<String>,
 }
 
 fn session_ended() -> AppError {
@@ -130,6 +132,12 @@ pub enum WsRoute {
         secret: String,
         ticket: Option<String>,
     },
+    /// A guest coming back into its place with the resume key its `welcome` carried.
+    GuestBack {
+        secret: String,
+        participant: ParticipantId,
+        key: String,
+    },
 }
 
 impl std::fmt::Debug for WsRoute {
@@ -156,6 +164,12 @@ impl std::fmt::Debug for WsRoute {
                 .debug_struct("Guest")
                 .field("secret", &hidden(true))
                 .field("ticket", &hidden(ticket.is_some()))
+                .finish(),
+            WsRoute::GuestBack { participant, .. } => f
+                .debug_struct("GuestBack")
+                .field("secret", &hidden(true))
+                .field("participant", participant)
+                .field("key", &hidden(true))
                 .finish(),
         }
     }
@@ -218,10 +232,26 @@ pub async fn guest(
 ) -> AppResult<HttpResponse> {
     state.refuse_if_draining()?;
     let secret = path.into_inner();
+    let query = query.into_inner();
+    if let (Some(participant), Some(key)) = (query.resume, query.key) {
+        // Coming back (its session moved home): the used link names the invitation, the
+        // key proves the guest (checked where the session lives).
+        let inv = state
+            .store
+            .invitation_by_token_hash(&token::hash(&secret))
+            .await?
+            .ok_or_else(|| AppError::new(Code::InvitationNotFound, "no such invitation"))?;
+        let route = WsRoute::GuestBack {
+            secret,
+            participant: ParticipantId(participant),
+            key,
+        };
+        return connect(&state, &req, body, route, inv.session_id).await;
+    }
     let inv = usable_invitation(&state, &secret).await?;
     let route = WsRoute::Guest {
         secret,
-        ticket: query.into_inner().ticket,
+        ticket: query.ticket,
     };
     connect(&state, &req, body, route, inv.session_id).await
 }
@@ -302,7 +332,44 @@ pub async fn admit(
             })
         }
         WsRoute::Guest { secret, ticket } => admit_guest(state, &secret, ticket, handshake).await,
+        WsRoute::GuestBack {
+            secret,
+            participant,
+            key,
+        } => admit_guest_back(state, &secret, participant, &key).await,
     }
+}
+
+/// A guest back with its resume key: the store must hold that key's hash for that guest of
+/// that (used) link, and the session must be live here.
+async fn admit_guest_back(
+    state: &AppState,
+    secret: &str,
+    participant: ParticipantId,
+    key: &str,
+) -> AppResult<Admitted> {
+    let inv = state
+        .store
+        .invitation_by_token_hash(&token::hash(secret))
+        .await?
+        .ok_or_else(|| AppError::new(Code::InvitationNotFound, "no such invitation"))?;
+    let held = state.store.guest_resume(inv.id).await?;
+    let valid = held.is_some_and(|(guest, hash)| {
+        guest == participant && token::hashes_equal(&hash, &token::hash(key))
+    });
+    if !valid {
+        tracing::warn!(invitation = %inv.id, "guest resume refused: wrong participant or key");
+        return Err(AppError::unauthorized());
+    }
+    let session = state
+        .registry
+        .session(inv.session_id)
+        .ok_or_else(session_ended)?;
+    Ok(Admitted {
+        session,
+        joiner: Joiner::GuestBack { participant },
+        recheck: None,
+    })
 }
 
 async fn admit_technician(
@@ -350,7 +417,7 @@ async fn admit_technician(
         who.credential.clone().into()
     };
     let joiner = Joiner::Technician {
-        resume: resume.map(crate::domain::ids::ParticipantId),
+        resume: resume.map(ParticipantId),
         user_id: who.user.id,
         name: who.user.display_name(),
         credential: credential.clone(),
@@ -430,6 +497,7 @@ async fn admit_guest(
         }
     };
     tracing::info!(invitation = %inv.id, token = %token::log_tag(secret), "invitation redeemed");
+    let resume_key = token::generate("sbg_").map_err(AppError::internal)?;
     let joiner = Joiner::Guest {
         invitation_id: inv.id,
         inviter: grant.inviter,
@@ -437,6 +505,7 @@ async fn admit_guest(
         permissions: grant.permissions,
         policy_name: inv.policy_name.clone(),
         verified_email: inv.verified_email.clone(),
+        resume_key,
     };
     Ok(Admitted {
         session,
@@ -465,10 +534,15 @@ mod tests {
                 secret: "lnk-D4".into(),
                 ticket: Some("tik-B2".into()),
             },
+            WsRoute::GuestBack {
+                secret: "lnk-D4".into(),
+                participant: ParticipantId(uuid::Uuid::nil()),
+                key: "rsk-E5".into(),
+            },
         ];
         for route in routes {
             let shown = format!("{route:?}");
-            for credential in ["tok-A1", "tik-B2", "key-C3", "lnk-D4"] {
+            for credential in ["tok-A1", "tik-B2", "key-C3", "lnk-D4", "rsk-E5"] {
                 assert!(!shown.contains(credential), "{shown}");
             }
             assert!(shown.contains("<redacted>"), "{shown}");

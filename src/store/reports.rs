@@ -49,6 +49,8 @@ pub enum ReportEvent {
     InvitationRedeemed {
         invitation: InvitationId,
         guest: ParticipantId,
+        /// The hash of the guest's resume key (the key itself goes only to the guest).
+        resume_hash: String,
     },
     /// A file announced with `file_offer` (its metadata, never its content).
     FileOffered {
@@ -554,12 +556,20 @@ async fn apply(tx: &mut super::WriteTx, event: &ReportEvent) -> StoreResult<()> 
             .execute(&mut *tx)
             .await?;
         }
-        ReportEvent::InvitationRedeemed { invitation, guest } => {
-            query("UPDATE invitations SET guest_participant_id = ? WHERE id = ?")
-                .bind(guest.to_string())
-                .bind(invitation.to_string())
-                .execute(&mut *tx)
-                .await?;
+        ReportEvent::InvitationRedeemed {
+            invitation,
+            guest,
+            resume_hash,
+        } => {
+            query(
+                "UPDATE invitations SET guest_participant_id = ?, guest_resume_hash = ?
+                 WHERE id = ?",
+            )
+            .bind(guest.to_string())
+            .bind(resume_hash.clone())
+            .bind(invitation.to_string())
+            .execute(&mut *tx)
+            .await?;
         }
         ReportEvent::Ended {
             session,

@@ -21,9 +21,21 @@ pub struct Recovery {
     /// The last chat and ownership numbers stored (the new actor goes on from there).
     pub chat_seq: i64,
     pub ownership_seq: i64,
+    /// The guests who were in and whose inviter was: their places are kept too (they come
+    /// back with the resume key their `welcome` carried).
+    pub guests: Vec<RecoveredGuest>,
     /// The pending invitations of technicians who were in: their links keep working (the
     /// new home runs their actors); they are revoked when their inviter's grace runs out.
     pub invitations: Vec<InvitationRecord>,
+}
+
+/// A guest's place, kept by a take-over.
+#[derive(Debug, Clone)]
+pub struct RecoveredGuest {
+    pub id: ParticipantId,
+    pub name: String,
+    pub inviter: ParticipantId,
+    pub permissions: PermissionSet,
 }
 
 /// What narrows the list of ended sessions (every field optional).
@@ -402,6 +414,7 @@ impl Store {
             chat_seq: 0,
             ownership_seq: 0,
             invitations: Vec::new(),
+            guests: Vec::new(),
         };
         for row in &present {
             let role: String = row.try_get("role")?;
@@ -421,12 +434,49 @@ impl Store {
         }
         query(
             "UPDATE session_participants SET left_at = ?, leave_reason = 'disconnected'
-             WHERE session_id = ? AND left_at IS NULL AND role IN ('customer', 'guest')",
+             WHERE session_id = ? AND left_at IS NULL AND role = 'customer'",
         )
         .bind(now)
         .bind(id.to_string())
         .execute(&mut tx)
         .await?;
+        // Guests whose inviter was in keep their places; any other guest left with the home.
+        let guests = query(
+            "SELECT p.id, p.name, i.inviter_participant_id, i.permissions
+             FROM session_participants p
+             LEFT JOIN invitations i ON i.guest_participant_id = p.id
+             WHERE p.session_id = ? AND p.left_at IS NULL AND p.role = 'guest'
+             ORDER BY p.joined_at",
+        )
+        .bind(id.to_string())
+        .fetch_all(&mut tx)
+        .await?;
+        for row in &guests {
+            let gid = ParticipantId(get_uuid(row, "id")?);
+            let inviter = get_opt_uuid(row, "inviter_participant_id")?.map(ParticipantId);
+            let kept = inviter.filter(|inv| recovery.technicians.iter().any(|(t, _, _)| t == inv));
+            match kept {
+                Some(inviter) => {
+                    let perms: Vec<Permission> = get_json(row, "permissions")?;
+                    recovery.guests.push(RecoveredGuest {
+                        id: gid,
+                        name: row.try_get("name")?,
+                        inviter,
+                        permissions: perms.into_iter().collect(),
+                    });
+                }
+                None => {
+                    query(
+                        "UPDATE session_participants SET left_at = ?, leave_reason = 'disconnected'
+                         WHERE id = ? AND left_at IS NULL",
+                    )
+                    .bind(now)
+                    .bind(gid.to_string())
+                    .execute(&mut tx)
+                    .await?;
+                }
+            }
+        }
         // Pending links of the technicians who were in go on; any other pending link (its
         // inviter was not in: it cannot be kept by anyone) is revoked. The claim above made
         // this transaction the only one recovering the session.
@@ -471,6 +521,27 @@ impl Store {
         recovery.ownership_seq = ownership.unwrap_or(0);
         tx.commit().await?;
         Ok(Some(recovery))
+    }
+
+    /// The guest a redeemed invitation let in and the hash of its resume key (both None
+    /// until the session's report writer stored the redemption).
+    pub async fn guest_resume(
+        &self,
+        invitation: InvitationId,
+    ) -> StoreResult<Option<(ParticipantId, String)>> {
+        let row = query(
+            "SELECT guest_participant_id, guest_resume_hash FROM invitations
+             WHERE id = ? AND outcome = 'redeemed'",
+        )
+        .bind(invitation.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let guest = get_opt_uuid(&row, "guest_participant_id")?.map(ParticipantId);
+        let hash: Option<String> = row.try_get("guest_resume_hash")?;
+        Ok(guest.zip(hash))
     }
 
     /// The node a session's actor runs on (None: one node, or no such session).

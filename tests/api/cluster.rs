@@ -299,7 +299,12 @@ async fn a_home_node_that_stops_hands_its_session_over_and_nothing_is_lost() {
     let mut customer = b.ws_customer(&key).await;
     owner.expect("participant_joined").await;
     let pid = owner.id();
-    // A link the owner sent out before the stop, not opened yet.
+    // A guest in the session, and a link the owner sent out, not opened yet.
+    let (_, hal_join) = a.invite(&t.admin, &sid, &policy, "Hal").await;
+    let mut hal = a.ws_guest(&hal_join).await.expect("Hal joins");
+    let hal_id = hal.id();
+    let hal_key = hal.welcome["resume_key"].as_str().unwrap().to_string();
+    owner.expect("participant_joined").await;
     let (_, join) = a.invite(&t.admin, &sid, &policy, "Gina").await;
     for i in 0..20 {
         customer.chat(&format!("line {i}")).await;
@@ -312,12 +317,24 @@ async fn a_home_node_that_stops_hands_its_session_over_and_nothing_is_lost() {
     a.shutdown();
     assert_eq!(owner.expect_close().await, Some(1001));
     assert_eq!(customer.expect_close().await, Some(1001));
+    assert_eq!(hal.expect_close().await, Some(1001));
     let url = format!("{}/ws/sessions/{sid}?resume={pid}", b.ws_base);
     let mut owner = Ws::connect(&url, Some(&t.admin))
         .await
         .expect("the owner is back through b");
     assert_eq!(owner.id(), pid);
     assert_eq!(owner.welcome["owner_id"], pid.as_str());
+    // Hal is back in his place with the key his welcome carried.
+    let back = format!(
+        "{}/ws/guest/{hal_join}?resume={hal_id}&key={hal_key}",
+        b.ws_base
+    );
+    let mut hal = Ws::connect(&back, None).await.expect("Hal is back");
+    assert_eq!(hal.id(), hal_id);
+    assert_eq!(
+        owner.expect("participant_back").await["participant_id"],
+        hal_id.as_str()
+    );
     let mut customer = b.ws_customer(&key).await;
     owner.expect("participant_joined").await;
     customer.chat("line 20").await;
@@ -327,19 +344,36 @@ async fn a_home_node_that_stops_hands_its_session_over_and_nothing_is_lost() {
     // The link sent out before the stop works at the new home, once.
     let mut guest = b.ws_guest(&join).await.expect("the link still works");
     assert_eq!(guest.welcome["owner_id"], pid.as_str());
-    assert_eq!(owner.expect("participant_joined").await["participant"]["name"], "Gina");
+    assert_eq!(
+        owner.expect("participant_joined").await["participant"]["name"],
+        "Gina"
+    );
     assert_eq!(b.ws_guest(&join).await.err(), Some(410));
 
     // Nothing said before the stop is missing, in order.
+    hal.chat("hal again").await;
+    assert_eq!(owner.expect("chat").await["text"], "hal again");
     owner.send_json(json!({"type": "end_session"})).await;
     customer.expect("session_ended").await;
     guest.expect("session_ended").await;
+    hal.expect("session_ended").await;
     let report = b.report(&t.admin, &sid).await;
     let texts = chat_texts(&report);
-    let expected: Vec<String> = (0..=20).map(|i| format!("line {i}")).collect();
+    let mut expected: Vec<String> = (0..=20).map(|i| format!("line {i}")).collect();
+    expected.push("hal again".into());
     assert_eq!(texts, expected);
     assert_eq!(report["session"]["end_reason"], "ended_by_owner");
-    assert_eq!(report["invitations"][0]["outcome"], "redeemed");
+    let outcomes: Vec<&str> = report["invitations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(outcomes, ["redeemed", "redeemed"]);
+    // Hal has one row, present until the end: the move is not a leave.
+    let hal_rows = rows(&report, "id", &hal_id);
+    assert_eq!(hal_rows.len(), 1, "{report}");
+    assert_eq!(hal_rows[0]["leave_reason"], "session_ended");
 }
 
 #[actix_web::test]
@@ -358,23 +392,49 @@ async fn after_a_hand_over_a_link_dies_with_its_inviter_who_does_not_come_back()
     let mut tech = a.ws_technician(&bob, &sid).await;
     owner.expect("participant_joined").await;
     let pid = owner.id();
-    // Bob sends a link out, then the home stops: only the owner comes back.
+    // Bob's guest Ivy is in; Bob sends another link out; then the home stops. The owner
+    // and Ivy come back, Bob does not.
+    let (_, ivy_join) = a.invite(&bob, &sid, &policy, "Ivy").await;
+    let mut ivy = a.ws_guest(&ivy_join).await.expect("Ivy joins");
+    let ivy_id = ivy.id();
+    let ivy_key = ivy.welcome["resume_key"].as_str().unwrap().to_string();
     let (_, join) = a.invite(&bob, &sid, &policy, "Gina").await;
     a.shutdown();
     assert_eq!(owner.expect_close().await, Some(1001));
     assert_eq!(tech.expect_close().await, Some(1001));
+    assert_eq!(ivy.expect_close().await, Some(1001));
     let url = format!("{}/ws/sessions/{sid}?resume={pid}", b.ws_base);
     let mut owner = Ws::connect(&url, Some(&t.admin))
         .await
         .expect("the owner is back through b");
-    // Bob's place is held for his grace (2 s); gone then, his link goes with him.
+    let back = format!(
+        "{}/ws/guest/{ivy_join}?resume={ivy_id}&key={ivy_key}",
+        b.ws_base
+    );
+    let mut ivy = Ws::connect(&back, None).await.expect("Ivy is back");
+    // Bob's place is held for his grace (2 s); gone then, his guest and his link go with
+    // him, as on one node.
+    assert_eq!(ivy.expect_close().await, Some(4001));
     let left = owner.expect("participant_left").await;
     assert_eq!(left["reason"], "disconnected");
     assert_eq!(b.ws_guest(&join).await.err(), Some(410));
+    let mut late = Ws::connect_raw(&back, None).await.expect("the upgrade");
+    assert_eq!(late.expect_close().await, Some(4010));
     owner.send_json(json!({"type": "end_session"})).await;
     owner.expect("session_ended").await;
     let report = b.report(&t.admin, &sid).await;
-    assert_eq!(report["invitations"][0]["outcome"], "revoked");
+    let gina = report["invitations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["guest_name"] == "Gina")
+        .cloned()
+        .expect("Gina's link is in the report");
+    assert_eq!(gina["outcome"], "revoked");
+    assert_eq!(
+        rows(&report, "id", &ivy_id)[0]["leave_reason"],
+        "inviter_left"
+    );
 }
 
 #[actix_web::test]
@@ -687,6 +747,14 @@ async fn kill_9_of_the_home_node_another_node_takes_the_session_over_and_the_own
     owner.expect("participant_joined").await;
     let pid = owner.id();
     let policy = b.policy(&t, "Chat", &["chat"]).await;
+    // Hal is in (through b); Gina's link is out, not opened yet.
+    let (_, hal_join) = b.invite(&t.admin, &sid, &policy, "Hal").await;
+    let mut hal = b.ws_guest(&hal_join).await.expect("Hal joins");
+    let hal_id = hal.id();
+    let hal_key = hal.welcome["resume_key"].as_str().unwrap().to_string();
+    owner.expect("participant_joined").await;
+    // A report read stores what the home holds (Hal's redemption), not the chat to come.
+    b.report(&t.admin, &sid).await;
     let (_, join) = b.invite(&t.admin, &sid, &policy, "Gina").await;
     for text in ["before one", "before two"] {
         owner.chat(text).await;
@@ -702,30 +770,44 @@ async fn kill_9_of_the_home_node_another_node_takes_the_session_over_and_the_own
     let back = async {
         assert_eq!(owner.expect_close().await, Some(1012));
         assert_eq!(customer.expect_close().await, Some(1012));
+        assert_eq!(hal.expect_close().await, Some(1012));
         let url = format!("{}/ws/sessions/{sid}?resume={pid}", b.ws_base);
         let owner = Ws::connect(&url, Some(&t.admin))
             .await
             .expect("the owner is back");
-        (owner, b.ws_customer(&key).await)
+        let url = format!(
+            "{}/ws/guest/{hal_join}?resume={hal_id}&key={hal_key}",
+            b.ws_base
+        );
+        let hal = Ws::connect(&url, None).await.expect("Hal is back");
+        (owner, b.ws_customer(&key).await, hal)
     };
-    let (mut owner, mut customer) = tokio::time::timeout(Duration::from_secs(5), back)
+    let (mut owner, mut customer, mut hal) = tokio::time::timeout(Duration::from_secs(5), back)
         .await
         .expect("everyone is back within 5 s of the kill");
     assert_eq!(owner.id(), pid);
     assert_eq!(owner.welcome["owner_id"], pid.as_str());
+    assert_eq!(hal.id(), hal_id);
     owner.expect("participant_joined").await;
     customer.chat("after").await;
     assert_eq!(owner.expect("chat").await["text"], "after");
+    assert_eq!(hal.expect("chat").await["text"], "after");
     // The link the owner sent out before the kill works at the new home.
     let _guest = b.ws_guest(&join).await.expect("the link still works");
-    assert_eq!(owner.expect("participant_joined").await["participant"]["name"], "Gina");
+    assert_eq!(
+        owner.expect("participant_joined").await["participant"]["name"],
+        "Gina"
+    );
 
     owner.send_json(json!({"type": "end_session"})).await;
     customer.expect("session_ended").await;
     let report = b.report(&t.admin, &sid).await;
     let texts = chat_texts(&report);
     assert_eq!(texts, ["before one", "before two", "after"]);
-    assert_eq!(report["invitations"][0]["outcome"], "redeemed");
+    for invitation in report["invitations"].as_array().unwrap() {
+        assert_eq!(invitation["outcome"], "redeemed", "{report}");
+    }
+    assert_eq!(rows(&report, "id", &hal_id).len(), 1, "{report}");
     assert_eq!(report["session"]["end_reason"], "ended_by_owner");
     let owners = rows(&report, "id", &pid).len();
     assert_eq!(owners, 1, "the owner kept one place: {report}");

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::helpers::{TestApp, Ws, code_in, outbox_mails};
+use crate::helpers::{TestApp, Ws, code_in, eventually, outbox_mails};
 
 #[actix_web::test]
 async fn looking_at_the_join_link_does_not_use_it_up() {
@@ -628,4 +628,86 @@ async fn an_invitation_with_an_email_works_only_after_the_code_mailed_to_it() {
         (409, Some("no_email_to_verify"))
     );
     assert!(app.ws_guest(&plain).await.is_ok());
+}
+
+/// The resume key of a guest's `welcome` as it is stored: its hash only, once the session's
+/// report writer stored the redemption.
+async fn stored_resume_hash(app: &TestApp) -> Option<String> {
+    let db = app.db().await;
+    let hash = support_broker::store::db::query_scalar::<Option<String>>(
+        "SELECT guest_resume_hash FROM invitations WHERE outcome = 'redeemed'",
+    )
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    db.close().await;
+    hash
+}
+
+#[actix_web::test]
+async fn a_guest_comes_back_only_with_its_own_resume_key_and_only_into_a_held_place() {
+    use sha2::Digest;
+    let app = TestApp::spawn().await;
+    let t = app.tenant("Acme").await;
+    let policy = app.policy(&t, "Chat", &["chat"]).await;
+    let (sid, _) = app.session(&t.admin).await;
+    let mut owner = app.ws_technician(&t.admin, &sid).await;
+    let (_, join) = app.invite(&t.admin, &sid, &policy, "Gina").await;
+    let mut guest = app.ws_guest(&join).await.expect("the guest joins");
+    let pid = guest.id();
+    let key = guest.welcome["resume_key"]
+        .as_str()
+        .expect("a guest's welcome carries its resume key")
+        .to_string();
+    assert!(key.starts_with("sbg_") && key.len() > 40, "{key}");
+    assert!(
+        owner.expect("participant_joined").await["participant"]
+            .get("resume_key")
+            .is_none()
+    );
+    // Stored as its hash only.
+    let hex = hex::encode(sha2::Sha256::digest(key.as_bytes()));
+    assert!(eventually(|| async { stored_resume_hash(&app).await.is_some() }).await);
+    assert_eq!(
+        stored_resume_hash(&app).await.as_deref(),
+        Some(hex.as_str())
+    );
+
+    let url =
+        |pid: &str, key: &str| format!("{}/ws/guest/{join}?resume={pid}&key={key}", app.ws_base);
+    // A wrong key, or the right key for another participant: refused before the upgrade.
+    let wrong = format!("sbg_{}", "A".repeat(43));
+    assert_eq!(Ws::connect(&url(&pid, &wrong), None).await.err(), Some(401));
+    let someone = uuid::Uuid::new_v4().to_string();
+    assert_eq!(
+        Ws::connect(&url(&someone, &key), None).await.err(),
+        Some(401)
+    );
+    let unknown = format!("{}/ws/guest/sbi_nope?resume={pid}&key={key}", app.ws_base);
+    assert_eq!(Ws::connect(&unknown, None).await.err(), Some(404));
+    // The link itself stays used.
+    assert_eq!(app.ws_guest(&join).await.err(), Some(410));
+
+    // Its own key while its old connection is still held (a network that dropped without a
+    // close): the new connection takes the same place, the old one is closed.
+    let mut again = Ws::connect(&url(&pid, &key), None)
+        .await
+        .expect("the guest is back");
+    assert_eq!(again.id(), pid);
+    assert!(
+        again.welcome.get("resume_key").is_none(),
+        "the key is given once"
+    );
+    assert_eq!(guest.expect_close().await, Some(1000));
+    again.chat("still here").await;
+    assert_eq!(owner.expect("chat").await["text"], "still here");
+
+    // Once it left, no place is held for it: the key opens nothing.
+    again.send_json(json!({"type": "leave"})).await;
+    assert_eq!(again.expect_close().await, Some(1000));
+    owner.expect("participant_left").await;
+    let mut late = Ws::connect_raw(&url(&pid, &key), None)
+        .await
+        .expect("the upgrade (the session decides on the place)");
+    assert_eq!(late.expect_close().await, Some(4010));
 }
