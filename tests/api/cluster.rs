@@ -947,3 +947,146 @@ async fn sigterm_of_a_home_process_under_load_loses_no_acknowledged_chat() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// A load balancer in front of the nodes, as an operator would put one (nothing sticky):
+/// each connection goes to the first backend that takes it, its bytes piped both ways. A
+/// stopped node refuses connections, so what comes after goes to the next.
+struct Balancer {
+    listener: tokio::net::TcpListener,
+    base: String,
+}
+
+impl Balancer {
+    async fn bind() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        Balancer { listener, base }
+    }
+
+    fn serve(self, backends: &[&str]) {
+        let backends: Vec<String> = backends
+            .iter()
+            .map(|b| b.trim_start_matches("http://").to_string())
+            .collect();
+        actix_web::rt::spawn(async move {
+            while let Ok((mut client, _)) = self.listener.accept().await {
+                let backends = backends.clone();
+                actix_web::rt::spawn(async move {
+                    for b in &backends {
+                        if let Ok(mut server) = tokio::net::TcpStream::connect(b).await {
+                            let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+    }
+}
+
+#[actix_web::test]
+#[ignore = "needs PostgreSQL and NATS: scripts/cluster-suite runs it"]
+async fn in_the_browser_technician_and_guest_stay_in_their_session_when_its_node_stops() {
+    use crate::browser::{Driver, within_deadline};
+    within_deadline(async {
+        let (pg, nats) = services();
+        let database = TestDatabase::create(&pg).await;
+        let lb = Balancer::bind().await;
+        let public = lb.base.clone();
+        let a = node_tweaked(&database.url, &nats, "a", None, |s| {
+            s.http.public_url = public.clone()
+        })
+        .await;
+        let public = lb.base.clone();
+        let b = node_tweaked(&database.url, &nats, "b", Some(a.data_dir.path()), |s| {
+            s.http.public_url = public.clone()
+        })
+        .await;
+        let lb_base = lb.base.clone();
+        lb.serve(&[&a.base, &b.base]);
+        let t = a.tenant("Acme").await;
+        let policy = a.policy(&t, "Chat", &["chat"]).await;
+
+        let driver = Driver::start().await;
+        let tech = driver.browser("en-US").await;
+        let guest = driver.browser("de-DE").await;
+        guest.client.set_window_size(360, 800).await.unwrap();
+
+        // Everything goes through the balancer, which sends it to a: the session's home.
+        tech.login_console(&lb_base, "acme-admin", PASSWORD).await;
+        tech.fill(
+            "[data-testid=new-session] input[name=subject]",
+            "Printer offline",
+        )
+        .await;
+        tech.click("[data-testid=new-session] button[type=submit]")
+            .await;
+        tech.find("[data-testid=live-status][data-connected=true]")
+            .await;
+        tech.fill(
+            "[data-testid=invite-form] input[name=guest_name]",
+            "Gina Guest",
+        )
+        .await;
+        tech.choose("[data-testid=invite-form] select[name=policy_id]", &policy)
+            .await;
+        tech.click("[data-testid=invite-form] button[type=submit]")
+            .await;
+        let url = tech
+            .find("[data-testid=invitation-url]")
+            .await
+            .prop("value")
+            .await
+            .unwrap()
+            .expect("the one-time URL");
+        assert!(url.starts_with(&format!("{lb_base}/join/")), "{url}");
+        guest.goto(&url).await;
+        guest.click("[data-testid=join]").await;
+        guest
+            .find("[data-testid=live-status][data-connected=true]")
+            .await;
+        tech.wait_text("[data-testid=participants]", "Gina Guest")
+            .await;
+        guest
+            .fill("[data-testid=chat-input]", "vor dem Umzug")
+            .await;
+        guest.click("[data-testid=chat-send]").await;
+        tech.wait_text("[data-testid=chat-log]", "vor dem Umzug")
+            .await;
+
+        // a stops: both pages are sent away with 1001, open again through the balancer (now
+        // to b, which takes the session over) and are back in their places.
+        a.shutdown();
+        tech.wait_text(".messages", "Connected again.").await;
+        guest.wait_text(".messages", "Wieder verbunden.").await;
+        tech.find("[data-testid=live-status][data-connected=true]")
+            .await;
+        guest
+            .find("[data-testid=live-status][data-connected=true]")
+            .await;
+        guest
+            .fill("[data-testid=chat-input]", "nach dem Umzug")
+            .await;
+        guest.click("[data-testid=chat-send]").await;
+        tech.wait_text("[data-testid=chat-log]", "nach dem Umzug")
+            .await;
+        // One Gina, one transcript (the reconnect replays nothing twice).
+        let ginas = tech
+            .wait_js(
+                "[...document.querySelector('[data-testid=participants]').children]
+                    .filter(li => li.textContent.includes('Gina Guest')).length",
+            )
+            .await;
+        assert_eq!(ginas, 1);
+        let lines = tech
+            .wait_js("document.querySelector('[data-testid=chat-log]').children.length")
+            .await;
+        assert_eq!(lines, 2);
+        tech.shot("cluster-technician-after-hand-over").await;
+        guest.shot("cluster-guest-after-hand-over-phone").await;
+        tech.close().await;
+        guest.close().await;
+        drop(b);
+    })
+    .await;
+}
