@@ -485,6 +485,8 @@ async fn admit_guest(
             "this invitation link has already been used",
         )
     })?;
+    // Before the link is used up: nothing after the redemption may fail for want of it.
+    let resume_key = token::generate("sbg_").map_err(AppError::internal)?;
     let grant = match actor.send(Redeem).await {
         Ok(Ok(grant)) => grant,
         Ok(Err(RedeemError::Refused(r))) => return Err(super::sessions::refusal(r)),
@@ -497,7 +499,6 @@ async fn admit_guest(
         }
     };
     tracing::info!(invitation = %inv.id, token = %token::log_tag(secret), "invitation redeemed");
-    let resume_key = token::generate("sbg_").map_err(AppError::internal)?;
     let joiner = Joiner::Guest {
         invitation_id: inv.id,
         inviter: grant.inviter,
