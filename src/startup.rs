@@ -54,6 +54,10 @@ impl Application {
         let settings = Arc::new(settings);
         let data_dir = settings.storage.data_dir.clone();
         let store = Store::connect(settings.database.url.expose(), &data_dir).await?;
+        // Before this node joins anything: its key must open what the database holds.
+        let secrets = crate::auth::secret_box::SecretBox::open(&data_dir)?;
+        let clustered = !settings.cluster.nats_url.is_empty();
+        check_secret_key(&store, &secrets, &data_dir, clustered).await?;
         // Several nodes: one PostgreSQL database and one NATS (docs/cluster.md).
         let cluster = if settings.cluster.nats_url.is_empty() {
             None
@@ -135,7 +139,6 @@ impl Application {
         let sms = SmsSender::new(&settings.sms, data_dir.join("outbox"))?;
         let outbox = Outbox::new(store.clone(), mailer, sms, &settings.outbox);
         outbox.clone().start_retries();
-        let secrets = crate::auth::secret_box::SecretBox::open(&data_dir)?;
         let mut state = AppState::new(
             settings.clone(),
             store,
@@ -421,5 +424,40 @@ async fn bootstrap(
     } else {
         tracing::info!("bootstrap: platform admin 'admin' created with the configured password");
     }
+    Ok(())
+}
+
+/// The text every installation seals with its `secret.key` at its first start.
+const KEY_CHECK: &str = "support-broker secret.key check";
+
+/// Whether this node's `secret.key` is the one the database's sealed values (customer links,
+/// authenticator secrets) were sealed with. A node of a cluster with another key would answer
+/// every customer link made elsewhere with 404: it is refused at start. One node with another
+/// key (a data dir lost and made anew) starts, and says loudly what it cannot open.
+async fn check_secret_key(
+    store: &Store,
+    secrets: &crate::auth::secret_box::SecretBox,
+    data_dir: &std::path::Path,
+    cluster: bool,
+) -> anyhow::Result<()> {
+    let mine = secrets.seal(KEY_CHECK)?;
+    let stored = store.key_check(&mine).await?;
+    if secrets
+        .open_value(&stored)
+        .is_ok_and(|plain| plain == KEY_CHECK)
+    {
+        return Ok(());
+    }
+    let key = data_dir.join("secret.key");
+    if cluster {
+        anyhow::bail!(
+            "{} is not the key this database was sealed with: every node of a cluster needs the same secret.key (copy it from the first node; docs/cluster.md)",
+            key.display()
+        );
+    }
+    tracing::error!(
+        key = %key.display(),
+        "secret.key is not the key this database was sealed with: customer links and authenticator secrets stored before cannot be opened (restore the old secret.key to get them back)"
+    );
     Ok(())
 }

@@ -9,6 +9,7 @@ mod audit;
 pub mod db;
 mod devices;
 mod groups;
+mod installation;
 mod invitation_codes;
 pub mod migrate;
 mod outbox;

@@ -575,6 +575,36 @@ async fn a_cluster_on_sqlite_is_refused_at_start_with_a_clear_error() {
 
 #[actix_web::test]
 #[ignore = "needs PostgreSQL and NATS: scripts/cluster-suite runs it"]
+async fn a_node_with_another_secret_key_is_refused_at_start_and_changes_nothing() {
+    let (pg, nats) = services();
+    let database = TestDatabase::create(&pg).await;
+    let a = node(&database.url, &nats, "a", None).await;
+    let t = a.tenant("Acme").await;
+    let (sid, key) = a.session(&t.admin).await;
+    // A second node whose data dir got a key of its own (the README's copy step forgotten).
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = support_broker::config::Settings::defaults().unwrap();
+    settings.http.bind = "127.0.0.1:0".parse().unwrap();
+    settings.storage.data_dir = dir.path().to_path_buf();
+    settings.database.url = Secret::new(database.url.clone());
+    settings.cluster.nats_url = Secret::new(nats.clone());
+    let err = support_broker::startup::Application::build(settings)
+        .await
+        .err()
+        .expect("refused");
+    let said = format!("{err:#}");
+    assert!(
+        said.contains("secret.key") && said.contains("copy it"),
+        "{said}"
+    );
+    // The installation is as it was: the first node opens its customer link as before.
+    let mut customer = a.ws_customer(&key).await;
+    assert_eq!(customer.welcome["session_id"], sid.as_str());
+    customer.send_json(json!({"type": "leave"})).await;
+}
+
+#[actix_web::test]
+#[ignore = "needs PostgreSQL and NATS: scripts/cluster-suite runs it"]
 async fn a_device_agent_on_one_node_is_served_from_every_node() {
     let (pg, nats) = services();
     let database = TestDatabase::create(&pg).await;

@@ -448,3 +448,26 @@ async fn the_listening_line_names_the_bound_address_whatever_the_public_url_says
     let port: u16 = line.rsplit(':').next().unwrap().parse().unwrap();
     assert_ne!(port, 0);
 }
+
+#[actix_web::test]
+async fn one_node_whose_secret_key_was_lost_still_starts_and_its_users_sign_in() {
+    let app = crate::helpers::TestApp::spawn().await;
+    let t = app.tenant("Acme").await;
+    app.shutdown();
+    let crate::helpers::TestApp {
+        data_dir,
+        database,
+        stopped,
+        ..
+    } = app;
+    let _ = tokio::time::timeout(Duration::from_secs(10), stopped).await;
+    // The data dir's key is gone and made anew: what it sealed cannot be opened any more,
+    // but the broker must not lock its users out over it.
+    std::fs::remove_file(data_dir.path().join("secret.key")).unwrap();
+    let again = crate::helpers::TestApp::spawn_at(data_dir, database, |_| {}).await;
+    let admin = again.login("acme-admin", crate::helpers::PASSWORD).await;
+    let (status, _) = again
+        .get(&format!("/accounts/{}/users", t.id), &admin)
+        .await;
+    assert_eq!(status, 200);
+}
