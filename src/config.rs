@@ -108,6 +108,22 @@ impl TlsSettings {
 #[serde(deny_unknown_fields)]
 pub struct StorageSettings {
     pub data_dir: PathBuf,
+    /// Where session recordings go; empty: `<data_dir>/recordings`. Nodes of a cluster that
+    /// share this directory (a mounted volume) serve every recording from every node, and a
+    /// session that moves home goes on in the same file.
+    #[serde(default)]
+    pub recordings_dir: PathBuf,
+}
+
+impl StorageSettings {
+    /// The directory recordings are written to and served from.
+    pub fn recordings(&self) -> PathBuf {
+        if self.recordings_dir.as_os_str().is_empty() {
+            self.data_dir.join("recordings")
+        } else {
+            self.recordings_dir.clone()
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

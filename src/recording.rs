@@ -42,16 +42,23 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    /// Starts the writer task for `session` under `dir`.
-    pub fn start(dir: &Path, session: SessionId) -> std::io::Result<Self> {
+    /// Starts the writer task for `session` under `dir`; record times count from `began`
+    /// (the session's start), so that a session taken over by another node goes on in the
+    /// same file (a shared directory) with times that go on too.
+    pub fn start(
+        dir: &Path,
+        session: SessionId,
+        began: chrono::DateTime<chrono::Utc>,
+    ) -> std::io::Result<Self> {
         crate::private_fs::create_private_dir(dir).map_err(std::io::Error::other)?;
         let path = dir.join(format!("{session}.sbrec"));
         let (tx, rx) = mpsc::channel(QUEUE);
         tokio::spawn(write_all(path, rx));
-        Ok(Self {
-            tx,
-            started: Instant::now(),
-        })
+        let since = (chrono::Utc::now() - began).to_std().unwrap_or_default();
+        let started = Instant::now()
+            .checked_sub(since)
+            .unwrap_or_else(Instant::now);
+        Ok(Self { tx, started })
     }
 
     fn at(&self) -> u64 {
@@ -92,7 +99,14 @@ async fn write_all(path: PathBuf, mut rx: mpsc::Receiver<(Kind, u64, Bytes)>) {
         }
     };
     let _ = crate::private_fs::restrict_file(&path);
-    if file.write_all(MAGIC).await.is_err() {
+    // A recording another node began (its session moved home) goes on after what it wrote.
+    let fresh = file
+        .get_ref()
+        .metadata()
+        .await
+        .map(|m| m.len() == 0)
+        .unwrap_or(true);
+    if fresh && file.write_all(MAGIC).await.is_err() {
         return;
     }
     let mut records = 0u64;

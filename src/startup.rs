@@ -128,7 +128,7 @@ impl Application {
             reconnect_grace: Duration::from_secs(settings.sessions.reconnect_grace_secs),
             file_max_bytes: settings.ws.file_max_bytes,
             admission_timeout: Duration::from_secs(settings.sessions.admission_timeout_secs.max(1)),
-            recordings_dir: data_dir.join("recordings"),
+            recordings_dir: settings.storage.recordings(),
             empty_end: Duration::from_secs(settings.sessions.empty_end_secs.max(1)),
             metrics: RelayMetrics::register(),
             journal: cluster
@@ -158,7 +158,7 @@ impl Application {
 
         http::access::start_expiry_sweeper(state.clone());
         // Recordings older than their retention go, at start and every hour.
-        let recordings = data_dir.join("recordings");
+        let recordings = settings.storage.recordings();
         let keep = Duration::from_secs(settings.sessions.recording_retention_days.max(1) * 86_400);
         actix_web::rt::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(3600));

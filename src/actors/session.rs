@@ -177,13 +177,13 @@ impl SessionActor {
         id: SessionId,
         owner_user: UserId,
         admission: session::Admission,
-        record: bool,
+        record: Option<chrono::DateTime<Utc>>,
         deps: Arc<SessionDeps>,
     ) -> Self {
-        let recorder = if record {
+        let recorder = if let Some(began) = record {
             // On a take-over this appends to the session's recording when the recordings
             // directory is shared.
-            crate::recording::Recorder::start(&deps.recordings_dir, id)
+            crate::recording::Recorder::start(&deps.recordings_dir, id, began)
                 .inspect_err(
                     |err| tracing::error!(session = %id, error = %err, "recording could not start"),
                 )
@@ -226,7 +226,7 @@ impl SessionActor {
         deps: Arc<SessionDeps>,
     ) -> Addr<Self> {
         let registry = deps.registry.clone();
-        let addr = Self::new(id, owner_user, admission, record, deps).start();
+        let addr = Self::new(id, owner_user, admission, record.then(Utc::now), deps).start();
         registry.insert_session(id, addr.clone());
         addr
     }
@@ -243,7 +243,7 @@ impl SessionActor {
         recovery: crate::store::Recovery,
         journaled: Vec<crate::store::ChatLine>,
         admission: session::Admission,
-        record: bool,
+        record: Option<chrono::DateTime<Utc>>,
         deps: Arc<SessionDeps>,
     ) -> Addr<Self> {
         let registry = deps.registry.clone();

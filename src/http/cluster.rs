@@ -433,7 +433,12 @@ pub async fn take_over(state: &AppState, session: SessionId, from: &str) -> AppR
         .as_ref()
         .and_then(|a| crate::domain::session::Admission::parse(&a.guest_admission))
         .unwrap_or(crate::domain::session::Admission::Off);
-    let recorded = account.as_ref().is_some_and(|a| a.record_sessions);
+    // Recorded: the recording goes on from the session's start (in the same file when the
+    // recordings directory is shared).
+    let recorded = record
+        .as_ref()
+        .filter(|_| account.as_ref().is_some_and(|a| a.record_sessions))
+        .map(|r| r.started_at);
     tracing::warn!(%session, %from, "taking over a session whose node is gone");
     // The chat the lost home relayed but had not stored yet (its last chunk).
     let journaled = match &state.session_deps.journal {

@@ -439,6 +439,94 @@ async fn after_a_hand_over_a_link_dies_with_its_inviter_who_does_not_come_back()
 
 #[actix_web::test]
 #[ignore = "needs PostgreSQL and NATS: scripts/cluster-suite runs it"]
+async fn a_recorded_session_that_moves_home_goes_on_in_one_recording_every_node_serves() {
+    let (pg, nats) = services();
+    let database = TestDatabase::create(&pg).await;
+    // The nodes share their recordings directory (a mounted volume in production).
+    let shared = tempfile::tempdir().unwrap();
+    let dir = shared.path().to_path_buf();
+    let share = move |s: &mut support_broker::config::Settings| {
+        s.storage.recordings_dir = dir.clone();
+    };
+    let a = node_tweaked(&database.url, &nats, "a", None, share.clone()).await;
+    let b = node_tweaked(&database.url, &nats, "b", Some(a.data_dir.path()), share).await;
+    let t = a.tenant("Acme").await;
+    let (status, _) = a
+        .call(
+            "PATCH",
+            &format!("/accounts/{}", t.id),
+            Some(&t.admin),
+            Some(json!({"record_sessions": true})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (sid, key) = a.session(&t.admin).await;
+    let mut owner = a.ws_technician(&t.admin, &sid).await;
+    assert_eq!(owner.welcome["recording"], true);
+    let pid = owner.id();
+    let mut customer = b.ws_customer(&key).await;
+    owner.expect("participant_joined").await;
+    customer.chat("before the move").await;
+    owner.expect("chat").await;
+
+    a.shutdown();
+    assert_eq!(owner.expect_close().await, Some(1001));
+    let url = format!("{}/ws/sessions/{sid}?resume={pid}", b.ws_base);
+    let mut owner = Ws::connect(&url, Some(&t.admin))
+        .await
+        .expect("the owner is back through b");
+    assert_eq!(owner.welcome["recording"], true, "still recorded");
+    let mut customer = b.ws_customer(&key).await;
+    customer.chat("after the move").await;
+    // (The owner's reconnect replays the chat before the move first.)
+    while owner.expect("chat").await["text"] != "after the move" {}
+    owner.send_json(json!({"type": "end_session"})).await;
+    owner.expect("session_ended").await;
+
+    // b serves the one recording (a is gone): one header, both parts, times going on.
+    let read = || async {
+        let res = b
+            .http
+            .get(b.url(&format!("/sessions/{sid}/recording")))
+            .bearer_auth(&t.admin)
+            .send()
+            .await
+            .unwrap();
+        (res.status().as_u16(), res.bytes().await.unwrap().to_vec())
+    };
+    let ended = |bytes: &[u8]| {
+        support_broker::recording::read(bytes).is_some_and(|r| {
+            r.iter()
+                .any(|(k, _, p)| *k == 5 && p.windows(5).any(|w| w == b"ended"))
+        })
+    };
+    assert!(
+        eventually(|| async {
+            let (status, bytes) = read().await;
+            status == 200 && ended(&bytes)
+        })
+        .await,
+        "the recording ends with the session"
+    );
+    let (_, bytes) = read().await;
+    let records = support_broker::recording::read(&bytes).expect("one well-formed recording");
+    let chats: Vec<String> = records
+        .iter()
+        .filter(|(k, _, _)| *k == 4)
+        .map(|(_, _, p)| {
+            serde_json::from_slice::<serde_json::Value>(p).unwrap()["text"].to_string()
+        })
+        .collect();
+    assert_eq!(chats, ["\"before the move\"", "\"after the move\""]);
+    let times: Vec<u64> = records.iter().map(|(_, at, _)| *at).collect();
+    assert!(
+        times.windows(2).all(|w| w[0] <= w[1]),
+        "in time order: {times:?}"
+    );
+}
+
+#[actix_web::test]
+#[ignore = "needs PostgreSQL and NATS: scripts/cluster-suite runs it"]
 async fn a_node_that_stops_sends_its_sockets_away_with_1001_and_the_session_goes_on() {
     let (pg, nats) = services();
     let database = TestDatabase::create(&pg).await;
