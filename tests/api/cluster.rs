@@ -287,6 +287,61 @@ async fn a_logout_or_deletion_on_one_node_closes_the_socket_on_another() {
 
 #[actix_web::test]
 #[ignore = "needs PostgreSQL and NATS: scripts/cluster-suite runs it"]
+async fn a_grant_revoked_on_one_node_closes_the_partner_everywhere_and_ends_its_sessions() {
+    use crate::partner_access::{granted, support_login};
+    let (pg, nats) = services();
+    let database = TestDatabase::create(&pg).await;
+    let a = node(&database.url, &nats, "a", None).await;
+    let b = node(&database.url, &nats, "b", Some(&a)).await;
+    let c = a.tenant("Customer").await;
+    let p = a.partner("Fixit", true).await;
+    let grant = granted(&a, &p, &c, true, None).await;
+    let (status, login) = support_login(&a, &p, &grant).await;
+    assert_eq!(status, 200, "{login}");
+    let partner = login["token"].as_str().unwrap().to_string();
+    // The customer's session, at home on a; the partner's technician joins it through b.
+    let (theirs, _) = a.session(&c.admin).await;
+    let mut owner = a.ws_technician(&c.admin, &theirs).await;
+    let mut partner_tech = b.ws_technician(&partner, &theirs).await;
+    owner.expect("participant_joined").await;
+    // A session the partner opened inside the account (its owner is the partner's support
+    // user), at home on a, with its customer connected to b.
+    let (made, key) = a.session(&partner).await;
+    let mut partner_owner = a.ws_technician(&partner, &made).await;
+    let mut customer = b.ws_customer(&key).await;
+    partner_owner.expect("participant_joined").await;
+
+    // The customer revokes the grant through b.
+    let (status, _) = b
+        .call(
+            "DELETE",
+            &format!("/access-grants/{}", grant["id"].as_str().unwrap()),
+            Some(&c.admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, 204);
+    // The partner's technician is closed; the partner's session ends for everyone in it,
+    // wherever they are (its owner hears the end or the revocation first, as on one node).
+    for (ws, codes) in [
+        (&mut partner_tech, &[4003][..]),
+        (&mut partner_owner, &[4002, 4003][..]),
+        (&mut customer, &[4002][..]),
+    ] {
+        let closed = tokio::time::timeout(Duration::from_secs(1), ws.expect_close())
+            .await
+            .expect("within a second (the contract)");
+        assert!(closed.is_some_and(|c| codes.contains(&c)), "{closed:?}");
+    }
+    // The customer's own session goes on.
+    owner.chat("still here").await;
+    assert_eq!(owner.expect("chat").await["text"], "still here");
+    let report = a.report(&c.admin, &made).await;
+    assert_eq!(report["session"]["end_reason"], "access_revoked");
+}
+
+#[actix_web::test]
+#[ignore = "needs PostgreSQL and NATS: scripts/cluster-suite runs it"]
 async fn a_home_node_that_stops_hands_its_session_over_and_nothing_is_lost() {
     let (pg, nats) = services();
     let database = TestDatabase::create(&pg).await;

@@ -25,7 +25,7 @@ async fn access_list(app: &TestApp, t: &Tenant) -> Value {
 }
 
 /// A granted request: returns the grant.
-async fn granted(
+pub(crate) async fn granted(
     app: &TestApp,
     p: &Tenant,
     c: &Tenant,
@@ -52,7 +52,7 @@ async fn granted(
     grant
 }
 
-async fn support_login(app: &TestApp, p: &Tenant, grant: &Value) -> (u16, Value) {
+pub(crate) async fn support_login(app: &TestApp, p: &Tenant, grant: &Value) -> (u16, Value) {
     app.post(
         &format!("/access-grants/{}/login", grant["id"].as_str().unwrap()),
         &p.admin,
