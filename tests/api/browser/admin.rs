@@ -83,7 +83,17 @@ async fn an_admin_creates_a_user_and_sets_2fa_which_the_user_then_passes() {
         bea.login(&app.base, "bea", PASSWORD).await;
         bea.wait_text("[data-testid=code-form]", "per E-Mail").await;
         bea.shot("login-code").await;
-        // A wrong code is refused on the page and she stays there.
+        // A wrong code is refused on the page and she stays there. (The mail may reach the
+        // outbox a moment after the page shows the code step.)
+        let mailed = || {
+            outbox_mails(&app)
+                .iter()
+                .any(|m| m.contains("To: bea@example.com") && m.contains("login code"))
+        };
+        assert!(
+            eventually(|| async { mailed() }).await,
+            "the code is mailed"
+        );
         let code = last_mail_code(&app, "bea@example.com");
         let wrong = if code == "00000" { "11111" } else { "00000" };
         bea.fill("[data-testid=code-form] input[name=code]", wrong)
