@@ -513,6 +513,7 @@ export function liveSession(root, connect, options = {}) {
     state.ownerId = m.owner_id;
     state.participants = new Map(m.participants.map((p) => [p.id, { ...p }]));
     state.away.clear();
+    for (const p of m.participants) if (p.away) state.away.add(p.id);
     if (m.reconnect_grace_secs) state.grace = m.reconnect_grace_secs;
     if (m.file_max_bytes) state.fileMax = m.file_max_bytes;
     status.textContent = t('connected');

@@ -207,6 +207,10 @@ pub struct ParticipantView {
     pub user_id: Option<Uuid>,
     pub name: String,
     pub role: Role,
+    /// Its place is held while it is away (extension; only when true): a technician within
+    /// its reconnect grace, or anyone whose session just moved to another node.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub away: bool,
 }
 
 /// The author of a chat message.

@@ -317,6 +317,7 @@ impl SessionActor {
             user_id: m.user_id.map(|u| u.0),
             name: m.name.clone(),
             role: self.role_of(m),
+            away: m.conn.is_none(),
         }
     }
 

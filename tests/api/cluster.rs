@@ -379,6 +379,21 @@ async fn a_home_node_that_stops_hands_its_session_over_and_nothing_is_lost() {
         .expect("the owner is back through b");
     assert_eq!(owner.id(), pid);
     assert_eq!(owner.welcome["owner_id"], pid.as_str());
+    // Hal's place is held, marked away until he is back.
+    let listed = |id: &str| {
+        owner.welcome["participants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["id"] == id)
+            .cloned()
+            .expect("listed")
+    };
+    assert_eq!(listed(&hal_id)["away"], true);
+    assert!(
+        listed(&pid).get("away").is_none(),
+        "only the away are marked"
+    );
     // Hal is back in his place with the key his welcome carried.
     let back = format!(
         "{}/ws/guest/{hal_join}?resume={hal_id}&key={hal_key}",
