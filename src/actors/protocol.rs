@@ -209,7 +209,7 @@ pub struct ParticipantView {
     pub role: Role,
     /// Its place is held while it is away (extension; only when true): a technician within
     /// its reconnect grace, or anyone whose session just moved to another node.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub away: bool,
 }
 
@@ -327,6 +327,25 @@ impl ServerFrame<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_participant_view_crosses_to_another_node_whether_away_or_not() {
+        // What a home sends another node (a session view, a welcome) is read back there:
+        // `away` is left out when false, so a reader must not require it.
+        for away in [false, true] {
+            let view = ParticipantView {
+                id: Uuid::now_v7(),
+                user_id: None,
+                name: "Gina".into(),
+                role: Role::Guest,
+                away,
+            };
+            let wire = serde_json::to_string(&view).unwrap();
+            assert_eq!(wire.contains("away"), away, "{wire}");
+            let back: ParticipantView = serde_json::from_str(&wire).unwrap();
+            assert_eq!(back, view);
+        }
+    }
 
     #[test]
     fn frames_parse_by_type() {
