@@ -14,7 +14,10 @@ use std::{
 };
 
 use bytes::Bytes;
-use tokio::{io::AsyncWriteExt, sync::mpsc};
+use tokio::{
+    io::AsyncWriteExt,
+    sync::{mpsc, oneshot},
+};
 
 use crate::domain::ids::SessionId;
 
@@ -34,10 +37,17 @@ pub enum Kind {
 /// events are always kept: they are small and bounded by the connections' own limits).
 const QUEUE: usize = 1024;
 
+/// What the writer task is given: a record, or a request to put everything before it on disk.
+#[derive(Debug)]
+enum Write {
+    Record(Kind, u64, Bytes),
+    Sync(oneshot::Sender<()>),
+}
+
 /// The recorder of one session; cheap to clone. Dropping every clone ends the file.
 #[derive(Clone, Debug)]
 pub struct Recorder {
-    tx: mpsc::Sender<(Kind, u64, Bytes)>,
+    tx: mpsc::Sender<Write>,
     started: Instant,
 }
 
@@ -67,7 +77,11 @@ impl Recorder {
 
     /// A screen or input frame: skipped (and counted in the log) while the writer is behind.
     pub fn stream(&self, kind: Kind, data: Bytes) {
-        if self.tx.try_send((kind, self.at(), data)).is_err() {
+        if self
+            .tx
+            .try_send(Write::Record(kind, self.at(), data))
+            .is_err()
+        {
             tracing::debug!("recording behind: a stream frame is not recorded");
         }
     }
@@ -76,7 +90,7 @@ impl Recorder {
     pub fn keep(&self, kind: Kind, json: String) {
         let tx = self.tx.clone();
         let at = self.at();
-        let record = (kind, at, Bytes::from(json));
+        let record = Write::Record(kind, at, Bytes::from(json));
         if let Err(mpsc::error::TrySendError::Full(record)) = tx.try_send(record) {
             tokio::spawn(async move {
                 let _ = tx.send(record).await;
@@ -85,7 +99,18 @@ impl Recorder {
     }
 }
 
-async fn write_all(path: PathBuf, mut rx: mpsc::Receiver<(Kind, u64, Bytes)>) {
+impl Recorder {
+    /// Waits until everything recorded before this call is written to the file and flushed
+    /// (a session that moves home: the next home appends to the same file).
+    pub async fn sync(&self) {
+        let (done, written) = oneshot::channel();
+        if self.tx.send(Write::Sync(done)).await.is_ok() {
+            let _ = written.await;
+        }
+    }
+}
+
+async fn write_all(path: PathBuf, mut rx: mpsc::Receiver<Write>) {
     let file = tokio::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -110,7 +135,15 @@ async fn write_all(path: PathBuf, mut rx: mpsc::Receiver<(Kind, u64, Bytes)>) {
         return;
     }
     let mut records = 0u64;
-    while let Some((kind, at, data)) = rx.recv().await {
+    while let Some(write) = rx.recv().await {
+        let (kind, at, data) = match write {
+            Write::Record(kind, at, data) => (kind, at, data),
+            Write::Sync(done) => {
+                let _ = file.flush().await;
+                let _ = done.send(());
+                continue;
+            }
+        };
         let len = u32::try_from(1 + 8 + data.len()).unwrap_or(u32::MAX);
         let mut head = [0u8; 13];
         head[..4].copy_from_slice(&len.to_be_bytes());
@@ -203,6 +236,28 @@ mod tests {
         }
         assert_eq!(sweep(dir.path(), Duration::from_secs(30 * 86_400)), 1);
         assert!(!old.exists() && new.exists() && other.exists());
+    }
+
+    #[tokio::test]
+    async fn a_synced_recording_is_on_disk_and_the_next_home_appends_to_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let session = SessionId::new();
+        let began = chrono::Utc::now();
+        let first = Recorder::start(dir.path(), session, began).unwrap();
+        for i in 0..50 {
+            first.keep(Kind::Chat, format!(r#"{{"n":{i}}}"#));
+        }
+        first.sync().await;
+        // Read while the first recorder still runs: its part is whole on disk.
+        let on_disk = std::fs::read(path_of(dir.path(), session)).unwrap();
+        assert_eq!(read(&on_disk).expect("well formed").len(), 50);
+        drop(first);
+        let next = Recorder::start(dir.path(), session, began).unwrap();
+        next.keep(Kind::Chat, r#"{"n":50}"#.into());
+        next.sync().await;
+        let records = read(&std::fs::read(path_of(dir.path(), session)).unwrap()).unwrap();
+        assert_eq!(records.len(), 51, "one header, both parts");
+        assert_eq!(records[50].2, br#"{"n":50}"#.to_vec());
     }
 
     #[test]

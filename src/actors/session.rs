@@ -1614,15 +1614,17 @@ impl Handler<HandOver> for SessionActor {
         tracing::info!(session = %self.id, "session handed over to another node");
         self.record_event(serde_json::json!({"event": "handed_over"}));
         let at = Utc::now();
+        // The sockets are sent away only once the report holds everything: their clients
+        // reconnect through another node at once, and it takes the session over from the
+        // store (a stale store would give its new chat numbers already used).
+        let mut leaving = Vec::new();
         for (_, w) in self.waiting.drain() {
             ctx.cancel_future(w.timer);
-            w.conn.outlet.close(close_code::GOING_AWAY, "going_away");
-            w.conn.addr.do_send(Evicted);
+            leaving.push(w.conn);
         }
         for (_, m) in self.members.drain() {
-            if let Some(conn) = &m.conn {
-                conn.outlet.close(close_code::GOING_AWAY, "going_away");
-                conn.addr.do_send(Evicted);
+            if let Some(conn) = m.conn {
+                leaving.push(conn);
             }
             self.deps.metrics.gauge(m.kind).decrement(1.0);
             // Technicians and guests stay present: the next home holds their places. The
@@ -1639,7 +1641,27 @@ impl Handler<HandOver> for SessionActor {
         self.deps
             .registry
             .unindex_session(self.id, &self.indexed.0, &self.indexed.1);
-        ctx.stop();
+        let reports = self.deps.reports.clone();
+        let recorder = self.recorder.take();
+        let id = self.id;
+        // `wait`: no frame is handled meanwhile (the session is no longer here).
+        ctx.wait(
+            async move {
+                reports.flush_session(id).await;
+                // The next home appends to the same recording: this one's part comes first.
+                if let Some(recorder) = recorder {
+                    recorder.sync().await;
+                }
+            }
+            .into_actor(self)
+            .map(move |(), _, ctx| {
+                for conn in leaving {
+                    conn.outlet.close(close_code::GOING_AWAY, "going_away");
+                    conn.addr.do_send(Evicted);
+                }
+                ctx.stop();
+            }),
+        );
     }
 }
 
