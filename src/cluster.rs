@@ -287,6 +287,13 @@ impl Cluster {
         Ok(serde_json::from_slice(&reply.payload)?)
     }
 
+    /// Whether a failed `request` means that nobody listens for the node (it is gone), as
+    /// against a node that was slow or answered nonsense.
+    pub fn nobody_listens(err: &anyhow::Error) -> bool {
+        err.downcast_ref::<async_nats::RequestError>()
+            .is_some_and(|e| matches!(e.kind(), async_nats::client::RequestErrorKind::NoResponders))
+    }
+
     /// Whether `node` is there: false when NATS says that nobody listens for it (its
     /// connection is gone: the process died or lost NATS) or when it says it is leaving (it
     /// handed its sessions over). A node that is slow to answer is taken to be there.

@@ -142,6 +142,7 @@ codes! {
     UnknownRole = "unknown_role", UNPROCESSABLE_ENTITY, "no role …";
     UnknownUser = "unknown_user", UNPROCESSABLE_ENTITY, "user_id names no user of this account";
     WeakPassword = "weak_password", UNPROCESSABLE_ENTITY, "password: 8 to 256 characters";
+    NodeUnavailable = "node_unavailable", SERVICE_UNAVAILABLE, "the node where the session lives did not answer in time; try again in a moment";
     TooManyAttempts = "too_many_attempts", TOO_MANY_REQUESTS, "too many login attempts; try again later";
     TooManyCodes = "too_many_codes", TOO_MANY_REQUESTS, "too many codes sent; wait before logging in again";
     TooManyInvitations = "too_many_invitations", TOO_MANY_REQUESTS, "this session holds … pending invitations already; revoke one first";
@@ -191,6 +192,15 @@ impl AppError {
             code,
             message: message.into(),
             retry_after_secs: Some(retry_after_secs),
+        }
+    }
+
+    /// 503: another node of the cluster (a session's home) did not answer in time.
+    pub fn node_unavailable() -> Self {
+        Self::Api {
+            code: Code::NodeUnavailable,
+            message: Code::NodeUnavailable.meaning().to_string(),
+            retry_after_secs: Some(2),
         }
     }
 
@@ -310,7 +320,12 @@ mod tests {
         let mut names = HashSet::new();
         for code in Code::ALL {
             assert!(names.insert(code.as_str()), "{} twice", code.as_str());
-            assert!(code.status().is_client_error(), "{}", code.as_str());
+            // A client error, or "try again" (503) for a node of the cluster that was slow.
+            assert!(
+                code.status().is_client_error() || *code == Code::NodeUnavailable,
+                "{}",
+                code.as_str()
+            );
             assert!(!code.meaning().is_empty());
             assert!(
                 code.as_str()
@@ -318,6 +333,16 @@ mod tests {
                     .all(|c| c.is_ascii_lowercase() || c == '_')
             );
         }
+    }
+
+    #[test]
+    fn a_slow_node_is_a_503_that_says_when_to_try_again() {
+        let res = AppError::node_unavailable().error_response();
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            res.headers().get("retry-after").map(|v| v.as_bytes()),
+            Some(&b"2"[..])
+        );
     }
 
     #[test]

@@ -91,14 +91,19 @@ impl Application {
             tracing::info!(node = cluster.node_id(), "node of a cluster");
             Some(cluster)
         };
-        let dead_after =
-            chrono::Duration::seconds(settings.cluster.node_dead_after_secs.max(3) as i64);
-        let orphaned = store
-            .fail_orphaned_sessions(
-                cluster.as_ref().map(|c| c.node_id()),
+        let mut orphaned = store
+            .fail_orphaned_sessions(cluster.as_ref().map(|c| c.node_id()))
+            .await?;
+        if let Some(cluster) = &cluster {
+            let dead_after =
+                chrono::Duration::seconds(settings.cluster.node_dead_after_secs.max(3) as i64);
+            orphaned += http::cluster::fail_sessions_of_dead_nodes(
+                &store,
+                cluster,
                 chrono::Utc::now() - dead_after,
             )
             .await?;
+        }
         if orphaned > 0 {
             tracing::warn!(
                 sessions = orphaned,

@@ -361,7 +361,7 @@ pub async fn connect_remote(
         Err(err) => {
             cluster.close_edge(conn);
             tracing::warn!(%home, error = %err, "session home unreachable");
-            return Err(AppError::Unavailable);
+            return Err(AppError::node_unavailable());
         }
     };
     if let Some(refused) = answer.get("refused") {
@@ -509,6 +509,23 @@ fn cluster_of(state: &AppState) -> AppResult<&Arc<Cluster>> {
     state.cluster.as_ref().ok_or(AppError::Unavailable)
 }
 
+/// The home's answer, `None` when the home is gone (nobody listens on its subject), 503
+/// `node_unavailable` when it did not answer in time or answered what this node cannot read.
+async fn ask_live<T: serde::de::DeserializeOwned>(
+    state: &AppState,
+    home: &str,
+    rpc: &Rpc,
+) -> AppResult<Option<T>> {
+    match cluster_of(state)?.request(home, rpc).await {
+        Ok(answer) => Ok(Some(answer)),
+        Err(err) if Cluster::nobody_listens(&err) => Ok(None),
+        Err(err) => {
+            tracing::warn!(%home, error = %err, "session home did not answer");
+            Err(AppError::node_unavailable())
+        }
+    }
+}
+
 async fn ask<T: serde::de::DeserializeOwned>(
     state: &AppState,
     home: &str,
@@ -516,27 +533,29 @@ async fn ask<T: serde::de::DeserializeOwned>(
 ) -> AppResult<T> {
     cluster_of(state)?.request(home, rpc).await.map_err(|err| {
         tracing::warn!(%home, error = %err, "session home unreachable");
-        AppError::Unavailable
+        AppError::node_unavailable()
     })
 }
 
 /// The live participants of an open session (None: it is not live anywhere).
-pub async fn snapshot(state: &AppState, session: SessionId) -> Option<SessionSnapshot> {
+/// `Ok(None)` when the session is not live (no actor here, none at its home, or its home is
+/// gone); 503 `node_unavailable` when its home is there but did not answer in time (a slow
+/// node is not taken to mean an ended session).
+pub async fn snapshot(state: &AppState, session: SessionId) -> AppResult<Option<SessionSnapshot>> {
     if let Some(addr) = state.registry.session(session) {
-        return addr.send(Snapshot).await.ok();
+        return Ok(addr.send(Snapshot).await.ok());
     }
-    match remote_home(state, session).await {
-        Ok(Some(home)) => ask(state, &home, &Rpc::Snapshot { session })
+    match remote_home(state, session).await? {
+        Some(home) => ask_live(state, &home, &Rpc::Snapshot { session })
             .await
-            .ok()
-            .flatten(),
-        _ => None,
+            .map(Option::flatten),
+        None => Ok(None),
     }
 }
 
 /// Whether the session is live somewhere (its actor runs on this or another node).
-pub async fn is_live(state: &AppState, session: SessionId) -> bool {
-    snapshot(state, session).await.is_some()
+pub async fn is_live(state: &AppState, session: SessionId) -> AppResult<bool> {
+    Ok(snapshot(state, session).await?.is_some())
 }
 
 #[derive(Deserialize)]
@@ -545,26 +564,23 @@ struct Connected {
     participant: Option<ParticipantId>,
 }
 
-/// The participant of `user` connected to the session now: `Err` when the session is not
-/// live, `Ok(None)` when the user is not in it.
+/// The participant of `user` connected to the session now: `Ok(None)` when the session is
+/// not live, `Ok(Some(None))` when the user is not in it; 503 `node_unavailable` when the
+/// session's home did not answer in time.
 pub async fn connected_technician(
     state: &AppState,
     session: SessionId,
     user: UserId,
-) -> Result<Option<ParticipantId>, ()> {
+) -> AppResult<Option<Option<ParticipantId>>> {
     if let Some(addr) = state.registry.session(session) {
-        return addr
-            .send(ConnectedTechnician { user_id: user })
-            .await
-            .map_err(|_| ());
+        return Ok(addr.send(ConnectedTechnician { user_id: user }).await.ok());
     }
-    let Ok(Some(home)) = remote_home(state, session).await else {
-        return Err(());
+    let Some(home) = remote_home(state, session).await? else {
+        return Ok(None);
     };
-    match ask::<Connected>(state, &home, &Rpc::ConnectedTechnician { session, user }).await {
-        Ok(c) if c.live => Ok(c.participant),
-        _ => Err(()),
-    }
+    let rpc = Rpc::ConnectedTechnician { session, user };
+    let asked = ask_live::<Connected>(state, &home, &rpc).await?;
+    Ok(asked.filter(|c| c.live).map(|c| c.participant))
 }
 
 /// Starts a new invitation's actor beside its session and has the session track it; `false`
@@ -734,6 +750,26 @@ async fn give_up_moved_sessions(state: &AppState, node: &str) {
     }
 }
 
+/// Ends, as `failed`, the open sessions of the other nodes not seen in the database since
+/// `alive_since`, unless NATS says such a node is still there (a heartbeat late because its
+/// database writes were slow, or a clock that jumped, is not a death): a node is taken for
+/// dead only when both its heartbeat and its NATS subscription are gone.
+pub async fn fail_sessions_of_dead_nodes(
+    store: &crate::store::Store,
+    cluster: &Cluster,
+    alive_since: chrono::DateTime<Utc>,
+) -> anyhow::Result<u64> {
+    let mut failed = 0;
+    for home in store.unseen_homes(cluster.node_id(), alive_since).await? {
+        if cluster.reachable(&home).await {
+            tracing::warn!(node = %home, "a node's heartbeat is late but it answers on NATS: its sessions stay");
+            continue;
+        }
+        failed += store.fail_sessions_of_dead_node(&home, alive_since).await?;
+    }
+    Ok(failed)
+}
+
 pub fn start_heartbeat(state: web::Data<AppState>) {
     let Some(cluster) = state.cluster.clone() else {
         return;
@@ -761,11 +797,7 @@ pub fn start_heartbeat(state: web::Data<AppState>) {
                 continue;
             }
             let since = now - chrono::Duration::from_std(dead_after).unwrap_or_default();
-            match state
-                .store
-                .fail_sessions_of_dead_nodes(cluster.node_id(), since)
-                .await
-            {
+            match fail_sessions_of_dead_nodes(&state.store, &cluster, since).await {
                 Ok(0) => {}
                 Ok(n) => tracing::warn!(
                     sessions = n,

@@ -284,9 +284,12 @@ pub async fn create(
     }))
 }
 
-async fn view_of(state: &AppState, s: SessionRecord) -> SessionView {
+/// The session as its technicians see it: `open` with its participants while its actor runs
+/// (here or at its home node), else `ended`. 503 `node_unavailable` when its home did not
+/// answer in time.
+async fn view_of(state: &AppState, s: SessionRecord) -> AppResult<SessionView> {
     let snapshot = if s.open {
-        super::cluster::snapshot(state, s.id).await
+        super::cluster::snapshot(state, s.id).await?
     } else {
         None
     };
@@ -304,7 +307,7 @@ async fn view_of(state: &AppState, s: SessionRecord) -> SessionView {
     } else {
         None
     };
-    SessionView {
+    Ok(SessionView {
         id: s.id.0,
         subject: s.subject,
         state: if open { "open" } else { "ended" },
@@ -319,7 +322,7 @@ async fn view_of(state: &AppState, s: SessionRecord) -> SessionView {
             .as_ref()
             .map(|k| format!("{}/customer/{k}", state.public_url)),
         customer_ws_url: key.map(|k| format!("{}/ws/customer/{k}", state.public_ws_url())),
-    }
+    })
 }
 
 /// `GET /sessions?state=`: `open` (the default, as in the contract) or `ended`.
@@ -346,7 +349,8 @@ pub struct ListQuery {
 const ENDED_LIST_LIMIT: u32 = 100;
 
 #[utoipa::path(get, path = "/api/v1/sessions", tag = "sessions", params(ListQuery),
-    responses((status = 200, body = Vec<SessionView>), (status = 400), (status = 403)))]
+    responses((status = 200, body = Vec<SessionView>), (status = 400), (status = 403),
+        (status = 503, description = "node_unavailable: a session's home node did not answer in time")))]
 pub async fn list(
     state: web::Data<AppState>,
     auth: Authorized<area::Sessions>,
@@ -360,7 +364,7 @@ pub async fn list(
                 if !session_in_scope(&state, who.rights(), &s).await? {
                     continue;
                 }
-                let view = view_of(&state, s).await;
+                let view = view_of(&state, s).await?;
                 if view.state == "open" {
                     out.push(view);
                 }
@@ -388,7 +392,7 @@ pub async fn list(
                 if !session_in_scope(&state, who.rights(), &s).await? {
                     continue;
                 }
-                out.push(view_of(&state, s).await);
+                out.push(view_of(&state, s).await?);
             }
         }
         Some(_) => {
@@ -403,7 +407,8 @@ pub async fn list(
     Ok(res.json(out))
 }
 
-#[utoipa::path(get, path = "/api/v1/sessions/{id}", tag = "sessions", responses((status = 200, body = SessionView), (status = 403), (status = 404)))]
+#[utoipa::path(get, path = "/api/v1/sessions/{id}", tag = "sessions", responses((status = 200, body = SessionView), (status = 403), (status = 404),
+    (status = 503, description = "node_unavailable: the session's home node did not answer in time")))]
 pub async fn get(
     state: web::Data<AppState>,
     who: Principal,
@@ -412,7 +417,7 @@ pub async fn get(
     let session = visible_session(&state, &who, path.into_inner()).await?;
     let mut res = HttpResponse::Ok();
     secret_headers(&mut res);
-    Ok(res.json(view_of(&state, session).await))
+    Ok(res.json(view_of(&state, session).await?))
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -427,7 +432,8 @@ pub struct CustomerLinkInfo {
 /// `session_ended` for a session that is over (extension).
 #[utoipa::path(get, path = "/api/v1/customer-sessions/{key}", tag = "sessions",
     params(("key" = String, Path, description = "the customer key of the session's link")),
-    responses((status = 200, body = CustomerLinkInfo), (status = 404), (status = 410)))]
+    responses((status = 200, body = CustomerLinkInfo), (status = 404), (status = 410),
+        (status = 503, description = "node_unavailable: the session's home node did not answer in time")))]
 pub async fn customer_link(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -437,7 +443,7 @@ pub async fn customer_link(
         .session_by_customer_key(&token::hash(&path.into_inner()))
         .await?
         .ok_or_else(session_not_found)?;
-    if !session.open || !super::cluster::is_live(&state, session.id).await {
+    if !session.open || !super::cluster::is_live(&state, session.id).await? {
         return Err(session_ended());
     }
     let mut res = HttpResponse::Ok();
@@ -550,8 +556,8 @@ pub async fn invite(
     }
     // Asked of the session's actor, on this node or on its home node.
     let inviter = super::cluster::connected_technician(&state, session.id, who.user.id)
-        .await
-        .map_err(|()| session_ended())?
+        .await?
+        .ok_or_else(session_ended)?
         .ok_or_else(|| {
             AppError::new(Code::NotInSession, "connect to the session before inviting")
         })?;

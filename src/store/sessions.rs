@@ -283,38 +283,51 @@ impl Store {
     /// revokes their pending invitations. Returns how many sessions it closed.
     ///
     /// One node (`node` None): every open session. A node of a cluster: the sessions that
-    /// were its own (a restart with the same `cluster.node_id`), those of no node, and those
-    /// whose node was not seen since `alive_since` (dead); the other nodes' stay.
-    pub async fn fail_orphaned_sessions(
-        &self,
-        node: Option<&str>,
-        alive_since: DateTime<Utc>,
-    ) -> StoreResult<u64> {
+    /// were its own (a restart with the same `cluster.node_id`) and those of no node; the
+    /// other nodes' stay (those of dead nodes are the sweep's: `unseen_homes`).
+    pub async fn fail_orphaned_sessions(&self, node: Option<&str>) -> StoreResult<u64> {
         match node {
             None => self.fail_sessions_where("state = 'open'", &[], None).await,
             Some(node) => {
                 self.fail_sessions_where(
-                    "state = 'open' AND (home_node IS NULL OR home_node = ?
-                        OR home_node NOT IN (SELECT id FROM nodes WHERE seen_at > ?))",
+                    "state = 'open' AND (home_node IS NULL OR home_node = ?)",
                     &[node],
-                    Some(alive_since),
+                    None,
                 )
                 .await
             }
         }
     }
 
-    /// A node's periodic sweep: ends the sessions of other nodes not seen since
-    /// `alive_since` (they died without a word), as `failed`.
-    pub async fn fail_sessions_of_dead_nodes(
+    /// The other nodes that hold open sessions and were not seen since `alive_since`: dead,
+    /// by their heartbeat (the caller asks NATS before it believes it).
+    pub async fn unseen_homes(
         &self,
         node: &str,
         alive_since: DateTime<Utc>,
+    ) -> StoreResult<Vec<String>> {
+        query_scalar::<String>(
+            "SELECT DISTINCT home_node FROM sessions
+             WHERE state = 'open' AND home_node IS NOT NULL AND home_node <> ?
+               AND home_node NOT IN (SELECT id FROM nodes WHERE seen_at > ?)",
+        )
+        .bind(node.to_string())
+        .bind(alive_since)
+        .fetch_all(&self.pool)
+        .await
+    }
+
+    /// Ends, as `failed`, the open sessions of `dead` if it is still not seen since
+    /// `alive_since` (decided by the database in the one transaction).
+    pub async fn fail_sessions_of_dead_node(
+        &self,
+        dead: &str,
+        alive_since: DateTime<Utc>,
     ) -> StoreResult<u64> {
         self.fail_sessions_where(
-            "state = 'open' AND home_node IS NOT NULL AND home_node <> ?
+            "state = 'open' AND home_node = ?
                 AND home_node NOT IN (SELECT id FROM nodes WHERE seen_at > ?)",
-            &[node],
+            &[dead],
             Some(alive_since),
         )
         .await

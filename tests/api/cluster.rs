@@ -638,18 +638,105 @@ async fn the_sessions_of_a_node_that_died_end_as_failed_and_the_link_says_so() {
         .execute(&db)
         .await
         .unwrap();
-    assert!(
-        eventually(|| async {
-            let (_, v) = a.get(&format!("/sessions/{sid}"), &t.admin).await;
-            v["state"] == "ended"
-        })
-        .await,
+    // a gives its own actor up (the store names another home) and its sweep (the first
+    // after 4 s alive, then every 2 s) ends the session as `failed`: nobody listens for
+    // that node on NATS.
+    let mut report = serde_json::Value::Null;
+    for _ in 0..60 {
+        report = a.report(&t.admin, &sid).await;
+        if report["session"]["end_reason"] == "failed" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(
+        report["session"]["end_reason"], "failed",
         "the dead node's session is swept"
     );
-    let report = a.report(&t.admin, &sid).await;
-    assert_eq!(report["session"]["end_reason"], "failed");
+    assert_eq!(report["session"]["state"], "ended");
+    let (_, view) = a.get(&format!("/sessions/{sid}"), &t.admin).await;
+    assert_eq!(view["state"], "ended");
     let (status, _) = a.get(&format!("/customer-sessions/{key}"), "").await;
     assert_eq!(status, 410);
+}
+
+#[actix_web::test]
+#[ignore = "needs PostgreSQL and NATS: scripts/cluster-suite runs it"]
+async fn a_home_late_in_the_database_but_there_on_nats_keeps_its_sessions_and_a_slow_one_is_503() {
+    // A node whose heartbeat is late (its database writes stalled, or the machine's clock
+    // jumped) but that still answers on NATS is not dead: its sessions must not end as
+    // `failed`. And a home that is there but slow makes a session's view 503, never `ended`.
+    let (pg, nats) = services();
+    let database = TestDatabase::create(&pg).await;
+    let a = node(&database.url, &nats, "a", None).await;
+    let t = a.tenant("Acme").await;
+    let (sid, _) = a.session(&t.admin).await;
+    // The session's home: a node with no heartbeat in the database at all, that answers
+    // pings on its NATS subject and nothing else.
+    let slow = format!("slow-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let client = async_nats::connect(&nats).await.expect("NATS");
+    let mut requests = client
+        .subscribe(format!("sb.node.{slow}.rpc"))
+        .await
+        .unwrap();
+    client.flush().await.unwrap();
+    let answering = client.clone();
+    let responder = actix_web::rt::spawn(async move {
+        use futures_util::StreamExt;
+        while let Some(msg) = requests.next().await {
+            let ping = serde_json::from_slice::<serde_json::Value>(&msg.payload)
+                .is_ok_and(|v| v["op"] == "ping");
+            if let (true, Some(reply)) = (ping, msg.reply) {
+                let _ = answering.publish(reply, r#"{"ok":true}"#.into()).await;
+            }
+        }
+    });
+    let db = sqlx::PgPool::connect(&database.url).await.unwrap();
+    sqlx::query("UPDATE sessions SET home_node = $1 WHERE id = $2")
+        .bind(&slow)
+        .bind(&sid)
+        .execute(&db)
+        .await
+        .unwrap();
+    let state = || async {
+        let row: (String, Option<String>) =
+            sqlx::query_as("SELECT state, end_reason FROM sessions WHERE id = $1")
+                .bind(&sid)
+                .fetch_one(&db)
+                .await
+                .unwrap();
+        row
+    };
+    // Several sweeps of a (4 s dead-after, a beat every 2 s) find the home unseen for long.
+    tokio::time::sleep(Duration::from_secs(9)).await;
+    assert_eq!(
+        state().await,
+        ("open".to_string(), None),
+        "a home that answers is not dead"
+    );
+    // a gave its own actor up (the store names another home) and asks the slow home.
+    let (status, body) = a.get(&format!("/sessions/{sid}"), &t.admin).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["code"], "node_unavailable");
+
+    // Gone from NATS as well: now it is dead, and its session ends as `failed`.
+    responder.abort();
+    drop(client);
+    let mut swept = false;
+    for _ in 0..40 {
+        if state().await == ("ended".to_string(), Some("failed".to_string())) {
+            swept = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(
+        swept,
+        "a node gone from the database and from NATS is swept"
+    );
+    let (status, view) = a.get(&format!("/sessions/{sid}"), &t.admin).await;
+    assert_eq!(status, 200);
+    assert_eq!(view["state"], "ended");
 }
 
 #[actix_web::test]
@@ -842,6 +929,19 @@ impl Drop for Process {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // A failed test shows what the node logged (the harness prints it with the failure).
+        if std::thread::panicking() {
+            let log =
+                std::fs::read_to_string(self.data.path().join("node.log")).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(80).collect();
+            eprintln!(
+                "---- the log of the node at {} (last lines) ----",
+                self.base
+            );
+            for line in tail.into_iter().rev() {
+                eprintln!("{line}");
+            }
+        }
     }
 }
 
@@ -878,10 +978,10 @@ async fn serve_process_keyed(
             format!("{name}-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]),
         )
         .env("BROKER_ADMIN_PASSWORD", ADMIN_PASSWORD)
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", "warn,support_broker=info")
         .envs(env.iter().copied())
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .stderr(std::fs::File::create(data.path().join("node.log")).expect("a log file"))
         .spawn()
         .expect("the node starts");
     let base = format!("http://127.0.0.1:{port}");
