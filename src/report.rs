@@ -264,11 +264,24 @@ const GATHER: Duration = Duration::from_millis(5);
 const CHUNK_LINES: usize = 256;
 
 /// Writes a batch, retrying with backoff: a database hiccup must not lose report events.
-async fn write_with_retry(store: &Store, chunks: &[ChatChunk], batch: &[ReportEvent]) {
+/// Returns how many times the whole batch was tried.
+async fn write_with_retry(store: &Store, chunks: &[ChatChunk], batch: &[ReportEvent]) -> u32 {
     let mut delay = Duration::from_millis(50);
+    let mut tries = 0;
     for attempt in 1..=8 {
+        tries = attempt;
         match store.apply_report(chunks, batch).await {
-            Ok(()) => return,
+            Ok(()) => return tries,
+            // A rule of the database broken by one event will not heal by waiting: write
+            // one by one at once, instead of holding every session's events back for ~10 s.
+            Err(sqlx::Error::Database(err))
+                if err.is_unique_violation()
+                    || err.is_foreign_key_violation()
+                    || err.is_check_violation() =>
+            {
+                tracing::warn!(events = batch.len(), chunks = chunks.len(), error = %err, "report batch breaks a rule of the database; writing it one by one");
+                break;
+            }
             Err(err) => {
                 tracing::warn!(attempt, events = batch.len(), chunks = chunks.len(), error = %err, "report batch failed; retrying");
                 tokio::time::sleep(delay).await;
@@ -287,6 +300,7 @@ async fn write_with_retry(store: &Store, chunks: &[ChatChunk], batch: &[ReportEv
             tracing::error!(error = %err, ?event, "report event could not be persisted");
         }
     }
+    tries
 }
 
 #[cfg(test)]
@@ -406,6 +420,58 @@ mod tests {
             .unwrap();
         assert_eq!(stored_texts(&store, session).await, ["m1", "m2"]);
         assert_eq!(stored_texts(&store, other).await, ["m1"]);
+    }
+
+    #[tokio::test]
+    async fn a_chunk_stored_twice_from_two_homes_reads_back_once_with_what_only_one_had() {
+        // A session moved home: the old home stores its last chunk (m1, m2) while the new
+        // home stores the same lines, read from the chat journal, and what it relayed since.
+        let db = TestStore::new().await;
+        let (store, session) = store_with_session(&db).await;
+        let other = new_session(&store).await;
+        let (one, two) = (chat(session, 1), chat(session, 2));
+        let three = chat(session, 3);
+        store
+            .apply_report_events(&[one.clone(), two.clone()])
+            .await
+            .unwrap();
+        // The new home's batch carries another session's chat too: it must land as well.
+        store
+            .apply_report_events(&[one.clone(), two.clone(), three, chat(other, 1)])
+            .await
+            .unwrap();
+        assert_eq!(stored_texts(&store, session).await, ["m1", "m2", "m3"]);
+        assert_eq!(stored_texts(&store, other).await, ["m1"]);
+        // And the other order: the new home first, the old home's chunk after it.
+        let moved = new_session(&store).await;
+        let (one, two) = (chat(moved, 1), chat(moved, 2));
+        store
+            .apply_report_events(&[one.clone(), two.clone(), chat(moved, 3)])
+            .await
+            .unwrap();
+        store.apply_report_events(&[one, two]).await.unwrap();
+        assert_eq!(stored_texts(&store, moved).await, ["m1", "m2", "m3"]);
+    }
+
+    #[tokio::test]
+    async fn a_batch_that_breaks_a_rule_of_the_database_is_split_at_once_not_retried() {
+        let db = TestStore::new().await;
+        let (store, session) = store_with_session(&db).await;
+        let other = new_session(&store).await;
+        let joined = ReportEvent::Joined {
+            session,
+            participant: ParticipantId::new(),
+            user_id: None,
+            name: "Ada".into(),
+            role: "customer",
+            at: Utc::now(),
+        };
+        // The same participant twice (a unique key broken), and another session's chat.
+        let batch = [joined.clone(), joined, chat(other, 1)];
+        assert_eq!(write_with_retry(&store, &[], &batch).await, 1);
+        assert_eq!(stored_texts(&store, other).await, ["m1"]);
+        let report = store.session_report(session).await.unwrap().unwrap();
+        assert_eq!(report.participants.len(), 1, "the first of the two landed");
     }
 
     #[tokio::test]

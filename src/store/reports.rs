@@ -283,7 +283,14 @@ impl Store {
             chat.extend(lines.into_iter().map(|l| (l.s, l.m)));
         }
         chat.sort_by_key(|(seq, _)| *seq);
-        let chat = chat.into_iter().map(|(_, c)| c).collect();
+        // A message stored twice (by the home that lost the session and, from the chat
+        // journal, by the one that took it over) is one message.
+        let mut seen = std::collections::HashSet::new();
+        let chat = chat
+            .into_iter()
+            .filter(|(_, c)| seen.insert(c.id))
+            .map(|(_, c)| c)
+            .collect();
 
         let ownership = query("SELECT * FROM ownership_changes WHERE session_id = ? ORDER BY seq")
             .bind(&sid)
@@ -405,6 +412,17 @@ async fn insert_chunks(tx: &mut super::WriteTx, chunks: &[ChatChunk]) -> StoreRe
             .push_bind(lines)
             .push(")");
     }
+    // A chunk that starts where a stored one does: a session that moved home, whose new home
+    // stored the lines it read from the chat journal while the old home still stored its
+    // last chunk. Both are kept (the two JSON arrays joined); the report reads each message
+    // once (by its id). Without this the whole batch, other sessions' events with it, failed.
+    query.push(
+        " ON CONFLICT (session_id, first_seq) DO UPDATE SET
+            last_seq = CASE WHEN excluded.last_seq > chat_chunks.last_seq
+                THEN excluded.last_seq ELSE chat_chunks.last_seq END,
+            lines = substr(chat_chunks.lines, 1, length(chat_chunks.lines) - 1)
+                || ',' || substr(excluded.lines, 2)",
+    );
     query.build().execute(&mut *tx).await.map(|_| ())
 }
 
