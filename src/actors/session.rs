@@ -408,8 +408,8 @@ impl SessionActor {
         }
     }
 
-    /// A technician who is away keeps its place for the reconnect grace; still away then, it
-    /// leaves as `disconnected`.
+    /// A technician or guest who is away keeps its place for the reconnect grace; still away
+    /// then, it leaves as `disconnected`.
     fn start_grace(&mut self, pid: ParticipantId, ctx: &mut Context<Self>) {
         let handle = ctx.run_later(self.deps.reconnect_grace, move |act, ctx| {
             if act.members.get(&pid).is_some_and(|m| m.conn.is_none()) {
@@ -1529,8 +1529,10 @@ impl Handler<Departed> for SessionActor {
         if m.conn.as_ref().is_none_or(|c| c.addr != msg.from) {
             return;
         }
-        if m.kind == Kind::Technician && msg.reason == LeaveReason::Disconnected && !grace.is_zero()
-        {
+        // A technician, or a guest (it comes back with its resume key): the customer comes
+        // back through its link as a new participant.
+        let held = matches!(m.kind, Kind::Technician | Kind::Guest);
+        if held && msg.reason == LeaveReason::Disconnected && !grace.is_zero() {
             // Keep its place for the grace; it comes back with the same participant id.
             m.conn = None;
             self.start_grace(pid, ctx);

@@ -711,3 +711,118 @@ async fn a_guest_comes_back_only_with_its_own_resume_key_and_only_into_a_held_pl
         .expect("the upgrade (the session decides on the place)");
     assert_eq!(late.expect_close().await, Some(4010));
 }
+
+#[actix_web::test]
+async fn a_guest_whose_connection_drops_keeps_its_place_for_the_grace_and_comes_back_with_its_key()
+{
+    let app = TestApp::spawn_with(|s| s.sessions.reconnect_grace_secs = 5).await;
+    let t = app.tenant("Acme").await;
+    let policy = app.policy(&t, "Chat", &["chat"]).await;
+    let (sid, _) = app.session(&t.admin).await;
+    let mut owner = app.ws_technician(&t.admin, &sid).await;
+    let (_, join) = app.invite(&t.admin, &sid, &policy, "Gina").await;
+    let guest = app.ws_guest(&join).await.expect("the guest joins");
+    let pid = guest.id();
+    let key = guest.welcome["resume_key"].as_str().unwrap().to_string();
+    owner.expect("participant_joined").await;
+    assert!(eventually(|| async { stored_resume_hash(&app).await.is_some() }).await);
+
+    // Its network drops (no leave frame): the place is held, shown as away.
+    guest.drop_connection();
+    assert_eq!(
+        owner.expect("participant_away").await["participant_id"],
+        pid.as_str()
+    );
+    let (_, view) = app.get(&format!("/sessions/{sid}"), &t.admin).await;
+    let listed = view["participants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["id"] == pid.as_str())
+        .cloned()
+        .expect("the guest is still listed");
+    assert_eq!(listed["away"], true);
+
+    // Back with its key: the same place, the same permissions; the link stays used.
+    let url = format!("{}/ws/guest/{join}?resume={pid}&key={key}", app.ws_base);
+    let mut back = Ws::connect(&url, None).await.expect("the guest is back");
+    assert_eq!(back.id(), pid);
+    assert_eq!(back.welcome["permissions"], json!(["chat"]));
+    assert_eq!(
+        owner.expect("participant_back").await["participant_id"],
+        pid.as_str()
+    );
+    back.chat("still here").await;
+    assert_eq!(owner.expect("chat").await["text"], "still here");
+    assert_eq!(app.ws_guest(&join).await.err(), Some(410));
+    // One row in the report, still present.
+    let report = app.report(&t.admin, &sid).await;
+    let rows: Vec<&serde_json::Value> = report["participants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["id"] == pid.as_str())
+        .collect();
+    assert_eq!(rows.len(), 1);
+    assert!(rows[0]["left_at"].is_null(), "{}", rows[0]);
+}
+
+#[actix_web::test]
+async fn a_guest_not_back_within_the_grace_leaves_as_disconnected_and_its_key_opens_nothing() {
+    let app = TestApp::spawn_with(|s| s.sessions.reconnect_grace_secs = 1).await;
+    let t = app.tenant("Acme").await;
+    let policy = app.policy(&t, "Chat", &["chat"]).await;
+    let (sid, _) = app.session(&t.admin).await;
+    let mut owner = app.ws_technician(&t.admin, &sid).await;
+    let (_, join) = app.invite(&t.admin, &sid, &policy, "Gina").await;
+    let guest = app.ws_guest(&join).await.expect("the guest joins");
+    let pid = guest.id();
+    let key = guest.welcome["resume_key"].as_str().unwrap().to_string();
+    owner.expect("participant_joined").await;
+    guest.drop_connection();
+    owner.expect("participant_away").await;
+    let left = owner.expect("participant_left").await;
+    assert_eq!(
+        (left["participant_id"].as_str(), left["reason"].as_str()),
+        (Some(pid.as_str()), Some("disconnected"))
+    );
+    let url = format!("{}/ws/guest/{join}?resume={pid}&key={key}", app.ws_base);
+    let mut late = Ws::connect_raw(&url, None).await.expect("the upgrade");
+    assert_eq!(late.expect_close().await, Some(4010));
+}
+
+#[actix_web::test]
+async fn a_guest_away_when_its_inviter_leaves_goes_with_it() {
+    let app = TestApp::spawn_with(|s| s.sessions.reconnect_grace_secs = 30).await;
+    let t = app.tenant("Acme").await;
+    let (_, bob) = app.user(&t, "bob", &["sessions"]).await;
+    let policy = app.policy(&t, "Chat", &["chat"]).await;
+    let (sid, _) = app.session(&t.admin).await;
+    let mut owner = app.ws_technician(&t.admin, &sid).await;
+    let mut inviter = app.ws_technician(&bob, &sid).await;
+    owner.expect("participant_joined").await;
+    let (_, join) = app.invite(&bob, &sid, &policy, "Gina").await;
+    let guest = app.ws_guest(&join).await.expect("the guest joins");
+    let pid = guest.id();
+    let key = guest.welcome["resume_key"].as_str().unwrap().to_string();
+    owner.expect("participant_joined").await;
+    guest.drop_connection();
+    owner.expect("participant_away").await;
+    // Bob leaves while Gina is away: her place goes with him, long before her grace ends.
+    inviter.send_json(json!({"type": "leave"})).await;
+    let mut gone = std::collections::HashMap::new();
+    for _ in 0..2 {
+        let left = owner.expect("participant_left").await;
+        gone.insert(
+            left["participant_id"].as_str().unwrap().to_string(),
+            left["reason"].as_str().unwrap().to_string(),
+        );
+    }
+    assert!(
+        gone.contains_key(&pid),
+        "the guest left with its inviter: {gone:?}"
+    );
+    let url = format!("{}/ws/guest/{join}?resume={pid}&key={key}", app.ws_base);
+    let mut late = Ws::connect_raw(&url, None).await.expect("the upgrade");
+    assert_eq!(late.expect_close().await, Some(4010));
+}

@@ -401,3 +401,127 @@ async fn the_customer_lets_one_guest_in_and_refuses_another_in_the_browser() {
     })
     .await;
 }
+
+/// A TCP proxy in front of the broker whose connections can all be cut at once, as a network
+/// that drops would: no Close frame, the browser sees 1006 and the broker an end of stream.
+struct Cutter {
+    base: String,
+    cuts: tokio::sync::watch::Sender<u64>,
+}
+
+impl Cutter {
+    async fn start(backend: &str) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (cuts, watching) = tokio::sync::watch::channel(0u64);
+        let backend = backend.trim_start_matches("http://").to_string();
+        actix_web::rt::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let mut cut = watching.clone();
+                cut.borrow_and_update();
+                let backend = backend.clone();
+                actix_web::rt::spawn(async move {
+                    let Ok(mut server) = tokio::net::TcpStream::connect(&backend).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        // Both streams are dropped: each side sees its connection go.
+                        _ = cut.changed() => {}
+                    }
+                });
+            }
+        });
+        Cutter { base, cuts }
+    }
+
+    fn cut(&self) {
+        self.cuts.send_modify(|n| *n += 1);
+    }
+}
+
+#[actix_web::test]
+async fn a_guest_whose_network_drops_is_back_in_its_place_by_itself() {
+    within_deadline(async {
+        let app = TestApp::spawn().await;
+        let t = app.tenant("Acme").await;
+        let policy = app.policy(&t, "Chat", &["chat"]).await;
+        let cutter = Cutter::start(&app.base).await;
+        let driver = Driver::start().await;
+        let tech = driver.browser("en-US").await;
+        let guest = driver.browser("de-DE").await;
+        guest.client.set_window_size(360, 800).await.unwrap();
+
+        tech.login_console(&app.base, "acme-admin", PASSWORD).await;
+        tech.fill(
+            "[data-testid=new-session] input[name=subject]",
+            "Printer offline",
+        )
+        .await;
+        tech.click("[data-testid=new-session] button[type=submit]")
+            .await;
+        tech.find("[data-testid=live-status][data-connected=true]")
+            .await;
+        tech.fill(
+            "[data-testid=invite-form] input[name=guest_name]",
+            "Gina Guest",
+        )
+        .await;
+        tech.choose("[data-testid=invite-form] select[name=policy_id]", &policy)
+            .await;
+        tech.click("[data-testid=invite-form] button[type=submit]")
+            .await;
+        let url = tech
+            .find("[data-testid=invitation-url]")
+            .await
+            .prop("value")
+            .await
+            .unwrap()
+            .expect("the one-time URL");
+        // The guest's network is the one that drops: it reaches the broker through the proxy.
+        let url = url.replacen(&app.base, &cutter.base, 1);
+        guest.goto(&url).await;
+        guest.click("[data-testid=join]").await;
+        guest
+            .find("[data-testid=live-status][data-connected=true]")
+            .await;
+        tech.wait_text("[data-testid=participants]", "Gina Guest")
+            .await;
+        guest
+            .fill("[data-testid=chat-input]", "vor dem Abbruch")
+            .await;
+        guest.click("[data-testid=chat-send]").await;
+        tech.wait_text("[data-testid=chat-log]", "vor dem Abbruch")
+            .await;
+
+        // The connection drops without a word; the page comes back by itself, in its place
+        // (the used link would not let it in again as someone new).
+        cutter.cut();
+        guest.wait_text(".messages", "Wieder verbunden.").await;
+        guest
+            .find("[data-testid=live-status][data-connected=true]")
+            .await;
+        guest
+            .fill("[data-testid=chat-input]", "nach dem Abbruch")
+            .await;
+        guest.click("[data-testid=chat-send]").await;
+        tech.wait_text("[data-testid=chat-log]", "nach dem Abbruch")
+            .await;
+        // One Gina, not away, and the guest page kept its transcript.
+        let ginas = tech
+            .wait_js(
+                "[...document.querySelectorAll('[data-testid=participants] li')]
+                    .filter(li => li.textContent.includes('Gina Guest') && !li.classList.contains('away')).length === 1",
+            )
+            .await;
+        assert_eq!(ginas, true);
+        guest
+            .wait_text("[data-testid=chat-log]", "vor dem Abbruch")
+            .await;
+        tech.shot("technician-guest-back-after-drop").await;
+        guest.shot("guest-back-after-drop-phone").await;
+        tech.close().await;
+        guest.close().await;
+    })
+    .await;
+}
