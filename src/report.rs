@@ -475,6 +475,49 @@ mod tests {
     }
 
     #[tokio::test]
+    #[ignore = "needs PostgreSQL (its writer lock is under test): scripts/postgres-suite runs it"]
+    async fn report_batches_and_heartbeats_do_not_wait_for_the_writer_lock_of_postgres() {
+        use sqlx::Connection;
+        let db = TestStore::new().await;
+        let url = db
+            .postgres_url()
+            .expect("SB_TEST_POSTGRES_URL names the PostgreSQL server")
+            .to_string();
+        let (store, session) = store_with_session(&db).await;
+        // Another connection holds the writer lock, as a long write of another node would.
+        let mut holder = sqlx::PgConnection::connect(&url).await.unwrap();
+        sqlx::query("SELECT pg_advisory_lock($1)")
+            .bind(crate::store::db::WRITE_LOCK)
+            .execute(&mut holder)
+            .await
+            .unwrap();
+        let bound = Duration::from_secs(10);
+        tokio::time::timeout(bound, store.apply_report_events(&[chat(session, 1)]))
+            .await
+            .expect("a report batch does not wait for the writer lock")
+            .unwrap();
+        tokio::time::timeout(bound, store.node_seen("n1", Utc::now()))
+            .await
+            .expect("a heartbeat does not wait for the writer lock")
+            .unwrap();
+        // A write that decides a rule by reading first does wait: the lock is what makes it
+        // hold once.
+        let ruled = tokio::time::timeout(
+            Duration::from_millis(500),
+            store.fail_orphaned_sessions(None),
+        )
+        .await;
+        assert!(ruled.is_err(), "a rule's write waits for the writer lock");
+        sqlx::query("SELECT pg_advisory_unlock($1)")
+            .bind(crate::store::db::WRITE_LOCK)
+            .execute(&mut holder)
+            .await
+            .unwrap();
+        assert_eq!(stored_texts(&store, session).await, ["m1"]);
+        assert_eq!(store.fail_orphaned_sessions(None).await.unwrap(), 1);
+    }
+
+    #[tokio::test]
     async fn chat_reaches_the_database_within_the_chunk_interval_without_a_flush() {
         let db = TestStore::new().await;
         let (store, session) = store_with_session(&db).await;

@@ -11,8 +11,11 @@
 //!
 //! Writes that must hold once are decided under one writer at a time on either database:
 //! SQLite's `BEGIN IMMEDIATE` write lock, and on PostgreSQL a transaction-scoped advisory lock
-//! taken by every write transaction ([`Pool::begin_write`]), so that a read-then-write (a
-//! guess counter, a cap, the audit chain's next place) cannot interleave with another.
+//! taken by every such write transaction ([`Pool::begin_write`]), so that a read-then-write (a
+//! guess counter, a cap, the audit chain's next place) cannot interleave with another. The
+//! bulk of the writes, the session reports (chat chunks, joins, leaves) and node heartbeats,
+//! read nothing first and go without that lock ([`Pool::begin_append`]), so that many nodes'
+//! report writers do not queue behind each other on PostgreSQL.
 
 use std::{borrow::Cow, marker::PhantomData};
 
@@ -28,7 +31,7 @@ use super::StoreResult;
 
 /// The advisory lock every PostgreSQL write transaction holds (an arbitrary constant:
 /// "sb-write").
-const WRITE_LOCK: i64 = 0x7362_2d77_7269_7465;
+pub(crate) const WRITE_LOCK: i64 = 0x7362_2d77_7269_7465;
 
 /// A connection pool of either database.
 #[derive(Clone, Debug)]
@@ -55,6 +58,17 @@ impl Pool {
                     .await?;
                 Ok(Tx::Postgres(tx))
             }
+        }
+    }
+
+    /// A write transaction for writes that decide no rule by reading first (appends, and
+    /// updates whose condition is in the statement): SQLite's write lock up front as for any
+    /// write, but on PostgreSQL without the writer lock; row locks still order two updates of
+    /// one row, and a conditional UPDATE re-checks its condition on the row it waited for.
+    pub async fn begin_append(&self) -> StoreResult<Tx> {
+        match self {
+            Pool::Sqlite(pool) => Ok(Tx::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?)),
+            Pool::Postgres(pool) => Ok(Tx::Postgres(pool.begin().await?)),
         }
     }
 

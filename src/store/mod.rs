@@ -171,6 +171,19 @@ impl Store {
         })
     }
 
+    /// A write transaction for appends (no rule decided by reading first: see
+    /// [`db::Pool::begin_append`]); on an audited handle a writer's transaction, as the audit
+    /// chain needs.
+    async fn append_tx(&self) -> StoreResult<WriteTx> {
+        if self.audit.is_some() {
+            return self.write_tx().await;
+        }
+        Ok(WriteTx {
+            tx: self.pool.begin_append().await?,
+            audit: None,
+        })
+    }
+
     /// Which database this is.
     pub fn backend(&self) -> &'static str {
         if self.pool.is_postgres() {
@@ -320,6 +333,11 @@ pub(crate) mod testing {
                 url: format!("{base}/{name}"),
                 server: Some((server.clone(), name)),
             }
+        }
+
+        /// The database's URL when it is PostgreSQL.
+        pub fn postgres_url(&self) -> Option<&str> {
+            self.server.as_ref().map(|_| self.url.as_str())
         }
 
         /// The store, opened (again) on the same database.

@@ -177,7 +177,8 @@ impl Store {
         events: &[ReportEvent],
     ) -> StoreResult<()> {
         let (more, events) = ChatChunk::group(events);
-        let mut tx = self.write_tx().await?;
+        // Every statement below is an insert or a conditional update: no writer lock.
+        let mut tx = self.append_tx().await?;
         for rows in chunks.chunks(CHUNK_ROWS_PER_INSERT) {
             insert_chunks(&mut tx, rows).await?;
         }

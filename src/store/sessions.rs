@@ -580,16 +580,17 @@ impl Store {
     }
 
     /// A node says it is alive (at start, and every few seconds after).
+    /// One statement, outside the writer lock: a heartbeat must not wait behind other writes
+    /// (a node late in the database looks dead to the others' sweeps).
     pub async fn node_seen(&self, node: &str, now: DateTime<Utc>) -> StoreResult<()> {
-        self.write_one(
-            query(
-                "INSERT INTO nodes (id, started_at, seen_at) VALUES (?, ?, ?)
-                 ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at",
-            )
-            .bind(node.to_string())
-            .bind(now)
-            .bind(now),
+        query(
+            "INSERT INTO nodes (id, started_at, seen_at) VALUES (?, ?, ?)
+             ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at",
         )
+        .bind(node.to_string())
+        .bind(now)
+        .bind(now)
+        .execute(&self.pool)
         .await?;
         Ok(())
     }
