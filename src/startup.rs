@@ -78,16 +78,9 @@ impl Application {
             store
                 .node_seen(cluster.node_id(), chrono::Utc::now())
                 .await?;
-            // Agent connections this node held before a restart (same node id) are gone.
-            store
-                .forget_agents_of_dead_nodes(
-                    chrono::Utc::now()
-                        - chrono::Duration::seconds(
-                            settings.cluster.node_dead_after_secs.max(3) as i64
-                        ),
-                    Some(cluster.node_id()),
-                )
-                .await?;
+            // Agent connections this node held before a restart (same node id) are gone;
+            // those of dead nodes are forgotten below.
+            store.forget_agents_of(cluster.node_id(), None).await?;
             tracing::info!(node = cluster.node_id(), "node of a cluster");
             Some(cluster)
         };
@@ -97,12 +90,9 @@ impl Application {
         if let Some(cluster) = &cluster {
             let dead_after =
                 chrono::Duration::seconds(settings.cluster.node_dead_after_secs.max(3) as i64);
-            orphaned += http::cluster::fail_sessions_of_dead_nodes(
-                &store,
-                cluster,
-                chrono::Utc::now() - dead_after,
-            )
-            .await?;
+            let since = chrono::Utc::now() - dead_after;
+            orphaned += http::cluster::fail_sessions_of_dead_nodes(&store, cluster, since).await?;
+            http::cluster::forget_agents_of_dead_nodes(&store, cluster, since).await?;
         }
         if orphaned > 0 {
             tracing::warn!(

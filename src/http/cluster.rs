@@ -770,6 +770,27 @@ pub async fn fail_sessions_of_dead_nodes(
     Ok(failed)
 }
 
+/// Forgets the agent connections of the other nodes not seen since `alive_since` that NATS
+/// also says are gone (as for their sessions above): their devices show offline until their
+/// agents connect again.
+pub async fn forget_agents_of_dead_nodes(
+    store: &crate::store::Store,
+    cluster: &Cluster,
+    alive_since: chrono::DateTime<Utc>,
+) -> anyhow::Result<u64> {
+    let mut forgotten = 0;
+    for node in store
+        .unseen_agent_nodes(cluster.node_id(), alive_since)
+        .await?
+    {
+        if cluster.reachable(&node).await {
+            continue;
+        }
+        forgotten += store.forget_agents_of(&node, Some(alive_since)).await?;
+    }
+    Ok(forgotten)
+}
+
 pub fn start_heartbeat(state: web::Data<AppState>) {
     let Some(cluster) = state.cluster.clone() else {
         return;
@@ -806,7 +827,7 @@ pub fn start_heartbeat(state: web::Data<AppState>) {
                 ),
                 Err(err) => tracing::warn!(error = %err, "dead nodes' sessions not swept"),
             }
-            if let Err(err) = state.store.forget_agents_of_dead_nodes(since, None).await {
+            if let Err(err) = forget_agents_of_dead_nodes(&state.store, &cluster, since).await {
                 tracing::warn!(error = %err, "dead nodes' agents not forgotten");
             }
         }

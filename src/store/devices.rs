@@ -152,21 +152,51 @@ impl Store {
 
     /// Forgets agent connections of nodes not seen since `alive_since` (and, at a node's
     /// start, its own from before: `restarted`).
-    pub async fn forget_agents_of_dead_nodes(
+    /// The nodes other than `me` that hold agent connections and were not seen since
+    /// `alive_since`: dead, by their heartbeat (the caller asks NATS before it believes it).
+    pub async fn unseen_agent_nodes(
         &self,
+        me: &str,
         alive_since: DateTime<Utc>,
-        restarted: Option<&str>,
+    ) -> StoreResult<Vec<String>> {
+        query_scalar::<String>(
+            "SELECT DISTINCT agent_node FROM devices
+             WHERE agent_node IS NOT NULL AND agent_node <> ?
+               AND agent_node NOT IN (SELECT id FROM nodes WHERE seen_at > ?)",
+        )
+        .bind(me.to_string())
+        .bind(alive_since)
+        .fetch_all(&self.pool)
+        .await
+    }
+
+    /// Forgets the agent connections `node` held: all of them (a node that restarted with
+    /// the same id), or, with `unseen_since`, only if the node is still not seen since then.
+    pub async fn forget_agents_of(
+        &self,
+        node: &str,
+        unseen_since: Option<DateTime<Utc>>,
     ) -> StoreResult<u64> {
-        let done = self
-            .write_one(
-                query(
-                    "UPDATE devices SET agent_node = NULL WHERE agent_node IS NOT NULL
-                     AND (agent_node = ? OR agent_node NOT IN (SELECT id FROM nodes WHERE seen_at > ?))",
+        let done = match unseen_since {
+            None => {
+                self.write_one(
+                    query("UPDATE devices SET agent_node = NULL WHERE agent_node = ?")
+                        .bind(node.to_string()),
                 )
-                .bind(restarted.unwrap_or_default().to_string())
-                .bind(alive_since),
-            )
-            .await?;
+                .await?
+            }
+            Some(since) => {
+                self.write_one(
+                    query(
+                        "UPDATE devices SET agent_node = NULL WHERE agent_node = ?
+                         AND agent_node NOT IN (SELECT id FROM nodes WHERE seen_at > ?)",
+                    )
+                    .bind(node.to_string())
+                    .bind(since),
+                )
+                .await?
+            }
+        };
         Ok(done.rows_affected())
     }
 

@@ -698,6 +698,17 @@ async fn a_home_late_in_the_database_but_there_on_nats_keeps_its_sessions_and_a_
         .execute(&db)
         .await
         .unwrap();
+    // And a device whose agent is connected to that node.
+    let code = a.enrollment_code(&t).await;
+    let (device, _) = a.enroll(&code, "C-1", "ios").await;
+    sqlx::query("UPDATE devices SET agent_node = $1 WHERE id = $2")
+        .bind(&slow)
+        .bind(&device)
+        .execute(&db)
+        .await
+        .unwrap();
+    let online =
+        || async { a.get(&format!("/devices/{device}"), &t.admin).await.1["online"] == true };
     let state = || async {
         let row: (String, Option<String>) =
             sqlx::query_as("SELECT state, end_reason FROM sessions WHERE id = $1")
@@ -714,6 +725,7 @@ async fn a_home_late_in_the_database_but_there_on_nats_keeps_its_sessions_and_a_
         ("open".to_string(), None),
         "a home that answers is not dead"
     );
+    assert!(online().await, "its agents stay online");
     // a gave its own actor up (the store names another home) and asks the slow home.
     let (status, body) = a.get(&format!("/sessions/{sid}"), &t.admin).await;
     assert_eq!(status, 503, "{body}");
@@ -733,6 +745,10 @@ async fn a_home_late_in_the_database_but_there_on_nats_keeps_its_sessions_and_a_
     assert!(
         swept,
         "a node gone from the database and from NATS is swept"
+    );
+    assert!(
+        eventually(|| async { !online().await }).await,
+        "its agents are offline"
     );
     let (status, view) = a.get(&format!("/sessions/{sid}"), &t.admin).await;
     assert_eq!(status, 200);
