@@ -1649,10 +1649,20 @@ impl Handler<HandOver> for SessionActor {
         // `wait`: no frame is handled meanwhile (the session is no longer here).
         ctx.wait(
             async move {
-                reports.flush_session(id).await;
-                // The next home appends to the same recording: this one's part comes first.
-                if let Some(recorder) = recorder {
-                    recorder.sync().await;
+                // Bounded: a database that does not answer must not keep the sockets here
+                // (the chat journal has what the report misses).
+                let stored = async {
+                    reports.flush_session(id).await;
+                    // The next home appends to the same recording: this part comes first.
+                    if let Some(recorder) = recorder {
+                        recorder.sync().await;
+                    }
+                };
+                if tokio::time::timeout(Duration::from_secs(5), stored)
+                    .await
+                    .is_err()
+                {
+                    tracing::warn!(session = %id, "report not stored within 5 s of the hand-over");
                 }
             }
             .into_actor(self)

@@ -730,6 +730,10 @@ async fn a_home_late_in_the_database_but_there_on_nats_keeps_its_sessions_and_a_
     let (status, body) = a.get(&format!("/sessions/{sid}"), &t.admin).await;
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["error"]["code"], "node_unavailable");
+    // The list of live sessions says so too, rather than leaving the session out.
+    let (status, body) = a.get("/sessions", &t.admin).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["code"], "node_unavailable");
 
     // Gone from NATS as well: now it is dead, and its session ends as `failed`.
     responder.abort();

@@ -779,6 +779,7 @@ async fn a_guest_not_back_within_the_grace_leaves_as_disconnected_and_its_key_op
     let pid = guest.id();
     let key = guest.welcome["resume_key"].as_str().unwrap().to_string();
     owner.expect("participant_joined").await;
+    assert!(eventually(|| async { stored_resume_hash(&app).await.is_some() }).await);
     guest.drop_connection();
     owner.expect("participant_away").await;
     let left = owner.expect("participant_left").await;
@@ -806,6 +807,7 @@ async fn a_guest_away_when_its_inviter_leaves_goes_with_it() {
     let pid = guest.id();
     let key = guest.welcome["resume_key"].as_str().unwrap().to_string();
     owner.expect("participant_joined").await;
+    assert!(eventually(|| async { stored_resume_hash(&app).await.is_some() }).await);
     guest.drop_connection();
     owner.expect("participant_away").await;
     // Bob leaves while Gina is away: her place goes with him, long before her grace ends.
