@@ -29,8 +29,8 @@ use sqlx::{
 
 use super::StoreResult;
 
-/// The advisory lock every PostgreSQL write transaction holds (an arbitrary constant:
-/// "sb-write").
+/// The advisory lock every rule-deciding PostgreSQL write transaction holds (an arbitrary
+/// constant: "sb-write"); appends go without it ([`Pool::begin_append`]).
 pub(crate) const WRITE_LOCK: i64 = 0x7362_2d77_7269_7465;
 
 /// A connection pool of either database.
