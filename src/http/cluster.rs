@@ -750,42 +750,48 @@ async fn give_up_moved_sessions(state: &AppState, node: &str) {
     }
 }
 
-/// Ends, as `failed`, the open sessions of the other nodes not seen in the database since
-/// `alive_since`, unless NATS says such a node is still there (a heartbeat late because its
-/// database writes were slow, or a clock that jumped, is not a death): a node is taken for
-/// dead only when both its heartbeat and its NATS subscription are gone.
+/// Of `unseen` (nodes whose heartbeat is late in the database), those that NATS says are gone
+/// as well: a heartbeat late because a node's database writes stalled, or a clock that
+/// jumped, is not a death. A node is taken for dead only when both are gone.
+async fn also_gone_on_nats(cluster: &Cluster, unseen: Vec<String>) -> Vec<String> {
+    let mut gone = Vec::new();
+    for node in unseen {
+        if cluster.reachable(&node).await {
+            tracing::warn!(%node, "a node's heartbeat is late but it answers on NATS: it stays");
+        } else {
+            gone.push(node);
+        }
+    }
+    gone
+}
+
+/// Ends, as `failed`, the open sessions of the other nodes not seen since `alive_since` and
+/// gone from NATS.
 pub async fn fail_sessions_of_dead_nodes(
     store: &crate::store::Store,
     cluster: &Cluster,
     alive_since: chrono::DateTime<Utc>,
 ) -> anyhow::Result<u64> {
+    let unseen = store.unseen_homes(cluster.node_id(), alive_since).await?;
     let mut failed = 0;
-    for home in store.unseen_homes(cluster.node_id(), alive_since).await? {
-        if cluster.reachable(&home).await {
-            tracing::warn!(node = %home, "a node's heartbeat is late but it answers on NATS: its sessions stay");
-            continue;
-        }
+    for home in also_gone_on_nats(cluster, unseen).await {
         failed += store.fail_sessions_of_dead_node(&home, alive_since).await?;
     }
     Ok(failed)
 }
 
-/// Forgets the agent connections of the other nodes not seen since `alive_since` that NATS
-/// also says are gone (as for their sessions above): their devices show offline until their
-/// agents connect again.
+/// Forgets the agent connections of the other nodes not seen since `alive_since` and gone
+/// from NATS: their devices show offline until their agents connect again.
 pub async fn forget_agents_of_dead_nodes(
     store: &crate::store::Store,
     cluster: &Cluster,
     alive_since: chrono::DateTime<Utc>,
 ) -> anyhow::Result<u64> {
-    let mut forgotten = 0;
-    for node in store
+    let unseen = store
         .unseen_agent_nodes(cluster.node_id(), alive_since)
-        .await?
-    {
-        if cluster.reachable(&node).await {
-            continue;
-        }
+        .await?;
+    let mut forgotten = 0;
+    for node in also_gone_on_nats(cluster, unseen).await {
         forgotten += store.forget_agents_of(&node, Some(alive_since)).await?;
     }
     Ok(forgotten)

@@ -1322,31 +1322,9 @@ async fn in_the_browser_technician_and_guest_stay_in_their_session_when_its_node
 
         // Everything goes through the balancer, which sends it to a: the session's home.
         tech.login_console(&lb_base, "acme-admin", PASSWORD).await;
-        tech.fill(
-            "[data-testid=new-session] input[name=subject]",
-            "Printer offline",
-        )
-        .await;
-        tech.click("[data-testid=new-session] button[type=submit]")
-            .await;
-        tech.find("[data-testid=live-status][data-connected=true]")
-            .await;
-        tech.fill(
-            "[data-testid=invite-form] input[name=guest_name]",
-            "Gina Guest",
-        )
-        .await;
-        tech.choose("[data-testid=invite-form] select[name=policy_id]", &policy)
-            .await;
-        tech.click("[data-testid=invite-form] button[type=submit]")
-            .await;
         let url = tech
-            .find("[data-testid=invitation-url]")
-            .await
-            .prop("value")
-            .await
-            .unwrap()
-            .expect("the one-time URL");
+            .open_session_and_invite("Printer offline", "Gina Guest", &policy)
+            .await;
         assert!(url.starts_with(&format!("{lb_base}/join/")), "{url}");
         guest.goto(&url).await;
         guest.click("[data-testid=join]").await;

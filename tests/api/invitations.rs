@@ -712,6 +712,18 @@ async fn a_guest_comes_back_only_with_its_own_resume_key_and_only_into_a_held_pl
     assert_eq!(late.expect_close().await, Some(4010));
 }
 
+/// A guest joined through the link `join` (the owner sees it) whose resume key is stored:
+/// its socket, its participant id and the URL it comes back with.
+async fn joined_guest(app: &TestApp, owner: &mut Ws, join: &str) -> (Ws, String, String) {
+    let guest = app.ws_guest(join).await.expect("the guest joins");
+    let pid = guest.id();
+    let key = guest.welcome["resume_key"].as_str().unwrap().to_string();
+    owner.expect("participant_joined").await;
+    assert!(eventually(|| async { stored_resume_hash(app).await.is_some() }).await);
+    let resume = format!("{}/ws/guest/{join}?resume={pid}&key={key}", app.ws_base);
+    (guest, pid, resume)
+}
+
 #[actix_web::test]
 async fn a_guest_whose_connection_drops_keeps_its_place_for_the_grace_and_comes_back_with_its_key()
 {
@@ -721,11 +733,7 @@ async fn a_guest_whose_connection_drops_keeps_its_place_for_the_grace_and_comes_
     let (sid, _) = app.session(&t.admin).await;
     let mut owner = app.ws_technician(&t.admin, &sid).await;
     let (_, join) = app.invite(&t.admin, &sid, &policy, "Gina").await;
-    let guest = app.ws_guest(&join).await.expect("the guest joins");
-    let pid = guest.id();
-    let key = guest.welcome["resume_key"].as_str().unwrap().to_string();
-    owner.expect("participant_joined").await;
-    assert!(eventually(|| async { stored_resume_hash(&app).await.is_some() }).await);
+    let (guest, pid, resume) = joined_guest(&app, &mut owner, &join).await;
 
     // Its network drops (no leave frame): the place is held, shown as away.
     guest.drop_connection();
@@ -744,8 +752,7 @@ async fn a_guest_whose_connection_drops_keeps_its_place_for_the_grace_and_comes_
     assert_eq!(listed["away"], true);
 
     // Back with its key: the same place, the same permissions; the link stays used.
-    let url = format!("{}/ws/guest/{join}?resume={pid}&key={key}", app.ws_base);
-    let mut back = Ws::connect(&url, None).await.expect("the guest is back");
+    let mut back = Ws::connect(&resume, None).await.expect("the guest is back");
     assert_eq!(back.id(), pid);
     assert_eq!(back.welcome["permissions"], json!(["chat"]));
     assert_eq!(
@@ -775,11 +782,7 @@ async fn a_guest_not_back_within_the_grace_leaves_as_disconnected_and_its_key_op
     let (sid, _) = app.session(&t.admin).await;
     let mut owner = app.ws_technician(&t.admin, &sid).await;
     let (_, join) = app.invite(&t.admin, &sid, &policy, "Gina").await;
-    let guest = app.ws_guest(&join).await.expect("the guest joins");
-    let pid = guest.id();
-    let key = guest.welcome["resume_key"].as_str().unwrap().to_string();
-    owner.expect("participant_joined").await;
-    assert!(eventually(|| async { stored_resume_hash(&app).await.is_some() }).await);
+    let (guest, pid, resume) = joined_guest(&app, &mut owner, &join).await;
     guest.drop_connection();
     owner.expect("participant_away").await;
     let left = owner.expect("participant_left").await;
@@ -787,8 +790,7 @@ async fn a_guest_not_back_within_the_grace_leaves_as_disconnected_and_its_key_op
         (left["participant_id"].as_str(), left["reason"].as_str()),
         (Some(pid.as_str()), Some("disconnected"))
     );
-    let url = format!("{}/ws/guest/{join}?resume={pid}&key={key}", app.ws_base);
-    let mut late = Ws::connect_raw(&url, None).await.expect("the upgrade");
+    let mut late = Ws::connect_raw(&resume, None).await.expect("the upgrade");
     assert_eq!(late.expect_close().await, Some(4010));
 }
 
@@ -803,11 +805,7 @@ async fn a_guest_away_when_its_inviter_leaves_goes_with_it() {
     let mut inviter = app.ws_technician(&bob, &sid).await;
     owner.expect("participant_joined").await;
     let (_, join) = app.invite(&bob, &sid, &policy, "Gina").await;
-    let guest = app.ws_guest(&join).await.expect("the guest joins");
-    let pid = guest.id();
-    let key = guest.welcome["resume_key"].as_str().unwrap().to_string();
-    owner.expect("participant_joined").await;
-    assert!(eventually(|| async { stored_resume_hash(&app).await.is_some() }).await);
+    let (guest, pid, resume) = joined_guest(&app, &mut owner, &join).await;
     guest.drop_connection();
     owner.expect("participant_away").await;
     // Bob leaves while Gina is away: her place goes with him, long before her grace ends.
@@ -824,7 +822,6 @@ async fn a_guest_away_when_its_inviter_leaves_goes_with_it() {
         gone.contains_key(&pid),
         "the guest left with its inviter: {gone:?}"
     );
-    let url = format!("{}/ws/guest/{join}?resume={pid}&key={key}", app.ws_base);
-    let mut late = Ws::connect_raw(&url, None).await.expect("the upgrade");
+    let mut late = Ws::connect_raw(&resume, None).await.expect("the upgrade");
     assert_eq!(late.expect_close().await, Some(4010));
 }

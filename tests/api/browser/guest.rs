@@ -453,31 +453,9 @@ async fn a_guest_whose_network_drops_is_back_in_its_place_by_itself() {
         guest.client.set_window_size(360, 800).await.unwrap();
 
         tech.login_console(&app.base, "acme-admin", PASSWORD).await;
-        tech.fill(
-            "[data-testid=new-session] input[name=subject]",
-            "Printer offline",
-        )
-        .await;
-        tech.click("[data-testid=new-session] button[type=submit]")
-            .await;
-        tech.find("[data-testid=live-status][data-connected=true]")
-            .await;
-        tech.fill(
-            "[data-testid=invite-form] input[name=guest_name]",
-            "Gina Guest",
-        )
-        .await;
-        tech.choose("[data-testid=invite-form] select[name=policy_id]", &policy)
-            .await;
-        tech.click("[data-testid=invite-form] button[type=submit]")
-            .await;
         let url = tech
-            .find("[data-testid=invitation-url]")
-            .await
-            .prop("value")
-            .await
-            .unwrap()
-            .expect("the one-time URL");
+            .open_session_and_invite("Printer offline", "Gina Guest", &policy)
+            .await;
         // The guest's network is the one that drops: it reaches the broker through the proxy.
         let url = url.replacen(&app.base, &cutter.base, 1);
         guest.goto(&url).await;

@@ -305,6 +305,34 @@ impl Browser {
             .unwrap_or_else(|e| panic!("{css} has no option {value}: {e}"));
     }
 
+    /// A signed-in technician opens a session on `subject` from the console, waits until it
+    /// is connected, and invites `guest` under the security policy `policy`: the one-time URL.
+    pub async fn open_session_and_invite(
+        &self,
+        subject: &str,
+        guest: &str,
+        policy: &str,
+    ) -> String {
+        self.fill("[data-testid=new-session] input[name=subject]", subject)
+            .await;
+        self.click("[data-testid=new-session] button[type=submit]")
+            .await;
+        self.find("[data-testid=live-status][data-connected=true]")
+            .await;
+        self.fill("[data-testid=invite-form] input[name=guest_name]", guest)
+            .await;
+        self.choose("[data-testid=invite-form] select[name=policy_id]", policy)
+            .await;
+        self.click("[data-testid=invite-form] button[type=submit]")
+            .await;
+        self.find("[data-testid=invitation-url]")
+            .await
+            .prop("value")
+            .await
+            .unwrap()
+            .expect("the one-time URL")
+    }
+
     pub async fn close(self) {
         let _ = self.client.close().await;
     }
