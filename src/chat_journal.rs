@@ -10,7 +10,8 @@
 //! batch is published, then its acknowledgements are awaited in order), and calls each entry's
 //! `done` with whether JetStream stored it; the session actor relays a message only then.
 //!
-//! Stream `SB_CHAT`, subjects `sb.chat.<session>`, file storage, kept one hour and at most
+//! Stream `SB_CHAT_<prefix with '.' as '_'>`, subjects `<prefix>.chat.<session>` (`<prefix>`:
+//! the installation's `cluster.nats_prefix`, so installations sharing a NATS keep apart), file storage, kept one hour and at most
 //! 4096 messages per session: far more than the writer ever holds back. A message is the chat
 //! `seq` (8 bytes, big-endian) followed by the `chat` frame as participants got it.
 
@@ -32,7 +33,6 @@ use tokio::sync::mpsc;
 
 use crate::{domain::ids::SessionId, store::ChatLine};
 
-pub const STREAM: &str = "SB_CHAT";
 /// How long the journal keeps a message: the report writer stores chat within seconds.
 const KEEP: Duration = Duration::from_secs(3600);
 const PER_SESSION: i64 = 4096;
@@ -56,10 +56,31 @@ pub struct ChatJournal {
     tx: mpsc::UnboundedSender<Entry>,
     queued: Arc<AtomicUsize>,
     js: jetstream::Context,
+    names: Arc<Names>,
 }
 
-fn subject(session: SessionId) -> String {
-    format!("sb.chat.{}", session.0)
+/// The installation's stream and subjects.
+struct Names {
+    prefix: String,
+    stream: String,
+}
+
+impl Names {
+    fn new(prefix: &str) -> Self {
+        Self {
+            prefix: prefix.to_string(),
+            stream: stream_name(prefix),
+        }
+    }
+
+    fn subject(&self, session: SessionId) -> String {
+        format!("{}.chat.{}", self.prefix, session.0)
+    }
+}
+
+/// The journal's stream for the subject prefix `prefix` (no '_' in a prefix: one name each).
+pub fn stream_name(prefix: &str) -> String {
+    format!("SB_CHAT_{}", prefix.replace('.', "_"))
 }
 
 fn encode(seq: i64, frame: &ByteString) -> Bytes {
@@ -78,10 +99,13 @@ fn decode(mut payload: Bytes) -> Option<ChatLine> {
     Some(ChatLine { seq, frame })
 }
 
-async fn ensure_stream(js: &jetstream::Context) -> Result<jetstream::stream::Stream, String> {
+async fn ensure_stream(
+    js: &jetstream::Context,
+    names: &Names,
+) -> Result<jetstream::stream::Stream, String> {
     js.get_or_create_stream(Config {
-        name: STREAM.to_string(),
-        subjects: vec!["sb.chat.>".to_string()],
+        name: names.stream.clone(),
+        subjects: vec![format!("{}.chat.>", names.prefix)],
         max_age: KEEP,
         max_messages_per_subject: PER_SESSION,
         discard: DiscardPolicy::Old,
@@ -95,12 +119,20 @@ async fn ensure_stream(js: &jetstream::Context) -> Result<jetstream::stream::Str
 
 impl ChatJournal {
     /// Starts the publishing task on the current runtime.
-    pub fn start(client: async_nats::Client) -> Self {
+    /// Starts the publishing task on the current runtime, for the installation whose subjects
+    /// start with `prefix`.
+    pub fn start(client: async_nats::Client, prefix: &str) -> Self {
         let js = jetstream::new(client);
         let (tx, rx) = mpsc::unbounded_channel();
         let queued = Arc::new(AtomicUsize::new(0));
-        tokio::spawn(run(js.clone(), rx, queued.clone()));
-        Self { tx, queued, js }
+        let names = Arc::new(Names::new(prefix));
+        tokio::spawn(run(js.clone(), names.clone(), rx, queued.clone()));
+        Self {
+            tx,
+            queued,
+            js,
+            names,
+        }
     }
 
     /// Hands a message over; never blocks.
@@ -119,10 +151,10 @@ impl ChatJournal {
 
     /// The session's journaled chat with `seq` above `after`, in order.
     pub async fn read(&self, session: SessionId, after: i64) -> anyhow::Result<Vec<ChatLine>> {
-        let stream = ensure_stream(&self.js)
+        let stream = ensure_stream(&self.js, &self.names)
             .await
             .map_err(|err| anyhow::anyhow!(err))?;
-        let subject = subject(session);
+        let subject = self.names.subject(session);
         let mut lines = Vec::new();
         let mut next = 1;
         loop {
@@ -152,6 +184,7 @@ impl ChatJournal {
 
 async fn run(
     js: jetstream::Context,
+    names: Arc<Names>,
     mut rx: mpsc::UnboundedReceiver<Entry>,
     queued: Arc<AtomicUsize>,
 ) {
@@ -159,7 +192,7 @@ async fn run(
     let mut batch = Vec::with_capacity(BATCH);
     while rx.recv_many(&mut batch, BATCH).await > 0 {
         if !ready {
-            match ensure_stream(&js).await {
+            match ensure_stream(&js, &names).await {
                 Ok(_) => ready = true,
                 Err(err) => tracing::error!(error = %err, "chat journal stream not available"),
             }
@@ -167,9 +200,12 @@ async fn run(
         let mut acks = Vec::with_capacity(batch.len());
         for entry in &batch {
             let sent = if ready {
-                js.publish(subject(entry.session), encode(entry.seq, &entry.frame))
-                    .await
-                    .map_err(|err| err.to_string())
+                js.publish(
+                    names.subject(entry.session),
+                    encode(entry.seq, &entry.frame),
+                )
+                .await
+                .map_err(|err| err.to_string())
             } else {
                 Err("no stream".to_string())
             };

@@ -3,10 +3,10 @@
 //!
 //! A session has one home: the node whose `SessionActor` runs it. A client may connect to any
 //! node. When its session lives elsewhere, the node it reached (the *edge*) asks the home to
-//! admit it (`sb.node.<home>.rpc`, op `attach`); the home runs the very admission and the very
+//! admit it (`<prefix>.node.<home>.rpc`, op `attach`); the home runs the very admission and the very
 //! `ParticipantActor` a local socket gets, fed from NATS instead of a socket; the edge only
-//! carries frames: client → home on `sb.node.<home>.up`, home → client on
-//! `sb.node.<edge>.down`. Every session rule therefore stays in the one session actor.
+//! carries frames: client → home on `<prefix>.node.<home>.up`, home → client on
+//! `<prefix>.node.<edge>.down` (`<prefix>`: the installation's `cluster.nats_prefix`). Every session rule therefore stays in the one session actor.
 //!
 //! Frames on `up` and `down` are `[16 bytes connection id][1 byte kind][payload]`; NATS keeps
 //! the order of one publisher's messages, so each direction of a connection stays in order.
@@ -37,8 +37,24 @@ use crate::{
     },
 };
 
-/// The subject every node hears.
-pub const BROADCAST: &str = "sb.broadcast";
+/// The installation's NATS subject prefix: `configured`, or a new one when that is empty
+/// (`sb.` and 12 random hex digits; the store keeps the first node's). Tokens of ASCII letters,
+/// digits and '-' joined by '.', at most 64 characters: no wildcard, and `_` is left out so
+/// that the chat journal's stream name (the prefix with '.' as '_') names one prefix only.
+pub fn nats_prefix(configured: &str) -> anyhow::Result<String> {
+    if configured.is_empty() {
+        return Ok(format!("sb.{}", &Uuid::new_v4().simple().to_string()[..12]));
+    }
+    let fits = configured.len() <= 64
+        && configured.split('.').all(|token| {
+            !token.is_empty() && token.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        });
+    anyhow::ensure!(
+        fits,
+        "cluster.nats_prefix {configured:?}: tokens of letters, digits and '-' joined by '.', at most 64 characters (no wildcards)"
+    );
+    Ok(configured.to_string())
+}
 
 /// What every node hears.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -116,6 +132,8 @@ pub struct ClusterCounters {
 
 /// This node in a cluster.
 pub struct Cluster {
+    /// The installation's subject prefix: every subject this node uses starts with it.
+    prefix: Arc<str>,
     node: Arc<str>,
     client: async_nats::Client,
     edges: DashMap<Uuid, EdgeConn>,
@@ -192,6 +210,7 @@ impl Cluster {
     /// says 503 meanwhile) and starts carrying frames for this node.
     pub async fn connect(
         url: &str,
+        prefix: String,
         node: String,
         home_silence: Duration,
     ) -> anyhow::Result<Arc<Self>> {
@@ -202,6 +221,7 @@ impl Cluster {
             .connect(url)
             .await?;
         let cluster = Arc::new(Self {
+            prefix: prefix.into(),
             node: node.into(),
             client,
             edges: DashMap::new(),
@@ -220,6 +240,22 @@ impl Cluster {
         &self.node
     }
 
+    /// The installation's subject prefix (`cluster.nats_prefix`).
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The subject every node hears.
+    pub fn broadcast_subject(&self) -> String {
+        format!("{}.broadcast", self.prefix)
+    }
+
+    /// A node's subject for `what`: `rpc` (its requests), `up` (frames for the participant
+    /// actors at home there), `down` (frames for the sockets it carries).
+    fn node_subject(&self, node: &str, what: &str) -> String {
+        format!("{}.node.{node}.{what}", self.prefix)
+    }
+
     pub fn client(&self) -> &async_nats::Client {
         &self.client
     }
@@ -235,6 +271,7 @@ impl Cluster {
     /// Tells every other node `what` (they act on the connections they hold).
     pub fn publish(&self, what: Broadcast) {
         let client = self.client.clone();
+        let subject = self.broadcast_subject();
         let envelope = Envelope {
             from: self.node.to_string(),
             what,
@@ -242,7 +279,7 @@ impl Cluster {
         match serde_json::to_vec(&envelope) {
             Ok(payload) => {
                 actix_web::rt::spawn(async move {
-                    if let Err(err) = client.publish(BROADCAST, Bytes::from(payload)).await {
+                    if let Err(err) = client.publish(subject, Bytes::from(payload)).await {
                         tracing::error!(error = %err, "broadcast not published");
                     }
                 });
@@ -252,8 +289,8 @@ impl Cluster {
     }
 
     /// The subject of a node's requests.
-    pub fn rpc_subject(node: &str) -> String {
-        format!("sb.node.{node}.rpc")
+    pub fn rpc_subject(&self, node: &str) -> String {
+        self.node_subject(node, "rpc")
     }
 
     /// Sockets here whose session lives elsewhere.
@@ -276,7 +313,7 @@ impl Cluster {
         let started = std::time::Instant::now();
         let reply = tokio::time::timeout(
             Duration::from_secs(5),
-            self.client.request(Self::rpc_subject(node), payload),
+            self.client.request(self.rpc_subject(node), payload),
         )
         .await
         .map_err(|_| anyhow::anyhow!("node {node} did not answer within 5 s"))??;
@@ -299,7 +336,7 @@ impl Cluster {
     /// handed its sessions over). A node that is slow to answer is taken to be there.
     pub async fn reachable(&self, node: &str) -> bool {
         let asked = self.client.request(
-            Self::rpc_subject(node),
+            self.rpc_subject(node),
             Bytes::from_static(br#"{"op":"ping"}"#),
         );
         match tokio::time::timeout(Duration::from_secs(2), asked).await {
@@ -351,7 +388,7 @@ impl Cluster {
                 let _ = self
                     .client
                     .publish(
-                        format!("sb.node.{home}.up"),
+                        self.node_subject(&home, "up"),
                         frame(conn, kind::CLOSE, &1001u16.to_be_bytes()),
                     )
                     .await;
@@ -373,7 +410,7 @@ impl Cluster {
         outlet: Outlet,
         mut stream: actix_ws::AggregatedMessageStream,
     ) {
-        let subject = format!("sb.node.{home}.up");
+        let subject = self.node_subject(&home, "up");
         let send = |kind: u8, payload: &[u8]| {
             self.counters.frames_up.fetch_add(1, Ordering::Relaxed);
             self.client
@@ -414,7 +451,7 @@ impl Cluster {
     async fn carry_down(self: Arc<Self>) -> anyhow::Result<()> {
         let mut sub = self
             .client
-            .subscribe(format!("sb.node.{}.down", self.node))
+            .subscribe(self.node_subject(&self.node, "down"))
             .await?;
         actix_web::rt::spawn(async move {
             while let Some(msg) = sub.next().await {
@@ -459,7 +496,7 @@ impl Cluster {
                     let _ = self
                         .client
                         .publish(
-                            format!("sb.node.{home}.up"),
+                            self.node_subject(&home, "up"),
                             frame(conn, kind::CLOSE, &4008u16.to_be_bytes()),
                         )
                         .await;
@@ -530,7 +567,7 @@ impl Cluster {
         let (tx, rx) = mpsc::channel(capacity.max(1));
         self.homes.insert(conn, tx);
         let this = self.clone();
-        let subject = format!("sb.node.{edge}.down");
+        let subject = self.node_subject(edge, "down");
         actix_web::rt::spawn(async move {
             this.pump_down(conn, subject, relay).await;
         });
@@ -568,7 +605,7 @@ impl Cluster {
     async fn carry_up(self: Arc<Self>) -> anyhow::Result<()> {
         let mut sub = self
             .client
-            .subscribe(format!("sb.node.{}.up", self.node))
+            .subscribe(self.node_subject(&self.node, "up"))
             .await?;
         actix_web::rt::spawn(async move {
             while let Some(msg) = sub.next().await {
@@ -605,5 +642,41 @@ impl Cluster {
             }
         });
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_nats_prefix_is_plain_subject_tokens_and_a_new_one_is_random() {
+        let one = nats_prefix("").unwrap();
+        let two = nats_prefix("").unwrap();
+        assert!(one.starts_with("sb.") && one.len() == 15, "{one}");
+        assert_ne!(one, two, "each installation draws its own");
+        for good in ["sb", "acme-eu.support", "A.b-1.c"] {
+            assert_eq!(nats_prefix(good).unwrap(), good);
+        }
+        let long = "a".repeat(65);
+        for bad in [
+            "sb.*",
+            "sb.>",
+            "a..b",
+            ".a",
+            "a.",
+            "with space",
+            "under_score",
+            "tab\t",
+            &long,
+        ] {
+            let err = nats_prefix(bad).unwrap_err().to_string();
+            assert!(err.contains("cluster.nats_prefix"), "{bad:?}: {err}");
+        }
+        // '_' is left out so that stream names stay one per prefix.
+        assert_eq!(
+            crate::chat_journal::stream_name("acme.eu"),
+            "SB_CHAT_acme_eu"
+        );
     }
 }

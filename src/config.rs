@@ -140,6 +140,10 @@ pub struct ClusterSettings {
     pub nats_url: Secret,
     /// This node's name; empty: random at start.
     pub node_id: String,
+    /// The installation's NATS subject prefix; empty: the one the first node stored (`sb.`
+    /// and 12 random hex digits at the very first start). A node whose setting differs from
+    /// the stored prefix is refused at start.
+    pub nats_prefix: String,
     /// A node not seen for this long is dead: its live sessions end as `failed`.
     pub node_dead_after_secs: u64,
 }

@@ -67,8 +67,10 @@ impl Application {
                 "cluster.nats_url is set: the nodes of a cluster share one PostgreSQL database; set database.url to postgres://..."
             );
             let node = crate::cluster::node_id(&settings.cluster.node_id)?;
+            let prefix = nats_prefix(&store, &settings.cluster.nats_prefix).await?;
             let cluster = crate::cluster::Cluster::connect(
                 settings.cluster.nats_url.expose(),
+                prefix,
                 node,
                 Duration::from_secs(
                     settings.ws.client_timeout_secs.max(1) + settings.ws.ping_interval_secs.max(1),
@@ -81,7 +83,11 @@ impl Application {
             // Agent connections this node held before a restart (same node id) are gone;
             // those of dead nodes are forgotten below.
             store.forget_agents_of(cluster.node_id(), None).await?;
-            tracing::info!(node = cluster.node_id(), "node of a cluster");
+            tracing::info!(
+                node = cluster.node_id(),
+                nats_prefix = cluster.prefix(),
+                "node of a cluster"
+            );
             Some(cluster)
         };
         let mut orphaned = store
@@ -128,7 +134,7 @@ impl Application {
             metrics: RelayMetrics::register(),
             journal: cluster
                 .as_ref()
-                .map(|c| crate::chat_journal::ChatJournal::start(c.client().clone())),
+                .map(|c| crate::chat_journal::ChatJournal::start(c.client().clone(), c.prefix())),
         });
         let mailer = Mailer::new(&settings.mail, data_dir.join("outbox"))?;
         let sms = SmsSender::new(&settings.sms, data_dir.join("outbox"))?;
@@ -420,6 +426,20 @@ async fn bootstrap(
         tracing::info!("bootstrap: platform admin 'admin' created with the configured password");
     }
     Ok(())
+}
+
+/// The installation's NATS subject prefix: the first node of a cluster stores its own (the
+/// configured one, or a new one), every later node uses the stored one. A node configured
+/// with another prefix than the stored one would not hear the others (and they would take it
+/// for dead): it is refused at start.
+async fn nats_prefix(store: &Store, configured: &str) -> anyhow::Result<String> {
+    let proposed = crate::cluster::nats_prefix(configured)?;
+    let stored = store.nats_prefix(&proposed).await?;
+    anyhow::ensure!(
+        configured.is_empty() || configured == stored,
+        "cluster.nats_prefix is {configured:?} but this installation's nodes use {stored:?}: every node of a cluster uses the same prefix (leave it empty to take the stored one; docs/cluster.md)"
+    );
+    Ok(stored)
 }
 
 /// The text every installation seals with its `secret.key` at its first start.

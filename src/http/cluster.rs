@@ -1,6 +1,6 @@
 //! What the nodes of a cluster ask of each other (docs/cluster.md): a node's requests
-//! (`sb.node.<id>.rpc`) for what only a session's home can answer, and the broadcasts
-//! (`sb.broadcast`) that reach every node, such as revocations.
+//! (`<prefix>.node.<id>.rpc`) for what only a session's home can answer, and the broadcasts
+//! (`<prefix>.broadcast`) that reach every node, such as revocations.
 //!
 //! Every function here is also right on one node: it asks the local actor when the session
 //! lives here, and NATS only when it lives elsewhere.
@@ -221,9 +221,9 @@ pub async fn serve(state: web::Data<AppState>) -> anyhow::Result<()> {
     };
     let client = cluster.client().clone();
     let mut requests = client
-        .subscribe(Cluster::rpc_subject(cluster.node_id()))
+        .subscribe(cluster.rpc_subject(cluster.node_id()))
         .await?;
-    let mut broadcasts = client.subscribe(crate::cluster::BROADCAST).await?;
+    let mut broadcasts = client.subscribe(cluster.broadcast_subject()).await?;
     let weak = Arc::downgrade(&state.clone().into_inner());
     actix_web::rt::spawn(async move {
         while let Some(msg) = requests.next().await {
@@ -416,6 +416,14 @@ pub async fn take_over(state: &AppState, session: SessionId, from: &str) -> AppR
     let Some(cluster) = &state.cluster else {
         return Ok(false);
     };
+    // The chat the lost home relayed but had not stored yet (its last chunk) is read before
+    // the claim: a node that cannot read the journal does not take the session (it would
+    // number the next chat from a stale place and the report would miss lines). The client
+    // gets 503 and comes back; the journal is read again then, here or on another node.
+    let journaled = match &state.session_deps.journal {
+        Some(journal) => read_journal(journal, session).await?,
+        None => Vec::new(),
+    };
     let Some(mut recovery) = state
         .store
         .claim_session(session, from, cluster.node_id())
@@ -423,6 +431,10 @@ pub async fn take_over(state: &AppState, session: SessionId, from: &str) -> AppR
     else {
         return Ok(false);
     };
+    let journaled: Vec<_> = journaled
+        .into_iter()
+        .filter(|line| line.seq > recovery.chat_seq)
+        .collect();
     let invitations = std::mem::take(&mut recovery.invitations);
     let record = state.store.session(session).await?;
     let account = match &record {
@@ -439,29 +451,7 @@ pub async fn take_over(state: &AppState, session: SessionId, from: &str) -> AppR
         .as_ref()
         .filter(|_| account.as_ref().is_some_and(|a| a.record_sessions))
         .map(|r| r.started_at);
-    tracing::warn!(%session, %from, "taking over a session whose node is gone");
-    // The chat the lost home relayed but had not stored yet (its last chunk).
-    let journaled = match &state.session_deps.journal {
-        Some(journal) => {
-            match tokio::time::timeout(
-                Duration::from_secs(5),
-                journal.read(session, recovery.chat_seq),
-            )
-            .await
-            {
-                Ok(Ok(lines)) => lines,
-                Ok(Err(err)) => {
-                    tracing::error!(%session, error = %err, "chat journal not readable: the report may miss the last chat");
-                    Vec::new()
-                }
-                Err(_) => {
-                    tracing::error!(%session, "chat journal did not answer within 5 s: the report may miss the last chat");
-                    Vec::new()
-                }
-            }
-        }
-        None => Vec::new(),
-    };
+    tracing::warn!(%session, %from, journaled = journaled.len(), "taking over a session whose node is gone");
     crate::actors::session::SessionActor::recover(
         session,
         recovery,
@@ -486,6 +476,30 @@ pub async fn take_over(state: &AppState, session: SessionId, from: &str) -> AppR
         }
     }
     Ok(true)
+}
+
+/// The session's whole chat journal. A read that fails (JetStream refused it) is tried again
+/// while within 5 s of the first; 503 `node_unavailable` when none gave it within them.
+async fn read_journal(
+    journal: &crate::chat_journal::ChatJournal,
+    session: SessionId,
+) -> AppResult<Vec<crate::store::ChatLine>> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let mut pause = Duration::from_millis(200);
+    let failure = loop {
+        match tokio::time::timeout_at(deadline, journal.read(session, 0)).await {
+            Ok(Ok(lines)) => return Ok(lines),
+            Ok(Err(err)) if tokio::time::Instant::now() + pause < deadline => {
+                tracing::warn!(%session, error = %err, "chat journal not readable, trying again");
+                tokio::time::sleep(pause).await;
+                pause *= 2;
+            }
+            Ok(Err(err)) => break err.to_string(),
+            Err(_) => break "no answer within 5 s".to_string(),
+        }
+    };
+    tracing::error!(%session, error = %failure, "chat journal not readable: the session is not taken over (its clients are told to come back)");
+    Err(AppError::node_unavailable())
 }
 
 // ---- what HTTP handlers ask of a live session, wherever it lives ----

@@ -267,7 +267,7 @@ async fn connect(
 ) -> AppResult<HttpResponse> {
     if let Some(cluster) = &state.cluster
         && state.registry.session(session_id).is_none()
-        && let Some(home) = state.store.session_home(session_id).await?
+        && let Some(home) = state.store.open_session_home(session_id).await?
         && home != cluster.node_id()
     {
         // The home may use a one-time credential up: only for a complete handshake.
@@ -276,11 +276,14 @@ async fn connect(
         if !cluster.reachable(&home).await {
             // Its node is gone: the first node a returning participant reaches takes the
             // session over (the database decides which), and this connection joins here.
+            // When another node was first, the connection goes to it; when the session ended
+            // meanwhile (nobody came back in time), it is refused here as on any node.
             if !crate::http::cluster::take_over(state, session_id, &home).await? {
-                match state.store.session_home(session_id).await? {
-                    Some(now) if now != cluster.node_id() => home = now,
-                    _ => {}
-                }
+                home = state
+                    .store
+                    .open_session_home(session_id)
+                    .await?
+                    .unwrap_or_else(|| cluster.node_id().to_string());
             }
         }
         if home != cluster.node_id() && state.registry.session(session_id).is_none() {

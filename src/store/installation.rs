@@ -18,4 +18,19 @@ impl Store {
             .fetch_one(&self.pool)
             .await
     }
+
+    /// The installation's NATS subject prefix: `proposed` is stored unless one is stored
+    /// already, and the stored one is answered (the first node of a cluster decides, in one
+    /// statement; every later node uses it).
+    pub async fn nats_prefix(&self, proposed: &str) -> StoreResult<String> {
+        query(
+            "INSERT INTO installation (id, nats_prefix) VALUES (1, ?) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(proposed.to_string())
+        .execute(&self.pool)
+        .await?;
+        query_scalar::<String>("SELECT nats_prefix FROM installation WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await
+    }
 }

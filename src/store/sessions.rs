@@ -568,6 +568,18 @@ impl Store {
         )
     }
 
+    /// The home of a session that is still open (`None` once it ended, wherever it lived:
+    /// what a new socket asks, which an ended session refuses on any node alike).
+    pub async fn open_session_home(&self, id: SessionId) -> StoreResult<Option<String>> {
+        Ok(query_scalar::<Option<String>>(
+            "SELECT home_node FROM sessions WHERE id = ? AND state = 'open'",
+        )
+        .bind(id.to_string())
+        .fetch_optional(&self.pool)
+        .await?
+        .flatten())
+    }
+
     /// The open sessions whose home is `node` by the store's word.
     pub async fn sessions_homed_at(&self, node: &str) -> StoreResult<Vec<SessionId>> {
         let ids = query_scalar::<String>(

@@ -63,6 +63,14 @@ async fn node_tweaked(
     .await
 }
 
+/// The installation's NATS subject prefix, as its first node stored it.
+async fn nats_prefix(db: &sqlx::PgPool) -> String {
+    sqlx::query_scalar("SELECT nats_prefix FROM installation WHERE id = 1")
+        .fetch_one(db)
+        .await
+        .expect("the first node stored the installation's prefix")
+}
+
 /// The texts of a report's chat, in order.
 fn chat_texts(report: &serde_json::Value) -> Vec<String> {
     report["chat"]
@@ -658,6 +666,11 @@ async fn the_sessions_of_a_node_that_died_end_as_failed_and_the_link_says_so() {
     assert_eq!(view["state"], "ended");
     let (status, _) = a.get(&format!("/customer-sessions/{key}"), "").await;
     assert_eq!(status, 410);
+    // A socket for it is refused as on one node (the ended session's home is not asked).
+    let url = format!("{}/ws/sessions/{sid}", a.ws_base);
+    assert_eq!(Ws::connect(&url, Some(&t.admin)).await.err(), Some(410));
+    let url = format!("{}/ws/customer/{key}", a.ws_base);
+    assert_eq!(Ws::connect(&url, None).await.err(), Some(410));
 }
 
 #[actix_web::test]
@@ -674,9 +687,11 @@ async fn a_home_late_in_the_database_but_there_on_nats_keeps_its_sessions_and_a_
     // The session's home: a node with no heartbeat in the database at all, that answers
     // pings on its NATS subject and nothing else.
     let slow = format!("slow-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let db = sqlx::PgPool::connect(&database.url).await.unwrap();
+    let prefix = nats_prefix(&db).await;
     let client = async_nats::connect(&nats).await.expect("NATS");
     let mut requests = client
-        .subscribe(format!("sb.node.{slow}.rpc"))
+        .subscribe(format!("{prefix}.node.{slow}.rpc"))
         .await
         .unwrap();
     client.flush().await.unwrap();
@@ -691,7 +706,6 @@ async fn a_home_late_in_the_database_but_there_on_nats_keeps_its_sessions_and_a_
             }
         }
     });
-    let db = sqlx::PgPool::connect(&database.url).await.unwrap();
     sqlx::query("UPDATE sessions SET home_node = $1 WHERE id = $2")
         .bind(&slow)
         .bind(&sid)
@@ -1375,4 +1389,196 @@ async fn in_the_browser_technician_and_guest_stay_in_their_session_when_its_node
         drop(b);
     })
     .await;
+}
+
+#[actix_web::test]
+#[ignore = "needs PostgreSQL and NATS: scripts/cluster-suite runs it"]
+async fn two_installations_on_one_nats_whose_nodes_have_the_same_names_keep_apart() {
+    // Two brokers (two databases) share one NATS, and their operators named the nodes alike.
+    // Each installation's subjects start with its own prefix: a request for node "n1" of one
+    // is never answered by node "n1" of the other (which knows nothing of the session).
+    let (pg, nats) = services();
+    let first = TestDatabase::create(&pg).await;
+    let second = TestDatabase::create(&pg).await;
+    let n1 = format!("n1-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let named =
+        |name: String| move |s: &mut support_broker::config::Settings| s.cluster.node_id = name;
+    let a1 = node_tweaked(&first.url, &nats, "n1", None, named(n1.clone())).await;
+    let a2 = node(&first.url, &nats, "n2", Some(&a1)).await;
+    let _b1 = node_tweaked(&second.url, &nats, "n1", None, named(n1.clone())).await;
+    let one = sqlx::PgPool::connect(&first.url).await.unwrap();
+    let two = sqlx::PgPool::connect(&second.url).await.unwrap();
+    let (p1, p2) = (nats_prefix(&one).await, nats_prefix(&two).await);
+    assert_ne!(p1, p2, "each installation has its own prefix");
+    assert!(p1.starts_with("sb.") && p1.len() == 15, "{p1}");
+
+    let t = a1.tenant("Acme").await;
+    let (sid, key) = a1.session(&t.admin).await;
+    let mut owner = a1.ws_technician(&t.admin, &sid).await;
+    // Every question a2 asks of the session's home ("n1") is answered by installation one's n1.
+    for _ in 0..20 {
+        let (status, view) = a2.get(&format!("/sessions/{sid}"), &t.admin).await;
+        assert_eq!(status, 200, "{view}");
+        assert_eq!(view["state"], "open", "{view}");
+        assert_eq!(view["participants"].as_array().unwrap().len(), 1, "{view}");
+    }
+    // And a socket a2 carries reaches that home.
+    let mut customer = a2.ws_customer(&key).await;
+    assert_eq!(
+        owner.expect("participant_joined").await["participant"]["role"],
+        "customer"
+    );
+    customer.chat("hello").await;
+    assert_eq!(owner.expect("chat").await["text"], "hello");
+}
+
+#[actix_web::test]
+#[ignore = "needs PostgreSQL and NATS: scripts/cluster-suite runs it"]
+async fn a_configured_nats_prefix_is_the_installations_and_a_node_configured_otherwise_is_refused()
+{
+    let (pg, nats) = services();
+    let database = TestDatabase::create(&pg).await;
+    let mine = format!(
+        "acme-{}.support",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
+    let chosen = mine.clone();
+    let a = node_tweaked(&database.url, &nats, "a", None, move |s| {
+        s.cluster.nats_prefix = chosen
+    })
+    .await;
+    // A node that leaves it empty takes the stored one, and the two work as one broker.
+    let b = node(&database.url, &nats, "b", Some(&a)).await;
+    let db = sqlx::PgPool::connect(&database.url).await.unwrap();
+    assert_eq!(nats_prefix(&db).await, mine);
+    let t = a.tenant("Acme").await;
+    let (sid, key) = a.session(&t.admin).await;
+    let mut owner = a.ws_technician(&t.admin, &sid).await;
+    let _customer = b.ws_customer(&key).await;
+    owner.expect("participant_joined").await;
+
+    // A node configured with another prefix would not hear the others: refused at start,
+    // and the stored prefix stays.
+    let start = |prefix: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::copy(
+            a.data_dir.path().join("secret.key"),
+            dir.path().join("secret.key"),
+        )
+        .unwrap();
+        let mut settings = support_broker::config::Settings::defaults().unwrap();
+        settings.http.bind = "127.0.0.1:0".parse().unwrap();
+        settings.storage.data_dir = dir.path().to_path_buf();
+        settings.database.url = Secret::new(database.url.clone());
+        settings.cluster.nats_url = Secret::new(nats.clone());
+        settings.cluster.nats_prefix = prefix.to_string();
+        async move {
+            let built = support_broker::startup::Application::build(settings).await;
+            drop(dir);
+            built.err().map(|e| format!("{e:#}"))
+        }
+    };
+    let said = start("sb.other").await.expect("another prefix is refused");
+    assert!(
+        said.contains("nats_prefix") && said.contains(&mine),
+        "{said}"
+    );
+    for bad in ["sb.*", "sb.>", "a..b", "with space", "under_score", ".lead"] {
+        let said = start(bad)
+            .await
+            .expect("a prefix that is not a subject is refused");
+        assert!(said.contains("cluster.nats_prefix"), "{bad}: {said}");
+    }
+    assert_eq!(nats_prefix(&db).await, mine);
+    let (status, view) = b.get(&format!("/sessions/{sid}"), &t.admin).await;
+    assert_eq!(status, 200);
+    assert_eq!(view["participants"].as_array().unwrap().len(), 2, "{view}");
+}
+
+/// Turns JetStream's direct reads of the installation's chat journal off or on (as when
+/// JetStream cannot serve them).
+async fn journal_readable(nats: &str, prefix: &str, readable: bool) {
+    let js = async_nats::jetstream::new(async_nats::connect(nats).await.expect("NATS"));
+    let name = support_broker::chat_journal::stream_name(prefix);
+    let mut stream = js.get_stream(&name).await.expect("the chat journal exists");
+    let mut config = stream.info().await.expect("its config").config.clone();
+    config.allow_direct = readable;
+    js.update_stream(config).await.expect("updated");
+}
+
+#[actix_web::test]
+#[ignore = "needs PostgreSQL and NATS: scripts/cluster-suite runs it"]
+async fn a_node_that_cannot_read_the_chat_journal_does_not_take_the_session_and_says_503() {
+    // A take-over that went on without the journal would number the next chat from the
+    // stored place (the dead home's last chunk is only in the journal): the report would miss
+    // lines or hold two with one number. The node says 503 instead, and takes the session
+    // over once the journal can be read, with every line.
+    let (pg, nats) = services();
+    let database = TestDatabase::create(&pg).await;
+    let mut home = serve_process(
+        &database.url,
+        &nats,
+        "home",
+        &[("BROKER_SESSIONS__CHAT_CHUNK_MS", "600000")],
+    )
+    .await;
+    // b's sweep would end the session as `failed` 30 s after the kill if nobody took it.
+    let b = node_tweaked(&database.url, &nats, "b", Some(home.data.path()), |s| {
+        s.cluster.node_dead_after_secs = 30
+    })
+    .await;
+    let db = sqlx::PgPool::connect(&database.url).await.unwrap();
+    let prefix = nats_prefix(&db).await;
+    let t = b.tenant("Acme").await;
+    let made: serde_json::Value = b
+        .http
+        .post(format!("{}/api/v1/sessions", home.base))
+        .bearer_auth(&t.admin)
+        .json(&json!({"subject": "Printer"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let sid = made["id"].as_str().expect("a session").to_string();
+    let key = made["customer_key"].as_str().unwrap().to_string();
+    let mut owner = b.ws_technician(&t.admin, &sid).await;
+    let mut customer = b.ws_customer(&key).await;
+    owner.expect("participant_joined").await;
+    let pid = owner.id();
+    for text in ["before one", "before two"] {
+        owner.chat(text).await;
+        owner.expect("chat").await;
+        customer.expect("chat").await;
+    }
+    journal_readable(&nats, &prefix, false).await;
+    home.child.kill().expect("SIGKILL");
+    home.child.wait().unwrap();
+    assert_eq!(owner.expect_close().await, Some(1012));
+    assert_eq!(customer.expect_close().await, Some(1012));
+
+    let url = format!("{}/ws/sessions/{sid}?resume={pid}", b.ws_base);
+    let refused = Ws::connect(&url, Some(&t.admin)).await.err();
+    assert_eq!(refused, Some(503), "no take-over without the journal");
+    let home_node: String = sqlx::query_scalar("SELECT home_node FROM sessions WHERE id = $1")
+        .bind(&sid)
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert!(home_node.starts_with("home-"), "not claimed: {home_node}");
+
+    journal_readable(&nats, &prefix, true).await;
+    let mut owner = Ws::connect(&url, Some(&t.admin))
+        .await
+        .expect("taken over once the journal answers");
+    assert_eq!(owner.id(), pid, "the owner kept its place");
+    let mut customer = b.ws_customer(&key).await;
+    owner.expect("participant_joined").await;
+    customer.chat("after").await;
+    assert_eq!(owner.expect("chat").await["text"], "after");
+    owner.send_json(json!({"type": "end_session"})).await;
+    customer.expect("session_ended").await;
+    let report = b.report(&t.admin, &sid).await;
+    assert_eq!(chat_texts(&report), ["before one", "before two", "after"]);
 }
