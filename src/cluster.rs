@@ -143,6 +143,8 @@ pub struct Cluster {
     home_silence: Duration,
     /// Set when this node hands its sessions over and stops: it answers pings as gone.
     leaving: std::sync::atomic::AtomicBool,
+    /// When a warning about a node was last logged (late heartbeat, but alive on NATS).
+    warned: DashMap<String, std::time::Instant>,
     pub counters: ClusterCounters,
 }
 
@@ -228,6 +230,7 @@ impl Cluster {
             homes: DashMap::new(),
             home_silence,
             leaving: std::sync::atomic::AtomicBool::new(false),
+            warned: DashMap::new(),
             counters: ClusterCounters::default(),
         });
         cluster.clone().carry_up().await?;
@@ -348,6 +351,23 @@ impl Cluster {
                 .map_or(true, |v| v["leaving"] != true),
             Err(_) => true,
         }
+    }
+
+    /// Whether nothing was said about `node` in the last minute (and notes that now it is).
+    pub fn first_word_in_a_minute(&self, node: &str) -> bool {
+        let now = std::time::Instant::now();
+        let mut said = true;
+        self.warned
+            .entry(node.to_string())
+            .and_modify(|last| {
+                if now.duration_since(*last) < Duration::from_secs(60) {
+                    said = false;
+                } else {
+                    *last = now;
+                }
+            })
+            .or_insert(now);
+        said
     }
 
     /// This node hands its sessions over and stops: from now on it answers pings as gone.

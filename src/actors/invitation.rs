@@ -86,7 +86,6 @@ impl Actor for InvitationActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        metrics::counter!("broker_invitations_total", "outcome" => "created").increment(1);
         let left = (self.state.expires_at - Utc::now())
             .to_std()
             .unwrap_or_default();

@@ -600,6 +600,8 @@ pub async fn connected_technician(
 /// Starts a new invitation's actor beside its session and has the session track it; `false`
 /// when the inviter left (or the session ended) meanwhile, and the invitation is then revoked.
 pub async fn track_invitation(state: &AppState, spec: InvitationSpec) -> bool {
+    // Counted where it is made, once (a take-over starts the actor again elsewhere).
+    metrics::counter!("broker_invitations_total", "outcome" => "created").increment(1);
     if state.registry.session(spec.session_id).is_some() {
         return track_here(state, spec).await;
     }
@@ -771,7 +773,10 @@ async fn also_gone_on_nats(cluster: &Cluster, unseen: Vec<String>) -> Vec<String
     let mut gone = Vec::new();
     for node in unseen {
         if cluster.reachable(&node).await {
-            tracing::warn!(%node, "a node's heartbeat is late but it answers on NATS: it stays");
+            // Said once a minute per node, not on every sweep.
+            if cluster.first_word_in_a_minute(&node) {
+                tracing::warn!(%node, "a node's heartbeat is late but it answers on NATS: it stays");
+            }
         } else {
             gone.push(node);
         }
