@@ -464,6 +464,24 @@ impl BenchDatabase {
     }
 
     async fn drop_it(self) {
+        // The run's chat journal stream first (each installation has its own): a bench run
+        // leaves nothing behind in the shared NATS.
+        if let Ok(db) = sqlx::PgPool::connect(&self.url).await {
+            let prefix: Option<String> =
+                sqlx::query_scalar("SELECT nats_prefix FROM installation WHERE id = 1")
+                    .fetch_optional(&db)
+                    .await
+                    .ok()
+                    .flatten();
+            db.close().await;
+            let nats = std::env::var("SB_BENCH_NATS_URL")
+                .unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
+            if let (Some(prefix), Ok(client)) = (prefix, async_nats::connect(&nats).await) {
+                let _ = async_nats::jetstream::new(client)
+                    .delete_stream(support_broker::chat_journal::stream_name(&prefix))
+                    .await;
+            }
+        }
         if let Ok(admin) = sqlx::PgPool::connect(&self.server).await {
             let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
                 "DROP DATABASE IF EXISTS {} WITH (FORCE)",

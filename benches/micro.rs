@@ -123,6 +123,7 @@ fn persistence(c: &mut Criterion) {
                 started_at: Utc::now(),
                 ended_at: None,
                 end_reason: None,
+                recorded: false,
             };
             let key = session.id.to_string();
             store

@@ -347,6 +347,7 @@ mod tests {
             started_at: Utc::now(),
             ended_at: None,
             end_reason: None,
+            recorded: false,
         };
         let key = session.id.to_string();
         store

@@ -94,6 +94,8 @@ export function liveSession(root, connect, options = {}) {
     ended: null,
     endedReason: null,
     welcomed: false,
+    // Waiting in the lobby with a place to come back to (`lobby` named our participant id).
+    inLobby: false,
     leaving: false,
     grace: 15,
     fileMax: 50 * 1024 * 1024,
@@ -507,6 +509,7 @@ export function liveSession(root, connect, options = {}) {
   function onWelcome(m) {
     const again = state.welcomed;
     state.welcomed = true;
+    state.inLobby = false;
     state.me = m.participant_id;
     state.role = m.role;
     state.permissions = m.permissions || [];
@@ -576,6 +579,15 @@ export function liveSession(root, connect, options = {}) {
         status.textContent = t('waiting_for_admission');
         status.className = 'status reconnecting';
         status.dataset.waiting = 'true';
+        delete status.dataset.reconnecting;
+        if (m.participant_id) {
+          // Our place in the lobby: a dropped connection comes back to it.
+          state.me = m.participant_id;
+          state.inLobby = true;
+          if (m.reconnect_grace_secs) state.grace = m.reconnect_grace_secs;
+          retryDeadline = 0;
+        }
+        if (options.onLobby) options.onLobby(m);
         break;
       case 'admission_request':
         waitingGuests.set(m.participant_id, m);
@@ -632,9 +644,10 @@ export function liveSession(root, connect, options = {}) {
     // is a node of a cluster handing the session over: open again, another node takes it.
     const handedOver = ev.code === 1001 && !state.endedReason;
     const final = (FINAL.has(ev.code) && !handedOver) || state.endedReason;
-    if (!state.welcomed || final || !options.reconnect) {
+    const placed = state.welcomed || state.inLobby;
+    if (!placed || final || !options.reconnect) {
       // Refused before the welcome (the browser only says 1006): ask the page why.
-      const why = !state.welcomed && !FINAL.has(ev.code) && options.explain ? await options.explain().catch(() => null) : null;
+      const why = !placed && !FINAL.has(ev.code) && options.explain ? await options.explain().catch(() => null) : null;
       if (why) {
         finish(why.text, { code: why.code || ev.code, kind: 'refused', next: why.next });
       } else {

@@ -150,6 +150,10 @@ export async function joinPage(root, token) {
       onWelcome: (m) => {
         if (m.resume_key) resumeKey = m.resume_key;
       },
+      // Waiting in the lobby: the same key brings it back there.
+      onLobby: (m) => {
+        if (m.resume_key) resumeKey = m.resume_key;
+      },
       // Refused at the door (revoked, used or expired since the page loaded): ask why.
       explain: async () => {
         try {

@@ -251,6 +251,14 @@ pub enum ServerFrame<'a> {
     Lobby {
         session_id: Uuid,
         timeout_secs: u64,
+        /// Its participant id (extension): with `resume_key`, a guest whose connection dropped
+        /// (or whose session moved to another node) comes back to its place in the lobby.
+        participant_id: Uuid,
+        /// How long its place in the lobby is kept after its connection drops (extension).
+        reconnect_grace_secs: u64,
+        /// The first time only: the key that brings it back (as `welcome.resume_key`).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        resume_key: Option<String>,
     },
     /// To the customer (who decides) and the technicians: a guest asks to join.
     AdmissionRequest {

@@ -152,7 +152,10 @@ pub struct SessionActor {
 
 /// A guest in the lobby.
 struct Waiting {
-    conn: Conn,
+    /// None while its connection dropped: its place in the lobby is kept for the reconnect
+    /// grace (`away`), and it comes back with its resume key.
+    conn: Option<Conn>,
+    away: Option<SpawnHandle>,
     name: String,
     perms: PermissionSet,
     invited_by: ParticipantId,
@@ -283,6 +286,32 @@ impl SessionActor {
                     seq: technicians + seq as u64 + 1,
                     conn: None,
                     grace: None,
+                },
+            );
+        }
+        // The owner's switch of the lobby goes on, as far as the account's rule allows it.
+        if let Some(required) = recovery
+            .admission_required
+            .filter(|r| admission.owner_may_set(*r))
+        {
+            actor.admission_required = required;
+        }
+        for w in recovery.waiting {
+            // Its timers start with the actor (`started`): it waits anew, away until back.
+            actor.held.push(w.id);
+            let inv = w.invitation;
+            actor.waiting.insert(
+                w.id,
+                Waiting {
+                    conn: None,
+                    away: None,
+                    name: inv.guest_name,
+                    perms: inv.permissions,
+                    invited_by: inv.inviter_participant_id,
+                    invitation_id: inv.id,
+                    policy_name: inv.policy_name,
+                    verified_email: inv.verified_email,
+                    timer: SpawnHandle::default(),
                 },
             );
         }
@@ -808,14 +837,6 @@ impl SessionActor {
         w.timer = ctx.run_later(timeout, move |act, ctx| {
             act.decide(pid, "timed_out", None, ctx);
         });
-        let lobby = ServerFrame::Lobby {
-            session_id: self.id.0,
-            timeout_secs: timeout.as_secs(),
-        }
-        .encode();
-        if w.conn.outlet.send(Outbound::Text(lobby)).is_err() {
-            w.conn.outlet.force_close(close_code::TOO_SLOW);
-        }
         self.record(ReportEvent::AdmissionAsked {
             session: self.id,
             guest: pid,
@@ -825,7 +846,45 @@ impl SessionActor {
         });
         tracing::info!(session = %self.id, guest = %pid, "guest waits for admission");
         self.waiting.insert(pid, w);
+        let key = self.resume_keys.get(&pid).cloned();
+        self.tell_lobby(pid, key);
         self.announce_waiting(pid, None);
+    }
+
+    /// Tells a waiting guest that it waits (again, after it came back), and how to come back.
+    fn tell_lobby(&mut self, pid: ParticipantId, resume_key: Option<String>) {
+        let Some(conn) = self.waiting.get(&pid).and_then(|w| w.conn.as_ref()) else {
+            return;
+        };
+        let lobby = ServerFrame::Lobby {
+            session_id: self.id.0,
+            timeout_secs: self.deps.admission_timeout.as_secs(),
+            participant_id: pid.0,
+            reconnect_grace_secs: self.deps.reconnect_grace.as_secs(),
+            resume_key,
+        }
+        .encode();
+        if conn.outlet.send(Outbound::Text(lobby)).is_err() {
+            conn.outlet.force_close(close_code::TOO_SLOW);
+        }
+    }
+
+    /// A waiting guest whose connection dropped keeps its place in the lobby for the
+    /// reconnect grace; still away then, it has withdrawn.
+    fn start_lobby_grace(&mut self, pid: ParticipantId, ctx: &mut Context<Self>) {
+        let handle = ctx.run_later(self.deps.reconnect_grace, move |act, ctx| {
+            if act.waiting.get(&pid).is_some_and(|w| w.conn.is_none()) {
+                tracing::info!(session = %act.id, guest = %pid, "waiting guest did not come back");
+                act.decide(pid, "withdrawn", None, ctx);
+            }
+        });
+        if let Some(old) = self
+            .waiting
+            .get_mut(&pid)
+            .and_then(|w| w.away.replace(handle))
+        {
+            ctx.cancel_future(old);
+        }
     }
 
     /// Sends one waiting guest's request to the customer and the technicians (all of them, or
@@ -877,10 +936,18 @@ impl SessionActor {
         by: Option<ParticipantId>,
         ctx: &mut Context<Self>,
     ) {
+        // Admitted while its connection is down: nothing to admit into (the customer is told
+        // so in `on_admission`; it decides again once the guest is back).
+        if decision == "admitted" && self.waiting.get(&pid).is_some_and(|w| w.conn.is_none()) {
+            return;
+        }
         let Some(w) = self.waiting.remove(&pid) else {
             return;
         };
         ctx.cancel_future(w.timer);
+        if let Some(away) = w.away {
+            ctx.cancel_future(away);
+        }
         if decision != "admitted" {
             // Never let in: its key is for nothing (and no place is ever held for it).
             self.resume_keys.remove(&pid);
@@ -899,16 +966,18 @@ impl SessionActor {
         .encode();
         self.broadcast_non_guests(&told);
         if decision == "admitted" {
-            self.admit(
-                pid,
-                None,
-                w.name,
-                Kind::Guest,
-                w.perms,
-                Some(w.invited_by),
-                w.conn,
-                ctx,
-            );
+            if let Some(conn) = w.conn {
+                self.admit(
+                    pid,
+                    None,
+                    w.name,
+                    Kind::Guest,
+                    w.perms,
+                    Some(w.invited_by),
+                    conn,
+                    ctx,
+                );
+            }
             return;
         }
         let code = match decision {
@@ -918,8 +987,10 @@ impl SessionActor {
             "withdrawn" => return,
             _ => close_code::SESSION_ENDED,
         };
-        w.conn.outlet.close(code, decision);
-        w.conn.addr.do_send(Evicted);
+        if let Some(conn) = w.conn {
+            conn.outlet.close(code, decision);
+            conn.addr.do_send(Evicted);
+        }
     }
 
     fn broadcast_non_guests(&mut self, text: &ByteString) {
@@ -955,8 +1026,16 @@ impl SessionActor {
             return;
         }
         let guest = ParticipantId(guest);
-        if !self.waiting.contains_key(&guest) {
+        let Some(waiting) = self.waiting.get(&guest) else {
             self.send_error(pid, "unknown_participant", "no such guest is waiting");
+            return;
+        };
+        if admit && waiting.conn.is_none() {
+            self.send_error(
+                pid,
+                "guest_away",
+                "this guest's connection dropped: admit it once it is back",
+            );
             return;
         }
         self.decide(
@@ -1026,9 +1105,20 @@ impl Actor for SessionActor {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         tracing::info!(session = %self.id, "session actor started");
-        // Taken over: each technician and guest who was in gets its reconnect grace from now.
+        // Taken over: each technician and guest who was in gets its reconnect grace from now,
+        // and each guest who was waiting in the lobby waits anew, away until it is back.
         for pid in std::mem::take(&mut self.held) {
-            self.start_grace(pid, ctx);
+            if self.waiting.contains_key(&pid) {
+                let timer = ctx.run_later(self.deps.admission_timeout, move |act, ctx| {
+                    act.decide(pid, "timed_out", None, ctx);
+                });
+                if let Some(w) = self.waiting.get_mut(&pid) {
+                    w.timer = timer;
+                }
+                self.start_lobby_grace(pid, ctx);
+            } else {
+                self.start_grace(pid, ctx);
+            }
         }
         // A session nobody joins, or everyone left without ending, does not live forever.
         let tick =
@@ -1224,7 +1314,8 @@ impl Handler<Join> for SessionActor {
                     self.seat_in_lobby(
                         pid,
                         Waiting {
-                            conn,
+                            conn: Some(conn),
+                            away: None,
                             name,
                             perms: permissions,
                             invited_by: inviter,
@@ -1249,8 +1340,22 @@ impl Handler<Join> for SessionActor {
                 ));
             }
             Joiner::GuestBack { participant } => {
-                // Its key was checked against the store; its place is held (taken over, its
-                // inviter in), or it is still connected here on a socket that dropped silently.
+                // Its key was checked against the store. Back to the lobby when it was
+                // waiting there (its connection dropped, or its session moved home).
+                if let Some(w) = self.waiting.get_mut(&participant) {
+                    if let Some(old) = w.conn.replace(conn) {
+                        old.outlet.close(close_code::NORMAL, "resumed");
+                        old.addr.do_send(Evicted);
+                    }
+                    if let Some(away) = w.away.take() {
+                        ctx.cancel_future(away);
+                    }
+                    tracing::info!(session = %self.id, guest = %participant, "waiting guest back in the lobby");
+                    self.tell_lobby(participant, None);
+                    return Ok(participant);
+                }
+                // Its place is held (taken over, its inviter in), or it is still connected here
+                // on a socket that dropped silently.
                 let Some(m) = self
                     .members
                     .get_mut(&participant)
@@ -1513,12 +1618,18 @@ impl Handler<Departed> for SessionActor {
     fn handle(&mut self, msg: Departed, ctx: &mut Self::Context) {
         let pid = msg.participant;
         let grace = self.deps.reconnect_grace;
-        if self
+        if let Some(w) = self
             .waiting
-            .get(&pid)
-            .is_some_and(|w| w.conn.addr == msg.from)
+            .get_mut(&pid)
+            .filter(|w| w.conn.as_ref().is_some_and(|c| c.addr == msg.from))
         {
-            self.decide(pid, "withdrawn", None, ctx);
+            if msg.reason == LeaveReason::Disconnected && !grace.is_zero() {
+                // Its network dropped: the place in the lobby waits for it a moment.
+                w.conn = None;
+                self.start_lobby_grace(pid, ctx);
+            } else {
+                self.decide(pid, "withdrawn", None, ctx);
+            }
             return;
         }
         let Some(m) = self.members.get_mut(&pid) else {
@@ -1622,7 +1733,11 @@ impl Handler<HandOver> for SessionActor {
         let mut leaving = Vec::new();
         for (_, w) in self.waiting.drain() {
             ctx.cancel_future(w.timer);
-            leaving.push(w.conn);
+            if let Some(away) = w.away {
+                ctx.cancel_future(away);
+            }
+            // Still waiting: the next home keeps its place in the lobby.
+            leaving.extend(w.conn);
         }
         for (_, m) in self.members.drain() {
             if let Some(conn) = m.conn {
@@ -1689,8 +1804,13 @@ impl Handler<GiveUp> for SessionActor {
         tracing::warn!(session = %self.id, "another node holds this session now; giving it up");
         for (_, w) in self.waiting.drain() {
             ctx.cancel_future(w.timer);
-            w.conn.outlet.force_close(close_code::SERVICE_RESTART);
-            w.conn.addr.do_send(Evicted);
+            if let Some(away) = w.away {
+                ctx.cancel_future(away);
+            }
+            if let Some(conn) = w.conn {
+                conn.outlet.force_close(close_code::SERVICE_RESTART);
+                conn.addr.do_send(Evicted);
+            }
         }
         for (_, m) in self.members.drain() {
             if let Some(conn) = &m.conn {

@@ -420,10 +420,12 @@ pub async fn take_over(state: &AppState, session: SessionId, from: &str) -> AppR
     // the claim: a node that cannot read the journal does not take the session (it would
     // number the next chat from a stale place and the report would miss lines). The client
     // gets 503 and comes back; the journal is read again then, here or on another node.
+    let reading = std::time::Instant::now();
     let journaled = match &state.session_deps.journal {
         Some(journal) => read_journal(journal, session).await?,
         None => Vec::new(),
     };
+    let read_ms = reading.elapsed().as_millis() as u64;
     let Some(mut recovery) = state
         .store
         .claim_session(session, from, cluster.node_id())
@@ -445,13 +447,10 @@ pub async fn take_over(state: &AppState, session: SessionId, from: &str) -> AppR
         .as_ref()
         .and_then(|a| crate::domain::session::Admission::parse(&a.guest_admission))
         .unwrap_or(crate::domain::session::Admission::Off);
-    // Recorded: the recording goes on from the session's start (in the same file when the
-    // recordings directory is shared).
-    let recorded = record
-        .as_ref()
-        .filter(|_| account.as_ref().is_some_and(|a| a.record_sessions))
-        .map(|r| r.started_at);
-    tracing::warn!(%session, %from, journaled = journaled.len(), "taking over a session whose node is gone");
+    // Recorded from its start (whatever the account says now): the recording goes on from
+    // the session's start (in the same file when the recordings directory is shared).
+    let recorded = record.as_ref().filter(|r| r.recorded).map(|r| r.started_at);
+    tracing::warn!(%session, %from, journaled = journaled.len(), read_ms, "taking over a session whose node is gone");
     crate::actors::session::SessionActor::recover(
         session,
         recovery,

@@ -209,6 +209,8 @@ pub async fn create(
         .secrets
         .seal(&customer_key)
         .map_err(AppError::internal)?;
+    // The account's rules as they are now hold for the session's whole life.
+    let account = state.store.account(who.account()).await?;
     let record = SessionRecord {
         id: SessionId::new(),
         account_id: who.account(),
@@ -219,6 +221,7 @@ pub async fn create(
         started_at: Utc::now(),
         ended_at: None,
         end_reason: None,
+        recorded: account.as_ref().is_some_and(|a| a.record_sessions),
     };
     let cap = state.settings.sessions.max_live_per_account;
     if !state
@@ -245,17 +248,15 @@ pub async fn create(
             60,
         ));
     }
-    let account = state.store.account(record.account_id).await?;
     let admission = account
         .as_ref()
         .and_then(|a| crate::domain::session::Admission::parse(&a.guest_admission))
         .unwrap_or(crate::domain::session::Admission::Off);
-    let recorded = account.as_ref().is_some_and(|a| a.record_sessions);
     SessionActor::spawn(
         record.id,
         who.user.id,
         admission,
-        recorded,
+        record.recorded,
         state.session_deps.clone(),
     );
     if let Some(device) = agent {

@@ -24,9 +24,22 @@ pub struct Recovery {
     /// The guests who were in and whose inviter was: their places are kept too (they come
     /// back with the resume key their `welcome` carried).
     pub guests: Vec<RecoveredGuest>,
+    /// The guests who were waiting in the lobby for a decision, whose inviter was in: they
+    /// keep their places there (and come back with the resume key of their `lobby` frame).
+    pub waiting: Vec<RecoveredWaiting>,
+    /// The owner's last switch of the lobby in this session (none: the account's default).
+    pub admission_required: Option<bool>,
     /// The pending invitations of technicians who were in: their links keep working (the
     /// new home runs their actors); they are revoked when their inviter's grace runs out.
     pub invitations: Vec<InvitationRecord>,
+}
+
+impl Recovery {
+    /// Whether `inviter` was in the session, so that what it started (its guests, waiting
+    /// guests and links) goes on at the new home.
+    fn keeps(&self, inviter: ParticipantId) -> bool {
+        self.technicians.iter().any(|(pid, _, _)| *pid == inviter)
+    }
 }
 
 /// A guest's place, kept by a take-over.
@@ -36,6 +49,13 @@ pub struct RecoveredGuest {
     pub name: String,
     pub inviter: ParticipantId,
     pub permissions: PermissionSet,
+}
+
+/// A waiting guest's place in the lobby, kept by a take-over.
+#[derive(Debug, Clone)]
+pub struct RecoveredWaiting {
+    pub id: ParticipantId,
+    pub invitation: InvitationRecord,
 }
 
 /// What narrows the list of ended sessions (every field optional).
@@ -60,6 +80,8 @@ pub struct SessionRecord {
     pub started_at: DateTime<Utc>,
     pub ended_at: Option<DateTime<Utc>>,
     pub end_reason: Option<String>,
+    /// Recorded from its start (the account's `record_sessions` when it was made).
+    pub recorded: bool,
 }
 
 fn session_from_row(row: &Row) -> StoreResult<SessionRecord> {
@@ -74,6 +96,7 @@ fn session_from_row(row: &Row) -> StoreResult<SessionRecord> {
         started_at: row.try_get("started_at")?,
         ended_at: row.try_get("ended_at")?,
         end_reason: row.try_get("end_reason")?,
+        recorded: row.try_get("recorded")?,
     })
 }
 
@@ -159,8 +182,8 @@ impl Store {
             .write_one(
                 query(
                     "INSERT INTO sessions (id, account_id, subject, device_id, owner_user_id,
-                customer_key_hash, customer_key_sealed, state, started_at, home_node)
-             SELECT ?, ?, ?, ?, ?, ?, ?, 'open', ?, ?
+                customer_key_hash, customer_key_sealed, state, started_at, home_node, recorded)
+             SELECT ?, ?, ?, ?, ?, ?, ?, 'open', ?, ?, ?
              WHERE (SELECT COUNT(*) FROM sessions WHERE account_id = ? AND state = 'open') < ?",
                 )
                 .bind(s.id.to_string())
@@ -172,6 +195,7 @@ impl Store {
                 .bind(customer_key_sealed)
                 .bind(s.started_at)
                 .bind(home_node.map(str::to_string))
+                .bind(s.recorded)
                 .bind(s.account_id.to_string())
                 .bind(i64::from(cap)),
             )
@@ -428,6 +452,8 @@ impl Store {
             ownership_seq: 0,
             invitations: Vec::new(),
             guests: Vec::new(),
+            waiting: Vec::new(),
+            admission_required: None,
         };
         for row in &present {
             let role: String = row.try_get("role")?;
@@ -467,7 +493,7 @@ impl Store {
         for row in &guests {
             let gid = ParticipantId(get_uuid(row, "id")?);
             let inviter = get_opt_uuid(row, "inviter_participant_id")?.map(ParticipantId);
-            let kept = inviter.filter(|inv| recovery.technicians.iter().any(|(t, _, _)| t == inv));
+            let kept = inviter.filter(|inv| recovery.keeps(*inv));
             match kept {
                 Some(inviter) => {
                     let perms: Vec<Permission> = get_json(row, "permissions")?;
@@ -490,6 +516,42 @@ impl Store {
                 }
             }
         }
+        recovery.admission_required = query_scalar::<bool>(
+            "SELECT required FROM admission_switches WHERE session_id = ?
+             ORDER BY at DESC LIMIT 1",
+        )
+        .bind(id.to_string())
+        .fetch_optional(&mut tx)
+        .await?;
+        // Guests waiting in the lobby (no decision stored) whose inviter was in keep their
+        // places there; any other one is told by the store that its inviter left.
+        let sql = format!(
+            "SELECT ga.guest_participant_id, {INVITATION_COLUMNS}
+             FROM guest_admissions ga
+             JOIN invitations i ON i.id = ga.invitation_id
+             JOIN sessions s ON s.id = i.session_id
+             WHERE ga.session_id = ? AND ga.decision IS NULL ORDER BY ga.asked_at"
+        );
+        let waiting = query(sql).bind(id.to_string()).fetch_all(&mut tx).await?;
+        for row in &waiting {
+            let gid = ParticipantId(get_uuid(row, "guest_participant_id")?);
+            let invitation = invitation_from_row(row)?;
+            if recovery.keeps(invitation.inviter_participant_id) {
+                recovery.waiting.push(RecoveredWaiting {
+                    id: gid,
+                    invitation,
+                });
+            } else {
+                query(
+                    "UPDATE guest_admissions SET decision = 'inviter_left', decided_at = ?
+                     WHERE guest_participant_id = ? AND decision IS NULL",
+                )
+                .bind(now)
+                .bind(gid.to_string())
+                .execute(&mut tx)
+                .await?;
+            }
+        }
         // Pending links of the technicians who were in go on; any other pending link (its
         // inviter was not in: it cannot be kept by anyone) is revoked. The claim above made
         // this transaction the only one recovering the session.
@@ -500,11 +562,7 @@ impl Store {
         let pending = query(sql).bind(id.to_string()).fetch_all(&mut tx).await?;
         for row in &pending {
             let invitation = invitation_from_row(row)?;
-            let kept = recovery
-                .technicians
-                .iter()
-                .any(|(pid, _, _)| *pid == invitation.inviter_participant_id);
-            if kept {
+            if recovery.keeps(invitation.inviter_participant_id) {
                 recovery.invitations.push(invitation);
             } else {
                 query(

@@ -382,7 +382,7 @@ async fn a_home_node_that_stops_hands_its_session_over_and_nothing_is_lost() {
     assert_eq!(customer.expect_close().await, Some(1001));
     assert_eq!(hal.expect_close().await, Some(1001));
     let url = format!("{}/ws/sessions/{sid}?resume={pid}", b.ws_base);
-    let mut owner = Ws::connect(&url, Some(&t.admin))
+    let mut owner = Ws::reconnect(&url, Some(&t.admin))
         .await
         .expect("the owner is back through b");
     assert_eq!(owner.id(), pid);
@@ -482,7 +482,7 @@ async fn after_a_hand_over_a_link_dies_with_its_inviter_who_does_not_come_back()
     assert_eq!(tech.expect_close().await, Some(1001));
     assert_eq!(ivy.expect_close().await, Some(1001));
     let url = format!("{}/ws/sessions/{sid}?resume={pid}", b.ws_base);
-    let mut owner = Ws::connect(&url, Some(&t.admin))
+    let mut owner = Ws::reconnect(&url, Some(&t.admin))
         .await
         .expect("the owner is back through b");
     let back = format!(
@@ -529,15 +529,7 @@ async fn a_recorded_session_that_moves_home_goes_on_in_one_recording_every_node_
     let a = node_tweaked(&database.url, &nats, "a", None, share.clone()).await;
     let b = node_tweaked(&database.url, &nats, "b", Some(a.data_dir.path()), share).await;
     let t = a.tenant("Acme").await;
-    let (status, _) = a
-        .call(
-            "PATCH",
-            &format!("/accounts/{}", t.id),
-            Some(&t.admin),
-            Some(json!({"record_sessions": true})),
-        )
-        .await;
-    assert_eq!(status, 200);
+    a.set_account(&t, json!({"record_sessions": true})).await;
     let (sid, key) = a.session(&t.admin).await;
     let mut owner = a.ws_technician(&t.admin, &sid).await;
     assert_eq!(owner.welcome["recording"], true);
@@ -547,13 +539,48 @@ async fn a_recorded_session_that_moves_home_goes_on_in_one_recording_every_node_
     customer.chat("before the move").await;
     owner.expect("chat").await;
 
+    // Recording is decided when a session is made: the account turning it off now changes
+    // nothing for this session, wherever it moves; a session made now is not recorded, and
+    // turning it on again does not make that one recorded after it moves.
+    a.set_account(&t, json!({"record_sessions": false})).await;
+    let (plain, plain_key) = a.session(&t.admin).await;
+    let mut plain_owner = a.ws_technician(&t.admin, &plain).await;
+    assert_eq!(plain_owner.welcome["recording"], false);
+    let plain_pid = plain_owner.id();
+    let _plain_customer = b.ws_customer(&plain_key).await;
+    plain_owner.expect("participant_joined").await;
+    a.set_account(&t, json!({"record_sessions": true})).await;
+
     a.shutdown();
     assert_eq!(owner.expect_close().await, Some(1001));
+    assert_eq!(plain_owner.expect_close().await, Some(1001));
     let url = format!("{}/ws/sessions/{sid}?resume={pid}", b.ws_base);
-    let mut owner = Ws::connect(&url, Some(&t.admin))
+    let mut owner = Ws::reconnect(&url, Some(&t.admin))
         .await
         .expect("the owner is back through b");
     assert_eq!(owner.welcome["recording"], true, "still recorded");
+    let url = format!("{}/ws/sessions/{plain}?resume={plain_pid}", b.ws_base);
+    let mut plain_owner = Ws::reconnect(&url, Some(&t.admin))
+        .await
+        .expect("the other owner is back through b");
+    assert_eq!(
+        plain_owner.welcome["recording"], false,
+        "still not recorded"
+    );
+    plain_owner.send_json(json!({"type": "end_session"})).await;
+    plain_owner.expect("session_ended").await;
+    let res = b
+        .http
+        .get(b.url(&format!("/sessions/{plain}/recording")))
+        .bearer_auth(&t.admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.status(),
+        404,
+        "no recording of a session made unrecorded"
+    );
     let mut customer = b.ws_customer(&key).await;
     customer.chat("after the move").await;
     // (The owner's reconnect replays the chat before the move first.)
@@ -1094,7 +1121,7 @@ async fn kill_9_of_the_home_node_another_node_takes_the_session_over_and_the_own
         assert_eq!(customer.expect_close().await, Some(1012));
         assert_eq!(hal.expect_close().await, Some(1012));
         let url = format!("{}/ws/sessions/{sid}?resume={pid}", b.ws_base);
-        let owner = Ws::connect(&url, Some(&t.admin))
+        let owner = Ws::reconnect(&url, Some(&t.admin))
             .await
             .expect("the owner is back");
         let url = format!(
@@ -1226,7 +1253,7 @@ async fn sigterm_of_a_home_process_under_load_loses_no_acknowledged_chat() {
     // Everyone comes back through b (the owner in its place), and the sessions end there.
     for (i, (sid, key, pid)) in sessions.iter().enumerate() {
         let url = format!("{}/ws/sessions/{sid}?resume={pid}", b.ws_base);
-        let mut owner = Ws::connect(&url, Some(&t.admin))
+        let mut owner = Ws::reconnect(&url, Some(&t.admin))
             .await
             .expect("the owner is back through b");
         assert_eq!(&owner.id(), pid);
@@ -1547,6 +1574,9 @@ async fn a_node_that_cannot_read_the_chat_journal_does_not_take_the_session_and_
     let mut customer = b.ws_customer(&key).await;
     owner.expect("participant_joined").await;
     let pid = owner.id();
+    // A report read stores what the home holds (the joins): the owner's place is known to the
+    // store before the kill. The chat after it stays in the home's ten-minute chunk.
+    b.report(&t.admin, &sid).await;
     for text in ["before one", "before two"] {
         owner.chat(text).await;
         owner.expect("chat").await;
@@ -1569,7 +1599,7 @@ async fn a_node_that_cannot_read_the_chat_journal_does_not_take_the_session_and_
     assert!(home_node.starts_with("home-"), "not claimed: {home_node}");
 
     journal_readable(&nats, &prefix, true).await;
-    let mut owner = Ws::connect(&url, Some(&t.admin))
+    let mut owner = Ws::reconnect(&url, Some(&t.admin))
         .await
         .expect("taken over once the journal answers");
     assert_eq!(owner.id(), pid, "the owner kept its place");
@@ -1581,4 +1611,75 @@ async fn a_node_that_cannot_read_the_chat_journal_does_not_take_the_session_and_
     customer.expect("session_ended").await;
     let report = b.report(&t.admin, &sid).await;
     assert_eq!(chat_texts(&report), ["before one", "before two", "after"]);
+}
+
+#[actix_web::test]
+#[ignore = "needs PostgreSQL and NATS: scripts/cluster-suite runs it"]
+async fn a_guest_waiting_in_the_lobby_keeps_its_place_when_the_session_moves_home() {
+    // The account lets the owner switch the lobby; the owner turned it on. A guest waits for
+    // the customer's decision when the session's home stops (SIGTERM): at the next home the
+    // lobby is still on, the guest comes back to its place with the key of its `lobby` frame,
+    // and the customer admits it there.
+    let (pg, nats) = services();
+    let database = TestDatabase::create(&pg).await;
+    let a = node(&database.url, &nats, "a", None).await;
+    let b = node(&database.url, &nats, "b", Some(&a)).await;
+    let t = a.tenant("Acme").await;
+    a.set_account(&t, json!({"guest_admission": "technician"}))
+        .await;
+    let policy = a.policy(&t, "Chat", &["chat"]).await;
+    let (sid, key) = a.session(&t.admin).await;
+    let mut owner = a.ws_technician(&t.admin, &sid).await;
+    let pid = owner.id();
+    let mut customer = b.ws_customer(&key).await;
+    owner.expect("participant_joined").await;
+    owner
+        .send_json(json!({"type": "guest_admission", "required": true}))
+        .await;
+    assert_eq!(customer.expect("guest_admission").await["required"], true);
+    let (_, join) = a.invite(&t.admin, &sid, &policy, "Gina").await;
+    let mut gina = Ws::connect_raw(&format!("{}/ws/guest/{join}", b.ws_base), None)
+        .await
+        .expect("the upgrade");
+    let lobby = gina.expect("lobby").await;
+    let gid = lobby["participant_id"].as_str().unwrap().to_string();
+    let gkey = lobby["resume_key"].as_str().unwrap().to_string();
+    assert_eq!(
+        customer.expect("admission_request").await["participant_id"],
+        gid.as_str()
+    );
+
+    a.shutdown();
+    assert_eq!(owner.expect_close().await, Some(1001));
+    assert_eq!(gina.expect_close().await, Some(1001));
+    assert_eq!(customer.expect_close().await, Some(1001));
+    // Gina first (the session is taken over for her), then the owner and the customer.
+    let back = format!("{}/ws/guest/{join}?resume={gid}&key={gkey}", b.ws_base);
+    let mut gina = Ws::reconnect_raw(&back, None).await.expect("Gina is back");
+    assert_eq!(gina.expect("lobby").await["participant_id"], gid.as_str());
+    let url = format!("{}/ws/sessions/{sid}?resume={pid}", b.ws_base);
+    let owner = Ws::reconnect(&url, Some(&t.admin))
+        .await
+        .expect("the owner is back through b");
+    assert_eq!(owner.id(), pid);
+    assert_eq!(
+        owner.welcome["guest_admission_required"], true,
+        "the owner's switch moved with the session"
+    );
+    let mut customer = b.ws_customer(&key).await;
+    assert_eq!(
+        customer.expect("admission_request").await["participant_id"],
+        gid.as_str()
+    );
+    customer
+        .send_json(json!({"type": "admit", "participant_id": gid}))
+        .await;
+    assert_eq!(gina.expect("welcome").await["participant_id"], gid.as_str());
+    gina.chat("in at last").await;
+    assert_eq!(customer.expect("chat").await["text"], "in at last");
+    let report = b.report(&t.admin, &sid).await;
+    let asked = report["admissions"].as_array().unwrap();
+    assert_eq!(asked.len(), 1, "{report}");
+    assert_eq!(asked[0]["decision"], "admitted");
+    assert_eq!(rows(&report, "id", &gid).len(), 1, "{report}");
 }

@@ -96,7 +96,7 @@ impl TestDatabase {
 
 impl Drop for TestDatabase {
     fn drop(&mut self) {
-        let (server, name) = (self.server.clone(), self.name.clone());
+        let (server, name, url) = (self.server.clone(), self.name.clone(), self.url.clone());
         // Dropped from a thread of its own: Drop may run inside or outside a runtime.
         let _ = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
@@ -104,6 +104,7 @@ impl Drop for TestDatabase {
                 .build()
                 .expect("a runtime");
             rt.block_on(async move {
+                forget_chat_journal(&url).await;
                 if let Ok(mut conn) =
                     <sqlx::PgConnection as sqlx::Connection>::connect(&server).await
                 {
@@ -116,6 +117,32 @@ impl Drop for TestDatabase {
             });
         })
         .join();
+    }
+}
+
+/// Deletes the chat journal stream of the installation on the database at `url`, if a node of
+/// a cluster made one (each test installation has its own NATS prefix, hence its own stream:
+/// without this, every run would leave its streams in the shared NATS).
+async fn forget_chat_journal(url: &str) {
+    let Ok(nats) = std::env::var("SB_TEST_NATS_URL") else {
+        return;
+    };
+    let Ok(mut conn) = <sqlx::PgConnection as sqlx::Connection>::connect(url).await else {
+        return;
+    };
+    let prefix: Option<String> =
+        sqlx::query_scalar("SELECT nats_prefix FROM installation WHERE id = 1")
+            .fetch_optional(&mut conn)
+            .await
+            .ok()
+            .flatten();
+    let _ = sqlx::Connection::close(conn).await;
+    let Some(prefix) = prefix else { return };
+    if let Ok(client) = async_nats::connect(&nats).await {
+        let js = async_nats::jetstream::new(client);
+        let _ = js
+            .delete_stream(support_broker::chat_journal::stream_name(&prefix))
+            .await;
     }
 }
 
@@ -276,6 +303,19 @@ impl Peer {
     }
 
     /// Sends a request and returns status and JSON body (Null when empty).
+    /// Changes the account's settings as its admin (`PATCH /accounts/{id}`), expecting 200.
+    pub async fn set_account(&self, t: &Tenant, settings: Value) {
+        let (status, body) = self
+            .call(
+                "PATCH",
+                &format!("/accounts/{}", t.id),
+                Some(&t.admin),
+                Some(settings),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+
     pub async fn call(
         &self,
         method: &str,
@@ -618,6 +658,30 @@ impl Ws {
             other => panic!("expected welcome, got {other:?}"),
         }
         Ok(ws)
+    }
+
+    /// Connects as a client coming back after its node went away: a 503 (the session's home
+    /// is between nodes, `Retry-After`) is tried again, as the console does, for up to 10 s.
+    pub async fn reconnect(url: &str, bearer: Option<&str>) -> Result<Ws, u16> {
+        let mut ws = Self::reconnect_raw(url, bearer).await?;
+        match ws.next().await {
+            Event::Json(v) if v["type"] == "welcome" => ws.welcome = v,
+            other => panic!("expected welcome, got {other:?}"),
+        }
+        Ok(ws)
+    }
+
+    /// As `reconnect`, without waiting for a welcome (a guest back in the lobby gets `lobby`).
+    pub async fn reconnect_raw(url: &str, bearer: Option<&str>) -> Result<Ws, u16> {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            match Self::connect_raw(url, bearer).await {
+                Err(503) if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Connects without waiting for a welcome (device agents get none).

@@ -225,3 +225,113 @@ async fn the_owner_switches_the_lobby_within_the_account_setting() {
         .await;
     assert_eq!(owner.expect("error").await["code"], "forbidden");
 }
+
+/// A guest waiting in the lobby, with its `lobby` frame.
+async fn waiting_guest_told(app: &TestApp, join: &str) -> (Ws, serde_json::Value) {
+    let mut ws = Ws::connect_raw(&format!("{}/ws/guest/{join}", app.ws_base), None)
+        .await
+        .expect("upgrade");
+    let lobby = ws.expect("lobby").await;
+    (ws, lobby)
+}
+
+#[actix_web::test]
+async fn a_waiting_guest_whose_network_drops_comes_back_to_its_place_in_the_lobby() {
+    let app = TestApp::spawn_with(|s| s.sessions.reconnect_grace_secs = 30).await;
+    let t = app.tenant("Acme").await;
+    set_rule(&app, &t, "always").await;
+    let policy = app.policy(&t, "Chat", &["chat"]).await;
+    let (sid, key) = app.session(&t.admin).await;
+    let mut owner = app.ws_technician(&t.admin, &sid).await;
+    let mut customer = app.ws_customer(&key).await;
+    owner.expect("participant_joined").await;
+    let (_, join) = app.invite(&t.admin, &sid, &policy, "Gina").await;
+    let (gina, lobby) = waiting_guest_told(&app, &join).await;
+    // The lobby names the guest's place and how to come back to it.
+    let gid = lobby["participant_id"]
+        .as_str()
+        .expect("its id")
+        .to_string();
+    let resume_key = lobby["resume_key"].as_str().expect("its key").to_string();
+    assert_eq!(lobby["reconnect_grace_secs"], 30);
+    let asked = customer.expect("admission_request").await;
+    assert_eq!(asked["participant_id"], gid.as_str());
+    owner.expect("admission_request").await;
+    // A report read stores the redemption (the key's hash) before the drop.
+    app.report(&t.admin, &sid).await;
+
+    // Its network drops: it does not withdraw, and cannot be admitted while away.
+    gina.drop_connection();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    customer
+        .send_json(json!({"type": "admit", "participant_id": gid}))
+        .await;
+    assert_eq!(customer.expect("error").await["code"], "guest_away");
+    owner
+        .expect_silence(Duration::from_millis(200), &["participant_away"])
+        .await;
+    // A wrong key gets no place.
+    let wrong = format!(
+        "{}/ws/guest/{join}?resume={gid}&key=sbg_{}",
+        app.ws_base,
+        "x".repeat(43)
+    );
+    assert_eq!(Ws::connect_raw(&wrong, None).await.err(), Some(401));
+
+    // Back with its key: in the lobby again, in the same place, still waiting.
+    let back = format!(
+        "{}/ws/guest/{join}?resume={gid}&key={resume_key}",
+        app.ws_base
+    );
+    let mut gina = Ws::connect_raw(&back, None).await.expect("the upgrade");
+    let again = gina.expect("lobby").await;
+    assert_eq!(again["participant_id"], gid.as_str());
+    assert!(again.get("resume_key").is_none(), "the key is given once");
+    customer
+        .send_json(json!({"type": "admit", "participant_id": gid}))
+        .await;
+    let welcome = gina.expect("welcome").await;
+    assert_eq!(welcome["participant_id"], gid.as_str());
+    assert_eq!(
+        owner.expect("admission_decided").await["decision"],
+        "admitted"
+    );
+    gina.chat("thanks").await;
+    assert_eq!(owner.expect("chat").await["text"], "thanks");
+    let report = app.report(&t.admin, &sid).await;
+    let asked: Vec<&serde_json::Value> = report["admissions"].as_array().unwrap().iter().collect();
+    assert_eq!(asked.len(), 1, "one request: {report}");
+    assert_eq!(asked[0]["decision"], "admitted");
+}
+
+#[actix_web::test]
+async fn a_waiting_guest_not_back_within_the_grace_has_withdrawn_and_its_key_opens_nothing() {
+    let app = TestApp::spawn_with(|s| s.sessions.reconnect_grace_secs = 1).await;
+    let t = app.tenant("Acme").await;
+    set_rule(&app, &t, "always").await;
+    let policy = app.policy(&t, "Chat", &["chat"]).await;
+    let (sid, key) = app.session(&t.admin).await;
+    let _owner = app.ws_technician(&t.admin, &sid).await;
+    let mut customer = app.ws_customer(&key).await;
+    let (_, join) = app.invite(&t.admin, &sid, &policy, "Gina").await;
+    let (gina, lobby) = waiting_guest_told(&app, &join).await;
+    let gid = lobby["participant_id"].as_str().unwrap().to_string();
+    let resume_key = lobby["resume_key"].as_str().unwrap().to_string();
+    customer.expect("admission_request").await;
+    app.report(&t.admin, &sid).await;
+    gina.drop_connection();
+    let decided = customer.expect("admission_decided").await;
+    assert_eq!(
+        (
+            decided["participant_id"].as_str(),
+            decided["decision"].as_str()
+        ),
+        (Some(gid.as_str()), Some("withdrawn"))
+    );
+    let back = format!(
+        "{}/ws/guest/{join}?resume={gid}&key={resume_key}",
+        app.ws_base
+    );
+    let mut late = Ws::connect_raw(&back, None).await.expect("the upgrade");
+    assert_eq!(late.expect_close().await, Some(4010));
+}

@@ -72,11 +72,18 @@ async fn an_admin_creates_a_user_and_sets_2fa_which_the_user_then_passes() {
             .await;
         admin.shot("admin-login-options").await;
         admin.confirm().await;
+        // ("Saved." still stands from the rights: the store is what tells this save landed.)
+        assert!(
+            eventually(|| async {
+                let (_, detail) = app.get(&format!("/users/{bea_id}"), &t.admin).await;
+                detail["two_factor"] == "email"
+            })
+            .await,
+            "codes by email are saved"
+        );
         admin
             .wait_text("[data-testid=users-message]", "Saved.")
             .await;
-        let (_, detail) = app.get(&format!("/users/{bea_id}"), &t.admin).await;
-        assert_eq!(detail["two_factor"], "email");
 
         // Bea's browser speaks German: password, then the code from her mail.
         let bea = driver.browser("de-DE").await;

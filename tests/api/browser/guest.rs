@@ -1,7 +1,7 @@
 //! A guest joins from the invitation URL, sees the screen, chats with the technician, and sees
 //! its inviter leave; the technician reads the report; the used link shows as used.
 
-use super::{Driver, within_deadline};
+use super::{Browser, Driver, within_deadline};
 use crate::helpers::*;
 
 /// A 16×16 red PNG: what a customer's screen frame carries.
@@ -325,34 +325,16 @@ async fn a_guest_bound_to_an_email_joins_only_with_the_code_mailed_to_it() {
 async fn the_customer_lets_one_guest_in_and_refuses_another_in_the_browser() {
     within_deadline(async {
         let app = TestApp::spawn().await;
-        let t = app.tenant("Acme").await;
-        let (status, _) = app
-            .call(
-                "PATCH",
-                &format!("/accounts/{}", t.id),
-                Some(&t.admin),
-                Some(serde_json::json!({"guest_admission": "always"})),
-            )
-            .await;
-        assert_eq!(status, 200);
-        let policy = app.policy(&t, "Watch and chat", &["chat", "view"]).await;
-        let (sid, key) = app.session(&t.admin).await;
-        let mut owner = app.ws_technician(&t.admin, &sid).await;
-        let driver = Driver::start().await;
-        let customer = driver.browser("de-DE").await;
-        let guest = driver.browser("en-US").await;
-        customer.goto(&format!("{}/customer/{key}", app.base)).await;
-        customer
-            .find("[data-testid=live-status][data-connected=true]")
-            .await;
-
         // A guest asks: it waits, the customer sees who, from whom, with what.
-        let (_, join) = app.invite(&t.admin, &sid, &policy, "Gina Guest").await;
-        guest.goto(&format!("{}/join/{join}", app.base)).await;
-        guest.click("[data-testid=join]").await;
-        guest
-            .wait_text("[data-testid=live-status]", "Waiting for the customer")
-            .await;
+        let Lobby {
+            t,
+            sid,
+            policy,
+            mut owner,
+            driver,
+            customer,
+            guest,
+        } = Lobby::waiting(&app, &app.base, &["chat", "view"]).await;
         let card = customer
             .wait_text("[data-testid=admission-request]", "Gina Guest")
             .await;
@@ -400,6 +382,52 @@ async fn the_customer_lets_one_guest_in_and_refuses_another_in_the_browser() {
         intruder.close().await;
     })
     .await;
+}
+
+/// A session whose account lets the customer admit each guest: its owner over the API, the
+/// customer's page (German) connected, and Gina Guest's page (English), opened through `via`
+/// (the broker, or a proxy in front of it), waiting in the lobby.
+struct Lobby {
+    t: Tenant,
+    sid: String,
+    policy: String,
+    owner: Ws,
+    driver: Driver,
+    customer: Browser,
+    guest: Browser,
+}
+
+impl Lobby {
+    async fn waiting(app: &TestApp, via: &str, permissions: &[&str]) -> Self {
+        let t = app.tenant("Acme").await;
+        app.set_account(&t, serde_json::json!({"guest_admission": "always"}))
+            .await;
+        let policy = app.policy(&t, "Watch and chat", permissions).await;
+        let (sid, key) = app.session(&t.admin).await;
+        let owner = app.ws_technician(&t.admin, &sid).await;
+        let driver = Driver::start().await;
+        let customer = driver.browser("de-DE").await;
+        let guest = driver.browser("en-US").await;
+        customer.goto(&format!("{}/customer/{key}", app.base)).await;
+        customer
+            .find("[data-testid=live-status][data-connected=true]")
+            .await;
+        let (_, join) = app.invite(&t.admin, &sid, &policy, "Gina Guest").await;
+        guest.goto(&format!("{via}/join/{join}")).await;
+        guest.click("[data-testid=join]").await;
+        guest
+            .wait_text("[data-testid=live-status]", "Waiting for the customer")
+            .await;
+        Self {
+            t,
+            sid,
+            policy,
+            owner,
+            driver,
+            customer,
+            guest,
+        }
+    }
 }
 
 /// A TCP proxy in front of the broker whose connections can all be cut at once, as a network
@@ -499,6 +527,64 @@ async fn a_guest_whose_network_drops_is_back_in_its_place_by_itself() {
         tech.shot("technician-guest-back-after-drop").await;
         guest.shot("guest-back-after-drop-phone").await;
         tech.close().await;
+        guest.close().await;
+    })
+    .await;
+}
+
+#[actix_web::test]
+async fn a_guest_waiting_in_the_lobby_whose_network_drops_is_back_there_by_itself() {
+    within_deadline(async {
+        let app = TestApp::spawn().await;
+        // The guest (on a phone) reaches the broker through the proxy and waits in the lobby.
+        let cutter = Cutter::start(&app.base).await;
+        let Lobby {
+            t,
+            sid,
+            mut owner,
+            driver: _driver,
+            customer,
+            guest,
+            ..
+        } = Lobby::waiting(&app, &cutter.base, &["chat"]).await;
+        guest.client.set_window_size(360, 800).await.unwrap();
+        customer
+            .wait_text("[data-testid=admission-request]", "Gina Guest")
+            .await;
+        // Stored before the cut (the key that brings it back is checked against the store).
+        app.report(&t.admin, &sid).await;
+
+        // Its network drops: the page tries again by itself and is back in its place in the
+        // lobby; the customer's request card stayed, and admitting lets the guest in.
+        cutter.cut();
+        guest
+            .find("[data-testid=live-status][data-reconnecting=true]")
+            .await;
+        guest
+            .find("[data-testid=live-status][data-waiting=true]:not([data-reconnecting])")
+            .await;
+        guest.shot("guest-back-in-the-lobby-phone").await;
+        customer
+            .shot("customer-request-kept-while-guest-reconnects")
+            .await;
+        customer.click("[data-testid=admit]").await;
+        guest
+            .find("[data-testid=live-status][data-connected=true]")
+            .await;
+        owner.expect("participant_joined").await;
+        customer
+            .wait_text("[data-testid=participants]", "Gina Guest")
+            .await;
+        let report = app.report(&t.admin, &sid).await;
+        let decisions: Vec<&str> = report["admissions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["decision"].as_str().unwrap())
+            .collect();
+        assert_eq!(decisions, ["admitted"], "one request, admitted");
+        guest.shot("guest-admitted-after-drop-phone").await;
+        customer.close().await;
         guest.close().await;
     })
     .await;
