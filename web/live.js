@@ -280,16 +280,18 @@ export function liveSession(root, connect, options = {}) {
         ` · ${t('invited_by')} ${w.invited_by.name} · ${w.policy} (${w.permissions.map((p) => t(`perm_${p}`)).join(', ')})`,
         w.verified_email ? h('div', { class: 'muted small' }, `${t('verified_email')}: ${w.verified_email}`) : null,
       );
+      const away = state.away.has(w.participant_id);
       const buttons =
         state.role === 'customer'
           ? h(
               'div',
               { class: 'buttons' },
-              h('button', { type: 'button', class: 'primary', 'data-testid': 'admit', onclick: () => send({ type: 'admit', participant_id: w.participant_id }) }, t('admit')),
+              h('button', { type: 'button', class: 'primary', 'data-testid': 'admit', disabled: away, onclick: () => send({ type: 'admit', participant_id: w.participant_id }) }, t('admit')),
               h('button', { type: 'button', class: 'danger', 'data-testid': 'refuse', onclick: () => send({ type: 'refuse', participant_id: w.participant_id }) }, t('refuse')),
             )
           : h('p', { class: 'muted small' }, t('waits_for_customer'));
-      return h('div', { class: 'lobby-card', 'data-testid': 'admission-request', dataset: { guest: w.participant_id } }, who, buttons);
+      const note = away ? h('p', { class: 'muted small', 'data-testid': 'guest-reconnecting' }, t('guest_reconnecting')) : null;
+      return h('div', { class: `lobby-card${away ? ' away' : ''}`, 'data-testid': 'admission-request', dataset: { guest: w.participant_id } }, who, note, buttons);
     });
     clear(lobby, cards.length ? [h('h3', {}, t('asks_to_join')), ...cards] : []);
     lobby.hidden = cards.length === 0 || !!state.ended;
@@ -565,10 +567,12 @@ export function liveSession(root, connect, options = {}) {
       case 'participant_away':
         state.away.add(m.participant_id);
         renderPeople();
+        renderLobby();
         break;
       case 'participant_back':
         state.away.delete(m.participant_id);
         renderPeople();
+        renderLobby();
         break;
       case 'owner_changed':
         setOwner(m.owner_id);
@@ -591,6 +595,8 @@ export function liveSession(root, connect, options = {}) {
         break;
       case 'admission_request':
         waitingGuests.set(m.participant_id, m);
+        if (m.away) state.away.add(m.participant_id);
+        else state.away.delete(m.participant_id);
         renderLobby();
         break;
       case 'admission_decided':

@@ -268,6 +268,10 @@ pub enum ServerFrame<'a> {
         policy: &'a str,
         permissions: PermissionSet,
         verified_email: Option<&'a str>,
+        /// Its connection dropped (or its session just moved node): it cannot be admitted
+        /// until it is back (`participant_back`) (extension).
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        away: bool,
     },
     /// What became of a request: `admitted`, `refused`, `timed_out`, `withdrawn` (the guest
     /// went), `inviter_left`.

@@ -913,6 +913,7 @@ impl SessionActor {
             policy: &w.policy_name,
             permissions: w.perms,
             verified_email: w.verified_email.as_deref(),
+            away: w.conn.is_none(),
         }
         .encode();
         let receivers: Vec<ParticipantId> = self
@@ -1352,6 +1353,11 @@ impl Handler<Join> for SessionActor {
                     }
                     tracing::info!(session = %self.id, guest = %participant, "waiting guest back in the lobby");
                     self.tell_lobby(participant, None);
+                    let text = ServerFrame::ParticipantBack {
+                        participant_id: participant.0,
+                    }
+                    .encode();
+                    self.broadcast_non_guests(&text);
                     return Ok(participant);
                 }
                 // Its place is held (taken over, its inviter in), or it is still connected here
@@ -1624,9 +1630,15 @@ impl Handler<Departed> for SessionActor {
             .filter(|w| w.conn.as_ref().is_some_and(|c| c.addr == msg.from))
         {
             if msg.reason == LeaveReason::Disconnected && !grace.is_zero() {
-                // Its network dropped: the place in the lobby waits for it a moment.
+                // Its network dropped: the place in the lobby waits for it a moment, and
+                // whoever decides sees that it is away.
                 w.conn = None;
                 self.start_lobby_grace(pid, ctx);
+                let text = ServerFrame::ParticipantAway {
+                    participant_id: pid.0,
+                }
+                .encode();
+                self.broadcast_non_guests(&text);
             } else {
                 self.decide(pid, "withdrawn", None, ctx);
             }

@@ -260,16 +260,30 @@ async fn a_waiting_guest_whose_network_drops_comes_back_to_its_place_in_the_lobb
     // A report read stores the redemption (the key's hash) before the drop.
     app.report(&t.admin, &sid).await;
 
-    // Its network drops: it does not withdraw, and cannot be admitted while away.
+    // Its network drops: it does not withdraw; whoever decides sees it away, and it cannot
+    // be admitted while away.
     gina.drop_connection();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        customer.expect("participant_away").await["participant_id"],
+        gid.as_str()
+    );
+    assert_eq!(
+        owner.expect("participant_away").await["participant_id"],
+        gid.as_str()
+    );
     customer
         .send_json(json!({"type": "admit", "participant_id": gid}))
         .await;
     assert_eq!(customer.expect("error").await["code"], "guest_away");
-    owner
-        .expect_silence(Duration::from_millis(200), &["participant_away"])
-        .await;
+    owner.expect_silence(Duration::from_millis(200), &[]).await;
+    // A customer arriving now hears of the request, marked away.
+    let mut second = app.ws_customer(&key).await;
+    let told = second.expect("admission_request").await;
+    assert_eq!(
+        (told["participant_id"].as_str(), told["away"].as_bool()),
+        (Some(gid.as_str()), Some(true))
+    );
+    let mut customer = second;
     // A wrong key gets no place.
     let wrong = format!(
         "{}/ws/guest/{join}?resume={gid}&key=sbg_{}",
@@ -287,6 +301,10 @@ async fn a_waiting_guest_whose_network_drops_comes_back_to_its_place_in_the_lobb
     let again = gina.expect("lobby").await;
     assert_eq!(again["participant_id"], gid.as_str());
     assert!(again.get("resume_key").is_none(), "the key is given once");
+    assert_eq!(
+        customer.expect("participant_back").await["participant_id"],
+        gid.as_str()
+    );
     customer
         .send_json(json!({"type": "admit", "participant_id": gid}))
         .await;

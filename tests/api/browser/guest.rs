@@ -435,6 +435,7 @@ impl Lobby {
 struct Cutter {
     base: String,
     cuts: tokio::sync::watch::Sender<u64>,
+    down: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Cutter {
@@ -443,8 +444,14 @@ impl Cutter {
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (cuts, watching) = tokio::sync::watch::channel(0u64);
         let backend = backend.trim_start_matches("http://").to_string();
+        let down = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let refusing = down.clone();
         actix_web::rt::spawn(async move {
             while let Ok((mut client, _)) = listener.accept().await {
+                if refusing.load(std::sync::atomic::Ordering::SeqCst) {
+                    // The network is down: the connection goes at once.
+                    continue;
+                }
                 let mut cut = watching.clone();
                 cut.borrow_and_update();
                 let backend = backend.clone();
@@ -460,11 +467,21 @@ impl Cutter {
                 });
             }
         });
-        Cutter { base, cuts }
+        Cutter { base, cuts, down }
     }
 
     fn cut(&self) {
         self.cuts.send_modify(|n| *n += 1);
+    }
+
+    /// Cuts every connection and lets none through until `restore`.
+    fn go_down(&self) {
+        self.down.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.cut();
+    }
+
+    fn restore(&self) {
+        self.down.store(false, std::sync::atomic::Ordering::SeqCst);
     }
 }
 
@@ -556,16 +573,30 @@ async fn a_guest_waiting_in_the_lobby_whose_network_drops_is_back_there_by_itsel
 
         // Its network drops: the page tries again by itself and is back in its place in the
         // lobby; the customer's request card stayed, and admitting lets the guest in.
-        cutter.cut();
+        cutter.go_down();
         guest
             .find("[data-testid=live-status][data-reconnecting=true]")
             .await;
+        // While it is down, the customer sees that it is coming back, and cannot let it in yet.
+        customer
+            .wait_text(
+                "[data-testid=guest-reconnecting]",
+                "Verbindung ist abgerissen",
+            )
+            .await;
+        customer
+            .find("[data-testid=admission-request] [data-testid=admit][disabled]")
+            .await;
+        customer
+            .shot("customer-request-while-guest-reconnects")
+            .await;
+        cutter.restore();
         guest
             .find("[data-testid=live-status][data-waiting=true]:not([data-reconnecting])")
             .await;
         guest.shot("guest-back-in-the-lobby-phone").await;
         customer
-            .shot("customer-request-kept-while-guest-reconnects")
+            .find("[data-testid=admission-request] [data-testid=admit]:not([disabled])")
             .await;
         customer.click("[data-testid=admit]").await;
         guest
