@@ -37,6 +37,11 @@ use crate::{
     },
 };
 
+/// The version of what nodes say to each other over NATS (subjects, frames, requests,
+/// broadcasts, the chat journal's format). Nodes of one cluster must speak the same: raise it
+/// with any change to them; a node is refused at start while nodes of another version run.
+pub const WIRE: i64 = 1;
+
 /// The installation's NATS subject prefix: `configured`, or a new one when that is empty
 /// (`sb.` and 12 random hex digits; the store keeps the first node's). Tokens of ASCII letters,
 /// digits and '-' joined by '.', at most 64 characters: no wildcard, and `_` is left out so

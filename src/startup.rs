@@ -68,6 +68,18 @@ impl Application {
             );
             let node = crate::cluster::node_id(&settings.cluster.node_id)?;
             let prefix = nats_prefix(&store, &settings.cluster.nats_prefix).await?;
+            // Nodes of another version would not understand this one (nor it them), and each
+            // would take the other's sessions for those of a dead node.
+            let alive_since = chrono::Utc::now()
+                - chrono::Duration::seconds(settings.cluster.node_dead_after_secs.max(3) as i64);
+            let others = store
+                .nodes_of_another_wire(&node, alive_since, crate::cluster::WIRE)
+                .await?;
+            anyhow::ensure!(
+                others.is_empty(),
+                "nodes of another version of the broker are running ({}): a cluster runs one version; stop them before starting this one (docs/cluster.md, \"Upgrading a cluster\")",
+                others.join(", ")
+            );
             let cluster = crate::cluster::Cluster::connect(
                 settings.cluster.nats_url.expose(),
                 prefix,

@@ -654,15 +654,35 @@ impl Store {
     /// (a node late in the database looks dead to the others' sweeps).
     pub async fn node_seen(&self, node: &str, now: DateTime<Utc>) -> StoreResult<()> {
         query(
-            "INSERT INTO nodes (id, started_at, seen_at) VALUES (?, ?, ?)
-             ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at",
+            "INSERT INTO nodes (id, started_at, seen_at, wire) VALUES (?, ?, ?, ?)
+             ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at, wire = excluded.wire",
         )
         .bind(node.to_string())
         .bind(now)
         .bind(now)
+        .bind(crate::cluster::WIRE)
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    /// The other nodes seen since `since` that speak another version over NATS than `wire`
+    /// (or one from before versions were written).
+    pub async fn nodes_of_another_wire(
+        &self,
+        node: &str,
+        since: DateTime<Utc>,
+        wire: i64,
+    ) -> StoreResult<Vec<String>> {
+        query_scalar(
+            "SELECT id FROM nodes WHERE id <> ? AND seen_at > ? AND (wire IS NULL OR wire <> ?)
+             ORDER BY id",
+        )
+        .bind(node.to_string())
+        .bind(since)
+        .bind(wire)
+        .fetch_all(&self.pool)
+        .await
     }
 
     /// Whether a node other than `node` was seen since `since` (one to hand sessions to).
