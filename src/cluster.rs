@@ -150,6 +150,8 @@ pub struct Cluster {
     leaving: std::sync::atomic::AtomicBool,
     /// When a warning about a node was last logged (late heartbeat, but alive on NATS).
     warned: DashMap<String, std::time::Instant>,
+    /// Take-overs under way here, one at a time per session (`take_over_turn`).
+    taking: DashMap<SessionId, Arc<tokio::sync::Mutex<()>>>,
     pub counters: ClusterCounters,
 }
 
@@ -236,6 +238,7 @@ impl Cluster {
             home_silence,
             leaving: std::sync::atomic::AtomicBool::new(false),
             warned: DashMap::new(),
+            taking: DashMap::new(),
             counters: ClusterCounters::default(),
         });
         cluster.clone().carry_up().await?;
@@ -356,6 +359,17 @@ impl Cluster {
                 .map_or(true, |v| v["leaving"] != true),
             Err(_) => true,
         }
+    }
+
+    /// The turn of one take-over of `session` on this node: clients of one session that come
+    /// back at the same moment wait for the first one's take-over instead of each reading the
+    /// chat journal. Hold the guard while taking over; `take_over_done` afterwards.
+    pub fn take_over_turn(&self, session: SessionId) -> Arc<tokio::sync::Mutex<()>> {
+        self.taking.entry(session).or_default().clone()
+    }
+
+    pub fn take_over_done(&self, session: SessionId) {
+        self.taking.remove(&session);
     }
 
     /// Whether nothing was said about `node` in the last minute (and notes that now it is).

@@ -416,6 +416,23 @@ pub async fn take_over(state: &AppState, session: SessionId, from: &str) -> AppR
     let Some(cluster) = &state.cluster else {
         return Ok(false);
     };
+    // One take-over of a session at a time here; those who waited find it done.
+    let turn = cluster.take_over_turn(session);
+    let _turn = turn.lock().await;
+    if state.registry.session(session).is_some() {
+        return Ok(true);
+    }
+    let taken = take_over_now(state, cluster, session, from).await;
+    cluster.take_over_done(session);
+    taken
+}
+
+async fn take_over_now(
+    state: &AppState,
+    cluster: &Cluster,
+    session: SessionId,
+    from: &str,
+) -> AppResult<bool> {
     // The chat the lost home relayed but had not stored yet (its last chunk) is read before
     // the claim: a node that cannot read the journal does not take the session (it would
     // number the next chat from a stale place and the report would miss lines). The client

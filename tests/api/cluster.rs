@@ -1120,15 +1120,17 @@ async fn kill_9_of_the_home_node_another_node_takes_the_session_over_and_the_own
         assert_eq!(owner.expect_close().await, Some(1012));
         assert_eq!(customer.expect_close().await, Some(1012));
         assert_eq!(hal.expect_close().await, Some(1012));
-        let url = format!("{}/ws/sessions/{sid}?resume={pid}", b.ws_base);
-        let owner = Ws::reconnect(&url, Some(&t.admin))
-            .await
-            .expect("the owner is back");
-        let url = format!(
+        // Owner and Hal at the same moment: one take-over, the other waits for it.
+        let owner_url = format!("{}/ws/sessions/{sid}?resume={pid}", b.ws_base);
+        let hal_url = format!(
             "{}/ws/guest/{hal_join}?resume={hal_id}&key={hal_key}",
             b.ws_base
         );
-        let hal = Ws::connect(&url, None).await.expect("Hal is back");
+        let (owner, hal) = tokio::join!(
+            Ws::reconnect(&owner_url, Some(&t.admin)),
+            Ws::reconnect(&hal_url, None)
+        );
+        let (owner, hal) = (owner.expect("the owner is back"), hal.expect("Hal is back"));
         (owner, b.ws_customer(&key).await, hal)
     };
     let (mut owner, mut customer, mut hal) = tokio::time::timeout(Duration::from_secs(5), back)
