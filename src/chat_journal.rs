@@ -11,8 +11,9 @@
 //! `done` with whether JetStream stored it; the session actor relays a message only then.
 //!
 //! Stream `SB_CHAT_<prefix with '.' as '_'>`, subjects `<prefix>.chat.<session>` (`<prefix>`:
-//! the installation's `cluster.nats_prefix`, so installations sharing a NATS keep apart), file storage, kept one hour and at most
-//! 4096 messages per session: far more than the writer ever holds back. A message is the chat
+//! the installation's `cluster.nats_prefix`, so installations sharing a NATS keep apart), file
+//! storage, kept one hour and at most 4096 messages per session: far more than the writer ever
+//! holds back. A message is the chat
 //! `seq` (8 bytes, big-endian) followed by the `chat` frame as participants got it.
 
 use std::{
@@ -118,7 +119,6 @@ async fn ensure_stream(
 }
 
 impl ChatJournal {
-    /// Starts the publishing task on the current runtime.
     /// Starts the publishing task on the current runtime, for the installation whose subjects
     /// start with `prefix`.
     pub fn start(client: async_nats::Client, prefix: &str) -> Self {
