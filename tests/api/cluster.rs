@@ -1006,6 +1006,25 @@ impl Drop for Process {
     }
 }
 
+/// A session made (as `t`'s admin, through `via`'s HTTP client) on the `serve` process
+/// `home`, which is then its home: its id and customer key.
+async fn session_on(via: &TestApp, home: &Process, t: &Tenant, subject: &str) -> (String, String) {
+    let made: serde_json::Value = via
+        .http
+        .post(format!("{}/api/v1/sessions", home.base))
+        .bearer_auth(&t.admin)
+        .json(&json!({ "subject": subject }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let sid = made["id"].as_str().expect("a session").to_string();
+    let key = made["customer_key"].as_str().unwrap().to_string();
+    (sid, key)
+}
+
 async fn serve_process(database: &str, nats: &str, name: &str, env: &[(&str, &str)]) -> Process {
     serve_process_keyed(database, nats, name, env, None).await
 }
@@ -1078,19 +1097,7 @@ async fn kill_9_of_the_home_node_another_node_takes_the_session_over_and_the_own
     let b = node_keyed(&database.url, &nats, "b", Some(home.data.path())).await;
     let t = b.tenant("Acme").await;
     // Made on the process: its home is the process. Owner and customer connect through b.
-    let made: serde_json::Value = b
-        .http
-        .post(format!("{}/api/v1/sessions", home.base))
-        .bearer_auth(&t.admin)
-        .json(&json!({"subject": "Server down"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let sid = made["id"].as_str().expect("a session").to_string();
-    let key = made["customer_key"].as_str().unwrap().to_string();
+    let (sid, key) = session_on(&b, &home, &t, "Server down").await;
     let mut owner = b.ws_technician(&t.admin, &sid).await;
     let mut customer = b.ws_customer(&key).await;
     owner.expect("participant_joined").await;
@@ -1213,19 +1220,7 @@ async fn sigterm_of_a_home_process_under_load_loses_no_acknowledged_chat() {
     let mut sessions = Vec::new();
     let mut chatters = Vec::new();
     for i in 0..SESSIONS {
-        let made: serde_json::Value = b
-            .http
-            .post(format!("{}/api/v1/sessions", home.base))
-            .bearer_auth(&t.admin)
-            .json(&json!({"subject": format!("load {i}")}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let sid = made["id"].as_str().expect("a session").to_string();
-        let key = made["customer_key"].as_str().unwrap().to_string();
+        let (sid, key) = session_on(&b, &home, &t, &format!("load {i}")).await;
         let mut owner = b.ws_technician(&t.admin, &sid).await;
         let customer = Ws::connect(&format!("{home_ws}/ws/customer/{key}"), None)
             .await
@@ -1569,19 +1564,7 @@ async fn a_node_that_cannot_read_the_chat_journal_does_not_take_the_session_and_
     let db = sqlx::PgPool::connect(&database.url).await.unwrap();
     let prefix = nats_prefix(&db).await;
     let t = b.tenant("Acme").await;
-    let made: serde_json::Value = b
-        .http
-        .post(format!("{}/api/v1/sessions", home.base))
-        .bearer_auth(&t.admin)
-        .json(&json!({"subject": "Printer"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let sid = made["id"].as_str().expect("a session").to_string();
-    let key = made["customer_key"].as_str().unwrap().to_string();
+    let (sid, key) = session_on(&b, &home, &t, "Printer").await;
     let mut owner = b.ws_technician(&t.admin, &sid).await;
     let mut customer = b.ws_customer(&key).await;
     owner.expect("participant_joined").await;

@@ -652,23 +652,22 @@ pub enum Event {
 impl Ws {
     /// Connects; `Err(status)` when the broker refuses the upgrade.
     pub async fn connect(url: &str, bearer: Option<&str>) -> Result<Ws, u16> {
-        let mut ws = Self::connect_raw(url, bearer).await?;
-        match ws.next().await {
-            Event::Json(v) if v["type"] == "welcome" => ws.welcome = v,
+        Ok(Self::connect_raw(url, bearer).await?.welcomed().await)
+    }
+
+    /// Takes the first frame, which must be the `welcome`.
+    async fn welcomed(mut self) -> Ws {
+        match self.next().await {
+            Event::Json(v) if v["type"] == "welcome" => self.welcome = v,
             other => panic!("expected welcome, got {other:?}"),
         }
-        Ok(ws)
+        self
     }
 
     /// Connects as a client coming back after its node went away: a 503 (the session's home
     /// is between nodes, `Retry-After`) is tried again, as the console does, for up to 10 s.
     pub async fn reconnect(url: &str, bearer: Option<&str>) -> Result<Ws, u16> {
-        let mut ws = Self::reconnect_raw(url, bearer).await?;
-        match ws.next().await {
-            Event::Json(v) if v["type"] == "welcome" => ws.welcome = v,
-            other => panic!("expected welcome, got {other:?}"),
-        }
-        Ok(ws)
+        Ok(Self::reconnect_raw(url, bearer).await?.welcomed().await)
     }
 
     /// As `reconnect`, without waiting for a welcome (a guest back in the lobby gets `lobby`).

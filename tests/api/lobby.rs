@@ -20,10 +20,7 @@ async fn set_rule(app: &TestApp, t: &Tenant, rule: &str) -> (u16, serde_json::Va
 
 /// A guest's connection that waits in the lobby (its first frame is `lobby`, not `welcome`).
 async fn waiting_guest(app: &TestApp, join: &str) -> Ws {
-    let mut ws = Ws::connect_raw(&format!("{}/ws/guest/{join}", app.ws_base), None)
-        .await
-        .expect("upgrade");
-    let first = ws.expect("lobby").await;
+    let (ws, first) = waiting_guest_told(app, join).await;
     assert!(first["timeout_secs"].as_u64().unwrap() >= 1);
     ws
 }

@@ -565,6 +565,7 @@ async fn a_guest_waiting_in_the_lobby_whose_network_drops_is_back_there_by_itsel
             ..
         } = Lobby::waiting(&app, &cutter.base, &["chat"]).await;
         guest.client.set_window_size(360, 800).await.unwrap();
+        customer.client.set_window_size(1366, 900).await.unwrap();
         customer
             .wait_text("[data-testid=admission-request]", "Gina Guest")
             .await;
