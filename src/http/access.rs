@@ -323,6 +323,7 @@ pub async fn request_access(
         partner_account_id: partner.id,
         partner_name: partner.name.clone(),
         customer_account_id: target.id,
+        customer_name: target.name.clone(),
         requested_by: who.user.id,
         requested_by_name: who.user.display_name(),
         support_user: body.support_user,
@@ -546,22 +547,15 @@ pub async fn partner_grants(
         if !g.active(now) {
             continue;
         }
-        let customer = account_name(&state, g.customer_account_id).await?;
+        let customer = Named {
+            id: g.customer_account_id.0,
+            name: g.customer_name.clone(),
+        };
         let mut view = GrantView::from(g);
         view.customer = Some(customer);
         grants.push(view);
     }
     Ok(HttpResponse::Ok().json(grants))
-}
-
-async fn account_name(state: &AppState, id: AccountId) -> AppResult<Named> {
-    let name = state
-        .store
-        .account(id)
-        .await?
-        .map(|a| a.name)
-        .unwrap_or_default();
-    Ok(Named { id: id.0, name })
 }
 
 /// How many of its requests a partner's list shows.
@@ -586,7 +580,10 @@ pub async fn partner_requests(
         .requests_of_partner(who.account(), PARTNER_REQUESTS)
         .await?
     {
-        let customer = account_name(&state, r.customer_account_id).await?;
+        let customer = Named {
+            id: r.customer_account_id.0,
+            name: r.customer_name.clone(),
+        };
         let mut view = RequestView::from(r);
         view.customer = Some(customer);
         out.push(view);

@@ -14,6 +14,8 @@ pub struct AccessRequestRecord {
     pub partner_account_id: AccountId,
     pub partner_name: String,
     pub customer_account_id: AccountId,
+    /// The customer's name, read in the same query (a partner's lists name every customer).
+    pub customer_name: String,
     pub requested_by: UserId,
     pub requested_by_name: String,
     pub support_user: bool,
@@ -29,6 +31,8 @@ pub struct GrantRecord {
     pub partner_account_id: AccountId,
     pub partner_name: String,
     pub customer_account_id: AccountId,
+    /// The customer's name, read in the same query (a partner's lists name every customer).
+    pub customer_name: String,
     pub support_user: bool,
     pub granted_at: DateTime<Utc>,
     pub granted_by: UserId,
@@ -69,14 +73,17 @@ pub enum Assignment {
     NoGrant,
 }
 
-const REQUEST_SELECT: &str = "SELECT r.*, p.name AS partner_name,
+const REQUEST_SELECT: &str = "SELECT r.*, p.name AS partner_name, c.name AS customer_name,
         TRIM(u.first_name || ' ' || u.last_name) AS requester_full_name, u.username AS requester_username
      FROM access_requests r
      JOIN accounts p ON p.id = r.partner_account_id
+     JOIN accounts c ON c.id = r.customer_account_id
      JOIN users u ON u.id = r.requested_by";
 
-const GRANT_SELECT: &str = "SELECT g.*, p.name AS partner_name
-     FROM access_grants g JOIN accounts p ON p.id = g.partner_account_id";
+const GRANT_SELECT: &str = "SELECT g.*, p.name AS partner_name, c.name AS customer_name
+     FROM access_grants g
+     JOIN accounts p ON p.id = g.partner_account_id
+     JOIN accounts c ON c.id = g.customer_account_id";
 
 fn request_from_row(row: &Row) -> StoreResult<AccessRequestRecord> {
     let full: String = row.try_get("requester_full_name")?;
@@ -86,6 +93,7 @@ fn request_from_row(row: &Row) -> StoreResult<AccessRequestRecord> {
         partner_account_id: AccountId(get_uuid(row, "partner_account_id")?),
         partner_name: row.try_get("partner_name")?,
         customer_account_id: AccountId(get_uuid(row, "customer_account_id")?),
+        customer_name: row.try_get("customer_name")?,
         requested_by: UserId(get_uuid(row, "requested_by")?),
         requested_by_name: if full.is_empty() { username } else { full },
         support_user: row.try_get("support_user")?,
@@ -102,6 +110,7 @@ fn grant_from_row(row: &Row) -> StoreResult<GrantRecord> {
         partner_account_id: AccountId(get_uuid(row, "partner_account_id")?),
         partner_name: row.try_get("partner_name")?,
         customer_account_id: AccountId(get_uuid(row, "customer_account_id")?),
+        customer_name: row.try_get("customer_name")?,
         support_user: row.try_get("support_user")?,
         granted_at: row.try_get("granted_at")?,
         granted_by: UserId(get_uuid(row, "granted_by")?),
