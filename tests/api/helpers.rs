@@ -845,9 +845,11 @@ pub fn code_in(text: &str) -> String {
 
 /// The code of the newest login-code mail to `to`.
 pub fn last_mail_code(app: &TestApp, to: &str) -> String {
-    let mail = outbox_mails(app)
-        .into_iter()
+    // Newest first, reading only as far as the mail sought: a model test sends thousands.
+    let mail = outbox_paths(app)
+        .iter()
         .rev()
+        .map(|p| decode_quoted_printable(&std::fs::read_to_string(p).unwrap()))
         .find(|m| m.contains(&format!("To: {to}")) && m.contains("login code"))
         .expect("a code mail");
     code_in(&mail)
@@ -855,6 +857,14 @@ pub fn last_mail_code(app: &TestApp, to: &str) -> String {
 
 /// The mails in the broker's outbox (decoded from quoted-printable), oldest first.
 pub fn outbox_mails(app: &TestApp) -> Vec<String> {
+    outbox_paths(app)
+        .iter()
+        .map(|p| decode_quoted_printable(&std::fs::read_to_string(p).unwrap()))
+        .collect()
+}
+
+/// The files of the broker's outbox, oldest first.
+fn outbox_paths(app: &TestApp) -> Vec<std::path::PathBuf> {
     let Ok(dir) = std::fs::read_dir(app.data_dir.path().join("outbox")) else {
         return Vec::new();
     };
@@ -865,9 +875,6 @@ pub fn outbox_mails(app: &TestApp) -> Vec<String> {
         .collect();
     paths.sort();
     paths
-        .iter()
-        .map(|p| decode_quoted_printable(&std::fs::read_to_string(p).unwrap()))
-        .collect()
 }
 
 /// The token of the set-password link in `text`.
