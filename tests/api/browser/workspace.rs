@@ -10,6 +10,11 @@ use serde_json::json;
 use super::{Browser, Driver, within_deadline};
 use crate::helpers::*;
 
+/// JavaScript that finds the socket of the session the console holds live (the element that
+/// carries the session keeps it, whatever page is shown).
+const LIVE_SOCKET: &str =
+    "[...document.querySelectorAll('div')].find((d) => d.liveSession).liveSession.ws";
+
 /// Creates a session in the console and waits until its socket is up; returns its id.
 async fn start_session(tech: &Browser, subject: &str) -> String {
     tech.fill("[data-testid=new-session] input[name=subject]", subject)
@@ -74,7 +79,7 @@ async fn the_session_survives_navigation_a_dropped_network_and_a_second_tab() {
         // Away to the users page: the dock leads back and the session lives on.
         tech.client
             .execute(
-                "window.__firstSocket = [...document.querySelectorAll('div')].find((d) => d.liveSession).liveSession.ws; return true;",
+                &format!("window.__firstSocket = {LIVE_SOCKET}; return true;"),
                 vec![],
             )
             .await
@@ -93,7 +98,7 @@ async fn the_session_survives_navigation_a_dropped_network_and_a_second_tab() {
                 .as_array()
                 .unwrap()
                 .iter()
-                .any(|p| p["role"] == "owner" && p.get("away").is_none()),
+                .any(|p| p["role"] == "owner" && p["away"] != true),
             "the owner stayed connected while the console showed another page: {view}"
         );
         customer
@@ -105,10 +110,10 @@ async fn the_session_survives_navigation_a_dropped_network_and_a_second_tab() {
         tech.wait_js("document.querySelector('[data-testid=dock]') === null")
             .await;
         let same = tech
-            .wait_js(
-                "(() => { const ws = [...document.querySelectorAll('div')].find((d) => d.liveSession).liveSession.ws;
-                   return ws === window.__firstSocket && ws.readyState === WebSocket.OPEN ? 'same' : 'other'; })()",
-            )
+            .wait_js(&format!(
+                "(() => {{ const ws = {LIVE_SOCKET};
+                   return ws === window.__firstSocket && ws.readyState === WebSocket.OPEN ? 'same' : 'other'; }})()"
+            ))
             .await;
         assert_eq!(same, "same", "navigating kept the one socket open");
 
@@ -119,7 +124,7 @@ async fn the_session_survives_navigation_a_dropped_network_and_a_second_tab() {
             .await;
         tech.client
             .execute(
-                "[...document.querySelectorAll('div')].find((d) => d.liveSession).liveSession.ws.close(4000, 'test drop');",
+                &format!("{LIVE_SOCKET}.close(4000, 'test drop');"),
                 vec![],
             )
             .await
