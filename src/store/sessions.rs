@@ -67,6 +67,23 @@ pub struct EndedFilter {
     pub technician: Option<uuid::Uuid>,
     /// Text the subject contains (case-insensitive).
     pub subject: Option<String>,
+    /// The device groups the reader sees (`None`: all). A session on a device in another
+    /// group, or in none, is left out; a session on no device is always in.
+    pub groups: Option<Vec<uuid::Uuid>>,
+    /// The single devices the reader is narrowed to (`None`: not narrowed so).
+    pub devices: Option<Vec<uuid::Uuid>>,
+}
+
+/// Pushes `(?, ?, …)` with `ids` bound; `ids` must not be empty.
+fn push_id_list(query: &mut Builder, ids: &[uuid::Uuid]) {
+    query.push("(");
+    for (i, id) in ids.iter().enumerate() {
+        if i > 0 {
+            query.push(", ");
+        }
+        query.push_bind(id.to_string());
+    }
+    query.push(")");
 }
 
 #[derive(Debug, Clone)]
@@ -295,6 +312,32 @@ impl Store {
                 " AND instr(lower(subject), lower("
             };
             query.push(position).push_bind(text.clone()).push(")) > 0");
+        }
+        // The reader's scope in the query itself, so that the limit counts only what it sees.
+        match filter.groups.as_deref() {
+            None => {}
+            Some([]) => {
+                query.push(" AND device_id IS NULL");
+            }
+            Some(groups) => {
+                query.push(
+                    " AND (device_id IS NULL OR EXISTS (SELECT 1 FROM devices d
+                       WHERE d.id = sessions.device_id AND d.group_id IN ",
+                );
+                push_id_list(&mut query, groups);
+                query.push("))");
+            }
+        }
+        match filter.devices.as_deref() {
+            None => {}
+            Some([]) => {
+                query.push(" AND device_id IS NULL");
+            }
+            Some(devices) => {
+                query.push(" AND (device_id IS NULL OR device_id IN ");
+                push_id_list(&mut query, devices);
+                query.push(")");
+            }
         }
         query
             .push(" ORDER BY started_at DESC LIMIT ")

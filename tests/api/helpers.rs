@@ -452,6 +452,17 @@ impl Peer {
         )
     }
 
+    /// A session made with `body` (`POST /sessions`) and ended by its owner at once; its id.
+    pub async fn ended_session(&self, token: &str, body: Value) -> String {
+        let (status, body) = self.post("/sessions", token, body).await;
+        assert_eq!(status, 201, "session: {body}");
+        let id = body["id"].as_str().unwrap().to_string();
+        let mut owner = self.ws_technician(token, &id).await;
+        owner.send_json(json!({"type": "end_session"})).await;
+        owner.expect("session_ended").await;
+        id
+    }
+
     /// Invites a guest; returns (invitation id, join token).
     pub async fn invite(
         &self,

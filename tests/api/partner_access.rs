@@ -1233,8 +1233,17 @@ async fn a_grant_narrowed_to_single_devices_reaches_only_those() {
     let c = app.tenant("Customer").await;
     let p = app.partner("Fixit", true).await;
     let other = app.tenant("Other").await;
-    let one = app.device(&c, "D-1", "android").await;
-    let two = app.device(&c, "D-2", "android").await;
+    // Enrolled, with their agents online: sessions are made on them below.
+    let (one, one_secret) = app
+        .enroll(&app.enrollment_code(&c).await, "D-1", "android")
+        .await;
+    let (two, two_secret) = app
+        .enroll(&app.enrollment_code(&c).await, "D-2", "android")
+        .await;
+    let _agents = [
+        app.ws_device(&one_secret).await.unwrap(),
+        app.ws_device(&two_secret).await.unwrap(),
+    ];
     let foreign = app.device(&other, "X-1", "android").await;
     let grant = granted(&app, &p, &c, true, None).await;
     let gid = grant["id"].as_str().unwrap().to_string();
@@ -1287,6 +1296,38 @@ async fn a_grant_narrowed_to_single_devices_reaches_only_those() {
         )
         .await;
     assert_eq!(status, 202);
+    // Of the account's ended sessions, the support login lists those on no device and on its
+    // device, not the one on the other device (the narrowing applies in the list's query).
+    let plain = app
+        .ended_session(&c.admin, json!({"subject": "no device"}))
+        .await;
+    let on_one = app
+        .ended_session(&c.admin, json!({"subject": "on one", "device_id": one}))
+        .await;
+    let on_two = app
+        .ended_session(&c.admin, json!({"subject": "on two", "device_id": two}))
+        .await;
+    let ended = |token: String| {
+        let app = &app;
+        async move {
+            let (status, body) = app.get("/sessions?state=ended", &token).await;
+            assert_eq!(status, 200, "{body}");
+            let mut ids: Vec<String> = body
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s["id"].as_str().unwrap().to_string())
+                .collect();
+            ids.sort();
+            ids
+        }
+    };
+    let mut all = vec![plain.clone(), on_one.clone(), on_two];
+    all.sort();
+    assert!(eventually(|| async { ended(c.admin.clone()).await == all }).await);
+    let mut reachable = vec![plain, on_one];
+    reachable.sort();
+    assert_eq!(ended(support.clone()).await, reachable);
     // A session on the other device is out of reach too (refused before it starts).
     let (status, _) = app
         .post(

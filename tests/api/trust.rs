@@ -76,6 +76,92 @@ async fn a_group_limited_technician_never_reaches_sessions_on_other_groups_devic
     assert_eq!(status, 200);
 }
 
+/// The list of ended sessions applies a technician's groups in the query, before its limit
+/// of 100: a technician limited to group A finds its group's sessions behind a hundred newer
+/// ones on group B's device (which the limit used to fill, leaving it an empty list), and
+/// never one of those; a technician limited to no group sees only sessions on no device.
+#[actix_web::test]
+async fn the_ended_list_of_a_group_limited_technician_is_its_groups_whatever_came_after() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("Acme").await;
+    let mut groups = Vec::new();
+    let mut devices = Vec::new();
+    let mut agents = Vec::new();
+    for name in ["A", "B"] {
+        let (status, g) = app
+            .post(
+                &format!("/accounts/{}/groups", t.id),
+                &t.admin,
+                json!({"name": name}),
+            )
+            .await;
+        assert_eq!(status, 201);
+        let group = g["id"].as_str().unwrap().to_string();
+        let (_, code) = app
+            .post(
+                &format!("/accounts/{}/enrollment-codes", t.id),
+                &t.admin,
+                json!({"group_id": group}),
+            )
+            .await;
+        let (device, secret) = app
+            .enroll(
+                code["code"].as_str().unwrap(),
+                &format!("{name}-1"),
+                "android",
+            )
+            .await;
+        agents.push(app.ws_device(&secret).await.unwrap());
+        groups.push(group);
+        devices.push(device);
+    }
+    let on = |device: &str| json!({"subject": "ended", "device_id": device});
+    let on_a = app.ended_session(&t.admin, on(&devices[0])).await;
+    let plain = app
+        .ended_session(&t.admin, json!({"subject": "ended"}))
+        .await;
+    let mut on_b = Vec::new();
+    for _ in 0..100 {
+        on_b.push(app.ended_session(&t.admin, on(&devices[1])).await);
+    }
+    let listed = |token: String| {
+        let app = &app;
+        async move {
+            let (status, body) = app.get("/sessions?state=ended", &token).await;
+            assert_eq!(status, 200, "{body}");
+            let mut ids: Vec<String> = body
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s["id"].as_str().unwrap().to_string())
+                .collect();
+            ids.sort();
+            ids
+        }
+    };
+    // The admin sees every group: the newest hundred, all of them group B's (once the last
+    // end is stored: ends are written by the report writer).
+    let mut newest = on_b.clone();
+    newest.sort();
+    assert!(eventually(|| async { listed(t.admin.clone()).await == newest }).await);
+
+    let (tech_id, tech) = app.user(&t, "tech", &["sessions"]).await;
+    app.set_rights(&t.admin, &tech_id, limited_to(&groups[0]))
+        .await;
+    let mut want = vec![on_a.clone(), plain.clone()];
+    want.sort();
+    assert!(
+        eventually(|| async { listed(tech.clone()).await == want }).await,
+        "group A's session and the one on no device: {:?}",
+        listed(tech.clone()).await
+    );
+    let none = json!({"areas": ["sessions"], "objects": {"create": true, "edit": true, "delete": true},
+                      "groups": [], "roles": []});
+    app.set_rights(&t.admin, &tech_id, none).await;
+    assert_eq!(listed(tech.clone()).await, vec![plain]);
+    drop(agents);
+}
+
 /// A socket opened with a token, a key or a ticket closes with 4003 when that credential
 /// ends (logout, key deleted) or a rights change takes away what the connection needed; the
 /// same user's other connections stay.
