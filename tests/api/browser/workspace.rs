@@ -594,3 +594,113 @@ async fn a_recorded_session_says_so_to_everyone_and_plays_back_in_the_report() {
     })
     .await;
 }
+
+/// A technician limited to one device group opens the sessions page: its ended sessions are
+/// those on no device and on its group's devices, however many the other group ran since
+/// (the list's limit counts only what it sees); at desktop and phone size.
+#[actix_web::test]
+async fn a_group_limited_technician_finds_its_groups_ended_sessions_in_the_console() {
+    within_deadline(async {
+        let app = TestApp::spawn().await;
+        let t = app.tenant("Acme").await;
+        let mut devices = Vec::new();
+        let mut agents = Vec::new();
+        let mut groups = Vec::new();
+        for name in ["Berlin", "Munich"] {
+            let (status, g) = app
+                .post(
+                    &format!("/accounts/{}/groups", t.id),
+                    &t.admin,
+                    json!({"name": name}),
+                )
+                .await;
+            assert_eq!(status, 201, "{g}");
+            let group = g["id"].as_str().unwrap().to_string();
+            let (_, code) = app
+                .post(
+                    &format!("/accounts/{}/enrollment-codes", t.id),
+                    &t.admin,
+                    json!({"group_id": group}),
+                )
+                .await;
+            let (device, secret) = app
+                .enroll(
+                    code["code"].as_str().unwrap(),
+                    &format!("{name}-1"),
+                    "android",
+                )
+                .await;
+            agents.push(app.ws_device(&secret).await.unwrap());
+            devices.push(device);
+            groups.push(group);
+        }
+        app.ended_session(
+            &t.admin,
+            json!({"subject": "Berlin laptop VPN", "device_id": devices[0]}),
+        )
+        .await;
+        app.ended_session(&t.admin, json!({"subject": "Question about invoices"}))
+            .await;
+        for i in 0..100 {
+            app.ended_session(
+                &t.admin,
+                json!({"subject": format!("Munich phone {i}"), "device_id": devices[1]}),
+            )
+            .await;
+        }
+        // Stored: the account's newest hundred ended sessions are all Munich's.
+        assert!(
+            eventually(|| async {
+                let (_, ended) = app.get("/sessions?state=ended", &t.admin).await;
+                let ended = ended.as_array().unwrap();
+                ended.len() == 100
+                    && ended.iter().all(|s| {
+                        s["subject"]
+                            .as_str()
+                            .is_some_and(|x| x.starts_with("Munich"))
+                    })
+            })
+            .await
+        );
+        let (tess_id, _) = app.user(&t, "tess", &["sessions"]).await;
+        app.set_rights(
+            &t.admin,
+            &tess_id,
+            json!({"areas": ["sessions"], "objects": {"create": true, "edit": true, "delete": true},
+                   "groups": [groups[0]], "roles": []}),
+        )
+        .await;
+
+        let driver = Driver::start().await;
+        let tech = driver.browser("en-US").await;
+        tech.login_console(&app.base, "tess", PASSWORD).await;
+        tech.click("[data-testid=menu-sessions]").await;
+        tech.wait_text("[data-testid=ended-sessions]", "Berlin laptop VPN")
+            .await;
+        let listed = tech
+            .wait_text("[data-testid=ended-sessions]", "Question about invoices")
+            .await;
+        assert!(
+            !listed.contains("Munich"),
+            "another group's sessions stay out: {listed}"
+        );
+        tech.shot("technician-group-ended-sessions").await;
+        tech.client
+            .set_window_size(390, 844)
+            .await
+            .expect("phone size");
+        tech.wait_js("document.documentElement.scrollWidth <= window.innerWidth")
+            .await;
+        tech.client
+            .execute(
+                "document.querySelector('[data-testid=ended-sessions]').scrollIntoView(); return true;",
+                vec![],
+            )
+            .await
+            .expect("scroll to the list");
+        tech.shot("technician-group-ended-sessions-phone").await;
+        tech.close().await;
+        drop(agents);
+    })
+    .await;
+}
