@@ -214,6 +214,14 @@ fn close_reason(code: u16) -> &'static str {
     }
 }
 
+/// What a ping says of another node (`Cluster::node_state`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeState {
+    There,
+    Leaving,
+    Gone,
+}
+
 impl Cluster {
     /// Connects to NATS (retrying in the background when it is not there yet: `/readyz`
     /// says 503 meanwhile) and starts carrying frames for this node.
@@ -346,18 +354,32 @@ impl Cluster {
     /// connection is gone: the process died or lost NATS) or when it says it is leaving (it
     /// handed its sessions over). A node that is slow to answer is taken to be there.
     pub async fn reachable(&self, node: &str) -> bool {
+        self.node_state(node).await == NodeState::There
+    }
+
+    /// What a ping says of `node`: gone (nobody listens for it), leaving (handing its sessions
+    /// over), or there (it answered, or was only slow to).
+    pub async fn node_state(&self, node: &str) -> NodeState {
         let asked = self.client.request(
             self.rpc_subject(node),
             Bytes::from_static(br#"{"op":"ping"}"#),
         );
         match tokio::time::timeout(Duration::from_secs(2), asked).await {
-            Ok(Err(err)) => !matches!(
-                err.kind(),
-                async_nats::client::RequestErrorKind::NoResponders
-            ),
-            Ok(Ok(reply)) => serde_json::from_slice::<serde_json::Value>(&reply.payload)
-                .map_or(true, |v| v["leaving"] != true),
-            Err(_) => true,
+            Ok(Err(err))
+                if matches!(
+                    err.kind(),
+                    async_nats::client::RequestErrorKind::NoResponders
+                ) =>
+            {
+                NodeState::Gone
+            }
+            Ok(Ok(reply))
+                if serde_json::from_slice::<serde_json::Value>(&reply.payload)
+                    .is_ok_and(|v| v["leaving"] == true) =>
+            {
+                NodeState::Leaving
+            }
+            _ => NodeState::There,
         }
     }
 
@@ -560,7 +582,11 @@ impl Cluster {
                 let homes: std::collections::HashSet<Arc<str>> =
                     this.edges.iter().map(|e| e.home.clone()).collect();
                 for home in homes {
-                    if !this.reachable(&home).await {
+                    // Only a gone home: a leaving one sends its sockets away itself, with
+                    // 1001 once its report holds everything; closing them here first would
+                    // send their clients to take the session over from a store it is still
+                    // writing. (One that never does falls silent, and the check below acts.)
+                    if this.node_state(&home).await == NodeState::Gone {
                         this.edges.retain(|_, e| {
                             if e.home == home {
                                 tracing::info!(%home, "session home gone; closing the socket so the client reconnects");
