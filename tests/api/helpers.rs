@@ -452,6 +452,54 @@ impl Peer {
         )
     }
 
+    /// A device group of `tenant`; its id.
+    pub async fn group(&self, tenant: &Tenant, name: &str) -> String {
+        let (status, g) = self
+            .post(
+                &format!("/accounts/{}/groups", tenant.id),
+                &tenant.admin,
+                json!({"name": name}),
+            )
+            .await;
+        assert_eq!(status, 201, "group: {g}");
+        g["id"].as_str().unwrap().to_string()
+    }
+
+    /// A device enrolled into `group` of `tenant` with its agent online; its id and the agent.
+    pub async fn online_device_in(
+        &self,
+        tenant: &Tenant,
+        group: &str,
+        serial: &str,
+    ) -> (String, Ws) {
+        let (status, code) = self
+            .post(
+                &format!("/accounts/{}/enrollment-codes", tenant.id),
+                &tenant.admin,
+                json!({"group_id": group}),
+            )
+            .await;
+        assert_eq!(status, 201, "enrollment code: {code}");
+        let (device, secret) = self
+            .enroll(code["code"].as_str().unwrap(), serial, "android")
+            .await;
+        (device, self.ws_device(&secret).await.unwrap())
+    }
+
+    /// The ids of the ended sessions `token` is shown (`GET /sessions?state=ended`), sorted.
+    pub async fn ended_ids(&self, token: &str) -> Vec<String> {
+        let (status, body) = self.get("/sessions?state=ended", token).await;
+        assert_eq!(status, 200, "{body}");
+        let mut ids: Vec<String> = body
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["id"].as_str().unwrap().to_string())
+            .collect();
+        ids.sort();
+        ids
+    }
+
     /// A session made with `body` (`POST /sessions`) and ended by its owner at once; its id.
     pub async fn ended_session(&self, token: &str, body: Value) -> String {
         let (status, body) = self.post("/sessions", token, body).await;

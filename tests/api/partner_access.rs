@@ -1307,27 +1307,12 @@ async fn a_grant_narrowed_to_single_devices_reaches_only_those() {
     let on_two = app
         .ended_session(&c.admin, json!({"subject": "on two", "device_id": two}))
         .await;
-    let ended = |token: String| {
-        let app = &app;
-        async move {
-            let (status, body) = app.get("/sessions?state=ended", &token).await;
-            assert_eq!(status, 200, "{body}");
-            let mut ids: Vec<String> = body
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|s| s["id"].as_str().unwrap().to_string())
-                .collect();
-            ids.sort();
-            ids
-        }
-    };
     let mut all = vec![plain.clone(), on_one.clone(), on_two];
     all.sort();
-    assert!(eventually(|| async { ended(c.admin.clone()).await == all }).await);
+    assert!(eventually(|| async { app.ended_ids(&c.admin).await == all }).await);
     let mut reachable = vec![plain, on_one];
     reachable.sort();
-    assert_eq!(ended(support.clone()).await, reachable);
+    assert_eq!(app.ended_ids(&support).await, reachable);
     // A session on the other device is out of reach too (refused before it starts).
     let (status, _) = app
         .post(

@@ -18,15 +18,7 @@ async fn a_group_limited_technician_never_reaches_sessions_on_other_groups_devic
     let t = app.tenant("Acme").await;
     let mut groups = Vec::new();
     for name in ["A", "B"] {
-        let (status, g) = app
-            .post(
-                &format!("/accounts/{}/groups", t.id),
-                &t.admin,
-                json!({"name": name}),
-            )
-            .await;
-        assert_eq!(status, 201);
-        groups.push(g["id"].as_str().unwrap().to_string());
+        groups.push(app.group(&t, name).await);
     }
     let (_, code) = app
         .post(
@@ -88,32 +80,11 @@ async fn the_ended_list_of_a_group_limited_technician_is_its_groups_whatever_cam
     let mut devices = Vec::new();
     let mut agents = Vec::new();
     for name in ["A", "B"] {
-        let (status, g) = app
-            .post(
-                &format!("/accounts/{}/groups", t.id),
-                &t.admin,
-                json!({"name": name}),
-            )
-            .await;
-        assert_eq!(status, 201);
-        let group = g["id"].as_str().unwrap().to_string();
-        let (_, code) = app
-            .post(
-                &format!("/accounts/{}/enrollment-codes", t.id),
-                &t.admin,
-                json!({"group_id": group}),
-            )
-            .await;
-        let (device, secret) = app
-            .enroll(
-                code["code"].as_str().unwrap(),
-                &format!("{name}-1"),
-                "android",
-            )
-            .await;
-        agents.push(app.ws_device(&secret).await.unwrap());
+        let group = app.group(&t, name).await;
+        let (device, agent) = app.online_device_in(&t, &group, &format!("{name}-1")).await;
         groups.push(group);
         devices.push(device);
+        agents.push(agent);
     }
     let on = |device: &str| json!({"subject": "ended", "device_id": device});
     let on_a = app.ended_session(&t.admin, on(&devices[0])).await;
@@ -124,26 +95,11 @@ async fn the_ended_list_of_a_group_limited_technician_is_its_groups_whatever_cam
     for _ in 0..100 {
         on_b.push(app.ended_session(&t.admin, on(&devices[1])).await);
     }
-    let listed = |token: String| {
-        let app = &app;
-        async move {
-            let (status, body) = app.get("/sessions?state=ended", &token).await;
-            assert_eq!(status, 200, "{body}");
-            let mut ids: Vec<String> = body
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|s| s["id"].as_str().unwrap().to_string())
-                .collect();
-            ids.sort();
-            ids
-        }
-    };
     // The admin sees every group: the newest hundred, all of them group B's (once the last
     // end is stored: ends are written by the report writer).
     let mut newest = on_b.clone();
     newest.sort();
-    assert!(eventually(|| async { listed(t.admin.clone()).await == newest }).await);
+    assert!(eventually(|| async { app.ended_ids(&t.admin).await == newest }).await);
 
     let (tech_id, tech) = app.user(&t, "tech", &["sessions"]).await;
     app.set_rights(&t.admin, &tech_id, limited_to(&groups[0]))
@@ -151,14 +107,14 @@ async fn the_ended_list_of_a_group_limited_technician_is_its_groups_whatever_cam
     let mut want = vec![on_a.clone(), plain.clone()];
     want.sort();
     assert!(
-        eventually(|| async { listed(tech.clone()).await == want }).await,
+        eventually(|| async { app.ended_ids(&tech).await == want }).await,
         "group A's session and the one on no device: {:?}",
-        listed(tech.clone()).await
+        app.ended_ids(&tech).await
     );
     let none = json!({"areas": ["sessions"], "objects": {"create": true, "edit": true, "delete": true},
                       "groups": [], "roles": []});
     app.set_rights(&t.admin, &tech_id, none).await;
-    assert_eq!(listed(tech.clone()).await, vec![plain]);
+    assert_eq!(app.ended_ids(&tech).await, vec![plain]);
     drop(agents);
 }
 

@@ -607,31 +607,12 @@ async fn a_group_limited_technician_finds_its_groups_ended_sessions_in_the_conso
         let mut agents = Vec::new();
         let mut groups = Vec::new();
         for name in ["Berlin", "Munich"] {
-            let (status, g) = app
-                .post(
-                    &format!("/accounts/{}/groups", t.id),
-                    &t.admin,
-                    json!({"name": name}),
-                )
+            let group = app.group(&t, name).await;
+            let (device, agent) = app
+                .online_device_in(&t, &group, &format!("{name}-1"))
                 .await;
-            assert_eq!(status, 201, "{g}");
-            let group = g["id"].as_str().unwrap().to_string();
-            let (_, code) = app
-                .post(
-                    &format!("/accounts/{}/enrollment-codes", t.id),
-                    &t.admin,
-                    json!({"group_id": group}),
-                )
-                .await;
-            let (device, secret) = app
-                .enroll(
-                    code["code"].as_str().unwrap(),
-                    &format!("{name}-1"),
-                    "android",
-                )
-                .await;
-            agents.push(app.ws_device(&secret).await.unwrap());
             devices.push(device);
+            agents.push(agent);
             groups.push(group);
         }
         app.ended_session(
@@ -684,9 +665,13 @@ async fn a_group_limited_technician_finds_its_groups_ended_sessions_in_the_conso
             !listed.contains("Munich"),
             "another group's sessions stay out: {listed}"
         );
+        tech.client
+            .set_window_size(1366, 768)
+            .await
+            .expect("desktop size");
         tech.shot("technician-group-ended-sessions").await;
         tech.client
-            .set_window_size(390, 844)
+            .set_window_size(360, 740)
             .await
             .expect("phone size");
         tech.wait_js("document.documentElement.scrollWidth <= window.innerWidth")
